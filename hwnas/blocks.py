@@ -1,0 +1,246 @@
+"""Torch building blocks and the layer descriptors that name them.
+
+A :class:`LayerDesc` is the one definition of a block: its canonical key is the
+LUT key, ``build()`` is the module a profiler times in isolation, and
+``build_model`` composes exactly those modules into the network. So the LUT, the
+predictor and the exported model cannot disagree about what a block is.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hwnas.space import Arch
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hswish": nn.Hardswish,
+    "swish": nn.SiLU,
+}
+OPS = ("conv", "mbconv", "head")
+SE_REDUCTION = 4
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of ``divisor`` (never down by more than 10 %), as MobileNet does."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def se_channels(channels: int) -> int:
+    return make_divisible(channels // SE_REDUCTION)
+
+
+@dataclass(frozen=True)
+class LayerDesc:
+    """A block with everything that decides its latency, including its input size.
+
+    ``op``: ``conv`` (conv-BN-act; the stem and the final 1x1 expand), ``mbconv``
+    (inverted residual: optional 1x1 expand, depthwise, optional squeeze-excite,
+    1x1 project, residual when shapes allow) or ``head`` (global pool, 1x1 to
+    ``mid`` + act, linear to ``cout`` classes).
+    """
+
+    op: str
+    cin: int
+    cout: int
+    res: int
+    kernel: int = 1
+    stride: int = 1
+    mid: int = 0
+    se: bool = False
+    act: str = "relu"
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"unknown layer op {self.op!r}; expected one of {OPS}")
+        if self.act not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.act!r}; expected one of {sorted(ACTIVATIONS)}")
+        for name in ("cin", "cout", "res", "kernel", "stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"layer {name} must be >= 1, got {getattr(self, name)}")
+        if self.op in ("mbconv", "head") and self.mid < 1:
+            raise ValueError(f"{self.op} layer needs mid >= 1, got {self.mid}")
+
+    # -- identity -------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """Canonical string form; the LUT key."""
+        parts = [self.op, f"r{self.res}", f"i{self.cin}", f"o{self.cout}"]
+        if self.op != "head":
+            parts += [f"k{self.kernel}", f"s{self.stride}"]
+        if self.op != "conv":
+            parts.append(f"m{self.mid}")
+        if self.se:
+            parts.append("se")
+        parts.append(self.act)
+        return ":".join(parts)
+
+    @classmethod
+    def from_key(cls, key: str) -> "LayerDesc":
+        """Parse a key written by :attr:`key` (used to re-profile a LUT's entries)."""
+        parts = key.split(":")
+        if len(parts) < 3 or parts[0] not in OPS:
+            raise ValueError(f"not a layer key: {key!r}")
+        fields: dict = {"op": parts[0], "act": parts[-1], "se": "se" in parts[1:-1]}
+        names = {"r": "res", "i": "cin", "o": "cout", "k": "kernel", "s": "stride", "m": "mid"}
+        for part in parts[1:-1]:
+            m = re.fullmatch(r"([riokms])(\d+)", part)
+            if m:
+                fields[names[m.group(1)]] = int(m.group(2))
+            elif part != "se":
+                raise ValueError(f"not a layer key: {key!r} (bad part {part!r})")
+        desc = cls(**fields)
+        if desc.key != key:
+            raise ValueError(f"not a canonical layer key: {key!r} (canonical: {desc.key!r})")
+        return desc
+
+    # -- shapes and cost ------------------------------------------------------
+    @property
+    def out_res(self) -> int:
+        return 1 if self.op == "head" else math.ceil(self.res / self.stride)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (1, self.cin, self.res, self.res)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        if self.op == "head":
+            return (1, self.cout)
+        return (1, self.cout, self.out_res, self.out_res)
+
+    @property
+    def has_expand(self) -> bool:
+        return self.op == "mbconv" and self.mid != self.cin
+
+    @property
+    def residual(self) -> bool:
+        return self.op == "mbconv" and self.stride == 1 and self.cin == self.cout
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of convolutions and linear layers (BN, activations, pooling excluded)."""
+        o2 = self.out_res**2
+        if self.op == "conv":
+            return self.kernel**2 * self.cin * self.cout * o2
+        if self.op == "head":
+            return self.cin * self.mid + self.mid * self.cout
+        macs = self.kernel**2 * self.mid * o2 + self.mid * self.cout * o2
+        if self.has_expand:
+            macs += self.cin * self.mid * self.res**2
+        if self.se:
+            macs += 2 * self.mid * se_channels(self.mid)
+        return macs
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters, counted from the structure (tested against ``build()``)."""
+        if self.op == "conv":
+            return self.kernel**2 * self.cin * self.cout + 2 * self.cout
+        if self.op == "head":
+            return self.cin * self.mid + self.mid * self.cout + self.cout
+        n = self.kernel**2 * self.mid + 2 * self.mid + self.mid * self.cout + 2 * self.cout
+        if self.has_expand:
+            n += self.cin * self.mid + 2 * self.mid
+        if self.se:
+            s = se_channels(self.mid)
+            n += 2 * self.mid * s + s + self.mid
+        return n
+
+    @property
+    def activation_elems(self) -> int:
+        """Largest live activation inside the block (elements), for peak-memory estimates."""
+        if self.op == "head":
+            return self.cin * self.res**2
+        inner = self.mid * max(self.res, self.out_res) ** 2 if self.op == "mbconv" else 0
+        return max(self.cin * self.res**2 + self.cout * self.out_res**2, inner + self.cin * self.res**2)
+
+    def build(self) -> nn.Module:
+        if self.op == "conv":
+            return ConvBNAct(self.cin, self.cout, self.kernel, self.stride, self.act)
+        if self.op == "mbconv":
+            return MBConv(self)
+        return Head(self.cin, self.mid, self.cout, self.act)
+
+
+# -- modules -------------------------------------------------------------------
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, act: str | None, groups: int = 1):
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        if act is not None:
+            layers.append(ACTIVATIONS[act]())
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        mid = se_channels(channels)
+        self.reduce = nn.Conv2d(channels, mid, 1, bias=True)
+        self.act = nn.ReLU()
+        self.expand = nn.Conv2d(mid, channels, 1, bias=True)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.expand(self.act(self.reduce(y))))
+
+
+class MBConv(nn.Module):
+    """Inverted residual block (MobileNetV2/V3)."""
+
+    def __init__(self, desc: LayerDesc):
+        super().__init__()
+        self.expand = ConvBNAct(desc.cin, desc.mid, 1, 1, desc.act) if desc.has_expand else nn.Identity()
+        self.depthwise = ConvBNAct(desc.mid, desc.mid, desc.kernel, desc.stride, desc.act, groups=desc.mid)
+        self.se = SqueezeExcite(desc.mid) if desc.se else nn.Identity()
+        self.project = ConvBNAct(desc.mid, desc.cout, 1, 1, None)
+        self.residual = desc.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.depthwise(self.expand(x))))
+        return x + y if self.residual else y
+
+
+class Head(nn.Module):
+    """Global pool, 1x1 feature mix with activation (no BN, as MobileNetV3), classifier."""
+
+    def __init__(self, cin: int, mid: int, classes: int, act: str):
+        super().__init__()
+        self.mix = nn.Conv2d(cin, mid, 1, bias=False)
+        self.act = ACTIVATIONS[act]()
+        self.classifier = nn.Linear(mid, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.mix(x.mean((2, 3), keepdim=True)))
+        return self.classifier(torch.flatten(y, 1))
+
+
+class Network(nn.Module):
+    """A chain of descriptor-built blocks; ``descs`` is kept so tools can map modules to LUT keys."""
+
+    def __init__(self, descs: Iterable[LayerDesc]):
+        super().__init__()
+        self.descs = tuple(descs)
+        self.blocks = nn.Sequential(*(d.build() for d in self.descs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+def build_model(arch: "Arch") -> Network:
+    """Compose the network of ``arch`` from exactly the modules its descriptors build."""
+    return Network(arch.layers())

@@ -1,0 +1,476 @@
+"""Search spaces (MobileNetV3 / Once-for-All style) and the architectures in them.
+
+A :class:`SearchSpace` says which choices exist (depth per stage, kernel and
+expand ratio per block, input resolution, width multiplier); an :class:`Arch`
+is one point in it. ``Arch.layers()`` turns the point into layer descriptors,
+which is all the rest of hwnas needs to know about a network.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+from hwnas.blocks import ACTIVATIONS, LayerDesc, make_divisible
+
+SPACES_DIR = Path(__file__).parent / "spaces"
+
+
+class SpaceError(ValueError):
+    """A search-space definition is malformed; the message names the field."""
+
+
+class ArchError(ValueError):
+    """An architecture does not fit its space; the message names the field and the allowed values."""
+
+
+# -- space ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class StageSpec:
+    width: int
+    stride: int
+    act: str = "hswish"
+    se: bool = False
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    stages: tuple[StageSpec, ...]
+    depths: tuple[int, ...] = (2, 3, 4)
+    kernels: tuple[int, ...] = (3, 5, 7)
+    expands: tuple[float, ...] = (3, 4, 6)
+    resolutions: tuple[int, ...] = (160, 176, 192, 208, 224)
+    width_mults: tuple[float, ...] = (1.0,)
+    in_channels: int = 3
+    num_classes: int = 1000
+    stem_width: int = 16
+    stem_act: str = "hswish"
+    first_width: int = 16
+    first_act: str = "relu"
+    final_expand: int = 960
+    head_width: int = 1280
+    head_act: str = "hswish"
+    description: str = ""
+
+    # -- loading -------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "space") -> "SearchSpace":
+        if not isinstance(data, dict):
+            raise SpaceError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise SpaceError(f"{source}: unknown field(s) {unknown}; allowed fields: {sorted(allowed)}")
+        for required in ("name", "stages"):
+            if required not in data:
+                raise SpaceError(f"{source}: missing required field {required!r}")
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            where = f"{source}: field {f.name!r}"
+            if f.name == "stages":
+                kw["stages"] = tuple(_stage_from_dict(s, f"{source}: stages[{i}]") for i, s in enumerate(_as_list(value, where)))
+            elif f.name in ("depths", "kernels", "resolutions", "expands", "width_mults"):
+                kind = float if f.name in ("expands", "width_mults") else int
+                kw[f.name] = tuple(_number(v, kind, f"{where}[{i}]") for i, v in enumerate(_as_list(value, where)))
+            elif f.name in ("name", "description", "stem_act", "first_act", "head_act"):
+                if not isinstance(value, str):
+                    raise SpaceError(f"{where} must be a string, got {value!r}")
+                kw[f.name] = value
+            else:
+                kw[f.name] = _number(value, int, where)
+        space = cls(**kw)
+        space.validate(source)
+        return space
+
+    def validate(self, source: str = "space") -> None:
+        def err(msg: str) -> SpaceError:
+            return SpaceError(f"{source}: {msg}")
+
+        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise err(f"field 'name' must be a non-empty word of letters, digits, '-', '_' or '.', got {self.name!r}")
+        if not self.stages:
+            raise err("field 'stages' must list at least one stage")
+        for fname, lo in (("depths", 1), ("kernels", 1), ("resolutions", 8)):
+            values = getattr(self, fname)
+            if not values:
+                raise err(f"field {fname!r} must list at least one choice")
+            if any(v < lo for v in values):
+                raise err(f"field {fname!r} values must be >= {lo}, got {list(values)}")
+            if len(set(values)) != len(values):
+                raise err(f"field {fname!r} has repeated values: {list(values)}")
+        if any(k % 2 == 0 for k in self.kernels):
+            raise err(f"field 'kernels' must be odd (same padding), got {list(self.kernels)}")
+        for fname in ("expands", "width_mults"):
+            values = getattr(self, fname)
+            if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
+                raise err(f"field {fname!r} must list distinct positive numbers, got {list(values)}")
+        if any(e < 1 for e in self.expands):
+            raise err(f"field 'expands' values must be >= 1, got {list(self.expands)}")
+        for fname in ("in_channels", "num_classes", "stem_width", "first_width", "final_expand", "head_width"):
+            if getattr(self, fname) < 1:
+                raise err(f"field {fname!r} must be >= 1, got {getattr(self, fname)}")
+        for fname in ("stem_act", "first_act", "head_act"):
+            if getattr(self, fname) not in ACTIVATIONS:
+                raise err(f"field {fname!r} = {getattr(self, fname)!r}; choose from {sorted(ACTIVATIONS)}")
+        reduction = 2 * _prod(s.stride for s in self.stages)
+        if min(self.resolutions) < reduction:
+            raise err(f"resolution {min(self.resolutions)} is smaller than the total stride {reduction}")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SearchSpace":
+        path = Path(path)
+        if not path.is_file():
+            raise SpaceError(f"space file {str(path)!r} does not exist")
+        return cls.from_dict(_read_structured(path), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "stages":
+                v = [dict(width=s.width, stride=s.stride, act=s.act, se=s.se) for s in v]
+            elif isinstance(v, tuple):
+                v = list(v)
+            d[f.name] = v
+        return d
+
+    @property
+    def digest(self) -> str:
+        """Short hash of the definition: two spaces with one name but other choices differ here."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    # -- structure -----------------------------------------------------------
+    @property
+    def max_depth(self) -> int:
+        return max(self.depths)
+
+    def channels(self, width_mult: float) -> dict[str, Any]:
+        w = (lambda c: make_divisible(c * width_mult)) if width_mult != 1.0 else (lambda c: c)
+        return dict(
+            stem=w(self.stem_width),
+            first=w(self.first_width),
+            stages=[w(s.width) for s in self.stages],
+            final=w(self.final_expand),
+            head=w(self.head_width) if width_mult > 1.0 else self.head_width,
+        )
+
+    def layers(self, arch: "Arch") -> list[LayerDesc]:
+        ch = self.channels(arch.width)
+        r = arch.resolution
+        out = [LayerDesc("conv", self.in_channels, ch["stem"], r, kernel=3, stride=2, act=self.stem_act)]
+        r = out[-1].out_res
+        out.append(LayerDesc("mbconv", ch["stem"], ch["first"], r, kernel=3, stride=1, mid=ch["stem"], act=self.first_act))
+        cin = ch["first"]
+        for stage, cout, ks, es in zip(self.stages, ch["stages"], arch.kernels, arch.expands):
+            for i, (k, e) in enumerate(zip(ks, es)):
+                stride = stage.stride if i == 0 else 1
+                d = LayerDesc("mbconv", cin, cout, r, kernel=k, stride=stride, mid=make_divisible(cin * e),
+                              se=stage.se, act=stage.act)
+                out.append(d)
+                cin, r = cout, d.out_res
+        out.append(LayerDesc("conv", cin, ch["final"], r, kernel=1, stride=1, act=self.head_act))
+        out.append(LayerDesc("head", ch["final"], self.num_classes, r, mid=ch["head"], act=self.head_act))
+        return out
+
+    def all_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerDesc]:
+        """Every distinct descriptor any arch of the space can contain (the keys a full LUT needs)."""
+        resolutions = tuple(resolutions) if resolutions is not None else self.resolutions
+        bad = [r for r in resolutions if r not in self.resolutions]
+        if bad:
+            raise SpaceError(f"resolutions {bad} are not in space {self.name!r}; choose from {list(self.resolutions)}")
+        seen: dict[str, LayerDesc] = {}
+        for res in resolutions:
+            for wm in self.width_mults:
+                for k in self.kernels:
+                    for e in self.expands:
+                        # a max-depth arch with one (k, e) everywhere holds every block position
+                        arch = Arch(self, res, wm, tuple((k,) * self.max_depth for _ in self.stages),
+                                    tuple((e,) * self.max_depth for _ in self.stages))
+                        for d in self.layers(arch):
+                            seen.setdefault(d.key, d)
+        return list(seen.values())
+
+    # -- architectures -------------------------------------------------------
+    def sample(self, rng: random.Random | int | None = None) -> "Arch":
+        rng = _rng(rng)
+        depths = [rng.choice(self.depths) for _ in self.stages]
+        return Arch(
+            self,
+            rng.choice(self.resolutions),
+            rng.choice(self.width_mults),
+            tuple(tuple(rng.choice(self.kernels) for _ in range(d)) for d in depths),
+            tuple(tuple(rng.choice(self.expands) for _ in range(d)) for d in depths),
+        )
+
+    def smallest(self) -> "Arch":
+        d = min(self.depths)
+        return Arch(self, min(self.resolutions), min(self.width_mults),
+                    tuple((min(self.kernels),) * d for _ in self.stages),
+                    tuple((min(self.expands),) * d for _ in self.stages))
+
+    def largest(self) -> "Arch":
+        d = self.max_depth
+        return Arch(self, max(self.resolutions), max(self.width_mults),
+                    tuple((max(self.kernels),) * d for _ in self.stages),
+                    tuple((max(self.expands),) * d for _ in self.stages))
+
+    def arch_from_dict(self, data: Any, source: str = "arch") -> "Arch":
+        if not isinstance(data, dict):
+            raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        allowed = {"space", "space_digest", "resolution", "width", "kernels", "expands", "depths", "id"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ArchError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        if data.get("space", self.name) != self.name:
+            raise ArchError(f"{source}: arch is for space {data['space']!r}, not {self.name!r}; "
+                            f"pass the matching space (--space / --space-file)")
+        for req in ("resolution", "kernels", "expands"):
+            if req not in data:
+                raise ArchError(f"{source}: missing required field {req!r}")
+        try:
+            kernels = tuple(tuple(int(k) for k in ks) for ks in data["kernels"])
+            expands = tuple(tuple(_as_num(e) for e in es) for es in data["expands"])
+            resolution = int(data["resolution"])
+            width = float(data.get("width", 1.0))
+        except (TypeError, ValueError) as e:
+            raise ArchError(f"{source}: 'kernels' and 'expands' must be lists (one per stage) of lists of "
+                            f"numbers, 'resolution' a number ({e})") from None
+        arch = Arch(self, resolution, width, kernels, expands)
+        if "depths" in data and list(data["depths"]) != list(arch.depths):
+            raise ArchError(f"{source}: 'depths' {data['depths']} disagrees with the lengths of 'kernels' {list(arch.depths)}")
+        arch.validate(source)
+        return arch
+
+    def load_arch(self, path: str | Path) -> "Arch":
+        path = Path(path)
+        if not path.is_file():
+            raise ArchError(f"arch file {str(path)!r} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ArchError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        return self.arch_from_dict(data, source=str(path))
+
+    @property
+    def encoding_size(self) -> int:
+        return (len(self.stages) * self.max_depth * (len(self.kernels) + len(self.expands))
+                + len(self.resolutions) + len(self.width_mults))
+
+
+# -- arch ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Arch:
+    """One network of a space. ``kernels[s]`` and ``expands[s]`` list the active blocks of stage ``s``."""
+
+    space: SearchSpace = field(compare=False, repr=False)
+    resolution: int
+    width: float
+    kernels: tuple[tuple[int, ...], ...]
+    expands: tuple[tuple[float, ...], ...]
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(len(k) for k in self.kernels)
+
+    def validate(self, source: str = "arch") -> None:
+        sp = self.space
+
+        def err(msg: str) -> ArchError:
+            return ArchError(f"{source}: {msg}")
+
+        if self.resolution not in sp.resolutions:
+            raise err(f"resolution = {self.resolution} is not allowed; choose from {list(sp.resolutions)}")
+        if self.width not in sp.width_mults:
+            raise err(f"width = {self.width} is not allowed; choose from {list(sp.width_mults)}")
+        n = len(sp.stages)
+        if len(self.kernels) != n or len(self.expands) != n:
+            raise err(f"'kernels' and 'expands' need one list per stage ({n} stages), "
+                      f"got {len(self.kernels)} and {len(self.expands)}")
+        for s, (ks, es) in enumerate(zip(self.kernels, self.expands)):
+            if len(ks) != len(es):
+                raise err(f"stage {s}: {len(ks)} kernels but {len(es)} expands; one of each per block")
+            if len(ks) not in sp.depths:
+                raise err(f"stage {s}: depth = {len(ks)} is not allowed; choose from {list(sp.depths)}")
+            for b, (k, e) in enumerate(zip(ks, es)):
+                if k not in sp.kernels:
+                    raise err(f"kernels[{s}][{b}] = {k} is not allowed; choose from {list(sp.kernels)}")
+                if e not in sp.expands:
+                    raise err(f"expands[{s}][{b}] = {e} is not allowed; choose from {list(sp.expands)}")
+
+    def layers(self) -> list[LayerDesc]:
+        return self.space.layers(self)
+
+    # -- serialisation -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "space": self.space.name,
+            "resolution": self.resolution,
+            "width": self.width,
+            "depths": list(self.depths),
+            "kernels": [list(k) for k in self.kernels],
+            "expands": [[_as_num(e) for e in es] for es in self.expands],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @property
+    def id(self) -> str:
+        """Stable short id: hash of the canonical JSON and the space's digest."""
+        return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
+
+    # -- variation -----------------------------------------------------------
+    def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "Arch":
+        """Resample each gene with probability ``prob``; a changed depth adds sampled blocks or drops the last."""
+        rng, sp = _rng(rng), self.space
+        res = rng.choice(sp.resolutions) if rng.random() < prob else self.resolution
+        width = rng.choice(sp.width_mults) if rng.random() < prob else self.width
+        kernels, expands = [], []
+        for ks, es in zip(self.kernels, self.expands):
+            ks, es = list(ks), list(es)
+            if rng.random() < prob:
+                d = rng.choice(sp.depths)
+                while len(ks) < d:
+                    ks.append(rng.choice(sp.kernels))
+                    es.append(rng.choice(sp.expands))
+                del ks[d:], es[d:]
+            ks = [rng.choice(sp.kernels) if rng.random() < prob else k for k in ks]
+            es = [rng.choice(sp.expands) if rng.random() < prob else e for e in es]
+            kernels.append(tuple(ks))
+            expands.append(tuple(es))
+        return Arch(sp, res, width, tuple(kernels), tuple(expands))
+
+    def crossover(self, other: "Arch", rng: random.Random | int | None = None) -> "Arch":
+        """Uniform crossover: each gene from either parent; a block that only one parent has comes from it."""
+        rng = _rng(rng)
+        pick = lambda a, b: a if rng.random() < 0.5 else b  # noqa: E731
+        kernels, expands = [], []
+        for ka, ea, kb, eb in zip(self.kernels, self.expands, other.kernels, other.expands):
+            d = pick(len(ka), len(kb))
+            ks, es = [], []
+            for i in range(d):
+                src = pick(0, 1) if i < len(ka) and i < len(kb) else (0 if i < len(ka) else 1)
+                ks.append((ka, kb)[src][i])
+                es.append((ea, eb)[src][i])
+            kernels.append(tuple(ks))
+            expands.append(tuple(es))
+        return Arch(self.space, pick(self.resolution, other.resolution), pick(self.width, other.width),
+                    tuple(kernels), tuple(expands))
+
+    def encode(self) -> list[float]:
+        """Fixed-length one-hot vector (inactive blocks are all zero) for accuracy/latency predictors."""
+        sp = self.space
+        vec: list[float] = []
+        for ks, es in zip(self.kernels, self.expands):
+            for i in range(sp.max_depth):
+                active = i < len(ks)
+                vec += [1.0 if active and ks[i] == k else 0.0 for k in sp.kernels]
+                vec += [1.0 if active and es[i] == e else 0.0 for e in sp.expands]
+        vec += [1.0 if self.resolution == r else 0.0 for r in sp.resolutions]
+        vec += [1.0 if self.width == w else 0.0 for w in sp.width_mults]
+        return vec
+
+
+# -- registry of shipped spaces ------------------------------------------------
+def list_spaces() -> list[str]:
+    return sorted(p.stem for p in SPACES_DIR.glob("*.json"))
+
+
+def get_space(name_or_path: str | Path) -> SearchSpace:
+    """A shipped space by name (``mbv3``, ``demo``) or a custom space file (JSON/TOML/YAML)."""
+    p = Path(name_or_path)
+    if p.suffix.lower() in (".json", ".toml", ".yaml", ".yml") or p.is_file():
+        return SearchSpace.from_file(p)
+    shipped = SPACES_DIR / f"{name_or_path}.json"
+    if not shipped.is_file():
+        raise SpaceError(f"unknown space {str(name_or_path)!r}; shipped spaces: {list_spaces()} "
+                         f"(or pass a space file)")
+    return SearchSpace.from_file(shipped)
+
+
+# -- helpers -------------------------------------------------------------------
+def _rng(rng: random.Random | int | None) -> random.Random:
+    return rng if isinstance(rng, random.Random) else random.Random(rng)
+
+
+def _prod(values: Iterable[int]) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def _as_num(v: Any) -> float | int:
+    f = float(v)
+    return int(f) if f.is_integer() else f
+
+
+def _as_list(value: Any, where: str) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise SpaceError(f"{where} must be a list, got {value!r}")
+    return list(value)
+
+
+def _number(value: Any, kind: type, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise SpaceError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    return int(value) if kind is int else _as_num(value)
+
+
+def _stage_from_dict(data: Any, where: str) -> StageSpec:
+    if not isinstance(data, dict):
+        raise SpaceError(f"{where} must be an object with width, stride, act, se; got {data!r}")
+    allowed = {"width", "stride", "act", "se"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SpaceError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    for req in ("width", "stride"):
+        if req not in data:
+            raise SpaceError(f"{where}: missing required field {req!r}")
+    width = _number(data["width"], int, f"{where}.width")
+    stride = _number(data["stride"], int, f"{where}.stride")
+    act = data.get("act", "hswish")
+    se = data.get("se", False)
+    if width < 1:
+        raise SpaceError(f"{where}.width must be >= 1, got {width}")
+    if stride not in (1, 2):
+        raise SpaceError(f"{where}.stride = {stride} is not allowed; choose from [1, 2]")
+    if act not in ACTIVATIONS:
+        raise SpaceError(f"{where}.act = {act!r} is not allowed; choose from {sorted(ACTIVATIONS)}")
+    if not isinstance(se, bool):
+        raise SpaceError(f"{where}.se must be true or false, got {se!r}")
+    return StageSpec(width, stride, act, se)
+
+
+def _read_structured(path: Path) -> Any:
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ModuleNotFoundError:
+                raise SpaceError(f"{path}: YAML space files need PyYAML: pip install 'hwnas[yaml]' "
+                                 f"(or write the space as JSON/TOML)") from None
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpaceError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except SpaceError:
+        raise
+    except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
+        raise SpaceError(f"{path}: could not parse ({type(e).__name__}: {e})") from None
+
