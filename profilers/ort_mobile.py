@@ -1,0 +1,96 @@
+"""What an ONNX Runtime mobile build runs: the ORT-format model, 1 thread, a mobile EP when present.
+
+The model is converted with onnxruntime's own converter (default target, which
+leaves out the x86-only NCHWc layout), and NNAPI / CoreML / XNNPACK are used when
+this onnxruntime build offers them. The PyPI wheel offers none, so on a desktop
+this profiles the portable CPU kernels of the mobile model; ``providers_used``
+in the fingerprint records what actually ran.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from profilers._ort import OPSET, export_onnx, make_session, time_session
+from profilers.ort_cpu import OrtCPUProfiler
+from profilers.base import Measurement
+
+MOBILE_PROVIDERS = ("NnapiExecutionProvider", "CoreMLExecutionProvider", "XnnpackExecutionProvider")
+
+
+def detect_mobile_providers() -> list[str]:
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    return [p for p in MOBILE_PROVIDERS if p in have]
+
+
+def convert_to_ort(onnx_model: bytes | Path, out_dir: Path) -> Path:
+    """Run onnxruntime.tools.convert_onnx_models_to_ort (fixed optimisations, default target)."""
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / "model.onnx"
+    if isinstance(onnx_model, Path):
+        src.write_bytes(onnx_model.read_bytes())
+    else:
+        src.write_bytes(onnx_model)
+    quiet = logging.getLogger("ort_format_model.utils")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            convert_onnx_models_to_ort(src, output_dir=out_dir, optimization_styles=[OptimizationStyle.Fixed])
+    finally:
+        quiet.setLevel(level)
+    ort_file = out_dir / "model.ort"
+    if not ort_file.is_file():
+        raise RuntimeError(f"ORT-format conversion wrote no {ort_file}")
+    return ort_file
+
+
+class OrtMobileProfiler(OrtCPUProfiler):
+    name = "ort-mobile"
+
+    def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None,
+                 providers: tuple[str, ...] | None = None):
+        super().__init__(threads, pin_cpu, policy, opt_level="all")
+        mobile = tuple(detect_mobile_providers()) if providers is None and not self.availability() else ()
+        self.providers = tuple(providers) if providers is not None else (*mobile, "CPUExecutionProvider")
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "format": "ort (convert_onnx_models_to_ort, fixed, default target)",
+                "opt_level": "baked in at conversion (all, NCHWc excluded)"}
+
+    def _device(self) -> dict[str, Any]:
+        return {**super()._device(), "providers_used": list(self.providers)}
+
+    def session_from_ort(self, ort_file: Path):
+        import onnxruntime as ort
+
+        self.prepare()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        so.add_session_config_entry("session.load_model_format", "ORT")
+        return make_session(ort_file, self.providers, so)
+
+    def _measure_model(self, model: bytes | Path, input_shape: tuple[int, ...] | None) -> Measurement:
+        with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
+            sess = self.session_from_ort(convert_to_ort(model, Path(tmp)))
+            return time_session(sess, input_shape, self.policy)
+
+    def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
+        return self._measure_model(export_onnx(module, input_shape, OPSET), input_shape)
+
+    def measure_onnx(self, path: str | Path) -> Measurement:
+        self.prepare()
+        path = Path(path)
+        if path.suffix == ".ort":
+            return time_session(self.session_from_ort(path), None, self.policy)
+        return self._measure_model(path, None)
