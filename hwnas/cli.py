@@ -1,0 +1,326 @@
+"""The ``hwnas`` command. Thin: parses flags, calls the library, prints results.
+
+Exit codes: 0 success, 1 a check failed (e.g. a verdict), 2 bad input (file,
+flag, architecture, LUT), 3 the requested profiler/provider is unavailable here,
+130 interrupted (work saved so far is kept).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class CLIError(Exception):
+    def __init__(self, message: str, code: int = EXIT_INPUT):
+        super().__init__(message)
+        self.code = code
+
+
+def _examples(text: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in text.strip().splitlines())
+
+
+# -- shared argument groups ----------------------------------------------------
+def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None:
+    p.add_argument("--space", default=default, help="shipped space name (mbv3, demo) [default: %(default)s]")
+    p.add_argument("--space-file", type=Path, help="custom space definition (JSON/TOML/YAML); overrides --space")
+
+
+def _space(args: argparse.Namespace, lut=None):
+    from hwnas.space import get_space
+
+    if getattr(args, "space_file", None):
+        return get_space(args.space_file)
+    if lut is not None and getattr(args, "space", None) in (None, lut.space.get("name")):
+        return lut.search_space()
+    return get_space(args.space or "mbv3")
+
+
+def _profiler_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"threads": args.threads}
+    pin = args.pin_cpu
+    if pin == "auto":
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        pin = str(cpus[-1]) if args.threads == 1 and len(cpus) > 1 else "none"
+    opts["pin_cpu"] = None if pin == "none" else int(pin)
+    if getattr(args, "quick", False):
+        from profilers.base import TimingPolicy
+
+        opts["policy"] = TimingPolicy.quick()
+    return opts
+
+
+def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--profiler", required=required, help="profiler name (see `hwnas profile --list`)")
+    p.add_argument("--threads", type=int, default=1, help="threads the runtime may use [default: 1, as on a phone]")
+    p.add_argument("--pin-cpu", default="auto",
+                   help="pin the process to this CPU index, 'none', or 'auto' (the last CPU when --threads 1)")
+    p.add_argument("--quick", action="store_true", help="short timing runs (~10x faster, noisier): previews, tests")
+
+
+# -- commands ------------------------------------------------------------------
+def cmd_profile(args: argparse.Namespace) -> int:
+    from hwnas.profiling import build_lut
+    from profilers import list_profilers
+
+    if args.list:
+        for info in list_profilers():
+            state = "available" if info.unavailable is None else f"unavailable: {info.unavailable}"
+            print(f"{info.name:12s} {state}  [{info.source}]")
+        return EXIT_OK
+    if not args.profiler or not args.out:
+        raise CLIError("profile needs --profiler NAME and --out FILE (or --list)")
+    space = _space(args)
+    report = build_lut(args.profiler, space, args.out, resolutions=args.resolutions,
+                       profiler_options=_profiler_options(args), command=_command(), force=args.force,
+                       calibrate=not args.no_calibrate, calib_archs=args.calib_archs, seed=args.seed,
+                       cv_threshold=args.cv_threshold, recalibrate=args.recalibrate)
+    print(f"LUT {report.path}: {report.entries} entries ({report.measured} measured now, {report.resumed} resumed, "
+          f"{report.remeasured} re-measured for noise) in {report.seconds:.0f} s"
+          + ("; calibrated" if report.calibrated else ""))
+    from hwnas.lut import LUT
+
+    calib = LUT.load(report.path).calibration
+    if calib and calib.get("complete"):
+        print(f"calibration: model {calib['model']}, fit MAPE {calib['fit_mape_pct']:.2f} % "
+              f"(uncalibrated LUT sum {calib['uncalibrated_mape_pct']:.2f} %) on {len(calib['data'])} whole networks")
+    return EXIT_OK
+
+
+def _load_archs(args: argparse.Namespace, space) -> list:
+    if args.arch:
+        return [space.load_arch(p) for p in args.arch]
+    import random
+
+    rng = random.Random(args.seed)
+    return [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.sample)]
+
+
+def _at_resolution(arch, resolution: int | None):
+    if resolution is None:
+        return arch
+    from hwnas.space import Arch
+
+    out = Arch(arch.space, resolution, arch.width, arch.kernels, arch.expands)
+    out.validate("--resolution")
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hwnas.lut import LUT
+    from hwnas.predict import LatencyPredictor
+
+    lut = LUT.load(args.lut)
+    space = _space(args, lut)
+    predictor = LatencyPredictor(lut, space)
+    archs = _load_archs(args, space)
+    preds = predictor.predict_many(archs)
+    rows = [{"arch_id": a.id, "resolution": a.resolution, "depths": list(a.depths), "predicted_ms": round(float(p), 4),
+             "lut_sum_ms": round(predictor.lut_sum(a), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1)}
+            for a, p in zip(archs, preds)]
+    if args.json:
+        print(json.dumps({"lut": str(args.lut), "profiler": lut.profiler, "calibration": predictor.calibration.model,
+                          "predictions": rows}, indent=1))
+        return EXIT_OK
+    print(f"predicted latency ({lut.label}; calibration: {predictor.calibration.model})")
+    for r in rows:
+        print(f"  {r['arch_id']}  res {r['resolution']:3d}  depths {r['depths']}  {r['macs_m']:7.1f} MMACs  "
+              f"predicted {r['predicted_ms']:8.3f} ms  (LUT sum {r['lut_sum_ms']:.3f} ms)")
+    if args.breakdown:
+        for a in archs:
+            print(f"\n{a.id} per block (LUT medians, uncalibrated):")
+            for key, ms in predictor.breakdown(a):
+                print(f"  {ms:8.4f} ms  {key}")
+    return EXIT_OK
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from hwnas.lut import LUT
+    from hwnas.measure import measure_arch, warn_if_foreign
+    from profilers import create_profiler
+
+    lut = LUT.load(args.lut) if args.lut else None
+    name = args.profiler or (lut.profiler if lut else None)
+    if not name:
+        raise CLIError("measure needs --profiler NAME (or --lut FILE to use the LUT's profiler)")
+    opts = _profiler_options(args)
+    if lut and args.threads == 1 and "threads" in lut.settings:
+        opts["threads"] = lut.settings["threads"]
+    profiler = create_profiler(name, **opts)
+    reason = profiler.availability()
+    if reason:
+        raise CLIError(f"profiler {name!r} is unavailable: {reason}", EXIT_UNAVAILABLE)
+    if lut:
+        warn_if_foreign(lut, profiler)
+    results = []
+    if args.model:
+        path = Path(args.model)
+        if not path.is_file():
+            raise CLIError(f"model file {str(path)!r} does not exist")
+        if not hasattr(profiler, "measure_onnx"):
+            raise CLIError(f"profiler {name!r} times torch modules, not ONNX files; use ort-cpu or ort-mobile")
+        results.append((str(path), None, profiler.measure_onnx(path)))
+    space = _space(args, lut)
+    predictor = None
+    if lut:
+        from hwnas.predict import LatencyPredictor
+
+        predictor = LatencyPredictor(lut, space)
+    for arch in (_load_archs(args, space) if (args.arch or args.sample) else []):
+        m = measure_arch(profiler, arch, args.rounds)
+        results.append((arch.id, predictor.predict(arch) if predictor else None, m))
+    if not results:
+        raise CLIError("measure needs a model file, --arch FILE or --sample N")
+    out = []
+    for what, pred, m in results:
+        row = {"what": what, "profiler": name, **m.to_dict()}
+        line = (f"{what}: measured median {m.median_ms:.3f} ms (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
+                f"CV {m.cv * 100:.1f} %, n={m.n}) with {name}")
+        if pred is not None:
+            err = (pred - m.median_ms) / m.median_ms * 100
+            row.update(predicted_ms=round(pred, 4), error_pct=round(err, 2))
+            line += f"; predicted {pred:.3f} ms ({err:+.1f} %)"
+        out.append(row)
+        if not args.json:
+            print(line)
+    if args.json:
+        print(json.dumps({"fingerprint": profiler.fingerprint(), "results": out}, indent=1))
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    space = _space(args)
+    import random
+
+    rng = random.Random(args.seed)
+    archs = [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.n)]
+    text = "\n".join(a.to_json() for a in archs) if args.n > 1 else json.dumps(archs[0].to_dict(), indent=1)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def _command() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+# -- parser ----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwnas", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Hardware-aware NAS: profile a device into a latency LUT, predict and measure network latency.",
+        epilog=_examples("""
+hwnas profile --list
+hwnas profile --profiler ort-cpu --space mbv3 --out luts/my-ort-cpu.json
+hwnas sample --space mbv3 --seed 1 --out arch.json
+hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json
+hwnas measure --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json
+"""))
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn: Callable, help: str, examples: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, epilog=_examples(examples),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=fn)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        return p
+
+    p = add("profile", cmd_profile, "time every block of a search space on this device and write a LUT",
+            """
+hwnas profile --list
+hwnas profile --profiler ort-cpu --space mbv3 --out luts/my-ort-cpu.json
+hwnas profile --profiler torch-cpu --space demo --resolutions 32 --out /tmp/demo.json --no-calibrate
+(interrupted? run the same command again: it resumes)""")
+    _add_profiler_flags(p, required=False)
+    _add_space(p)
+    p.add_argument("--list", action="store_true", help="list profilers, available or not (with the reason)")
+    p.add_argument("--resolutions", type=int, nargs="+", help="only these input resolutions [default: all]")
+    p.add_argument("--out", type=Path, help="LUT file to write (resumed when it exists)")
+    p.add_argument("--force", action="store_true", help="start over even if --out exists")
+    p.add_argument("--no-calibrate", action="store_true", help="skip the whole-network calibration")
+    p.add_argument("--calibrate", dest="no_calibrate", action="store_false", help="calibrate (the default)")
+    p.add_argument("--recalibrate", action="store_true", help="discard the stored calibration and measure it again")
+    p.add_argument("--calib-archs", type=int, default=30, help="whole networks measured to calibrate [30]")
+    p.add_argument("--cv-threshold", type=float, default=0.05, help="re-measure entries noisier than this CV [0.05]")
+    p.add_argument("--seed", type=int, default=0, help="seed for the calibration archs [0]")
+
+    p = add("predict", cmd_predict, "predict network latency from a LUT",
+            """
+hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json --breakdown
+hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --json""")
+    p.add_argument("--lut", type=Path, required=True, help="LUT file")
+    _add_space(p, default=None)
+    p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
+    p.add_argument("--sample", type=int, default=0, help="predict N random archs instead")
+    p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--breakdown", action="store_true", help="print each block's LUT latency")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("measure", cmd_measure, "measure a whole network end-to-end with a profiler (an arch or an ONNX file)",
+            """
+hwnas measure --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json   # LUT's profiler, plus prediction error
+hwnas measure --profiler ort-cpu model.onnx""")
+    p.add_argument("model", nargs="?", help="an ONNX (or .ort) file to measure")
+    _add_profiler_flags(p, required=False)
+    p.add_argument("--lut", type=Path, help="use this LUT's profiler and settings and report the prediction error")
+    _add_space(p, default=None)
+    p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
+    p.add_argument("--sample", type=int, default=0, help="measure N random archs")
+    p.add_argument("--rounds", type=int, default=1, help="measure each arch N times, keep the lowest median [1]")
+    p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+    p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
+            "hwnas sample --space mbv3 --seed 1 --out arch.json")
+    _add_space(p)
+    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--resolution", type=int, help="input resolution [random]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_OK
+    from hwnas.lut import LUTError
+    from hwnas.predict import MissingEntriesError
+    from hwnas.space import ArchError, SpaceError
+    from profilers import ProfilerUnavailable, ProviderFallbackError
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; what was saved is kept (run the same command again to resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CLIError, LUTError, ArchError, SpaceError, MissingEntriesError, ProfilerUnavailable,
+            ProviderFallbackError, KeyError, ValueError, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        code = getattr(e, "code", None) or (EXIT_UNAVAILABLE if isinstance(e, (ProfilerUnavailable, ProviderFallbackError))
+                                            else EXIT_INPUT)
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"hwnas {args.command}: error: {msg}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

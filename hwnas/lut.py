@@ -1,0 +1,190 @@
+"""The latency lookup table (LUT) file: what each block costs on one device with one profiler.
+
+JSON, one object::
+
+    {"format": "hwnas-lut", "schema_version": 1,
+     "profiler": "ort-cpu", "settings": {...}, "fingerprint": {...},
+     "created": "...", "updated": "...", "command": "...", "hwnas_version": "...",
+     "space": {...search space definition...}, "space_digest": "...",
+     "entries": {"<layer key>": {"median_ms": .., "p10_ms": .., "p90_ms": .., "std_ms": .., "cv": .., "n": ..}},
+     "calibration": null | {...}}
+
+Writes are atomic (temp file + rename), so a killed profiling run leaves either
+the previous or the new file, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+FORMAT = "hwnas-lut"
+SCHEMA_VERSION = 1
+ENTRY_FIELDS = ("median_ms", "p10_ms", "p90_ms", "std_ms", "cv", "n")
+REQUIRED = ("format", "schema_version", "profiler", "settings", "fingerprint", "created", "command", "space", "entries")
+# Fingerprint fields that change latency; the others (OS patch level, numpy) are informative only.
+DEVICE_FIELDS = ("cpu_model", "cpu_flags", "cpu_count", "machine", "profiler", "threads", "torch", "onnxruntime",
+                 "providers_used", "providers_requested", "opt_level", "gpu", "gpu_capability", "cuda")
+
+
+class LUTError(ValueError):
+    """A LUT file is missing, corrupt, foreign or from another schema; the message says what to do."""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class LUT:
+    profiler: str
+    settings: dict[str, Any]
+    fingerprint: dict[str, Any]
+    space: dict[str, Any]
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    command: str = ""
+    created: str = field(default_factory=now_iso)
+    updated: str = ""
+    hwnas_version: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+    # -- access --------------------------------------------------------------
+    def median(self, key: str) -> float:
+        return self.entries[key]["median_ms"]
+
+    def missing(self, keys: list[str]) -> list[str]:
+        return [k for k in keys if k not in self.entries]
+
+    def search_space(self):
+        from hwnas.space import SearchSpace
+
+        return SearchSpace.from_dict(self.space, source=f"{self.path or 'LUT'}: space")
+
+    @property
+    def label(self) -> str:
+        fp = self.fingerprint
+        dev = fp.get("gpu") or fp.get("cpu_model", "?")
+        return f"{self.profiler} on {dev} ({fp.get('threads', '?')} thread(s))"
+
+    # -- serialisation -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from hwnas import __version__
+        from hwnas.space import SearchSpace
+
+        return {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "profiler": self.profiler,
+            "settings": self.settings,
+            "fingerprint": self.fingerprint,
+            "created": self.created,
+            "updated": self.updated or self.created,
+            "command": self.command,
+            "hwnas_version": self.hwnas_version or __version__,
+            "space": self.space,
+            "space_digest": SearchSpace.from_dict(self.space).digest,
+            "entries": {k: self.entries[k] for k in sorted(self.entries)},
+            "calibration": self.calibration,
+        }
+
+    def save(self, path: str | Path | None = None) -> Path:
+        path = Path(path or self.path or "")
+        if not path.name:
+            raise LUTError("no path to save the LUT to")
+        self.updated = now_iso()
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        self.path = path
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "LUT") -> "LUT":
+        if not isinstance(data, dict):
+            raise LUTError(f"{source}: not a LUT (top level is {type(data).__name__}, expected an object)")
+        if data.get("format") != FORMAT:
+            raise LUTError(f"{source}: not an hwnas LUT (format={data.get('format')!r}, expected {FORMAT!r}); "
+                           f"build one with: python tools/profile_device.py --profiler NAME --out {source}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise LUTError(f"{source}: LUT schema version {version!r}, this hwnas reads version {SCHEMA_VERSION}; "
+                           f"rebuild it with python tools/profile_device.py (same --profiler and --out)")
+        missing = [k for k in REQUIRED if k not in data]
+        if missing:
+            raise LUTError(f"{source}: missing field(s) {missing}; the file is incomplete or hand-edited; rebuild it")
+        for name, kind in (("settings", dict), ("fingerprint", dict), ("space", dict), ("entries", dict),
+                           ("profiler", str)):
+            if not isinstance(data[name], kind):
+                raise LUTError(f"{source}: field {name!r} must be {kind.__name__}, got {type(data[name]).__name__}")
+        for key, entry in data["entries"].items():
+            _check_entry(key, entry, source)
+        calib = data.get("calibration")
+        if calib is not None and not isinstance(calib, dict):
+            raise LUTError(f"{source}: field 'calibration' must be an object or null")
+        from hwnas.space import SearchSpace, SpaceError
+
+        try:
+            SearchSpace.from_dict(data["space"], source="space")
+        except SpaceError as e:
+            raise LUTError(f"{source}: its search space is invalid: {e}") from None
+        return cls(
+            profiler=data["profiler"], settings=data["settings"], fingerprint=data["fingerprint"],
+            space=data["space"], entries=dict(data["entries"]), calibration=calib, command=data["command"],
+            created=data["created"], updated=data.get("updated", ""), hwnas_version=data.get("hwnas_version", ""),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LUT":
+        path = Path(path)
+        if not path.is_file():
+            raise LUTError(f"LUT file {str(path)!r} does not exist; build it with "
+                           f"python tools/profile_device.py --profiler NAME --out {path}")
+        try:
+            data = json.loads(path.read_text())
+        except UnicodeDecodeError:
+            raise LUTError(f"{path}: not a text file; a LUT is JSON written by tools/profile_device.py") from None
+        except json.JSONDecodeError as e:
+            hint = " (the file ends early: truncated?)" if e.pos >= len(e.doc.rstrip()) - 1 else ""
+            raise LUTError(f"{path}: corrupt JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}; "
+                           f"rebuild it or re-run the profile command, which resumes from the last good save") from None
+        lut = cls.from_dict(data, source=str(path))
+        lut.path = path
+        return lut
+
+
+def _check_entry(key: str, entry: Any, source: str) -> None:
+    if not isinstance(entry, dict):
+        raise LUTError(f"{source}: entry {key!r} must be an object with {list(ENTRY_FIELDS)}")
+    missing = [f for f in ENTRY_FIELDS if f not in entry]
+    if missing:
+        raise LUTError(f"{source}: entry {key!r} lacks {missing}")
+    med = entry["median_ms"]
+    if not isinstance(med, (int, float)) or isinstance(med, bool) or not math.isfinite(med) or med <= 0:
+        raise LUTError(f"{source}: entry {key!r} has median_ms={med!r}; latencies must be positive numbers")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def fingerprint_diff(a: dict[str, Any], b: dict[str, Any], fields: tuple[str, ...] = DEVICE_FIELDS) -> dict[str, tuple]:
+    """Fields that differ between two fingerprints and matter for latency: {field: (a, b)}."""
+    return {f: (a.get(f), b.get(f)) for f in fields if (f in a or f in b) and a.get(f) != b.get(f)}
