@@ -1,0 +1,118 @@
+"""Fit what block sums miss: measure tens of whole networks once, fit a small linear correction.
+
+Block sums miss the glue between blocks, per-call overhead, and (ORT at
+ORT_ENABLE_ALL) the NCHWc layout conversions that wrap an isolated block but not
+a whole network. Candidate models, linear in
+:data:`hwnas.predict.FEATURES` and fitted on relative error:
+
+* ``scale``:  a * lut_sum
+* ``affine``: a * lut_sum + d
+* ``boundary``: a * lut_sum + b * io_melems + c * blocks + d
+
+The one with the lowest leave-one-out MAPE is kept. The fit data stay in the
+LUT, so anyone can refit or audit it.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from hwnas.lut import LUT, now_iso
+from hwnas.measure import measure_arch
+from hwnas.predict import FEATURES, LatencyPredictor
+from hwnas.space import Arch, SearchSpace
+
+MODELS: dict[str, tuple[int, ...]] = {"scale": (0,), "affine": (0, 3), "boundary": (0, 1, 2, 3)}
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int, resolutions: Sequence[int] | None = None,
+                 exclude: set[str] | None = None, extremes: bool = True) -> list[Arch]:
+    """``n`` distinct archs (the smallest and largest first when ``extremes``), seeded."""
+    rng = random.Random(seed)
+    resolutions = list(resolutions or space.resolutions)
+    exclude = set(exclude or ())
+    out: dict[str, Arch] = {}
+    if extremes:
+        for a in (space.smallest(), space.largest()):
+            a = Arch(space, min(resolutions) if a.resolution == min(space.resolutions) else max(resolutions),
+                     a.width, a.kernels, a.expands)
+            if a.id not in exclude:
+                out.setdefault(a.id, a)
+    tries = 0
+    while len(out) < n and tries < 100 * n:
+        a = space.sample(rng)
+        a = Arch(space, rng.choice(resolutions), a.width, a.kernels, a.expands)
+        if a.id not in exclude:
+            out.setdefault(a.id, a)
+        tries += 1
+    return list(out.values())[:n]
+
+
+def fit(features: np.ndarray, measured: np.ndarray, model: str) -> np.ndarray:
+    """Least squares on relative error; returns coefficients over all four FEATURES."""
+    cols = MODELS[model]
+    A = features[:, cols] / measured[:, None]
+    sol, *_ = np.linalg.lstsq(A, np.ones(len(measured)), rcond=None)
+    coef = np.zeros(len(FEATURES))
+    coef[list(cols)] = sol
+    return coef
+
+
+def loo_mape(features: np.ndarray, measured: np.ndarray, model: str) -> float:
+    n = len(measured)
+    errs = []
+    for i in range(n):
+        keep = np.arange(n) != i
+        coef = fit(features[keep], measured[keep], model)
+        errs.append(abs(features[i] @ coef - measured[i]) / measured[i])
+    return float(np.mean(errs) * 100)
+
+
+def choose_model(features: np.ndarray, measured: np.ndarray) -> tuple[str, np.ndarray, dict[str, float]]:
+    n = len(measured)
+    scores = {m: loo_mape(features, measured, m) for m, cols in MODELS.items() if n >= len(cols) + 3}
+    best = min(scores, key=scores.get)  # type: ignore[arg-type]
+    return best, fit(features, measured, best), scores
+
+
+def calibrate_lut(lut: LUT, profiler: Any, n_archs: int = 30, seed: int = 0, resolutions: Sequence[int] | None = None,
+                  progress: bool = True, save: bool = True, rounds: int = 2) -> dict[str, Any]:
+    """Measure ``n_archs`` whole networks with ``profiler``, fit, store in ``lut.calibration``; resumable."""
+    space = lut.search_space()
+    predictor = LatencyPredictor(lut, space, calibrated=False)
+    archs = sample_archs(space, n_archs, seed, resolutions)
+    prev = lut.calibration or {}
+    rows = {r["arch_id"]: r for r in prev.get("data", []) if prev.get("seed") == seed}
+    calib: dict[str, Any] = {"seed": seed, "n_archs": n_archs, "rounds": rounds, "features": list(FEATURES),
+                             "data": list(rows.values()), "complete": False}
+    lut.calibration = calib
+    todo = [a for a in archs if a.id not in rows]
+    bar = tqdm(todo, desc=f"calibrating {lut.profiler} (whole networks)", unit="net", disable=not progress,
+               dynamic_ncols=True, initial=len(archs) - len(todo), total=len(archs))
+    for arch in bar:
+        feats = predictor.features_many([arch])[0]
+        m = measure_arch(profiler, arch, rounds).to_dict()
+        calib["data"].append({"arch_id": arch.id, "arch": arch.to_dict(), "features": [round(float(v), 6) for v in feats],
+                              "measured": m})
+        if save:
+            lut.save()
+    bar.close()
+    F = np.array([r["features"] for r in calib["data"]], dtype=float)
+    y = np.array([r["measured"]["median_ms"] for r in calib["data"]], dtype=float)
+    model, coef, scores = choose_model(F, y)
+    pred = F @ coef
+    calib.update({
+        "model": model,
+        "coef": [float(c) for c in coef],
+        "loo_mape_pct": {k: round(v, 3) for k, v in scores.items()},
+        "fit_mape_pct": round(float(np.mean(np.abs(pred - y) / y) * 100), 3),
+        "uncalibrated_mape_pct": round(float(np.mean(np.abs(F[:, 0] - y) / y) * 100), 3),
+        "fitted": now_iso(),
+        "complete": True,
+    })
+    if save:
+        lut.save()
+    return calib
