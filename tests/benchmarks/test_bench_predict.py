@@ -1,0 +1,32 @@
+"""Prediction throughput (target >= 100,000 predictions/s). Run: pytest tests/benchmarks --benchmark-enable"""
+import random
+
+from hwnas.lut import LUT
+from hwnas.predict import LatencyPredictor
+from hwnas.space import get_space
+
+from conftest import ROOT
+
+N = 10_000
+
+
+def _setup():
+    lut = LUT.load(ROOT / "luts" / "amd-epyc-2c_ort-cpu_mbv3.json")
+    space = get_space("mbv3")
+    rng = random.Random(0)
+    return LatencyPredictor(lut, space), [space.sample(rng) for _ in range(N)]
+
+
+def test_predict_many_throughput(benchmark):
+    predictor, archs = _setup()
+    out = benchmark(predictor.predict_many, archs)
+    assert len(out) == N and (out > 0).all()
+    if benchmark.stats:
+        rate = N / benchmark.stats.stats.median
+        benchmark.extra_info["predictions_per_s"] = round(rate)
+        print(f"\npredict_many: {rate:,.0f} predictions/s (median of {benchmark.stats.stats.rounds} rounds)")
+
+
+def test_predict_single_latency(benchmark):
+    predictor, archs = _setup()
+    benchmark(predictor.predict, archs[0])

@@ -1,0 +1,82 @@
+import json
+
+from hwnas.cli import main
+
+from conftest import run_cli
+
+
+def test_help_works_for_every_command(capsys):
+    assert main([]) == 0
+    assert "profile" in capsys.readouterr().out
+    r = run_cli("--help")
+    assert r.returncode == 0 and "examples:" in r.stdout
+    for cmd in ("profile", "predict", "measure", "sample"):
+        r = run_cli(cmd, "--help")
+        assert r.returncode == 0 and "examples:" in r.stdout, cmd
+
+
+def test_profile_list(capsys):
+    assert main(["profile", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "ort-cpu      available" in out and "torch-cuda" in out
+
+
+def test_sample_then_predict_then_breakdown(demo_lut_path, tmp_path, capsys):
+    arch_file = tmp_path / "arch.json"
+    assert main(["sample", "--space", "demo", "--seed", "3", "--out", str(arch_file)]) == 0
+    data = json.loads(arch_file.read_text())
+    data["resolution"] = 24
+    arch_file.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["predict", "--lut", str(demo_lut_path), "--arch", str(arch_file), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["profiler"] == "torch-cpu" and out["predictions"][0]["predicted_ms"] > 0
+    assert main(["predict", "--lut", str(demo_lut_path), "--arch", str(arch_file), "--breakdown"]) == 0
+    assert "mbconv:r12" in capsys.readouterr().out
+
+
+def test_measure_arch_with_lut_reports_prediction_error(demo_lut_path, tmp_path, capsys):
+    arch_file = tmp_path / "arch.json"
+    main(["sample", "--space", "demo", "--seed", "1", "--out", str(arch_file)])
+    data = json.loads(arch_file.read_text())
+    data["resolution"] = 24
+    arch_file.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["measure", "--lut", str(demo_lut_path), "--arch", str(arch_file), "--quick", "--pin-cpu", "none",
+                 "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["profiler"] == "torch-cpu" and row["median_ms"] > 0 and "error_pct" in row
+
+
+def test_measure_an_onnx_file(tmp_path, capsys):
+    from hwnas.blocks import build_model
+    from hwnas.space import get_space
+    from profilers._ort import export_onnx
+
+    arch = get_space("demo").sample(0)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(export_onnx(build_model(arch), (1, 3, arch.resolution, arch.resolution)))
+    for prof in ("ort-cpu", "ort-mobile"):
+        assert main(["measure", "--profiler", prof, str(model), "--quick", "--pin-cpu", "none"]) == 0
+        assert "measured median" in capsys.readouterr().out
+    assert main(["measure", "--profiler", "torch-cpu", str(model), "--pin-cpu", "none"]) == 2
+    assert "use ort-cpu or ort-mobile" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    bad_arch = tmp_path / "arch.json"
+    bad_arch.write_text('{"resolution": 225, "kernels": [], "expands": []}')
+    r = run_cli("predict", "--lut", str(tmp_path / "missing.json"), "--arch", str(bad_arch))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "does not exist; build it with python tools/profile_device.py" in r.stderr
+    r = run_cli("measure", "--profiler", "torch-cpu", "--space", "mbv3", "--arch", str(bad_arch))
+    assert r.returncode == 2 and "resolution = 225 is not allowed; choose from [160" in r.stderr
+    r = run_cli("profile", "--profiler", "torch-cuda", "--space", "demo", "--out", str(tmp_path / "x.json"))
+    import torch
+
+    if not torch.cuda.is_available():
+        assert r.returncode == 3 and "unavailable" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("profile", "--profiler", "nope", "--out", str(tmp_path / "x.json"))
+    assert r.returncode == 2 and "unknown profiler 'nope'" in r.stderr
+    r = run_cli("--debug", "predict", "--lut", str(tmp_path / "missing.json"), "--sample", "1")
+    assert "Traceback" in r.stderr

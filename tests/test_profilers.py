@@ -1,0 +1,121 @@
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from hwnas.blocks import LayerDesc
+from profilers import ProviderFallbackError, create_profiler, get_profiler_class, list_profilers
+from profilers.base import Measurement, Profiler
+from profilers.registry import BUILTIN
+
+BLOCK = LayerDesc("mbconv", 16, 16, 16, kernel=3, stride=1, mid=48, se=True, act="hswish")
+FINGERPRINT_FIELDS = ("cpu_model", "cpu_count", "machine", "os", "python", "torch", "onnxruntime", "profiler",
+                      "threads", "device")
+
+
+def _skip_unless_available(name):
+    reason = get_profiler_class(name)().availability()
+    if reason:
+        pytest.skip(f"{name} unavailable here: {reason}")
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_every_builtin_measures_a_real_block(name, quick_policy):
+    _skip_unless_available(name)
+    profiler = create_profiler(name, policy=quick_policy)
+    assert isinstance(profiler, Profiler) and profiler.name == name
+    m = profiler.measure(BLOCK.build(), BLOCK.input_shape)
+    assert isinstance(m, Measurement)
+    assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
+    assert m.n >= 5 and m.std_ms >= 0 and m.cv >= 0
+    fp = profiler.fingerprint()
+    for field in FINGERPRINT_FIELDS:
+        assert field in fp, field
+    assert fp["profiler"] == name and fp["threads"] == 1
+
+
+def test_bigger_block_measures_slower(quick_policy):
+    small = LayerDesc("mbconv", 16, 16, 16, kernel=3, stride=1, mid=32)
+    big = LayerDesc("mbconv", 16, 16, 64, kernel=7, stride=1, mid=96)
+    p = create_profiler("ort-cpu", policy=quick_policy)
+    assert p.measure(big.build(), big.input_shape).median_ms > 3 * p.measure(small.build(), small.input_shape).median_ms
+
+
+def test_torch_cpu_has_no_page_fault_storm():
+    """The glibc-malloc trap: without mallopt this block faulted ~1,300 times per call here."""
+    d = LayerDesc("mbconv", 24, 24, 56, kernel=3, stride=1, mid=144, act="relu6")
+    m = create_profiler("torch-cpu").measure(d.build(), d.input_shape)
+    assert m.minflt_per_call < 20, m
+    fp = create_profiler("torch-cpu").settings()
+    assert "mallopt" in fp["malloc"] or "not glibc" in fp["malloc"]
+
+
+def test_torch_cuda_reports_why_unavailable():
+    p = create_profiler("torch-cuda")
+    if torch.cuda.is_available():
+        assert p.availability() is None
+    else:
+        assert "no CUDA GPU" in p.availability()
+        with pytest.raises(RuntimeError, match="unavailable"):
+            p.measure(BLOCK.build(), BLOCK.input_shape)
+
+
+@pytest.mark.cuda
+def test_torch_cuda_measures_on_gpu(quick_policy):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine (torch.cuda.is_available() is False)")
+    p = create_profiler("torch-cuda", policy=quick_policy)
+    m = p.measure(BLOCK.build(), BLOCK.input_shape)
+    assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
+    assert p.fingerprint()["gpu"]
+
+
+def test_provider_fallback_is_detected(quick_policy):
+    """Asking ORT for a provider this build lacks must fail loudly, not time the CPU fallback."""
+    p = create_profiler("ort-cpu", policy=quick_policy, providers=("XnnpackExecutionProvider", "CPUExecutionProvider"))
+    import onnxruntime as ort
+
+    if "XnnpackExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has XNNPACK")
+    with pytest.raises(ProviderFallbackError, match="did not use \\['XnnpackExecutionProvider'\\]"):
+        p.measure(BLOCK.build(), BLOCK.input_shape)
+
+
+def test_ort_mobile_records_providers_it_used():
+    fp = create_profiler("ort-mobile").fingerprint()
+    assert fp["providers_used"][-1] == "CPUExecutionProvider"
+    assert "ort" in fp["format"]
+
+
+def test_list_profilers_reports_each_with_reason():
+    infos = {i.name: i for i in list_profilers()}
+    assert set(BUILTIN) <= set(infos)
+    assert infos["ort-cpu"].unavailable is None
+    if not torch.cuda.is_available():
+        assert "CUDA" in infos["torch-cuda"].unavailable
+
+
+def test_unknown_profiler_names_the_known_ones():
+    with pytest.raises(KeyError, match="unknown profiler 'npu'.*ort-cpu"):
+        get_profiler_class("npu")
+
+
+def test_outside_plugin_is_found_through_a_real_entry_point(tmp_path, monkeypatch, quick_policy):
+    """Install a tiny distribution (dist-info with entry_points.txt) and let importlib.metadata find it."""
+    (tmp_path / "hwnas_fake_npu.py").write_text(textwrap.dedent('''
+        from profilers.torch_cpu import TorchCPUProfiler
+
+        class FakeNPU(TorchCPUProfiler):
+            name = "fake-npu"
+    '''))
+    dist = tmp_path / "hwnas_fake_npu-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hwnas-fake-npu\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hwnas.profilers]\nfake-npu = hwnas_fake_npu:FakeNPU\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    infos = {i.name: i for i in list_profilers()}
+    assert infos["fake-npu"].source == "hwnas-fake-npu" and infos["fake-npu"].unavailable is None
+    p = create_profiler("fake-npu", policy=quick_policy)
+    assert p.measure(BLOCK.build(), BLOCK.input_shape).median_ms > 0
+    sys.modules.pop("hwnas_fake_npu", None)

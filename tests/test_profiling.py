@@ -1,0 +1,83 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hwnas.lut import LUT, LUTError
+from hwnas.profiling import build_lut
+
+from conftest import ROOT
+
+
+def test_build_has_every_key_of_the_space(demo_lut, demo):
+    keys = {d.key for d in demo.all_layers([24])}
+    assert set(demo_lut.entries) == keys
+    assert all(e["median_ms"] > 0 and e["n"] >= 5 for e in demo_lut.entries.values())
+
+
+def test_rebuild_resumes_and_measures_nothing_new(demo_lut_path, demo, quick_policy, tmp_path):
+    out = tmp_path / "lut.json"
+    out.write_text(demo_lut_path.read_text())
+    data = json.loads(out.read_text())
+    dropped = sorted(data["entries"])[:3]
+    for k in dropped:
+        del data["entries"][k]
+    out.write_text(json.dumps(data))
+    report = build_lut("torch-cpu", demo, out, resolutions=[24], profiler_options={"policy": quick_policy},
+                       calibrate=False, progress=False)
+    assert report.measured == 3 and report.resumed == len(data["entries"])
+    assert set(dropped) <= set(LUT.load(out).entries)
+
+
+def test_refuses_to_mix_profilers_or_spaces(demo_lut_path, demo, mbv3, quick_policy, tmp_path):
+    out = tmp_path / "lut.json"
+    out.write_text(demo_lut_path.read_text())
+    with pytest.raises(LUTError, match="profiler 'torch-cpu' != 'ort-cpu'.*--force"):
+        build_lut("ort-cpu", demo, out, resolutions=[24], calibrate=False, progress=False)
+    with pytest.raises(LUTError, match="search space differs"):
+        build_lut("torch-cpu", mbv3, out, resolutions=[160], calibrate=False, progress=False)
+
+
+def test_corrupt_output_is_not_overwritten_without_force(demo, tmp_path):
+    out = tmp_path / "lut.json"
+    out.write_text("{ broken")
+    with pytest.raises(LUTError, match="--force starts a new LUT"):
+        build_lut("torch-cpu", demo, out, resolutions=[24], calibrate=False, progress=False)
+    assert out.read_text() == "{ broken"
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(tmp_path):
+    """Start a real build, kill -9 it mid-way, run the same command again: it completes the key set."""
+    out = tmp_path / "lut.json"
+    cmd = [sys.executable, str(ROOT / "tools" / "profile_device.py"), "--profiler", "ort-cpu", "--space", "demo",
+           "--resolutions", "28", "--quick", "--no-calibrate", "--pin-cpu", "none", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    partial = 0
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            partial = len(json.loads(out.read_text())["entries"])
+        except (OSError, ValueError):
+            continue
+        if partial >= 5:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    total = 52
+    assert 5 <= partial < total, "the build should have been killed part-way"
+    LUT.load(out)  # the file left by the killed process is valid
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resumed" in done.stdout
+    lut = LUT.load(out)
+    from hwnas.space import get_space
+
+    assert set(lut.entries) == {d.key for d in get_space("demo").all_layers([28])}
+    resumed = int(done.stdout.split(" resumed")[0].rsplit(", ", 1)[-1])
+    assert resumed >= partial
