@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hwnas.lut import LUT, now_iso
-from hwnas.measure import measure_arch
+from hwnas.measure import arch_measurer
 from hwnas.predict import FEATURES, LatencyPredictor
 from hwnas.space import Arch, SearchSpace
 
@@ -78,28 +78,32 @@ def choose_model(features: np.ndarray, measured: np.ndarray) -> tuple[str, np.nd
     return best, fit(features, measured, best), scores
 
 
-def calibrate_lut(lut: LUT, profiler: Any, n_archs: int = 30, seed: int = 0, resolutions: Sequence[int] | None = None,
-                  progress: bool = True, save: bool = True, rounds: int = 2) -> dict[str, Any]:
-    """Measure ``n_archs`` whole networks with ``profiler``, fit, store in ``lut.calibration``; resumable."""
+def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs: int = 30, seed: int = 0,
+                  resolutions: Sequence[int] | None = None, progress: bool = True, save: bool = True,
+                  processes: int = 2) -> dict[str, Any]:
+    """Measure ``n_archs`` whole networks, fit, store in ``lut.calibration``.
+
+    Each network is measured in ``processes`` fresh processes and keeps its lowest median (0: in
+    this process). Networks already measured with the same seed are kept (resume).
+    """
     space = lut.search_space()
     predictor = LatencyPredictor(lut, space, calibrated=False)
     archs = sample_archs(space, n_archs, seed, resolutions)
     prev = lut.calibration or {}
     rows = {r["arch_id"]: r for r in prev.get("data", []) if prev.get("seed") == seed}
-    calib: dict[str, Any] = {"seed": seed, "n_archs": n_archs, "rounds": rounds, "features": list(FEATURES),
+    calib: dict[str, Any] = {"seed": seed, "n_archs": n_archs, "processes": processes, "features": list(FEATURES),
                              "data": list(rows.values()), "complete": False}
     lut.calibration = calib
     todo = [a for a in archs if a.id not in rows]
-    bar = tqdm(todo, desc=f"calibrating {lut.profiler} (whole networks)", unit="net", disable=not progress,
-               dynamic_ncols=True, initial=len(archs) - len(todo), total=len(archs))
-    for arch in bar:
-        feats = predictor.features_many([arch])[0]
-        m = measure_arch(profiler, arch, rounds).to_dict()
-        calib["data"].append({"arch_id": arch.id, "arch": arch.to_dict(), "features": [round(float(v), 6) for v in feats],
-                              "measured": m})
-        if save:
-            lut.save()
+    passes = max(1, processes)
+    bar = tqdm(desc=f"calibrating {lut.profiler} ({len(todo)} whole networks x {passes} process(es))", unit="net",
+               total=len(todo) * passes, disable=not progress, dynamic_ncols=True)
+    measured = arch_measurer(profiler_name, options, processes, bar)(todo)
     bar.close()
+    feats = predictor.features_many(todo) if todo else []
+    for arch, f, m in zip(todo, feats, measured):
+        calib["data"].append({"arch_id": arch.id, "arch": arch.to_dict(), "features": [round(float(v), 6) for v in f],
+                              "measured": m.to_dict()})
     F = np.array([r["features"] for r in calib["data"]], dtype=float)
     y = np.array([r["measured"]["median_ms"] for r in calib["data"]], dtype=float)
     model, coef, scores = choose_model(F, y)

@@ -82,9 +82,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     report = build_lut(args.profiler, space, args.out, resolutions=args.resolutions,
                        profiler_options=_profiler_options(args), command=_command(), force=args.force,
                        calibrate=not args.no_calibrate, calib_archs=args.calib_archs, seed=args.seed,
-                       cv_threshold=args.cv_threshold, recalibrate=args.recalibrate)
-    print(f"LUT {report.path}: {report.entries} entries ({report.measured} measured now, {report.resumed} resumed, "
-          f"{report.remeasured} re-measured for noise) in {report.seconds:.0f} s"
+                       cv_threshold=args.cv_threshold, recalibrate=args.recalibrate, processes=args.processes)
+    print(f"LUT {report.path}: {report.entries} entries ({report.measured} block measurements now, "
+          f"{report.resumed} resumed from the file, {report.remeasured} re-measured) in {report.seconds:.0f} s"
           + ("; calibrated" if report.calibrated else ""))
     from hwnas.lut import LUT
 
@@ -144,7 +144,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     from hwnas.lut import LUT
-    from hwnas.measure import measure_arch, warn_if_foreign
+    from hwnas.measure import arch_measurer, warn_if_foreign
     from profilers import create_profiler
 
     lut = LUT.load(args.lut) if args.lut else None
@@ -174,8 +174,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
         from hwnas.predict import LatencyPredictor
 
         predictor = LatencyPredictor(lut, space)
-    for arch in (_load_archs(args, space) if (args.arch or args.sample) else []):
-        m = measure_arch(profiler, arch, args.rounds)
+    archs = _load_archs(args, space) if (args.arch or args.sample) else []
+    measured = arch_measurer(name, opts, args.processes)(archs)
+    for arch, m in zip(archs, measured):
         results.append((arch.id, predictor.predict(arch) if predictor else None, m))
     if not results:
         raise CLIError("measure needs a model file, --arch FILE or --sample N")
@@ -194,6 +195,31 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"fingerprint": profiler.fingerprint(), "results": out}, indent=1))
     return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hwnas.search import Constraints, run_search
+
+    space = _space(args) if args.space_file else None
+    constraints = Constraints(budget_ms=args.budget_ms, max_params_m=args.max_params_m,
+                              max_memory_mb=args.max_memory_mb, min_accuracy=args.min_accuracy,
+                              max_layers=args.max_layers)
+    result = run_search(args.lut, args.out, evaluator=args.evaluator, strategy=args.strategy,
+                        population=args.population, generations=args.generations, seed=args.seed,
+                        constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
+                        workers=args.workers, command=_command())
+    hv = result.history[-1]["hypervolume"] if result.history else 0.0
+    print(f"search done: {result.evaluations} archs evaluated in {result.seconds:.1f} s"
+          + (f" (resumed at generation {result.resumed_from})" if result.resumed_from is not None else "")
+          + f"; front of {len(result.front)} feasible archs; hypervolume {hv:.4g}")
+    if result.best:
+        b = result.best
+        print(f"best under the constraints: {b['arch_id']}  accuracy {b['accuracy']:.4g}  "
+              f"predicted {b['latency_ms']:.3f} ms  {b['params_m']:.2f} M params  {b['macs_m']:.0f} MMACs")
+    else:
+        print("no architecture met every constraint; the front is empty (see history.json)")
+    print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")
+    return EXIT_OK if result.best else EXIT_FAIL
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -226,6 +252,7 @@ hwnas profile --profiler ort-cpu --space mbv3 --out luts/my-ort-cpu.json
 hwnas sample --space mbv3 --seed 1 --out arch.json
 hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json
 hwnas measure --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json
+hwnas search --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --budget-ms 8 --out runs/mbv3-8ms
 """))
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -253,7 +280,11 @@ hwnas profile --profiler torch-cpu --space demo --resolutions 32 --out /tmp/demo
     p.add_argument("--calibrate", dest="no_calibrate", action="store_false", help="calibrate (the default)")
     p.add_argument("--recalibrate", action="store_true", help="discard the stored calibration and measure it again")
     p.add_argument("--calib-archs", type=int, default=30, help="whole networks measured to calibrate [30]")
-    p.add_argument("--cv-threshold", type=float, default=0.05, help="re-measure entries noisier than this CV [0.05]")
+    p.add_argument("--cv-threshold", type=float, default=0.05,
+                   help="with --processes 0: re-measure entries noisier than this robust CV [0.05]")
+    p.add_argument("--processes", type=int, default=2,
+                   help="measure each block in N passes of fresh processes, keep the lowest median; "
+                        "0 = all in this process (faster, less robust) [2]")
     p.add_argument("--seed", type=int, default=0, help="seed for the calibration archs [0]")
 
     p = add("predict", cmd_predict, "predict network latency from a LUT",
@@ -279,10 +310,35 @@ hwnas measure --profiler ort-cpu model.onnx""")
     _add_space(p, default=None)
     p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
     p.add_argument("--sample", type=int, default=0, help="measure N random archs")
-    p.add_argument("--rounds", type=int, default=1, help="measure each arch N times, keep the lowest median [1]")
+    p.add_argument("--processes", type=int, default=1,
+                   help="measure each arch in N fresh processes, keep the lowest median; 0 = this process [1]")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+
+    p = add("search", cmd_search, "multi-objective search (accuracy up, latency down) under constraints",
+            """
+hwnas search --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --budget-ms 8 --evaluator proxy:synflow \\
+             --strategy nsga2 --population 50 --generations 20 --seed 0 --out runs/mbv3-8ms
+hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same flags plus --resume""")
+    p.add_argument("--lut", type=Path, required=True, help="LUT file (its space is searched)")
+    p.add_argument("--space-file", type=Path, help="search this space instead of the LUT's (same blocks needed)")
+    p.add_argument("--space", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--budget-ms", type=float, help="latency budget (predicted ms on the LUT's device)")
+    p.add_argument("--evaluator", default="proxy:synflow", help="accuracy evaluator [proxy:synflow]")
+    p.add_argument("--strategy", default="nsga2", help="nsga2 | evolution | random [nsga2]")
+    p.add_argument("--population", type=int, default=50)
+    p.add_argument("--generations", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="parallel evaluation processes [1]")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--max-params-m", type=float, help="constraint: parameters in millions")
+    p.add_argument("--max-memory-mb", type=float, help="constraint: peak activation memory (fp32) in MB")
+    p.add_argument("--min-accuracy", type=float, help="constraint: minimum accuracy (evaluator's score)")
+    p.add_argument("--max-layers", type=int, help="constraint: number of blocks")
+    p.add_argument("--objectives", nargs="+", default=["accuracy", "latency_ms"],
+                   help="accuracy latency_ms [params_m macs_m memory_mb]")
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")
@@ -303,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hwnas.lut import LUTError
     from hwnas.predict import MissingEntriesError
     from hwnas.space import ArchError, SpaceError
+    from hwnas.store import StoreError
     from profilers import ProfilerUnavailable, ProviderFallbackError
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -311,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; what was saved is kept (run the same command again to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (CLIError, LUTError, ArchError, SpaceError, MissingEntriesError, ProfilerUnavailable,
+    except (CLIError, LUTError, ArchError, SpaceError, MissingEntriesError, ProfilerUnavailable, StoreError,
             ProviderFallbackError, KeyError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from hwnas.calibrate import sample_archs
 from hwnas.lut import LUT
-from hwnas.measure import measure_arch, profiler_for, warn_if_foreign
+from hwnas.measure import arch_measurer, profiler_for, warn_if_foreign
 from hwnas.predict import LatencyPredictor
 from hwnas.space import Arch
 
@@ -60,7 +60,7 @@ class FidelityReport:
     profiler: str
     n: int
     seed: int
-    rounds: int
+    processes: int
     methods: dict[str, dict[str, float]]
     rows: list[dict[str, Any]] = field(default_factory=list)
     fingerprint_diff: dict[str, Any] = field(default_factory=dict)
@@ -71,7 +71,7 @@ class FidelityReport:
     def table(self) -> str:
         head = f"{'method':28s} {'±5 %':>7s} {'±10 %':>7s} {'MAPE':>7s} {'worst':>8s} {'tau':>6s}"
         lines = [f"fidelity of {self.lut} ({self.profiler}): {self.n} archs not used in calibration, seed {self.seed}, "
-                 f"each measured end-to-end (lowest median of {self.rounds} rounds)",
+                 f"each measured end-to-end in {self.processes} fresh process(es), lowest median kept",
                  head, "-" * len(head)]
         for name, s in self.methods.items():
             lines.append(f"{name:28s} {s['within_5_pct']:6.1f}% {s['within_10_pct']:6.1f}% {s['mape_pct']:6.2f}% "
@@ -79,8 +79,8 @@ class FidelityReport:
         return "\n".join(lines)
 
 
-def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, profiler: Any = None,
-                 archs: Sequence[Arch] | None = None, rounds: int = 2) -> FidelityReport:
+def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, options: dict[str, Any] | None = None,
+                 archs: Sequence[Arch] | None = None, processes: int = 2) -> FidelityReport:
     space = lut.search_space()
     predictor = LatencyPredictor(lut, space)
     raw = LatencyPredictor(lut, space, calibrated=False)
@@ -89,13 +89,12 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, pr
     resolutions = sorted({int(k.split(":")[1][1:]) for k in lut.entries if k.startswith("conv:") and ":i3:" in k}
                          & set(space.resolutions)) or None
     archs = list(archs) if archs is not None else sample_archs(space, n, seed, resolutions, exclude=seen, extremes=False)
-    profiler = profiler or profiler_for(lut)
-    diff = warn_if_foreign(lut, profiler)
-    measured = []
-    for arch in tqdm(archs, desc=f"measuring {len(archs)} networks ({lut.profiler})", unit="net", disable=not progress,
-                     dynamic_ncols=True):
-        measured.append(measure_arch(profiler, arch, rounds).median_ms)
-    y = np.array(measured)
+    options = {"threads": lut.settings.get("threads", 1), **(options or {})}
+    diff = warn_if_foreign(lut, profiler_for(lut, **options))
+    bar = tqdm(desc=f"measuring {len(archs)} networks x {max(1, processes)} process(es) ({lut.profiler})", unit="net",
+               total=len(archs) * max(1, processes), disable=not progress, dynamic_ncols=True)
+    y = np.array([m.median_ms for m in arch_measurer(lut.profiler, options, processes, bar)(archs)])
+    bar.close()
     methods = {}
     preds = predictor.predict_many(archs)
     methods[f"LUT + calibration ({predictor.calibration.model})"] = error_stats(preds, y)
@@ -111,5 +110,5 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, pr
     rows = [{"arch_id": a.id, "resolution": a.resolution, "measured_ms": round(float(m), 5),
              "predicted_ms": round(float(p), 5), "error_pct": round(float((p - m) / m * 100), 3),
              "macs_m": round(c[0] / 1e6, 2)} for a, m, p, c in zip(archs, y, preds, costs)]
-    return FidelityReport(str(lut.path), lut.profiler, len(archs), seed, rounds, methods, rows,
+    return FidelityReport(str(lut.path), lut.profiler, len(archs), seed, processes, methods, rows,
                           {k: list(v) for k, v in diff.items()})

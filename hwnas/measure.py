@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from hwnas.blocks import build_model
 from hwnas.lut import LUT, fingerprint_diff
@@ -32,12 +32,35 @@ def warn_if_foreign(lut: LUT, profiler: Any, stream=sys.stderr) -> dict:
     return diff
 
 
-def measure_arch(profiler: Any, arch: Arch, rounds: int = 1) -> Measurement:
-    """End-to-end latency; with ``rounds`` > 1 keep the round with the lowest median.
+def measure_arch(profiler: Any, arch: Arch) -> Measurement:
+    """End-to-end latency of the whole network, in this process."""
+    return profiler.measure(build_model(arch), (1, arch.space.in_channels, arch.resolution, arch.resolution))
 
-    Interference from other work on a shared machine only ever adds time, so the
-    calmest of a few rounds estimates the device's own latency best.
-    """
-    model = build_model(arch)
-    shape = (1, arch.space.in_channels, arch.resolution, arch.resolution)
-    return min((profiler.measure(model, shape) for _ in range(max(1, rounds))), key=lambda m: m.median_ms)
+
+def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 2,
+                  progress: Any = None) -> Callable[[Sequence[Arch]], list[Measurement]]:
+    """A function that measures archs end-to-end: in ``processes`` fresh processes (lowest median kept),
+    or in this process when ``processes`` is 0. ``progress`` (a tqdm bar) is advanced per result."""
+    if processes <= 0:
+        profiler = create_profiler(profiler_name, **options)
+
+        def in_process(archs: Sequence[Arch]) -> list[Measurement]:
+            out = []
+            for a in archs:
+                out.append(measure_arch(profiler, a))
+                if progress is not None:
+                    progress.update(1)
+            return out
+
+        return in_process
+
+    from hwnas.isolate import measure_isolated
+
+    def isolated(archs: Sequence[Arch]) -> list[Measurement]:
+        if not archs:
+            return []
+        tick = (lambda i, m, p: progress.update(1)) if progress is not None else None
+        return measure_isolated(profiler_name, options, "arch", [a.to_dict() for a in archs],
+                                space_dict=archs[0].space.to_dict(), passes=processes, chunk=10, on_result=tick)
+
+    return isolated

@@ -165,5 +165,41 @@ class LatencyPredictor:
         missing = self.lut.missing([d.key for d in arch.layers()])
         raise MissingEntriesError(missing, self.fill_command([arch.resolution]))
 
+    def fastest(self) -> tuple[Arch, float]:
+        """The arch with the lowest predicted latency, exactly.
+
+        The calibrated latency is linear in per-block features, so it is a sum of
+        per-block terms: pick, per (resolution, width), the cheapest (kernel,
+        expand) per block position and the cheapest depth per stage.
+        """
+        sp, coef = self.space, np.asarray(self.calibration.coef)
+        blk = self._blk @ coef[:3]                         # [R, W, S, 2, K, E]
+        fixed = self._fixed @ coef[:3] + coef[3]           # [R, W]
+        best = (None, np.inf)
+        for ri, r in enumerate(sp.resolutions):
+            for wi, w in enumerate(sp.width_mults):
+                if np.isnan(fixed[ri, wi]) or np.isnan(blk[ri, wi]).all(axis=(-1, -2)).any():
+                    continue  # this LUT does not cover (resolution, width)
+                total, kernels, expands = fixed[ri, wi], [], []
+                for s in range(len(sp.stages)):
+                    options = []
+                    for d in sp.depths:
+                        ks, es, cost = [], [], 0.0
+                        for i in range(d):
+                            table = blk[ri, wi, s, min(i, 1)]
+                            ki, ei = np.unravel_index(np.nanargmin(table), table.shape)
+                            ks.append(sp.kernels[ki]), es.append(sp.expands[ei])
+                            cost += table[ki, ei]
+                        options.append((cost, ks, es))
+                    cost, ks, es = min(options, key=lambda o: o[0])
+                    total += cost
+                    kernels.append(tuple(ks)), expands.append(tuple(es))
+                if total < best[1]:
+                    best = (Arch(sp, r, w, tuple(kernels), tuple(expands)), float(total))
+        arch = best[0]
+        if arch is None:
+            raise MissingEntriesError([], self.fill_command())
+        return arch, self.predict(arch)  # also raises if the LUT lacks its blocks
+
     def summary(self) -> dict[str, Any]:
         return {"lut": str(self.lut.path), "profiler": self.lut.profiler, "calibration": self.calibration.model}

@@ -23,8 +23,8 @@ from profilers import Measurement, ProfilerUnavailable, create_profiler
 class BuildReport:
     path: Path
     entries: int
-    measured: int
-    resumed: int
+    measured: int      # block measurements made by this call (entries x passes)
+    resumed: int       # block measurements reused from the file
     remeasured: int
     seconds: float
     calibrated: bool
@@ -77,10 +77,18 @@ def open_lut(out: Path, profiler: Any, space: SearchSpace, command: str, force: 
 def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolutions: Iterable[int] | None = None,
               profiler_options: dict[str, Any] | None = None, command: str | None = None, force: bool = False,
               cv_threshold: float = 0.05, retries: int = 2, calibrate: bool = True, calib_archs: int = 30,
-              seed: int = 0, progress: bool = True, recalibrate: bool = False) -> BuildReport:
+              seed: int = 0, progress: bool = True, recalibrate: bool = False, processes: int = 2,
+              chunk: int = 24) -> BuildReport:
+    """Time every block of ``space`` (at ``resolutions``) and write/extend the LUT at ``out``.
+
+    ``processes`` >= 1: each entry is measured in that many passes, each in fresh worker processes
+    (a new one every ``chunk`` blocks, order reversed every other pass), keeping the lowest median.
+    ``processes`` = 0: measure in this process, re-measuring entries noisier than ``cv_threshold``.
+    """
     out = Path(out)
     command = command or " ".join(sys.argv)
-    profiler = create_profiler(profiler_name, **(profiler_options or {}))
+    options = dict(profiler_options or {})
+    profiler = create_profiler(profiler_name, **options)
     reason = profiler.availability()
     if reason:
         raise ProfilerUnavailable(f"profiler {profiler_name!r} is unavailable here: {reason}")
@@ -89,27 +97,56 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     resolutions = tuple(resolutions) if resolutions is not None else space.resolutions
     descs = space.all_layers(resolutions)
     lut = open_lut(out, profiler, space, command, force)
+    lut.settings["isolation"] = (f"{processes} pass(es) in fresh processes, lowest median kept" if processes
+                                 else "in one process")
     if recalibrate:
         lut.calibration = None
-    todo = [d for d in descs if d.key not in lut.entries]
-    resumed = len(descs) - len(todo)
+    passes = max(1, processes)
+    todo = [d for d in descs if lut.entries.get(d.key, {}).get("passes", 0) < passes]
+    resumed = sum(min(lut.entries.get(d.key, {}).get("passes", 0), passes) for d in descs)  # measurements reused
     start = time.perf_counter()
     remeasured = 0
-    last_save = 0.0
-    bar = tqdm(total=len(descs), initial=resumed, desc=f"profiling {profiler_name}", unit="block",
-               disable=not progress, dynamic_ncols=True)
+    state = {"last_save": 0.0}
+
+    def keep(key: str, m: Measurement, attempts: int, pass_no: int) -> None:
+        """Record a pass; the lowest median across passes stands."""
+        old = lut.entries.get(key)
+        if old is None or m.median_ms < old["median_ms"]:
+            lut.entries[key] = {**entry_from(m, attempts), "passes": pass_no}
+        else:
+            old["passes"] = pass_no
+        lut.calibration = None  # new measurements make an old calibration stale
+        if time.perf_counter() - state["last_save"] > 1.0:
+            lut.save(out)
+            state["last_save"] = time.perf_counter()
+
+    bar = tqdm(total=len(descs) * passes, initial=resumed, desc=f"profiling {profiler_name}",
+               unit="block", disable=not progress, dynamic_ncols=True)
     try:
         lut.save(out)
-        for d in todo:
-            bar.set_postfix_str(d.key, refresh=False)
-            m, attempts = measure_stable(profiler, d.build(), d.input_shape, cv_threshold, retries)
-            remeasured += attempts > 1
-            lut.entries[d.key] = entry_from(m, attempts)
-            lut.calibration = None  # any new entry makes an old calibration stale
-            if time.perf_counter() - last_save > 1.0:
-                lut.save(out)
-                last_save = time.perf_counter()
-            bar.update(1)
+        if processes <= 0:
+            for d in todo:
+                bar.set_postfix_str(d.key, refresh=False)
+                m, attempts = measure_stable(profiler, d.build(), d.input_shape, cv_threshold, retries)
+                remeasured += attempts > 1
+                keep(d.key, m, attempts, 1)
+                bar.update(1)
+        else:
+            from hwnas.isolate import measure_isolated
+
+            for pass_no in range(1, passes + 1):
+                keys = [d.key for d in todo if lut.entries.get(d.key, {}).get("passes", 0) < pass_no]
+                if pass_no % 2 == 0:
+                    keys.reverse()
+
+                def on_result(i: int, m: Measurement, _p: int, keys=keys, pass_no=pass_no) -> None:
+                    keep(keys[i], m, pass_no, pass_no)
+                    bar.update(1)
+
+                bar.set_postfix_str(f"pass {pass_no}/{passes}", refresh=False)
+                measure_isolated(profiler_name, options, "layer", keys, passes=1,
+                                 chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
+            remeasured = sum(1 for d in descs if lut.entries[d.key].get("attempts", 1) > 1)
     finally:
         bar.close()
         lut.save(out)  # also on Ctrl-C: everything measured so far is kept
@@ -120,6 +157,8 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     elif calibrate:
         from hwnas.calibrate import calibrate_lut
 
-        calibrate_lut(lut, profiler, n_archs=calib_archs, seed=seed, resolutions=resolutions, progress=progress)
+        calibrate_lut(lut, profiler_name, options, n_archs=calib_archs, seed=seed, resolutions=resolutions,
+                      progress=progress, processes=processes)
         calibrated = True
-    return BuildReport(out, len(lut.entries), len(todo), resumed, remeasured, time.perf_counter() - start, calibrated)
+    return BuildReport(out, len(lut.entries), len(descs) * passes - resumed, resumed, remeasured,
+                       time.perf_counter() - start, calibrated)

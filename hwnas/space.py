@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -78,7 +79,8 @@ class SearchSpace:
                 kw["stages"] = tuple(_stage_from_dict(s, f"{source}: stages[{i}]") for i, s in enumerate(_as_list(value, where)))
             elif f.name in ("depths", "kernels", "resolutions", "expands", "width_mults"):
                 kind = float if f.name in ("expands", "width_mults") else int
-                kw[f.name] = tuple(_number(v, kind, f"{where}[{i}]") for i, v in enumerate(_as_list(value, where)))
+                vals = tuple(_number(v, kind, f"{where}[{i}]") for i, v in enumerate(_as_list(value, where)))
+                kw[f.name] = tuple(float(v) for v in vals) if f.name == "width_mults" else vals
             elif f.name in ("name", "description", "stem_act", "first_act", "head_act"):
                 if not isinstance(value, str):
                     raise SpaceError(f"{where} must be a string, got {value!r}")
@@ -141,7 +143,7 @@ class SearchSpace:
             d[f.name] = v
         return d
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """Short hash of the definition: two spaces with one name but other choices differ here."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -258,6 +260,22 @@ class SearchSpace:
             raise ArchError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
         return self.arch_from_dict(data, source=str(path))
 
+    # -- integer genes (for generic optimisers such as pymoo) ----------------
+    def gene_upper_bounds(self) -> list[int]:
+        """Inclusive upper bound of each gene; lower bounds are 0. See :meth:`Arch.genes`."""
+        n, d = len(self.stages), self.max_depth
+        return ([len(self.resolutions) - 1, len(self.width_mults) - 1] + [len(self.depths) - 1] * n
+                + [len(self.kernels) - 1, len(self.expands) - 1] * (n * d))
+
+    def from_genes(self, genes: Iterable[int]) -> "Arch":
+        g = [int(v) for v in genes]
+        n, d = len(self.stages), self.max_depth
+        depths = [self.depths[i] for i in g[2:2 + n]]
+        blocks = g[2 + n:]
+        kernels = tuple(tuple(self.kernels[blocks[2 * (s * d + i)]] for i in range(depths[s])) for s in range(n))
+        expands = tuple(tuple(self.expands[blocks[2 * (s * d + i) + 1]] for i in range(depths[s])) for s in range(n))
+        return Arch(self, self.resolutions[g[0]], self.width_mults[g[1]], kernels, expands)
+
     @property
     def encoding_size(self) -> int:
         return (len(self.stages) * self.max_depth * (len(self.kernels) + len(self.expands))
@@ -274,6 +292,10 @@ class Arch:
     width: float
     kernels: tuple[tuple[int, ...], ...]
     expands: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, float):  # 1 and 1.0 must give one id
+            object.__setattr__(self, "width", float(self.width))
 
     @property
     def depths(self) -> tuple[int, ...]:
@@ -312,7 +334,7 @@ class Arch:
         return {
             "space": self.space.name,
             "resolution": self.resolution,
-            "width": self.width,
+            "width": float(self.width),
             "depths": list(self.depths),
             "kernels": [list(k) for k in self.kernels],
             "expands": [[_as_num(e) for e in es] for es in self.expands],
@@ -321,7 +343,7 @@ class Arch:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    @property
+    @cached_property
     def id(self) -> str:
         """Stable short id: hash of the canonical JSON and the space's digest."""
         return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
@@ -363,6 +385,16 @@ class Arch:
             expands.append(tuple(es))
         return Arch(self.space, pick(self.resolution, other.resolution), pick(self.width, other.width),
                     tuple(kernels), tuple(expands))
+
+    def genes(self) -> list[int]:
+        """Fixed-length integer vector (choice indices; blocks past a stage's depth are 0)."""
+        sp = self.space
+        g = [sp.resolutions.index(self.resolution), sp.width_mults.index(self.width)]
+        g += [sp.depths.index(len(ks)) for ks in self.kernels]
+        for ks, es in zip(self.kernels, self.expands):
+            for i in range(sp.max_depth):
+                g += [sp.kernels.index(ks[i]), sp.expands.index(es[i])] if i < len(ks) else [0, 0]
+        return g
 
     def encode(self) -> list[float]:
         """Fixed-length one-hot vector (inactive blocks are all zero) for accuracy/latency predictors."""

@@ -65,6 +65,12 @@ class TimingPolicy:
     max_time_s: float = 1.0
     target_rel_ci: float = 0.01    # stop once the median's 95 % CI is within +-1 %
 
+    @classmethod
+    def quick(cls) -> "TimingPolicy":
+        """Short runs for tests and previews: noisier, ~10x faster."""
+        return cls(warmup_s=0.01, min_warmup_calls=3, min_samples=7, min_time_s=0.02, max_time_s=0.1,
+                   target_rel_ci=0.03)
+
 
 def time_callable(fn: Callable[[], Any], policy: TimingPolicy = TimingPolicy(),
                   sync: Callable[[], None] | None = None,

@@ -33,7 +33,7 @@ def demo_lut_path(tmp_path_factory, demo, quick_policy) -> Path:
     """A real LUT of the demo space at 24 px, measured with torch-cpu (short timing runs)."""
     out = tmp_path_factory.mktemp("lut") / "demo-torch-cpu.json"
     build_lut("torch-cpu", demo, out, resolutions=[24], profiler_options={"policy": quick_policy},
-              calibrate=False, progress=False, command="pytest fixture")
+              calibrate=False, progress=False, command="pytest fixture", processes=0)
     return out
 
 

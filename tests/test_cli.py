@@ -43,7 +43,7 @@ def test_measure_arch_with_lut_reports_prediction_error(demo_lut_path, tmp_path,
     arch_file.write_text(json.dumps(data))
     capsys.readouterr()
     assert main(["measure", "--lut", str(demo_lut_path), "--arch", str(arch_file), "--quick", "--pin-cpu", "none",
-                 "--json"]) == 0
+                 "--processes", "0", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["results"][0]
     assert row["profiler"] == "torch-cpu" and row["median_ms"] > 0 and "error_pct" in row
 
@@ -80,3 +80,18 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert r.returncode == 2 and "unknown profiler 'nope'" in r.stderr
     r = run_cli("--debug", "predict", "--lut", str(tmp_path / "missing.json"), "--sample", "1")
     assert "Traceback" in r.stderr
+
+
+def test_measuring_against_a_foreign_lut_warns_with_the_fields(demo_lut_path, tmp_path):
+    import json as _json
+
+    data = _json.loads(demo_lut_path.read_text())
+    data["fingerprint"]["cpu_model"] = "Snapdragon 8 Gen 3"
+    foreign = tmp_path / "phone.json"
+    foreign.write_text(_json.dumps(data))
+    r = run_cli("measure", "--lut", str(foreign), "--sample", "1", "--resolution", "24", "--quick", "--pin-cpu", "none")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING" in r.stderr and "cpu_model: LUT 'Snapdragon 8 Gen 3'" in r.stderr
+    # predicting with it is fine and silent
+    r = run_cli("predict", "--lut", str(foreign), "--sample", "1", "--resolution", "24")
+    assert r.returncode == 0 and "WARNING" not in r.stderr

@@ -61,3 +61,24 @@ def test_latency_grows_with_the_network(demo_lut, demo):
     small = Arch(demo, 24, 1.0, *(lambda a: (a.kernels, a.expands))(demo.smallest()))
     big = Arch(demo, 24, 1.0, *(lambda a: (a.kernels, a.expands))(demo.largest()))
     assert predictor.predict(big) > 1.5 * predictor.predict(small)
+
+
+def test_fastest_is_a_true_minimum(demo_lut, demo):
+    from dataclasses import replace
+
+    demo_lut.calibration = {"coef": [0.9, 0.05, 0.01, 0.1], "model": "boundary"}
+    space = replace(demo, resolutions=(24,))
+    predictor = LatencyPredictor(demo_lut, space)
+    arch, fastest = predictor.fastest()
+    assert fastest == pytest.approx(predictor.predict(arch))
+    rng = random.Random(0)
+    others = [space.sample(rng) for _ in range(2000)] + [space.smallest()]
+    assert fastest <= predictor.predict_many(others).min() + 1e-12
+    # no single-gene change makes it faster
+    ub = space.gene_upper_bounds()
+    genes = arch.genes()
+    for i, top in enumerate(ub):
+        for v in range(top + 1):
+            g = list(genes)
+            g[i] = v
+            assert predictor.predict(space.from_genes(g)) >= fastest - 1e-12

@@ -196,3 +196,13 @@ def test_space_file_errors(tmp_path):
         get_space(t)
     with pytest.raises(SpaceError, match="unknown space 'nope'; shipped spaces"):
         get_space("nope")
+
+
+def test_genes_round_trip(mbv3, demo):
+    for space in (mbv3, demo):
+        ub = space.gene_upper_bounds()
+        for seed in range(20):
+            a = space.sample(seed)
+            g = a.genes()
+            assert len(g) == len(ub) and all(0 <= x <= u for x, u in zip(g, ub))
+            assert space.from_genes(g) == a

@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas.fidelity import run_fidelity  # noqa: E402
 from hwnas.lut import LUT  # noqa: E402
-from hwnas.measure import profiler_for  # noqa: E402
 
 
 def main() -> int:
@@ -25,11 +24,12 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pin-cpu", type=int, default=None, help="pin to this CPU (as the LUT build did)")
-    ap.add_argument("--rounds", type=int, default=2, help="measurement rounds per arch; the lowest median is kept")
+    ap.add_argument("--processes", type=int, default=2,
+                    help="measure each arch in N fresh processes, keep the lowest median (0: this process) [2]")
     ap.add_argument("--json", type=Path, help="write the full report (per-arch rows) here")
     args = ap.parse_args()
     lut = LUT.load(args.lut)
-    report = run_fidelity(lut, args.n, args.seed, profiler=profiler_for(lut, pin_cpu=args.pin_cpu), rounds=args.rounds)
+    report = run_fidelity(lut, args.n, args.seed, options={"pin_cpu": args.pin_cpu}, processes=args.processes)
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=1))

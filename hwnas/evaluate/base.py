@@ -1,0 +1,89 @@
+"""The evaluator interface, a name registry and a cache keyed by (arch id, evaluator config)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from hwnas.space import Arch
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores architectures; higher is better (an accuracy, or a proxy that ranks like one)."""
+
+    name: str
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the score (data, seed, epochs…): part of the cache key."""
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+        ...
+
+
+_REGISTRY: dict[str, Callable[..., Evaluator]] = {}
+
+
+def register_evaluator(name: str) -> Callable:
+    def deco(factory: Callable[..., Evaluator]) -> Callable[..., Evaluator]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtins() -> None:
+    from hwnas.evaluate import predictor, proxies  # noqa: F401  (registers proxy:*, predictor)
+
+
+def list_evaluators() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def create_evaluator(name: str, **options: Any) -> Evaluator:
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown evaluator {name!r}; available: {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**options)
+
+
+def config_key(evaluator: Evaluator) -> str:
+    blob = json.dumps({"name": evaluator.name, **evaluator.config()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class CachedEvaluator:
+    """Wraps an evaluator so no (arch, config) pair is evaluated twice; ``seed`` pre-fills it (resume)."""
+
+    def __init__(self, inner: Evaluator, seed: dict[str, float] | None = None, dispatcher: Any = None):
+        self.inner = inner
+        self.dispatcher = dispatcher
+        self.name = inner.name
+        self.key = config_key(inner)
+        self.cache: dict[str, float] = dict(seed or {})
+        self.hits = self.misses = 0
+
+    def config(self) -> dict[str, Any]:
+        return self.inner.config()
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+        todo = list({a.id: a for a in archs if a.id not in self.cache}.values())
+        self.hits += len(archs) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            if self.dispatcher is not None and self.dispatcher.workers > 1:
+                scores = [s for chunk in self.dispatcher.map(self.inner, split(todo, self.dispatcher.workers))
+                          for s in chunk]
+            else:
+                scores = list(self.inner.evaluate(todo))
+            for a, score in zip(todo, scores):
+                self.cache[a.id] = float(score)
+        return [self.cache[a.id] for a in archs]
+
+
+def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
+    """Contiguous, order-preserving chunks (results come back in input order)."""
+    n = len(items)
+    bounds = [round(i * n / parts) for i in range(parts + 1)]
+    return [list(items[bounds[i]:bounds[i + 1]]) for i in range(parts) if bounds[i] < bounds[i + 1]]

@@ -1,0 +1,101 @@
+"""Pareto machinery on minimisation objectives: sorting, crowding, constraint-domination, hypervolume.
+
+Objectives are an [N, M] array to *minimise* (accuracy enters as -accuracy);
+``cv`` is each candidate's total constraint violation (0 = feasible). Deb's
+constraint-domination: feasible beats infeasible, less violation beats more,
+and among feasible candidates Pareto dominance decides.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all(a <= b) and np.any(a < b))
+
+
+def constrained_dominates(fa: np.ndarray, cva: float, fb: np.ndarray, cvb: float) -> bool:
+    if cva <= 0 and cvb > 0:
+        return True
+    if cva > 0 or cvb > 0:
+        return cva < cvb
+    return dominates(fa, fb)
+
+
+def non_dominated_fronts(F: np.ndarray) -> list[np.ndarray]:
+    """Fast non-dominated sort (Deb et al. 2002) with a vectorised dominance matrix."""
+    F = np.asarray(F, float)
+    n = len(F)
+    if n == 0:
+        return []
+    le = (F[:, None, :] <= F[None, :, :]).all(-1)
+    lt = (F[:, None, :] < F[None, :, :]).any(-1)
+    dom = le & lt                      # dom[i, j]: i dominates j
+    count = dom.sum(0)                 # how many dominate j
+    fronts, current = [], np.flatnonzero(count == 0)
+    while len(current):
+        fronts.append(current)
+        count = count - dom[current].sum(0)
+        count[current] = -1
+        current = np.flatnonzero(count == 0)
+    return fronts
+
+
+def constrained_fronts(F: np.ndarray, cv: np.ndarray) -> list[np.ndarray]:
+    """Feasible candidates in Pareto fronts first; infeasible ones after, one front per violation level."""
+    cv = np.asarray(cv, float)
+    feas = np.flatnonzero(cv <= 0)
+    fronts = [feas[f] for f in non_dominated_fronts(F[feas])]
+    infeas = np.flatnonzero(cv > 0)
+    for level in np.unique(cv[infeas]):
+        fronts.append(infeas[cv[infeas] == level])
+    return fronts
+
+
+def crowding_distance(F: np.ndarray) -> np.ndarray:
+    """Crowding distance within one front; boundary points get infinity."""
+    F = np.asarray(F, float)
+    n, m = F.shape
+    if n <= 2:
+        return np.full(n, np.inf)
+    d = np.zeros(n)
+    for j in range(m):
+        order = np.argsort(F[:, j], kind="stable")
+        span = F[order[-1], j] - F[order[0], j]
+        d[order[0]] = d[order[-1]] = np.inf
+        if span > 0:
+            d[order[1:-1]] += (F[order[2:], j] - F[order[:-2], j]) / span
+    return d
+
+
+def rank_and_crowding(F: np.ndarray, cv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate: its front index and crowding distance (for infeasible ones: -violation)."""
+    n = len(F)
+    rank, crowd = np.zeros(n, int), np.zeros(n)
+    for r, idx in enumerate(constrained_fronts(F, cv)):
+        rank[idx] = r
+        crowd[idx] = crowding_distance(F[idx]) if cv[idx[0]] <= 0 else -cv[idx]
+    return rank, crowd
+
+
+def survive(F: np.ndarray, cv: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best by (rank, -crowding), deterministic on ties."""
+    rank, crowd = rank_and_crowding(F, cv)
+    order = np.lexsort((np.arange(len(F)), -crowd, rank))
+    return order[:k]
+
+
+def hypervolume_2d(F: np.ndarray, ref: tuple[float, float]) -> float:
+    """Area dominated by the points of F (minimisation, 2 objectives) and bounded by ``ref``."""
+    F = np.asarray(F, float).reshape(-1, 2)
+    F = F[(F[:, 0] < ref[0]) & (F[:, 1] < ref[1])]
+    if len(F) == 0:
+        return 0.0
+    F = F[np.lexsort((F[:, 1], F[:, 0]))]
+    hv, best_y = 0.0, ref[1]
+    for i, (x, y) in enumerate(F):
+        if y < best_y:
+            next_x = ref[0]
+            hv += (next_x - x) * (best_y - y)
+            best_y = y
+    return float(hv)

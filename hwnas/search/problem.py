@@ -1,0 +1,70 @@
+"""Objectives and constraints of a search: records for archs, minimisation vectors, violations."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwnas.predict import LatencyPredictor
+from hwnas.space import Arch
+
+# name -> +1 to maximise, -1 to minimise
+OBJECTIVES = {"accuracy": +1, "latency_ms": -1, "params_m": -1, "macs_m": -1, "memory_mb": -1}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits; each becomes a relative violation max(0, value/limit - 1), summed (0 = feasible)."""
+
+    budget_ms: float | None = None
+    max_params_m: float | None = None
+    max_memory_mb: float | None = None
+    min_accuracy: float | None = None
+    max_layers: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def violation(self, r: dict[str, Any]) -> float:
+        v = 0.0
+        for limit, key in ((self.budget_ms, "latency_ms"), (self.max_params_m, "params_m"),
+                           (self.max_memory_mb, "memory_mb"), (self.max_layers, "layers")):
+            if limit is not None and r[key] > limit:
+                v += r[key] / limit - 1.0
+        if self.min_accuracy is not None and r["accuracy"] < self.min_accuracy:
+            v += (self.min_accuracy - r["accuracy"]) / max(abs(self.min_accuracy), 1e-9)
+        return v
+
+
+def static_record(arch: Arch, latency_ms: float) -> dict[str, Any]:
+    layers = arch.layers()
+    return {
+        "arch_id": arch.id,
+        "arch": arch.to_dict(),
+        "latency_ms": float(latency_ms),
+        "params_m": sum(d.params for d in layers) / 1e6,
+        "macs_m": sum(d.macs for d in layers) / 1e6,
+        "memory_mb": max(d.activation_elems for d in layers) * 4 / 2**20,  # fp32 peak live activations
+        "layers": len(layers),
+    }
+
+
+class Problem:
+    def __init__(self, predictor: LatencyPredictor, evaluator: Any, constraints: Constraints,
+                 objectives: Sequence[str] = ("accuracy", "latency_ms")):
+        unknown = [o for o in objectives if o not in OBJECTIVES]
+        if unknown or "accuracy" not in objectives or "latency_ms" not in objectives:
+            raise ValueError(f"objectives must include accuracy and latency_ms, from {list(OBJECTIVES)}; got {objectives}")
+        self.predictor, self.evaluator, self.constraints = predictor, evaluator, constraints
+        self.objectives = tuple(objectives)
+
+    def records(self, archs: Sequence[Arch], accuracies: Sequence[float]) -> list[dict[str, Any]]:
+        lat = self.predictor.predict_many(archs)
+        return [{**static_record(a, l), "accuracy": float(acc)} for a, l, acc in zip(archs, lat, accuracies)]
+
+    def F(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
+        return np.array([[-OBJECTIVES[o] * r[o] for o in self.objectives] for r in records], float)
+
+    def cv(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
+        return np.array([self.constraints.violation(r) for r in records], float)

@@ -1,0 +1,184 @@
+"""Search strategies behind one ask/tell interface; they know nothing of LUTs or torch.
+
+``ask()`` proposes architectures, the caller evaluates them anywhere, and
+``tell(archs, F, cv)`` returns minimisation objectives ``F`` [N, M] and
+constraint violations ``cv`` [N]. ``state_dict()`` is JSON, RNG included, so a
+run restored from it continues exactly as an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from hwnas.search.pareto import rank_and_crowding, survive
+from hwnas.space import Arch, SearchSpace
+
+_STRATEGIES: dict[str, Callable[..., "Strategy"]] = {}
+
+
+def register_strategy(name: str) -> Callable:
+    def deco(cls):
+        _STRATEGIES[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy":
+    if name not in _STRATEGIES:
+        raise KeyError(f"unknown strategy {name!r}; available: {sorted(_STRATEGIES)}")
+    return _STRATEGIES[name](space, **options)
+
+
+def list_strategies() -> list[str]:
+    return sorted(_STRATEGIES)
+
+
+class Strategy:
+    """Base: a population of evaluated (arch, F, cv), a seeded RNG, and JSON state."""
+
+    name = "base"
+
+    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float = 0.15):
+        if population < 2:
+            raise ValueError(f"population must be >= 2, got {population}")
+        self.space = space
+        self.population = population
+        self.seed = seed
+        self.mutate_prob = mutate_prob
+        self.rng = random.Random(seed)
+        self.pop: list[Arch] = []
+        self.F = np.zeros((0, 0))
+        self.cv = np.zeros(0)
+        self.seen: set[str] = set()
+
+    # -- interface -----------------------------------------------------------
+    def ask(self) -> list[Arch]:
+        raise NotImplementedError
+
+    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # -- helpers -------------------------------------------------------------
+    def _fresh(self, make: Callable[[], Arch], n: int) -> list[Arch]:
+        """``n`` archs from ``make`` not proposed before (falls back to repeats in a tiny space)."""
+        out: list[Arch] = []
+        for _ in range(n):
+            for _attempt in range(50):
+                a = make()
+                if a.id not in self.seen:
+                    break
+            self.seen.add(a.id)
+            out.append(a)
+        return out
+
+    def _random_batch(self, n: int) -> list[Arch]:
+        return self._fresh(lambda: self.space.sample(self.rng), n)
+
+    # -- state ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        version, internal, gauss = self.rng.getstate()
+        return {"strategy": self.name, "population": self.population, "seed": self.seed,
+                "rng": [version, list(internal), gauss], "pop": [a.to_dict() for a in self.pop],
+                "F": self.F.tolist(), "cv": self.cv.tolist(), "seen": sorted(self.seen), **self._extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("strategy") != self.name:
+            raise ValueError(f"state is for strategy {state.get('strategy')!r}, not {self.name!r}")
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.pop = [self.space.arch_from_dict(d) for d in state["pop"]]
+        self.F = np.asarray(state["F"], float).reshape(len(self.pop), -1) if self.pop else np.zeros((0, 0))
+        self.cv = np.asarray(state["cv"], float)
+        self.seen = set(state["seen"])
+        self._load_extra_state(state)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@register_strategy("nsga2")
+class NSGA2(Strategy):
+    """NSGA-II (Deb et al. 2002) with constraint-domination, binary tournaments, Arch crossover/mutation."""
+
+    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float = 0.15,
+                 crossover_prob: float = 0.9):
+        super().__init__(space, population, seed, mutate_prob)
+        self.crossover_prob = crossover_prob
+
+    def _tournament(self, rank: np.ndarray, crowd: np.ndarray) -> int:
+        i, j = self.rng.randrange(len(self.pop)), self.rng.randrange(len(self.pop))
+        if rank[i] != rank[j]:
+            return i if rank[i] < rank[j] else j
+        if crowd[i] != crowd[j]:
+            return i if crowd[i] > crowd[j] else j
+        return i if self.rng.random() < 0.5 else j
+
+    def ask(self) -> list[Arch]:
+        if not self.pop:
+            return self._random_batch(self.population)
+        rank, crowd = rank_and_crowding(self.F, self.cv)
+
+        def child() -> Arch:
+            a = self.pop[self._tournament(rank, crowd)]
+            if self.rng.random() < self.crossover_prob:
+                a = a.crossover(self.pop[self._tournament(rank, crowd)], self.rng)
+            return a.mutate(self.rng, self.mutate_prob)
+
+        return self._fresh(child, self.population)
+
+    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+        pool = self.pop + list(archs)
+        allF = np.vstack([self.F, F]) if len(self.pop) else np.asarray(F, float)
+        allcv = np.concatenate([self.cv, cv])
+        keep = survive(allF, allcv, self.population)
+        self.pop = [pool[i] for i in keep]
+        self.F, self.cv = allF[keep], allcv[keep]
+
+
+@register_strategy("evolution")
+class RegularizedEvolution(Strategy):
+    """Aging evolution (Real et al. 2019): tournament of ``sample_size``, mutate the winner, drop the oldest.
+
+    With several objectives the tournament winner is the best by constraint-domination rank.
+    """
+
+    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float = 0.15,
+                 sample_size: int = 10):
+        super().__init__(space, population, seed, mutate_prob)
+        self.sample_size = sample_size
+
+    def ask(self) -> list[Arch]:
+        if not self.pop:
+            return self._random_batch(self.population)
+
+        def child() -> Arch:
+            idx = [self.rng.randrange(len(self.pop)) for _ in range(min(self.sample_size, len(self.pop)))]
+            rank, crowd = rank_and_crowding(self.F[idx], self.cv[idx])
+            best = idx[int(np.lexsort((-crowd, rank))[0])]
+            return self.pop[best].mutate(self.rng, self.mutate_prob)
+
+        return self._fresh(child, self.population)
+
+    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+        self.pop = (self.pop + list(archs))[-self.population:]  # oldest first, so the oldest age out
+        allF = np.vstack([self.F, F]) if self.F.size else np.asarray(F, float)
+        self.F = allF[-self.population:]
+        self.cv = np.concatenate([self.cv, cv])[-self.population:]
+
+
+@register_strategy("random")
+class RandomSearch(Strategy):
+    """Uniform samples of the space: the baseline every strategy must beat."""
+
+    def ask(self) -> list[Arch]:
+        return self._random_batch(self.population)
+
+    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+        pass

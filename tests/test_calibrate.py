@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from hwnas.calibrate import MODELS, calibrate_lut, choose_model, fit, sample_archs
+from hwnas.lut import LUT
+from hwnas.predict import LatencyPredictor
+
+
+def test_fit_recovers_a_known_linear_model():
+    rng = np.random.default_rng(0)
+    F = np.column_stack([rng.uniform(2, 20, 40), rng.uniform(0.1, 2, 40), rng.integers(10, 25, 40), np.ones(40)])
+    true = np.array([0.9, -0.3, 0.02, 0.15])
+    y = F @ true
+    assert np.allclose(fit(F, y, "boundary"), true)
+    coef = fit(F, y, "scale")
+    assert coef[1:].tolist() == [0.0, 0.0, 0.0] and coef[0] > 0
+    model, best, scores = choose_model(F, y)
+    assert model == "boundary" and set(scores) == set(MODELS) and scores["boundary"] < 1e-8
+
+
+def test_sample_archs_is_seeded_distinct_and_respects_exclusions(mbv3):
+    a = sample_archs(mbv3, 20, seed=3)
+    assert [x.id for x in a] == [x.id for x in sample_archs(mbv3, 20, seed=3)]
+    assert len({x.id for x in a}) == 20
+    assert a[0].depths == (2,) * 5 and a[1].depths == (4,) * 5  # extremes first
+    b = sample_archs(mbv3, 10, seed=3, exclude={x.id for x in a}, extremes=False)
+    assert not {x.id for x in a} & {x.id for x in b}
+    assert {x.resolution for x in sample_archs(mbv3, 10, seed=1, resolutions=[176])} == {176}
+
+
+def test_calibration_on_real_measurements(demo_lut_path, quick_policy, tmp_path):
+    lut = LUT.load(demo_lut_path)
+    lut.path = tmp_path / "lut.json"
+    opts = {"policy": quick_policy}
+    calib = calibrate_lut(lut, "torch-cpu", opts, n_archs=8, seed=0, resolutions=[24], progress=False, processes=0)
+    assert calib["complete"] and len(calib["data"]) == 8
+    assert calib["model"] in MODELS and np.isfinite(calib["coef"]).all()
+    assert all(r["measured"]["median_ms"] > 0 for r in calib["data"])
+    # stored in the file and used by the predictor
+    again = LUT.load(lut.path)
+    assert again.calibration["coef"] == calib["coef"]
+    arch = again.search_space().arch_from_dict(calib["data"][0]["arch"])
+    pred = LatencyPredictor(again).predict(arch)
+    assert pred == pytest.approx(np.dot(calib["data"][0]["features"], calib["coef"]), rel=1e-4)
+    # resumes: a second call measures nothing new
+    calib2 = calibrate_lut(again, "torch-cpu", opts, n_archs=8, seed=0, resolutions=[24], progress=False, save=False)
+    assert [r["measured"] for r in calib2["data"]] == [r["measured"] for r in calib["data"]]
+
+
+@pytest.mark.slow
+def test_isolated_measurement_matches_in_process_scale(demo, quick_policy):
+    """Fresh worker processes measure the same networks (same order of magnitude, all positive)."""
+    from hwnas.measure import arch_measurer
+
+    archs = [demo.sample(s) for s in range(3)]
+    iso = arch_measurer("torch-cpu", {"policy": quick_policy}, processes=2)(archs)
+    local = arch_measurer("torch-cpu", {"policy": quick_policy}, processes=0)(archs)
+    assert len(iso) == 3 and all(m.median_ms > 0 for m in iso)
+    for a, b in zip(iso, local):
+        assert 0.25 < a.median_ms / b.median_ms < 4

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from hwnas.fidelity import error_stats, kendall_tau, proportional_fit, run_fidelity
+from hwnas.lut import LUT
+from hwnas.space import Arch
+
+
+def test_kendall_tau_matches_scipy_with_ties():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 10, 60).astype(float)
+    y = x + rng.normal(0, 3, 60)
+    assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_error_stats_by_hand():
+    s = error_stats([1.04, 2.18, 2.73, 4.0, 6.0], [1.0, 2.0, 3.0, 4.0, 5.0])
+    assert s["within_5_pct"] == 40.0 and s["within_10_pct"] == 80.0
+    assert s["mape_pct"] == pytest.approx((4 + 9 + 9 + 0 + 20) / 5)
+    assert s["worst_error_pct"] == pytest.approx(20.0)
+    assert proportional_fit(np.array([1.0, 2.0]), np.array([2.0, 4.0])) == pytest.approx(2.0)
+
+
+def test_fidelity_run_on_real_measurements(demo_lut_path, demo, quick_policy):
+    lut = LUT.load(demo_lut_path)
+    rng_archs = [Arch(demo, 24, a.width, a.kernels, a.expands) for a in (demo.sample(s) for s in range(6))]
+    report = run_fidelity(lut, options={"policy": quick_policy}, archs=rng_archs, progress=False, processes=0)
+    assert report.n == 6 and len(report.rows) == 6
+    assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in report.rows)
+    assert "LUT sum (uncalibrated)" in report.methods
+    assert "MAPE" in report.table() and report.fingerprint_diff == {}
