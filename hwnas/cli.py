@@ -84,7 +84,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
                        calibrate=not args.no_calibrate, calib_archs=args.calib_archs, seed=args.seed,
                        cv_threshold=args.cv_threshold, recalibrate=args.recalibrate, processes=args.processes)
     print(f"LUT {report.path}: {report.entries} entries ({report.measured} block measurements now, "
-          f"{report.resumed} resumed from the file, {report.remeasured} re-measured) in {report.seconds:.0f} s"
+          f"{report.resumed} resumed from the file; {report.remeasured} entries kept a later, calmer measurement) "
+          f"in {report.seconds:.0f} s"
           + ("; calibrated" if report.calibrated else ""))
     from hwnas.lut import LUT
 
@@ -204,7 +205,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     constraints = Constraints(budget_ms=args.budget_ms, max_params_m=args.max_params_m,
                               max_memory_mb=args.max_memory_mb, min_accuracy=args.min_accuracy,
                               max_layers=args.max_layers)
-    result = run_search(args.lut, args.out, evaluator=args.evaluator, strategy=args.strategy,
+    ev_opts: dict[str, Any] = {}
+    for item in args.evaluator_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--evaluator-option takes KEY=VALUE, got {item!r}")
+        try:
+            ev_opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            ev_opts[key] = value
+    result = run_search(args.lut, args.out, evaluator=args.evaluator, evaluator_options=ev_opts,
+                        strategy=args.strategy,
                         population=args.population, generations=args.generations, seed=args.seed,
                         constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
                         workers=args.workers, command=_command())
@@ -327,6 +338,8 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--budget-ms", type=float, help="latency budget (predicted ms on the LUT's device)")
     p.add_argument("--evaluator", default="proxy:synflow", help="accuracy evaluator [proxy:synflow]")
+    p.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
+                   help="evaluator setting, repeatable (e.g. path=predictor.pt for --evaluator predictor)")
     p.add_argument("--strategy", default="nsga2", help="nsga2 | evolution | random [nsga2]")
     p.add_argument("--population", type=int, default=50)
     p.add_argument("--generations", type=int, default=20)

@@ -15,19 +15,9 @@ from tqdm.auto import tqdm
 from hwnas.calibrate import sample_archs
 from hwnas.lut import LUT
 from hwnas.measure import arch_measurer, profiler_for, warn_if_foreign
-from hwnas.predict import LatencyPredictor
+from hwnas.metrics import kendall_tau
+from hwnas.predict import LatencyPredictor, covered_resolutions
 from hwnas.space import Arch
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties handled), O(n^2): n is tens to a few thousands here."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    dx = np.sign(x[:, None] - x[None, :])
-    dy = np.sign(y[:, None] - y[None, :])
-    iu = np.triu_indices(len(x), 1)
-    dx, dy = dx[iu], dy[iu]
-    denom = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
-    return float((dx * dy).sum() / denom) if denom else 0.0
 
 
 def error_stats(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
@@ -86,8 +76,7 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
     raw = LatencyPredictor(lut, space, calibrated=False)
     calib = lut.calibration or {}
     seen = {r["arch_id"] for r in calib.get("data", [])}
-    resolutions = sorted({int(k.split(":")[1][1:]) for k in lut.entries if k.startswith("conv:") and ":i3:" in k}
-                         & set(space.resolutions)) or None
+    resolutions = covered_resolutions(lut, space) or None
     archs = list(archs) if archs is not None else sample_archs(space, n, seed, resolutions, exclude=seen, extremes=False)
     options = {"threads": lut.settings.get("threads", 1), **(options or {})}
     diff = warn_if_foreign(lut, profiler_for(lut, **options))

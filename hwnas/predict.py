@@ -64,10 +64,6 @@ class LatencyPredictor:
         self.space = space or lut.search_space()
         self.calibration = Calibration.from_lut(lut) if calibrated else Calibration()
         sp = self.space
-        self._r = {r: i for i, r in enumerate(sp.resolutions)}
-        self._w = {w: i for i, w in enumerate(sp.width_mults)}
-        self._k = {k: i for i, k in enumerate(sp.kernels)}
-        self._e = {e: i for i, e in enumerate(sp.expands)}
         S, D = len(sp.stages), sp.max_depth
         shape = (len(sp.resolutions), len(sp.width_mults), S, 2, len(sp.kernels), len(sp.expands))
         # feature tables: [..., 0] lut ms, [..., 1] io Melems, [..., 2] block count
@@ -105,19 +101,17 @@ class LatencyPredictor:
         """Archs as integer gene arrays: resolution idx, width idx, kernel idx [N,S,D], expand idx, mask."""
         sp = self.space
         n, S, D = len(archs), len(sp.stages), sp.max_depth
-        r = np.fromiter((self._r[a.resolution] for a in archs), np.intp, n)
-        w = np.fromiter((self._w[a.width] for a in archs), np.intp, n)
-        k = np.zeros((n, S, D), np.intp)
-        e = np.zeros((n, S, D), np.intp)
-        mask = np.zeros((n, S, D), bool)
-        kmap, emap = self._k, self._e
-        for i, a in enumerate(archs):
-            for s, (ks, es) in enumerate(zip(a.kernels, a.expands)):
-                d = len(ks)
-                k[i, s, :d] = [kmap[x] for x in ks]
-                e[i, s, :d] = [emap[x] for x in es]
-                mask[i, s, :d] = True
-        return r, w, k, e, mask
+        if archs and archs[0].space is not sp and archs[0].space != sp:
+            archs = [Arch(sp, a.resolution, a.width, a.kernels, a.expands) for a in archs]
+        try:
+            G = sp.gene_matrix(archs)
+        except ValueError as e:  # a choice this space does not have (e.g. a resolution the LUT lacks)
+            raise MissingEntriesError([], self.fill_command()) from e
+        depths = np.asarray(sp.depths)[G[:, 2:2 + S]]
+        mask = np.arange(D)[None, None, :] < depths[:, :, None]
+        k = G[:, 2 + S::2].reshape(n, S, D)
+        e = G[:, 3 + S::2].reshape(n, S, D)
+        return G[:, 0], G[:, 1], k, e, mask
 
     def features_many(self, archs: Sequence[Arch]) -> np.ndarray:
         """Raw (uncalibrated) features, shape [N, 4]: LUT sum in ms, boundary Melems, blocks, 1."""
@@ -203,3 +197,8 @@ class LatencyPredictor:
 
     def summary(self) -> dict[str, Any]:
         return {"lut": str(self.lut.path), "profiler": self.lut.profiler, "calibration": self.calibration.model}
+
+
+def covered_resolutions(lut: LUT, space: SearchSpace) -> tuple[int, ...]:
+    """Resolutions for which the LUT holds every block of the space."""
+    return tuple(r for r in space.resolutions if not lut.missing([d.key for d in space.all_layers([r])]))

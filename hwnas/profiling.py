@@ -25,7 +25,7 @@ class BuildReport:
     entries: int
     measured: int      # block measurements made by this call (entries x passes)
     resumed: int       # block measurements reused from the file
-    remeasured: int
+    remeasured: int    # entries whose kept median came from a retry or a later pass
     seconds: float
     calibrated: bool
 

@@ -13,7 +13,9 @@ import random
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
+
+import numpy as np
 
 from hwnas.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
@@ -62,13 +64,7 @@ class SearchSpace:
     def from_dict(cls, data: Any, source: str = "space") -> "SearchSpace":
         if not isinstance(data, dict):
             raise SpaceError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise SpaceError(f"{source}: unknown field(s) {unknown}; allowed fields: {sorted(allowed)}")
-        for required in ("name", "stages"):
-            if required not in data:
-                raise SpaceError(f"{source}: missing required field {required!r}")
+        _check_fields(data, {f.name for f in fields(cls)}, ("name", "stages"), source, SpaceError)
         kw: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
@@ -226,10 +222,8 @@ class SearchSpace:
     def arch_from_dict(self, data: Any, source: str = "arch") -> "Arch":
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        allowed = {"space", "space_digest", "resolution", "width", "kernels", "expands", "depths", "id"}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ArchError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        _check_fields(data, {"space", "space_digest", "resolution", "width", "kernels", "expands", "depths", "id"},
+                      (), source, ArchError)
         if data.get("space", self.name) != self.name:
             raise ArchError(f"{source}: arch is for space {data['space']!r}, not {self.name!r}; "
                             f"pass the matching space (--space / --space-file)")
@@ -275,6 +269,29 @@ class SearchSpace:
         kernels = tuple(tuple(self.kernels[blocks[2 * (s * d + i)]] for i in range(depths[s])) for s in range(n))
         expands = tuple(tuple(self.expands[blocks[2 * (s * d + i) + 1]] for i in range(depths[s])) for s in range(n))
         return Arch(self, self.resolutions[g[0]], self.width_mults[g[1]], kernels, expands)
+
+    def gene_matrix(self, archs: Sequence["Arch"]) -> np.ndarray:
+        return np.array([a._genes for a in archs], dtype=np.intp).reshape(len(archs), -1)
+
+    def encode_many(self, archs: Sequence["Arch"]) -> np.ndarray:
+        """One-hot encodings of many archs, [N, encoding_size] float32, built from their genes with numpy.
+
+        Layout per stage and block slot: kernel one-hot then expand one-hot (zeros past the stage's
+        depth), then resolution one-hot and width one-hot.
+        """
+        G = self.gene_matrix(archs)
+        n, S, D, K, E = len(archs), len(self.stages), self.max_depth, len(self.kernels), len(self.expands)
+        depths = np.asarray(self.depths)[G[:, 2:2 + S]]
+        active = np.arange(D)[None, None, :] < depths[:, :, None]
+        kb, eb = G[:, 2 + S::2].reshape(n, S, D), G[:, 3 + S::2].reshape(n, S, D)
+        blocks = np.zeros((n, S, D, K + E), np.float32)
+        ni, si, di = np.nonzero(active)
+        blocks[ni, si, di, kb[active]] = 1.0
+        blocks[ni, si, di, K + eb[active]] = 1.0
+        tail = np.zeros((n, len(self.resolutions) + len(self.width_mults)), np.float32)
+        tail[np.arange(n), G[:, 0]] = 1.0
+        tail[np.arange(n), len(self.resolutions) + G[:, 1]] = 1.0
+        return np.concatenate([blocks.reshape(n, -1), tail], axis=1)
 
     @property
     def encoding_size(self) -> int:
@@ -337,7 +354,7 @@ class Arch:
             "width": float(self.width),
             "depths": list(self.depths),
             "kernels": [list(k) for k in self.kernels],
-            "expands": [[_as_num(e) for e in es] for es in self.expands],
+            "expands": [list(es) for es in self.expands],  # already canonical: values come from the space
         }
 
     def to_json(self) -> str:
@@ -388,26 +405,21 @@ class Arch:
 
     def genes(self) -> list[int]:
         """Fixed-length integer vector (choice indices; blocks past a stage's depth are 0)."""
+        return list(self._genes)
+
+    @cached_property
+    def _genes(self) -> tuple[int, ...]:
         sp = self.space
         g = [sp.resolutions.index(self.resolution), sp.width_mults.index(self.width)]
         g += [sp.depths.index(len(ks)) for ks in self.kernels]
         for ks, es in zip(self.kernels, self.expands):
             for i in range(sp.max_depth):
                 g += [sp.kernels.index(ks[i]), sp.expands.index(es[i])] if i < len(ks) else [0, 0]
-        return g
+        return tuple(g)
 
     def encode(self) -> list[float]:
         """Fixed-length one-hot vector (inactive blocks are all zero) for accuracy/latency predictors."""
-        sp = self.space
-        vec: list[float] = []
-        for ks, es in zip(self.kernels, self.expands):
-            for i in range(sp.max_depth):
-                active = i < len(ks)
-                vec += [1.0 if active and ks[i] == k else 0.0 for k in sp.kernels]
-                vec += [1.0 if active and es[i] == e else 0.0 for e in sp.expands]
-        vec += [1.0 if self.resolution == r else 0.0 for r in sp.resolutions]
-        vec += [1.0 if self.width == w else 0.0 for w in sp.width_mults]
-        return vec
+        return self.space.encode_many([self])[0].tolist()
 
 
 # -- registry of shipped spaces ------------------------------------------------
@@ -456,16 +468,19 @@ def _number(value: Any, kind: type, where: str) -> Any:
     return int(value) if kind is int else _as_num(value)
 
 
+def _check_fields(data: dict, allowed: set[str], required: tuple[str, ...], where: str, error: type) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise error(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    for req in required:
+        if req not in data:
+            raise error(f"{where}: missing required field {req!r}")
+
+
 def _stage_from_dict(data: Any, where: str) -> StageSpec:
     if not isinstance(data, dict):
         raise SpaceError(f"{where} must be an object with width, stride, act, se; got {data!r}")
-    allowed = {"width", "stride", "act", "se"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise SpaceError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    for req in ("width", "stride"):
-        if req not in data:
-            raise SpaceError(f"{where}: missing required field {req!r}")
+    _check_fields(data, {"width", "stride", "act", "se"}, ("width", "stride"), where, SpaceError)
     width = _number(data["width"], int, f"{where}.width")
     stride = _number(data["stride"], int, f"{where}.stride")
     act = data.get("act", "hswish")

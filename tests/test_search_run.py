@@ -41,7 +41,7 @@ def test_search_writes_front_and_is_reproducible(demo_lut_path, tmp_path):
 def test_budget_constraint_is_respected(demo_lut_path, tmp_path):
     from hwnas.lut import LUT
     from hwnas.predict import LatencyPredictor
-    from hwnas.search.run import covered_resolutions
+    from hwnas.predict import covered_resolutions
     from dataclasses import replace
 
     lut = LUT.load(demo_lut_path)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from hwnas.evaluate.base import register_evaluator
+from hwnas.metrics import kendall_tau
 from hwnas.space import Arch, SearchSpace
 
 
@@ -43,7 +44,7 @@ class FitReport:
 
 
 def encode_batch(archs: Sequence[Arch]) -> torch.Tensor:
-    return torch.tensor(np.array([a.encode() for a in archs], dtype=np.float32))
+    return torch.from_numpy(archs[0].space.encode_many(archs)) if archs else torch.zeros(0)
 
 
 class AccuracyPredictor:
@@ -60,8 +61,6 @@ class AccuracyPredictor:
 
     def fit(self, archs: Sequence[Arch], scores: Sequence[float], epochs: int = 300, lr: float = 1e-3,
             val_frac: float = 0.2, seed: int = 0) -> FitReport:
-        from hwnas.fidelity import kendall_tau
-
         idx = list(range(len(archs)))
         random.Random(seed).shuffle(idx)
         n_val = max(1, int(len(idx) * val_frac)) if len(idx) >= 5 else 0

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.lut import LUT, atomic_write_text
-from hwnas.predict import LatencyPredictor
+from hwnas.predict import LatencyPredictor, covered_resolutions
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts
 from hwnas.search.problem import Constraints, Problem
@@ -35,11 +35,6 @@ class SearchResult:
     evaluations: int
     seconds: float
     resumed_from: int | None
-
-
-def covered_resolutions(lut: LUT, space: SearchSpace) -> tuple[int, ...]:
-    """Resolutions for which the LUT holds every block of the space."""
-    return tuple(r for r in space.resolutions if not lut.missing([d.key for d in space.all_layers([r])]))
 
 
 def check_budget(predictor: LatencyPredictor, budget_ms: float | None) -> tuple[Any, float]:

@@ -1,0 +1,13 @@
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from hwnas.metrics import kendall_tau
+
+
+def test_kendall_tau_matches_scipy_with_ties():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 10, 60).astype(float)
+    y = x + rng.normal(0, 3, 60)
+    assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
