@@ -144,11 +144,13 @@ class LUT:
             raise LUTError(f"LUT file {str(path)!r} does not exist; build it with "
                            f"python tools/profile_device.py --profiler NAME --out {path}")
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text()
+            data = json.loads(text)
         except UnicodeDecodeError:
             raise LUTError(f"{path}: not a text file; a LUT is JSON written by tools/profile_device.py") from None
         except json.JSONDecodeError as e:
-            hint = " (the file ends early: truncated?)" if e.pos >= len(e.doc.rstrip()) - 1 else ""
+            stripped = text.rstrip()
+            hint = " (the file ends early: truncated?)" if stripped.startswith("{") and not stripped.endswith("}") else ""
             raise LUTError(f"{path}: corrupt JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}; "
                            f"rebuild it or re-run the profile command, which resumes from the last good save") from None
         lut = cls.from_dict(data, source=str(path))

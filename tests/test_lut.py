@@ -29,10 +29,11 @@ def _valid(demo_lut_path):
     return json.loads(demo_lut_path.read_text())
 
 
-def test_truncated_file(demo_lut_path, tmp_path):
+@pytest.mark.parametrize("fraction", [0.1, 0.33, 0.5, 0.77, 0.99])
+def test_truncated_file(demo_lut_path, tmp_path, fraction):
     text = demo_lut_path.read_text()
     with pytest.raises(LUTError, match=r"corrupt JSON \(the file ends early: truncated\?\)"):
-        LUT.load(_write(tmp_path, text[: len(text) // 2]))
+        LUT.load(_write(tmp_path, text[: int(len(text) * fraction)]))
 
 
 def test_not_json_and_binary(tmp_path):
