@@ -106,3 +106,19 @@ def test_resume_after_kill_9_gives_the_same_front(demo_lut_path, tmp_path):
     ref_front = json.loads((tmp_path / "ref" / "front.json").read_text())["front"]
     got_front = json.loads((out / "front.json").read_text())["front"]
     assert [r["arch_id"] for r in got_front] == [r["arch_id"] for r in ref_front]
+
+
+def test_incremental_front_equals_front_of_whole_archive(demo_lut_path, tmp_path):
+    import sqlite3 as _sq
+
+    from hwnas.lut import LUT
+    from hwnas.search.problem import Problem
+    from hwnas.search.run import pareto_front
+
+    r = _search(demo_lut_path, tmp_path / "r", generations=5, constraints=Constraints(budget_ms=1e3))
+    with _sq.connect(tmp_path / "r" / "run.sqlite") as db:
+        rows = db.execute("SELECT arch_id, accuracy, latency_ms, params_m, memory_mb, layers FROM evals").fetchall()
+    records = [dict(zip(("arch_id", "accuracy", "latency_ms", "params_m", "memory_mb", "layers"), x)) for x in rows]
+    problem = Problem(None, None, Constraints(budget_ms=1e3))
+    assert [f["arch_id"] for f in pareto_front(records, problem)] == [f["arch_id"] for f in r.front]
+    assert LUT.load(demo_lut_path)  # untouched

@@ -123,6 +123,9 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
             strat.load_state_dict(last[1])
             first_gen = resumed_from = last[0] + 1
         archive = {aid: known[aid] for aid in store.evaluated_ids() if aid in known}
+        # the front of a union is the front of (old front + new points): keep it incrementally, so a
+        # long run never sorts its whole archive (50,000 archs would need a 2.5 GB dominance matrix)
+        front = pareto_front(list(archive.values()), problem)
         ref = store.get_meta("hv_ref")
         bar = tqdm(range(first_gen, generations), desc=f"search {strategy}", unit="gen", disable=not progress,
                    dynamic_ncols=True, initial=first_gen, total=generations)
@@ -138,7 +141,8 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
                 lat_ref = constraints.budget_ms or 1.1 * max(r["latency_ms"] for r in records)
                 ref = [-min(r["accuracy"] for r in records), lat_ref]
                 store.set_meta("hv_ref", ref)
-            front = pareto_front(list(archive.values()), problem)
+            front = pareto_front(front + [r for r in records if r["arch_id"] not in {f["arch_id"] for f in front}],
+                                 problem)
             hv = front_hypervolume(front, tuple(ref))
             best_acc = max((r["accuracy"] for r in front), default=None)
             store.commit_generation(gen, strategy, [(r["arch_id"], float(v)) for r, v in zip(records, cv)],
@@ -146,7 +150,6 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
             bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
                             refresh=False)
         bar.close()
-        front = pareto_front(list(archive.values()), problem)
         best = max(front, key=lambda r: (r["accuracy"], -r["latency_ms"])) if front else None
         history = store.history()
         result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from)
