@@ -51,8 +51,9 @@ def test_corrupt_output_is_not_overwritten_without_force(demo, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9(tmp_path):
-    """Start a real build, kill -9 it mid-way, run the same command again: it completes the key set."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_resume_after_interruption(tmp_path, sig):
+    """Start a real build, interrupt it mid-way, run the same command again: it completes the key set."""
     out = tmp_path / "lut.json"
     cmd = [sys.executable, str(ROOT / "tools" / "profile_device.py"), "--profiler", "ort-cpu", "--space", "demo",
            "--resolutions", "28", "--quick", "--no-calibrate", "--pin-cpu", "none", "--out", str(out)]  # isolated, 2 passes
@@ -67,8 +68,10 @@ def test_resume_after_kill_9(tmp_path):
             continue
         if partial >= 5:
             break
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    rc = proc.wait(timeout=60)
+    if sig == signal.SIGINT:
+        assert rc == 130 and b"run the same command again to resume" in proc.stderr.read()
     assert 5 <= partial and not all(e.get("passes") == 2 for e in json.loads(out.read_text())["entries"].values()), \
         "the build should have been killed part-way"
     LUT.load(out)  # the file left by the killed process is valid
