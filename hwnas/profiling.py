@@ -83,7 +83,8 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
 
     ``processes`` >= 1: each entry is measured in that many passes, each in fresh worker processes
     (a new one every ``chunk`` blocks, order reversed every other pass), keeping the lowest median.
-    ``processes`` = 0: measure in this process, re-measuring entries noisier than ``cv_threshold``.
+    Either way an entry whose robust CV stays above ``cv_threshold`` is measured again (in
+    isolation: once more after the passes; in this process, ``processes`` = 0: up to ``retries`` times).
     """
     out = Path(out)
     command = command or " ".join(sys.argv)
@@ -146,6 +147,17 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
                 bar.set_postfix_str(f"pass {pass_no}/{passes}", refresh=False)
                 measure_isolated(profiler_name, options, "layer", keys, passes=1,
                                  chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
+            # an entry still noisy after every pass gets one more isolated measurement
+            noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold]
+            if noisy and retries > 0:
+                bar.total += len(noisy)
+                bar.set_postfix_str(f"re-measuring {len(noisy)} noisy", refresh=False)
+
+                def on_retry(i: int, m: Measurement, _p: int) -> None:
+                    keep(noisy[i], m, passes + 1, passes)
+                    bar.update(1)
+
+                measure_isolated(profiler_name, options, "layer", noisy, passes=1, chunk=chunk, on_result=on_retry)
             remeasured = sum(1 for d in descs if lut.entries[d.key].get("attempts", 1) > 1)
     finally:
         bar.close()

@@ -85,3 +85,16 @@ def test_resume_after_interruption(tmp_path, sig):
     assert all(e["passes"] == 2 for e in lut.entries.values())
     resumed = int(done.stdout.split(" resumed from the file")[0].rsplit(", ", 1)[-1])
     assert resumed >= partial  # nothing saved before the kill was measured again
+
+
+@pytest.mark.slow
+def test_noisy_entries_are_measured_again_in_isolation(demo, quick_policy, tmp_path):
+    """With a CV threshold nothing meets, every entry gets a third, isolated measurement."""
+    out = tmp_path / "lut.json"
+    report = build_lut("torch-cpu", demo, out, resolutions=[24], profiler_options={"policy": quick_policy},
+                       calibrate=False, progress=False, processes=2, chunk=100, cv_threshold=-1.0)
+    entries = LUT.load(out).entries
+    assert all(e["passes"] == 2 for e in entries.values())
+    assert report.measured == 2 * len(entries)
+    # the kept median is the lowest of the three measurements, so some entries kept a later one
+    assert report.remeasured > 0
