@@ -123,10 +123,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     space = _space(args, lut)
     predictor = LatencyPredictor(lut, space)
     archs = _load_archs(args, space)
-    preds = predictor.predict_many(archs)
+    feats = predictor.features_many(archs)  # once: the prediction and the raw LUT sum both come from it
+    preds = predictor.calibration.apply(feats)
     rows = [{"arch_id": a.id, "resolution": a.resolution, "depths": list(a.depths), "predicted_ms": round(float(p), 4),
-             "lut_sum_ms": round(predictor.lut_sum(a), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1)}
-            for a, p in zip(archs, preds)]
+             "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1)}
+            for a, p, f in zip(archs, preds, feats)]
     if args.json:
         print(json.dumps({"lut": str(args.lut), "profiler": lut.profiler, "calibration": predictor.calibration.model,
                           "predictions": rows}, indent=1))

@@ -8,7 +8,7 @@ the hot path of a search.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -69,8 +69,6 @@ class LatencyPredictor:
         # feature tables: [..., 0] lut ms, [..., 1] io Melems, [..., 2] block count
         self._blk = np.full(shape + (3,), np.nan)
         self._fixed = np.full((len(sp.resolutions), len(sp.width_mults), 3), np.nan)
-        self._keys_blk = np.empty(shape, dtype=object)
-        self._keys_fixed = np.empty(self._fixed.shape[:2], dtype=object)
         entries = lut.entries
         for ri, r in enumerate(sp.resolutions):
             for wi, w in enumerate(sp.width_mults):
@@ -80,13 +78,11 @@ class LatencyPredictor:
                         layers = sp.layers(arch)
                         fixed = [layers[0], layers[1], layers[-2], layers[-1]]
                         if ki == 0 and ei == 0:
-                            self._keys_fixed[ri, wi] = [d.key for d in fixed]
                             self._fixed[ri, wi] = self._feats(fixed, entries)
                         body = layers[2:-2]
                         for s in range(S):
                             for pos in (0, 1):
                                 d = body[s * D + pos]
-                                self._keys_blk[ri, wi, s, pos, ki, ei] = d.key
                                 self._blk[ri, wi, s, pos, ki, ei] = self._feats([d], entries)
         self._pos = np.minimum(np.arange(D), 1)
         self._stage = np.arange(S)
@@ -134,10 +130,6 @@ class LatencyPredictor:
 
     def predict(self, arch: Arch) -> float:
         return float(self.predict_many([arch])[0])
-
-    def lut_sum(self, arch: Arch) -> float:
-        """Plain sum of the arch's LUT entries (no calibration)."""
-        return float(self.features_many([arch])[0, 0])
 
     def breakdown(self, arch: Arch) -> list[tuple[str, float]]:
         """(layer key, LUT median ms) for each layer, in order."""
@@ -194,9 +186,6 @@ class LatencyPredictor:
         if arch is None:
             raise MissingEntriesError([], self.fill_command())
         return arch, self.predict(arch)  # also raises if the LUT lacks its blocks
-
-    def summary(self) -> dict[str, Any]:
-        return {"lut": str(self.lut.path), "profiler": self.lut.profiler, "calibration": self.calibration.model}
 
 
 def covered_resolutions(lut: LUT, space: SearchSpace) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ class TorchCPUProfiler(BaseProfiler):
         return None
 
     def _prepare(self) -> None:
-        self._malloc = tune_malloc()
+        tune_malloc()
         torch.set_num_threads(self.threads)
 
     def settings(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from hwnas.space import Arch, ArchError, SearchSpace, SpaceError, get_space, list_spaces
+from hwnas.space import ArchError, SearchSpace, SpaceError, get_space, list_spaces
 
 
 def test_shipped_spaces(mbv3, demo):

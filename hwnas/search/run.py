@@ -141,8 +141,8 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
                 lat_ref = constraints.budget_ms or 1.1 * max(r["latency_ms"] for r in records)
                 ref = [-min(r["accuracy"] for r in records), lat_ref]
                 store.set_meta("hv_ref", ref)
-            front = pareto_front(front + [r for r in records if r["arch_id"] not in {f["arch_id"] for f in front}],
-                                 problem)
+            on_front = {f["arch_id"] for f in front}
+            front = pareto_front(front + [r for r in records if r["arch_id"] not in on_front], problem)
             hv = front_hypervolume(front, tuple(ref))
             best_acc = max((r["accuracy"] for r in front), default=None)
             store.commit_generation(gen, strategy, [(r["arch_id"], float(v)) for r, v in zip(records, cv)],
