@@ -39,14 +39,17 @@ def entry_from(m: Measurement, attempts: int) -> dict[str, Any]:
 
 def measure_stable(profiler: Any, module: Any, input_shape: tuple[int, ...], cv_threshold: float,
                    retries: int) -> tuple[Measurement, int]:
-    """Measure; while the robust CV is above the threshold, measure again (up to ``retries`` more), keep the calmest."""
-    best = profiler.measure(module, input_shape)
+    """Measure; while the last run's robust CV is above the threshold, measure again (up to ``retries`` more).
+
+    Keeps the lowest median, the same rule as the isolated passes: interference only ever adds time.
+    """
+    best = last = profiler.measure(module, input_shape)
     attempts = 1
-    while best.robust_cv > cv_threshold and attempts <= retries:
-        m = profiler.measure(module, input_shape)
+    while last.robust_cv > cv_threshold and attempts <= retries:
+        last = profiler.measure(module, input_shape)
         attempts += 1
-        if m.robust_cv < best.robust_cv:
-            best = m
+        if last.median_ms < best.median_ms:
+            best = last
     return best, attempts
 
 
