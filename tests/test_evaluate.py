@@ -1,25 +1,7 @@
-import math
-
 import pytest
 
 from hwnas.evaluate import CachedEvaluator, create_evaluator, list_evaluators
-from hwnas.evaluate.proxies import synflow
 from hwnas.search.dispatch import make_dispatcher
-
-
-def test_synflow_is_finite_seeded_and_fast(demo):
-    import time
-
-    arch = demo.sample(0)
-    t = time.perf_counter()
-    v = synflow(arch, seed=0)
-    assert math.isfinite(v) and time.perf_counter() - t < 1.0
-    assert synflow(arch, seed=0) == v
-    assert synflow(demo.sample(1), seed=0) != v
-
-
-def test_synflow_prefers_the_bigger_network(demo):
-    assert synflow(demo.largest()) > synflow(demo.smallest())
 
 
 class CountingEvaluator:
@@ -56,6 +38,7 @@ def test_pool_dispatch_gives_the_same_scores(demo):
 
 
 def test_registry():
-    assert "proxy:synflow" in list_evaluators()
+    assert {"proxy:synflow", "proxy:naswot", "proxy:grad_norm", "proxy:snip", "supernet", "train",
+            "predictor"} <= set(list_evaluators())
     with pytest.raises(KeyError, match="unknown evaluator 'supernet2'"):
         create_evaluator("supernet2")

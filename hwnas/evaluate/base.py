@@ -33,7 +33,8 @@ def register_evaluator(name: str) -> Callable:
 
 
 def _load_builtins() -> None:
-    from hwnas.evaluate import predictor, proxies  # noqa: F401  (registers proxy:*, predictor)
+    # importing registers: proxy:*, predictor, supernet, train
+    from hwnas.evaluate import predictor, proxies, supernet, train  # noqa: F401
 
 
 def list_evaluators() -> list[str]:

@@ -1,24 +1,45 @@
-"""Zero-cost proxies: score an untrained network in one pass, no training."""
+"""Zero-cost proxies: score an untrained network from one batch, no training.
+
+Each proxy builds the network with a seeded initialisation and, where it needs
+data, reads one seeded batch of training images, so the same (arch, seed, data)
+gives the same score. They cost well under a second at demo size; how well they
+rank architectures is measured, not assumed (``tools/bench_evaluators.py``).
+"""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from hwnas.blocks import build_model
+from hwnas.blocks import ACTIVATIONS, build_model
 from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.data import Splits, load_data
 from hwnas.space import Arch
 
+Batch = tuple[torch.Tensor, torch.Tensor]
 
-def synflow(arch: Arch, seed: int = 0) -> float:
-    """log of SynFlow (Tanaka et al. 2020): sum |θ · dR/dθ| with |θ| weights and an all-ones input.
+
+def _model(arch: Arch, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model(arch)
+
+
+def _weights(model: nn.Module) -> list[torch.Tensor]:
+    """Conv and linear weights: what SNIP and GradNorm score (BN affine excluded, as in the papers)."""
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def synflow(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+    """log SynFlow (Tanaka et al. 2020): sum |θ · dR/dθ| with |θ| weights and an all-ones input.
 
     Data-free. Computed in float64 with BN in eval mode (an identity at init), so
     the score depends only on the architecture and the seed of the initialisation.
     """
-    torch.manual_seed(seed)
-    model = build_model(arch).double().eval()
+    model = _model(arch, seed).double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.abs_()
@@ -29,16 +50,104 @@ def synflow(arch: Arch, seed: int = 0) -> float:
     return math.log(total) if total > 0 else float("-inf")
 
 
-@register_evaluator("proxy:synflow")
-class SynflowEvaluator:
-    name = "proxy:synflow"
+def naswot(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+    """NASWOT (Mellor et al. 2021): log|det K|, K the Hamming-similarity kernel of the binary activation codes.
 
-    def __init__(self, seed: int = 0):
-        self.seed = seed
+    Networks whose activations separate the inputs of a batch score higher.
+    """
+    assert batch is not None
+    model = _model(arch, seed).train()
+    x = batch[0]
+    n = x.shape[0]
+    K = torch.zeros(n, n, dtype=torch.float64)
+
+    def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        c = (out.detach().reshape(n, -1) > 0).double()
+        K.add_(c @ c.T + (1 - c) @ (1 - c).T)
+
+    acts = tuple(ACTIVATIONS.values())
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, acts)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    sign, logdet = torch.linalg.slogdet(K)
+    return float(logdet) if float(sign) > 0 else float("-inf")
+
+
+def grad_norm(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+    """GradNorm (Abdelfattah et al. 2021): log of the summed L2 norms of the loss gradients of the weights."""
+    assert batch is not None
+    model = _model(arch, seed).train()
+    F.cross_entropy(model(batch[0]), batch[1]).backward()
+    total = sum(float(w.grad.norm()) for w in _weights(model) if w.grad is not None)
+    return math.log(total) if total > 0 else float("-inf")
+
+
+def snip(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+    """SNIP (Lee et al. 2019) summed over the network: log sum |θ · dL/dθ| on one batch."""
+    assert batch is not None
+    model = _model(arch, seed).train()
+    F.cross_entropy(model(batch[0]), batch[1]).backward()
+    total = sum(float((w.detach() * w.grad).abs().sum()) for w in _weights(model) if w.grad is not None)
+    return math.log(total) if total > 0 else float("-inf")
+
+
+PROXIES: dict[str, tuple[Callable[..., float], bool]] = {  # name -> (function, needs data)
+    "synflow": (synflow, False),
+    "naswot": (naswot, True),
+    "grad_norm": (grad_norm, True),
+    "snip": (snip, True),
+}
+
+
+class ProxyEvaluator:
+    """One zero-cost proxy behind the Evaluator interface (``proxy:NAME``)."""
+
+    def __init__(self, proxy: str, seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64):
+        if proxy not in PROXIES:
+            raise KeyError(f"unknown proxy {proxy!r}; available: {sorted(PROXIES)}")
+        self.proxy, self.name = proxy, f"proxy:{proxy}"
+        self.fn, self.needs_data = PROXIES[proxy]
+        self.seed, self.data, self.split_seed, self.batch_size = int(seed), data, int(split_seed), int(batch_size)
 
     def config(self) -> dict[str, Any]:
-        return {"proxy": "synflow", "seed": self.seed, "torch": torch.__version__}
+        cfg: dict[str, Any] = {"proxy": self.proxy, "seed": self.seed, "torch": torch.__version__}
+        if self.needs_data:
+            splits = load_data(self.data, self.split_seed)
+            cfg.update(splits.config(), batch_size=self.batch_size)
+        return cfg
+
+    def batch(self, splits: Splits, arch: Arch) -> Batch:
+        g = torch.Generator().manual_seed(self.seed)
+        x, y = next(splits.batches("train", self.batch_size, g))
+        return splits.inputs(x, arch.resolution, arch.space.in_channels), y
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+        splits = load_data(self.data, self.split_seed) if self.needs_data else None
+        if splits is not None and archs:
+            splits.check_space(archs[0].space.in_channels, archs[0].space.num_classes)
+        out = []
         with torch.enable_grad():
-            return [synflow(a, self.seed) for a in archs]
+            for a in archs:
+                out.append(self.fn(a, self.seed, self.batch(splits, a) if splits is not None else None))
+        return out
+
+
+def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
+    def make(**options: Any) -> ProxyEvaluator:
+        if proxy == "synflow":  # data-free: data options do not change its score
+            options = {k: v for k, v in options.items() if k == "seed"}
+        return ProxyEvaluator(proxy, **options)
+    return make
+
+
+for _name in PROXIES:
+    register_evaluator(f"proxy:{_name}")(_factory(_name))
+
+
+def score_all(archs: Sequence[Arch], seed: int = 0, data: str = "digits") -> dict[str, np.ndarray]:
+    """Every proxy for every arch (the benchmark's table)."""
+    return {name: np.array(ProxyEvaluator(name, seed=seed, data=data).evaluate(archs)) for name in PROXIES}

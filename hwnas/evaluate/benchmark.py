@@ -1,0 +1,134 @@
+"""How well do the cheap evaluators rank architectures? Short training is the reference.
+
+Used by ``tools/bench_evaluators.py``; kept in the library so the numbers in the
+README come from code that is tested.
+"""
+from __future__ import annotations
+
+import random
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hwnas.evaluate import create_evaluator
+from hwnas.evaluate.base import split
+from hwnas.evaluate.predictor import fit_on_evaluator
+from hwnas.evaluate.proxies import PROXIES
+from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
+from hwnas.metrics import kendall_tau, spearman_rho
+from hwnas.search.dispatch import make_dispatcher
+from hwnas.space import Arch, SearchSpace
+
+
+@dataclass
+class Row:
+    evaluator: str
+    kendall_tau: float
+    spearman_rho: float
+    secs_per_eval: float
+    note: str = ""
+
+
+@dataclass
+class EvaluatorBench:
+    space: str
+    data: str
+    n_archs: int
+    seed: int
+    rows: list[Row]
+    reference: list[float]
+    scores: dict[str, list[float]]
+    supernet: dict[str, Any] = field(default_factory=dict)
+    archs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def distinct_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:
+    rng, seen, out = random.Random(seed), set(), []
+    while len(out) < n:
+        a = space.sample(rng)
+        if a.id not in seen:
+            seen.add(a.id)
+            out.append(a)
+    return out
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits", n_archs: int = 30, seed: int = 0,
+                        supernet_epochs: int = 20, train_epochs: int = 12, patience: int = 3,
+                        predictor_archs: int = 200, workers: int = 2,
+                        log: Callable[[str], None] = print) -> EvaluatorBench:
+    workdir.mkdir(parents=True, exist_ok=True)
+    archs = distinct_archs(space, n_archs, seed)
+    scores: dict[str, list[float]] = {}
+    secs: dict[str, float] = {}
+    notes: dict[str, str] = {}
+
+    # 1. supernet (first, so the process's peak RSS is the training's)
+    ckpt = workdir / "supernet.pt"
+    cfg = SupernetConfig(data=data, epochs=supernet_epochs, seed=seed)
+    t = time.perf_counter()
+    done = ckpt.exists() and read_checkpoint(ckpt)["epochs_done"] == supernet_epochs
+    report = None if done else train_supernet(space, ckpt, cfg, resume=True)
+    train_s = time.perf_counter() - t
+    sn_info = {"checkpoint": str(ckpt), "epochs": supernet_epochs, "train_seconds": None if done else round(train_s, 1),
+               "peak_rss_mib": round(peak_rss_mib(), 1) if not done else None,
+               "history": read_checkpoint(ckpt)["history"][-1]}
+    log(f"supernet: {supernet_epochs} epochs" + ("" if done else f" in {train_s:.0f} s, peak RSS "
+                                                                  f"{sn_info['peak_rss_mib']:.0f} MiB"))
+    sn = create_evaluator("supernet", checkpoint=str(ckpt))
+    t = time.perf_counter()
+    scores["supernet"] = sn.evaluate(archs)
+    secs["supernet"] = (time.perf_counter() - t) / n_archs
+
+    # 2. accuracy predictor trained on supernet accuracy of other archs
+    t = time.perf_counter()
+    predictor, fit, _ = fit_on_evaluator(space, sn, predictor_archs, seed=seed + 1, exclude=archs)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    scores["predictor"] = [float(v) for v in predictor.predict(archs)]
+    secs["predictor"] = (time.perf_counter() - t) / n_archs
+    notes["predictor"] = (f"MLP on {fit.n_train} supernet-scored archs ({fit_s:.0f} s to label and fit); "
+                          f"held-out tau vs supernet {fit.val_kendall_tau:.3f}")
+    log(f"predictor: {notes['predictor']}")
+
+    # 3. zero-cost proxies
+    for name in PROXIES:
+        ev = create_evaluator(f"proxy:{name}", seed=seed, data=data) if name != "synflow" else \
+            create_evaluator("proxy:synflow", seed=seed)
+        ev.evaluate(archs[:1])  # warm-up
+        t = time.perf_counter()
+        scores[f"proxy:{name}"] = ev.evaluate(archs)
+        secs[f"proxy:{name}"] = (time.perf_counter() - t) / n_archs
+
+    # 4. reference: short training with early stopping, spread over worker processes
+    ref = create_evaluator("train", data=data, max_epochs=train_epochs, patience=patience, seed=seed)
+    log(f"short training of {n_archs} archs (up to {train_epochs} epochs, patience {patience}, "
+        f"{workers} worker process(es)) ...")
+    t = time.perf_counter()
+    dispatcher = make_dispatcher(workers)
+    reference = [s for chunk in dispatcher.map(ref, split(archs, workers)) for s in chunk]
+    secs["train"] = (time.perf_counter() - t) * max(1, workers) / n_archs  # CPU-seconds per arch
+
+    rows = [Row(name, kendall_tau(s, reference), spearman_rho(s, reference), secs[name], notes.get(name, ""))
+            for name, s in scores.items()]
+    rows.append(Row("train (reference)", 1.0, 1.0, secs["train"], f"up to {train_epochs} epochs, patience {patience}"))
+    return EvaluatorBench(space.name, data, n_archs, seed, rows, reference, scores, sn_info,
+                          [a.to_dict() for a in archs])
+
+
+def format_table(bench: EvaluatorBench) -> str:
+    lines = [f"{'evaluator':<20} {'Kendall tau':>11} {'Spearman':>9} {'s/eval':>9}", "-" * 52]
+    for r in bench.rows:
+        lines.append(f"{r.evaluator:<20} {r.kendall_tau:>11.3f} {r.spearman_rho:>9.3f} {r.secs_per_eval:>9.3f}")
+    ref = bench.reference
+    lines.append(f"reference accuracy (val, %): min {min(ref):.1f}, median {sorted(ref)[len(ref) // 2]:.1f}, "
+                 f"max {max(ref):.1f}")
+    return "\n".join(lines)

@@ -1,0 +1,399 @@
+"""Weight-sharing supernet (Once-for-All style): one set of weights holds every network of a space.
+
+Elastic depth (the first d blocks of a stage), kernel (a smaller kernel is the
+centre crop of the largest), expand ratio (the first ``mid`` channels) and
+resolution (the input is resized). Trained with the sandwich rule (largest,
+smallest and random subnets every step) and in-place distillation from the
+largest. A subnet's BN statistics are recalibrated on training batches before it
+is evaluated, because running statistics shared across subnets fit none of them.
+
+``extract(arch)`` copies the inherited weights into ``build_model(arch)``, the
+same module tree the LUT timed and finalize exports.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from hwnas.blocks import LayerDesc, MBConv, Network, build_model, se_channels
+from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.data import Splits, load_data
+from hwnas.space import Arch, SearchSpace
+
+CHECKPOINT_FORMAT = "hwnas-supernet"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A supernet checkpoint is missing, corrupt, foreign or does not match the request."""
+
+
+def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, c: int) -> torch.Tensor:
+    """BatchNorm over the first ``c`` channels, updating the shared buffers as nn.BatchNorm2d would."""
+    if bn.training:
+        if bn.momentum is None:  # cumulative average: what BN recalibration uses
+            bn.num_batches_tracked.add_(1)
+            factor = 1.0 / float(bn.num_batches_tracked)
+        else:
+            factor = bn.momentum
+        return F.batch_norm(x, bn.running_mean[:c], bn.running_var[:c], bn.weight[:c], bn.bias[:c],
+                            True, factor, bn.eps)
+    return F.batch_norm(x, bn.running_mean[:c], bn.running_var[:c], bn.weight[:c], bn.bias[:c],
+                        False, 0.0, bn.eps)
+
+
+def _crop(t: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Leading slice on channel dims (0, 1), centre crop on spatial dims (2, 3): OFA's elastic kernel."""
+    index = []
+    for dim, n in enumerate(shape):
+        start = (t.shape[dim] - n) // 2 if dim >= 2 else 0
+        index.append(slice(start, start + n))
+    return t[tuple(index)]
+
+
+class DynamicMBConv(nn.Module):
+    """An MBConv at the largest kernel and expand ratio; runs any smaller one by slicing."""
+
+    def __init__(self, desc: LayerDesc):
+        super().__init__()
+        self.desc = desc
+        self.block = MBConv(desc)
+
+    def forward(self, x: torch.Tensor, kernel: int, mid: int) -> torch.Tensor:
+        b, d = self.block, self.desc
+        y = x
+        if mid != d.cin:
+            y = F.conv2d(y, b.expand[0].weight[:mid])
+            y = b.expand[2](_bn(b.expand[1], y, mid))
+        w = _crop(b.depthwise[0].weight, (mid, 1, kernel, kernel))
+        y = F.conv2d(y, w, None, d.stride, kernel // 2, 1, mid)
+        y = b.depthwise[2](_bn(b.depthwise[1], y, mid))
+        if d.se:
+            se, s = b.se, se_channels(mid)
+            g = y.mean((2, 3), keepdim=True)
+            g = se.act(F.conv2d(g, se.reduce.weight[:s, :mid], se.reduce.bias[:s]))
+            g = se.gate(F.conv2d(g, se.expand.weight[:mid, :s], se.expand.bias[:mid]))
+            y = y * g
+        y = _bn(b.project[1], F.conv2d(y, b.project[0].weight[:, :mid]), d.cout)
+        return x + y if d.residual else y
+
+    def extract(self, desc: LayerDesc) -> MBConv:
+        """A standalone MBConv for ``desc`` (a smaller kernel/mid of this block) with the inherited weights."""
+        sub = MBConv(desc)
+        big = self.block.state_dict()
+        sub.load_state_dict({k: _crop(big[k], v.shape).clone() for k, v in sub.state_dict().items()})
+        return sub
+
+
+class Supernet(nn.Module):
+    def __init__(self, space: SearchSpace, width: float | None = None):
+        super().__init__()
+        self.space = space
+        self.width = float(width if width is not None else max(space.width_mults))
+        if self.width not in space.width_mults:
+            raise ValueError(f"width {self.width} is not one of the space's width_mults {list(space.width_mults)}")
+        big = Arch(space, max(space.resolutions), self.width, space.largest().kernels, space.largest().expands)
+        descs = big.layers()
+        self.stem, self.first = descs[0].build(), descs[1].build()
+        stage_descs = descs[2:-2]
+        self.stages = nn.ModuleList()
+        i = 0
+        for _ in space.stages:
+            self.stages.append(nn.ModuleList(DynamicMBConv(d) for d in stage_descs[i:i + space.max_depth]))
+            i += space.max_depth
+        self.final, self.head = descs[-2].build(), descs[-1].build()
+
+    def check(self, arch: Arch) -> None:
+        mine = {k: v for k, v in self.space.to_dict().items() if k not in ("resolutions", "name", "description")}
+        theirs = {k: v for k, v in arch.space.to_dict().items() if k not in ("resolutions", "name", "description")}
+        if mine != theirs:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise CheckpointError(f"arch {arch.id} comes from space {arch.space.name!r}, which differs from the "
+                                  f"supernet's space {self.space.name!r} in {', '.join(diff)}")
+        if arch.width != self.width:
+            raise CheckpointError(f"arch {arch.id} has width {arch.width}; this supernet holds width {self.width}")
+
+    def _mids(self, arch: Arch) -> Iterable[tuple[DynamicMBConv, int, int]]:
+        for blocks, desc in zip(itertools.chain.from_iterable(
+                blocks[:d] for blocks, d in zip(self.stages, arch.depths)), arch.layers()[2:-2]):
+            yield blocks, desc.kernel, desc.mid
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        x = self.first(self.stem(x))
+        for block, kernel, mid in self._mids(arch):
+            x = block(x, kernel, mid)
+        return self.head(self.final(x))
+
+    def extract(self, arch: Arch) -> Network:
+        """``build_model(arch)`` holding this supernet's weights (and current BN statistics) for ``arch``."""
+        self.check(arch)
+        net = build_model(arch)
+        dyn = [b for b, _, _ in self._mids(arch)]
+        blocks = list(net.blocks)
+        for target, source in zip(blocks[:2] + blocks[-2:], (self.stem, self.first, self.final, self.head)):
+            target.load_state_dict(source.state_dict())
+        for i, (src, desc) in enumerate(zip(dyn, net.descs[2:-2])):
+            blocks[2 + i].load_state_dict(src.extract(desc).state_dict())
+        return net.train(self.training)
+
+
+# -- BN recalibration and evaluation -------------------------------------------
+def batchnorms(module: nn.Module) -> list[nn.BatchNorm2d]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, forward: Callable[[torch.Tensor], Any], splits: Splits, resolution: int,
+                   channels: int, batches: int = 4, batch_size: int = 64, seed: int = 0) -> None:
+    """Replace running BN statistics by the exact average over ``batches`` training batches (seeded)."""
+    bns = batchnorms(model)
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    g = torch.Generator().manual_seed(seed)
+    try:
+        for x, _ in itertools.islice(splits.batches("train", batch_size, g), batches):
+            forward(splits.inputs(x, resolution, channels))
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        model.train(was_training)
+
+
+@torch.no_grad()
+def accuracy(forward: Callable[[torch.Tensor], torch.Tensor], splits: Splits, part: str, resolution: int,
+             channels: int, batch_size: int = 256) -> float:
+    """Top-1 accuracy in percent on a split."""
+    x, y = splits.tensors(part, resolution, channels)
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        correct += int((forward(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return 100.0 * correct / len(y)
+
+
+# -- training ------------------------------------------------------------------
+@dataclass(frozen=True)
+class SupernetConfig:
+    """Everything that decides the trained weights (stored in the checkpoint; resume must match)."""
+
+    data: str = "digits"
+    split_seed: int = 0
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    random_subnets: int = 2
+    augment: bool = True
+    seed: int = 0
+    width: float | None = None
+
+
+@dataclass
+class TrainReport:
+    checkpoint: Path
+    epochs_done: int
+    resumed_from: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig = SupernetConfig(),
+                   resume: bool = False, force: bool = False, progress: bool = True,
+                   command: str | None = None, stop_after: int | None = None) -> TrainReport:
+    """Train (or resume) a supernet; the checkpoint at ``out`` is rewritten after every epoch.
+
+    ``stop_after`` ends this call after that many epochs in all (train in chunks; resume later).
+    """
+    from hwnas import __version__
+
+    out = Path(out)
+    start = time.perf_counter()
+    splits = load_data(config.data, config.split_seed)
+    splits.check_space(space.in_channels, space.num_classes)
+    torch.manual_seed(config.seed)
+    net = Supernet(space, config.width)
+    steps_per_epoch = max(1, len(splits.train) // config.batch_size)
+    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                          weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, config.epochs * steps_per_epoch)
+                                           / (config.epochs * steps_per_epoch))))
+    history: list[dict[str, float]] = []
+    first_epoch = 0
+    if out.exists():
+        if resume:
+            blob = read_checkpoint(out)
+            if blob["space"] != space.to_dict() or blob["config"] != asdict(config) \
+                    or blob["data"]["data_digest"] != splits.digest:
+                raise CheckpointError(f"{out} was trained with other settings (space, data or config); resume with "
+                                      f"the same ones, or start over with --force")
+            net.load_state_dict(blob["state"])
+            opt.load_state_dict(blob["optimizer"])
+            sched.load_state_dict(blob["scheduler"])
+            history, first_epoch = blob["history"], blob["epochs_done"]
+        elif not force:
+            raise CheckpointError(f"{out} already exists; add --resume to continue training it, "
+                                  f"or --force to start over")
+    elif resume:
+        print(f"note: {out} does not exist yet; starting a new supernet", file=sys.stderr)
+
+    ch = space.in_channels
+    hi, lo = max(space.resolutions), min(space.resolutions)
+    largest = Arch(space, hi, net.width, space.largest().kernels, space.largest().expands)
+    smallest = Arch(space, lo, net.width, space.smallest().kernels, space.smallest().expands)
+    total = config.epochs * steps_per_epoch
+    bar = tqdm(total=total, initial=first_epoch * steps_per_epoch, desc="training supernet", unit="step",
+               disable=not progress, dynamic_ncols=True)
+    try:
+        last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+        for epoch in range(first_epoch, last):
+            # RNG streams derived from (seed, epoch): resuming at an epoch boundary replays exactly.
+            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            rng = random.Random(config.seed * 100_003 + epoch)
+            net.train()
+            loss_sum = correct = seen = 0.0
+            for x, y in splits.batches("train", config.batch_size, g, augment=config.augment, drop_last=True):
+                opt.zero_grad(set_to_none=True)
+                logits = net(splits.inputs(x, hi, ch), largest)
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                loss.backward()
+                teacher = F.softmax(logits.detach(), dim=1)
+                subs = [smallest] + [_random_subnet(space, net.width, rng) for _ in range(config.random_subnets)]
+                for sub in subs:
+                    kd = soft_cross_entropy(net(splits.inputs(x, sub.resolution, ch), sub), teacher)
+                    kd.backward()
+                opt.step()
+                sched.step()
+                loss_sum += float(loss.detach()) * len(y)
+                correct += float((logits.argmax(1) == y).sum())
+                seen += len(y)
+                bar.update(1)
+                bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{loss_sum / seen:.3f}",
+                                acc=f"{100 * correct / seen:.1f}%")
+            row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": 100 * correct / seen,
+                   "lr": sched.get_last_lr()[0]}
+            row["val_acc_largest"] = evaluate_subnet(net, largest, splits)
+            row["val_acc_smallest"] = evaluate_subnet(net, smallest, splits)
+            history.append(row)
+            bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{row['loss']:.3f}",
+                            val=f"{row['val_acc_largest']:.1f}/{row['val_acc_smallest']:.1f}%")
+            _atomic_save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "space": space.to_dict(),
+                          "width": net.width, "config": asdict(config), "data": splits.config(),
+                          "state": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                          "epochs_done": epoch + 1, "history": history, "hwnas_version": __version__,
+                          "torch": str(torch.__version__), "command": command or " ".join(sys.argv)}, out)
+    finally:
+        bar.close()
+    return TrainReport(out, len(history), first_epoch, time.perf_counter() - start, history)
+
+
+def _random_subnet(space: SearchSpace, width: float, rng: random.Random) -> Arch:
+    a = space.sample(rng)
+    return Arch(space, a.resolution, width, a.kernels, a.expands)
+
+
+def evaluate_subnet(net: Supernet, arch: Arch, splits: Splits, part: str = "val", bn_batches: int = 4,
+                    batch_size: int = 64, seed: int = 0) -> float:
+    """Accuracy (%) of one subnet after recalibrating its BN statistics; leaves the net in eval mode."""
+    ch = net.space.in_channels
+    recalibrate_bn(net, lambda x: net(x, arch), splits, arch.resolution, ch, bn_batches, batch_size, seed)
+    net.eval()
+    return accuracy(lambda x: net(x, arch), splits, part, arch.resolution, ch)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"supernet checkpoint {str(path)!r} does not exist; train one with "
+                              f"`hwnas supernet --space SPACE --data DATA --out {path}`")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated/foreign files
+        raise CheckpointError(f"{path}: not a readable supernet checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]}); train it again (same command with --force)") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an hwnas supernet checkpoint")
+    if blob.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {blob.get('version')} is not supported "
+                              f"(this hwnas reads version {CHECKPOINT_VERSION})")
+    return blob
+
+
+def load_supernet(path: str | Path) -> tuple[Supernet, dict[str, Any]]:
+    blob = read_checkpoint(path)
+    space = SearchSpace.from_dict(blob["space"], source=f"{path}: space")
+    net = Supernet(space, blob["width"])
+    net.load_state_dict(blob["state"])
+    return net.eval(), blob
+
+
+@register_evaluator("supernet")
+class SupernetEvaluator:
+    """Validation accuracy (%) of each arch with weights inherited from a trained supernet."""
+
+    name = "supernet"
+
+    def __init__(self, checkpoint: str | Path, data: str | None = None, bn_batches: int = 4,
+                 batch_size: int = 64, seed: int = 0, part: str = "val"):
+        if part not in ("val", "test"):
+            raise ValueError("part must be val or test (the search uses val; test is for finalize)")
+        self.checkpoint = str(checkpoint)
+        blob = read_checkpoint(checkpoint)
+        self.data = data or blob["config"]["data"]
+        self.split_seed = blob["config"]["split_seed"]
+        self.epochs_done = blob["epochs_done"]
+        self.bn_batches, self.batch_size, self.seed, self.part = int(bn_batches), int(batch_size), int(seed), part
+        self._net: Supernet | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # workers reload the weights themselves
+        return {**self.__dict__, "_net": None}
+
+    def config(self) -> dict[str, Any]:
+        return {"checkpoint": os.path.abspath(self.checkpoint), "epochs_done": self.epochs_done, "data": self.data,
+                "split_seed": self.split_seed, "bn_batches": self.bn_batches, "batch_size": self.batch_size,
+                "seed": self.seed, "part": self.part}
+
+    @property
+    def net(self) -> Supernet:
+        if self._net is None:
+            self._net, _ = load_supernet(self.checkpoint)
+        return self._net
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+        splits = load_data(self.data, self.split_seed)
+        out = []
+        for a in archs:
+            self.net.check(a)
+            out.append(evaluate_subnet(self.net, a, splits, self.part, self.bn_batches, self.batch_size, self.seed))
+        return out

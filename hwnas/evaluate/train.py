@@ -1,0 +1,90 @@
+"""Short training from scratch with early stopping: the slow, honest accuracy for small tasks.
+
+It is the reference the cheaper evaluators are ranked against (bench_evaluators)
+and an evaluator of its own (``train``) when the space is small enough.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.blocks import build_model
+from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.data import Splits, load_data
+from hwnas.evaluate.supernet import accuracy, recalibrate_bn
+from hwnas.space import Arch
+
+
+@dataclass
+class TrainResult:
+    best_val_acc: float
+    best_epoch: int
+    epochs_run: int
+    model: nn.Module  # with the weights of the best epoch
+
+
+def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int = 3, batch_size: int = 64,
+               lr: float = 0.1, weight_decay: float = 5e-5, label_smoothing: float = 0.1, seed: int = 0,
+               model: nn.Module | None = None, augment: bool = True) -> TrainResult:
+    """Train ``arch`` (or fine-tune ``model``) with SGD + cosine; stop when val accuracy has not improved
+    for ``patience`` epochs; return the best epoch's weights."""
+    torch.manual_seed(seed)
+    model = model if model is not None else build_model(arch)
+    ch, res = arch.space.in_channels, arch.resolution
+    steps = max(1, len(splits.train) // batch_size) * max_epochs
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    best, best_epoch, best_state, epoch = -1.0, 0, None, 0
+    with torch.enable_grad():
+        for epoch in range(1, max_epochs + 1):
+            g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            model.train()
+            for x, y in splits.batches("train", batch_size, g, augment=augment, drop_last=True):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(splits.inputs(x, res, ch)), y, label_smoothing=label_smoothing).backward()
+                opt.step()
+                sched.step()
+            # exact BN statistics of the current weights: running averages lag badly on small data
+            recalibrate_bn(model, model, splits, res, ch, batches=4, batch_size=batch_size, seed=seed)
+            model.eval()
+            acc = accuracy(model, splits, "val", res, ch)
+            if acc > best:
+                best, best_epoch = acc, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif epoch - best_epoch >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(best, best_epoch, epoch, model.eval())
+
+
+@register_evaluator("train")
+class EarlyStoppingEvaluator:
+    """Validation accuracy (%) after a short training from scratch with early stopping."""
+
+    name = "train"
+
+    def __init__(self, data: str = "digits", split_seed: int = 0, max_epochs: int = 12, patience: int = 3,
+                 batch_size: int = 64, lr: float = 0.1, seed: int = 0):
+        self.data, self.split_seed = data, int(split_seed)
+        self.max_epochs, self.patience, self.batch_size = int(max_epochs), int(patience), int(batch_size)
+        self.lr, self.seed = float(lr), int(seed)
+
+    def config(self) -> dict[str, Any]:
+        return {**load_data(self.data, self.split_seed).config(), "max_epochs": self.max_epochs,
+                "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
+                "torch": torch.__version__}
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+        splits = load_data(self.data, self.split_seed)
+        out = []
+        for a in archs:
+            splits.check_space(a.space.in_channels, a.space.num_classes)
+            out.append(train_arch(a, splits, self.max_epochs, self.patience, self.batch_size, self.lr,
+                                  seed=self.seed).best_val_acc)
+        return out
