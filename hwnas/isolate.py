@@ -32,10 +32,25 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
             d = LayerDesc.from_key(key)
             out.append(profiler.measure(d.build(), d.input_shape).to_dict())
         return out
+    if kind == "file":  # an ONNX/.ort file (ORT profilers)
+        return [profiler.measure_onnx(path).to_dict() for path in items]
     from hwnas.measure import measure_arch
     from hwnas.space import SearchSpace
 
     space = SearchSpace.from_dict(space_dict)
+    if kind == "module":  # (state_dict file, arch dict): a finalized model with its weights
+        import torch
+
+        from hwnas.blocks import build_model
+
+        out = []
+        for state, a in items:
+            arch = space.arch_from_dict(a)
+            model = build_model(arch)
+            model.load_state_dict(torch.load(state, weights_only=True))
+            shape = (1, space.in_channels, arch.resolution, arch.resolution)
+            out.append(profiler.measure(model, shape).to_dict())
+        return out
     return [measure_arch(profiler, space.arch_from_dict(a)).to_dict() for a in items]
 
 
@@ -46,7 +61,8 @@ def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
 def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, items: Sequence[Any], *,
                      space_dict: dict | None = None, passes: int = 2, chunk: int = 24,
                      on_result: Callable[[int, Measurement, int], None] | None = None) -> list[Measurement]:
-    """Measure ``items`` (layer keys, or arch dicts with ``kind='arch'``); return the best per item.
+    """Measure ``items``: layer keys (``layer``), arch dicts (``arch``), model files (``file``) or
+    (state_dict file, arch dict) pairs (``module``); return the best per item.
 
     ``on_result(index, best_so_far, pass_number)`` is called as results arrive (to save and show progress).
     Passes alternate the order (forward, reversed, …) so an item meets different neighbours and processes.

@@ -46,3 +46,46 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> str:
+    """300 real digits images (30 per class) as a user's .npz file: enough to train for a few steps quickly."""
+    import numpy as np
+
+    from hwnas.evaluate.data import EMBEDDED
+
+    blob = np.load(EMBEDDED["digits"])
+    x, y = blob["x"], blob["y"]
+    idx = np.concatenate([np.flatnonzero(y == c)[:30] for c in range(10)])
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x=x[idx], y=y[idx])
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_supernet(tmp_path_factory, demo, tiny_data):
+    """A demo-space supernet trained for 3 epochs on 300 real digits (a few seconds): (path, config, report)."""
+    from hwnas.evaluate.supernet import SupernetConfig, train_supernet
+
+    out = tmp_path_factory.mktemp("sn") / "supernet.pt"
+    cfg = SupernetConfig(data=tiny_data, epochs=3, batch_size=32, random_subnets=1, lr=0.2)
+    report = train_supernet(demo, out, cfg, progress=False)
+    return out, cfg, report
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, demo_lut_path, tiny_supernet):
+    """A finished search over the demo space (24 px LUT) scored by the tiny supernet, with a budget."""
+    from hwnas.lut import LUT
+    from hwnas.predict import LatencyPredictor
+    from hwnas.search import Constraints, run_search
+
+    lut = LUT.load(demo_lut_path)
+    pred = LatencyPredictor(lut)
+    _, fastest = pred.fastest()
+    out = tmp_path_factory.mktemp("run") / "search"
+    run_search(demo_lut_path, out, evaluator="supernet", evaluator_options={"checkpoint": str(tiny_supernet[0])},
+               population=8, generations=2, seed=0, constraints=Constraints(budget_ms=fastest * 1.5),
+               progress=False, command="pytest tiny_run")
+    return out

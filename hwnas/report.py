@@ -1,0 +1,175 @@
+"""Human-readable reports: report.md and pareto.png for a finalize bundle or a search run.
+
+Everything is rendered from files on disk (report.json, the run's store), so
+``hwnas report`` can redraw them at any time. Predicted and measured latencies
+always carry their label.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from hwnas.lut import atomic_write_text
+
+
+def plot_front(path: Path, evaluated: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]],
+               budget_ms: float | None, pick: dict[str, Any] | None = None, measured_ms: float | None = None,
+               title: str = "") -> str | None:
+    """Draw the front; returns None when drawn, else why not (matplotlib missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'hwnas[plot]')"
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    if evaluated:
+        ax.scatter([r["latency_ms"] for r in evaluated], [r["accuracy"] for r in evaluated], s=8, c="0.75",
+                   label=f"evaluated ({len(evaluated)})")
+    if front:
+        f = sorted(front, key=lambda r: r["latency_ms"])
+        ax.plot([r["latency_ms"] for r in f], [r["accuracy"] for r in f], "o-", c="tab:blue", ms=4,
+                label=f"front ({len(f)})")
+    if budget_ms is not None:
+        ax.axvline(budget_ms, c="tab:red", ls="--", label=f"budget {budget_ms:g} ms")
+    if pick is not None:
+        ax.scatter([pick["latency_ms"]], [pick["accuracy"]], marker="*", s=220, c="gold", edgecolors="k",
+                   zorder=5, label=f"pick {pick['arch_id']} (predicted)")
+        if measured_ms is not None:
+            ax.scatter([measured_ms], [pick["accuracy"]], marker="D", s=60, c="tab:green", edgecolors="k",
+                       zorder=5, label=f"pick measured {measured_ms:.3f} ms")
+    ax.set_xlabel("latency, ms (predicted from the LUT)")
+    ax.set_ylabel("accuracy (search evaluator)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return None
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f} ms"
+
+
+def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
+    lat, acc, m = r["latency"], r["accuracy"], r["latency"]["measured"]
+    verdict = lat["verdict"]
+    if verdict == "PASS":
+        line = f"**PASS** — measured median {m['median_ms']:.3f} ms is within the budget of {lat['budget_ms']:g} ms"
+    elif verdict == "FAIL":
+        line = (f"**FAIL** — measured median {m['median_ms']:.3f} ms is over the budget of {lat['budget_ms']:g} ms "
+                f"by {lat['gap_ms']:.3f} ms ({lat['gap_ms'] / lat['budget_ms'] * 100:.1f} %)")
+    else:
+        line = f"no latency budget was set; measured median {m['median_ms']:.3f} ms"
+    a = r["arch"]
+    out = [f"# hwnas finalize report — arch `{r['arch_id']}`", "", line, ""]
+    if lat["fingerprint_diff"]:
+        out += ["> **WARNING: measured on a different device/profiler than the LUT was built on** — measured and "
+                "predicted latencies are not comparable:", ">"]
+        out += [f"> - {k}: LUT `{v[0]}` vs here `{v[1]}`" for k, v in lat["fingerprint_diff"].items()] + [""]
+    out += ["## Latency", "", "| | value |", "|---|---|",
+            f"| profiler | {lat['profiler']} (settings of the LUT) |",
+            f"| measured file | {lat['measured_file']} |",
+            f"| **measured** median | {m['median_ms']:.3f} ms |",
+            f"| measured p10 / p90 | {m['p10_ms']:.3f} / {m['p90_ms']:.3f} ms |",
+            f"| measured CV, samples | {m['cv'] * 100:.1f} %, n={m['n']} |",
+            f"| **predicted** (LUT) | {_ms(lat['predicted_ms'])} |"]
+    if lat["prediction_error_pct"] is not None:
+        out.append(f"| prediction error | {lat['prediction_error_pct']:+.1f} % |")
+    out.append(f"| budget | {_ms(lat['budget_ms'])} |")
+    out += ["", "## Accuracy", "", "| | % |", "|---|---|",
+            f"| search score ({acc['evaluator']}) | {acc['search_score']:.2f} |",
+            f"| validation, inherited weights | {acc['val_inherited']:.2f} |"]
+    if "val_finetuned" in acc:
+        out.append(f"| validation after {r['weights'].get('finetune_epochs')} fine-tuning epoch(s) | "
+                   f"{acc['val_finetuned']:.2f} |")
+    out += [f"| **test** (held out, {acc['test_images']} images, PyTorch) | {acc['test']:.2f} |",
+            f"| test, ONNX Runtime | {acc['onnx_test']:.2f} |", ""]
+    q = r.get("int8")
+    if q:
+        out += ["## int8", "", f"{q['format']}, activations {q['activations']}, weights {q['weights']}, "
+                f"reduce_range {q['reduce_range']}, calibrated on {q['calibration_images']} training images.", "",
+                "| | fp32 | int8 |", "|---|---|---|",
+                f"| test accuracy | {q['fp32_test_accuracy']:.2f} % | {q['test_accuracy']:.2f} % |"]
+        if q.get("measured"):
+            out.append(f"| measured median | {m['median_ms']:.3f} ms | {q['measured']['median_ms']:.3f} ms "
+                       f"({q['speedup_vs_fp32']:.2f}x) |")
+        elif q.get("note"):
+            out.append(f"| latency | | {q['note']} |")
+        out.append("")
+    p = r["parity"]
+    out += ["## Model", "",
+            f"- resolution {a['resolution']}, width {a['width']}, depths {[len(k) for k in a['kernels']]}, "
+            f"kernels {a['kernels']}, expands {a['expands']}",
+            f"- {r['params_m']:.3f} M parameters, {r['macs_m']:.1f} M MACs",
+            f"- weights: {r['weights']['source']}",
+            f"- ONNX opset {r['onnx']['opset']}, input `{r['onnx']['input']['name']}` {r['onnx']['input']['shape']}, "
+            f"output `{r['onnx']['output']['name']}` {r['onnx']['output']['shape']}; {r['onnx']['checker']}; "
+            f"shape inference passed",
+            f"- parity with PyTorch on {p['images']} validation images: max |diff| {p['max_abs_diff']:.2e} "
+            f"(tolerance {p['tolerance']:g}), top-1 agrees on {p['top1_agree']}/{p['images']}",
+            f"- files: {', '.join(r['files'])}", "",
+            "## How it was made", "",
+            f"- command: `{r['command']}`", f"- run: `{r['run']}`",
+            f"- LUT: `{r['lut']['path']}` ({r['lut']['profiler']})",
+            f"- data: {r['data']['data']} (split seed {r['data']['split_seed']}, sizes train/val/test "
+            f"{r['data']['sizes']})",
+            f"- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
+            f"- created {r['created']} in {r['seconds']} s", ""]
+    out.append("![front](pareto.png)" if png_note is None else f"(pareto.png not drawn: {png_note})")
+    return "\n".join(out) + "\n"
+
+
+def write_bundle_report(report: dict[str, Any], run: Any, out: Path) -> None:
+    pick = {"arch_id": report["arch_id"], "latency_ms": report["latency"]["predicted_ms"]
+            if report["latency"]["predicted_ms"] is not None else report["latency"]["measured"]["median_ms"],
+            "accuracy": report["accuracy"]["search_score"]}
+    note = plot_front(out / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick,
+                      report["latency"]["measured"]["median_ms"],
+                      title=f"{run.path.name}: {report['latency']['profiler']}, pick {report['arch_id']}")
+    atomic_write_text(out / "report.md", render_bundle_md(report, note))
+
+
+def render_run_md(run: Any) -> str:
+    c = run.config
+    front = sorted(run.front, key=lambda r: r["latency_ms"])
+    out = [f"# hwnas search run `{run.path.name}`", "",
+           f"- LUT: `{c['lut']}` ({c.get('lut_profiler')}); latencies below are **predicted**",
+           f"- space: {c['space']['name']}; evaluator: {c['evaluator']}; strategy {c['strategy']}, "
+           f"population {c['population']}, seed {c['seed']}",
+           f"- constraints: {json.dumps(c.get('constraints', {}))}",
+           f"- {len(run.evals)} archs evaluated; front of {len(front)}",
+           f"- commands: " + "; ".join(f"`{x}`" for x in run.commands), "",
+           "| arch | accuracy | predicted latency | params (M) | MMACs |", "|---|---|---|---|---|"]
+    out += [f"| `{r['arch_id']}` | {r['accuracy']:.3f} | {r['latency_ms']:.3f} ms | {r['params_m']:.3f} | "
+            f"{r['macs_m']:.1f} |" for r in front]
+    return "\n".join(out) + "\n"
+
+
+def rerender(path: str | Path) -> list[Path]:
+    """Re-render report.md and pareto.png of a finalize bundle (has report.json) or a search run."""
+    from hwnas.finalize import FinalizeError, read_run
+
+    path = Path(path)
+    bundle = path / "report.json"
+    if bundle.is_file():
+        try:
+            report = json.loads(bundle.read_text())
+        except ValueError as e:
+            raise FinalizeError(f"{bundle} is corrupt ({e}); run finalize again") from None
+        if report.get("format") != "hwnas-finalize-report":
+            raise FinalizeError(f"{bundle} is not an hwnas finalize report")
+        write_bundle_report(report, read_run(report["run"]), path)
+        return [path / "report.md", path / "pareto.png"]
+    run = read_run(path)
+    best = max(run.front, key=lambda r: (r["accuracy"], -r["latency_ms"])) if run.front else None
+    note = plot_front(path / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, best,
+                      title=f"{path.name}: search front (predicted latency)")
+    atomic_write_text(path / "report.md", render_run_md(run) + ("\n![front](pareto.png)\n" if note is None
+                                                                  else f"\n(pareto.png not drawn: {note})\n"))
+    return [path / "report.md", path / "pareto.png"]

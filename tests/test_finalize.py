@@ -1,0 +1,142 @@
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from hwnas.finalize import FinalizeError, ParityError, check_parity, finalize, read_run
+from hwnas.report import rerender
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist") / "tiny"
+    report = finalize(tiny_run, out, processes=0, int8=True, profiler="ort-cpu", command="pytest", log=lambda s: None)
+    return out, report
+
+
+def test_bundle_holds_checked_models_and_reports(bundle, tiny_run):
+    out, r = bundle
+    for name in ("model.onnx", "model.ort", "model.int8.onnx", "report.json", "report.md"):
+        assert (out / name).is_file(), name
+    model = onnx.load(str(out / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version >= 17
+    assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["logits"]
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, r["arch"]["resolution"], r["arch"]["resolution"]]
+    assert r["parity"]["max_abs_diff"] <= 1e-4 and r["parity"]["top1_agree"] == r["parity"]["images"]
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["arch_id"] == r["arch_id"] and saved["command"] == "pytest"
+    assert saved["run"] == str(tiny_run.resolve())
+    front = json.loads((tiny_run / "front.json").read_text())["front"]
+    assert r["arch_id"] == max(front, key=lambda x: (x["accuracy"], -x["latency_ms"]))["arch_id"]
+
+
+def test_verdict_is_from_the_measured_median(bundle):
+    _, r = bundle
+    lat = r["latency"]
+    m = lat["measured"]
+    assert m["median_ms"] > 0 and m["p10_ms"] <= m["median_ms"] <= m["p90_ms"]
+    assert lat["verdict"] == ("PASS" if m["median_ms"] <= lat["budget_ms"] else "FAIL")
+    assert lat["profiler"] == "ort-cpu" and lat["predicted_ms"] is None  # the LUT is torch-cpu: not comparable
+    assert "profiler" in lat["fingerprint_diff"]  # and the report says why
+    assert "WARNING" in (bundle[0] / "report.md").read_text()
+
+
+def test_accuracies_and_int8(bundle):
+    _, r = bundle
+    acc = r["accuracy"]
+    assert 0 <= acc["test"] <= 100 and abs(acc["onnx_test"] - acc["test"]) <= 1.0
+    q = r["int8"]
+    assert q["format"] == "QDQ static" and q["measured"]["median_ms"] > 0 and 0 <= q["test_accuracy"] <= 100
+    qmodel = onnx.load(str(bundle[0] / "model.int8.onnx"))
+    assert any(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)
+
+
+def test_ort_file_runs_and_matches(bundle):
+    import onnxruntime as ort
+
+    out, r = bundle
+    res = r["arch"]["resolution"]
+    x = np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32)
+    a = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    b = ort.InferenceSession(str(out / "model.ort"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_torch_profiler_measures_the_module(tiny_run, tmp_path):
+    r = finalize(tiny_run, tmp_path / "t", processes=0, log=lambda s: None)
+    lat = r["latency"]
+    assert lat["profiler"] == "torch-cpu" and lat["predicted_ms"] is not None and not lat["fingerprint_diff"]
+    assert "PyTorch module" in lat["measured_file"]
+    assert lat["prediction_error_pct"] == pytest.approx((lat["predicted_ms"] - lat["measured"]["median_ms"])
+                                                        / lat["measured"]["median_ms"] * 100)
+
+
+def test_output_is_not_overwritten_without_force(bundle, tiny_run):
+    out, _ = bundle
+    before = (out / "report.json").read_bytes()
+    with pytest.raises(FinalizeError, match="already holds files.*--force"):
+        finalize(tiny_run, out, processes=0, log=lambda s: None)
+    assert (out / "report.json").read_bytes() == before
+
+
+def test_bad_runs_give_clear_errors(tiny_run, tmp_path):
+    with pytest.raises(FinalizeError, match="does not exist"):
+        read_run(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FinalizeError, match="not a search run"):
+        read_run(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "run.sqlite").write_bytes(b"garbage" * 100)
+    for f in broken.glob("run.sqlite-*"):
+        f.unlink()
+    with pytest.raises(FinalizeError, match="corrupt or unreadable"):
+        read_run(broken)
+    with pytest.raises(FinalizeError, match="arch 'ffffffffffff' is not in run"):
+        finalize(tiny_run, tmp_path / "x", pick="ffffffffffff", processes=0, log=lambda s: None)
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_checkpoint(tiny_run, tmp_path):
+    with pytest.raises(FinalizeError, match="supernet checkpoint .* is missing"):
+        finalize(tiny_run, tmp_path / "y", checkpoint=tmp_path / "gone.pt", processes=0, log=lambda s: None)
+
+
+def test_parity_failure_stops(bundle, tiny_run):
+    out, r = bundle
+    from hwnas.finalize import inherited_model, read_run, pick_record
+
+    run = read_run(tiny_run)
+    rec = pick_record(run)
+    arch = run.space.arch_from_dict(rec["arch"])
+    model, splits, _ = inherited_model(run, arch, None, None, None)
+    x = splits.tensors("val", arch.resolution, 3)[0][:4]
+    check_parity(model, out / "model.onnx", x)  # the true model passes
+    with torch.no_grad():
+        model.blocks[-1].classifier.bias.add_(0.01)  # a different model no longer does
+    with pytest.raises(ParityError, match="ONNX output differs from PyTorch"):
+        check_parity(model, out / "model.onnx", x)
+
+
+def test_report_rerenders(bundle, tiny_run):
+    out, _ = bundle
+    (out / "report.md").unlink()
+    paths = rerender(out)
+    assert (out / "report.md").is_file() and "arch `" in (out / "report.md").read_text()
+    assert paths[0] == out / "report.md"
+    rerender(tiny_run)
+    text = (tiny_run / "report.md").read_text()
+    assert "predicted" in text and "| arch |" in text
+
+
+def test_pareto_png_is_drawn(bundle):
+    pytest.importorskip("matplotlib")
+    png = bundle[0] / "pareto.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert "![front](pareto.png)" in (bundle[0] / "report.md").read_text()
