@@ -20,9 +20,13 @@ def profiler_for(lut: LUT, **overrides: Any):
     return profiler
 
 
-def warn_if_foreign(lut: LUT, profiler: Any, stream=sys.stderr) -> dict:
-    """Loudly say which fingerprint fields differ: measured vs predicted is then not a fair comparison."""
-    if hasattr(profiler, "prepare"):
+def warn_if_foreign(lut: LUT, profiler: Any, stream=sys.stderr, prepare: bool = True) -> dict:
+    """Loudly say which fingerprint fields differ: measured vs predicted is then not a fair comparison.
+
+    ``prepare=False`` when the measuring happens in other processes: prepare() pins and sets threads for
+    *this* process, which would slow whatever it does next.
+    """
+    if prepare and hasattr(profiler, "prepare"):
         profiler.prepare()
     diff = fingerprint_diff(lut.fingerprint, profiler.fingerprint())
     if diff:

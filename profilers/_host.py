@@ -85,6 +85,16 @@ def host_fingerprint() -> dict[str, Any]:
     return fp
 
 
+def auto_pin(threads: int) -> int | None:
+    """The default pinning: one thread -> the last CPU this process may use (none with one CPU or more threads).
+
+    The last one because the OS tends to put stray work on CPU 0; the same rule for LUT building,
+    measuring and finalize keeps their numbers comparable.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return cpus[-1] if threads == 1 and len(cpus) > 1 else None
+
+
 def pin_to_cpu(cpu: int | None) -> str:
     """Pin this process to one CPU (less migration noise). Returns what was done, for the fingerprint."""
     if cpu is None or not hasattr(os, "sched_setaffinity"):
