@@ -38,3 +38,17 @@ def test_save_load_and_use_as_evaluator(demo, scored, tmp_path):
         create_evaluator("predictor", path=str(tmp_path / "none.pt"))
     with pytest.raises(ValueError, match="needs path=FILE"):
         create_evaluator("predictor")
+
+
+def test_archs_of_a_resolution_restricted_space_are_predicted_in_the_trained_space(demo):
+    """A search over a LUT of some resolutions has a smaller space; its archs still get a prediction."""
+    from hwnas.space import ArchError, SearchSpace
+
+    predictor = AccuracyPredictor(demo)
+    sub = SearchSpace.from_dict({**demo.to_dict(), "resolutions": [demo.resolutions[0]]})
+    archs = [sub.sample(random.Random(i)) for i in range(3)]
+    same = [demo.arch_from_dict(a.to_dict()) for a in archs]
+    assert predictor.predict(archs).tolist() == predictor.predict(same).tolist()
+    other = SearchSpace.from_dict({**demo.to_dict(), "resolutions": [demo.resolutions[-1] + 8]})
+    with pytest.raises(ArchError, match="accuracy predictor"):
+        predictor.predict([other.sample(random.Random(0))])

@@ -55,9 +55,17 @@ class AccuracyPredictor:
         self.hidden, self.layers = hidden, layers
         self.mean, self.std = 0.0, 1.0
 
+    def _own(self, archs: Sequence[Arch]) -> list[Arch]:
+        """Archs re-expressed in the space the MLP was trained on: a search over a LUT restricted to some
+        resolutions has a smaller space (another encoding), yet its archs are archs of this one."""
+        if not archs or archs[0].space is self.space or archs[0].space.to_dict() == self.space.to_dict():
+            return list(archs)
+        src = f"arch for the accuracy predictor (trained on space {self.space.name!r})"
+        return [self.space.arch_from_dict(a.to_dict(), source=src) for a in archs]
+
     @torch.no_grad()
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        return (self.model(encode_batch(archs)).numpy() * self.std + self.mean).astype(float)
+        return (self.model(encode_batch(self._own(archs))).numpy() * self.std + self.mean).astype(float)
 
     def fit(self, archs: Sequence[Arch], scores: Sequence[float], epochs: int = 300, lr: float = 1e-3,
             val_frac: float = 0.2, seed: int = 0) -> FitReport:
@@ -111,7 +119,8 @@ class PredictorEvaluator:
         self.predictor = predictor or AccuracyPredictor.load(path)
 
     def config(self) -> dict[str, Any]:
-        digest = sum(float(p.abs().sum()) for p in self.predictor.model.parameters())
+        with torch.no_grad():
+            digest = sum(float(p.abs().sum()) for p in self.predictor.model.parameters())
         return {"path": self.path, "weights_checksum": round(digest, 6)}
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
