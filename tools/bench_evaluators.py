@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rank quality of the accuracy evaluators against short training, on real data.
 
-    python tools/bench_evaluators.py [--data digits] [--space demo] [--n 30] [--seed 0] [--json out.json]
+    python tools/bench_evaluators.py [--data digits] [--space demo] [--n 30] [--seed 0] [--reference-seeds 2] [--json out.json]
 
 Samples N architectures of the space; short training with early stopping is the
 reference; prints Kendall tau and Spearman rho of the supernet, the accuracy
@@ -32,11 +32,14 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--predictor-archs", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2, help="processes for the short-training reference [2]")
+    ap.add_argument("--reference-seeds", type=int, default=1,
+                    help="train the reference with this many seeds; >= 2 also reports the noise ceiling [1]")
     ap.add_argument("--workdir", default="runs/bench_evaluators", help="supernet checkpoint goes here (reused)")
     ap.add_argument("--json", help="write every score and the table here")
     a = ap.parse_args()
     bench = run_evaluator_bench(get_space(a.space), Path(a.workdir), a.data, a.n, a.seed, a.supernet_epochs,
-                                a.train_epochs, a.patience, a.predictor_archs, a.workers)
+                                a.train_epochs, a.patience, a.predictor_archs, a.workers,
+                                a.reference_seeds)
     print(f"\n{a.n} archs of space {a.space!r} on {a.data!r}, seed {a.seed}; reference: short training")
     print(format_table(bench))
     if bench.supernet.get("peak_rss_mib"):

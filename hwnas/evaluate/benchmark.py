@@ -42,6 +42,7 @@ class EvaluatorBench:
     scores: dict[str, list[float]]
     supernet: dict[str, Any] = field(default_factory=dict)
     archs: list[dict[str, Any]] = field(default_factory=list)
+    reference_runs: list[list[float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,8 +64,10 @@ def peak_rss_mib() -> float:
 
 def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits", n_archs: int = 30, seed: int = 0,
                         supernet_epochs: int = 20, train_epochs: int = 12, patience: int = 3,
-                        predictor_archs: int = 200, workers: int = 2,
+                        predictor_archs: int = 200, workers: int = 2, reference_seeds: int = 1,
                         log: Callable[[str], None] = print) -> EvaluatorBench:
+    """With ``reference_seeds`` >= 2 the reference is the mean over training seeds, and the tau between two
+    seeds' rankings is reported: the noise ceiling no cheap evaluator can be expected to beat."""
     workdir.mkdir(parents=True, exist_ok=True)
     archs = distinct_archs(space, n_archs, seed)
     scores: dict[str, list[float]] = {}
@@ -108,26 +111,35 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits",
         scores[f"proxy:{name}"] = ev.evaluate(archs)
         secs[f"proxy:{name}"] = (time.perf_counter() - t) / n_archs
 
-    # 4. reference: short training with early stopping, spread over worker processes
-    ref = create_evaluator("train", data=data, max_epochs=train_epochs, patience=patience, seed=seed)
-    log(f"short training of {n_archs} archs (up to {train_epochs} epochs, patience {patience}, "
-        f"{workers} worker process(es)) ...")
-    t = time.perf_counter()
+    # 4. reference: short training with early stopping, spread over worker processes, once per seed
+    log(f"short training of {n_archs} archs x {reference_seeds} seed(s) (up to {train_epochs} epochs, "
+        f"patience {patience}, {workers} worker process(es)) ...")
     dispatcher = make_dispatcher(workers)
-    reference = [s for chunk in dispatcher.map(ref, split(archs, workers)) for s in chunk]
-    secs["train"] = (time.perf_counter() - t) * max(1, workers) / n_archs  # CPU-seconds per arch
+    runs: list[list[float]] = []
+    t = time.perf_counter()
+    for k in range(reference_seeds):
+        ref = create_evaluator("train", data=data, max_epochs=train_epochs, patience=patience, seed=seed + k)
+        runs.append([s for chunk in dispatcher.map(ref, split(archs, workers)) for s in chunk])
+    secs["train"] = (time.perf_counter() - t) * max(1, workers) / (n_archs * reference_seeds)  # CPU-s per arch
+    reference = [sum(v) / len(v) for v in zip(*runs)]
 
     rows = [Row(name, kendall_tau(s, reference), spearman_rho(s, reference), secs[name], notes.get(name, ""))
             for name, s in scores.items()]
-    rows.append(Row("train (reference)", 1.0, 1.0, secs["train"], f"up to {train_epochs} epochs, patience {patience}"))
+    label = "train (reference)" if reference_seeds == 1 else f"train, mean of {reference_seeds} seeds (reference)"
+    rows.append(Row(label, 1.0, 1.0, secs["train"], f"up to {train_epochs} epochs, patience {patience}"))
+    if reference_seeds >= 2:
+        rows.append(Row(f"train seed {seed} vs {seed + 1}", kendall_tau(runs[0], runs[1]),
+                        spearman_rho(runs[0], runs[1]), secs["train"],
+                        "noise ceiling: how well one training run ranks like another"))
     return EvaluatorBench(space.name, data, n_archs, seed, rows, reference, scores, sn_info,
-                          [a.to_dict() for a in archs])
+                          [a.to_dict() for a in archs], runs)
 
 
 def format_table(bench: EvaluatorBench) -> str:
-    lines = [f"{'evaluator':<20} {'Kendall tau':>11} {'Spearman':>9} {'s/eval':>9}", "-" * 52]
+    w = max(len("evaluator"), *(len(r.evaluator) for r in bench.rows))
+    lines = [f"{'evaluator':<{w}} {'Kendall tau':>11} {'Spearman':>9} {'s/eval':>9}", "-" * (w + 32)]
     for r in bench.rows:
-        lines.append(f"{r.evaluator:<20} {r.kendall_tau:>11.3f} {r.spearman_rho:>9.3f} {r.secs_per_eval:>9.3f}")
+        lines.append(f"{r.evaluator:<{w}} {r.kendall_tau:>11.3f} {r.spearman_rho:>9.3f} {r.secs_per_eval:>9.3f}")
     ref = bench.reference
     lines.append(f"reference accuracy (val, %): min {min(ref):.1f}, median {sorted(ref)[len(ref) // 2]:.1f}, "
                  f"max {max(ref):.1f}")

@@ -1,0 +1,27 @@
+"""The evaluator bench (hwnas/evaluate/benchmark.py) end to end, at toy size on real digits."""
+import math
+
+import pytest
+
+from hwnas.evaluate.benchmark import format_table, run_evaluator_bench
+
+
+@pytest.mark.slow
+def test_bench_ranks_every_evaluator_against_a_two_seed_reference(tmp_path, demo, tiny_data):
+    bench = run_evaluator_bench(demo, tmp_path, data=tiny_data, n_archs=4, seed=0, supernet_epochs=1,
+                                train_epochs=1, patience=1, predictor_archs=12, workers=1, reference_seeds=2,
+                                log=lambda s: None)
+    names = [r.evaluator for r in bench.rows]
+    assert names[:2] == ["supernet", "predictor"]
+    assert {"proxy:synflow", "proxy:naswot", "proxy:grad_norm", "proxy:snip"} <= set(names)
+    assert names[-2:] == ["train, mean of 2 seeds (reference)", "train seed 0 vs 1"]
+    # the reference is the per-arch mean of the two training runs, each a real accuracy in %
+    assert len(bench.reference_runs) == 2 and all(len(r) == 4 for r in bench.reference_runs)
+    for mean, a, b in zip(bench.reference, *bench.reference_runs):
+        assert mean == pytest.approx((a + b) / 2) and 0 <= a <= 100 and 0 <= b <= 100
+    for r in bench.rows:
+        assert math.isnan(r.kendall_tau) or -1 <= r.kendall_tau <= 1, r
+        assert r.secs_per_eval >= 0
+    assert all(len(v) == 4 for v in bench.scores.values())
+    table = format_table(bench)
+    assert "noise" not in table and "train seed 0 vs 1" in table
