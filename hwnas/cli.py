@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import warnings
@@ -48,9 +47,11 @@ def _profiler_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {"threads": args.threads}
     pin = args.pin_cpu
     if pin == "auto":
-        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        pin = str(cpus[-1]) if args.threads == 1 and len(cpus) > 1 else "none"
-    opts["pin_cpu"] = None if pin == "none" else int(pin)
+        from profilers._host import auto_pin
+
+        opts["pin_cpu"] = auto_pin(args.threads)
+    else:
+        opts["pin_cpu"] = None if pin == "none" else int(pin)
     if getattr(args, "quick", False):
         from profilers.base import TimingPolicy
 
@@ -249,15 +250,88 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_supernet(args: argparse.Namespace) -> int:
+    from hwnas.evaluate.supernet import SupernetConfig, train_supernet
+
+    space = _space(args)
+    cfg = SupernetConfig(data=args.data, split_seed=args.split_seed, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, random_subnets=args.random_subnets, seed=args.seed)
+    r = train_supernet(space, args.out, cfg, resume=args.resume, force=args.force, command=_command())
+    last = r.history[-1] if r.history else {}
+    print(f"supernet {args.out}: {r.epochs_done} epochs" + (f" (resumed after {r.resumed_from})" if r.resumed_from
+                                                           else "") + f" in {r.seconds:.0f} s; validation accuracy "
+          f"largest {last.get('val_acc_largest', float('nan')):.2f} %, smallest "
+          f"{last.get('val_acc_smallest', float('nan')):.2f} %")
+    print(f"search with it: hwnas search --lut LUT --evaluator supernet --evaluator-option checkpoint={args.out} ...")
+    return EXIT_OK
+
+
+def cmd_predictor(args: argparse.Namespace) -> int:
+    from hwnas.evaluate import create_evaluator
+    from hwnas.evaluate.predictor import fit_on_evaluator
+    from hwnas.evaluate.supernet import read_checkpoint
+    from hwnas.space import SearchSpace
+
+    if args.out.exists() and not args.force:
+        raise CLIError(f"{args.out} already exists; choose another --out or add --force")
+    space = SearchSpace.from_dict(read_checkpoint(args.checkpoint)["space"], source=f"{args.checkpoint}: space")
+    sn = create_evaluator("supernet", checkpoint=str(args.checkpoint))
+    print(f"scoring {args.archs} random archs of {space.name!r} with the supernet, then fitting the MLP ...")
+    predictor, fit, _ = fit_on_evaluator(space, sn, args.archs, seed=args.seed, epochs=args.epochs)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    predictor.save(args.out)
+    print(f"accuracy predictor {args.out}: trained on {fit.n_train} archs; on {fit.n_val} held out: Kendall tau "
+          f"{fit.val_kendall_tau:.3f} vs the supernet, mean abs error {fit.val_mae:.2f} points")
+    print(f"search with it: hwnas search --lut LUT --evaluator predictor --evaluator-option path={args.out} ...")
+    return EXIT_OK
+
+
+def cmd_finalize(args: argparse.Namespace) -> int:
+    from hwnas.finalize import finalize
+
+    r = finalize(args.run, args.out, pick=args.pick, finetune_epochs=args.finetune_epochs, int8=args.int8,
+                 profiler=args.profiler, force=args.force, processes=args.processes, checkpoint=args.checkpoint,
+                 data=args.data, lut=args.lut, command=_command())
+    lat = r["latency"]
+    m = lat["measured"]
+    pred = f"predicted {lat['predicted_ms']:.3f} ms ({lat['prediction_error_pct']:+.1f} %), " \
+        if lat["predicted_ms"] is not None else ""
+    print(f"{lat['verdict']}: measured median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}, "
+          f"CV {m['cv'] * 100:.1f} %) with {lat['profiler']}; {pred}budget "
+          + (f"{lat['budget_ms']:g} ms" if lat["budget_ms"] is not None else "none")
+          + (f"; over by {lat['gap_ms']:.3f} ms" if lat["verdict"] == "FAIL" else ""))
+    print(f"test accuracy {r['accuracy']['test']:.2f} %; bundle: {args.out}/ ({', '.join(r['files'])})")
+    return EXIT_FAIL if lat["verdict"] == "FAIL" else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hwnas.report import rerender
+
+    for path in rerender(args.path):
+        print(f"wrote {path}" if path.exists() else f"(not drawn: {path.name})")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hwnas.demo import run_demo
+
+    summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
+                       generations=args.generations, seed=args.seed, force=args.force, command=_command())
+    return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
+
+
 def _command() -> str:
-    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    """The command line as the user typed it (``python -m hwnas.cli`` is recorded as ``hwnas``)."""
+    prog = Path(sys.argv[0]).name
+    return " ".join(shlex.quote(a) for a in ["hwnas" if prog in ("cli.py", "__main__.py") else prog, *sys.argv[1:]])
 
 
 # -- parser ----------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwnas", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Hardware-aware NAS: profile a device into a latency LUT, predict and measure network latency.",
+        description="Hardware-aware NAS: profile your device into a latency LUT, search your space under your latency "
+                    "budget, and ship an ONNX model whose latency was measured.",
         epilog=_examples("""
 hwnas profile --list
 hwnas profile --profiler ort-cpu --space mbv3 --out luts/my-ort-cpu.json
@@ -265,6 +339,10 @@ hwnas sample --space mbv3 --seed 1 --out arch.json
 hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json
 hwnas measure --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json
 hwnas search --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --budget-ms 8 --out runs/mbv3-8ms
+hwnas supernet --space demo --data digits --out runs/sn.pt
+hwnas finalize runs/mbv3-8ms --out dist/mbv3-8ms
+hwnas report dist/mbv3-8ms
+hwnas demo                 # the whole pipeline on embedded data, ~10 min on 2 cores
 """))
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -354,6 +432,72 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--objectives", nargs="+", default=["accuracy", "latency_ms"],
                    help="accuracy latency_ms [params_m macs_m memory_mb]")
 
+    p = add("supernet", cmd_supernet, "train a weight-sharing supernet of a space on a data set (resumable)",
+            """
+hwnas supernet --space demo --data digits --epochs 20 --out runs/supernet-demo.pt
+hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --out runs/sn.pt --resume""")
+    _add_space(p, default="demo")
+    p.add_argument("--data", default="digits",
+                   help="digits (embedded), an .npz (x: N x H x W x C uint8, y), a CIFAR python directory "
+                        "or an image folder [digits]")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split [0]")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--random-subnets", type=int, default=2, help="random subnets per step besides largest/smallest")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint file (rewritten every epoch)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--force", action="store_true", help="start over even if --out exists")
+
+    p = add("predictor", cmd_predictor, "fit the accuracy predictor (an MLP on Arch.encode()) to supernet accuracy",
+            """
+hwnas predictor --checkpoint runs/sn-demo.pt --archs 200 --out runs/predictor-demo.pt
+then: hwnas search ... --evaluator predictor --evaluator-option path=runs/predictor-demo.pt""")
+    p.add_argument("--checkpoint", type=Path, required=True, help="trained supernet (hwnas supernet)")
+    p.add_argument("--archs", type=int, default=200, help="random archs to score and fit on (20 %% held out) [200]")
+    p.add_argument("--epochs", type=int, default=300, help="MLP training epochs [300]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="predictor file to write")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+
+    p = add("finalize", cmd_finalize, "export a searched arch to ONNX, prove parity, and MEASURE it against the budget",
+            """
+hwnas finalize runs/demo/search --out dist/demo
+hwnas finalize runs/mbv3-8ms --pick 3fa2c81b09de --int8 --finetune-epochs 2 --out dist/mbv3-8ms --force
+exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX parity failed), 2 bad input""")
+    p.add_argument("run", type=Path, help="run directory of `hwnas search`")
+    p.add_argument("--out", type=Path, required=True, help="bundle directory (model.onnx, model.ort, report.*)")
+    p.add_argument("--pick", default="best", help="best (most accurate feasible arch) or an ARCH_ID of the run")
+    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the inherited weights E epochs [0]")
+    p.add_argument("--int8", action="store_true", help="also write a static QDQ int8 model, with accuracy and latency")
+    p.add_argument("--profiler", help="measure with this profiler [the LUT's]")
+    p.add_argument("--processes", type=int, default=2,
+                   help="measure in N fresh processes, keep the lowest median (as the LUT was built) [2]")
+    p.add_argument("--checkpoint", type=Path, help="supernet checkpoint [the run's]")
+    p.add_argument("--data", help="data set [the supernet's]")
+    p.add_argument("--lut", type=Path, help="LUT file [the run's]")
+    p.add_argument("--force", action="store_true", help="overwrite files in --out")
+
+    p = add("report", cmd_report, "re-render report.md and pareto.png of a finalize bundle or a search run",
+            """
+hwnas report dist/demo          # a finalize bundle (has report.json)
+hwnas report runs/demo/search   # a search run""")
+    p.add_argument("path", type=Path)
+
+    p = add("demo", cmd_demo, "the whole pipeline on the embedded digits: LUT, supernet, search, finalize",
+            """
+hwnas demo                       # ~10 min on 2 CPU cores; outputs in runs/demo
+hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
+(interrupted? run the same command again: every step resumes)""")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda [ort-cpu]")
+    p.add_argument("--epochs", type=int, default=15, help="supernet training epochs [15]")
+    p.add_argument("--population", type=int, default=24)
+    p.add_argument("--generations", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="start every step over")
+
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")
     _add_space(p)
@@ -370,6 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
+    from hwnas.finalize import ParityError
     from hwnas.lut import LUTError
     from hwnas.predict import MissingEntriesError
     from hwnas.space import ArchError, SpaceError
@@ -383,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted; what was saved is kept (run the same command again to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (CLIError, LUTError, ArchError, SpaceError, MissingEntriesError, ProfilerUnavailable, StoreError,
-            ProviderFallbackError, KeyError, ValueError, FileNotFoundError) as e:
+            ProviderFallbackError, ParityError, KeyError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise
         code = getattr(e, "code", None) or (EXIT_UNAVAILABLE if isinstance(e, (ProfilerUnavailable, ProviderFallbackError))

@@ -95,3 +95,47 @@ def test_measuring_against_a_foreign_lut_warns_with_the_fields(demo_lut_path, tm
     # predicting with it is fine and silent
     r = run_cli("predict", "--lut", str(foreign), "--sample", "1", "--resolution", "24")
     assert r.returncode == 0 and "WARNING" not in r.stderr
+
+
+def test_help_lists_every_command_with_examples():
+    r = run_cli("--help")
+    for cmd in ("profile", "predict", "measure", "search", "supernet", "finalize", "report", "demo"):
+        assert cmd in r.stdout, cmd
+        sub = run_cli(cmd, "--help")
+        assert sub.returncode == 0 and "examples:" in sub.stdout, cmd
+
+
+def test_supernet_refuses_to_overwrite(tmp_path, tiny_supernet, tiny_data):
+    out = tmp_path / "sn.pt"
+    out.write_bytes(tiny_supernet[0].read_bytes())
+    r = run_cli("supernet", "--space", "demo", "--data", tiny_data, "--out", str(out), "--epochs", "1")
+    assert r.returncode == 2 and "already exists; add --resume" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("supernet", "--space", "demo", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.pt"))
+    assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_finalize_cli_errors_and_report(tiny_run, tmp_path):
+    r = run_cli("finalize", str(tiny_run), "--pick", "000000000000", "--out", str(tmp_path / "d"))
+    assert r.returncode == 2 and "is not in run" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("finalize", str(tmp_path), "--out", str(tmp_path / "d"))
+    assert r.returncode == 2 and "not a search run" in r.stderr
+    r = run_cli("finalize", str(tiny_run), "--out", str(tmp_path / "d"), "--processes", "0")
+    assert r.returncode in (0, 1), r.stderr
+    assert ("PASS" in r.stdout) == (r.returncode == 0) and "measured median" in r.stdout
+    assert (tmp_path / "d" / "model.onnx").is_file()
+    r = run_cli("report", str(tmp_path / "d"))
+    assert r.returncode == 0 and "report.md" in r.stdout
+
+
+def test_predictor_is_fitted_on_the_supernet_then_searched_with(tmp_path, tiny_supernet, demo_lut_path):
+    out = tmp_path / "pred.pt"
+    r = run_cli("predictor", "--checkpoint", str(tiny_supernet[0]), "--archs", "12", "--epochs", "20",
+                "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.is_file() and "held out: Kendall tau" in r.stdout
+    r = run_cli("predictor", "--checkpoint", str(tiny_supernet[0]), "--out", str(out))
+    assert r.returncode == 2 and "already exists" in r.stderr
+    r = run_cli("search", "--lut", str(demo_lut_path), "--evaluator", "predictor", "--evaluator-option",
+                f"path={out}", "--population", "4", "--generations", "1", "--out", str(tmp_path / "run"))
+    assert r.returncode in (0, 1), r.stderr
+    assert "search done" in r.stdout

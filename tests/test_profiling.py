@@ -57,7 +57,9 @@ def test_resume_after_interruption(tmp_path, sig):
     out = tmp_path / "lut.json"
     cmd = [sys.executable, str(ROOT / "tools" / "profile_device.py"), "--profiler", "ort-cpu", "--space", "demo",
            "--resolutions", "28", "--quick", "--no-calibrate", "--pin-cpu", "none", "--out", str(out)]  # isolated, 2 passes
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: undo that
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     partial = 0
     while time.time() < deadline:

@@ -1,0 +1,151 @@
+"""``hwnas demo``: the whole pipeline on the embedded digits data and the demo space.
+
+LUT (the shipped one when its fingerprint matches this machine's profiler, else
+built here) -> supernet -> search under a budget inside the space's latency range
+-> finalize with a measured verdict. Every step resumes when run again.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
+from profilers._host import auto_pin
+
+SPACE = "demo"
+DATA = "digits"
+BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
+
+
+def lut_dirs() -> list[Path]:
+    return [Path.cwd() / "luts", Path(__file__).resolve().parents[1] / "luts"]
+
+
+def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | None, list[str]]:
+    """A shipped LUT of this profiler and space whose device fingerprint matches here, and why others did not."""
+    from profilers import create_profiler
+
+    profiler = create_profiler(profiler_name, threads=1, pin_cpu=auto_pin(1))
+    if profiler.availability():
+        return None, [f"{profiler_name}: {profiler.availability()}"]
+    here = profiler.fingerprint()  # without prepare(): pinning this process would starve the training that follows
+    notes: list[str] = []
+    seen: set[Path] = set()
+    for d in lut_dirs():
+        for f in sorted(d.glob(f"*_{profiler_name}_{space_name}.json")):
+            if f.resolve() in seen:
+                continue
+            seen.add(f.resolve())
+            try:
+                lut = LUT.load(f)
+            except LUTError as e:
+                notes.append(f"{f}: {e}")
+                continue
+            diff = fingerprint_diff(lut.fingerprint, here)
+            if not diff and lut.profiler == profiler_name:
+                return f, notes
+            notes.append(f"{f}: other device ({', '.join(sorted(diff))} differ)")
+    return None, notes
+
+
+def peak_rss_mib() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 15, population: int = 24,
+             generations: int = 10, seed: int = 0, force: bool = False, command: str | None = None,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
+    from hwnas.finalize import finalize
+    from hwnas.predict import LatencyPredictor
+    from hwnas.profiling import build_lut
+    from hwnas.search import Constraints, run_search
+    from hwnas.space import get_space
+
+    start = time.perf_counter()
+    out = Path(out)
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    space = get_space(SPACE)
+    steps: dict[str, float] = {}
+
+    # 1. LUT
+    t = time.perf_counter()
+    lut_path, notes = matching_lut(profiler)
+    if lut_path is not None:
+        log(f"[1/4] LUT: using shipped {lut_path} (its {profiler} fingerprint matches this machine)")
+    else:
+        for n in notes:
+            log(f"      {n}")
+        lut_path = out / f"lut_{profiler}_{SPACE}.json"
+        verb = "resuming (or reusing)" if lut_path.exists() else "building"
+        log(f"[1/4] LUT: no shipped {profiler} LUT for this machine; {verb} {lut_path} "
+            f"({len(space.all_layers())} blocks, 2 passes, then calibration)")
+        build_lut(profiler, space, lut_path, profiler_options={"threads": 1, "pin_cpu": auto_pin(1)},
+                  calib_archs=20, seed=seed, command=command)
+    steps["lut_s"] = time.perf_counter() - t
+
+    # 2. supernet
+    t = time.perf_counter()
+    ckpt = out / "supernet.pt"
+    cfg = SupernetConfig(data=DATA, epochs=epochs, seed=seed)
+    done = False
+    if ckpt.exists():
+        blob = read_checkpoint(ckpt)
+        done = blob["epochs_done"] == epochs and blob["config"] == cfg.__dict__
+    if done:
+        log(f"[2/4] supernet: {ckpt} already trained ({epochs} epochs)")
+    else:
+        log(f"[2/4] supernet: training {epochs} epochs on {DATA} (sandwich rule + in-place distillation)")
+        train_supernet(space, ckpt, cfg, resume=True, command=command)
+    hist = read_checkpoint(ckpt)["history"][-1]
+    log(f"      validation accuracy: largest {hist['val_acc_largest']:.1f} %, smallest {hist['val_acc_smallest']:.1f} %")
+    steps["supernet_s"] = time.perf_counter() - t
+
+    # 3. search under a budget inside the space's latency range
+    t = time.perf_counter()
+    lut = LUT.load(lut_path)
+    predictor = LatencyPredictor(lut, space)
+    _, fastest = predictor.fastest()
+    largest = predictor.predict(space.largest())
+    budget = round(fastest + BUDGET_FRACTION * (largest - fastest), 3)
+    log(f"[3/4] search: predicted latency range of the space {fastest:.3f}-{largest:.3f} ms ({profiler}); "
+        f"budget {budget:.3f} ms ({BUDGET_FRACTION:.0%} of the way up)")
+    run_dir = out / "search"
+    result = run_search(lut_path, run_dir, evaluator="supernet", evaluator_options={"checkpoint": str(ckpt)},
+                        population=population, generations=generations, seed=seed,
+                        constraints=Constraints(budget_ms=budget), resume=(run_dir / "run.sqlite").exists(),
+                        command=command)
+    log(f"      {result.evaluations} archs evaluated; front of {len(result.front)}")
+    steps["search_s"] = time.perf_counter() - t
+
+    # 4. finalize
+    t = time.perf_counter()
+    log("[4/4] finalize: ONNX export, parity, .ort, measured latency")
+    report = finalize(run_dir, out / "final", force=True, command=command, log=lambda s: log(f"      {s}"))
+    steps["finalize_s"] = time.perf_counter() - t
+
+    lat = report["latency"]
+    summary = {
+        "front_size": len(result.front), "pick": report["arch_id"], "budget_ms": budget,
+        "predicted_ms": lat["predicted_ms"], "measured_ms": lat["measured"]["median_ms"], "verdict": lat["verdict"],
+        "test_accuracy": report["accuracy"]["test"], "report": str(out / "final" / "report.md"),
+        "lut": str(lut_path), "wall_s": round(time.perf_counter() - start, 1),
+        "steps_s": {k: round(v, 1) for k, v in steps.items()}, "peak_rss_mib": round(peak_rss_mib(), 1),
+        "command": command or " ".join(sys.argv),
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    log("")
+    log(f"front: {summary['front_size']} archs; pick {summary['pick']}: test accuracy {summary['test_accuracy']:.2f} %")
+    log(f"latency ({profiler}): predicted {summary['predicted_ms']:.3f} ms, measured {summary['measured_ms']:.3f} ms "
+        f"({lat['prediction_error_pct']:+.1f} %), budget {budget:.3f} ms -> {summary['verdict']}")
+    log(f"report: {summary['report']}  (wall time {summary['wall_s']:.0f} s, peak RSS {summary['peak_rss_mib']:.0f} MiB)")
+    return summary

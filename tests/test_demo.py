@@ -1,0 +1,38 @@
+"""`hwnas demo` (hwnas/demo.py): the whole pipeline, at toy settings, and its resume."""
+import json
+
+import pytest
+
+from conftest import run_cli
+from hwnas.demo import matching_lut
+
+
+def test_matching_lut_does_not_pin_this_process():
+    """Looking up the shipped LUT must not leave this process pinned (it starved supernet training 40x)."""
+    import os
+
+    before = os.sched_getaffinity(0)
+    path, notes = matching_lut("ort-cpu")
+    assert os.sched_getaffinity(0) == before
+    assert path is not None or notes  # either a match, or the reasons there is none
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    args = ("demo", "--out", str(out), "--epochs", "1", "--population", "6", "--generations", "1")
+    r = run_cli(*args, timeout=900)
+    assert r.returncode in (0, 1), r.stderr[-3000:]  # 1 = measured over the budget (FAIL), still a full bundle
+    for step in ("[1/4] LUT", "[2/4] supernet", "[3/4] search", "[4/4] finalize"):
+        assert step in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] in ("PASS", "FAIL") and (summary["verdict"] == "PASS") == (r.returncode == 0)
+    assert summary["front_size"] >= 1 and summary["measured_ms"] > 0 and summary["peak_rss_mib"] > 0
+    assert summary["command"].startswith("hwnas demo")
+    for f in ("model.onnx", "model.ort", "report.json", "report.md"):
+        assert (out / "final" / f).is_file(), f
+    # run again: nothing is trained or searched twice, and the search gives the same pick
+    r2 = run_cli(*args, timeout=900)
+    assert r2.returncode == r.returncode, r2.stderr[-3000:]
+    assert "already trained" in r2.stdout
+    assert json.loads((out / "summary.json").read_text())["pick"] == summary["pick"]
