@@ -21,7 +21,8 @@ def run_readme(cmd: str, cwd):
 
 
 def test_readme_lists_the_commands_it_documents():
-    for prefix in ("hwnas profile --list", "hwnas sample", "hwnas predict", "hwnas measure", "hwnas search"):
+    for prefix in ("hwnas profile --list", "hwnas sample", "hwnas predict", "hwnas measure", "hwnas search",
+                   "hwnas supernet", "hwnas predictor", "hwnas finalize", "hwnas report"):
         assert readme_commands(prefix), prefix
 
 
@@ -41,9 +42,30 @@ def test_sample_then_predict_as_in_readme(tmp_path):
 
 @pytest.mark.slow
 def test_search_as_in_readme_with_small_settings(tmp_path):
-    cmd = readme_commands("hwnas search")[0]
-    cmd = re.sub(r"--population \d+", "--population 4", re.sub(r"--generations \d+", "--generations 2", cmd))
-    cmd = cmd.replace("--out runs/", f"--out {tmp_path}/")
+    cmd = readme_commands("hwnas search --lut luts/amd-epyc-2c_ort-cpu_mbv3.json")[0]
+    cmd = small(cmd).replace("--out runs/", f"--out {tmp_path}/")
     r = run_readme(cmd, tmp_path)
     assert r.returncode in (0, 1), r.stderr  # 1 = nothing met the budget in so few evaluations
     assert "search done" in r.stdout
+
+
+def small(cmd: str) -> str:
+    """The README's command with toy settings: same flags, minutes become seconds."""
+    for flag, value in (("--epochs", "1"), ("--population", "4"), ("--generations", "2"), ("--archs", "12")):
+        cmd = re.sub(rf"{flag} \d+", f"{flag} {value}", cmd)
+    return cmd
+
+
+@pytest.mark.slow
+def test_supernet_search_finalize_report_as_in_readme(tmp_path):
+    """Steps 4-7 of the quick start, in order, in a fresh directory (relative runs/ and dist/ paths land there)."""
+    for prefix, expect in (("hwnas supernet", "validation accuracy"), ("hwnas predictor", "held out: Kendall tau"),
+                           ("hwnas search --lut luts/amd-epyc-2c_ort-cpu_demo.json", "search done"),
+                           ("hwnas finalize", "measured median"), ("hwnas report", "report.md")):
+        cmd = small(readme_commands(prefix)[0])
+        r = run_readme(cmd, tmp_path)
+        ok = (0, 1) if prefix in ("hwnas search --lut luts/amd-epyc-2c_ort-cpu_demo.json", "hwnas finalize") else (0,)
+        assert r.returncode in ok, f"{cmd}\n{r.stderr[-2000:]}"  # 1 = over the budget after 1 epoch / 8 archs
+        assert expect in r.stdout, (cmd, r.stdout)
+    bundle = next((tmp_path / "dist").iterdir())
+    assert {"model.onnx", "model.ort", "model.int8.onnx", "report.json", "report.md"} <= {p.name for p in bundle.iterdir()}
