@@ -342,7 +342,7 @@ hwnas search --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --budget-ms 8 --out runs/m
 hwnas supernet --space demo --data digits --out runs/sn.pt
 hwnas finalize runs/mbv3-8ms --out dist/mbv3-8ms
 hwnas report dist/mbv3-8ms
-hwnas demo                 # the whole pipeline on embedded data, ~10 min on 2 cores
+hwnas demo                 # the whole pipeline on embedded data, ~3 min on 2 cores
 """))
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -487,7 +487,7 @@ hwnas report runs/demo/search   # a search run""")
 
     p = add("demo", cmd_demo, "the whole pipeline on the embedded digits: LUT, supernet, search, finalize",
             """
-hwnas demo                       # ~10 min on 2 CPU cores; outputs in runs/demo
+hwnas demo                       # ~3 min on 2 CPU cores (plus ~2 min for a LUT when none matches); outputs in runs/demo
 hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
 (interrupted? run the same command again: every step resumes)""")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
