@@ -73,8 +73,9 @@ def test_torch_profiler_measures_the_module(tiny_run, tmp_path):
     lat = r["latency"]
     assert lat["profiler"] == "torch-cpu" and lat["predicted_ms"] is not None and not lat["fingerprint_diff"]
     assert "PyTorch module" in lat["measured_file"]
+    # the stored median is rounded to 1 ns; the error was computed before rounding
     assert lat["prediction_error_pct"] == pytest.approx((lat["predicted_ms"] - lat["measured"]["median_ms"])
-                                                        / lat["measured"]["median_ms"] * 100)
+                                                        / lat["measured"]["median_ms"] * 100, abs=1e-2)
 
 
 def test_output_is_not_overwritten_without_force(bundle, tiny_run):
