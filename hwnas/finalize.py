@@ -13,6 +13,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,12 @@ from torch import nn
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.supernet import CheckpointError, accuracy, load_supernet, recalibrate_bn
 from hwnas.evaluate.train import train_arch
-from hwnas.lut import LUT, atomic_write_text, fingerprint_diff, now_iso
-from profilers._host import auto_pin
+from hwnas.lut import LUT, atomic_write_text, now_iso
 from hwnas.predict import LatencyPredictor
+from hwnas.profiling import retry_while_noisy
 from hwnas.space import Arch, SearchSpace
-from hwnas.store import RunStore, StoreError
+from hwnas.store import RunStore
+from profilers._host import auto_pin
 
 OPSET = 17
 PARITY_ATOL = 1e-4
@@ -78,9 +80,7 @@ def read_run(run_dir: str | Path) -> Run:
             commands = store.get_meta("commands") or []
         finally:
             store.close()
-    except (StoreError, Exception) as e:  # sqlite3.DatabaseError on a damaged file
-        if isinstance(e, FinalizeError):
-            raise
+    except Exception as e:  # StoreError, or sqlite3.DatabaseError on a damaged file
         raise FinalizeError(f"{db}: the run store is corrupt or unreadable ({e}); run the search again") from None
     if not isinstance(config, dict) or "space" not in config or "lut" not in config:
         raise FinalizeError(f"{db} has no complete run configuration; the run directory is damaged")
@@ -154,8 +154,6 @@ def export(model: nn.Module, arch: Arch, path: Path) -> dict[str, Any]:
     shape = (1, arch.space.in_channels, arch.resolution, arch.resolution)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model.eval(), (torch.zeros(*shape),), str(raw), opset_version=OPSET, dynamo=False,
@@ -251,8 +249,10 @@ def quantize_int8(onnx_path: Path, out_path: Path, splits: Splits, arch: Arch, n
 
 # -- measuring ------------------------------------------------------------------------------
 def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module, arch: Arch,
-                     processes: int) -> tuple[Any, str, dict[str, Any]]:
-    """Measure with the LUT's profiler and settings; ORT profilers time the file, torch ones the module."""
+                     processes: int) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+    """Measure with the LUT's profiler and settings; ORT profilers time the file, torch ones the module.
+
+    Returns (measurement, what was timed, fingerprint fields differing from the LUT's, this fingerprint)."""
     from hwnas.isolate import measure_isolated
     from hwnas.measure import profiler_for, warn_if_foreign
 
@@ -277,20 +277,14 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
                                                  space_dict=arch.space.to_dict(), passes=n)[0], processes)
         else:
             m = profiler.measure(model, (1, arch.space.in_channels, arch.resolution, arch.resolution))
-    return m, what, {k: list(v) for k, v in diff.items()}
+    return m, what, {k: list(v) for k, v in diff.items()}, profiler.fingerprint()
 
 
 def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int = 2) -> Any:
-    """The LUT's rule for the verdict's number: lowest median of ``processes`` fresh processes, and while its
-    robust CV is over ``cv_threshold`` (seen here: the same file 0.110 ms in one process, 0.208 ms in the
-    next, on a shared host) up to ``retries`` more processes."""
-    best = measure(processes)
-    for _ in range(retries):
-        if best.robust_cv <= cv_threshold:
-            break
-        again = measure(1)
-        best = again if again.median_ms < best.median_ms else best
-    return best
+    """The LUT's rule for the verdict's number: lowest median of ``processes`` fresh processes, then one more
+    process at a time while the robust CV is over ``cv_threshold`` (seen here: the same file 0.110 ms in one
+    process, 0.208 ms in the next, on a shared host)."""
+    return retry_while_noisy(measure(processes), lambda: measure(1), cv_threshold, retries)[0]
 
 
 def _named_profiler(name: str, lut: LUT, **options: Any):
@@ -356,7 +350,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     predicted = LatencyPredictor(lut_obj, space).predict(arch) if profiler_name == lut_obj.profiler else None
     measured_on = ort_path if profiler_name == "ort-mobile" else onnx_path
     log(f"measuring {measured_on.name} with {profiler_name} ({max(processes, 1)} process(es)) ...")
-    m, what, diff = measure_artifact(lut_obj, profiler_name, measured_on, model, arch, processes)
+    m, what, diff, fingerprint_here = measure_artifact(lut_obj, profiler_name, measured_on, model, arch, processes)
     budget = run.budget_ms
     verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")
     latency = {"profiler": profiler_name, "measured_file": what, "measured": m.to_dict(),
@@ -371,7 +365,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
         quant["test_accuracy"] = onnx_accuracy(q_path, splits, "test", arch)
         quant["fp32_test_accuracy"] = acc["onnx_test"]
         if profiler_name in ("ort-cpu", "ort-mobile"):
-            qm, _, _ = measure_artifact(lut_obj, profiler_name, q_path, model, arch, processes)
+            qm, *_ = measure_artifact(lut_obj, profiler_name, q_path, model, arch, processes)
             quant["measured"] = qm.to_dict()
             quant["speedup_vs_fp32"] = m.median_ms / qm.median_ms
             log(f"int8: test accuracy {quant['test_accuracy']:.2f} % (fp32 {acc['onnx_test']:.2f} %), "
@@ -389,7 +383,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
         "latency": latency, "int8": quant,
         "files": sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")),
         "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint},
-        "fingerprint_here": _fingerprint(profiler_name, lut_obj),
+        "fingerprint_here": fingerprint_here,
         "versions": {"hwnas": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      **_versions()},
         "command": command or " ".join(sys.argv), "seconds": round(time.perf_counter() - start, 1),
@@ -400,13 +394,6 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     report["files"] = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     atomic_write_text(out / "report.json", json.dumps(report, indent=1, default=str))
     return report
-
-
-def _fingerprint(profiler_name: str, lut: LUT) -> dict[str, Any]:
-    try:
-        return _named_profiler(profiler_name, lut).fingerprint()
-    except Exception as e:  # the measurement already reported unavailability
-        return {"error": str(e)}
 
 
 def _versions() -> dict[str, str]:

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
@@ -37,20 +37,28 @@ def entry_from(m: Measurement, attempts: int) -> dict[str, Any]:
     return d
 
 
-def measure_stable(profiler: Any, module: Any, input_shape: tuple[int, ...], cv_threshold: float,
-                   retries: int) -> tuple[Measurement, int]:
-    """Measure; while the last run's robust CV is above the threshold, measure again (up to ``retries`` more).
+def retry_while_noisy(first: Measurement, again: Callable[[], Measurement], cv_threshold: float,
+                      retries: int) -> tuple[Measurement, int]:
+    """While the last measurement's robust CV is above the threshold, measure ``again`` (up to ``retries`` more).
 
     Keeps the lowest median, the same rule as the isolated passes: interference only ever adds time.
+    LUT entries and finalize's verdict both go through here.
     """
-    best = last = profiler.measure(module, input_shape)
+    best = last = first
     attempts = 1
     while last.robust_cv > cv_threshold and attempts <= retries:
-        last = profiler.measure(module, input_shape)
+        last = again()
         attempts += 1
         if last.median_ms < best.median_ms:
             best = last
     return best, attempts
+
+
+def measure_stable(profiler: Any, module: Any, input_shape: tuple[int, ...], cv_threshold: float,
+                   retries: int) -> tuple[Measurement, int]:
+    """Measure in this process, again while noisy (see ``retry_while_noisy``)."""
+    return retry_while_noisy(profiler.measure(module, input_shape), lambda: profiler.measure(module, input_shape),
+                             cv_threshold, retries)
 
 
 def open_lut(out: Path, profiler: Any, space: SearchSpace, command: str, force: bool) -> LUT:
