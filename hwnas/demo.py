@@ -7,7 +7,6 @@ built here) -> supernet -> search under a budget inside the space's latency rang
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
-from profilers._host import auto_pin
+from profilers._host import auto_pin, peak_rss_mib
 
 SPACE = "demo"
 DATA = "digits"
@@ -51,12 +50,6 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
                 return f, notes
             notes.append(f"{f}: other device ({', '.join(sorted(diff))} differ)")
     return None, notes
-
-
-def peak_rss_mib() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024
 
 
 def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 15, population: int = 24,
@@ -139,7 +132,8 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         "predicted_ms": lat["predicted_ms"], "measured_ms": lat["measured"]["median_ms"], "verdict": lat["verdict"],
         "test_accuracy": report["accuracy"]["test"], "report": str(out / "final" / "report.md"),
         "lut": str(lut_path), "wall_s": round(time.perf_counter() - start, 1),
-        "steps_s": {k: round(v, 1) for k, v in steps.items()}, "peak_rss_mib": round(peak_rss_mib(), 1),
+        "steps_s": {k: round(v, 1) for k, v in steps.items()},
+        "peak_rss_mib": round(peak_rss_mib(children=True), 1),
         "command": command or " ".join(sys.argv),
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))

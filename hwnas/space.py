@@ -207,6 +207,21 @@ class SearchSpace:
             tuple(tuple(rng.choice(self.expands) for _ in range(d)) for d in depths),
         )
 
+    def sample_distinct(self, n: int, rng: random.Random | int | None = None,
+                        exclude: Iterable[str] = ()) -> list["Arch"]:
+        """Up to ``n`` distinct random archs whose ids are not in ``exclude`` (fewer only if the space is
+        nearly exhausted: 50 draws per wanted arch at most)."""
+        rng = _rng(rng)
+        seen, out = set(exclude), []
+        for _ in range(50 * n):
+            if len(out) == n:
+                break
+            a = self.sample(rng)
+            if a.id not in seen:
+                seen.add(a.id)
+                out.append(a)
+        return out
+
     def smallest(self) -> "Arch":
         d = min(self.depths)
         return Arch(self, min(self.resolutions), min(self.width_mults),

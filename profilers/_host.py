@@ -85,6 +85,16 @@ def host_fingerprint() -> dict[str, Any]:
     return fp
 
 
+def peak_rss_mib(children: bool = False) -> float:
+    """Peak resident memory of this process (and, with ``children``, of its largest finished child), MiB."""
+    import resource
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux reports KiB
+    if children:
+        kib = max(kib, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return kib / 1024
+
+
 def auto_pin(threads: int) -> int | None:
     """The default pinning: one thread -> the last CPU this process may use (none with one CPU or more threads).
 

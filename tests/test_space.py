@@ -206,3 +206,11 @@ def test_genes_round_trip(mbv3, demo):
             g = a.genes()
             assert len(g) == len(ub) and all(0 <= x <= u for x, u in zip(g, ub))
             assert space.from_genes(g) == a
+
+
+def test_sample_distinct_is_seeded_distinct_and_excludes(demo):
+    archs = demo.sample_distinct(20, random.Random(3))
+    assert len({a.id for a in archs}) == 20
+    assert [a.id for a in archs] == [a.id for a in demo.sample_distinct(20, random.Random(3))]
+    rest = demo.sample_distinct(20, random.Random(3), exclude=[a.id for a in archs[:5]])
+    assert len(rest) == 20 and not {a.id for a in archs[:5]} & {a.id for a in rest}

@@ -6,7 +6,6 @@ README come from code that is tested.
 from __future__ import annotations
 
 import random
-import resource
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +18,8 @@ from hwnas.evaluate.proxies import PROXIES
 from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
 from hwnas.metrics import kendall_tau, spearman_rho
 from hwnas.search.dispatch import make_dispatcher
-from hwnas.space import Arch, SearchSpace
+from hwnas.space import SearchSpace
+from profilers._host import peak_rss_mib
 
 
 @dataclass
@@ -48,20 +48,6 @@ class EvaluatorBench:
         return asdict(self)
 
 
-def distinct_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:
-    rng, seen, out = random.Random(seed), set(), []
-    while len(out) < n:
-        a = space.sample(rng)
-        if a.id not in seen:
-            seen.add(a.id)
-            out.append(a)
-    return out
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits", n_archs: int = 30, seed: int = 0,
                         supernet_epochs: int = 20, train_epochs: int = 12, patience: int = 3,
                         predictor_archs: int = 200, workers: int = 2, reference_seeds: int = 1,
@@ -69,7 +55,7 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits",
     """With ``reference_seeds`` >= 2 the reference is the mean over training seeds, and the tau between two
     seeds' rankings is reported: the noise ceiling no cheap evaluator can be expected to beat."""
     workdir.mkdir(parents=True, exist_ok=True)
-    archs = distinct_archs(space, n_archs, seed)
+    archs = space.sample_distinct(n_archs, random.Random(seed))
     scores: dict[str, list[float]] = {}
     secs: dict[str, float] = {}
     notes: dict[str, str] = {}

@@ -131,16 +131,7 @@ def fit_on_evaluator(space: SearchSpace, evaluator: Any, n_archs: int = 200, see
                      exclude: Sequence[Arch] = (), epochs: int = 300) -> tuple[AccuracyPredictor, FitReport, list[Arch]]:
     """Sample ``n_archs`` distinct archs (none of ``exclude``), score them with ``evaluator`` (e.g. the
     supernet) and fit the MLP; the report's held-out Kendall tau says how far to trust it."""
-    rng = random.Random(seed)
-    seen = {a.id for a in exclude}
-    archs: list[Arch] = []
-    for _ in range(n_archs * 50):
-        if len(archs) == n_archs:
-            break
-        a = space.sample(rng)
-        if a.id not in seen:
-            seen.add(a.id)
-            archs.append(a)
+    archs = space.sample_distinct(n_archs, random.Random(seed), exclude=[a.id for a in exclude])
     scores = evaluator.evaluate(archs)
     predictor = AccuracyPredictor(space, seed=seed)
     report = predictor.fit(archs, scores, epochs=epochs, seed=seed)
