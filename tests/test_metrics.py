@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, spearmanr
 
-from hwnas.metrics import kendall_tau
+from hwnas.metrics import kendall_tau, spearman_rho
 
 
 def test_kendall_tau_matches_scipy_with_ties():
@@ -14,10 +14,6 @@ def test_kendall_tau_matches_scipy_with_ties():
 
 
 def test_spearman_rho_matches_scipy_with_ties():
-    from scipy.stats import spearmanr
-
-    from hwnas.metrics import spearman_rho
-
     rng = np.random.default_rng(2)
     x = rng.integers(0, 8, 50).astype(float)
     y = x + rng.normal(0, 2, 50)
