@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from hwnas.blocks import LayerDesc, MBConv, Network, build_model, se_channels
 from hwnas.evaluate.base import register_evaluator
 from hwnas.evaluate.data import Splits, load_data
+from hwnas.lut import atomic_write
 from hwnas.space import Arch, SearchSpace
 
 CHECKPOINT_FORMAT = "hwnas-supernet"
@@ -214,16 +215,6 @@ class TrainReport:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(1).mean()
 
@@ -308,11 +299,12 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
             history.append(row)
             bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{row['loss']:.3f}",
                             val=f"{row['val_acc_largest']:.1f}/{row['val_acc_smallest']:.1f}%")
-            _atomic_save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "space": space.to_dict(),
+            checkpoint = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "space": space.to_dict(),
                           "width": net.width, "config": asdict(config), "data": splits.config(),
                           "state": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                           "epochs_done": epoch + 1, "history": history, "hwnas_version": __version__,
-                          "torch": str(torch.__version__), "command": command or " ".join(sys.argv)}, out)
+                          "torch": str(torch.__version__), "command": command or " ".join(sys.argv)}
+            atomic_write(out, lambda f: torch.save(checkpoint, f))
     finally:
         bar.close()
     return TrainReport(out, len(history), first_epoch, time.perf_counter() - start, history)
