@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -209,8 +209,9 @@ class Splits:
     def num_classes(self) -> int:
         return len(self.train.classes)
 
-    @property
+    @cached_property
     def digest(self) -> str:
+        """Content hash of the three splits (computed once: config() is written every epoch)."""
         h = hashlib.sha256()
         for part in (self.train, self.val, self.test):
             h.update(part.x.tobytes())
