@@ -90,8 +90,7 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits",
 
     # 3. zero-cost proxies
     for name in PROXIES:
-        ev = create_evaluator(f"proxy:{name}", seed=seed, data=data) if name != "synflow" else \
-            create_evaluator("proxy:synflow", seed=seed)
+        ev = create_evaluator(f"proxy:{name}", seed=seed, data=data)  # synflow ignores data (data-free)
         ev.evaluate(archs[:1])  # warm-up
         t = time.perf_counter()
         scores[f"proxy:{name}"] = ev.evaluate(archs)
