@@ -58,7 +58,7 @@ class AccuracyPredictor:
     def _own(self, archs: Sequence[Arch]) -> list[Arch]:
         """Archs re-expressed in the space the MLP was trained on: a search over a LUT restricted to some
         resolutions has a smaller space (another encoding), yet its archs are archs of this one."""
-        if not archs or archs[0].space is self.space or archs[0].space.to_dict() == self.space.to_dict():
+        if not archs or archs[0].space.digest == self.space.digest:  # cached per space: cheap on the hot path
             return list(archs)
         src = f"arch for the accuracy predictor (trained on space {self.space.name!r})"
         return [self.space.arch_from_dict(a.to_dict(), source=src) for a in archs]
