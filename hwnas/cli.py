@@ -178,6 +178,14 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
         predictor = LatencyPredictor(lut, space)
     archs = _load_archs(args, space) if (args.arch or args.sample) else []
+    drift = None
+    if predictor is not None and archs and not args.no_drift_check:
+        from hwnas.drift import NO_REFERENCE, check_drift
+
+        drift = check_drift(lut, opts)
+        print(f"drift: {drift.describe()}" if drift else NO_REFERENCE, file=sys.stderr)
+        if drift and drift.warning():
+            print(drift.warning(), file=sys.stderr)
     measured = arch_measurer(name, opts, args.processes)(archs)
     for arch, m in zip(archs, measured):
         results.append((arch.id, predictor.predict(arch) if predictor else None, m))
@@ -191,12 +199,18 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if pred is not None:
             err = (pred - m.median_ms) / m.median_ms * 100
             row.update(predicted_ms=round(pred, 4), error_pct=round(err, 2))
-            line += f"; predicted {pred:.3f} ms ({err:+.1f} %)"
+            line += f"; predicted {pred:.3f} ms ({err:+.1f} %"
+            if drift is not None:
+                fixed = drift.correct(m.median_ms)
+                row["drift_corrected_error_pct"] = round((pred - fixed) / fixed * 100, 2)
+                line += f", {row['drift_corrected_error_pct']:+.1f} % corrected for drift"
+            line += ")"
         out.append(row)
         if not args.json:
             print(line)
     if args.json:
-        print(json.dumps({"fingerprint": profiler.fingerprint(), "results": out}, indent=1))
+        print(json.dumps({"fingerprint": profiler.fingerprint(), "drift": drift.to_dict() if drift else None,
+                          "results": out}, indent=1, allow_nan=False))
     return EXIT_OK
 
 
@@ -316,7 +330,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hwnas.demo import run_demo
 
     summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
-                       generations=args.generations, seed=args.seed, force=args.force, command=_command())
+                       generations=args.generations, seed=args.seed, force=args.force, command=_command(),
+                       quick=args.quick)
     return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
 
 
@@ -405,6 +420,8 @@ hwnas measure --profiler ort-cpu model.onnx""")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-drift-check", action="store_true",
+                   help="with --lut: skip re-measuring the LUT's reference networks first (saves a few seconds)")
 
     p = add("search", cmd_search, "multi-objective search (accuracy up, latency down) under constraints",
             """
@@ -497,6 +514,8 @@ hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="start every step over")
+    p.add_argument("--quick", action="store_true",
+                   help="if a LUT must be built here: short timing runs (~3x faster to build, noisier); for previews")
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")

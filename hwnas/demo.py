@@ -18,6 +18,7 @@ from profilers._host import auto_pin, peak_rss_mib
 
 SPACE = "demo"
 DATA = "digits"
+IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": behave as on a device no shipped LUT matches
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
 
 
@@ -26,9 +27,16 @@ def lut_dirs() -> list[Path]:
 
 
 def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | None, list[str]]:
-    """A shipped LUT of this profiler and space whose device fingerprint matches here, and why others did not."""
+    """A shipped LUT of this profiler and space whose device fingerprint matches here, and why others did not.
+
+    With HWNAS_IGNORE_SHIPPED_LUTS=1 none matches: what a user whose CPU is not ours meets (and tests it).
+    """
+    import os
+
     from profilers import create_profiler
 
+    if os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0"):
+        return None, [f"shipped LUTs ignored ({IGNORE_SHIPPED_ENV} is set)"]
     profiler = create_profiler(profiler_name, threads=1, pin_cpu=auto_pin(1))
     if profiler.availability():
         return None, [f"{profiler_name}: {profiler.availability()}"]
@@ -54,7 +62,8 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
 
 def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 15, population: int = 24,
              generations: int = 10, seed: int = 0, force: bool = False, command: str | None = None,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             log: Callable[[str], None] = print, quick: bool = False) -> dict[str, Any]:
+    """The whole pipeline; ``quick`` times a LUT built here with short runs (previews, tests: noisier)."""
     from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
     from hwnas.finalize import finalize
     from hwnas.predict import LatencyPredictor
@@ -82,8 +91,12 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         verb = "resuming (or reusing)" if lut_path.exists() else "building"
         log(f"[1/4] LUT: no shipped {profiler} LUT for this machine; {verb} {lut_path} "
             f"({len(space.all_layers())} blocks, 2 passes, then calibration)")
-        build_lut(profiler, space, lut_path, profiler_options={"threads": 1, "pin_cpu": auto_pin(1)},
-                  calib_archs=20, seed=seed, command=command)
+        options: dict[str, Any] = {"threads": 1, "pin_cpu": auto_pin(1)}
+        if quick:
+            from profilers.base import TimingPolicy
+
+            options["policy"] = TimingPolicy.quick()
+        build_lut(profiler, space, lut_path, profiler_options=options, calib_archs=20, seed=seed, command=command)
     steps["lut_s"] = time.perf_counter() - t
 
     # 2. supernet

@@ -13,8 +13,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hwnas.calibrate import sample_archs
+from hwnas.drift import NO_REFERENCE, check_drift, combine
 from hwnas.lut import LUT
-from hwnas.measure import arch_measurer, profiler_for, warn_if_foreign
+from hwnas.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign
 from hwnas.metrics import kendall_tau
 from hwnas.predict import LatencyPredictor, covered_resolutions
 from hwnas.space import Arch
@@ -54,23 +55,48 @@ class FidelityReport:
     methods: dict[str, dict[str, float]]
     rows: list[dict[str, Any]] = field(default_factory=list)
     fingerprint_diff: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 1
+    repeatability: dict[str, float] | None = None   # round 2 vs round 1: the noise ceiling of this bench
+    drift: dict[str, Any] | None = None             # the device's speed vs the LUT's reference (hwnas.drift)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> str:
-        head = f"{'method':28s} {'±5 %':>7s} {'±10 %':>7s} {'MAPE':>7s} {'worst':>8s} {'tau':>6s}"
+        head = f"{'method':34s} {'±5 %':>7s} {'±10 %':>7s} {'MAPE':>7s} {'worst':>8s} {'tau':>6s}"
         lines = [f"fidelity of {self.lut} ({self.profiler}): {self.n} archs not used in calibration, seed {self.seed}, "
-                 f"each measured end-to-end in {self.processes} fresh process(es), lowest median kept",
-                 head, "-" * len(head)]
-        for name, s in self.methods.items():
-            lines.append(f"{name:28s} {s['within_5_pct']:6.1f}% {s['within_10_pct']:6.1f}% {s['mape_pct']:6.2f}% "
+                 f"measured end-to-end in {self.rounds} round(s) of {self.processes} fresh process(es) each, "
+                 f"lowest median kept", head, "-" * len(head)]
+        rows = dict(self.methods)
+        if self.repeatability is not None:
+            rows["repeatability: round 2 vs round 1"] = self.repeatability
+        for name, s in rows.items():
+            lines.append(f"{name:34s} {s['within_5_pct']:6.1f}% {s['within_10_pct']:6.1f}% {s['mape_pct']:6.2f}% "
                          f"{s['worst_error_pct']:+7.1f}% {s['kendall_tau']:6.3f}")
+        if self.repeatability is not None:
+            lines.append("(the repeatability row compares two measurements of the same networks: no predictor can "
+                         "be judged more precisely than it)")
+        if self.drift is None:
+            lines.append(NO_REFERENCE)
+        else:
+            lines.append(f"drift: {self.drift['describe']}; 'drift-corrected' divides each measurement by "
+                         f"{self.drift['factor']:.4f}")
+            if self.drift["exceeds_noise"]:
+                lines.append("WARNING: the drift exceeds the LUT's own noise: judge the LUT by the corrected row, "
+                             "or rebuild it")
         return "\n".join(lines)
 
 
 def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, options: dict[str, Any] | None = None,
-                 archs: Sequence[Arch] | None = None, processes: int = 2) -> FidelityReport:
+                 archs: Sequence[Arch] | None = None, processes: int = 2, rounds: int = 2,
+                 drift: bool = True) -> FidelityReport:
+    """Measure ``n`` held-out archs (``rounds`` times, order reversed every other round) and compare.
+
+    ``drift``: re-measure the LUT's reference networks before and after, and report the error corrected for
+    the device's change of speed beside the raw one. ``rounds`` >= 2 also reports round-vs-round agreement:
+    the same networks measured twice, the ceiling of any fidelity figure on this device today.
+    """
+
     space = lut.search_space()
     predictor = LatencyPredictor(lut, space)
     raw = LatencyPredictor(lut, space, calibrated=False)
@@ -78,26 +104,46 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
     seen = {r["arch_id"] for r in calib.get("data", [])}
     resolutions = covered_resolutions(lut, space) or None
     archs = list(archs) if archs is not None else sample_archs(space, n, seed, resolutions, exclude=seen, extremes=False)
-    options = {"threads": lut.settings.get("threads", 1), **(options or {})}
+    options = lut_profiler_options(lut, **(options or {}))
     diff = warn_if_foreign(lut, profiler_for(lut, **options))
-    bar = tqdm(desc=f"measuring {len(archs)} networks x {max(1, processes)} process(es) ({lut.profiler})", unit="net",
-               total=len(archs) * max(1, processes), disable=not progress, dynamic_ncols=True)
-    y = np.array([m.median_ms for m in arch_measurer(lut.profiler, options, processes, bar)(archs)])
+    before = check_drift(lut, options) if drift else None
+    rounds = max(1, rounds)
+    bar = tqdm(desc=f"measuring {len(archs)} networks x {rounds} round(s) x {max(1, processes)} process(es) "
+                    f"({lut.profiler})", unit="net", total=len(archs) * max(1, processes) * rounds,
+               disable=not progress, dynamic_ncols=True)
+    measure = arch_measurer(lut.profiler, options, processes, bar)
+    per_round = []
+    for r in range(rounds):
+        order = list(range(len(archs)))[::(-1 if r % 2 else 1)]
+        got = measure([archs[i] for i in order])
+        y_r = np.empty(len(archs))
+        y_r[order] = [m.median_ms for m in got]
+        per_round.append(y_r)
     bar.close()
+    Y = np.vstack(per_round)
+    y = Y.min(axis=0)
+    after = check_drift(lut, options) if drift else None
+    d = combine(before, after) if before is not None and after is not None else None
     methods = {}
     preds = predictor.predict_many(archs)
-    methods[f"LUT + calibration ({predictor.calibration.model})"] = error_stats(preds, y)
+    name = f"LUT + calibration ({predictor.calibration.model})"
+    methods[name] = error_stats(preds, y)
+    if d is not None:
+        methods[name + ", drift-corrected"] = error_stats(preds, y / d.factor)
     methods["LUT sum (uncalibrated)"] = error_stats(raw.predict_many(archs), y)
     costs = np.array([arch_cost(a) for a in archs])
     if calib.get("data"):
         cal_archs = [space.arch_from_dict(r["arch"]) for r in calib["data"]]
         cal_y = np.array([r["measured"]["median_ms"] for r in calib["data"]])
         cal_costs = np.array([arch_cost(a) for a in cal_archs])
-        for i, name in enumerate(("MACs", "params")):
+        for i, cost in enumerate(("MACs", "params")):
             a = proportional_fit(cal_costs[:, i], cal_y)
-            methods[f"latency ∝ {name} (baseline)"] = error_stats(a * costs[:, i], y)
+            methods[f"latency ∝ {cost} (baseline)"] = error_stats(a * costs[:, i], y)
     rows = [{"arch_id": a.id, "resolution": a.resolution, "measured_ms": round(float(m), 5),
+             "measured_rounds_ms": [round(float(v), 5) for v in Y[:, i]],
              "predicted_ms": round(float(p), 5), "error_pct": round(float((p - m) / m * 100), 3),
-             "macs_m": round(c[0] / 1e6, 2)} for a, m, p, c in zip(archs, y, preds, costs)]
+             "macs_m": round(c[0] / 1e6, 2)} for i, (a, m, p, c) in enumerate(zip(archs, y, preds, costs))]
     return FidelityReport(str(lut.path), lut.profiler, len(archs), seed, processes, methods, rows,
-                          {k: list(v) for k, v in diff.items()})
+                          {k: list(v) for k, v in diff.items()}, rounds,
+                          error_stats(Y[1], Y[0]) if rounds >= 2 else None,
+                          {**d.to_dict(), "before": before.to_dict(), "after": after.to_dict()} if d else None)

@@ -261,7 +261,7 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
     options = {"threads": threads, "pin_cpu": auto_pin(threads) if pinned else None}  # as the LUT was built
     profiler = (profiler_for(lut, **options) if profiler_name == lut.profiler
                 else _named_profiler(profiler_name, lut, **options))
-    diff = warn_if_foreign(lut, profiler, prepare=processes <= 0)
+    diff = warn_if_foreign(lut, profiler)
     if hasattr(profiler, "measure_onnx"):
         what = str(path)
         if processes > 0:

@@ -24,6 +24,8 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
 
     warnings.filterwarnings("ignore")
     profiler = create_profiler(profiler_name, **options)
+    if hasattr(profiler, "prepare"):
+        profiler.prepare()  # this process only measures: pin and fix threads for its whole (short) life
     if kind == "layer":
         from hwnas.blocks import LayerDesc
 

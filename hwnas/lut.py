@@ -7,7 +7,8 @@ JSON, one object::
      "created": "...", "updated": "...", "command": "...", "hwnas_version": "...",
      "space": {...search space definition...}, "space_digest": "...",
      "entries": {"<layer key>": {"median_ms": .., "p10_ms": .., "p90_ms": .., "std_ms": .., "cv": .., "n": ..}},
-     "calibration": null | {...}}
+     "calibration": null | {...},
+     "reference": null | {...a few whole networks measured in several fresh processes: see hwnas.drift}}
 
 Writes are atomic (temp file + rename), so a killed profiling run leaves either
 the previous or the new file, never half of one.
@@ -36,6 +37,25 @@ class LUTError(ValueError):
     """A LUT file is missing, corrupt, foreign or from another schema; the message says what to do."""
 
 
+def _check_reference(ref: Any, source: str) -> None:
+    """The drift reference (hwnas.drift): a few arch dicts and their positive, finite medians."""
+    def bad(what: str) -> LUTError:
+        return LUTError(f"{source}: field 'reference' {what}; the file was edited or is corrupt: "
+                        f"rebuild the LUT, or delete the 'reference' field (drift checks then use calibration)")
+
+    if not isinstance(ref, dict):
+        raise bad("must be an object or null")
+    archs, best, noise = ref.get("archs"), ref.get("best_ms"), ref.get("noise_pct")
+    if not isinstance(archs, list) or not archs or not all(isinstance(a, dict) for a in archs):
+        raise bad("needs 'archs', a non-empty list of architecture objects")
+    if (not isinstance(best, list) or len(best) != len(archs)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                       for v in best)):
+        raise bad("needs 'best_ms', one positive finite number per arch")
+    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not math.isfinite(noise) or noise < 0:
+        raise bad("needs 'noise_pct', a finite number >= 0")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -48,6 +68,7 @@ class LUT:
     space: dict[str, Any]
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
     command: str = ""
     created: str = field(default_factory=now_iso)
     updated: str = ""
@@ -91,6 +112,7 @@ class LUT:
             "space_digest": SearchSpace.from_dict(self.space).digest,
             "entries": {k: self.entries[k] for k in sorted(self.entries)},
             "calibration": self.calibration,
+            "reference": self.reference,
         }
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -125,6 +147,9 @@ class LUT:
         calib = data.get("calibration")
         if calib is not None and not isinstance(calib, dict):
             raise LUTError(f"{source}: field 'calibration' must be an object or null")
+        ref = data.get("reference")
+        if ref is not None:
+            _check_reference(ref, source)
         from hwnas.space import SearchSpace, SpaceError
 
         try:
@@ -133,7 +158,8 @@ class LUT:
             raise LUTError(f"{source}: its search space is invalid: {e}") from None
         return cls(
             profiler=data["profiler"], settings=data["settings"], fingerprint=data["fingerprint"],
-            space=data["space"], entries=dict(data["entries"]), calibration=calib, command=data["command"],
+            space=data["space"], entries=dict(data["entries"]), calibration=calib, reference=ref,
+            command=data["command"],
             created=data["created"], updated=data.get("updated", ""), hwnas_version=data.get("hwnas_version", ""),
         )
 

@@ -1,6 +1,7 @@
 """Measure whole networks end-to-end with the profiler (and settings) a LUT was built with."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, Callable, Sequence
 
@@ -10,9 +11,22 @@ from hwnas.space import Arch
 from profilers import Measurement, ProfilerUnavailable, create_profiler
 
 
+def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
+    """The profiler options the LUT was built with: its thread count, and pinned if it was pinned.
+
+    The one place measuring "as the LUT was built" is decided (measure, fidelity, finalize, drift).
+    Pinning applies only inside the measuring processes, never to the caller.
+    """
+    from profilers._host import auto_pin
+
+    threads = int(lut.settings.get("threads", 1))
+    pinned = str(lut.settings.get("pinning", "")).startswith("pinned")
+    return {"threads": threads, "pin_cpu": auto_pin(threads) if pinned else None, **overrides}
+
+
 def profiler_for(lut: LUT, **overrides: Any):
-    """The LUT's profiler with the LUT's thread count (pinning/policy may be overridden)."""
-    opts = {"threads": lut.settings.get("threads", 1), **overrides}
+    """The LUT's profiler with the LUT's settings (see ``lut_profiler_options``; any may be overridden)."""
+    opts = lut_profiler_options(lut, **overrides)
     profiler = create_profiler(lut.profiler, **opts)
     reason = profiler.availability()
     if reason:
@@ -20,20 +34,25 @@ def profiler_for(lut: LUT, **overrides: Any):
     return profiler
 
 
-def warn_if_foreign(lut: LUT, profiler: Any, stream=sys.stderr, prepare: bool = True) -> dict:
+def warn_if_foreign(lut: LUT, profiler: Any, stream=sys.stderr) -> dict:
     """Loudly say which fingerprint fields differ: measured vs predicted is then not a fair comparison.
 
-    ``prepare=False`` when the measuring happens in other processes: prepare() pins and sets threads for
-    *this* process, which would slow whatever it does next.
+    The fingerprint describes the profiler's settings without applying them (this process is never pinned).
     """
-    if prepare and hasattr(profiler, "prepare"):
-        profiler.prepare()
     diff = fingerprint_diff(lut.fingerprint, profiler.fingerprint())
     if diff:
         lines = "\n".join(f"    {k}: LUT {a!r} vs here {b!r}" for k, (a, b) in diff.items())
         print(f"WARNING: measuring on a different device/profiler than the one that built {lut.path}; "
               f"measured and predicted latencies are not comparable:\n{lines}", file=stream)
     return diff
+
+
+def in_process_settings(profiler: Any) -> contextlib.AbstractContextManager:
+    """The profiler's pinning/threads while measuring in this process, this process's own afterwards.
+
+    Profilers without ``applied()`` (outside plugins on the bare protocol) manage their own state.
+    """
+    return profiler.applied() if hasattr(profiler, "applied") else contextlib.nullcontext()
 
 
 def measure_arch(profiler: Any, arch: Arch) -> Measurement:
@@ -50,10 +69,11 @@ def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 
 
         def in_process(archs: Sequence[Arch]) -> list[Measurement]:
             out = []
-            for a in archs:
-                out.append(measure_arch(profiler, a))
-                if progress is not None:
-                    progress.update(1)
+            with in_process_settings(profiler):
+                for a in archs:
+                    out.append(measure_arch(profiler, a))
+                    if progress is not None:
+                        progress.update(1)
             return out
 
         return in_process

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 from tqdm.auto import tqdm
 
 from hwnas.lut import LUT, LUTError, fingerprint_diff
+from hwnas.measure import in_process_settings
 from hwnas.space import SearchSpace
 from profilers import Measurement, ProfilerUnavailable, create_profiler
 
@@ -89,13 +90,16 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
               profiler_options: dict[str, Any] | None = None, command: str | None = None, force: bool = False,
               cv_threshold: float = 0.05, retries: int = 2, calibrate: bool = True, calib_archs: int = 30,
               seed: int = 0, progress: bool = True, recalibrate: bool = False, processes: int = 2,
-              chunk: int = 24) -> BuildReport:
+              chunk: int = 24, reference: bool | None = None) -> BuildReport:
     """Time every block of ``space`` (at ``resolutions``) and write/extend the LUT at ``out``.
 
     ``processes`` >= 1: each entry is measured in that many passes, each in fresh worker processes
     (a new one every ``chunk`` blocks, order reversed every other pass), keeping the lowest median.
     Either way an entry whose robust CV stays above ``cv_threshold`` is measured again (in
     isolation: once more after the passes; in this process, ``processes`` = 0: up to ``retries`` times).
+    ``reference`` (default: as ``calibrate``): finally measure the drift reference (hwnas.drift), a few whole
+    networks in fresh processes.
+    This process is never pinned nor thread-limited: only the measuring (workers, or ``applied()``) is.
     """
     out = Path(out)
     command = command or " ".join(sys.argv)
@@ -104,8 +108,6 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     reason = profiler.availability()
     if reason:
         raise ProfilerUnavailable(f"profiler {profiler_name!r} is unavailable here: {reason}")
-    if hasattr(profiler, "prepare"):
-        profiler.prepare()  # pin/threads/allocator before the fingerprint is recorded
     resolutions = tuple(resolutions) if resolutions is not None else space.resolutions
     descs = space.all_layers(resolutions)
     lut = open_lut(out, profiler, space, command, force)
@@ -137,12 +139,13 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     try:
         lut.save(out)
         if processes <= 0:
-            for d in todo:
-                bar.set_postfix_str(d.key, refresh=False)
-                m, attempts = measure_stable(profiler, d.build(), d.input_shape, cv_threshold, retries)
-                remeasured += attempts > 1
-                keep(d.key, m, attempts, 1)
-                bar.update(1)
+            with in_process_settings(profiler):  # restored afterwards: this process goes on (calibration, training)
+                for d in todo:
+                    bar.set_postfix_str(d.key, refresh=False)
+                    m, attempts = measure_stable(profiler, d.build(), d.input_shape, cv_threshold, retries)
+                    remeasured += attempts > 1
+                    keep(d.key, m, attempts, 1)
+                    bar.update(1)
         else:
             from hwnas.isolate import measure_isolated
 
@@ -183,5 +186,14 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
         calibrate_lut(lut, profiler_name, options, n_archs=calib_archs, seed=seed, resolutions=resolutions,
                       progress=progress, processes=processes)
         calibrated = True
+        lut.reference = None  # measured again below, in the same state of the device as the calibration
+    if (calibrate if reference is None else reference) and lut.reference is None:
+        from hwnas.drift import REFERENCE_NETS, REFERENCE_PROCESSES, record_reference
+
+        if progress:
+            print(f"recording the drift reference: {REFERENCE_NETS} networks x {REFERENCE_PROCESSES} fresh processes",
+                  file=sys.stderr)
+        record_reference(lut, options, seed=seed)
+        lut.save(out)
     return BuildReport(out, len(lut.entries), len(descs) * passes - resumed, resumed, remeasured,
                        time.perf_counter() - start, calibrated)

@@ -1,10 +1,11 @@
 """Settings every built-in profiler shares: threads, pinning, timing policy."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Iterator
 
-from profilers._host import host_fingerprint, pin_to_cpu
+from profilers._host import host_fingerprint, pin_to_cpu, pinning_plan, process_state, restore_process_state
 from profilers.base import Measurement, ProfilerUnavailable, TimingPolicy
 
 
@@ -20,7 +21,7 @@ class BaseProfiler:
         self.pin_cpu = pin_cpu
         self.policy = policy or TimingPolicy()
         self._prepared = False
-        self._pinning = "not pinned"
+        self._pinning = pinning_plan(pin_cpu)  # checked now, applied only while measuring
 
     def availability(self) -> str | None:  # pragma: no cover - overridden
         return None
@@ -35,7 +36,11 @@ class BaseProfiler:
         return {}
 
     def prepare(self) -> None:
-        """Apply process-wide settings once (threads, pinning, allocator)."""
+        """Apply the process-wide settings (pinning, threads, allocator) for the rest of this process.
+
+        Only a measuring worker process calls this: a process that goes on to train or search must
+        not be pinned. Everything else measures inside :meth:`applied`, which restores the settings.
+        """
         if self._prepared:
             return
         reason = self.availability()
@@ -45,12 +50,29 @@ class BaseProfiler:
         self._prepare()
         self._prepared = True
 
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """The profiler's process settings for the duration of the block, then this process's own again.
+
+        A no-op inside a worker that called :meth:`prepare` (or an enclosing ``applied``).
+        """
+        if self._prepared:
+            yield
+            return
+        saved = process_state()
+        try:
+            self.prepare()
+            yield
+        finally:
+            self._prepared = False
+            restore_process_state(saved)
+
     def _prepare(self) -> None:
         pass
 
     def measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
-        self.prepare()
-        return self._measure(module, tuple(input_shape))
+        with self.applied():
+            return self._measure(module, tuple(input_shape))
 
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:  # pragma: no cover
         raise NotImplementedError

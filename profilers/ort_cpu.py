@@ -44,7 +44,6 @@ class OrtCPUProfiler(BaseProfiler):
         return {"device": "cpu", "providers_available": ort.get_available_providers()}
 
     def session(self, model: bytes | str | Path):
-        self.prepare()
         return make_session(model, self.providers, session_options(self.threads, self.opt_level))
 
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
@@ -53,5 +52,5 @@ class OrtCPUProfiler(BaseProfiler):
 
     def measure_onnx(self, path: str | Path) -> Measurement:
         """Time an ONNX file a user brings, with the same settings the LUT entries used."""
-        sess = self.session(Path(path))
-        return time_session(sess, None, self.policy)
+        with self.applied():
+            return time_session(self.session(Path(path)), None, self.policy)

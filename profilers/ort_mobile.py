@@ -72,7 +72,6 @@ class OrtMobileProfiler(OrtCPUProfiler):
     def session_from_ort(self, ort_file: Path):
         import onnxruntime as ort
 
-        self.prepare()
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -89,8 +88,8 @@ class OrtMobileProfiler(OrtCPUProfiler):
         return self._measure_model(export_onnx(module, input_shape, OPSET), input_shape)
 
     def measure_onnx(self, path: str | Path) -> Measurement:
-        self.prepare()
         path = Path(path)
-        if path.suffix == ".ort":
-            return time_session(self.session_from_ort(path), None, self.policy)
-        return self._measure_model(path, None)
+        with self.applied():
+            if path.suffix == ".ort":
+                return time_session(self.session_from_ort(path), None, self.policy)
+            return self._measure_model(path, None)

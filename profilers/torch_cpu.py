@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from profilers._common import BaseProfiler
-from profilers._host import tune_malloc
+from profilers._host import malloc_plan, tune_malloc
 from profilers.base import Measurement, time_callable
 
 
@@ -21,7 +21,7 @@ class TorchCPUProfiler(BaseProfiler):
         torch.set_num_threads(self.threads)
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "malloc": tune_malloc(), "mode": "eager, eval, inference_mode, fp32"}
+        return {**super().settings(), "malloc": malloc_plan(), "mode": "eager, eval, inference_mode, fp32"}
 
     def _device(self) -> dict[str, Any]:
         return {"device": "cpu", "torch_threads": self.threads}

@@ -4,8 +4,12 @@
     python tools/bench_fidelity.py --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --n 50 --seed 1 --json out.json
 
 Samples N archs the calibration did not use, measures each with the LUT's
-profiler and prints share within ±5 %/±10 %, MAPE, worst error and Kendall tau
-for the LUT predictor and two baselines (latency ∝ MACs, ∝ params).
+profiler and settings (threads, pinning) and prints share within ±5 %/±10 %,
+MAPE, worst error and Kendall tau for the LUT predictor and two baselines
+(latency ∝ MACs, ∝ params). It measures every network in 2 rounds and prints
+how well the rounds agree (the repeatability row: no fidelity figure is more
+precise than it), and re-measures the LUT's drift reference before and after,
+printing the error corrected for the device's change of speed beside the raw one.
 """
 import argparse
 import json
@@ -23,16 +27,21 @@ def main() -> int:
     ap.add_argument("--lut", type=Path, required=True)
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--pin-cpu", type=int, default=None, help="pin to this CPU (as the LUT build did)")
+    ap.add_argument("--pin-cpu", default="as-lut",
+                    help="pin the measuring processes to this CPU index, 'none', or 'as-lut' [as-lut]")
+    ap.add_argument("--rounds", type=int, default=2, help="measure every network this many times [2]")
+    ap.add_argument("--no-drift", action="store_true", help="skip re-measuring the LUT's drift reference")
     ap.add_argument("--processes", type=int, default=2,
                     help="measure each arch in N fresh processes, keep the lowest median (0: this process) [2]")
     ap.add_argument("--json", type=Path, help="write the full report (per-arch rows) here")
     args = ap.parse_args()
     lut = LUT.load(args.lut)
-    report = run_fidelity(lut, args.n, args.seed, options={"pin_cpu": args.pin_cpu}, processes=args.processes)
+    options = {} if args.pin_cpu == "as-lut" else {"pin_cpu": None if args.pin_cpu == "none" else int(args.pin_cpu)}
+    report = run_fidelity(lut, args.n, args.seed, options=options, processes=args.processes, rounds=args.rounds,
+                          drift=not args.no_drift)
     print(report.table())
     if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=1))
+        args.json.write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     return 0
 
