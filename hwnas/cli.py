@@ -308,8 +308,11 @@ def cmd_finalize(args: argparse.Namespace) -> int:
                  data=args.data, lut=args.lut, command=_command())
     lat = r["latency"]
     m = lat["measured"]
-    pred = f"predicted {lat['predicted_ms']:.3f} ms ({lat['prediction_error_pct']:+.1f} %), " \
-        if lat["predicted_ms"] is not None else ""
+    pred = ""
+    if lat["predicted_ms"] is not None:
+        fixed = lat.get("prediction_error_drift_corrected_pct")
+        pred = (f"predicted {lat['predicted_ms']:.3f} ms ({lat['prediction_error_pct']:+.1f} %"
+                + (f"; {fixed:+.1f} % corrected for drift" if fixed is not None else "") + "), ")
     print(f"{lat['verdict']}: measured median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}, "
           f"CV {m['cv'] * 100:.1f} %) with {lat['profiler']}; {pred}budget "
           + (f"{lat['budget_ms']:g} ms" if lat["budget_ms"] is not None else "none")

@@ -152,7 +152,9 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     log("")
     log(f"front: {summary['front_size']} archs; pick {summary['pick']}: test accuracy {summary['test_accuracy']:.2f} %")
+    fixed = lat.get("prediction_error_drift_corrected_pct")
     log(f"latency ({profiler}): predicted {summary['predicted_ms']:.3f} ms, measured {summary['measured_ms']:.3f} ms "
-        f"({lat['prediction_error_pct']:+.1f} %), budget {budget:.3f} ms -> {summary['verdict']}")
+        f"({lat['prediction_error_pct']:+.1f} %" + (f"; {fixed:+.1f} % corrected for drift" if fixed is not None else "")
+        + f"), budget {budget:.3f} ms -> {summary['verdict']}")
     log(f"report: {summary['report']}  (wall time {summary['wall_s']:.0f} s, peak RSS {summary['peak_rss_mib']:.0f} MiB)")
     return summary

@@ -30,7 +30,6 @@ from hwnas.predict import LatencyPredictor
 from hwnas.profiling import retry_while_noisy
 from hwnas.space import Arch, SearchSpace
 from hwnas.store import RunStore
-from profilers._host import auto_pin
 
 OPSET = 17
 PARITY_ATOL = 1e-4
@@ -254,11 +253,9 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
 
     Returns (measurement, what was timed, fingerprint fields differing from the LUT's, this fingerprint)."""
     from hwnas.isolate import measure_isolated
-    from hwnas.measure import profiler_for, warn_if_foreign
+    from hwnas.measure import lut_profiler_options, profiler_for, warn_if_foreign
 
-    threads = lut.settings.get("threads", 1)
-    pinned = str(lut.settings.get("pinning", "")).startswith("pinned")
-    options = {"threads": threads, "pin_cpu": auto_pin(threads) if pinned else None}  # as the LUT was built
+    options = lut_profiler_options(lut)
     profiler = (profiler_for(lut, **options) if profiler_name == lut.profiler
                 else _named_profiler(profiler_name, lut, **options))
     diff = warn_if_foreign(lut, profiler)
@@ -278,6 +275,28 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
         else:
             m = profiler.measure(model, (1, arch.space.in_channels, arch.resolution, arch.resolution))
     return m, what, {k: list(v) for k, v in diff.items()}, profiler.fingerprint()
+
+
+def drift_of_prediction(lut: LUT, predicted: float | None, measured_ms: float, processes: int,
+                        log: Any) -> dict[str, Any]:
+    """Re-measure the LUT's reference networks: how much of the prediction error is the device's change of speed.
+
+    Only when the prediction is comparable (same profiler) and measuring happens in fresh processes.
+    """
+    from hwnas.drift import NO_REFERENCE, check_drift
+    from hwnas.measure import lut_profiler_options
+
+    if predicted is None or processes <= 0:
+        return {"drift": None, "prediction_error_drift_corrected_pct": None}
+    drift = check_drift(lut, lut_profiler_options(lut))
+    if drift is None:
+        log(NO_REFERENCE)
+        return {"drift": None, "prediction_error_drift_corrected_pct": None}
+    fixed = drift.correct(measured_ms)
+    log(f"drift: {drift.describe()}")
+    if drift.warning():
+        log(drift.warning())
+    return {"drift": drift.to_dict(), "prediction_error_drift_corrected_pct": (predicted - fixed) / fixed * 100}
 
 
 def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int = 2) -> Any:
@@ -352,11 +371,12 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     log(f"measuring {measured_on.name} with {profiler_name} ({max(processes, 1)} process(es)) ...")
     m, what, diff, fingerprint_here = measure_artifact(lut_obj, profiler_name, measured_on, model, arch, processes)
     budget = run.budget_ms
-    verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")
+    verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")  # raw, never corrected
     latency = {"profiler": profiler_name, "measured_file": what, "measured": m.to_dict(),
                "predicted_ms": predicted, "budget_ms": budget, "verdict": verdict,
                "prediction_error_pct": None if predicted is None else (predicted - m.median_ms) / m.median_ms * 100,
-               "gap_ms": None if budget is None else m.median_ms - budget, "fingerprint_diff": diff}
+               "gap_ms": None if budget is None else m.median_ms - budget, "fingerprint_diff": diff,
+               **drift_of_prediction(lut_obj, predicted, m.median_ms, processes, log)}
 
     quant = None
     if int8:

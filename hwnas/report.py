@@ -68,6 +68,10 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
         line = f"no latency budget was set; measured median {m['median_ms']:.3f} ms"
     a = r["arch"]
     out = [f"# hwnas finalize report — arch `{r['arch_id']}`", "", line, ""]
+    if lat.get("drift") and lat["drift"]["exceeds_noise"]:
+        out += [f"> **WARNING: the device's speed drifted {lat['drift']['pct']:+.1f} % since the LUT was built**, "
+                f"more than the LUT's own noise: part of the prediction error is the device, not the LUT "
+                f"(see the corrected error below).", ""]
     if lat["fingerprint_diff"]:
         out += ["> **WARNING: measured on a different device/profiler than the LUT was built on** — measured and "
                 "predicted latencies are not comparable:", ">"]
@@ -80,8 +84,12 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
             f"| measured CV, samples | {m['cv'] * 100:.1f} %, n={m['n']} |",
             f"| **predicted** (LUT) | {_ms(lat['predicted_ms'])} |"]
     if lat["prediction_error_pct"] is not None:
-        out.append(f"| prediction error | {lat['prediction_error_pct']:+.1f} % |")
-    out.append(f"| budget | {_ms(lat['budget_ms'])} |")
+        out.append(f"| prediction error (raw) | {lat['prediction_error_pct']:+.1f} % |")
+    drift = lat.get("drift")
+    if drift:
+        out.append(f"| prediction error, corrected for drift | {lat['prediction_error_drift_corrected_pct']:+.1f} % |")
+        out.append(f"| drift since the LUT was built | {drift['describe']} |")
+    out.append(f"| budget | {_ms(lat['budget_ms'])} (the verdict uses the raw measured median) |")
     out += ["", "## Accuracy", "", "| | % |", "|---|---|",
             f"| search score ({acc['evaluator']}) | {acc['search_score']:.2f} |",
             f"| validation, inherited weights | {acc['val_inherited']:.2f} |"]

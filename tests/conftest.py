@@ -37,6 +37,19 @@ def demo_lut_path(tmp_path_factory, demo, quick_policy) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def calibrated_lut_path(tmp_path_factory, demo, quick_policy) -> Path:
+    """A complete ort-cpu LUT of the demo space at 24 px as users build it: isolated workers (pinned, 1 pass),
+    calibration on 4 networks and the drift reference; short timing runs."""
+    from profilers._host import auto_pin
+
+    out = tmp_path_factory.mktemp("lut") / "demo-ort-cpu.json"
+    build_lut("ort-cpu", demo, out, resolutions=[24], calib_archs=4, progress=False, processes=1,
+              profiler_options={"threads": 1, "pin_cpu": auto_pin(1), "policy": quick_policy},
+              command="pytest fixture")
+    return out
+
+
 @pytest.fixture
 def demo_lut(demo_lut_path) -> LUT:
     return LUT.load(demo_lut_path)

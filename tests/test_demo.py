@@ -45,6 +45,9 @@ def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(tmp_pa
     assert summary["front_size"] >= 1 and summary["measured_ms"] > 0 and summary["peak_rss_mib"] > 0
     for f in ("model.onnx", "model.ort", "report.json", "report.md"):
         assert (out / "final" / f).is_file(), f
+    lat = json.loads((out / "final" / "report.json").read_text())["latency"]
+    assert lat["drift"]["source"] == "reference" and "corrected for drift" in stdout  # the LUT built here has one
+    assert lat["prediction_error_drift_corrected_pct"] is not None
     # run again, as a user would: nothing is built, trained or searched twice, and the pick is the same
     r2 = run_cli(*args, timeout=900)
     assert r2.returncode in (0, 1), r2.stderr[-3000:]  # the verdict is measured afresh: near the budget it may flip

@@ -73,6 +73,7 @@ def test_build_lut_isolated_with_calibration_and_reference(unchanged, tmp_path, 
               progress=False, processes=1)
     lut = LUT.load(out)
     assert lut.calibration["complete"] and lut.reference and len(lut.reference["best_ms"]) == 3
+    assert lut.fingerprint["pinning"] == f"pinned to cpu {auto_pin(1)}"  # the workers were pinned, this process not
 
 
 @needs_two_cpus
