@@ -1,7 +1,7 @@
 """Rank and error metrics shared by the fidelity benchmark and the accuracy evaluators."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,3 +35,25 @@ def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
     if rx.std() == 0 or ry.std() == 0:
         return 0.0
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def kendall_tau_within(x: Sequence[float], y: Sequence[float], groups: Sequence[Any]) -> float:
+    """Kendall's tau over pairs of the same group only (e.g. the same input resolution), pooled.
+
+    A ranker that only learned "higher resolution is better" scores high on the plain tau and
+    near 0 here; pairs across groups are left out, pairs within each group count once.
+    """
+    x, y, g = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
+    iu = np.triu_indices(len(x), 1)
+    same = (g[:, None] == g[None, :])[iu]
+    dx = np.sign(x[:, None] - x[None, :])[iu][same]
+    dy = np.sign(y[:, None] - y[None, :])[iu][same]
+    denom = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
+    return float((dx * dy).sum() / denom) if denom else 0.0
+
+
+def kendall_tau_top(x: Sequence[float], y: Sequence[float], k: int) -> float:
+    """Kendall's tau among the ``k`` best by ``y`` (the reference): does the ranker order the top as well?"""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    top = np.argsort(-y, kind="stable")[:k]
+    return kendall_tau(x[top], y[top])

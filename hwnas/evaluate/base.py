@@ -33,8 +33,8 @@ def register_evaluator(name: str) -> Callable:
 
 
 def _load_builtins() -> None:
-    # importing registers: proxy:*, predictor, supernet, train
-    from hwnas.evaluate import predictor, proxies, supernet, train  # noqa: F401
+    # importing registers: proxy:*, proxy:vote, predictor, supernet, train
+    from hwnas.evaluate import predictor, proxies, supernet, train, vote  # noqa: F401
 
 
 def list_evaluators() -> list[str]:
