@@ -2,19 +2,21 @@
 
 Exit codes: 0 success, 1 a check failed (e.g. a verdict), 2 bad input (file,
 flag, architecture, LUT), 3 the requested profiler/provider is unavailable here,
+4 an internal error (a bug: one line, the traceback written to a file),
 130 interrupted (work saved so far is kept).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 class CLIError(Exception):
@@ -536,12 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
-    from hwnas.finalize import ParityError
-    from hwnas.lut import LUTError
-    from hwnas.predict import MissingEntriesError
-    from hwnas.space import ArchError, SpaceError
-    from hwnas.store import StoreError
-    from profilers import ProfilerUnavailable, ProviderFallbackError
+    from hwnas.errors import CheckFailed, InputError
+    from profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
@@ -549,15 +547,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; what was saved is kept (run the same command again to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (CLIError, LUTError, ArchError, SpaceError, MissingEntriesError, ProfilerUnavailable, StoreError,
-            ProviderFallbackError, ParityError, KeyError, ValueError, FileNotFoundError) as e:
+    except (CLIError, InputError, ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError,
+            CheckFailed) as e:
         if args.debug:
             raise
-        code = getattr(e, "code", None) or (EXIT_UNAVAILABLE if isinstance(e, (ProfilerUnavailable, ProviderFallbackError))
-                                            else EXIT_INPUT)
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"hwnas {args.command}: error: {msg}", file=sys.stderr)
+        code = getattr(e, "code", None) or (
+            EXIT_UNAVAILABLE if isinstance(e, (ProfilerUnavailable, ProviderFallbackError))
+            else EXIT_FAIL if isinstance(e, CheckFailed) else EXIT_INPUT)
+        print(f"hwnas {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return code
+    except Exception as e:  # a bug in hwnas, not bad input: its own exit code, and the traceback kept
+        if args.debug:
+            raise
+        where = _save_traceback(args.command)
+        print(f"hwnas {args.command}: internal error: {type(e).__name__}: {_one_line(str(e))} "
+              f"(traceback written to {where}; please report it with that file)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _one_line(msg: str) -> str:
+    """Errors are one line (scripts grep them); multi-line messages are joined."""
+    return " ".join(part.strip() for part in msg.strip().splitlines() if part.strip()) or "(no message)"
+
+
+def _save_traceback(command: str) -> str:
+    """Write the current exception's traceback (and how hwnas was called) to a new file; return its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix=f"hwnas-{command}-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"command: {_command()}\n\n")
+        traceback.print_exc(file=f)
+    return path
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hwnas.errors import CheckFailed, InputError
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.supernet import CheckpointError, accuracy, load_supernet, recalibrate_bn
 from hwnas.evaluate.train import train_arch
@@ -35,11 +36,11 @@ OPSET = 17
 PARITY_ATOL = 1e-4
 
 
-class FinalizeError(ValueError):
+class FinalizeError(InputError):
     """Bad input to finalize (run directory, pick, checkpoint, output directory)."""
 
 
-class ParityError(RuntimeError):
+class ParityError(CheckFailed):
     """The exported ONNX model does not compute what the PyTorch model computes."""
 
     code = 1  # a check failed (CLI exit code)

@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from hwnas.errors import InputError
+
 FORMAT = "hwnas-lut"
 SCHEMA_VERSION = 1
 ENTRY_FIELDS = ("median_ms", "p10_ms", "p90_ms", "std_ms", "cv", "n")
@@ -33,7 +35,7 @@ DEVICE_FIELDS = ("cpu_model", "cpu_flags", "cpu_count", "machine", "profiler", "
                  "providers_used", "providers_requested", "opt_level", "gpu", "gpu_capability", "cuda")
 
 
-class LUTError(ValueError):
+class LUTError(InputError):
     """A LUT file is missing, corrupt, foreign or from another schema; the message says what to do."""
 
 

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from hwnas.errors import InputError
 from hwnas.blocks import LayerDesc
 from hwnas.lut import LUT
 from hwnas.space import Arch, SearchSpace
@@ -20,7 +21,7 @@ from hwnas.space import Arch, SearchSpace
 FEATURES = ("lut_sum_ms", "io_melems", "blocks", "one")
 
 
-class MissingEntriesError(KeyError):
+class MissingEntriesError(InputError):
     """The LUT lacks blocks an architecture needs; never priced as 0."""
 
     def __init__(self, missing: Sequence[str], command: str):

@@ -17,16 +17,17 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from hwnas.errors import InputError
 from hwnas.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 
 
-class SpaceError(ValueError):
+class SpaceError(InputError):
     """A search-space definition is malformed; the message names the field."""
 
 
-class ArchError(ValueError):
+class ArchError(InputError):
     """An architecture does not fit its space; the message names the field and the allowed values."""
 
 

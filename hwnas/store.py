@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
+from hwnas.errors import InputError
 from hwnas.lut import now_iso
 
 SCHEMA = """
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS generations (
 RECORD_FIELDS = ("accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers")
 
 
-class StoreError(RuntimeError):
+class StoreError(InputError):
     """A run directory's store is missing, corrupt or belongs to another configuration."""
 
 

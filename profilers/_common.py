@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any, Iterator
 
 from profilers._host import host_fingerprint, pin_to_cpu, pinning_plan, process_state, restore_process_state
-from profilers.base import Measurement, ProfilerUnavailable, TimingPolicy
+from profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable, TimingPolicy
 
 
 class BaseProfiler:
@@ -16,7 +16,7 @@ class BaseProfiler:
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy: TimingPolicy | None = None):
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ProfilerConfigError(f"threads must be >= 1, got {threads}")
         self.threads = threads
         self.pin_cpu = pin_cpu
         self.policy = policy or TimingPolicy()

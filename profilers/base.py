@@ -10,6 +10,10 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 
 
+class ProfilerConfigError(ValueError):
+    """An unknown profiler name or a setting it cannot take (threads, CPU to pin, optimisation level)."""
+
+
 class ProfilerUnavailable(RuntimeError):
     """The profiler cannot run here; the message says why and what to do."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from profilers._common import BaseProfiler
 from profilers._ort import LEVELS, OPSET, export_onnx, make_session, session_options, time_session
-from profilers.base import Measurement
+from profilers.base import Measurement, ProfilerConfigError
 
 
 def ort_missing() -> str | None:
@@ -26,7 +26,7 @@ class OrtCPUProfiler(BaseProfiler):
                  providers: tuple[str, ...] | None = None):
         super().__init__(threads, pin_cpu, policy)
         if opt_level not in LEVELS:
-            raise ValueError(f"opt_level must be one of {sorted(LEVELS)}, got {opt_level!r}")
+            raise ProfilerConfigError(f"opt_level must be one of {sorted(LEVELS)}, got {opt_level!r}")
         self.opt_level = opt_level
         if providers is not None:
             self.providers = tuple(providers)

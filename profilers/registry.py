@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from profilers.base import Profiler
+from profilers.base import Profiler, ProfilerConfigError
 
 GROUP = "hwnas.profilers"
 BUILTIN = {
@@ -54,7 +54,7 @@ def _load(target: str) -> type:
 def get_profiler_class(name: str) -> type:
     targets = _targets()
     if name not in targets:
-        raise KeyError(f"unknown profiler {name!r}; known: {sorted(targets)} "
+        raise ProfilerConfigError(f"unknown profiler {name!r}; known: {sorted(targets)} "
                        f"(plugins register under the {GROUP!r} entry-point group)")
     return _load(targets[name][1])
 

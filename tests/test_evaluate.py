@@ -1,5 +1,6 @@
 import pytest
 
+from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate import CachedEvaluator, create_evaluator, list_evaluators
 from hwnas.search.dispatch import make_dispatcher
 
@@ -40,5 +41,5 @@ def test_pool_dispatch_gives_the_same_scores(demo):
 def test_registry():
     assert {"proxy:synflow", "proxy:naswot", "proxy:grad_norm", "proxy:snip", "supernet", "train",
             "predictor"} <= set(list_evaluators())
-    with pytest.raises(KeyError, match="unknown evaluator 'supernet2'"):
+    with pytest.raises(EvaluatorError, match="unknown evaluator 'supernet2'"):
         create_evaluator("supernet2")

@@ -3,6 +3,7 @@ import random
 import numpy as np
 import pytest
 
+from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.predictor import AccuracyPredictor
 from hwnas.evaluate.proxies import synflow
@@ -34,9 +35,9 @@ def test_save_load_and_use_as_evaluator(demo, scored, tmp_path):
     ev = create_evaluator("predictor", path=str(path))
     assert ev.evaluate(archs[:4]) == pytest.approx(p.predict(archs[:4]).tolist(), rel=1e-6)
     assert ev.config()["path"] == str(path)
-    with pytest.raises(FileNotFoundError, match="does not exist; train one first"):
+    with pytest.raises(EvaluatorError, match="does not exist; train one first"):
         create_evaluator("predictor", path=str(tmp_path / "none.pt"))
-    with pytest.raises(ValueError, match="needs path=FILE"):
+    with pytest.raises(EvaluatorError, match="needs path=FILE"):
         create_evaluator("predictor")
 
 

@@ -4,6 +4,7 @@ import textwrap
 import pytest
 import torch
 
+from profilers import ProfilerConfigError
 from hwnas.blocks import LayerDesc
 from profilers import ProviderFallbackError, create_profiler, get_profiler_class, list_profilers
 from profilers.base import Measurement, Profiler
@@ -97,7 +98,7 @@ def test_list_profilers_reports_each_with_reason():
 
 
 def test_unknown_profiler_names_the_known_ones():
-    with pytest.raises(KeyError, match="unknown profiler 'npu'.*ort-cpu"):
+    with pytest.raises(ProfilerConfigError, match="unknown profiler 'npu'.*ort-cpu"):
         get_profiler_class("npu")
 
 

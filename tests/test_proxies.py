@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.proxies import PROXIES, synflow
 
@@ -33,5 +34,5 @@ def test_synflow_prefers_the_bigger_network(demo):
 
 
 def test_unknown_proxy():
-    with pytest.raises(KeyError, match="unknown evaluator 'proxy:zen'"):
+    with pytest.raises(EvaluatorError, match="unknown evaluator 'proxy:zen'"):
         create_evaluator("proxy:zen")

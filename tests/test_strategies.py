@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from hwnas.errors import SearchError
 from hwnas.search.strategies import create_strategy, list_strategies
 
 
@@ -53,5 +54,5 @@ def test_nsga2_keeps_feasible_and_improves(demo):
 
 def test_registry(demo):
     assert set(list_strategies()) >= {"nsga2", "evolution", "random"}
-    with pytest.raises(KeyError, match="unknown strategy 'cma'"):
+    with pytest.raises(SearchError, match="unknown strategy 'cma'"):
         create_strategy("cma", demo)

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.vote import VoteEvaluator, percentile, rank_vote
 
@@ -26,5 +27,5 @@ def test_vote_scores_are_deterministic_and_batch_independent(demo, tiny_data):
 
 @pytest.mark.parametrize("opts", [{"proxies": "synflow"}, {"proxies": "synflow,bogus"}, {"reference": 2}])
 def test_vote_refuses_bad_options(opts):
-    with pytest.raises(ValueError, match="proxy:vote"):
+    with pytest.raises(EvaluatorError, match="proxy:vote"):
         VoteEvaluator(**opts)

@@ -5,7 +5,12 @@ import hashlib
 import json
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
+from hwnas.errors import InputError
 from hwnas.space import Arch
+
+
+class EvaluatorError(InputError):
+    """An unknown evaluator, or options it does not take."""
 
 
 @runtime_checkable
@@ -45,7 +50,7 @@ def list_evaluators() -> list[str]:
 def create_evaluator(name: str, **options: Any) -> Evaluator:
     _load_builtins()
     if name not in _REGISTRY:
-        raise KeyError(f"unknown evaluator {name!r}; available: {sorted(_REGISTRY)}")
+        raise EvaluatorError(f"unknown evaluator {name!r}; available: {sorted(_REGISTRY)}")
     return _REGISTRY[name](**options)
 
 

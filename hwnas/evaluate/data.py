@@ -28,11 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hwnas.errors import InputError
+
 EMBEDDED = {"digits": Path(__file__).resolve().parents[1] / "data" / "digits.npz"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """The data set cannot be used as given; the message says what is wrong and what to do."""
 
 

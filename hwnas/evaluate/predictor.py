@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.metrics import kendall_tau
 from hwnas.space import Arch, SearchSpace
 
@@ -100,7 +100,7 @@ class AccuracyPredictor:
     def load(cls, path: str | Path) -> "AccuracyPredictor":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"accuracy predictor {str(path)!r} does not exist; train one first")
+            raise EvaluatorError(f"accuracy predictor {str(path)!r} does not exist; train one first")
         blob = torch.load(path, map_location="cpu", weights_only=True)
         p = cls(SearchSpace.from_dict(blob["space"]), blob["hidden"], blob["layers"])
         p.model.load_state_dict(blob["state"])
@@ -114,7 +114,7 @@ class PredictorEvaluator:
 
     def __init__(self, path: str | Path | None = None, predictor: AccuracyPredictor | None = None):
         if predictor is None and path is None:
-            raise ValueError("the predictor evaluator needs path=FILE (a trained accuracy predictor)")
+            raise EvaluatorError("the predictor evaluator needs path=FILE (a trained accuracy predictor)")
         self.path = str(path) if path else None
         self.predictor = predictor or AccuracyPredictor.load(path)
 

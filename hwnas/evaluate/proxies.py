@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.blocks import ACTIVATIONS, build_model
-from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.space import Arch
 
@@ -108,7 +108,7 @@ class ProxyEvaluator:
 
     def __init__(self, proxy: str, seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64):
         if proxy not in PROXIES:
-            raise KeyError(f"unknown proxy {proxy!r}; available: {sorted(PROXIES)}")
+            raise EvaluatorError(f"unknown proxy {proxy!r}; available: {sorted(PROXIES)}")
         self.proxy, self.name = proxy, f"proxy:{proxy}"
         self.fn, self.needs_data = PROXIES[proxy]
         self.seed, self.data, self.split_seed, self.batch_size = int(seed), data, int(split_seed), int(batch_size)

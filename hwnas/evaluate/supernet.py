@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from hwnas.errors import InputError
 from hwnas.blocks import LayerDesc, MBConv, Network, build_model, se_channels
-from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.lut import atomic_write
 from hwnas.space import Arch, SearchSpace
@@ -37,7 +38,7 @@ CHECKPOINT_FORMAT = "hwnas-supernet"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A supernet checkpoint is missing, corrupt, foreign or does not match the request."""
 
 
@@ -359,7 +360,7 @@ class SupernetEvaluator:
     def __init__(self, checkpoint: str | Path, data: str | None = None, bn_batches: int = 4,
                  batch_size: int = 64, seed: int = 0, part: str = "val"):
         if part not in ("val", "test"):
-            raise ValueError("part must be val or test (the search uses val; test is for finalize)")
+            raise EvaluatorError("part must be val or test (the search uses val; test is for finalize)")
         self.checkpoint = str(checkpoint)
         blob = read_checkpoint(checkpoint)
         self.data = data or blob["config"]["data"]

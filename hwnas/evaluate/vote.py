@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.proxies import PROXIES, ProxyEvaluator
 from hwnas.space import Arch
 
@@ -45,9 +45,9 @@ class VoteEvaluator:
         members = tuple(p.strip() for p in proxies.split(",")) if isinstance(proxies, str) else tuple(proxies)
         unknown = [p for p in members if p not in PROXIES]
         if len(members) < 2 or unknown:
-            raise ValueError(f"proxy:vote needs 2 or more of {sorted(PROXIES)} in proxies=A,B,..., got {members!r}")
+            raise EvaluatorError(f"proxy:vote needs 2 or more of {sorted(PROXIES)} in proxies=A,B,..., got {members!r}")
         if int(reference) < 8:
-            raise ValueError(f"proxy:vote reference= must be >= 8 archs, got {reference!r}")
+            raise EvaluatorError(f"proxy:vote reference= must be >= 8 archs, got {reference!r}")
         self.name = "proxy:vote"
         self.members, self.reference, self.seed = members, int(reference), int(seed)
         self.proxies = {p: ProxyEvaluator(p, seed=seed, data=data, split_seed=split_seed, batch_size=batch_size)

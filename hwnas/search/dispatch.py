@@ -8,6 +8,7 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol, Sequence
 
+from hwnas.errors import SearchError
 from hwnas.space import Arch
 
 
@@ -53,6 +54,6 @@ class PoolDispatcher:
 
 def make_dispatcher(workers: int) -> Dispatcher:
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise SearchError(f"workers must be >= 1, got {workers}")
     return SerialDispatcher() if workers == 1 else PoolDispatcher(workers)
 

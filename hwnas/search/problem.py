@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hwnas.errors import SearchError
 from hwnas.predict import LatencyPredictor
 from hwnas.space import Arch
 
@@ -55,7 +56,7 @@ class Problem:
                  objectives: Sequence[str] = ("accuracy", "latency_ms")):
         unknown = [o for o in objectives if o not in OBJECTIVES]
         if unknown or "accuracy" not in objectives or "latency_ms" not in objectives:
-            raise ValueError(f"objectives must include accuracy and latency_ms, from {list(OBJECTIVES)}; got {objectives}")
+            raise SearchError(f"objectives must include accuracy and latency_ms, from {list(OBJECTIVES)}; got {objectives}")
         self.predictor, self.evaluator, self.constraints = predictor, evaluator, constraints
         self.objectives = tuple(objectives)
 

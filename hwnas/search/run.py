@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from hwnas.errors import InputError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.lut import LUT, atomic_write_text
 from hwnas.predict import LatencyPredictor, covered_resolutions
@@ -22,7 +23,7 @@ from hwnas.space import SearchSpace
 from hwnas.store import RunStore, StoreError
 
 
-class InfeasibleBudgetError(ValueError):
+class InfeasibleBudgetError(InputError):
     """No architecture of the space can meet the latency budget."""
 
 

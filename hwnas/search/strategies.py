@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hwnas.errors import SearchError
 from hwnas.search.pareto import rank_and_crowding, survive
 from hwnas.space import Arch, SearchSpace
 
@@ -29,7 +30,7 @@ def register_strategy(name: str) -> Callable:
 
 def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy":
     if name not in _STRATEGIES:
-        raise KeyError(f"unknown strategy {name!r}; available: {sorted(_STRATEGIES)}")
+        raise SearchError(f"unknown strategy {name!r}; available: {sorted(_STRATEGIES)}")
     return _STRATEGIES[name](space, **options)
 
 
@@ -44,7 +45,7 @@ class Strategy:
 
     def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
         if population < 2:
-            raise ValueError(f"population must be >= 2, got {population}")
+            raise SearchError(f"population must be >= 2, got {population}")
         self.space = space
         self.population = population
         self.seed = seed
