@@ -1,3 +1,4 @@
+import gzip
 import io
 import os
 import pickle
@@ -10,13 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.evaluate.data import EMBEDDED, DataError, load_data, load_images, random_shift
+from hwnas.evaluate.data import (EMBEDDED, FASHION_CLASSES, IDX_FILES, IDX_SOURCES, DataError, channel_stats,
+                                 load_data, load_images, random_shift)
 
 try:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 except ImportError:  # only the fuzz tests need it (dev extra); they skip with the reason
     given = None
+
+FASHION_DIR = IDX_SOURCES["fashion-mnist"][0]
+needs_fashion = pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                                   reason=f"Fashion-MNIST not installed in {FASHION_DIR} "
+                                          f"(apt-get install dataset-fashion-mnist; scripts/env.sh does it as root)")
 
 
 def digits_arrays():
@@ -341,3 +348,123 @@ else:
     @pytest.mark.skip(reason="hypothesis is not installed: pip install 'hypothesis>=6.100'")
     def test_fuzz_npz():
         pass
+
+
+# -- IDX (MNIST-style) ---------------------------------------------------------------------------------------------
+def idx_bytes(arr: np.ndarray, magic: int | None = None, dims: tuple[int, ...] | None = None) -> bytes:
+    """IDX as MNIST writes it: big-endian magic (0x0000TTDD: type, ndim), uint32 dims, then the raw data."""
+    magic = 0x800 + arr.ndim if magic is None else magic
+    dims = arr.shape if dims is None else dims
+    return struct.pack(">I", magic) + struct.pack(f">{len(dims)}I", *dims) + arr.astype(np.uint8).tobytes()
+
+
+def write_idx_dir(root: Path, gz: bool = True, n_train: int = 300, n_test: int = 100, **override: bytes) -> Path:
+    """The four IDX files of real digits images (gzipped or not); ``override`` replaces a file's bytes."""
+    x, y = digits_arrays()
+    parts = {IDX_FILES[0]: x[:n_train, :, :, 0], IDX_FILES[1]: y[:n_train],
+             IDX_FILES[2]: x[n_train:n_train + n_test, :, :, 0], IDX_FILES[3]: y[n_train:n_train + n_test]}
+    root.mkdir(exist_ok=True)
+    for name, arr in parts.items():
+        content = override.get(name.replace("-", "_"), idx_bytes(arr))
+        if gz:
+            with gzip.open(root / f"{name}.gz", "wb") as f:
+                f.write(content)
+        else:
+            (root / name).write_bytes(content)
+    return root
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_directory_reads_exactly_and_keeps_t10k_as_test(tmp_path, gz):
+    root = write_idx_dir(tmp_path / "mnist", gz=gz)
+    x, y = digits_arrays()
+    train, test = load_images(f"idx:{root}")
+    assert np.array_equal(train.x, x[:300]) and np.array_equal(train.y, y[:300])
+    assert np.array_equal(test.x, x[300:400]) and np.array_equal(test.y, y[300:400])
+    assert train.classes == tuple(str(i) for i in range(10)) and train.x.flags.writeable
+    load_data.cache_clear()
+    s = load_data(f"idx:{root}", seed=3)
+    assert len(s.train) + len(s.val) == 300 and np.array_equal(s.test.x, x[300:400])
+
+
+def test_idx_files_in_the_dotted_spelling(tmp_path):
+    root = write_idx_dir(tmp_path / "k", gz=False)
+    for name in IDX_FILES:
+        (root / name).rename(root / name.replace("-idx", ".idx"))
+    assert len(load_images(f"idx:{root}")[0]) == 300
+
+
+x8 = digits_arrays()[0][:300, :, :, 0]
+y8 = digits_arrays()[1][:300]
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"train_images_idx3_ubyte": idx_bytes(x8, magic=0x0803_0000)}, "not an IDX file"),
+    ({"train_images_idx3_ubyte": b"PK\x03\x04" + idx_bytes(x8)}, "not an IDX file"),
+    ({"train_images_idx3_ubyte": idx_bytes(x8.astype(np.float32), magic=0x0D03)}, "IDX element type 0x0d"),
+    ({"train_images_idx3_ubyte": idx_bytes(x8.reshape(300, 64))}, "with 2 dimension\\(s\\).*images.*need 3"),
+    ({"train_labels_idx1_ubyte": idx_bytes(np.stack([y8, y8], 1))}, "with 2 dimension\\(s\\).*labels need 1"),
+    ({"train_images_idx3_ubyte": idx_bytes(x8)[:-100]}, "truncated: expected 19200 bytes of data, the file has 19100"),
+    ({"train_images_idx3_ubyte": idx_bytes(x8)[:10]}, "header\\): truncated"),
+    ({"train_images_idx3_ubyte": idx_bytes(x8, dims=(4_000_000_000, 1000, 1000))},  # fails without allocating 4 PB
+     "truncated: expected 4000000000000000 bytes"),
+    ({"train_images_idx3_ubyte": idx_bytes(x8) + b"\0"}, "more bytes than its header's dimensions"),
+    ({"t10k_labels_idx1_ubyte": idx_bytes(y8[:99])}, "holds 100 images but .*t10k-labels.* holds 99 labels"),
+    ({"train_images_idx3_ubyte": idx_bytes(x8[:0], dims=(300, 0, 0))}, "images are 0x0 pixels"),
+    ({"train_images_idx3_ubyte": b""}, "not an IDX file \\(it starts with nothing"),
+])
+def test_bad_idx_files(tmp_path, override, match):
+    gz = write_idx_dir(tmp_path / "gz", gz=True, **override)
+    with pytest.raises(DataError, match=match):
+        load_images(f"idx:{gz}")
+    plain = write_idx_dir(tmp_path / "plain", gz=False, **override)
+    with pytest.raises(DataError, match=match):
+        load_images(f"idx:{plain}")
+
+
+def test_idx_missing_file_corrupt_gzip_and_not_a_directory(tmp_path):
+    root = write_idx_dir(tmp_path / "d")
+    (root / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte \\(or t10k-labels-idx1-ubyte.gz\\) is missing"):
+        load_images(f"idx:{root}")
+    blob = gzip.compress(idx_bytes(y8[:100]))
+    (root / "t10k-labels-idx1-ubyte.gz").write_bytes(blob[:-8] + bytes(8))  # CRC and size zeroed
+    with pytest.raises(DataError, match="cannot read this IDX file"):
+        load_images(f"idx:{root}")
+    with pytest.raises(DataError, match="not a directory"):
+        load_images(f"idx:{tmp_path / 'nope'}")
+
+
+@needs_fashion
+def test_fashion_mnist_from_the_debian_package():
+    train, test = load_images("fashion-mnist")
+    assert train.x.shape == (60000, 28, 28, 1) and test.x.shape == (10000, 28, 28, 1)
+    assert np.array_equal(np.bincount(train.y), [6000] * 10) and np.array_equal(np.bincount(test.y), [1000] * 10)
+    assert train.classes == FASHION_CLASSES and train.y[0] == 9 and test.y[0] == 9  # both start with an ankle boot
+    s = load_data("fashion-mnist", limit=20)
+    assert np.array_equal(np.bincount(s.train.y) + np.bincount(s.val.y), [20] * 10)
+    assert len(s.test) == 10000 and s.config()["data_limit"] == 20
+
+
+def test_fashion_mnist_absent_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(IDX_SOURCES, "fashion-mnist", (tmp_path, FASHION_CLASSES, "apt-get install it"))
+    with pytest.raises(DataError, match="'fashion-mnist' is not installed .*apt-get install it"):
+        load_images("fashion-mnist")
+
+
+# -- --data-limit and the split statistics ---------------------------------------------------------------------
+def test_data_limit_is_per_class_stratified_and_seeded():
+    a, b, c = load_data("digits", 0, limit=20), load_data("digits", 0, limit=20), load_data("digits", 1, limit=20)
+    counts = np.bincount(a.train.y) + np.bincount(a.val.y) + np.bincount(a.test.y)
+    assert np.array_equal(counts, [20] * 10) and np.bincount(a.val.y).min() >= 2
+    assert a.digest == b.digest != c.digest and a.config()["data_limit"] == 20
+    assert "data_limit" not in load_data("digits").config()
+    with pytest.raises(DataError, match="at least 1 image per class"):
+        load_data("digits", limit=0)
+
+
+def test_channel_stats_match_the_float64_formula():
+    x = load_data("digits").train.x
+    mean, std = channel_stats(x, chunk=100)
+    f = x.astype(np.float64) / 255.0
+    assert np.allclose(mean, f.mean(axis=(0, 1, 2)), rtol=1e-6) and np.allclose(std, f.std(axis=(0, 1, 2)), rtol=1e-6)

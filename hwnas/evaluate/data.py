@@ -9,6 +9,11 @@ Formats (``load_data(spec)``):
 * ``digits`` — embedded: UCI handwritten digits (1,797 real 8x8 grey images, 10
   classes), shipped in the package so the demo needs no download and no extra
   dependency; upsampled to the space's resolution.
+* ``fashion-mnist`` — the full Fashion-MNIST as Debian's ``dataset-fashion-mnist``
+  installs it (IDX files under /usr/share/datasets/fashion-mnist).
+* ``idx:DIR`` — a directory with the four MNIST-style IDX files
+  (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-…``; ``.gz`` or not):
+  MNIST, Fashion-MNIST, KMNIST…; the t10k part is our test split.
 * ``PATH.npz`` — arrays ``x`` (uint8, N x H x W x C) and ``y`` (N integer labels),
   optional ``classes`` (names) and ``x_test``/``y_test`` (an official test part,
   kept as the test split). Read without pickle.
@@ -16,10 +21,14 @@ Formats (``load_data(spec)``):
   ``train``/``test``): its own test part is our test split. Its pickles are read
   with an unpickler that admits only what CIFAR batches contain.
 * an ImageFolder directory (``root/CLASS/*.png|jpg…``; needs Pillow).
+
+``load_data(..., limit=N)`` keeps N images per class of the training part (all
+but an official test part), stratified and seeded, before splitting: quick runs.
 """
 from __future__ import annotations
 
 import codecs
+import gzip
 import hashlib
 import math
 import pickle
@@ -39,8 +48,17 @@ import torch.nn.functional as F
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 EMBEDDED = {"digits": DATA_DIR / "digits.npz"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+# named IDX data sets: where Debian's package installs them, their class names, how to get them
+IDX_SOURCES = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"), FASHION_CLASSES,
+                                 "apt-get install dataset-fashion-mnist (Debian/Ubuntu), or download the four "
+                                 "IDX files from https://github.com/zalandoresearch/fashion-mnist and use "
+                                 "--data idx:DIR")}
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MAX_CLASSES = 100_000  # labels beyond this are not class indices (and would make a huge class list)
-FORMATS = "digits (embedded), an .npz file, a CIFAR python directory or an image folder"
+FORMATS = ("digits (embedded), fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, an .npz "
+           "file, a CIFAR python directory or an image folder")
 
 
 class DataError(ValueError):
@@ -275,6 +293,74 @@ def _from_cifar(path: Path) -> tuple[ImageSet, ImageSet]:
     return ImageSet(xtr, ytr, classes, str(path)), ImageSet(xte, yte, classes, f"{path} (test part)")
 
 
+# -- IDX (MNIST-style) files ----------------------------------------------------------------------------------
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """A uint8 IDX array with ``ndim`` dimensions (3: images N x H x W, 1: labels), gzipped or not."""
+    what = "images (N x H x W)" if ndim == 3 else "labels"
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0":
+                raise DataError(f"{path}: not an IDX file (it starts with {head.hex() or 'nothing'}, an IDX file "
+                                f"with {what} starts with 0x{0x800 + ndim:08x}); check the file name and download")
+            if head[2] != 0x08:
+                raise DataError(f"{path}: IDX element type 0x{head[2]:02x} (magic 0x{head.hex()}); hwnas reads "
+                                f"uint8 IDX (type 0x08, magic 0x{0x800 + ndim:08x} for {what})")
+            if head[3] != ndim:
+                raise DataError(f"{path}: IDX array with {head[3]} dimension(s) (magic 0x{head.hex()}); "
+                                f"{what} need {ndim} (magic 0x{0x800 + ndim:08x})")
+            dims = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, f"{path} (header)"))
+            data = _read_exact(f, math.prod(dims), str(path))
+            if f.read(1):
+                raise DataError(f"{path}: more bytes than its header's dimensions {dims} declare; "
+                                f"the file is corrupt, download it again")
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot read this IDX file ({type(e).__name__}: {e}); download it again") from None
+    return np.frombuffer(data, np.uint8).reshape(dims)
+
+
+def _idx_file(directory: Path, name: str) -> Path:
+    """``name`` in ``directory``, gzipped or not, also in the ``train-images.idx3-ubyte`` spelling."""
+    for stem in (name, name.replace("-idx", ".idx")):
+        for cand in (directory / stem, directory / f"{stem}.gz"):
+            if cand.is_file():
+                return cand
+    raise DataError(f"{directory}: IDX file {name} (or {name}.gz) is missing; an IDX directory needs "
+                    f"{', '.join(IDX_FILES)}")
+
+
+def _idx_pair(directory: Path, images: str, labels: str, classes: tuple[str, ...] | None,
+              source: str) -> ImageSet:
+    xf, yf = _idx_file(directory, images), _idx_file(directory, labels)
+    x, y = _read_idx(xf, 3), _read_idx(yf, 1)
+    if len(x) != len(y):
+        raise DataError(f"{xf} holds {len(x)} images but {yf} holds {len(y)} labels; "
+                        f"the files do not belong together")
+    return ImageSet(x[..., None], y, classes or (), source)
+
+
+def read_idx_dir(directory: Path, classes: tuple[str, ...] | None = None) -> tuple[ImageSet, ImageSet]:
+    """MNIST-style IDX directory; returns (train part, official t10k test part)."""
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory; idx:DIR needs a directory with {', '.join(IDX_FILES)}")
+    train = _idx_pair(directory, IDX_FILES[0], IDX_FILES[1], classes, str(directory))
+    test = _idx_pair(directory, IDX_FILES[2], IDX_FILES[3], classes, f"{directory} (test part)")
+    if classes is None:
+        names = _default_classes([train.y, test.y], str(directory))
+        train, test = (ImageSet(s.x, s.y, names, s.source) for s in (train, test))
+    return train, test
+
+
+def _named_idx(name: str) -> tuple[ImageSet, ImageSet]:
+    directory, classes, how = IDX_SOURCES[name]
+    if not any((directory / f).is_file() or (directory / f"{f}.gz").is_file() for f in IDX_FILES):
+        raise DataError(f"data set {name!r} is not installed (no IDX files in {directory}): {how}")
+    return read_idx_dir(directory, classes)
+
+
 def _from_folder(path: Path) -> ImageSet:
     try:
         from PIL import Image
@@ -312,6 +398,10 @@ def _read(spec: str) -> tuple[ImageSet, ImageSet | None]:
     """The unvalidated images of ``spec`` and its official test part, if the format has one."""
     if spec in EMBEDDED:
         return _from_npz(EMBEDDED[spec])
+    if spec in IDX_SOURCES:
+        return _named_idx(spec)
+    if spec.startswith("idx:"):
+        return read_idx_dir(Path(spec[4:]).expanduser())
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data set {spec!r} not found: give {FORMATS}")
@@ -359,6 +449,7 @@ class Splits:
     test: ImageSet
     mean: np.ndarray  # per image channel, 0..1 scale, from the train split
     std: np.ndarray
+    limit: int | None = None  # images per class kept of the training part (None: all)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -375,8 +466,9 @@ class Splits:
         return h.hexdigest()[:16]
 
     def config(self) -> dict:
-        return {"data": self.spec, "split_seed": self.seed, "sizes": [len(self.train), len(self.val), len(self.test)],
-                "data_digest": self.digest}
+        cfg = {"data": self.spec, "split_seed": self.seed, "sizes": [len(self.train), len(self.val), len(self.test)],
+               "data_digest": self.digest}
+        return cfg if self.limit is None else {**cfg, "data_limit": self.limit}
 
     def check_space(self, in_channels: int, num_classes: int) -> None:
         if self.num_classes > num_classes:
@@ -434,11 +526,40 @@ def random_shift(x: torch.Tensor, generator: torch.Generator | None) -> torch.Te
     return padded[torch.arange(n)[:, None, None], rows, cols]
 
 
+def limit_per_class(y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most ``limit`` images of each class (seeded): quick runs on a big data set."""
+    keep = [rng.permutation(np.flatnonzero(y == c))[:limit] for c in np.unique(y)]
+    return np.sort(np.concatenate(keep))
+
+
+def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (0..1 scale) in chunks: a float64 copy of 60,000 images would take 400 MB."""
+    n, c = len(x), x.shape[-1]
+    total = np.zeros(c)
+    for i in range(0, n, chunk):
+        total += x[i:i + chunk].sum(axis=(0, 1, 2), dtype=np.float64)
+    count = n * x.shape[1] * x.shape[2]
+    mean = total / count / 255.0
+    sq = np.zeros(c)
+    for i in range(0, n, chunk):
+        sq += np.square(x[i:i + chunk] / 255.0 - mean).sum(axis=(0, 1, 2))
+    return mean.astype(np.float32), np.maximum(np.sqrt(sq / count), 1e-3).astype(np.float32)
+
+
 @lru_cache(maxsize=8)
-def load_data(spec: str = "digits", seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15) -> Splits:
-    """Load ``spec`` and split it (stratified by class, seeded). Formats with a test part keep it as test."""
+def load_data(spec: str = "digits", seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15,
+              limit: int | None = None) -> Splits:
+    """Load ``spec`` and split it (stratified by class, seeded). Formats with a test part keep it as test.
+
+    ``limit``: keep at most that many images per class of the training part (everything but an
+    official test part) before splitting; the official test part stays whole.
+    """
     images, test = load_images(spec)
     rng = np.random.default_rng(seed)
+    if limit is not None:
+        if int(limit) < 1:
+            raise DataError(f"data limit must be at least 1 image per class, got {limit}")
+        images = images.subset(limit_per_class(images.y, int(limit), rng))
     if test is None:
         if min(np.bincount(images.y)[np.unique(images.y)]) < 3:
             raise DataError(f"{spec}: every class needs at least 3 images to fill train, val and test")
@@ -447,7 +568,5 @@ def load_data(spec: str = "digits", seed: int = 0, val_frac: float = 0.15, test_
     else:
         tr, va = _stratified(images.y, (1 - val_frac, val_frac), rng)
         train, val = images.subset(tr), images.subset(va)
-    x = train.x.astype(np.float64) / 255.0
-    mean = x.mean(axis=(0, 1, 2))
-    std = np.maximum(x.std(axis=(0, 1, 2)), 1e-3)
-    return Splits(spec, seed, train, val, test, mean.astype(np.float32), std.astype(np.float32))
+    mean, std = channel_stats(train.x)
+    return Splits(spec, seed, train, val, test, mean, std, limit=limit)
