@@ -468,3 +468,24 @@ def test_channel_stats_match_the_float64_formula():
     mean, std = channel_stats(x, chunk=100)
     f = x.astype(np.float64) / 255.0
     assert np.allclose(mean, f.mean(axis=(0, 1, 2)), rtol=1e-6) and np.allclose(std, f.std(axis=(0, 1, 2)), rtol=1e-6)
+
+
+# -- the embedded Fashion-MNIST subset ---------------------------------------------------------------------------
+def test_embedded_fashion_subset():
+    s = load_data("fashion-small")
+    assert s.train.classes == FASHION_CLASSES and s.train.x.shape[1:] == (28, 28, 1)
+    assert np.array_equal(np.bincount(s.train.y) + np.bincount(s.val.y), [600] * 10)
+    assert np.array_equal(np.bincount(s.test.y), [200] * 10)
+    blob = np.load(EMBEDDED["fashion-small"])
+    assert "MIT" in str(blob["license"]) and "zalandoresearch/fashion-mnist" in str(blob["source"])
+    assert EMBEDDED["fashion-small"].stat().st_size <= 4 * 2**20
+    assert len(load_data("fashion-small", limit=5).test) == 2000  # a limit leaves the official test part whole
+    assert load_data().spec == "digits"  # digits stays the default
+
+
+@needs_fashion
+def test_embedded_fashion_subset_is_the_originals_at_its_recorded_positions():
+    train, test = load_images("fashion-mnist")
+    blob = np.load(EMBEDDED["fashion-small"])
+    assert np.array_equal(blob["x"], train.x[blob["train_index"]])
+    assert np.array_equal(blob["y_test"], test.y[blob["test_index"]])

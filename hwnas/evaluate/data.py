@@ -9,6 +9,8 @@ Formats (``load_data(spec)``):
 * ``digits`` — embedded: UCI handwritten digits (1,797 real 8x8 grey images, 10
   classes), shipped in the package so the demo needs no download and no extra
   dependency; upsampled to the space's resolution.
+* ``fashion-small`` — embedded: a stratified, seeded Fashion-MNIST subset (600
+  train + 200 official test 28x28 images per class, MIT; see hwnas/data/README.md).
 * ``fashion-mnist`` — the full Fashion-MNIST as Debian's ``dataset-fashion-mnist``
   installs it (IDX files under /usr/share/datasets/fashion-mnist).
 * ``idx:DIR`` — a directory with the four MNIST-style IDX files
@@ -46,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-EMBEDDED = {"digits": DATA_DIR / "digits.npz"}
+EMBEDDED = {"digits": DATA_DIR / "digits.npz", "fashion-small": DATA_DIR / "fashion-mnist-small.npz"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
@@ -57,7 +59,7 @@ IDX_SOURCES = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"), FASH
                                  "--data idx:DIR")}
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MAX_CLASSES = 100_000  # labels beyond this are not class indices (and would make a huge class list)
-FORMATS = ("digits (embedded), fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, an .npz "
+FORMATS = ("digits, fashion-small (embedded), fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, an .npz "
            "file, a CIFAR python directory or an image folder")
 
 
