@@ -460,8 +460,9 @@ hwnas supernet --space demo --data digits --epochs 20 --out runs/supernet-demo.p
 hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --out runs/sn.pt --resume""")
     _add_space(p, default="demo")
     p.add_argument("--data", default="digits",
-                   help="digits (embedded), an .npz (x: N x H x W x C uint8, y), a CIFAR python directory "
-                        "or an image folder [digits]")
+                   help="digits, fashion-small (embedded), fashion-mnist (Debian's dataset-fashion-mnist), "
+                        "idx:DIR (MNIST-style IDX files), an .npz (x: N x H x W x C uint8, y), a CIFAR python "
+                        "directory or an image folder [digits]")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split [0]")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)

@@ -17,4 +17,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$venv/bin/python" -m pip install -q -c "$root/constraints.txt" -e "$root[dev]" >&2
     echo "$want" > "$stamp"
 fi
+# Fashion-MNIST (--data fashion-mnist, its tests) from Debian's package; never fails the set-up.
+# No apt call when the files are there; HWNAS_NO_APT=1 skips the install.
+fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+how="Fashion-MNIST not installed (tests that need it skip): apt-get install dataset-fashion-mnist as root, or use --data idx:DIR"
+if [ ! -f "$fmnist" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -z "${HWNAS_NO_APT:-}" ]; then
+        echo "[hwnas] installing Debian's dataset-fashion-mnist (30 MB)" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; } \
+            >/dev/null 2>&1 || echo "[hwnas] apt-get failed; $how" >&2
+    else
+        echo "[hwnas] $how" >&2
+    fi
+fi
 echo "$venv"

@@ -9,20 +9,39 @@ Formats (``load_data(spec)``):
 * ``digits`` — embedded: UCI handwritten digits (1,797 real 8x8 grey images, 10
   classes), shipped in the package so the demo needs no download and no extra
   dependency; upsampled to the space's resolution.
+* ``fashion-small`` — embedded: a stratified, seeded Fashion-MNIST subset (600
+  train + 200 official test 28x28 images per class, MIT; see hwnas/data/README.md).
+* ``fashion-mnist`` — the full Fashion-MNIST as Debian's ``dataset-fashion-mnist``
+  installs it (IDX files under /usr/share/datasets/fashion-mnist).
+* ``idx:DIR`` — a directory with the four MNIST-style IDX files
+  (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-…``; ``.gz`` or not):
+  MNIST, Fashion-MNIST, KMNIST…; the t10k part is our test split.
 * ``PATH.npz`` — arrays ``x`` (uint8, N x H x W x C) and ``y`` (N integer labels),
-  optional ``classes`` (names).
+  optional ``classes`` (names) and ``x_test``/``y_test`` (an official test part,
+  kept as the test split). Read without pickle.
 * a CIFAR-10/100 "python version" directory (``data_batch_*``/``test_batch`` or
-  ``train``/``test``): its own test part is our test split.
+  ``train``/``test``): its own test part is our test split. Its pickles are read
+  with an unpickler that admits only what CIFAR batches contain.
 * an ImageFolder directory (``root/CLASS/*.png|jpg…``; needs Pillow).
+
+``load_data(..., limit=N)`` keeps N images per class of the training part (all
+but an official test part), stratified and seeded, before splitting: quick runs.
 """
 from __future__ import annotations
 
+import codecs
+import gzip
 import hashlib
+import math
 import pickle
+import struct
+import tokenize
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Any, Iterator
 
 import numpy as np
 import torch
@@ -30,8 +49,20 @@ import torch.nn.functional as F
 
 from hwnas.errors import InputError
 
-EMBEDDED = {"digits": Path(__file__).resolve().parents[1] / "data" / "digits.npz"}
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+EMBEDDED = {"digits": DATA_DIR / "digits.npz", "fashion-small": DATA_DIR / "fashion-mnist-small.npz"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+# named IDX data sets: where Debian's package installs them, their class names, how to get them
+IDX_SOURCES = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"), FASHION_CLASSES,
+                                 "apt-get install dataset-fashion-mnist (Debian/Ubuntu), or download the four "
+                                 "IDX files from https://github.com/zalandoresearch/fashion-mnist and use "
+                                 "--data idx:DIR")}
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MAX_CLASSES = 100_000  # labels beyond this are not class indices (and would make a huge class list)
+FORMATS = ("digits, fashion-small (embedded), fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, an .npz "
+           "file, a CIFAR python directory or an image folder")
 
 
 class DataError(InputError):
@@ -64,6 +95,8 @@ def validate(images: ImageSet, where: str) -> ImageSet:
         raise DataError(f"{where}: labels must be integers, got {y.dtype}")
     if len(x) == 0:
         raise DataError(f"{where}: no images")
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise DataError(f"{where}: images are {x.shape[1]}x{x.shape[2]} pixels; they need at least 1x1")
     if y.min() < 0 or y.max() >= len(images.classes):
         raise DataError(f"{where}: labels must lie in 0..{len(images.classes) - 1} (one per class), "
                         f"found {int(y.min())}..{int(y.max())}")
@@ -73,30 +106,168 @@ def validate(images: ImageSet, where: str) -> ImageSet:
     return ImageSet(x, y.astype(np.int64), images.classes, images.source)
 
 
-def _from_npz(path: Path) -> ImageSet:
+def _read_exact(f: IO[bytes], n: int, where: str, chunk: int = 1 << 24) -> bytearray:
+    """n bytes into a writable buffer (np.frombuffer views it without a copy), or DataError when the file is short.
+
+    Grows chunk by chunk: a corrupt header announcing terabytes costs no more memory than the file holds.
+    """
+    buf = bytearray()
+    while len(buf) < n:
+        part = f.read(min(chunk, n - len(buf)))
+        if not part:
+            raise DataError(f"{where}: truncated: expected {n} bytes of data, the file has {len(buf)}; "
+                            f"download or write it again")
+        buf += part
+    return buf
+
+
+def _default_classes(labels: list[np.ndarray], where: str) -> tuple[str, ...]:
+    """Class names "0".."K-1" from the largest label (validate() reports labels that are not class indices)."""
+    top = max((int(y.max()) for y in labels if y.size and np.issubdtype(y.dtype, np.integer)), default=-1)
+    if top >= MAX_CLASSES:
+        raise DataError(f"{where}: label {top} found; labels must be class indices 0..K-1 "
+                        f"(hwnas takes at most {MAX_CLASSES} classes)")
+    return tuple(str(i) for i in range(top + 1))
+
+
+# -- .npz (read member by member, no pickle: sizes are checked before anything is allocated) ---------------
+# what zipfile, zlib and numpy's header parser raise on a damaged file (the parser tokenizes the header text)
+NPZ_ERRORS = (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error,
+              NotImplementedError, RuntimeError, struct.error, SyntaxError, tokenize.TokenError, MemoryError)
+
+
+def _npz_array(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray | None:
+    """One array of an .npz, or None when absent; its header must match the bytes the archive holds."""
     try:
-        blob = np.load(path, allow_pickle=False)
-        x, y = blob["x"], blob["y"]
-        classes = tuple(str(c) for c in blob["classes"]) if "classes" in blob.files else None
-    except KeyError as e:
+        info = zf.getinfo(f"{key}.npy")
+    except KeyError:
+        return None
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise DataError(f"{path}: array {key!r} is in .npy format {version}; save it again with np.savez")
+        if dtype.hasobject or dtype.itemsize == 0:
+            raise DataError(f"{path}: array {key!r} has dtype {dtype}, which hwnas does not read (object arrays "
+                            f"would need pickle); save plain numbers (x uint8, y integers)")
+        nbytes = math.prod(shape) * dtype.itemsize
+        held = info.file_size - f.tell()
+        if min(shape, default=0) < 0 or nbytes != held:
+            raise DataError(f"{path}: array {key!r} is truncated or corrupt: its header says shape {shape} "
+                            f"{dtype} ({nbytes} bytes) but the archive holds {held} bytes; save it again")
+        buf = _read_exact(f, nbytes, f"{path} ({key}.npy)")
+    return np.frombuffer(buf, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _npz_images(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...], source: str) -> ImageSet:
+    return ImageSet(x[..., None] if x.ndim == 3 else x, y, classes, source)  # N x H x W: grey
+
+
+def _from_npz(path: Path) -> tuple[ImageSet, ImageSet | None]:
+    """An .npz's images and, when it has x_test/y_test, its own test part."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            arrays = {k: _npz_array(zf, k, path) for k in ("x", "y", "classes", "x_test", "y_test")}
+            members = ", ".join(repr(n.removesuffix(".npy")) for n in zf.namelist()) or "no arrays"
+    except DataError:
+        raise
+    except NPZ_ERRORS as e:
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e}); write it with "
+                        f"np.savez(path, x=images, y=labels)") from None
+    missing = [k for k in ("x", "y") if arrays[k] is None]
+    if missing:
         raise DataError(f"{path}: an .npz data set needs arrays 'x' (N x H x W x C uint8) and 'y' (N labels); "
-                        f"missing {e}") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
-    if x.ndim == 3:  # N x H x W grey
-        x = x[..., None]
-    if classes is None:
-        classes = tuple(str(i) for i in range(int(y.max()) + 1 if y.size and np.issubdtype(y.dtype, np.integer) else 0))
-    return ImageSet(x, y, classes, str(path))
+                        f"missing {' and '.join(repr(k) for k in missing)} (it has {members})")
+    if (arrays["x_test"] is None) != (arrays["y_test"] is None):
+        raise DataError(f"{path}: an official test part needs both 'x_test' and 'y_test'; only one is there")
+    classes = (_class_names(arrays["classes"], path) if arrays["classes"] is not None else
+               _default_classes([a for a in (arrays["y"], arrays["y_test"]) if a is not None], str(path)))
+    train = _npz_images(arrays["x"], arrays["y"], classes, str(path))
+    if arrays["x_test"] is None:
+        return train, None
+    return train, _npz_images(arrays["x_test"], arrays["y_test"], classes, f"{path} (test part)")
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+def _class_names(names: np.ndarray, path: Path) -> tuple[str, ...]:
+    """The optional 'classes' array as names; its code points are checked (numpy stores any 32-bit value)."""
+    if names.ndim != 1 or names.dtype.kind not in "USiu":
+        raise DataError(f"{path}: 'classes' must be a 1-D array of names, got {names.dtype} of shape {names.shape}")
+    if names.dtype.kind == "U" and names.size:
+        codes = np.ascontiguousarray(names).view(np.dtype("u4").newbyteorder(names.dtype.byteorder))
+        if codes.max() > 0x10FFFF:
+            raise DataError(f"{path}: 'classes' holds characters that are not Unicode; save the names again")
+    if names.dtype.kind == "S":
+        return tuple(c.decode("utf-8", errors="replace") for c in names)
+    return tuple(str(c) for c in names)
+
+
+# -- CIFAR python batches (pickles: only what a batch contains is admitted) ---------------------------------
+def _numpy_core() -> tuple[Any, Any]:
+    try:  # numpy >= 2 (1.26 has a forward-compatible stub)
+        from numpy._core import multiarray, numeric
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray, numeric
+    return multiarray, numeric
+
+
+def _pickle_allowed() -> dict[tuple[str, str], Any]:
+    """Every global a CIFAR batch pickle refers to, under numpy 1.x and 2.x names and pickle protocols 0-5."""
+    multiarray, numeric = _numpy_core()
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+               ("_codecs", "encode"): codecs.encode}  # bytes in protocol <= 2 pickles written by Python 3
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct  # ndarray, protocols 0-4
+        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # ndarray, protocol 5
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes, str, numbers and numpy arrays; refuses every other global (code could run)."""
+
+    def __init__(self, f: IO[bytes], path: Path):
+        super().__init__(f, encoding="bytes")
+        self.path, self.allowed = path, _pickle_allowed()
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.allowed:
+            return self.allowed[(module, name)]
+        raise DataError(f"{self.path} contains a pickled {module}.{name}, which a CIFAR batch never does; "
+                        f"refusing to load it (pickles can run code)")
+
+
+def _unpickle(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return _CifarUnpickler(f, path).load()
+    except DataError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, MemoryError, RecursionError) as e:
+        raise DataError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e}); download the "
+                        f"\"python version\" of CIFAR again") from None
 
 
 def _is_cifar(path: Path) -> bool:
     return (path / "data_batch_1").is_file() or ((path / "train").is_file() and (path / "meta").is_file())
+
+
+def _cifar_batch(f: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(N x 32 x 32 x 3 uint8 images, N labels) of one batch file."""
+    d = _unpickle(f)
+    if not isinstance(d, dict) or b"data" not in d or label_key not in d:
+        keys = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise DataError(f"{f}: not a CIFAR python batch: need a dict with b'data' and {label_key!r}, got {keys}")
+    try:
+        x = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = np.asarray(d[label_key], np.int64).reshape(-1)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataError(f"{f}: not a CIFAR python batch ({type(e).__name__}: {e})") from None
+    if len(x) != len(y):
+        raise DataError(f"{f}: {len(x)} images but {len(y)} labels; download the batch again")
+    return x, y
 
 
 def _from_cifar(path: Path) -> tuple[ImageSet, ImageSet]:
@@ -109,27 +280,89 @@ def _from_cifar(path: Path) -> tuple[ImageSet, ImageSet]:
         label_key, meta, names_key = b"fine_labels", path / "meta", b"fine_label_names"
 
     def read(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
         for f in files:
             if not f.is_file():
                 raise DataError(f"{path}: CIFAR directory is missing {f.name}")
-            try:
-                d = _unpickle(f)
-                xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-                ys.append(np.asarray(d[label_key], np.int64))
-            except (KeyError, ValueError, pickle.UnpicklingError, EOFError) as e:
-                raise DataError(f"{f}: not a CIFAR python batch ({type(e).__name__}: {e})") from None
-        return np.concatenate(xs), np.concatenate(ys)
+        parts = [_cifar_batch(f, label_key) for f in files]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     xtr, ytr = read(train_files)
     xte, yte = read(test_files)
-    n = int(max(ytr.max(), yte.max())) + 1
-    classes = tuple(str(i) for i in range(n))
+    classes = _default_classes([ytr, yte], str(path))
     if meta.is_file():
-        names = _unpickle(meta).get(names_key)
-        if names and len(names) >= n:
-            classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in names)
+        d = _unpickle(meta)
+        names = d.get(names_key) if isinstance(d, dict) else None
+        if isinstance(names, list) and len(names) >= len(classes):
+            classes = tuple(c.decode(errors="replace") if isinstance(c, bytes) else str(c) for c in names)
     return ImageSet(xtr, ytr, classes, str(path)), ImageSet(xte, yte, classes, f"{path} (test part)")
+
+
+# -- IDX (MNIST-style) files ----------------------------------------------------------------------------------
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """A uint8 IDX array with ``ndim`` dimensions (3: images N x H x W, 1: labels), gzipped or not."""
+    what = "images (N x H x W)" if ndim == 3 else "labels"
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0":
+                raise DataError(f"{path}: not an IDX file (it starts with {head.hex() or 'nothing'}, an IDX file "
+                                f"with {what} starts with 0x{0x800 + ndim:08x}); check the file name and download")
+            if head[2] != 0x08:
+                raise DataError(f"{path}: IDX element type 0x{head[2]:02x} (magic 0x{head.hex()}); hwnas reads "
+                                f"uint8 IDX (type 0x08, magic 0x{0x800 + ndim:08x} for {what})")
+            if head[3] != ndim:
+                raise DataError(f"{path}: IDX array with {head[3]} dimension(s) (magic 0x{head.hex()}); "
+                                f"{what} need {ndim} (magic 0x{0x800 + ndim:08x})")
+            dims = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, f"{path} (header)"))
+            data = _read_exact(f, math.prod(dims), str(path))
+            if f.read(1):
+                raise DataError(f"{path}: more bytes than its header's dimensions {dims} declare; "
+                                f"the file is corrupt, download it again")
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot read this IDX file ({type(e).__name__}: {e}); download it again") from None
+    return np.frombuffer(data, np.uint8).reshape(dims)
+
+
+def _idx_file(directory: Path, name: str) -> Path:
+    """``name`` in ``directory``, gzipped or not, also in the ``train-images.idx3-ubyte`` spelling."""
+    for stem in (name, name.replace("-idx", ".idx")):
+        for cand in (directory / stem, directory / f"{stem}.gz"):
+            if cand.is_file():
+                return cand
+    raise DataError(f"{directory}: IDX file {name} (or {name}.gz) is missing; an IDX directory needs "
+                    f"{', '.join(IDX_FILES)}")
+
+
+def _idx_pair(directory: Path, images: str, labels: str, classes: tuple[str, ...] | None,
+              source: str) -> ImageSet:
+    xf, yf = _idx_file(directory, images), _idx_file(directory, labels)
+    x, y = _read_idx(xf, 3), _read_idx(yf, 1)
+    if len(x) != len(y):
+        raise DataError(f"{xf} holds {len(x)} images but {yf} holds {len(y)} labels; "
+                        f"the files do not belong together")
+    return ImageSet(x[..., None], y, classes or (), source)
+
+
+def read_idx_dir(directory: Path, classes: tuple[str, ...] | None = None) -> tuple[ImageSet, ImageSet]:
+    """MNIST-style IDX directory; returns (train part, official t10k test part)."""
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory; idx:DIR needs a directory with {', '.join(IDX_FILES)}")
+    train = _idx_pair(directory, IDX_FILES[0], IDX_FILES[1], classes, str(directory))
+    test = _idx_pair(directory, IDX_FILES[2], IDX_FILES[3], classes, f"{directory} (test part)")
+    if classes is None:
+        names = _default_classes([train.y, test.y], str(directory))
+        train, test = (ImageSet(s.x, s.y, names, s.source) for s in (train, test))
+    return train, test
+
+
+def _named_idx(name: str) -> tuple[ImageSet, ImageSet]:
+    directory, classes, how = IDX_SOURCES[name]
+    if not any((directory / f).is_file() or (directory / f"{f}.gz").is_file() for f in IDX_FILES):
+        raise DataError(f"data set {name!r} is not installed (no IDX files in {directory}): {how}")
+    return read_idx_dir(directory, classes)
 
 
 def _from_folder(path: Path) -> ImageSet:
@@ -165,22 +398,37 @@ def _from_folder(path: Path) -> ImageSet:
     return ImageSet(np.stack(xs), np.asarray(ys, np.int64), tuple(d.name for d in class_dirs), str(path))
 
 
-def load_images(spec: str) -> tuple[ImageSet, ImageSet | None]:
-    """Read a data set; the second item is its own test part when the format has one."""
+def _read(spec: str) -> tuple[ImageSet, ImageSet | None]:
+    """The unvalidated images of ``spec`` and its official test part, if the format has one."""
     if spec in EMBEDDED:
-        return validate(_from_npz(EMBEDDED[spec]), spec), None
-    path = Path(spec)
+        return _from_npz(EMBEDDED[spec])
+    if spec in IDX_SOURCES:
+        return _named_idx(spec)
+    if spec.startswith("idx:"):
+        return read_idx_dir(Path(spec[4:]).expanduser())
+    path = Path(spec).expanduser()
     if not path.exists():
-        raise DataError(f"data set {spec!r} not found: give {', '.join(EMBEDDED)} (embedded), an .npz file, "
-                        f"a CIFAR python directory or an image folder")
+        raise DataError(f"data set {spec!r} not found: give {FORMATS}")
     if path.is_file():
         if path.suffix != ".npz":
             raise DataError(f"{path}: a data file must be .npz with arrays x and y")
-        return validate(_from_npz(path), str(path)), None
+        return _from_npz(path)
     if _is_cifar(path):
-        train, test = _from_cifar(path)
-        return validate(train, str(path)), validate(test, f"{path} (test part)")
-    return validate(_from_folder(path), str(path)), None
+        return _from_cifar(path)
+    return _from_folder(path), None
+
+
+def load_images(spec: str) -> tuple[ImageSet, ImageSet | None]:
+    """Read a data set; the second item is its own test part when the format has one."""
+    images, test = _read(spec)
+    images = validate(images, spec)
+    if test is None:
+        return images, None
+    test = validate(test, f"{spec} (test part)")
+    if test.x.shape[1:] != images.x.shape[1:]:
+        raise DataError(f"{spec}: test images are {test.x.shape[1:]} (H x W x C) but training images "
+                        f"{images.x.shape[1:]}; both parts need one size")
+    return images, test
 
 
 def _stratified(y: np.ndarray, fracs: tuple[float, ...], rng: np.random.Generator) -> list[np.ndarray]:
@@ -205,6 +453,7 @@ class Splits:
     test: ImageSet
     mean: np.ndarray  # per image channel, 0..1 scale, from the train split
     std: np.ndarray
+    limit: int | None = None  # images per class kept of the training part (None: all)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -221,8 +470,9 @@ class Splits:
         return h.hexdigest()[:16]
 
     def config(self) -> dict:
-        return {"data": self.spec, "split_seed": self.seed, "sizes": [len(self.train), len(self.val), len(self.test)],
-                "data_digest": self.digest}
+        cfg = {"data": self.spec, "split_seed": self.seed, "sizes": [len(self.train), len(self.val), len(self.test)],
+               "data_digest": self.digest}
+        return cfg if self.limit is None else {**cfg, "data_limit": self.limit}
 
     def check_space(self, in_channels: int, num_classes: int) -> None:
         if self.num_classes > num_classes:
@@ -280,11 +530,40 @@ def random_shift(x: torch.Tensor, generator: torch.Generator | None) -> torch.Te
     return padded[torch.arange(n)[:, None, None], rows, cols]
 
 
+def limit_per_class(y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most ``limit`` images of each class (seeded): quick runs on a big data set."""
+    keep = [rng.permutation(np.flatnonzero(y == c))[:limit] for c in np.unique(y)]
+    return np.sort(np.concatenate(keep))
+
+
+def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (0..1 scale) in chunks: a float64 copy of 60,000 images would take 400 MB."""
+    n, c = len(x), x.shape[-1]
+    total = np.zeros(c)
+    for i in range(0, n, chunk):
+        total += x[i:i + chunk].sum(axis=(0, 1, 2), dtype=np.float64)
+    count = n * x.shape[1] * x.shape[2]
+    mean = total / count / 255.0
+    sq = np.zeros(c)
+    for i in range(0, n, chunk):
+        sq += np.square(x[i:i + chunk] / 255.0 - mean).sum(axis=(0, 1, 2))
+    return mean.astype(np.float32), np.maximum(np.sqrt(sq / count), 1e-3).astype(np.float32)
+
+
 @lru_cache(maxsize=8)
-def load_data(spec: str = "digits", seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15) -> Splits:
-    """Load ``spec`` and split it (stratified by class, seeded). Formats with a test part keep it as test."""
+def load_data(spec: str = "digits", seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15,
+              limit: int | None = None) -> Splits:
+    """Load ``spec`` and split it (stratified by class, seeded). Formats with a test part keep it as test.
+
+    ``limit``: keep at most that many images per class of the training part (everything but an
+    official test part) before splitting; the official test part stays whole.
+    """
     images, test = load_images(spec)
     rng = np.random.default_rng(seed)
+    if limit is not None:
+        if int(limit) < 1:
+            raise DataError(f"data limit must be at least 1 image per class, got {limit}")
+        images = images.subset(limit_per_class(images.y, int(limit), rng))
     if test is None:
         if min(np.bincount(images.y)[np.unique(images.y)]) < 3:
             raise DataError(f"{spec}: every class needs at least 3 images to fill train, val and test")
@@ -293,7 +572,5 @@ def load_data(spec: str = "digits", seed: int = 0, val_frac: float = 0.15, test_
     else:
         tr, va = _stratified(images.y, (1 - val_frac, val_frac), rng)
         train, val = images.subset(tr), images.subset(va)
-    x = train.x.astype(np.float64) / 255.0
-    mean = x.mean(axis=(0, 1, 2))
-    std = np.maximum(x.std(axis=(0, 1, 2)), 1e-3)
-    return Splits(spec, seed, train, val, test, mean.astype(np.float32), std.astype(np.float32))
+    mean, std = channel_stats(train.x)
+    return Splits(spec, seed, train, val, test, mean, std, limit=limit)
