@@ -243,12 +243,17 @@ def cmd_search(args: argparse.Namespace) -> int:
           + f"; front of {len(result.front)} feasible archs; hypervolume {hv:.4g}")
     if result.best:
         b = result.best
-        print(f"best under the constraints: {b['arch_id']}  accuracy {b['accuracy']:.4g}  "
+        print(f"best under the constraints: {b['arch_id']}  {score_label(args.evaluator)} {b['accuracy']:.4g}  "
               f"predicted {b['latency_ms']:.3f} ms  {b['params_m']:.2f} M params  {b['macs_m']:.0f} MMACs")
     else:
         print("no architecture met every constraint; the front is empty (see history.json)")
     print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")
     return EXIT_OK if result.best else EXIT_FAIL
+
+
+def score_label(evaluator: str) -> str:
+    """What the accuracy objective holds: an accuracy (%) for trained weights, else the proxy's own score."""
+    return f"{evaluator.split(':', 1)[1]} score" if evaluator.startswith("proxy:") else "accuracy"
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -139,3 +139,35 @@ def test_predictor_is_fitted_on_the_supernet_then_searched_with(tmp_path, tiny_s
                 f"path={out}", "--population", "4", "--generations", "1", "--out", str(tmp_path / "run"))
     assert r.returncode in (0, 1), r.stderr
     assert "search done" in r.stdout
+
+
+def test_search_names_a_proxy_objective_by_its_evaluator(demo_lut_path, tmp_path):
+    """A synflow score is not an accuracy: the summary says which it is."""
+    r = run_cli("search", "--lut", str(demo_lut_path), "--evaluator", "proxy:synflow", "--population", "4",
+                "--generations", "1", "--out", str(tmp_path / "run"))
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    if "best under the constraints" in r.stdout:
+        assert "synflow score" in r.stdout and " accuracy " not in r.stdout
+
+
+def test_an_internal_error_has_its_own_exit_code_and_keeps_the_traceback(tmp_path):
+    """Exit 4, one line naming the file with the traceback: never 1 (FAIL) or 2 (bad input)."""
+    import os
+    import subprocess
+    import sys
+
+    from hwnas import cli
+
+    # a real run of the CLI in which the `sample` command has a bug (1 / 0)
+    code = ("import sys; from hwnas import cli\n"
+            "orig = cli.build_parser\n"
+            "def bp():\n    p = orig(); sub = p._subparsers._group_actions[0].choices['sample']\n"
+            "    sub.set_defaults(func=lambda a: 1 / 0); return p\n"
+            "cli.build_parser = bp\nsys.exit(cli.main(['sample', '--space', 'demo']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert r.returncode == cli.EXIT_INTERNAL == 4
+    line = r.stderr.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith("hwnas sample: internal error: ZeroDivisionError")
+    path = line[0].split("traceback written to ")[1].split(";")[0]
+    assert "ZeroDivisionError" in open(path).read() and "Traceback" in open(path).read()
+    os.unlink(path)
