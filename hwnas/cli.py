@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from hwnas import jsonio
+
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -132,7 +134,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
              "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1)}
             for a, p, f in zip(archs, preds, feats)]
     if args.json:
-        print(json.dumps({"lut": str(args.lut), "profiler": lut.profiler, "calibration": predictor.calibration.model,
+        print(jsonio.dumps({"lut": str(args.lut), "profiler": lut.profiler, "calibration": predictor.calibration.model,
                           "predictions": rows}, indent=1))
         return EXIT_OK
     print(f"predicted latency ({lut.label}; calibration: {predictor.calibration.model})")
@@ -211,8 +213,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if not args.json:
             print(line)
     if args.json:
-        print(json.dumps({"fingerprint": profiler.fingerprint(), "drift": drift.to_dict() if drift else None,
-                          "results": out}, indent=1, allow_nan=False))
+        print(jsonio.dumps({"fingerprint": profiler.fingerprint(), "drift": drift.to_dict() if drift else None,
+                          "results": out}, indent=1))
     return EXIT_OK
 
 
@@ -262,7 +264,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     rng = random.Random(args.seed)
     archs = [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.n)]
-    text = "\n".join(a.to_json() for a in archs) if args.n > 1 else json.dumps(archs[0].to_dict(), indent=1)
+    text = "\n".join(a.to_json() for a in archs) if args.n > 1 else jsonio.dumps(archs[0].to_dict(), indent=1)
     if args.out:
         Path(args.out).write_text(text + "\n")
         print(f"wrote {args.out}")

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from hwnas import jsonio
 from hwnas.errors import InputError
 
 FORMAT = "hwnas-lut"
@@ -122,7 +123,7 @@ class LUT:
         if not path.name:
             raise LUTError("no path to save the LUT to")
         self.updated = now_iso()
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        atomic_write_text(path, jsonio.dumps(self.to_dict(), indent=1) + "\n")
         self.path = path
         return path
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from hwnas import jsonio
 from hwnas.lut import atomic_write_text
 
 
@@ -150,7 +151,7 @@ def render_run_md(run: Any) -> str:
            f"- LUT: `{c['lut']}` ({c.get('lut_profiler')}); latencies below are **predicted**",
            f"- space: {c['space']['name']}; evaluator: {c['evaluator']}; strategy {c['strategy']}, "
            f"population {c['population']}, seed {c['seed']}",
-           f"- constraints: {json.dumps(c.get('constraints', {}))}",
+           f"- constraints: {jsonio.dumps(c.get('constraints', {}))}",
            f"- {len(run.evals)} archs evaluated; front of {len(front)}",
            f"- commands: " + "; ".join(f"`{x}`" for x in run.commands), "",
            "| arch | accuracy | predicted latency | params (M) | MMACs |", "|---|---|---|---|---|"]

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
@@ -143,7 +144,7 @@ class SearchSpace:
     @cached_property
     def digest(self) -> str:
         """Short hash of the definition: two spaces with one name but other choices differ here."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(jsonio.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     # -- structure -----------------------------------------------------------
     @property
@@ -374,7 +375,7 @@ class Arch:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return jsonio.dumps(self.to_dict(), sort_keys=True)
 
     @cached_property
     def id(self) -> str:

@@ -11,12 +11,12 @@ against it, seconds per evaluation, and the supernet training's peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hwnas import jsonio
 from hwnas.evaluate.benchmark import format_table, run_evaluator_bench  # noqa: E402
 from hwnas.space import get_space  # noqa: E402
 
@@ -45,7 +45,7 @@ def main() -> None:
     if bench.supernet.get("peak_rss_mib"):
         print(f"supernet training: {bench.supernet['train_seconds']} s, peak RSS {bench.supernet['peak_rss_mib']} MiB")
     if a.json:
-        Path(a.json).write_text(json.dumps(bench.to_dict(), indent=1))
+        Path(a.json).write_text(jsonio.dumps(bench.to_dict(), indent=1))
         print(f"wrote {a.json}")
 
 

@@ -12,12 +12,12 @@ precise than it), and re-measures the LUT's drift reference before and after,
 printing the error corrected for the device's change of speed beside the raw one.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hwnas import jsonio
 from hwnas.fidelity import run_fidelity  # noqa: E402
 from hwnas.lut import LUT  # noqa: E402
 
@@ -41,7 +41,7 @@ def main() -> int:
                           drift=not args.no_drift)
     print(report.table())
     if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False))
+        args.json.write_text(jsonio.dumps(report.to_dict(), indent=1))
         print(f"wrote {args.json}")
     return 0
 

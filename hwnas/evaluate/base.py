@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
+from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.space import Arch
 
@@ -55,7 +55,7 @@ def create_evaluator(name: str, **options: Any) -> Evaluator:
 
 
 def config_key(evaluator: Evaluator) -> str:
-    blob = json.dumps({"name": evaluator.name, **evaluator.config()}, sort_keys=True, default=str)
+    blob = jsonio.dumps({"name": evaluator.name, **evaluator.config()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

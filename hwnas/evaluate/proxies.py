@@ -21,6 +21,13 @@ from hwnas.evaluate.data import Splits, load_data
 from hwnas.space import Arch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+# The score of a network with no signal at all (zero gradients, a singular kernel): log of the smallest
+# positive double. Below any real score, yet finite: scores go into strict JSON (no -Infinity there).
+NO_SIGNAL = math.log(5e-324)
+
+
+def _log(total: float) -> float:
+    return math.log(total) if total > 0 else NO_SIGNAL
 
 
 def _model(arch: Arch, seed: int) -> nn.Module:
@@ -47,7 +54,7 @@ def synflow(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     model.zero_grad()
     model(x).sum().backward()
     total = sum(float((p.detach() * p.grad).abs().sum()) for p in model.parameters() if p.grad is not None)
-    return math.log(total) if total > 0 else float("-inf")
+    return _log(total)
 
 
 def naswot(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
@@ -74,7 +81,7 @@ def naswot(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
         for h in handles:
             h.remove()
     sign, logdet = torch.linalg.slogdet(K)
-    return float(logdet) if float(sign) > 0 else float("-inf")
+    return float(logdet) if float(sign) > 0 else NO_SIGNAL
 
 
 def grad_norm(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
@@ -83,7 +90,7 @@ def grad_norm(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     model = _model(arch, seed).train()
     F.cross_entropy(model(batch[0]), batch[1]).backward()
     total = sum(float(w.grad.norm()) for w in _weights(model) if w.grad is not None)
-    return math.log(total) if total > 0 else float("-inf")
+    return _log(total)
 
 
 def snip(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
@@ -92,7 +99,7 @@ def snip(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     model = _model(arch, seed).train()
     F.cross_entropy(model(batch[0]), batch[1]).backward()
     total = sum(float((w.detach() * w.grad).abs().sum()) for w in _weights(model) if w.grad is not None)
-    return math.log(total) if total > 0 else float("-inf")
+    return _log(total)
 
 
 PROXIES: dict[str, tuple[Callable[..., float], bool]] = {  # name -> (function, needs data)
