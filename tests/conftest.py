@@ -37,16 +37,23 @@ def demo_lut_path(tmp_path_factory, demo, quick_policy) -> Path:
     return out
 
 
+CALIBRATED_LUT_STATE: dict = {}  # this process's affinity/threads around the build (test_process_state)
+
+
 @pytest.fixture(scope="session")
 def calibrated_lut_path(tmp_path_factory, demo, quick_policy) -> Path:
     """A complete ort-cpu LUT of the demo space at 24 px as users build it: isolated workers (pinned, 1 pass),
     calibration on 4 networks and the drift reference; short timing runs."""
     from profilers._host import auto_pin
 
+    import torch
+
     out = tmp_path_factory.mktemp("lut") / "demo-ort-cpu.json"
+    before = (os.sched_getaffinity(0), torch.get_num_threads())
     build_lut("ort-cpu", demo, out, resolutions=[24], calib_archs=4, progress=False, processes=1,
               profiler_options={"threads": 1, "pin_cpu": auto_pin(1), "policy": quick_policy},
               command="pytest fixture")
+    CALIBRATED_LUT_STATE.update(before=before, after=(os.sched_getaffinity(0), torch.get_num_threads()))
     return out
 
 

@@ -66,12 +66,13 @@ def test_build_lut_in_process_fresh_resumed_complete(unchanged, tmp_path, demo, 
 
 
 @needs_two_cpus
-@pytest.mark.slow
-def test_build_lut_isolated_with_calibration_and_reference(unchanged, tmp_path, demo, quick_policy):
-    out = tmp_path / "lut.json"
-    build_lut("ort-cpu", demo, out, resolutions=[24], profiler_options=_options(quick_policy), calib_archs=4,
-              progress=False, processes=1)
-    lut = LUT.load(out)
+def test_build_lut_isolated_with_calibration_and_reference(calibrated_lut_path):
+    """The shared fixture builds as users do (pinned workers, calibration, drift reference); it recorded
+    this process's affinity and threads before and after."""
+    from conftest import CALIBRATED_LUT_STATE
+
+    assert CALIBRATED_LUT_STATE["before"] == CALIBRATED_LUT_STATE["after"]
+    lut = LUT.load(calibrated_lut_path)
     assert lut.calibration["complete"] and lut.reference and len(lut.reference["best_ms"]) == 3
     assert lut.fingerprint["pinning"] == f"pinned to cpu {auto_pin(1)}"  # the workers were pinned, this process not
 
