@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sqlite3
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from hwnas.lut import LUT, atomic_write_text, now_iso
 from hwnas.predict import LatencyPredictor
 from hwnas.profiling import retry_while_noisy
 from hwnas.space import Arch, SearchSpace
-from hwnas.store import RunStore
+from hwnas.store import RunStore, StoreError
 from profilers._host import auto_pin
 
 OPSET = 17
@@ -72,15 +73,18 @@ def read_run(run_dir: str | Path) -> Run:
     if not db.is_file():
         raise FinalizeError(f"{path} is not a search run (no run.sqlite); give the --out directory of `hwnas search`")
     try:
-        store = RunStore(db)
+        store = RunStore(db, readonly=True)  # a reader never writes the run it reads
         try:
+            store.require_complete()
             config = store.get_meta("config")
             evaluator = (config or {}).get("evaluator")
             evals = store.evals(evaluator) if evaluator else {}
             commands = store.get_meta("commands") or []
         finally:
             store.close()
-    except Exception as e:  # StoreError, or sqlite3.DatabaseError on a damaged file
+    except StoreError as e:  # incomplete, empty, corrupt
+        raise FinalizeError(str(e)) from None
+    except (sqlite3.DatabaseError, ValueError) as e:  # damaged past its table list, or its JSON
         raise FinalizeError(f"{db}: the run store is corrupt or unreadable ({e}); run the search again") from None
     if not isinstance(config, dict) or "space" not in config or "lut" not in config:
         raise FinalizeError(f"{db} has no complete run configuration; the run directory is damaged")
