@@ -19,6 +19,28 @@ from profilers._host import auto_pin, peak_rss_mib
 SPACE = "demo"
 DATA = "digits"
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
+MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
+
+
+class DemoError(ValueError):
+    """The demo's --out is not a directory the demo may write to (or delete)."""
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    """Use only a directory the demo made (or a new or empty one, then marked as the demo's). ``force``
+    deletes it first; a directory with anyone else's files is refused, never deleted."""
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out {out} is a file; the demo needs a directory: choose another --out")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        why = ("--force deletes only a directory `hwnas demo` made" if force
+               else "the demo writes only into a directory it made")
+        raise DemoError(f"{out} holds files that `hwnas demo` did not make (no {MARKER} file in it); {why}: "
+                        f"choose another --out, or empty it yourself")
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / MARKER).is_file():
+        atomic_write_text(out / MARKER, "made by `hwnas demo`; `hwnas demo --force` deletes this directory\n")
 
 
 def lut_dirs() -> list[Path]:
@@ -64,9 +86,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
 
     start = time.perf_counter()
     out = Path(out)
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, force)
     space = get_space(SPACE)
     steps: dict[str, float] = {}
 
