@@ -57,16 +57,18 @@ def test_calibration_on_real_measurements(demo_lut_path, quick_policy, tmp_path)
 
 
 @pytest.mark.slow
-def test_isolated_measurement_matches_in_process_scale(demo, quick_policy):
-    """Fresh worker processes measure the same networks (same order of magnitude, all positive)."""
+def test_isolated_measurement_measures_every_network(demo, quick_policy):
+    """Fresh worker processes measure every network, like this process does. (Whether the two agree in
+    scale is a timing question for tools/bench_fidelity.py: a ratio of timings asserted here depends on
+    how busy the machine is.)"""
     from hwnas.measure import arch_measurer
 
     archs = [demo.sample(s) for s in range(3)]
     iso = arch_measurer("torch-cpu", {"policy": quick_policy}, processes=2)(archs)
     local = arch_measurer("torch-cpu", {"policy": quick_policy}, processes=0)(archs)
-    assert len(iso) == 3 and all(m.median_ms > 0 for m in iso)
-    for a, b in zip(iso, local):
-        assert 0.25 < a.median_ms / b.median_ms < 4
+    for measured in (iso, local):
+        assert len(measured) == 3
+        assert all(m.median_ms > 0 and m.p10_ms <= m.median_ms <= m.p90_ms and m.n >= 5 for m in measured)
 
 
 def _calibration(path) -> dict:
