@@ -78,19 +78,34 @@ def choose_model(features: np.ndarray, measured: np.ndarray) -> tuple[str, np.nd
     return best, fit(features, measured, best), scores
 
 
+# Whole networks measured per call of the measurer, the LUT saved after each call. In fresh processes a
+# batch costs a process start per pass, so 10 (the measurer's own chunk) keeps the process count of one
+# call for all; in this process every network is saved as it comes.
+SAVE_EVERY = 10
+
+
+def resumable_rows(lut: LUT, archs: Sequence[Arch], seed: int) -> dict[str, dict[str, Any]]:
+    """Rows of an earlier (maybe killed) calibration that this one would measure again: same seed, same archs."""
+    prev = lut.calibration or {}
+    if prev.get("seed") != seed:
+        return {}
+    wanted = {a.id for a in archs}
+    return {r["arch_id"]: r for r in prev.get("data", []) if r.get("arch_id") in wanted}
+
+
 def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs: int = 30, seed: int = 0,
                   resolutions: Sequence[int] | None = None, progress: bool = True, save: bool = True,
                   processes: int = 2) -> dict[str, Any]:
     """Measure ``n_archs`` whole networks, fit, store in ``lut.calibration``.
 
     Each network is measured in ``processes`` fresh processes and keeps its lowest median (0: in
-    this process). Networks already measured with the same seed are kept (resume).
+    this process). Measurements are saved into the LUT as they come (``save``), and networks already
+    measured with the same seed are kept: a killed calibration resumes where it stopped.
     """
     space = lut.search_space()
     predictor = LatencyPredictor(lut, space, calibrated=False)
     archs = sample_archs(space, n_archs, seed, resolutions)
-    prev = lut.calibration or {}
-    rows = {r["arch_id"]: r for r in prev.get("data", []) if prev.get("seed") == seed}
+    rows = resumable_rows(lut, archs, seed)
     calib: dict[str, Any] = {"seed": seed, "n_archs": n_archs, "processes": processes, "features": list(FEATURES),
                              "data": list(rows.values()), "complete": False}
     lut.calibration = calib
@@ -98,12 +113,18 @@ def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs
     passes = max(1, processes)
     bar = tqdm(desc=f"calibrating {lut.profiler} ({len(todo)} whole networks x {passes} process(es))", unit="net",
                total=len(todo) * passes, disable=not progress, dynamic_ncols=True)
-    measured = arch_measurer(profiler_name, options, processes, bar)(todo)
-    bar.close()
-    feats = predictor.features_many(todo) if todo else []
-    for arch, f, m in zip(todo, feats, measured):
-        calib["data"].append({"arch_id": arch.id, "arch": arch.to_dict(), "features": [round(float(v), 6) for v in f],
-                              "measured": m.to_dict()})
+    measure = arch_measurer(profiler_name, options, processes, bar)
+    step = SAVE_EVERY if processes > 0 else 1
+    try:
+        for i in range(0, len(todo), step):
+            batch = todo[i:i + step]
+            for arch, f, m in zip(batch, predictor.features_many(batch), measure(batch)):
+                calib["data"].append({"arch_id": arch.id, "arch": arch.to_dict(),
+                                      "features": [round(float(v), 6) for v in f], "measured": m.to_dict()})
+            if save:
+                lut.save()
+    finally:
+        bar.close()
     F = np.array([r["features"] for r in calib["data"]], dtype=float)
     y = np.array([r["measured"]["median_ms"] for r in calib["data"]], dtype=float)
     model, coef, scores = choose_model(F, y)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from hwnas import jsonio
 from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
 from profilers._host import auto_pin, peak_rss_mib
 
@@ -20,6 +21,28 @@ SPACE = "demo"
 DATA = "digits"
 IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": behave as on a device no shipped LUT matches
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
+MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
+
+
+class DemoError(ValueError):
+    """The demo's --out is not a directory the demo may write to (or delete)."""
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    """Use only a directory the demo made (or a new or empty one, then marked as the demo's). ``force``
+    deletes it first; a directory with anyone else's files is refused, never deleted."""
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out {out} is a file; the demo needs a directory: choose another --out")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        why = ("--force deletes only a directory `hwnas demo` made" if force
+               else "the demo writes only into a directory it made")
+        raise DemoError(f"{out} holds files that `hwnas demo` did not make (no {MARKER} file in it); {why}: "
+                        f"choose another --out, or empty it yourself")
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / MARKER).is_file():
+        atomic_write_text(out / MARKER, "made by `hwnas demo`; `hwnas demo --force` deletes this directory\n")
 
 
 def lut_dirs() -> list[Path]:
@@ -73,9 +96,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
 
     start = time.perf_counter()
     out = Path(out)
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, force)
     space = get_space(SPACE)
     steps: dict[str, float] = {}
 
@@ -149,7 +170,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         "peak_rss_mib": round(peak_rss_mib(children=True), 1),
         "command": command or " ".join(sys.argv),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "summary.json", jsonio.dumps(summary, indent=1))
     log("")
     log(f"front: {summary['front_size']} archs; pick {summary['pick']}: test accuracy {summary['test_accuracy']:.2f} %")
     fixed = lat.get("prediction_error_drift_corrected_pct")

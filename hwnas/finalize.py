@@ -9,28 +9,33 @@ settings -> a PASS/FAIL verdict against the budget, and the bundle on disk.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
+import sqlite3
 import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from hwnas import jsonio
 from hwnas.errors import CheckFailed, InputError
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.supernet import CheckpointError, accuracy, load_supernet, recalibrate_bn
 from hwnas.evaluate.train import train_arch
-from hwnas.lut import LUT, atomic_write_text, now_iso
+from hwnas.lut import LUT, atomic_write_text, current_umask, fsync_dir, now_iso
 from hwnas.predict import LatencyPredictor
 from hwnas.profiling import retry_while_noisy
 from hwnas.space import Arch, SearchSpace
-from hwnas.store import RunStore
+from hwnas.store import RunStore, StoreError
 
 OPSET = 17
 PARITY_ATOL = 1e-4
@@ -72,15 +77,18 @@ def read_run(run_dir: str | Path) -> Run:
     if not db.is_file():
         raise FinalizeError(f"{path} is not a search run (no run.sqlite); give the --out directory of `hwnas search`")
     try:
-        store = RunStore(db)
+        store = RunStore(db, readonly=True)  # a reader never writes the run it reads
         try:
+            store.require_complete()
             config = store.get_meta("config")
             evaluator = (config or {}).get("evaluator")
             evals = store.evals(evaluator) if evaluator else {}
             commands = store.get_meta("commands") or []
         finally:
             store.close()
-    except Exception as e:  # StoreError, or sqlite3.DatabaseError on a damaged file
+    except StoreError as e:  # incomplete, empty, corrupt
+        raise FinalizeError(str(e)) from None
+    except (sqlite3.DatabaseError, ValueError) as e:  # damaged past its table list, or its JSON
         raise FinalizeError(f"{db}: the run store is corrupt or unreadable ({e}); run the search again") from None
     if not isinstance(config, dict) or "space" not in config or "lut" not in config:
         raise FinalizeError(f"{db} has no complete run configuration; the run directory is damaged")
@@ -249,10 +257,11 @@ def quantize_int8(onnx_path: Path, out_path: Path, splits: Splits, arch: Arch, n
 
 # -- measuring ------------------------------------------------------------------------------
 def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module, arch: Arch,
-                     processes: int) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+                     processes: int, shown_as: Path | None = None) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
     """Measure with the LUT's profiler and settings; ORT profilers time the file, torch ones the module.
 
-    Returns (measurement, what was timed, fingerprint fields differing from the LUT's, this fingerprint)."""
+    Returns (measurement, what was timed, fingerprint fields differing from the LUT's, this fingerprint);
+    what was timed names ``shown_as`` (where the file will be) when given."""
     from hwnas.isolate import measure_isolated
     from hwnas.measure import lut_profiler_options, profiler_for, warn_if_foreign
 
@@ -261,7 +270,7 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
                 else _named_profiler(profiler_name, lut, **options))
     diff = warn_if_foreign(lut, profiler)
     if hasattr(profiler, "measure_onnx"):
-        what = str(path)
+        what = str(shown_as or path)
         if processes > 0:
             m = _calm(lambda n: measure_isolated(profiler_name, options, "file", [str(path)], passes=n)[0], processes)
         else:
@@ -317,31 +326,105 @@ def _named_profiler(name: str, lut: LUT, **options: Any):
     return p
 
 
+# -- the bundle directory ----------------------------------------------------------------------
+REPORT_FORMAT = "hwnas-finalize-report"
+
+
+def is_bundle(path: Path) -> bool:
+    """A directory ``hwnas finalize`` made (its report.json says so)."""
+    try:
+        return json.loads((path / "report.json").read_text()).get("format") == REPORT_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse before any work. --force replaces a bundle as a whole, so it must be one: anything
+    else in --out is the user's, not ours to delete."""
+    if out.exists() and not out.is_dir():
+        raise FinalizeError(f"--out {out} is a file; a bundle is a directory: choose another --out")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not force:
+        raise FinalizeError(f"{out} already holds files; choose another --out, or add --force to replace the bundle")
+    if not is_bundle(out):
+        raise FinalizeError(f"{out} holds files but no finalize bundle (no hwnas report.json); --force replaces "
+                            f"only a bundle made by `hwnas finalize`: choose another --out, or empty it yourself")
+
+
+@contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """A new directory beside ``out`` (same file system, so publishing is a rename), with the mode a
+    plain mkdir would give; removed unless :func:`publish` moved it into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        stage.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(stage: Path, out: Path) -> None:
+    """Put the finished bundle at ``out`` with one rename. An old bundle is renamed aside first and deleted
+    only once the new one is in place; if the second rename fails, the old one is put back."""
+    for f in stage.iterdir():
+        _fsync_file(f)
+    fsync_dir(stage)
+    old = None
+    if out.exists() and any(out.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.replace(out, old)  # onto the empty directory mkdtemp made
+    try:
+        os.replace(stage, out)  # onto nothing, or an empty directory
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
 # -- the whole path ---------------------------------------------------------------------------
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not force:
-        raise FinalizeError(f"{out} already holds files; choose another --out, or add --force to overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_epochs: int = 0,
              int8: bool = False, profiler: str | None = None, force: bool = False, processes: int = 2,
              checkpoint: str | Path | None = None, data: str | None = None, lut: str | Path | None = None,
-             parity_images: int = 64, seed: int = 0, command: str | None = None,
+             parity_images: int = 64, parity_atol: float = PARITY_ATOL, seed: int = 0, command: str | None = None,
              log: Any = print) -> dict[str, Any]:
-    from hwnas import __version__
-
+    """Build the bundle in a directory beside ``out`` and move it into place only when every step and
+    check passed: a failure (parity, a measurement, Ctrl-C) leaves the old bundle, or nothing."""
     start = time.perf_counter()
     run = read_run(run_dir)
     record = pick_record(run, pick)
-    space = run.space
-    arch = space.arch_from_dict(record["arch"], source=f"arch {record['arch_id']}")
+    arch = run.space.arch_from_dict(record["arch"], source=f"arch {record['arch_id']}")
     lut_obj = resolve_lut(run, lut)
-    profiler_name = profiler or lut_obj.profiler
     out = Path(out)
-    prepare_out(out, force)
+    check_out(out, force)
     log(f"finalizing arch {arch.id} (resolution {arch.resolution}, depths {list(arch.depths)}) from {run.path}")
+    with staging_dir(out) as stage:
+        report = build_bundle(run, record, arch, lut_obj, stage, out, pick=pick, finetune_epochs=finetune_epochs,
+                              int8=int8, profiler_name=profiler or lut_obj.profiler, processes=processes,
+                              checkpoint=checkpoint, data=data, parity_images=parity_images,
+                              parity_atol=parity_atol, seed=seed, command=command, log=log, start=start)
+        publish(stage, out)
+    return report
 
+
+def build_bundle(run: Run, record: dict[str, Any], arch: Arch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
+                 finetune_epochs: int, int8: bool, profiler_name: str, processes: int,
+                 checkpoint: str | Path | None, data: str | None, parity_images: int, parity_atol: float,
+                 seed: int, command: str | None, log: Any, start: float) -> dict[str, Any]:
+    """Every file of the bundle into ``stage`` (paths in the report name ``out``, where it will be)."""
+    from hwnas import __version__
+
+    space = run.space
     model, splits, weights = inherited_model(run, arch, checkpoint, None, data, seed)
     ch = space.in_channels
     acc: dict[str, Any] = {"search_score": record["accuracy"], "evaluator": run.config.get("evaluator")}
@@ -358,19 +441,20 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     log(f"accuracy: val {acc.get('val_finetuned', acc['val_inherited']):.2f} %, test {acc['test']:.2f} % "
         f"({len(splits.test)} held-out images)")
 
-    onnx_path = out / "model.onnx"
+    onnx_path = stage / "model.onnx"
     export_info = export(model, arch, onnx_path)
     x_val, _ = splits.tensors("val", arch.resolution, ch)
-    parity = check_parity(model, onnx_path, x_val[:parity_images])
+    parity = check_parity(model, onnx_path, x_val[:parity_images], parity_atol)
     log(f"ONNX: checker and shape inference passed; parity on {parity['images']} validation images: "
         f"max |diff| {parity['max_abs_diff']:.2e}, top-1 agrees on all")
     acc["onnx_test"] = onnx_accuracy(onnx_path, splits, "test", arch)
-    ort_path = to_ort_format(onnx_path, out)
+    ort_path = to_ort_format(onnx_path, stage)
 
     predicted = LatencyPredictor(lut_obj, space).predict(arch) if profiler_name == lut_obj.profiler else None
     measured_on = ort_path if profiler_name == "ort-mobile" else onnx_path
     log(f"measuring {measured_on.name} with {profiler_name} ({max(processes, 1)} process(es)) ...")
-    m, what, diff, fingerprint_here = measure_artifact(lut_obj, profiler_name, measured_on, model, arch, processes)
+    m, what, diff, fingerprint_here = measure_artifact(lut_obj, profiler_name, measured_on, model, arch, processes,
+                                                       shown_as=out / measured_on.name)
     budget = run.budget_ms
     verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")  # raw, never corrected
     latency = {"profiler": profiler_name, "measured_file": what, "measured": m.to_dict(),
@@ -381,7 +465,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
 
     quant = None
     if int8:
-        q_path = out / "model.int8.onnx"
+        q_path = stage / "model.int8.onnx"
         quant = quantize_int8(onnx_path, q_path, splits, arch)
         quant["test_accuracy"] = onnx_accuracy(q_path, splits, "test", arch)
         quant["fp32_test_accuracy"] = acc["onnx_test"]
@@ -397,12 +481,12 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
 
     layers = arch.layers()
     report = {
-        "format": "hwnas-finalize-report", "version": 1, "created": now_iso(),
+        "format": REPORT_FORMAT, "version": 1, "created": now_iso(),
         "run": str(run.path.resolve()), "pick": pick, "arch_id": arch.id, "arch": arch.to_dict(),
         "params_m": sum(d.params for d in layers) / 1e6, "macs_m": sum(d.macs for d in layers) / 1e6,
         "weights": weights, "data": splits.config(), "accuracy": acc, "onnx": export_info, "parity": parity,
         "latency": latency, "int8": quant,
-        "files": sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")),
+        "files": _files(stage),
         "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint},
         "fingerprint_here": fingerprint_here,
         "versions": {"hwnas": __version__, "python": platform.python_version(), "torch": torch.__version__,
@@ -411,10 +495,14 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     }
     from hwnas.report import write_bundle_report
 
-    write_bundle_report(report, run, out)
-    report["files"] = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
-    atomic_write_text(out / "report.json", json.dumps(report, indent=1, default=str))
+    write_bundle_report(report, run, stage)
+    report["files"] = _files(stage)
+    atomic_write_text(stage / "report.json", jsonio.dumps(report, indent=1, default=str))
     return report
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def _versions() -> dict[str, str]:

@@ -4,15 +4,24 @@ Every evaluated architecture is written as soon as it is evaluated; a
 generation (its members, the strategy's state, the hypervolume) is committed
 in one transaction. After ``kill -9``, resuming restores the strategy from the
 last committed generation and re-uses every stored evaluation, so the run ends
-with the same front as an uninterrupted one.
+with the same front as an uninterrupted one. A run whose search finished carries a
+``complete`` marker; readers (finalize, report) open the file read-only and refuse
+a run without it.
+
+One search at a time writes a run directory: :class:`RunLock` is an exclusive
+``flock`` on ``run.lock``, held for the search's whole life and dropped by the OS
+when the process ends, however it ends.
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterable
 
+from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.lut import now_iso
 
@@ -30,27 +39,53 @@ CREATE TABLE IF NOT EXISTS generations (
     best_feasible_accuracy REAL, evaluations INTEGER NOT NULL, finished TEXT NOT NULL);
 """
 RECORD_FIELDS = ("accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers")
+TABLES = ("meta", "evals", "members", "generations")
+INCOMPLETE = "incomplete run: rerun the search with --resume"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+    fcntl = None  # type: ignore[assignment]
 
 
 class StoreError(InputError):
     """A run directory's store is missing, corrupt or belongs to another configuration."""
 
 
+class IncompleteRunError(StoreError):
+    """The run's search has not finished (killed, interrupted or still running)."""
+
+
 class RunStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, readonly: bool = False):
+        """``readonly``: for readers (finalize, report), which must never change the run they read."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a usable run store ({e}); it may be corrupt. "
-                             f"Start a new run with another --out") from None
+        self.db = _connect_readonly(self.path) if readonly else _connect(self.path)
 
     def close(self) -> None:
         self.db.close()
+
+    # -- completion ----------------------------------------------------------
+    def mark_incomplete(self) -> None:
+        """A search is (again) writing the run: readers must wait for :meth:`mark_complete`."""
+        with self.db:
+            self.db.execute("DELETE FROM meta WHERE key='complete'")
+
+    def mark_complete(self, info: dict[str, Any]) -> None:
+        """The search finished and wrote its outputs. The file then leaves WAL mode, so it is one plain file
+        again and a read-only reader creates no -wal/-shm files beside it."""
+        self.set_meta("complete", {**info, "finished": now_iso()})
+        try:
+            self.db.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError:
+            pass  # a reader has it open; WAL is as safe, only less tidy
+
+    def require_complete(self) -> dict[str, Any]:
+        info = self.get_meta("complete")
+        if not info:
+            raise IncompleteRunError(f"{self.path.parent}: {INCOMPLETE} (its search was stopped before the end, "
+                                     f"or is still running)")
+        return info
 
     # -- meta ----------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -59,11 +94,11 @@ class RunStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, jsonio.dumps(value, sort_keys=True)))
 
     # -- evaluations ---------------------------------------------------------
     def add_evals(self, evaluator: str, records: Iterable[dict[str, Any]]) -> None:
-        rows = [(r["arch_id"], evaluator, json.dumps(r["arch"], sort_keys=True), *(r[f] for f in RECORD_FIELDS),
+        rows = [(r["arch_id"], evaluator, jsonio.dumps(r["arch"], sort_keys=True), *(r[f] for f in RECORD_FIELDS),
                  now_iso()) for r in records]
         with self.db:
             self.db.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
@@ -83,7 +118,7 @@ class RunStore:
             self.db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?,?)",
                                 [(generation, aid, strategy, v) for aid, v in members])
             self.db.execute("INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?)",
-                            (generation, json.dumps(state), hypervolume, best_acc, evaluations, now_iso()))
+                            (generation, jsonio.dumps(state), hypervolume, best_acc, evaluations, now_iso()))
 
     def last_generation(self) -> tuple[int, dict[str, Any]] | None:
         row = self.db.execute("SELECT generation, strategy_state FROM generations ORDER BY generation DESC LIMIT 1"
@@ -101,3 +136,79 @@ class RunStore:
         cur = self.db.execute("SELECT DISTINCT arch_id FROM members m JOIN generations g USING (generation) "
                               "ORDER BY generation, arch_id")
         return [r[0] for r in cur]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: not a usable run store ({e}); it may be corrupt. "
+                         f"Start a new run with another --out") from None
+    return db
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """``mode=ro``: SQLite can neither create the file nor write to it (a plain connect turned a zero-byte
+    run.sqlite into a 32 KB empty store)."""
+    if not path.is_file():
+        raise StoreError(f"{path} does not exist; give the --out directory of `hwnas search`")
+    if path.stat().st_size == 0:
+        raise IncompleteRunError(f"{path} is empty (0 bytes): the search was stopped before it saved anything; "
+                                 f"{INCOMPLETE}")
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: the run store is corrupt or unreadable ({e}); "
+                         f"run the search again with another --out") from None
+    missing = [t for t in TABLES if t not in tables]
+    if missing:
+        db.close()
+        raise StoreError(f"{path}: not an hwnas run store (no table(s) {missing}); "
+                         f"give the --out directory of `hwnas search`")
+    return db
+
+
+class RunLock:
+    """Exclusive right to write one run directory, held for a search's whole life.
+
+    A second search on the same run would interleave generations (or stop on "database is locked");
+    it is refused at once instead. ``flock`` is released by the OS when the holder exits or is
+    killed, so a crashed search never leaves a lock that blocks ``--resume``.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / "run.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise StoreError(f"another search is running on {self.path.parent} (pid {holder} holds "
+                                 f"{self.path.name}); wait for it to finish, or stop it and then add --resume"
+                                 ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # after the lock is ours: a reader of the pid sees the holder
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the last descriptor drops the flock
+            self.fd = None

@@ -1,9 +1,18 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 from hwnas.calibrate import MODELS, calibrate_lut, choose_model, fit, sample_archs
 from hwnas.lut import LUT
 from hwnas.predict import LatencyPredictor
+
+from conftest import ROOT
 
 
 def test_fit_recovers_a_known_linear_model():
@@ -48,13 +57,52 @@ def test_calibration_on_real_measurements(demo_lut_path, quick_policy, tmp_path)
 
 
 @pytest.mark.slow
-def test_isolated_measurement_matches_in_process_scale(demo, quick_policy):
-    """Fresh worker processes measure the same networks (same order of magnitude, all positive)."""
+def test_isolated_measurement_measures_every_network(demo, quick_policy):
+    """Fresh worker processes measure every network, like this process does. (Whether the two agree in
+    scale is a timing question for tools/bench_fidelity.py: a ratio of timings asserted here depends on
+    how busy the machine is.)"""
     from hwnas.measure import arch_measurer
 
     archs = [demo.sample(s) for s in range(3)]
     iso = arch_measurer("torch-cpu", {"policy": quick_policy}, processes=2)(archs)
     local = arch_measurer("torch-cpu", {"policy": quick_policy}, processes=0)(archs)
-    assert len(iso) == 3 and all(m.median_ms > 0 for m in iso)
-    for a, b in zip(iso, local):
-        assert 0.25 < a.median_ms / b.median_ms < 4
+    for measured in (iso, local):
+        assert len(measured) == 3
+        assert all(m.median_ms > 0 and m.p10_ms <= m.median_ms <= m.p90_ms and m.n >= 5 for m in measured)
+
+
+def _calibration(path) -> dict:
+    """The calibration as last saved; {} while the file is being replaced or has none yet."""
+    try:
+        return json.loads(path.read_text()).get("calibration") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+@pytest.mark.slow
+def test_calibration_killed_part_way_resumes_what_it_saved(demo_lut_path, tmp_path):
+    """kill -9 once 3 networks are known to be saved; the same command keeps them and measures the rest."""
+    out = tmp_path / "lut.json"
+    out.write_bytes(demo_lut_path.read_bytes())  # every block measured, no calibration yet
+    n = 40
+    cmd = [sys.executable, "-m", "hwnas.cli", "profile", "--profiler", "torch-cpu", "--space", "demo",
+           "--resolutions", "24", "--quick", "--processes", "0", "--pin-cpu", "none", "--calib-archs", str(n),
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    deadline = time.monotonic() + 300  # a safety net only: the kill waits for the saved state
+    while len(_calibration(out).get("data", [])) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no calibration network was saved"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = _calibration(out)
+    assert not saved["complete"] and 3 <= len(saved["data"]) < n, "the calibration should have been killed part-way"
+    LUT.load(out)  # what the killed process left is a valid LUT
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    calib = LUT.load(out).calibration
+    assert calib["complete"] and len(calib["data"]) == n
+    kept = {r["arch_id"]: r["measured"] for r in calib["data"]}
+    # no two measurements are identical: equal rows were reused, not measured again
+    assert all(kept[r["arch_id"]] == r["measured"] for r in saved["data"])

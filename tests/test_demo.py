@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from hwnas.demo import matching_lut
+from hwnas.demo import MARKER, DemoError, matching_lut, prepare_out
 
 
 def test_matching_lut_does_not_pin_this_process():
@@ -15,6 +15,34 @@ def test_matching_lut_does_not_pin_this_process():
     path, notes = matching_lut("ort-cpu")
     assert os.sched_getaffinity(0) == before
     assert path is not None or notes  # either a match, or the reasons there is none
+
+
+def test_force_deletes_only_a_directory_the_demo_made(tmp_path):
+    out = tmp_path / "demo"
+    prepare_out(out, force=False)  # a new directory: the demo's from now on
+    assert (out / MARKER).is_file()
+    (out / "supernet.pt").write_bytes(b"an earlier demo's checkpoint")
+    prepare_out(out, force=False)  # run again: resumes, keeps what is there
+    assert (out / "supernet.pt").is_file()
+    prepare_out(out, force=True)  # start over
+    assert sorted(p.name for p in out.iterdir()) == [MARKER]
+
+
+@pytest.mark.parametrize("force", [True, False], ids=["force", "no-force"])
+def test_a_directory_the_demo_did_not_make_is_refused(tmp_path, force):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(DemoError, match=f"did not make \\(no {MARKER} file in it\\).*choose another --out"):
+        prepare_out(home, force=force)
+    assert [p.name for p in home.iterdir()] == ["thesis.tex"]
+
+
+def test_demo_force_on_a_foreign_directory_exits_2(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = run_cli("demo", "--out", str(tmp_path), "--force")
+    assert r.returncode == 2 and "--force deletes only a directory `hwnas demo` made" in r.stderr, r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.slow
@@ -48,6 +76,7 @@ def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(tmp_pa
     lat = json.loads((out / "final" / "report.json").read_text())["latency"]
     assert lat["drift"]["source"] == "reference" and "corrected for drift" in stdout  # the LUT built here has one
     assert lat["prediction_error_drift_corrected_pct"] is not None
+    assert (out / MARKER).is_file()
     # run again, as a user would: nothing is built, trained or searched twice, and the pick is the same
     r2 = run_cli(*args, timeout=900)
     assert r2.returncode in (0, 1), r2.stderr[-3000:]  # the verdict is measured afresh: near the budget it may flip

@@ -1,6 +1,7 @@
 import json
+import os
 import shutil
-import sqlite3
+import stat
 
 import numpy as np
 import onnx
@@ -68,8 +69,16 @@ def test_ort_file_runs_and_matches(bundle):
     assert np.abs(a - b).max() < 1e-4
 
 
+def _store_state(run_dir):
+    db = run_dir / "run.sqlite"
+    return db.read_bytes(), db.stat().st_mtime_ns, sorted(p.name for p in run_dir.iterdir())
+
+
 def test_torch_profiler_measures_the_module(tiny_run, tmp_path):
+    before = _store_state(tiny_run)
     r = finalize(tiny_run, tmp_path / "t", processes=0, log=lambda s: None)
+    assert _store_state(tiny_run) == before  # the run store is read, never written (no -wal/-shm either)
+    assert r["latency"]["measured_file"].startswith("the PyTorch module")
     lat = r["latency"]
     assert lat["profiler"] == "torch-cpu" and lat["predicted_ms"] is not None and not lat["fingerprint_diff"]
     assert "PyTorch module" in lat["measured_file"]
@@ -78,12 +87,47 @@ def test_torch_profiler_measures_the_module(tiny_run, tmp_path):
                                                         / lat["measured"]["median_ms"] * 100, abs=1e-2)
 
 
+def _tree(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
 def test_output_is_not_overwritten_without_force(bundle, tiny_run):
     out, _ = bundle
-    before = (out / "report.json").read_bytes()
+    before = _tree(out)
     with pytest.raises(FinalizeError, match="already holds files.*--force"):
         finalize(tiny_run, out, processes=0, log=lambda s: None)
-    assert (out / "report.json").read_bytes() == before
+    assert _tree(out) == before
+
+
+def test_force_replaces_only_a_bundle(tiny_run, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a bundle")
+    with pytest.raises(FinalizeError, match="no finalize bundle.*--force replaces only a bundle"):
+        finalize(tiny_run, mine, force=True, processes=0, log=lambda s: None)
+    assert _tree(mine) == {"notes.txt": b"not a bundle"}
+
+
+def test_a_failed_check_leaves_the_old_bundle_and_no_partial_one(bundle, tiny_run):
+    out, _ = bundle
+    before = _tree(out)
+    with pytest.raises(ParityError, match="nothing was written as a final model"):  # a tolerance nothing meets
+        finalize(tiny_run, out, force=True, processes=0, parity_atol=-1.0, log=lambda s: None)
+    assert _tree(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no staging directory left beside it
+
+
+def test_force_replaces_the_bundle_as_a_whole(tiny_run, tmp_path):
+    out = tmp_path / "b"
+    first = finalize(tiny_run, out, processes=0, log=lambda s: None)
+    (out / "stale.onnx").write_bytes(b"from an older finalize")
+    again = finalize(tiny_run, out, force=True, processes=0, log=lambda s: None)
+    assert "stale.onnx" not in _tree(out) and set(again["files"]) == set(first["files"])
+    assert json.loads((out / "report.json").read_text())["created"] == again["created"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
 
 
 def test_bad_runs_give_clear_errors(tiny_run, tmp_path):
@@ -99,6 +143,10 @@ def test_bad_runs_give_clear_errors(tiny_run, tmp_path):
         f.unlink()
     with pytest.raises(FinalizeError, match="corrupt or unreadable"):
         read_run(broken)
+    (broken / "run.sqlite").write_bytes(b"")  # what a search killed as it created the file leaves
+    with pytest.raises(FinalizeError, match=r"empty \(0 bytes\).*incomplete run: rerun the search with --resume"):
+        read_run(broken)
+    assert (broken / "run.sqlite").stat().st_size == 0
     with pytest.raises(FinalizeError, match="arch 'ffffffffffff' is not in run"):
         finalize(tiny_run, tmp_path / "x", pick="ffffffffffff", processes=0, log=lambda s: None)
     assert not (tmp_path / "x").exists()

@@ -50,6 +50,14 @@ def test_corrupt_output_is_not_overwritten_without_force(demo, tmp_path):
     assert out.read_text() == "{ broken"
 
 
+def _entries(path) -> dict:
+    """The entries as last saved; {} before the first save (the file is replaced atomically, never half)."""
+    try:
+        return json.loads(path.read_text())["entries"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_resume_after_interruption(tmp_path, sig):
@@ -60,21 +68,18 @@ def test_resume_after_interruption(tmp_path, sig):
     # a shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: undo that
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 120
-    partial = 0
-    while time.time() < deadline:
-        time.sleep(0.3)
-        try:
-            partial = len(json.loads(out.read_text())["entries"])
-        except (OSError, ValueError):
-            continue
-        if partial >= 5:
-            break
+    deadline = time.monotonic() + 300  # a safety net only: the signal waits for the saved state
+    while len(_entries(out)) < 5:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no block was saved"
+        time.sleep(0.02)
     os.kill(proc.pid, sig)
     rc = proc.wait(timeout=60)
     if sig == signal.SIGINT:
         assert rc == 130 and b"run the same command again to resume" in proc.stderr.read()
-    assert 5 <= partial and not all(e.get("passes") == 2 for e in json.loads(out.read_text())["entries"].values()), \
+    entries = _entries(out)
+    partial = len(entries)
+    assert partial >= 5 and not all(e.get("passes") == 2 for e in entries.values()), \
         "the build should have been killed part-way"
     LUT.load(out)  # the file left by the killed process is valid
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -1,5 +1,4 @@
 import math
-import time
 
 import pytest
 
@@ -9,15 +8,12 @@ from hwnas.evaluate.proxies import PROXIES, synflow
 
 
 @pytest.mark.parametrize("proxy", sorted(PROXIES))
-def test_proxy_is_finite_seeded_and_under_a_second(demo, proxy):
+def test_proxy_is_finite_and_seeded(demo, proxy):
+    """(How long a proxy takes is in tests/benchmarks/test_bench_proxies.py, not asserted here.)"""
     ev = create_evaluator(f"proxy:{proxy}", seed=0)
     archs = [demo.sample(0), demo.largest()]
-    ev.evaluate(archs[:1])  # warm (data loading, first-call allocations)
-    t = time.perf_counter()
     scores = ev.evaluate(archs)
-    per_arch = (time.perf_counter() - t) / len(archs)
     assert all(math.isfinite(s) for s in scores)
-    assert per_arch < 1.0, f"{proxy} took {per_arch:.2f} s per demo arch"
     assert create_evaluator(f"proxy:{proxy}", seed=0).evaluate(archs) == scores
     assert create_evaluator(f"proxy:{proxy}", seed=1).evaluate(archs) != scores
     assert scores[0] != scores[1]
@@ -36,3 +32,10 @@ def test_synflow_prefers_the_bigger_network(demo):
 def test_unknown_proxy():
     with pytest.raises(EvaluatorError, match="unknown evaluator 'proxy:zen'"):
         create_evaluator("proxy:zen")
+
+
+def test_a_misspelt_option_is_refused_not_dropped():
+    """synflow ignores the data options; a typo must not be ignored with them."""
+    with pytest.raises(TypeError, match=r"proxy:synflow takes no option\(s\) \['sed'\]"):
+        create_evaluator("proxy:synflow", sed=1)
+    assert create_evaluator("proxy:synflow", data="digits", seed=2).config()["seed"] == 2

@@ -6,12 +6,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from hwnas.search import Constraints, InfeasibleBudgetError, run_search
 from hwnas.store import StoreError
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 
 def _search(lut, out, **kw):
@@ -46,8 +47,10 @@ def test_budget_constraint_is_respected(demo_lut_path, tmp_path):
 
     lut = LUT.load(demo_lut_path)
     space = replace(lut.search_space(), resolutions=covered_resolutions(lut, lut.search_space()))
-    _, fastest = LatencyPredictor(lut, space).fastest()
-    budget = fastest * 1.3
+    predictor = LatencyPredictor(lut, space)
+    _, fastest = predictor.fastest()
+    # half way up the space's range: 1.3x the fastest left no arch feasible on some quick LUTs
+    budget = fastest + (predictor.predict(space.largest()) - fastest) / 2
     r = _search(demo_lut_path, tmp_path / "r", constraints=Constraints(budget_ms=budget), generations=4)
     assert r.front and all(x["latency_ms"] <= budget for x in r.front)
 
@@ -56,6 +59,56 @@ def test_infeasible_budget_stops_before_searching(demo_lut_path, tmp_path):
     with pytest.raises(InfeasibleBudgetError, match=r"below the fastest architecture this space allows: [\d.]+ ms"):
         _search(demo_lut_path, tmp_path / "x", constraints=Constraints(budget_ms=1e-6))
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("bad, error", [
+    (dict(population=1), "population must be an integer >= 2"),
+    (dict(generations=0), "generations must be an integer >= 1"),
+    (dict(workers=0), "workers must be an integer >= 1"),
+    (dict(strategy="nsga3"), "unknown strategy 'nsga3'"),
+    (dict(objectives=("accuracy", "flops")), "objectives must include accuracy and latency_ms"),
+    (dict(evaluator="proxy:zen"), "unknown evaluator 'proxy:zen'"),
+    (dict(evaluator_options={"sed": 1}), r"proxy:synflow takes no option\(s\) \['sed'\]"),
+    (dict(evaluator="train", evaluator_options={"epochs": 1}), "--evaluator train: its options"),
+    (dict(constraints=Constraints(max_params_m=0)), "max-params-m must be > 0"),
+], ids=lambda v: str(v)[:30] if isinstance(v, dict) else None)
+def test_a_bad_argument_leaves_no_out_dir_and_the_same_out_then_works(demo_lut_path, tmp_path, bad, error):
+    out = tmp_path / "runs" / "r"
+    with pytest.raises((ValueError, KeyError), match=error):
+        _search(demo_lut_path, out, **bad)
+    assert not (tmp_path / "runs").exists()
+    assert _search(demo_lut_path, out, generations=1).evaluations == 8
+
+
+def test_a_new_run_failing_in_its_first_generation_is_removed(demo_lut_path, tiny_data, tmp_path):
+    """Data that does not fit the space is found only when the first arch is scored: nothing to resume."""
+    from hwnas.evaluate.data import DataError
+
+    blob = np.load(tiny_data)
+    twelve_classes = tmp_path / "twelve-classes.npz"
+    np.savez(twelve_classes, x=blob["x"], y=np.where(blob["y"] < 2, blob["y"] + 10, blob["y"]))
+    out = tmp_path / "r"
+    with pytest.raises(DataError, match="has 12 classes but the space's networks output 10"):
+        _search(demo_lut_path, out, evaluator="proxy:snip", evaluator_options={"data": str(twelve_classes)})
+    assert not out.exists()
+    assert _search(demo_lut_path, out, generations=1, evaluator="proxy:snip",
+                   evaluator_options={"data": tiny_data}).evaluations == 8
+
+
+def test_generations_0_is_refused_by_the_command(demo_lut_path, tmp_path):
+    r = run_cli("search", "--lut", str(demo_lut_path), "--generations", "0", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "generations must be an integer >= 1" in r.stderr, r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_killed_before_it_saved_anything_is_resumed(demo_lut_path, tmp_path):
+    """kill -9 between creating run.sqlite and writing its configuration leaves a zero-byte file."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.sqlite").touch()
+    with pytest.raises(StoreError, match="already holds a run; add --resume"):
+        _search(demo_lut_path, tmp_path / "r", generations=1)
+    r = _search(demo_lut_path, tmp_path / "r", generations=1, resume=True)
+    assert r.evaluations == 8 and r.resumed_from is None
 
 
 def test_existing_run_needs_resume_and_same_settings(demo_lut_path, tmp_path):
@@ -76,49 +129,95 @@ def test_resume_in_process_equals_uninterrupted(demo_lut_path, tmp_path):
     assert [r["arch_id"] for r in resumed.front] == [r["arch_id"] for r in full.front]
 
 
+def _generations(db) -> int:
+    """Committed generations, read the way finalize reads: read-only, never creating the file."""
+    if not db.is_file():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return con.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or its schema not yet written
+        return 0
+
+
+def _wait_for(ready, proc, what: str, timeout: float = 300) -> None:
+    """Poll until ``ready()``; fail at once if ``proc`` ended first (the timeout is only a safety net)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended before {what}: {proc.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hwnas.cli", *args]
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_gives_the_same_front(demo_lut_path, tmp_path):
-    common = ["--lut", str(demo_lut_path), "--evaluator", "proxy:synflow", "--population", "10",
+    common = ["search", "--lut", str(demo_lut_path), "--evaluator", "proxy:synflow", "--population", "10",
               "--generations", "30", "--seed", "1"]
-    ref = subprocess.run([sys.executable, "-m", "hwnas.cli", "search", *common, "--out", str(tmp_path / "ref")],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    ref = subprocess.run(_cli(*common, "--out", str(tmp_path / "ref")), capture_output=True, text=True,
+                         timeout=600, cwd=ROOT)
     assert ref.returncode in (0, 1), ref.stderr
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "hwnas.cli", "search", *common, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    deadline, gens = time.time() + 300, 0
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        try:
-            with sqlite3.connect(out / "run.sqlite") as db:
-                gens = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-        except sqlite3.Error:
-            continue
-        if gens >= 3:
-            break
+    proc = subprocess.Popen(_cli(*common, "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT)
+    _wait_for(lambda: _generations(out / "run.sqlite") >= 3, proc, "3 committed generations")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert 3 <= gens < 30, "the run should have been killed part-way"
-    done = subprocess.run([sys.executable, "-m", "hwnas.cli", "search", *common, "--out", str(out), "--resume"],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert 3 <= _generations(out / "run.sqlite") < 30, "the run should have been killed part-way"
+    # until it is resumed, whatever reads the run refuses it, and leaves it as it is
+    before = (out / "run.sqlite").read_bytes()
+    for cmd in (("finalize", str(out), "--out", str(tmp_path / "dist")), ("report", str(out))):
+        r = run_cli(*cmd)
+        assert r.returncode == 2 and "incomplete run: rerun the search with --resume" in r.stderr, r.stderr
+    assert (out / "run.sqlite").read_bytes() == before and not (tmp_path / "dist").exists()
+    done = subprocess.run(_cli(*common, "--out", str(out), "--resume"), capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
     assert done.returncode in (0, 1), done.stderr
     assert "resumed at generation" in done.stdout
     ref_front = json.loads((tmp_path / "ref" / "front.json").read_text())["front"]
     got_front = json.loads((out / "front.json").read_text())["front"]
     assert [r["arch_id"] for r in got_front] == [r["arch_id"] for r in ref_front]
+    assert run_cli("report", str(out)).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_second_search_on_the_same_run_is_refused(demo_lut_path, tmp_path):
+    from hwnas.store import RunLock
+
+    out = tmp_path / "r"
+    common = ["search", "--lut", str(demo_lut_path), "--population", "8", "--generations", "100000",
+              "--out", str(out)]
+    first = subprocess.Popen(_cli(*common), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        lock = out / "run.lock"
+        _wait_for(lambda: lock.is_file() and lock.read_text() == f"{first.pid}\n", first, "the lock")
+        second = run_cli(*common, "--resume")
+        assert second.returncode == 2, second.stderr
+        assert f"another search is running on {out} (pid {first.pid} holds run.lock)" in second.stderr
+        assert "database is locked" not in second.stderr
+        assert first.poll() is None  # the first search goes on
+    finally:
+        first.kill()
+        first.wait()
+    with RunLock(out):  # kill -9 released it: nothing stale blocks a resume
+        pass
 
 
 def test_incremental_front_equals_front_of_whole_archive(demo_lut_path, tmp_path):
-    import sqlite3 as _sq
-
-    from hwnas.lut import LUT
     from hwnas.search.problem import Problem
     from hwnas.search.run import pareto_front
 
+    lut_before = demo_lut_path.read_bytes()
     r = _search(demo_lut_path, tmp_path / "r", generations=5, constraints=Constraints(budget_ms=1e3))
-    with _sq.connect(tmp_path / "r" / "run.sqlite") as db:
+    with sqlite3.connect(tmp_path / "r" / "run.sqlite") as db:
         rows = db.execute("SELECT arch_id, accuracy, latency_ms, params_m, memory_mb, layers FROM evals").fetchall()
     records = [dict(zip(("arch_id", "accuracy", "latency_ms", "params_m", "memory_mb", "layers"), x)) for x in rows]
     problem = Problem(None, None, Constraints(budget_ms=1e3))
     assert [f["arch_id"] for f in pareto_front(records, problem)] == [f["arch_id"] for f in r.front]
-    assert LUT.load(demo_lut_path)  # untouched
+    assert demo_lut_path.read_bytes() == lut_before  # the search only reads its LUT

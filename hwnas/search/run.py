@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.lut import LUT, atomic_write_text
@@ -20,7 +21,7 @@ from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts
 from hwnas.search.problem import Constraints, Problem
 from hwnas.search.strategies import create_strategy
 from hwnas.space import SearchSpace
-from hwnas.store import RunStore, StoreError
+from hwnas.store import RunLock, RunStore, StoreError
 
 
 class InfeasibleBudgetError(InputError):
@@ -64,15 +65,37 @@ def front_hypervolume(front: Sequence[dict[str, Any]], ref: tuple[float, float])
     return hypervolume_2d(np.array([[-r["accuracy"], r["latency_ms"]] for r in front]), ref)
 
 
-def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy:synflow",
-               evaluator_options: dict[str, Any] | None = None, strategy: str = "nsga2", population: int = 50,
-               generations: int = 20, seed: int = 0, constraints: Constraints = Constraints(),
-               objectives: Sequence[str] = ("accuracy", "latency_ms"), space: SearchSpace | None = None,
-               resume: bool = False, workers: int = 1, progress: bool = True, command: str | None = None,
-               strategy_options: dict[str, Any] | None = None) -> SearchResult:
-    start = time.perf_counter()
-    out = Path(out)
-    lut = LUT.load(lut_path)
+@dataclass
+class SearchPlan:
+    """Everything a search needs, built and checked before a file is written."""
+    lut: LUT
+    space: SearchSpace
+    predictor: LatencyPredictor
+    fastest: tuple[Any, float]
+    evaluator: Any
+    strategy: Any
+    problem: Problem
+    dispatcher: Any
+    config: dict[str, Any]
+
+
+def check_counts(population: int, generations: int, workers: int) -> None:
+    for name, value, least in (("population", population, 2), ("generations", generations, 1),
+                               ("workers", workers, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ValueError(f"--{name} must be an integer >= {least}, got {value!r}")
+
+
+def check_constraints(constraints: Constraints) -> None:
+    """Limits are divided by (violation = value / limit - 1): zero or negative ones are typos."""
+    for name in ("budget_ms", "max_params_m", "max_memory_mb", "max_layers"):
+        value = getattr(constraints, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value!r}")
+
+
+def searchable_space(lut: LUT, lut_path: str | Path, space: SearchSpace | None) -> SearchSpace:
+    """The space restricted to the resolutions the LUT covers completely."""
     space = space or lut.search_space()
     covered = covered_resolutions(lut, space)
     if not covered:
@@ -81,94 +104,178 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
     if covered != space.resolutions:
         print(f"note: {lut_path} covers resolutions {list(covered)} only; searching those", file=sys.stderr)
         space = replace(space, resolutions=covered)
+    return space
+
+
+def make_evaluator(name: str, options: dict[str, Any]) -> Any:
+    try:
+        return create_evaluator(name, **options)
+    except TypeError as e:  # an option the evaluator does not take, or lacks one it needs
+        raise ValueError(f"--evaluator {name}: its options {sorted(options)} do not fit ({e}); "
+                         f"give them as --evaluator-option KEY=VALUE (see `hwnas search --help`)") from None
+
+
+def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict[str, Any] | None, strategy: str,
+                population: int, generations: int, seed: int, constraints: Constraints, objectives: Sequence[str],
+                space: SearchSpace | None, workers: int, strategy_options: dict[str, Any] | None) -> SearchPlan:
+    """Check every argument and build every object. Nothing may fail after --out is made: a typo that
+    failed later left a run.sqlite that neither the corrected command nor --resume could use."""
+    check_counts(population, generations, workers)
+    check_constraints(constraints)
+    lut = LUT.load(lut_path)
+    space = searchable_space(lut, lut_path, space)
     predictor = LatencyPredictor(lut, space)
-    fastest_arch, fastest_ms = check_budget(predictor, constraints.budget_ms)
-    inner = create_evaluator(evaluator, **(evaluator_options or {}))
+    fastest = check_budget(predictor, constraints.budget_ms)
+    problem = Problem(predictor, None, constraints, objectives)
+    strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
+    dispatcher = make_dispatcher(workers)
+    inner = make_evaluator(evaluator, evaluator_options or {})
     config = {"lut": str(lut_path), "lut_fingerprint": lut.fingerprint, "lut_profiler": lut.profiler,
               "space": space.to_dict(), "evaluator": evaluator, "evaluator_config": inner.config(),
               "strategy": strategy, "strategy_options": strategy_options or {}, "population": population,
               "seed": seed, "constraints": constraints.to_dict(), "objectives": list(objectives)}
-    db = out / "run.sqlite"
-    if db.exists() and not resume:
-        raise StoreError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
-    if resume and not db.exists():
+    return SearchPlan(lut, space, predictor, fastest, inner, strat, problem, dispatcher, config)
+
+
+def check_out(out: Path, resume: bool) -> None:
+    """What can be refused before --out is touched."""
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out} is a file; a search run is a directory: choose another --out")
+    if resume and not (out / "run.sqlite").exists():
         raise StoreError(f"--resume: no run to resume in {out} (no run.sqlite)")
-    store = RunStore(db)
-    try:
-        if resume:
-            old = store.get_meta("config")
-            if old is None:
-                raise StoreError(f"{db} has no run configuration; it is not a complete run store")
-            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            if diff:
-                raise StoreError(f"--resume with other settings than the stored run ({', '.join(diff)} differ); "
-                                 f"use the original flags or a new --out")
-        else:
-            from hwnas import __version__
 
-            store.set_meta("config", config)
-            store.set_meta("versions", {"hwnas": __version__, **{k: lut.fingerprint.get(k) for k in
-                                                                 ("python", "torch", "onnxruntime", "numpy")}})
-        store.set_meta("commands", (store.get_meta("commands") or []) + [command or " ".join(sys.argv)])
-        store.set_meta("fastest", {"arch": fastest_arch.to_dict(), "latency_ms": fastest_ms})
 
-        problem = Problem(predictor, None, constraints, objectives)
-        known = store.evals(evaluator)
-        cached = CachedEvaluator(inner, {k: v["accuracy"] for k, v in known.items()},
-                                 dispatcher=make_dispatcher(workers))
-        problem.evaluator = cached
-        strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
-        first_gen, resumed_from = 0, None
-        last = store.last_generation()
-        if last is not None:
-            strat.load_state_dict(last[1])
-            first_gen = resumed_from = last[0] + 1
-        archive = {aid: known[aid] for aid in store.evaluated_ids() if aid in known}
-        # the front of a union is the front of (old front + new points): keep it incrementally, so a
-        # long run never sorts its whole archive (50,000 archs would need a 2.5 GB dominance matrix)
-        front = pareto_front(list(archive.values()), problem)
-        ref = store.get_meta("hv_ref")
-        bar = tqdm(range(first_gen, generations), desc=f"search {strategy}", unit="gen", disable=not progress,
-                   dynamic_ncols=True, initial=first_gen, total=generations)
-        for gen in bar:
-            archs = strat.ask()
-            accs = cached.evaluate(archs)
-            records = problem.records(archs, accs)
-            store.add_evals(evaluator, records)
-            F, cv = problem.F(records), problem.cv(records)
-            strat.tell(archs, F, cv)
-            archive.update({r["arch_id"]: r for r in records})
-            if ref is None:
-                lat_ref = constraints.budget_ms or 1.1 * max(r["latency_ms"] for r in records)
-                ref = [-min(r["accuracy"] for r in records), lat_ref]
-                store.set_meta("hv_ref", ref)
-            on_front = {f["arch_id"] for f in front}
-            front = pareto_front(front + [r for r in records if r["arch_id"] not in on_front], problem)
-            hv = front_hypervolume(front, tuple(ref))
-            best_acc = max((r["accuracy"] for r in front), default=None)
-            store.commit_generation(gen, strategy, [(r["arch_id"], float(v)) for r, v in zip(records, cv)],
-                                    strat.state_dict(), hv, best_acc, len(archive))
-            bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
-                            refresh=False)
-        bar.close()
-        best = max(front, key=lambda r: (r["accuracy"], -r["latency_ms"])) if front else None
-        history = store.history()
-        result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from)
-        write_outputs(result, config, store)
-        return result
-    finally:
-        store.close()
+def open_run(store: RunStore, config: dict[str, Any], resume: bool) -> None:
+    """Record the configuration of a new run, or check that a resumed one was started with the same."""
+    from hwnas import __version__
+
+    old = store.get_meta("config")
+    if resume and old is not None:
+        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        if diff:
+            raise StoreError(f"--resume with other settings than the stored run ({', '.join(diff)} differ); "
+                             f"use the original flags or a new --out")
+    elif resume and store.last_generation() is not None:
+        raise StoreError(f"{store.path} has generations but no run configuration; the store is damaged: "
+                         f"start a new run with another --out")
+    else:  # new, or killed before its configuration was saved: nothing to keep
+        store.set_meta("config", config)
+        store.set_meta("versions", {"hwnas": __version__, **{k: config["lut_fingerprint"].get(k) for k in
+                                                             ("python", "torch", "onnxruntime", "numpy")}})
+    store.mark_incomplete()
+
+
+def discard_new_run(out: Path, made_out: bool) -> None:
+    """A new run that failed before its first generation holds nothing worth a --resume: remove it, so the
+    corrected command can use the same --out."""
+    for name in ("run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "run.lock"):
+        try:
+            (out / name).unlink()
+        except FileNotFoundError:
+            pass
+    if made_out:
+        try:
+            out.rmdir()
+        except OSError:
+            pass
+
+
+def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy:synflow",
+               evaluator_options: dict[str, Any] | None = None, strategy: str = "nsga2", population: int = 50,
+               generations: int = 20, seed: int = 0, constraints: Constraints = Constraints(),
+               objectives: Sequence[str] = ("accuracy", "latency_ms"), space: SearchSpace | None = None,
+               resume: bool = False, workers: int = 1, progress: bool = True, command: str | None = None,
+               strategy_options: dict[str, Any] | None = None) -> SearchResult:
+    start = time.perf_counter()
+    out = Path(out)
+    plan = plan_search(lut_path, evaluator=evaluator, evaluator_options=evaluator_options, strategy=strategy,
+                       population=population, generations=generations, seed=seed, constraints=constraints,
+                       objectives=objectives, space=space, workers=workers, strategy_options=strategy_options)
+    check_out(out, resume)
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "run.sqlite"
+    with RunLock(out):
+        if db.exists() and not resume:
+            raise StoreError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
+        new = not db.exists()
+        store = RunStore(db)
+        try:
+            open_run(store, plan.config, resume)
+            store.set_meta("commands", (store.get_meta("commands") or []) + [command or " ".join(sys.argv)])
+            return search_loop(store, plan, out, generations, progress, start)
+        except Exception:
+            if new and store.last_generation() is None:
+                store.close()
+                discard_new_run(out, made_out)
+            raise
+        finally:
+            store.close()
+
+
+def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, progress: bool,
+                start: float) -> SearchResult:
+    """Generations from the last committed one to ``generations``, each committed in one transaction;
+    the outputs and the complete marker at the end."""
+    fastest_arch, fastest_ms = plan.fastest
+    store.set_meta("fastest", {"arch": fastest_arch.to_dict(), "latency_ms": fastest_ms})
+    evaluator, strategy, problem = plan.config["evaluator"], plan.config["strategy"], plan.problem
+    known = store.evals(evaluator)
+    cached = CachedEvaluator(plan.evaluator, {k: v["accuracy"] for k, v in known.items()},
+                             dispatcher=plan.dispatcher)
+    problem.evaluator = cached
+    strat = plan.strategy
+    first_gen, resumed_from = 0, None
+    last = store.last_generation()
+    if last is not None:
+        strat.load_state_dict(last[1])
+        first_gen = resumed_from = last[0] + 1
+    archive = {aid: known[aid] for aid in store.evaluated_ids() if aid in known}
+    # the front of a union is the front of (old front + new points): keep it incrementally, so a
+    # long run never sorts its whole archive (50,000 archs would need a 2.5 GB dominance matrix)
+    front = pareto_front(list(archive.values()), problem)
+    ref = store.get_meta("hv_ref")
+    budget_ms = problem.constraints.budget_ms
+    bar = tqdm(range(first_gen, generations), desc=f"search {strategy}", unit="gen", disable=not progress,
+               dynamic_ncols=True, initial=first_gen, total=generations)
+    for gen in bar:
+        archs = strat.ask()
+        accs = cached.evaluate(archs)
+        records = problem.records(archs, accs)
+        store.add_evals(evaluator, records)
+        F, cv = problem.F(records), problem.cv(records)
+        strat.tell(archs, F, cv)
+        archive.update({r["arch_id"]: r for r in records})
+        if ref is None:
+            lat_ref = budget_ms or 1.1 * max(r["latency_ms"] for r in records)
+            ref = [-min(r["accuracy"] for r in records), lat_ref]
+            store.set_meta("hv_ref", ref)
+        on_front = {f["arch_id"] for f in front}
+        front = pareto_front(front + [r for r in records if r["arch_id"] not in on_front], problem)
+        hv = front_hypervolume(front, tuple(ref))
+        best_acc = max((r["accuracy"] for r in front), default=None)
+        store.commit_generation(gen, strategy, [(r["arch_id"], float(v)) for r, v in zip(records, cv)],
+                                strat.state_dict(), hv, best_acc, len(archive))
+        bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
+                        refresh=False)
+    bar.close()
+    best = max(front, key=lambda r: (r["accuracy"], -r["latency_ms"])) if front else None
+    history = store.history()
+    result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from)
+    write_outputs(result, plan.config, store)
+    store.mark_complete({"generations": len(history), "evaluations": len(archive)})
+    return result
 
 
 def write_outputs(result: SearchResult, config: dict[str, Any], store: RunStore) -> None:
     out = result.out
     made = {"config": config, "versions": store.get_meta("versions"), "commands": store.get_meta("commands")}
-    atomic_write_text(out / "front.json", json.dumps({**made, "front": result.front}, indent=1))
-    atomic_write_text(out / "history.json", json.dumps({**made, "history": result.history}, indent=1))
-    atomic_write_text(out / "best.json", json.dumps({**made, "best": result.best}, indent=1))
+    atomic_write_text(out / "front.json", jsonio.dumps({**made, "front": result.front}, indent=1))
+    atomic_write_text(out / "history.json", jsonio.dumps({**made, "history": result.history}, indent=1))
+    atomic_write_text(out / "best.json", jsonio.dumps({**made, "best": result.best}, indent=1))
     fields = ["arch_id", "accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers", "arch"]
     lines = [",".join(fields)]
     for r in result.front:
-        row = [r["arch_id"], *(f"{r[f]:.6g}" for f in fields[1:-1]), json.dumps(r["arch"], sort_keys=True)]
+        row = [r["arch_id"], *(f"{r[f]:.6g}" for f in fields[1:-1]), jsonio.dumps(r["arch"], sort_keys=True)]
         lines.append(",".join(row[:-1]) + ',"' + row[-1].replace('"', '""') + '"')
     atomic_write_text(out / "front.csv", "\n".join(lines) + "\n")
