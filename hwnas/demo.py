@@ -6,7 +6,6 @@ built here) -> supernet -> search under a budget inside the space's latency rang
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time

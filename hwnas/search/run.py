@@ -1,7 +1,6 @@
 """One search run: space + LUT predictor + evaluator + constraints + strategy -> stored, resumable front."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
