@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwnas import jsonio
+from hwnas.errors import InputError
 from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
 from profilers._host import auto_pin, peak_rss_mib
 
@@ -23,7 +24,7 @@ BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's pred
 MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
 
 
-class DemoError(ValueError):
+class DemoError(InputError):
     """The demo's --out is not a directory the demo may write to (or delete)."""
 
 

@@ -36,6 +36,6 @@ def test_unknown_proxy():
 
 def test_a_misspelt_option_is_refused_not_dropped():
     """synflow ignores the data options; a typo must not be ignored with them."""
-    with pytest.raises(TypeError, match=r"proxy:synflow takes no option\(s\) \['sed'\]"):
+    with pytest.raises(EvaluatorError, match=r"proxy:synflow takes no option\(s\) \['sed'\]"):
         create_evaluator("proxy:synflow", sed=1)
     assert create_evaluator("proxy:synflow", data="digits", seed=2).config()["seed"] == 2

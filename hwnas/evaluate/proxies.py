@@ -150,7 +150,7 @@ def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
     def make(**options: Any) -> ProxyEvaluator:
         unknown = sorted(set(options) - set(_OPTIONS))
         if unknown:  # synflow below drops data options: a typo (``sed=1``) must not vanish with them
-            raise TypeError(f"proxy:{proxy} takes no option(s) {unknown}; it takes {list(_OPTIONS)}")
+            raise EvaluatorError(f"proxy:{proxy} takes no option(s) {unknown}; it takes {list(_OPTIONS)}")
         if proxy == "synflow":  # data-free: data options do not change its score
             options = {k: v for k, v in options.items() if k == "seed"}
         return ProxyEvaluator(proxy, **options)

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hwnas import jsonio
-from hwnas.errors import InputError
+from hwnas.errors import InputError, SearchError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.lut import LUT, atomic_write_text
 from hwnas.predict import LatencyPredictor, covered_resolutions
@@ -82,7 +82,7 @@ def check_counts(population: int, generations: int, workers: int) -> None:
     for name, value, least in (("population", population, 2), ("generations", generations, 1),
                                ("workers", workers, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ValueError(f"--{name} must be an integer >= {least}, got {value!r}")
+            raise SearchError(f"--{name} must be an integer >= {least}, got {value!r}")
 
 
 def check_constraints(constraints: Constraints) -> None:
@@ -90,7 +90,7 @@ def check_constraints(constraints: Constraints) -> None:
     for name in ("budget_ms", "max_params_m", "max_memory_mb", "max_layers"):
         value = getattr(constraints, name)
         if value is not None and not value > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value!r}")
+            raise SearchError(f"--{name.replace('_', '-')} must be > 0, got {value!r}")
 
 
 def searchable_space(lut: LUT, lut_path: str | Path, space: SearchSpace | None) -> SearchSpace:
@@ -110,7 +110,7 @@ def make_evaluator(name: str, options: dict[str, Any]) -> Any:
     try:
         return create_evaluator(name, **options)
     except TypeError as e:  # an option the evaluator does not take, or lacks one it needs
-        raise ValueError(f"--evaluator {name}: its options {sorted(options)} do not fit ({e}); "
+        raise SearchError(f"--evaluator {name}: its options {sorted(options)} do not fit ({e}); "
                          f"give them as --evaluator-option KEY=VALUE (see `hwnas search --help`)") from None
 
 
