@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -40,3 +41,34 @@ def dumps(obj: Any, **kwargs: Any) -> str:
             raise
         raise NonFiniteError(f"refusing to write a non-finite number (NaN/Infinity) at {where}: "
                              f"strict JSON has none; this is a bug upstream, please report it") from e
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (strict JSON has no NaN/Infinity)")
+
+
+def loads_file(path: str | Path, error: type[Exception], what: str) -> Any:
+    """Read a JSON file strictly; every way it can be unreadable becomes ``error`` naming the file.
+
+    Missing or a directory, not UTF-8, nested too deep, NaN/Infinity, or not JSON: the message says
+    which, where, and that the file is ``what`` ("an architecture file", "a LUT").
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path} is a directory; expected {what} (a JSON file)")
+    if not path.is_file():
+        raise error(f"{what} {str(path)!r} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start}); expected {what} (a JSON file)") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply to be {what}") from None
+    except json.JSONDecodeError as e:
+        stripped = text.rstrip()
+        hint = " (the file ends early: truncated?)" if stripped[:1] in "{[" and stripped[-1:] not in "}]" else ""
+        raise error(f"{path}: not valid JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except ValueError as e:  # a NaN/Infinity constant
+        raise error(f"{path}: {e}") from None

@@ -15,7 +15,6 @@ the previous or the new file, never half of one.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import stat
@@ -149,8 +148,8 @@ class LUT:
         for key, entry in data["entries"].items():
             _check_entry(key, entry, source)
         calib = data.get("calibration")
-        if calib is not None and not isinstance(calib, dict):
-            raise LUTError(f"{source}: field 'calibration' must be an object or null")
+        if calib is not None:
+            _check_calibration(calib, source)
         ref = data.get("reference")
         if ref is not None:
             _check_reference(ref, source)
@@ -170,19 +169,14 @@ class LUT:
     @classmethod
     def load(cls, path: str | Path) -> "LUT":
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise LUTError(f"LUT file {str(path)!r} does not exist; build it with "
                            f"python tools/profile_device.py --profiler NAME --out {path}")
         try:
-            text = path.read_text()
-            data = json.loads(text)
-        except UnicodeDecodeError:
-            raise LUTError(f"{path}: not a text file; a LUT is JSON written by tools/profile_device.py") from None
-        except json.JSONDecodeError as e:
-            stripped = text.rstrip()
-            hint = " (the file ends early: truncated?)" if stripped.startswith("{") and not stripped.endswith("}") else ""
-            raise LUTError(f"{path}: corrupt JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}; "
-                           f"rebuild it or re-run the profile command, which resumes from the last good save") from None
+            data = jsonio.loads_file(path, LUTError, "a LUT")
+        except LUTError as e:
+            raise LUTError(f"{e}; rebuild it or re-run the profile command, which resumes from the last good "
+                           f"save") from None
         lut = cls.from_dict(data, source=str(path))
         lut.path = path
         return lut
@@ -195,8 +189,43 @@ def _check_entry(key: str, entry: Any, source: str) -> None:
     if missing:
         raise LUTError(f"{source}: entry {key!r} lacks {missing}")
     med = entry["median_ms"]
-    if not isinstance(med, (int, float)) or isinstance(med, bool) or not math.isfinite(med) or med <= 0:
+    if not _finite(med) or med <= 0:
         raise LUTError(f"{source}: entry {key!r} has median_ms={med!r}; latencies must be positive numbers")
+    for name in ENTRY_FIELDS[1:]:
+        v = entry[name]
+        if not _finite(v) or v < 0 or (name == "n" and (v < 1 or float(v) != int(v))):
+            want = "a whole number >= 1" if name == "n" else "a finite number >= 0"
+            raise LUTError(f"{source}: entry {key!r} has {name}={v!r}; it must be {want}. The file was edited or "
+                           f"is corrupt: rebuild the entry (same profile command, --force for the whole LUT)")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_calibration(calib: Any, source: str) -> None:
+    """The whole-network fit: ``coef`` one finite number per feature, a positive scale on the block sum,
+    and positive predictions for the networks it was fitted on (a fit that predicts <= 0 ms is corrupt)."""
+    def bad(what: str) -> LUTError:
+        return LUTError(f"{source}: field 'calibration' {what}; the file was edited or is corrupt: refit it with "
+                        f"python tools/profile_device.py ... --recalibrate (same --profiler/--out)")
+
+    if not isinstance(calib, dict):
+        raise bad("must be an object or null")
+    coef = calib.get("coef")
+    if coef is None:
+        return  # not fitted (yet): the predictor uses the plain block sum
+    from hwnas.predict import FEATURES
+
+    if not isinstance(coef, list) or len(coef) != len(FEATURES) or not all(_finite(c) for c in coef):
+        raise bad(f"has coef={coef!r:.80}; it must list {len(FEATURES)} finite numbers, one per {list(FEATURES)}")
+    if coef[0] <= 0:
+        raise bad(f"scales the block sum by {coef[0]!r}; the scale must be > 0")
+    for row in calib.get("data", []) if isinstance(calib.get("data"), list) else []:
+        feats = row.get("features") if isinstance(row, dict) else None
+        if isinstance(feats, list) and len(feats) == len(coef) and all(_finite(f) for f in feats):
+            if sum(c * f for c, f in zip(coef, feats)) <= 0:
+                raise bad(f"predicts <= 0 ms for network {row.get('arch_id')!r} it was fitted on")
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:

@@ -102,6 +102,8 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     This process is never pinned nor thread-limited: only the measuring (workers, or ``applied()``) is.
     """
     out = Path(out)
+    if out.is_dir():
+        raise LUTError(f"--out {out} is a directory; give the LUT's file path, e.g. {out / 'my-lut.json'}")
     command = command or " ".join(sys.argv)
     options = dict(profiler_options or {})
     profiler = create_profiler(profiler_name, **options)

@@ -8,7 +8,7 @@ which is all the rest of hwnas needs to know about a network.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import random
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -126,8 +126,8 @@ class SearchSpace:
     @classmethod
     def from_file(cls, path: str | Path) -> "SearchSpace":
         path = Path(path)
-        if not path.is_file():
-            raise SpaceError(f"space file {str(path)!r} does not exist")
+        if not path.exists() or path.is_dir():
+            raise SpaceError(f"space file {str(path)!r} " + ("is a directory" if path.is_dir() else "does not exist"))
         return cls.from_dict(_read_structured(path), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,29 +247,28 @@ class SearchSpace:
         for req in ("resolution", "kernels", "expands"):
             if req not in data:
                 raise ArchError(f"{source}: missing required field {req!r}")
-        try:
-            kernels = tuple(tuple(int(k) for k in ks) for ks in data["kernels"])
-            expands = tuple(tuple(_as_num(e) for e in es) for es in data["expands"])
-            resolution = int(data["resolution"])
-            width = float(data.get("width", 1.0))
-        except (TypeError, ValueError) as e:
-            raise ArchError(f"{source}: 'kernels' and 'expands' must be lists (one per stage) of lists of "
-                            f"numbers, 'resolution' a number ({e})") from None
+        def per_stage(name: str, kind: type) -> tuple:
+            stages = data[name]
+            if not isinstance(stages, list) or not all(isinstance(b, list) for b in stages):
+                raise ArchError(f"{source}: {name!r} must be a list (one per stage) of lists of numbers, "
+                                f"got {stages!r:.80}")
+            return tuple(tuple(_number(v, kind, f"{source}: {name}[{i}][{j}]", ArchError) for j, v in enumerate(b))
+                         for i, b in enumerate(stages))
+
+        kernels, expands = per_stage("kernels", int), per_stage("expands", float)
+        resolution = _number(data["resolution"], int, f"{source}: resolution", ArchError)
+        width = float(_number(data.get("width", 1.0), float, f"{source}: width", ArchError))
         arch = Arch(self, resolution, width, kernels, expands)
-        if "depths" in data and list(data["depths"]) != list(arch.depths):
+        depths = data.get("depths", list(arch.depths))
+        if not isinstance(depths, list):
+            raise ArchError(f"{source}: 'depths' must be a list with one number per stage, got {depths!r:.80}")
+        if list(depths) != list(arch.depths):
             raise ArchError(f"{source}: 'depths' {data['depths']} disagrees with the lengths of 'kernels' {list(arch.depths)}")
         arch.validate(source)
         return arch
 
     def load_arch(self, path: str | Path) -> "Arch":
-        path = Path(path)
-        if not path.is_file():
-            raise ArchError(f"arch file {str(path)!r} does not exist")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ArchError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-        return self.arch_from_dict(data, source=str(path))
+        return self.arch_from_dict(jsonio.loads_file(path, ArchError, "architecture file"), source=str(path))
 
     # -- integer genes (for generic optimisers such as pymoo) ----------------
     def gene_upper_bounds(self) -> list[int]:
@@ -479,9 +478,11 @@ def _as_list(value: Any, where: str) -> list:
     return list(value)
 
 
-def _number(value: Any, kind: type, where: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
-        raise SpaceError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+def _number(value: Any, kind: type, where: str, error: type[Exception] = SpaceError) -> Any:
+    """A finite JSON number (a bool is not one); for ``int``, a whole one (3.0 is 3, 3.5 is refused)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (kind is int and not float(value).is_integer())):
+        raise error(f"{where} must be {'a whole number' if kind is int else 'a finite number'}, got {value!r:.40}")
     return int(value) if kind is int else _as_num(value)
 
 
@@ -514,8 +515,14 @@ def _stage_from_dict(data: Any, where: str) -> StageSpec:
 
 
 def _read_structured(path: Path) -> Any:
-    text = path.read_text()
+    """A space file's content: JSON strictly (jsonio), TOML, or YAML with the extra installed."""
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        return jsonio.loads_file(path, SpaceError, "space file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpaceError(f"{path}: not UTF-8 text (byte {e.start}); expected a space file") from None
     try:
         if suffix == ".toml":
             try:
@@ -523,18 +530,20 @@ def _read_structured(path: Path) -> Any:
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef]
             return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ModuleNotFoundError:
-                raise SpaceError(f"{path}: YAML space files need PyYAML: pip install 'hwnas[yaml]' "
-                                 f"(or write the space as JSON/TOML)") from None
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpaceError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        try:
+            import yaml
+        except ModuleNotFoundError:
+            raise SpaceError(f"{path}: YAML space files need PyYAML: pip install 'hwnas[yaml]' "
+                             f"(or write the space as JSON/TOML)") from None
+        return yaml.safe_load(text)
     except SpaceError:
         raise
+    except RecursionError:
+        raise SpaceError(f"{path}: nested too deeply to be a space file") from None
     except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
-        raise SpaceError(f"{path}: could not parse ({type(e).__name__}: {e})") from None
+        raise SpaceError(f"{path}: could not parse ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [""])[0][:200]
 

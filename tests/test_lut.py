@@ -34,16 +34,16 @@ def _valid(demo_lut_path):
 @pytest.mark.parametrize("fraction", [0.1, 0.33, 0.5, 0.77, 0.99])
 def test_truncated_file(demo_lut_path, tmp_path, fraction):
     text = demo_lut_path.read_text()
-    with pytest.raises(LUTError, match=r"corrupt JSON \(the file ends early: truncated\?\)"):
+    with pytest.raises(LUTError, match=r"not valid JSON \(the file ends early: truncated\?\)"):
         LUT.load(_write(tmp_path, text[: int(len(text) * fraction)]))
 
 
 def test_not_json_and_binary(tmp_path):
-    with pytest.raises(LUTError, match="corrupt JSON"):
+    with pytest.raises(LUTError, match="not valid JSON"):
         LUT.load(_write(tmp_path, "hello, not json"))
     p = tmp_path / "bin.json"
     p.write_bytes(b"\xff\xfe\x00\x81")
-    with pytest.raises(LUTError, match="not a text file"):
+    with pytest.raises(LUTError, match="not UTF-8 text"):
         LUT.load(p)
 
 

@@ -134,7 +134,7 @@ def test_all_layers_covers_every_sampled_arch(demo):
     (dict(space="other"), r"arch is for space 'other', not 'mbv3'"),
     (dict(depths=[4, 2, 2, 2, 2]), r"'depths' \[4, 2, 2, 2, 2\] disagrees"),
     (dict(colour="red"), r"unknown field\(s\) \['colour'\]"),
-    (dict(kernels="big"), r"must be lists"),
+    (dict(kernels="big"), r"must be a list \(one per stage\) of lists"),
 ])
 def test_arch_validation_errors(mbv3, change, message):
     base = {"space": "mbv3", "resolution": 224, "width": 1.0, "kernels": [[3, 3]] * 5, "expands": [[3, 3]] * 5}
@@ -165,7 +165,7 @@ def test_arch_missing_field_and_bad_file(mbv3, tmp_path):
     (dict(kernels=[]), "field 'kernels' must list at least one choice"),
     (dict(depths=[2, 2]), "field 'depths' has repeated values"),
     (dict(expands=[0.5]), "field 'expands' values must be >= 1"),
-    (dict(resolutions=[224.5]), r"field 'resolutions'\[0\] must be an integer"),
+    (dict(resolutions=[224.5]), r"field 'resolutions'\[0\] must be a whole number"),
     (dict(resolutions=[8]), "smaller than the total stride"),
     (dict(num_classes=0), "field 'num_classes' must be >= 1"),
     (dict(stem_act="tanh"), "field 'stem_act' = 'tanh'; choose from"),
