@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -29,6 +30,60 @@ class CLIError(Exception):
 
 def _examples(text: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in text.strip().splitlines())
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (``hwnas CMD: error: ...``), like every other hwnas error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# -- argument types: bad flags are refused by argparse (exit 2, one line naming the flag) ---------
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (epochs, batch size, population, N)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def finite_positive(text: str) -> float:
+    """A finite number > 0 (a budget or a limit: nan would switch the constraint off, inf means none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}"
+                                         + ("; leave the flag out for no limit" if math.isinf(value) else ""))
+    return value
+
+
+def pin_choice(text: str) -> str:
+    """'auto', 'none' or a CPU index (checked against this process's CPUs when measuring)."""
+    if text in ("auto", "none") or (text.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected 'auto', 'none' or a CPU index such as 1, got {text!r}")
+
+
+def file_path(text: str) -> Path:
+    """An output file path: not an existing directory."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file path, e.g. {path / 'out.json'}")
+    return path
+
+
+def dir_path(text: str) -> Path:
+    """An output directory path: not an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a directory (it is created)")
+    return path
 
 
 # -- shared argument groups ----------------------------------------------------
@@ -65,8 +120,9 @@ def _profiler_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--profiler", required=required, help="profiler name (see `hwnas profile --list`)")
-    p.add_argument("--threads", type=int, default=1, help="threads the runtime may use [default: 1, as on a phone]")
-    p.add_argument("--pin-cpu", default="auto",
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="threads the runtime may use [default: 1, as on a phone]")
+    p.add_argument("--pin-cpu", default="auto", type=pin_choice,
                    help="pin the process to this CPU index, 'none', or 'auto' (the last CPU when --threads 1)")
     p.add_argument("--quick", action="store_true", help="short timing runs (~10x faster, noisier): previews, tests")
 
@@ -124,6 +180,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.lut import LUT
     from hwnas.predict import LatencyPredictor
 
+    if not args.arch and args.sample < 1:
+        raise CLIError("predict needs --arch FILE [FILE ...] or --sample N (N >= 1)")
     lut = LUT.load(args.lut)
     space = _space(args, lut)
     predictor = LatencyPredictor(lut, space)
@@ -355,7 +413,7 @@ def _command() -> str:
 
 # -- parser ----------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hwnas", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Hardware-aware NAS: profile your device into a latency LUT, search your space under your latency "
                     "budget, and ship an ONNX model whose latency was measured.",
@@ -372,7 +430,7 @@ hwnas report dist/mbv3-8ms
 hwnas demo                 # the whole pipeline on embedded data, ~3 min on 2 cores
 """))
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
     def add(name: str, fn: Callable, help: str, examples: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog=_examples(examples),
@@ -391,12 +449,12 @@ hwnas profile --profiler torch-cpu --space demo --resolutions 32 --out /tmp/demo
     _add_space(p)
     p.add_argument("--list", action="store_true", help="list profilers, available or not (with the reason)")
     p.add_argument("--resolutions", type=int, nargs="+", help="only these input resolutions [default: all]")
-    p.add_argument("--out", type=Path, help="LUT file to write (resumed when it exists)")
+    p.add_argument("--out", type=file_path, help="LUT file to write (resumed when it exists)")
     p.add_argument("--force", action="store_true", help="start over even if --out exists")
     p.add_argument("--no-calibrate", action="store_true", help="skip the whole-network calibration")
     p.add_argument("--calibrate", dest="no_calibrate", action="store_false", help="calibrate (the default)")
     p.add_argument("--recalibrate", action="store_true", help="discard the stored calibration and measure it again")
-    p.add_argument("--calib-archs", type=int, default=30, help="whole networks measured to calibrate [30]")
+    p.add_argument("--calib-archs", type=positive_int, default=30, help="whole networks measured to calibrate [30]")
     p.add_argument("--cv-threshold", type=float, default=0.05,
                    help="with --processes 0: re-measure entries noisier than this robust CV [0.05]")
     p.add_argument("--processes", type=int, default=2,
@@ -443,21 +501,21 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--lut", type=Path, required=True, help="LUT file (its space is searched)")
     p.add_argument("--space-file", type=Path, help="search this space instead of the LUT's (same blocks needed)")
     p.add_argument("--space", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("--budget-ms", type=float, help="latency budget (predicted ms on the LUT's device)")
+    p.add_argument("--out", type=dir_path, required=True, help="run directory")
+    p.add_argument("--budget-ms", type=finite_positive, help="latency budget (predicted ms on the LUT's device)")
     p.add_argument("--evaluator", default="proxy:synflow", help="accuracy evaluator [proxy:synflow]")
     p.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
                    help="evaluator setting, repeatable (e.g. path=predictor.pt for --evaluator predictor)")
     p.add_argument("--strategy", default="nsga2", help="nsga2 | evolution | random [nsga2]")
-    p.add_argument("--population", type=int, default=50)
-    p.add_argument("--generations", type=int, default=20)
+    p.add_argument("--population", type=positive_int, default=50)
+    p.add_argument("--generations", type=positive_int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="parallel evaluation processes [1]")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel evaluation processes [1]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--max-params-m", type=float, help="constraint: parameters in millions")
-    p.add_argument("--max-memory-mb", type=float, help="constraint: peak activation memory (fp32) in MB")
-    p.add_argument("--min-accuracy", type=float, help="constraint: minimum accuracy (evaluator's score)")
-    p.add_argument("--max-layers", type=int, help="constraint: number of blocks")
+    p.add_argument("--max-params-m", type=finite_positive, help="constraint: parameters in millions")
+    p.add_argument("--max-memory-mb", type=finite_positive, help="constraint: peak activation memory (fp32) in MB")
+    p.add_argument("--min-accuracy", type=finite_positive, help="constraint: minimum accuracy (evaluator's score)")
+    p.add_argument("--max-layers", type=positive_int, help="constraint: number of blocks")
     p.add_argument("--objectives", nargs="+", default=["accuracy", "latency_ms"],
                    help="accuracy latency_ms [params_m macs_m memory_mb]")
 
@@ -471,12 +529,12 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
                         "idx:DIR (MNIST-style IDX files), an .npz (x: N x H x W x C uint8, y), a CIFAR python "
                         "directory or an image folder [digits]")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split [0]")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=finite_positive, default=0.1)
     p.add_argument("--random-subnets", type=int, default=2, help="random subnets per step besides largest/smallest")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="checkpoint file (rewritten every epoch)")
+    p.add_argument("--out", type=file_path, required=True, help="checkpoint file (rewritten every epoch)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--force", action="store_true", help="start over even if --out exists")
 
@@ -485,10 +543,10 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
 hwnas predictor --checkpoint runs/sn-demo.pt --archs 200 --out runs/predictor-demo.pt
 then: hwnas search ... --evaluator predictor --evaluator-option path=runs/predictor-demo.pt""")
     p.add_argument("--checkpoint", type=Path, required=True, help="trained supernet (hwnas supernet)")
-    p.add_argument("--archs", type=int, default=200, help="random archs to score and fit on (20 %% held out) [200]")
-    p.add_argument("--epochs", type=int, default=300, help="MLP training epochs [300]")
+    p.add_argument("--archs", type=positive_int, default=200, help="random archs to score and fit on (20 %% held out) [200]")
+    p.add_argument("--epochs", type=positive_int, default=300, help="MLP training epochs [300]")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="predictor file to write")
+    p.add_argument("--out", type=file_path, required=True, help="predictor file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out")
 
     p = add("finalize", cmd_finalize, "export a searched arch to ONNX, prove parity, and MEASURE it against the budget",
@@ -497,7 +555,7 @@ hwnas finalize runs/demo/search --out dist/demo
 hwnas finalize runs/mbv3-8ms --pick 3fa2c81b09de --int8 --finetune-epochs 2 --out dist/mbv3-8ms --force
 exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX parity failed), 2 bad input""")
     p.add_argument("run", type=Path, help="run directory of `hwnas search`")
-    p.add_argument("--out", type=Path, required=True, help="bundle directory (model.onnx, model.ort, report.*)")
+    p.add_argument("--out", type=dir_path, required=True, help="bundle directory (model.onnx, model.ort, report.*)")
     p.add_argument("--pick", default="best", help="best (most accurate feasible arch) or an ARCH_ID of the run")
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the inherited weights E epochs [0]")
     p.add_argument("--int8", action="store_true", help="also write a static QDQ int8 model, with accuracy and latency")
@@ -520,11 +578,11 @@ hwnas report runs/demo/search   # a search run""")
 hwnas demo                       # ~3 min on 2 CPU cores (plus ~2 min for a LUT when none matches); outputs in runs/demo
 hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
 (interrupted? run the same command again: every step resumes)""")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--out", type=dir_path, default=Path("runs/demo"))
     p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda [ort-cpu]")
-    p.add_argument("--epochs", type=int, default=15, help="supernet training epochs [15]")
-    p.add_argument("--population", type=int, default=24)
-    p.add_argument("--generations", type=int, default=10)
+    p.add_argument("--epochs", type=positive_int, default=15, help="supernet training epochs [15]")
+    p.add_argument("--population", type=positive_int, default=24)
+    p.add_argument("--generations", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="start every step over")
     p.add_argument("--quick", action="store_true",
@@ -533,10 +591,10 @@ hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")
     _add_space(p)
-    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--n", type=positive_int, default=1)
     p.add_argument("--resolution", type=int, help="input resolution [random]")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=file_path)
     return parser
 
 

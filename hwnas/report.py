@@ -6,11 +6,11 @@ always carry their label.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from hwnas import jsonio
+from hwnas.errors import InputError
 from hwnas.lut import atomic_write_text
 
 
@@ -160,6 +160,10 @@ def render_run_md(run: Any) -> str:
     return "\n".join(out) + "\n"
 
 
+REPORT_KEYS = ("run", "arch_id", "arch", "latency", "accuracy", "parity", "onnx", "weights", "data", "files",
+               "params_m", "macs_m", "lut", "versions", "command", "created", "seconds")
+
+
 def rerender(path: str | Path) -> list[Path]:
     """Re-render report.md and pareto.png of a finalize bundle (has report.json) or a search run."""
     from hwnas.finalize import FinalizeError, read_run
@@ -167,13 +171,20 @@ def rerender(path: str | Path) -> list[Path]:
     path = Path(path)
     bundle = path / "report.json"
     if bundle.is_file():
-        try:
-            report = json.loads(bundle.read_text())
-        except ValueError as e:
-            raise FinalizeError(f"{bundle} is corrupt ({e}); run finalize again") from None
-        if report.get("format") != "hwnas-finalize-report":
+        report = jsonio.loads_file(bundle, FinalizeError, "a finalize report")
+        if not isinstance(report, dict) or report.get("format") != "hwnas-finalize-report":
             raise FinalizeError(f"{bundle} is not an hwnas finalize report")
-        write_bundle_report(report, read_run(report["run"]), path)
+        missing = [k for k in REPORT_KEYS if k not in report]
+        if missing:
+            raise FinalizeError(f"{bundle} lacks {missing}: it is not a complete hwnas finalize report (edited, or "
+                                f"from another version); run finalize again")
+        try:
+            write_bundle_report(report, read_run(report["run"]), path)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field inside has the wrong shape
+            if isinstance(e, InputError):
+                raise
+            raise FinalizeError(f"{bundle}: a field has an unexpected shape ({type(e).__name__}: {e}); the file "
+                                f"was edited or is from another version: run finalize again") from None
         return [path / "report.md", path / "pareto.png"]
     run = read_run(path)
     best = max(run.front, key=lambda r: (r["accuracy"], -r["latency_ms"])) if run.front else None

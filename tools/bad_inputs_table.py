@@ -79,7 +79,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ('arch "depths": 5', lambda t: ["predict", "--lut", L, "--arch", _arch_with(t, depths=5)]),
     ("arch JSON nested 100k deep", lambda t: ["predict", "--lut", L, "--arch", _arch(t, "[" * 100_000 + "]" * 100_000)]),
     ("arch kernel 3.5", lambda t: ["predict", "--lut", L, "--arch", _arch_with(t, kernels=[[3.5], [3], [3], [3]])]),
-    ("arch resolution 24.0", lambda t: ["predict", "--lut", L, "--arch", _arch_with(t, resolution=24.0)]),
+    ("arch resolution 24.5", lambda t: ["predict", "--lut", L, "--arch", _arch_with(t, resolution=24.5)]),
     ("arch kernel true", lambda t: ["predict", "--lut", L, "--arch", _arch_with(t, kernels=[[True], [3], [3], [3]])]),
     ("arch file not UTF-8", lambda t: ["predict", "--lut", L, "--arch", _arch(t, b"\xff\xfe{\x00")]),
     ("arch path is a directory", lambda t: ["predict", "--lut", L, "--arch", str(t)]),

@@ -101,10 +101,16 @@ class AccuracyPredictor:
         path = Path(path)
         if not path.is_file():
             raise EvaluatorError(f"accuracy predictor {str(path)!r} does not exist; train one first")
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        p = cls(SearchSpace.from_dict(blob["space"]), blob["hidden"], blob["layers"])
-        p.model.load_state_dict(blob["state"])
-        p.mean, p.std = blob["mean"], blob["std"]
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            p = cls(SearchSpace.from_dict(blob["space"]), blob["hidden"], blob["layers"])
+            p.model.load_state_dict(blob["state"])
+            p.mean, p.std = blob["mean"], blob["std"]
+        except Exception as e:  # torch raises many types for truncated, foreign or edited files
+            reason = (str(e).splitlines() or [""])[0][:160]
+            raise EvaluatorError(f"{path}: not a readable hwnas accuracy predictor ({type(e).__name__}: {reason}); "
+                                 f"fit it again with `hwnas predictor --checkpoint SUPERNET --out {path} --force`"
+                                 ) from None
         return p
 
 

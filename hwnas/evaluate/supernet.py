@@ -206,6 +206,19 @@ class SupernetConfig:
     seed: int = 0
     width: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise CheckpointError(f"supernet {name} must be a whole number >= 1, got {v!r}")
+        if self.random_subnets < 0:
+            raise CheckpointError(f"supernet random_subnets must be >= 0, got {self.random_subnets!r}")
+        for name in ("lr", "momentum", "weight_decay", "label_smoothing"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise CheckpointError(f"supernet {name} must be a finite number{' > 0' if name == 'lr' else ' >= 0'}, "
+                                      f"got {v!r}")
+
 
 @dataclass
 class TrainReport:
