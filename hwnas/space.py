@@ -97,12 +97,12 @@ class SearchSpace:
             raise err(f"field 'name' must be a non-empty word of letters, digits, '-', '_' or '.', got {self.name!r}")
         if not self.stages:
             raise err("field 'stages' must list at least one stage")
-        for fname, lo in (("depths", 1), ("kernels", 1), ("resolutions", 8)):
+        for fname, lo, hi in (("depths", 1, 64), ("kernels", 1, 31), ("resolutions", 8, 4096)):
             values = getattr(self, fname)
             if not values:
                 raise err(f"field {fname!r} must list at least one choice")
-            if any(v < lo for v in values):
-                raise err(f"field {fname!r} values must be >= {lo}, got {list(values)}")
+            if any(v < lo or v > hi for v in values):
+                raise err(f"field {fname!r} values must be from {lo} to {hi}, got {list(values)}")
             if len(set(values)) != len(values):
                 raise err(f"field {fname!r} has repeated values: {list(values)}")
         if any(k % 2 == 0 for k in self.kernels):
@@ -111,11 +111,15 @@ class SearchSpace:
             values = getattr(self, fname)
             if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
                 raise err(f"field {fname!r} must list distinct positive numbers, got {list(values)}")
-        if any(e < 1 for e in self.expands):
-            raise err(f"field 'expands' values must be >= 1, got {list(self.expands)}")
+        if any(e < 1 or e > 64 for e in self.expands):
+            raise err(f"field 'expands' values must be from 1 to 64, got {list(self.expands)}")
+        if any(w > 16 for w in self.width_mults):
+            raise err(f"field 'width_mults' values must be at most 16, got {list(self.width_mults)}")
         for fname in ("in_channels", "num_classes", "stem_width", "first_width", "final_expand", "head_width"):
-            if getattr(self, fname) < 1:
-                raise err(f"field {fname!r} must be >= 1, got {getattr(self, fname)}")
+            if not 1 <= getattr(self, fname) <= 100_000:
+                raise err(f"field {fname!r} must be from 1 to 100000, got {getattr(self, fname)}")
+        if any(st.width > 100_000 for st in self.stages):
+            raise err(f"stage widths must be at most 100000, got {[st.width for st in self.stages]}")
         for fname in ("stem_act", "first_act", "head_act"):
             if getattr(self, fname) not in ACTIVATIONS:
                 raise err(f"field {fname!r} = {getattr(self, fname)!r}; choose from {sorted(ACTIVATIONS)}")
@@ -507,7 +511,7 @@ def _stage_from_dict(data: Any, where: str) -> StageSpec:
         raise SpaceError(f"{where}.width must be >= 1, got {width}")
     if stride not in (1, 2):
         raise SpaceError(f"{where}.stride = {stride} is not allowed; choose from [1, 2]")
-    if act not in ACTIVATIONS:
+    if not isinstance(act, str) or act not in ACTIVATIONS:
         raise SpaceError(f"{where}.act = {act!r} is not allowed; choose from {sorted(ACTIVATIONS)}")
     if not isinstance(se, bool):
         raise SpaceError(f"{where}.se must be true or false, got {se!r}")

@@ -113,3 +113,13 @@ def tiny_run(tmp_path_factory, demo_lut_path, tiny_supernet, demo):
                population=8, generations=2, seed=0, constraints=Constraints(budget_ms=budget),
                progress=False, command="pytest tiny_run")
     return out
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The README quotes how many generated inputs the fuzz suite (tests/test_fuzz.py) ran."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz is not None and fuzz.FUZZ_CASES["n"]:
+        terminalreporter.write_line(f"fuzz: {fuzz.FUZZ_CASES['n']} generated inputs parsed or refused with "
+                                    f"an input error")
