@@ -68,7 +68,8 @@ def loads_file(path: str | Path, error: type[Exception], what: str) -> Any:
         raise error(f"{path}: JSON nested too deeply to be {what}") from None
     except json.JSONDecodeError as e:
         stripped = text.rstrip()
-        hint = " (the file ends early: truncated?)" if stripped[:1] in "{[" and stripped[-1:] not in "}]" else ""
+        closer = {"{": "}", "[": "]"}.get(stripped[:1])
+        hint = " (the file ends early: truncated?)" if closer and not stripped.endswith(closer) else ""
         raise error(f"{path}: not valid JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}") from None
     except ValueError as e:  # a NaN/Infinity constant
         raise error(f"{path}: {e}") from None
