@@ -97,7 +97,7 @@ def test_a_new_run_failing_in_its_first_generation_is_removed(demo_lut_path, tin
 
 def test_generations_0_is_refused_by_the_command(demo_lut_path, tmp_path):
     r = run_cli("search", "--lut", str(demo_lut_path), "--generations", "0", "--out", str(tmp_path / "r"))
-    assert r.returncode == 2 and "generations must be an integer >= 1" in r.stderr, r.stderr
+    assert r.returncode == 2 and "--generations: expected a whole number >= 1, got 0" in r.stderr, r.stderr
     assert not (tmp_path / "r").exists()
 
 
