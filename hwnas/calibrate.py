@@ -71,11 +71,22 @@ def loo_mape(features: np.ndarray, measured: np.ndarray, model: str) -> float:
     return float(np.mean(errs) * 100)
 
 
+def plausible(coef: np.ndarray, features: np.ndarray) -> bool:
+    """A fit a LUT may keep: it scales the block sum up, not down, and predicts > 0 ms for every network
+    it was fitted on. Few noisy networks can make ``boundary`` trade a negative block-sum scale for large
+    io/blocks terms; such a fit extrapolates to negative latencies, and ``LUT.load`` refuses it."""
+    return bool(coef[0] > 0 and np.all(features @ coef > 0))
+
+
 def choose_model(features: np.ndarray, measured: np.ndarray) -> tuple[str, np.ndarray, dict[str, float]]:
+    """The plausible model with the lowest leave-one-out MAPE (``scale`` always qualifies: its one
+    coefficient is a ratio of positive sums)."""
     n = len(measured)
     scores = {m: loo_mape(features, measured, m) for m, cols in MODELS.items() if n >= len(cols) + 3}
-    best = min(scores, key=scores.get)  # type: ignore[arg-type]
-    return best, fit(features, measured, best), scores
+    fits = {m: fit(features, measured, m) for m in scores}
+    ok = [m for m in scores if plausible(fits[m], features)] or ["scale"]
+    best = min(ok, key=scores.get)  # type: ignore[arg-type]
+    return best, fits.get(best, fit(features, measured, best)), scores
 
 
 # Whole networks measured per call of the measurer, the LUT saved after each call. In fresh processes a

@@ -27,6 +27,18 @@ def test_fit_recovers_a_known_linear_model():
     assert model == "boundary" and set(scores) == set(MODELS) and scores["boundary"] < 1e-8
 
 
+def test_a_fit_that_scales_the_block_sum_down_is_never_kept():
+    # What CI saw once: 8 noisy networks, and "boundary" fitted best with a negative block-sum scale,
+    # which LUT.load then refused. Here the data are made so that boundary fits exactly but implausibly.
+    rng = np.random.default_rng(1)
+    F = np.column_stack([rng.uniform(2, 20, 12), rng.uniform(5, 9, 12), rng.integers(10, 25, 12), np.ones(12)])
+    y = F @ np.array([-0.05, 1.0, 0.01, 0.5])
+    assert (y > 0).all() and fit(F, y, "boundary")[0] < 0
+    model, coef, scores = choose_model(F, y)
+    assert model != "boundary" and scores["boundary"] < min(scores["scale"], scores["affine"])
+    assert coef[0] > 0 and (F @ coef > 0).all()
+
+
 def test_sample_archs_is_seeded_distinct_and_respects_exclusions(mbv3):
     a = sample_archs(mbv3, 20, seed=3)
     assert [x.id for x in a] == [x.id for x in sample_archs(mbv3, 20, seed=3)]
