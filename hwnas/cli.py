@@ -335,7 +335,8 @@ def cmd_supernet(args: argparse.Namespace) -> int:
     from hwnas.evaluate.supernet import SupernetConfig, train_supernet
 
     space = _space(args)
-    cfg = SupernetConfig(data=args.data, split_seed=args.split_seed, epochs=args.epochs, batch_size=args.batch_size,
+    cfg = SupernetConfig(data=args.data, split_seed=args.split_seed, data_limit=args.data_limit,
+                         epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, random_subnets=args.random_subnets, seed=args.seed)
     r = train_supernet(space, args.out, cfg, resume=args.resume, force=args.force, command=_command())
     last = r.history[-1] if r.history else {}
@@ -529,6 +530,8 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
                         "idx:DIR (MNIST-style IDX files), an .npz (x: N x H x W x C uint8, y), a CIFAR python "
                         "directory or an image folder [digits]")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split [0]")
+    p.add_argument("--data-limit", type=positive_int, metavar="N",
+                   help="keep N images per class of the training part (stratified, seeded): quick runs [all]")
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=finite_positive, default=0.1)
@@ -586,7 +589,8 @@ hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="start every step over")
     p.add_argument("--quick", action="store_true",
-                   help="if a LUT must be built here: short timing runs (~3x faster to build, noisier); for previews")
+                   help="if a LUT must be built here: short timing runs, one pass (~4x faster to build, noisier); "
+                        "for previews")
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")

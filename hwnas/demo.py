@@ -83,11 +83,27 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
     return None, notes
 
 
+def begun_quick(lut_path: Path) -> bool | None:
+    """Whether the demo's LUT at ``lut_path`` was begun with ``--quick`` (its timing policy); None: no such
+    file, or one ``build_lut`` will refuse with its own clear error."""
+    from dataclasses import asdict
+
+    from profilers.base import TimingPolicy
+
+    try:
+        lut = LUT.load(lut_path) if lut_path.exists() else None
+    except LUTError:
+        return None
+    return None if lut is None else lut.settings.get("policy") == asdict(TimingPolicy.quick())
+
+
 def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 15, population: int = 24,
              generations: int = 10, seed: int = 0, force: bool = False, command: str | None = None,
              log: Callable[[str], None] = print, quick: bool = False) -> dict[str, Any]:
     """The whole pipeline; ``quick`` times a LUT built here with short runs (previews, tests: noisier)."""
-    from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
+    from dataclasses import asdict
+
+    from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, stored_config, train_supernet
     from hwnas.finalize import finalize
     from hwnas.predict import LatencyPredictor
     from hwnas.profiling import build_lut
@@ -110,14 +126,21 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
             log(f"      {n}")
         lut_path = out / f"lut_{profiler}_{SPACE}.json"
         verb = "resuming (or reusing)" if lut_path.exists() else "building"
+        begun = begun_quick(lut_path)
+        if begun is not None and begun != quick:
+            log(f"      {lut_path} was begun {'with' if begun else 'without'} --quick: it goes on that way "
+                f"(--force starts over)")
+            quick = begun  # one LUT, one timing policy: the budget and the search's latencies stay as they were
+        passes = 1 if quick else 2  # quick: a preview, so one pass of fresh processes instead of the lowest of two
         log(f"[1/4] LUT: no shipped {profiler} LUT for this machine; {verb} {lut_path} "
-            f"({len(space.all_layers())} blocks, 2 passes, then calibration)")
+            f"({len(space.all_layers())} blocks, {passes} pass{'es' if passes > 1 else ''}, then calibration)")
         options: dict[str, Any] = {"threads": 1, "pin_cpu": auto_pin(1)}
         if quick:
             from profilers.base import TimingPolicy
 
             options["policy"] = TimingPolicy.quick()
-        build_lut(profiler, space, lut_path, profiler_options=options, calib_archs=20, seed=seed, command=command)
+        build_lut(profiler, space, lut_path, profiler_options=options, calib_archs=20, seed=seed, command=command,
+                  processes=passes)
     steps["lut_s"] = time.perf_counter() - t
 
     # 2. supernet
@@ -127,7 +150,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     done = False
     if ckpt.exists():
         blob = read_checkpoint(ckpt)
-        done = blob["epochs_done"] == epochs and blob["config"] == cfg.__dict__
+        done = blob["epochs_done"] == epochs and stored_config(blob) == asdict(cfg)
     if done:
         log(f"[2/4] supernet: {ckpt} already trained ({epochs} epochs)")
     else:

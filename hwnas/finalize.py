@@ -142,14 +142,19 @@ def inherited_model(run: Run, arch: Arch, checkpoint: str | Path | None, splits:
             net, blob = load_supernet(ckpt)
         except CheckpointError as e:
             raise FinalizeError(str(e)) from None
-        splits = splits or load_data(data or blob["config"]["data"], blob["config"]["split_seed"])
+        trained_on = blob["config"]["data"]
+        splits = splits or load_data(data or trained_on, blob["config"]["split_seed"],
+                                     limit=blob["config"].get("data_limit") if (data or trained_on) == trained_on
+                                     else None)
         net.check(arch)
         ch = arch.space.in_channels
         recalibrate_bn(net, lambda x: net(x, arch), splits, arch.resolution, ch, batches=4, seed=seed)
         model = net.extract(arch).eval()
         return model, splits, {"source": "supernet", "checkpoint": str(Path(ckpt).resolve()),
                                "supernet_epochs": blob["epochs_done"]}
-    splits = splits or load_data(data or ev_cfg.get("data", "digits"), ev_cfg.get("split_seed", 0))
+    searched_on = ev_cfg.get("data", "digits")
+    splits = splits or load_data(data or searched_on, ev_cfg.get("split_seed", 0),
+                                 limit=ev_cfg.get("data_limit") if (data or searched_on) == searched_on else None)
     r = train_arch(arch, splits, max_epochs=12, patience=3, seed=seed)
     return r.model, splits, {"source": "trained from scratch (the run used no supernet)",
                              "epochs": r.epochs_run}

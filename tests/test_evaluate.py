@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from hwnas.evaluate.base import EvaluatorError
@@ -43,3 +45,11 @@ def test_registry():
             "predictor"} <= set(list_evaluators())
     with pytest.raises(EvaluatorError, match="unknown evaluator 'supernet2'"):
         create_evaluator("supernet2")
+
+
+@pytest.mark.parametrize("name", ["proxy:naswot", "proxy:vote", "train"])
+def test_data_limit_is_an_option_of_every_data_evaluator_and_part_of_its_config(name, tiny_data):
+    """``data_limit`` changes the images, so it must change the cache key (config) too."""
+    whole = create_evaluator(name, data=tiny_data)
+    limited = create_evaluator(name, data=tiny_data, data_limit=4)
+    assert "data_limit" not in json.dumps(whole.config()) and '"data_limit": 4' in json.dumps(limited.config())

@@ -58,13 +58,23 @@ def _entries(path) -> dict:
         return {}
 
 
+# the demo space cut to two stages (20 blocks at one resolution): a whole build in seconds, still two passes
+SMALL_SPACE = {**json.loads((ROOT / "hwnas" / "spaces" / "demo.json").read_text()), "name": "demo-2-stages",
+               "depths": [1, 2], "expands": [2, 3]}
+SMALL_SPACE["stages"] = SMALL_SPACE["stages"][:2]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_resume_after_interruption(tmp_path, sig):
     """Start a real build, interrupt it mid-way, run the same command again: it completes the key set."""
-    out = tmp_path / "lut.json"
-    cmd = [sys.executable, str(ROOT / "tools" / "profile_device.py"), "--profiler", "ort-cpu", "--space", "demo",
-           "--resolutions", "28", "--quick", "--no-calibrate", "--pin-cpu", "none", "--out", str(out)]  # isolated, 2 passes
+    from hwnas.space import SearchSpace
+
+    out, space_file = tmp_path / "lut.json", tmp_path / "space.json"
+    space_file.write_text(json.dumps(SMALL_SPACE))
+    cmd = [sys.executable, str(ROOT / "tools" / "profile_device.py"), "--profiler", "ort-cpu", "--space-file",
+           str(space_file), "--resolutions", "28", "--quick", "--no-calibrate", "--pin-cpu", "none", "--out",
+           str(out)]  # isolated, 2 passes
     # a shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: undo that
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -86,9 +96,7 @@ def test_resume_after_interruption(tmp_path, sig):
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout
     lut = LUT.load(out)
-    from hwnas.space import get_space
-
-    assert set(lut.entries) == {d.key for d in get_space("demo").all_layers([28])}
+    assert set(lut.entries) == {d.key for d in SearchSpace.from_dict(SMALL_SPACE).all_layers([28])}
     assert all(e["passes"] == 2 for e in lut.entries.values())
     resumed = int(done.stdout.split(" resumed from the file")[0].rsplit(", ", 1)[-1])
     assert resumed >= partial  # nothing saved before the kill was measured again

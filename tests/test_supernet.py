@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 import pytest
 import torch
 
@@ -107,3 +109,30 @@ def test_checkpoint_errors(tmp_path, tiny_supernet, mbv3):
     ev = create_evaluator("supernet", checkpoint=str(out))
     with pytest.raises(CheckpointError, match="differs from the supernet's space"):
         ev.evaluate([mbv3.sample(0)])
+
+
+def test_an_older_checkpoint_without_data_limit_still_resumes(tmp_path, demo, tiny_supernet):
+    """Checkpoints written before ``data_limit`` existed lack the key: it counts at its default."""
+    out_full, cfg, _ = tiny_supernet
+    old = tmp_path / "old.pt"
+    blob = torch.load(out_full, weights_only=True)
+    blob["config"].pop("data_limit")
+    torch.save(blob, old)
+    longer = SupernetConfig(**{**asdict(cfg), "epochs": 4})
+    with pytest.raises(CheckpointError, match="other settings"):  # a real difference is still refused
+        train_supernet(demo, old, longer, progress=False, resume=True)
+    report = train_supernet(demo, old, cfg, progress=False, resume=True)
+    assert report.resumed_from == 3 and report.epochs_done == 3
+
+
+def test_data_limit_trains_on_fewer_images_and_the_evaluator_scores_on_the_same(tmp_path, demo, tiny_data):
+    out = tmp_path / "limited.pt"
+    cfg = SupernetConfig(data=tiny_data, data_limit=5, epochs=1, batch_size=8, random_subnets=0)
+    train_supernet(demo, out, cfg, progress=False)
+    blob = torch.load(out, weights_only=True)
+    assert blob["config"]["data_limit"] == 5 and blob["data"]["data_limit"] == 5
+    ev = create_evaluator("supernet", checkpoint=str(out))
+    assert ev.config()["data_limit"] == 5
+    assert 0 <= ev.evaluate([demo.smallest()])[0] <= 100
+    with pytest.raises(CheckpointError, match="data_limit must be a whole number >= 1"):
+        SupernetConfig(data=tiny_data, data_limit=0)

@@ -113,17 +113,19 @@ PROXIES: dict[str, tuple[Callable[..., float], bool]] = {  # name -> (function, 
 class ProxyEvaluator:
     """One zero-cost proxy behind the Evaluator interface (``proxy:NAME``)."""
 
-    def __init__(self, proxy: str, seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64):
+    def __init__(self, proxy: str, seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64,
+                 data_limit: int | None = None):
         if proxy not in PROXIES:
             raise EvaluatorError(f"unknown proxy {proxy!r}; available: {sorted(PROXIES)}")
         self.proxy, self.name = proxy, f"proxy:{proxy}"
         self.fn, self.needs_data = PROXIES[proxy]
         self.seed, self.data, self.split_seed, self.batch_size = int(seed), data, int(split_seed), int(batch_size)
+        self.data_limit = None if data_limit is None else int(data_limit)
 
     def config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"proxy": self.proxy, "seed": self.seed, "torch": torch.__version__}
         if self.needs_data:
-            splits = load_data(self.data, self.split_seed)
+            splits = load_data(self.data, self.split_seed, limit=self.data_limit)
             cfg.update(splits.config(), batch_size=self.batch_size)
         return cfg
 
@@ -133,7 +135,7 @@ class ProxyEvaluator:
         return splits.inputs(x, arch.resolution, arch.space.in_channels), y
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
-        splits = load_data(self.data, self.split_seed) if self.needs_data else None
+        splits = load_data(self.data, self.split_seed, limit=self.data_limit) if self.needs_data else None
         if splits is not None and archs:
             splits.check_space(archs[0].space.in_channels, archs[0].space.num_classes)
         out = []
@@ -143,7 +145,7 @@ class ProxyEvaluator:
         return out
 
 
-_OPTIONS = ("seed", "data", "split_seed", "batch_size")
+_OPTIONS = ("seed", "data", "split_seed", "batch_size", "data_limit")
 
 
 def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:

@@ -195,6 +195,7 @@ class SupernetConfig:
 
     data: str = "digits"
     split_seed: int = 0
+    data_limit: int | None = None  # images per class of the training part (None: all)
     epochs: int = 30
     batch_size: int = 64
     lr: float = 0.1
@@ -211,6 +212,10 @@ class SupernetConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise CheckpointError(f"supernet {name} must be a whole number >= 1, got {v!r}")
+        if self.data_limit is not None and (isinstance(self.data_limit, bool) or not isinstance(self.data_limit, int)
+                                            or self.data_limit < 1):
+            raise CheckpointError(f"supernet data_limit must be a whole number >= 1 (images per class), "
+                                  f"got {self.data_limit!r}")
         if self.random_subnets < 0:
             raise CheckpointError(f"supernet random_subnets must be >= 0, got {self.random_subnets!r}")
         for name in ("lr", "momentum", "weight_decay", "label_smoothing"):
@@ -229,6 +234,12 @@ class TrainReport:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def stored_config(blob: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's SupernetConfig as a dict; a field added since it was written counts at its default
+    (``data_limit``: None), so older checkpoints still resume and are still recognised as done."""
+    return {**asdict(SupernetConfig()), **blob["config"]}
+
+
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(1).mean()
 
@@ -244,7 +255,7 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
 
     out = Path(out)
     start = time.perf_counter()
-    splits = load_data(config.data, config.split_seed)
+    splits = load_data(config.data, config.split_seed, limit=config.data_limit)
     splits.check_space(space.in_channels, space.num_classes)
     torch.manual_seed(config.seed)
     net = Supernet(space, config.width)
@@ -259,7 +270,7 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
     if out.exists():
         if resume:
             blob = read_checkpoint(out)
-            if blob["space"] != space.to_dict() or blob["config"] != asdict(config) \
+            if blob["space"] != space.to_dict() or stored_config(blob) != asdict(config) \
                     or blob["data"]["data_digest"] != splits.digest:
                 raise CheckpointError(f"{out} was trained with other settings (space, data or config); resume with "
                                       f"the same ones, or start over with --force")
@@ -378,6 +389,8 @@ class SupernetEvaluator:
         blob = read_checkpoint(checkpoint)
         self.data = data or blob["config"]["data"]
         self.split_seed = blob["config"]["split_seed"]
+        # the images the supernet trained on; another --data is scored whole
+        self.data_limit = blob["config"].get("data_limit") if self.data == blob["config"]["data"] else None
         self.epochs_done = blob["epochs_done"]
         self.bn_batches, self.batch_size, self.seed, self.part = int(bn_batches), int(batch_size), int(seed), part
         self._net: Supernet | None = None
@@ -388,7 +401,8 @@ class SupernetEvaluator:
     def config(self) -> dict[str, Any]:
         return {"checkpoint": os.path.abspath(self.checkpoint), "epochs_done": self.epochs_done, "data": self.data,
                 "split_seed": self.split_seed, "bn_batches": self.bn_batches, "batch_size": self.batch_size,
-                "seed": self.seed, "part": self.part}
+                "seed": self.seed, "part": self.part,
+                **({} if self.data_limit is None else {"data_limit": self.data_limit})}
 
     @property
     def net(self) -> Supernet:
@@ -397,7 +411,7 @@ class SupernetEvaluator:
         return self._net
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
-        splits = load_data(self.data, self.split_seed)
+        splits = load_data(self.data, self.split_seed, limit=self.data_limit)
         out = []
         for a in archs:
             self.net.check(a)

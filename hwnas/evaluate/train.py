@@ -70,18 +70,19 @@ class EarlyStoppingEvaluator:
     name = "train"
 
     def __init__(self, data: str = "digits", split_seed: int = 0, max_epochs: int = 12, patience: int = 3,
-                 batch_size: int = 64, lr: float = 0.1, seed: int = 0):
+                 batch_size: int = 64, lr: float = 0.1, seed: int = 0, data_limit: int | None = None):
         self.data, self.split_seed = data, int(split_seed)
+        self.data_limit = None if data_limit is None else int(data_limit)
         self.max_epochs, self.patience, self.batch_size = int(max_epochs), int(patience), int(batch_size)
         self.lr, self.seed = float(lr), int(seed)
 
     def config(self) -> dict[str, Any]:
-        return {**load_data(self.data, self.split_seed).config(), "max_epochs": self.max_epochs,
+        return {**load_data(self.data, self.split_seed, limit=self.data_limit).config(), "max_epochs": self.max_epochs,
                 "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
                 "torch": torch.__version__}
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
-        splits = load_data(self.data, self.split_seed)
+        splits = load_data(self.data, self.split_seed, limit=self.data_limit)
         out = []
         for a in archs:
             splits.check_space(a.space.in_channels, a.space.num_classes)

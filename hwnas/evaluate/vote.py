@@ -41,7 +41,7 @@ class VoteEvaluator:
     """Mean percentile of each member proxy against a reference sample of the space."""
 
     def __init__(self, proxies: str | Sequence[str] = DEFAULT_MEMBERS, reference: int = 64, seed: int = 0,
-                 data: str = "digits", split_seed: int = 0, batch_size: int = 64):
+                 data: str = "digits", split_seed: int = 0, batch_size: int = 64, data_limit: int | None = None):
         members = tuple(p.strip() for p in proxies.split(",")) if isinstance(proxies, str) else tuple(proxies)
         unknown = [p for p in members if p not in PROXIES]
         if len(members) < 2 or unknown:
@@ -50,7 +50,8 @@ class VoteEvaluator:
             raise EvaluatorError(f"proxy:vote reference= must be >= 8 archs, got {reference!r}")
         self.name = "proxy:vote"
         self.members, self.reference, self.seed = members, int(reference), int(seed)
-        self.proxies = {p: ProxyEvaluator(p, seed=seed, data=data, split_seed=split_seed, batch_size=batch_size)
+        self.proxies = {p: ProxyEvaluator(p, seed=seed, data=data, split_seed=split_seed, batch_size=batch_size,
+                                         data_limit=data_limit)
                         for p in members}
         self._refs: dict[str, np.ndarray] | None = None
         self._space_digest: str | None = None
