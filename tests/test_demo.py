@@ -46,24 +46,16 @@ def test_demo_force_on_a_foreign_directory_exits_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(tmp_path, monkeypatch, capsys):
+def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(newcomer_demo, monkeypatch):
     """What a newcomer whose CPU is not ours meets: no shipped LUT, so one is built here, then training.
 
-    The first run is in this process, so what the LUT build leaves behind (pinning, thread count) is seen.
+    The first run (the session fixture) is in this process, so what the LUT build leaves behind (pinning,
+    thread count) is seen.
     """
-    import os
+    from conftest import NEWCOMER_ARGS
 
-    import torch
-
-    from hwnas.cli import main
-
-    monkeypatch.setenv("HWNAS_IGNORE_SHIPPED_LUTS", "1")
-    before = (os.sched_getaffinity(0), torch.get_num_threads())
-    out = tmp_path / "demo"
-    args = ("demo", "--out", str(out), "--epochs", "1", "--population", "6", "--generations", "1")
-    rc = main([*args, "--quick"])
-    stdout = capsys.readouterr().out
-    assert (os.sched_getaffinity(0), torch.get_num_threads()) == before
+    out, rc, stdout = newcomer_demo["out"], newcomer_demo["rc"], newcomer_demo["stdout"]
+    assert newcomer_demo["after"] == newcomer_demo["before"]
     assert rc in (0, 1), stdout[-3000:]  # 1 = measured over the budget (FAIL), still a full bundle
     assert "shipped LUTs ignored" in stdout and f"building {out}/lut_ort-cpu_demo.json" in stdout
     for step in ("[1/4] LUT", "[2/4] supernet", "[3/4] search", "[4/4] finalize"):
@@ -79,9 +71,16 @@ def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(tmp_pa
     assert (out / MARKER).is_file()
     # run again, as a user would: nothing is built, trained or searched twice, and the pick is the same; the
     # LUT begun with --quick stays quick (one timing policy per LUT), so the budget and the search stand
-    r2 = run_cli(*args, timeout=900)
+    def measured() -> tuple:
+        d = json.loads((out / "lut_ort-cpu_demo.json").read_text())
+        return d["entries"], d["calibration"], d["reference"]
+
+    lut_before = measured()
+    monkeypatch.setenv("HWNAS_IGNORE_SHIPPED_LUTS", "1")  # as in the first run
+    r2 = run_cli("demo", "--out", str(out), *NEWCOMER_ARGS, timeout=900)
     assert r2.returncode in (0, 1), (r2.stdout[-2000:], r2.stderr[-2000:])  # verdict measured afresh: may flip
     assert "resuming (or reusing)" in r2.stdout and "already trained" in r2.stdout
-    assert "was begun with --quick: it goes on that way" in r2.stdout and "pass 2/2" not in r2.stderr
+    assert "was begun with --quick: it goes on that way" in r2.stdout
+    assert measured() == lut_before  # complete: nothing measured again
     assert json.loads((out / "summary.json").read_text())["pick"] == summary["pick"]
     assert json.loads((out / "summary.json").read_text())["command"].startswith("hwnas demo")

@@ -51,27 +51,25 @@ def test_profiler_measures_pinned_then_restores(unchanged, quick_policy):
 
 @needs_two_cpus
 @pytest.mark.parametrize("profiler", ["torch-cpu", "ort-cpu"])
-def test_build_lut_in_process_fresh_resumed_complete(unchanged, tmp_path, demo, quick_policy, profiler):
+def test_build_lut_in_process_fresh_resumed_complete(unchanged, tmp_path, small_space, quick_policy, profiler):
     out = tmp_path / "lut.json"
     kw = dict(resolutions=[24], profiler_options=_options(quick_policy), calibrate=False, progress=False, processes=0)
-    build_lut(profiler, demo, out, **kw)
+    build_lut(profiler, small_space, out, **kw)
     data = json.loads(out.read_text())
     keys = sorted(data["entries"])
     for k in keys[: len(keys) // 2]:  # as if killed half-way
         del data["entries"][k]
     out.write_text(json.dumps(data))
-    report = build_lut(profiler, demo, out, **kw)  # resumed
+    report = build_lut(profiler, small_space, out, **kw)  # resumed
     assert report.measured == len(keys) // 2
-    assert build_lut(profiler, demo, out, **kw).measured == 0  # complete: nothing to do
+    assert build_lut(profiler, small_space, out, **kw).measured == 0  # complete: nothing to do
 
 
 @needs_two_cpus
-def test_build_lut_isolated_with_calibration_and_reference(calibrated_lut_path):
-    """The shared fixture builds as users do (pinned workers, calibration, drift reference); it recorded
-    this process's affinity and threads before and after."""
-    from conftest import CALIBRATED_LUT_STATE
-
-    assert CALIBRATED_LUT_STATE["before"] == CALIBRATED_LUT_STATE["after"]
+def test_build_lut_isolated_with_calibration_and_reference(newcomer_demo, calibrated_lut_path):
+    """The shared fixture builds as users do (the demo in this process: pinned workers, calibration, drift
+    reference, then training); it recorded this process's affinity and threads before and after."""
+    assert newcomer_demo["before"] == newcomer_demo["after"]
     lut = LUT.load(calibrated_lut_path)
     assert lut.calibration["complete"] and lut.reference and len(lut.reference["best_ms"]) == 3
     assert lut.fingerprint["pinning"] == f"pinned to cpu {auto_pin(1)}"  # the workers were pinned, this process not

@@ -58,20 +58,12 @@ def _entries(path) -> dict:
         return {}
 
 
-# the demo space cut to two stages (20 blocks at one resolution): a whole build in seconds, still two passes
-SMALL_SPACE = {**json.loads((ROOT / "hwnas" / "spaces" / "demo.json").read_text()), "name": "demo-2-stages",
-               "depths": [1, 2], "expands": [2, 3]}
-SMALL_SPACE["stages"] = SMALL_SPACE["stages"][:2]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_resume_after_interruption(tmp_path, sig):
+def test_resume_after_interruption(tmp_path, small_space, sig):
     """Start a real build, interrupt it mid-way, run the same command again: it completes the key set."""
-    from hwnas.space import SearchSpace
-
     out, space_file = tmp_path / "lut.json", tmp_path / "space.json"
-    space_file.write_text(json.dumps(SMALL_SPACE))
+    space_file.write_text(json.dumps(small_space.to_dict()))  # 20 blocks at 28 px: whole builds in seconds
     cmd = [sys.executable, str(ROOT / "tools" / "profile_device.py"), "--profiler", "ort-cpu", "--space-file",
            str(space_file), "--resolutions", "28", "--quick", "--no-calibrate", "--pin-cpu", "none", "--out",
            str(out)]  # isolated, 2 passes
@@ -96,17 +88,17 @@ def test_resume_after_interruption(tmp_path, sig):
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout
     lut = LUT.load(out)
-    assert set(lut.entries) == {d.key for d in SearchSpace.from_dict(SMALL_SPACE).all_layers([28])}
+    assert set(lut.entries) == {d.key for d in small_space.all_layers([28])}
     assert all(e["passes"] == 2 for e in lut.entries.values())
     resumed = int(done.stdout.split(" resumed from the file")[0].rsplit(", ", 1)[-1])
     assert resumed >= partial  # nothing saved before the kill was measured again
 
 
 @pytest.mark.slow
-def test_noisy_entries_are_measured_again_in_isolation(demo, quick_policy, tmp_path):
+def test_noisy_entries_are_measured_again_in_isolation(small_space, quick_policy, tmp_path):
     """With a CV threshold nothing meets, every entry gets a third, isolated measurement."""
     out = tmp_path / "lut.json"
-    report = build_lut("torch-cpu", demo, out, resolutions=[24], profiler_options={"policy": quick_policy},
+    report = build_lut("torch-cpu", small_space, out, resolutions=[24], profiler_options={"policy": quick_policy},
                        calibrate=False, progress=False, processes=2, chunk=100, cv_threshold=-1.0)
     entries = LUT.load(out).entries
     assert all(e["passes"] == 2 for e in entries.values())

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.blocks import build_model
-from hwnas.evaluate.base import register_evaluator
+from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.supernet import accuracy, recalibrate_bn
 from hwnas.space import Arch
@@ -30,9 +30,15 @@ class TrainResult:
 
 def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int = 3, batch_size: int = 64,
                lr: float = 0.1, weight_decay: float = 5e-5, label_smoothing: float = 0.1, seed: int = 0,
-               model: nn.Module | None = None, augment: bool = True) -> TrainResult:
-    """Train ``arch`` (or fine-tune ``model``) with SGD + cosine; stop when val accuracy has not improved
-    for ``patience`` epochs; return the best epoch's weights."""
+               model: nn.Module | None = None, augment: bool = True, part: str = "val") -> TrainResult:
+    """Train ``arch`` (or fine-tune ``model``) with SGD + cosine; stop when accuracy on ``part`` has not
+    improved for ``patience`` epochs; return the best epoch's weights.
+
+    ``patience`` 0: no early stopping; all ``max_epochs`` run (the cosine schedule ends at lr 0) and only
+    the final weights are scored. Cheaper, and less noisy than picking the best of noisy epochs: the
+    recipe of the benchmark's reference."""
+    if part not in ("val", "test"):
+        raise ValueError(f"part must be val or test, got {part!r}")
     torch.manual_seed(seed)
     model = model if model is not None else build_model(arch)
     ch, res = arch.space.in_channels, arch.resolution
@@ -49,14 +55,16 @@ def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int =
                 F.cross_entropy(model(splits.inputs(x, res, ch)), y, label_smoothing=label_smoothing).backward()
                 opt.step()
                 sched.step()
+            if patience <= 0 and epoch < max_epochs:
+                continue  # scored once, at the end
             # exact BN statistics of the current weights: running averages lag badly on small data
             recalibrate_bn(model, model, splits, res, ch, batches=4, batch_size=batch_size, seed=seed)
             model.eval()
-            acc = accuracy(model, splits, "val", res, ch)
+            acc = accuracy(model, splits, part, res, ch)
             if acc > best:
                 best, best_epoch = acc, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif epoch - best_epoch >= patience:
+            elif patience > 0 and epoch - best_epoch >= patience:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -65,21 +73,27 @@ def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int =
 
 @register_evaluator("train")
 class EarlyStoppingEvaluator:
-    """Validation accuracy (%) after a short training from scratch with early stopping."""
+    """Validation accuracy (%) after a short training from scratch with early stopping.
+
+    ``patience=0`` trains all ``max_epochs`` and scores the final weights; ``part=test`` scores on the
+    test split: for a benchmark's reference only, never for a search (that would select on test)."""
 
     name = "train"
 
     def __init__(self, data: str = "digits", split_seed: int = 0, max_epochs: int = 12, patience: int = 3,
-                 batch_size: int = 64, lr: float = 0.1, seed: int = 0, data_limit: int | None = None):
+                 batch_size: int = 64, lr: float = 0.1, seed: int = 0, data_limit: int | None = None,
+                 part: str = "val"):
+        if part not in ("val", "test"):
+            raise EvaluatorError(f"train part= must be val or test, got {part!r}")
         self.data, self.split_seed = data, int(split_seed)
         self.data_limit = None if data_limit is None else int(data_limit)
         self.max_epochs, self.patience, self.batch_size = int(max_epochs), int(patience), int(batch_size)
-        self.lr, self.seed = float(lr), int(seed)
+        self.lr, self.seed, self.part = float(lr), int(seed), part
 
     def config(self) -> dict[str, Any]:
         return {**load_data(self.data, self.split_seed, limit=self.data_limit).config(), "max_epochs": self.max_epochs,
                 "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
-                "torch": torch.__version__}
+                "torch": torch.__version__, **({} if self.part == "val" else {"part": self.part})}
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
         splits = load_data(self.data, self.split_seed, limit=self.data_limit)
@@ -87,5 +101,5 @@ class EarlyStoppingEvaluator:
         for a in archs:
             splits.check_space(a.space.in_channels, a.space.num_classes)
             out.append(train_arch(a, splits, self.max_epochs, self.patience, self.batch_size, self.lr,
-                                  seed=self.seed).best_val_acc)
+                                  seed=self.seed, part=self.part).best_val_acc)
         return out
