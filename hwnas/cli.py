@@ -338,10 +338,12 @@ def cmd_supernet(args: argparse.Namespace) -> int:
     cfg = SupernetConfig(data=args.data, split_seed=args.split_seed, data_limit=args.data_limit,
                          epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, random_subnets=args.random_subnets, seed=args.seed)
-    r = train_supernet(space, args.out, cfg, resume=args.resume, force=args.force, command=_command())
+    r = train_supernet(space, args.out, cfg, resume=args.resume, force=args.force, command=_command(),
+                       device=args.device)
     last = r.history[-1] if r.history else {}
     print(f"supernet {args.out}: {r.epochs_done} epochs" + (f" (resumed after {r.resumed_from})" if r.resumed_from
-                                                           else "") + f" in {r.seconds:.0f} s; validation accuracy "
+                                                           else "") + f" in {r.seconds:.0f} s on {r.device}; "
+          f"validation accuracy "
           f"largest {last.get('val_acc_largest', float('nan')):.2f} %, smallest "
           f"{last.get('val_acc_smallest', float('nan')):.2f} %")
     print(f"search with it: hwnas search --lut LUT --evaluator supernet --evaluator-option checkpoint={args.out} ...")
@@ -537,6 +539,8 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
     p.add_argument("--lr", type=finite_positive, default=0.1)
     p.add_argument("--random-subnets", type=int, default=2, help="random subnets per step besides largest/smallest")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto",
+                   help="auto (a CUDA GPU when torch sees one, else every CPU core), cpu, cuda or cuda:N [auto]")
     p.add_argument("--out", type=file_path, required=True, help="checkpoint file (rewritten every epoch)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--force", action="store_true", help="start over even if --out exists")

@@ -31,6 +31,7 @@ from hwnas.errors import InputError
 from hwnas.blocks import LayerDesc, MBConv, Network, build_model, se_channels
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
+from hwnas.evaluate.device import device_of, resolve_device, to_cpu
 from hwnas.lut import atomic_write
 from hwnas.space import Arch, SearchSpace
 
@@ -168,9 +169,10 @@ def recalibrate_bn(model: nn.Module, forward: Callable[[torch.Tensor], Any], spl
     was_training = model.training
     model.train()
     g = torch.Generator().manual_seed(seed)
+    device = device_of(model)
     try:
         for x, _ in itertools.islice(splits.batches("train", batch_size, g), batches):
-            forward(splits.inputs(x, resolution, channels))
+            forward(splits.inputs(x, resolution, channels).to(device))
     finally:
         for m, mom in zip(bns, saved):
             m.momentum = mom
@@ -179,12 +181,13 @@ def recalibrate_bn(model: nn.Module, forward: Callable[[torch.Tensor], Any], spl
 
 @torch.no_grad()
 def accuracy(forward: Callable[[torch.Tensor], torch.Tensor], splits: Splits, part: str, resolution: int,
-             channels: int, batch_size: int = 256) -> float:
-    """Top-1 accuracy in percent on a split."""
+             channels: int, batch_size: int = 256, device: torch.device | str = "cpu") -> float:
+    """Top-1 accuracy in percent on a split (``forward`` runs on ``device``)."""
     x, y = splits.tensors(part, resolution, channels)
     correct = 0
     for i in range(0, len(y), batch_size):
-        correct += int((forward(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+        pred = forward(x[i:i + batch_size].to(device)).argmax(1).cpu()
+        correct += int((pred == y[i:i + batch_size]).sum())
     return 100.0 * correct / len(y)
 
 
@@ -232,6 +235,7 @@ class TrainReport:
     resumed_from: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    device: str = "cpu"
 
 
 def stored_config(blob: dict[str, Any]) -> dict[str, Any]:
@@ -246,10 +250,13 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
 
 def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig = SupernetConfig(),
                    resume: bool = False, force: bool = False, progress: bool = True,
-                   command: str | None = None, stop_after: int | None = None) -> TrainReport:
+                   command: str | None = None, stop_after: int | None = None,
+                   device: str | torch.device = "auto") -> TrainReport:
     """Train (or resume) a supernet; the checkpoint at ``out`` is rewritten after every epoch.
 
     ``stop_after`` ends this call after that many epochs in all (train in chunks; resume later).
+    ``device``: where to train (``auto``: a CUDA GPU when there is one); the checkpoint is always stored
+    on the CPU, so it resumes and loads on any machine.
     """
     from hwnas import __version__
 
@@ -257,8 +264,9 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
     start = time.perf_counter()
     splits = load_data(config.data, config.split_seed, limit=config.data_limit)
     splits.check_space(space.in_channels, space.num_classes)
+    dev = resolve_device(device)
     torch.manual_seed(config.seed)
-    net = Supernet(space, config.width)
+    net = Supernet(space, config.width).to(dev)
     steps_per_epoch = max(1, len(splits.train) // config.batch_size)
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
                           weight_decay=config.weight_decay)
@@ -275,7 +283,7 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
                 raise CheckpointError(f"{out} was trained with other settings (space, data or config); resume with "
                                       f"the same ones, or start over with --force")
             net.load_state_dict(blob["state"])
-            opt.load_state_dict(blob["optimizer"])
+            opt.load_state_dict(blob["optimizer"])  # moves the optimizer state to the weights' device
             sched.load_state_dict(blob["scheduler"])
             history, first_epoch = blob["history"], blob["epochs_done"]
         elif not force:
@@ -300,14 +308,15 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
             net.train()
             loss_sum = correct = seen = 0.0
             for x, y in splits.batches("train", config.batch_size, g, augment=config.augment, drop_last=True):
+                y = y.to(dev)
                 opt.zero_grad(set_to_none=True)
-                logits = net(splits.inputs(x, hi, ch), largest)
+                logits = net(splits.inputs(x, hi, ch).to(dev), largest)
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                 loss.backward()
                 teacher = F.softmax(logits.detach(), dim=1)
                 subs = [smallest] + [_random_subnet(space, net.width, rng) for _ in range(config.random_subnets)]
                 for sub in subs:
-                    kd = soft_cross_entropy(net(splits.inputs(x, sub.resolution, ch), sub), teacher)
+                    kd = soft_cross_entropy(net(splits.inputs(x, sub.resolution, ch).to(dev), sub), teacher)
                     kd.backward()
                 opt.step()
                 sched.step()
@@ -326,13 +335,14 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
                             val=f"{row['val_acc_largest']:.1f}/{row['val_acc_smallest']:.1f}%")
             checkpoint = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "space": space.to_dict(),
                           "width": net.width, "config": asdict(config), "data": splits.config(),
-                          "state": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                          "state": to_cpu(net.state_dict()), "optimizer": to_cpu(opt.state_dict()),
+                          "scheduler": sched.state_dict(),
                           "epochs_done": epoch + 1, "history": history, "hwnas_version": __version__,
                           "torch": str(torch.__version__), "command": command or " ".join(sys.argv)}
             atomic_write(out, lambda f: torch.save(checkpoint, f))
     finally:
         bar.close()
-    return TrainReport(out, len(history), first_epoch, time.perf_counter() - start, history)
+    return TrainReport(out, len(history), first_epoch, time.perf_counter() - start, history, str(dev))
 
 
 def _random_subnet(space: SearchSpace, width: float, rng: random.Random) -> Arch:
@@ -346,7 +356,7 @@ def evaluate_subnet(net: Supernet, arch: Arch, splits: Splits, part: str = "val"
     ch = net.space.in_channels
     recalibrate_bn(net, lambda x: net(x, arch), splits, arch.resolution, ch, bn_batches, batch_size, seed)
     net.eval()
-    return accuracy(lambda x: net(x, arch), splits, part, arch.resolution, ch)
+    return accuracy(lambda x: net(x, arch), splits, part, arch.resolution, ch, device=device_of(net))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -377,15 +387,19 @@ def load_supernet(path: str | Path) -> tuple[Supernet, dict[str, Any]]:
 
 @register_evaluator("supernet")
 class SupernetEvaluator:
-    """Validation accuracy (%) of each arch with weights inherited from a trained supernet."""
+    """Validation accuracy (%) of each arch with weights inherited from a trained supernet.
+
+    ``device`` is ``cpu`` by default, so a seed gives the same front on every machine; ``auto``/``cuda``
+    evaluates on a GPU (faster, scores may differ in the last digits)."""
 
     name = "supernet"
 
     def __init__(self, checkpoint: str | Path, data: str | None = None, bn_batches: int = 4,
-                 batch_size: int = 64, seed: int = 0, part: str = "val"):
+                 batch_size: int = 64, seed: int = 0, part: str = "val", device: str = "cpu"):
         if part not in ("val", "test"):
             raise EvaluatorError("part must be val or test (the search uses val; test is for finalize)")
-        self.checkpoint = str(checkpoint)
+        self.checkpoint, self.device = str(checkpoint), device
+        resolve_device(device)  # a device that is not there fails here, before the search starts
         blob = read_checkpoint(checkpoint)
         self.data = data or blob["config"]["data"]
         self.split_seed = blob["config"]["split_seed"]
@@ -407,7 +421,8 @@ class SupernetEvaluator:
     @property
     def net(self) -> Supernet:
         if self._net is None:
-            self._net, _ = load_supernet(self.checkpoint)
+            net, _ = load_supernet(self.checkpoint)
+            self._net = net.to(resolve_device(self.device))
         return self._net
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:

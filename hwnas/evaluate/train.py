@@ -16,6 +16,7 @@ from torch import nn
 from hwnas.blocks import build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
+from hwnas.evaluate.device import resolve_device
 from hwnas.evaluate.supernet import accuracy, recalibrate_bn
 from hwnas.space import Arch
 
@@ -30,7 +31,8 @@ class TrainResult:
 
 def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int = 3, batch_size: int = 64,
                lr: float = 0.1, weight_decay: float = 5e-5, label_smoothing: float = 0.1, seed: int = 0,
-               model: nn.Module | None = None, augment: bool = True, part: str = "val") -> TrainResult:
+               model: nn.Module | None = None, augment: bool = True, part: str = "val",
+               device: str | torch.device = "auto") -> TrainResult:
     """Train ``arch`` (or fine-tune ``model``) with SGD + cosine; stop when accuracy on ``part`` has not
     improved for ``patience`` epochs; return the best epoch's weights.
 
@@ -39,8 +41,9 @@ def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int =
     recipe of the benchmark's reference."""
     if part not in ("val", "test"):
         raise ValueError(f"part must be val or test, got {part!r}")
+    dev = resolve_device(device)
     torch.manual_seed(seed)
-    model = model if model is not None else build_model(arch)
+    model = (model if model is not None else build_model(arch)).to(dev)
     ch, res = arch.space.in_channels, arch.resolution
     steps = max(1, len(splits.train) // batch_size) * max_epochs
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
@@ -52,7 +55,8 @@ def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int =
             model.train()
             for x, y in splits.batches("train", batch_size, g, augment=augment, drop_last=True):
                 opt.zero_grad(set_to_none=True)
-                F.cross_entropy(model(splits.inputs(x, res, ch)), y, label_smoothing=label_smoothing).backward()
+                F.cross_entropy(model(splits.inputs(x, res, ch).to(dev)), y.to(dev),
+                                label_smoothing=label_smoothing).backward()
                 opt.step()
                 sched.step()
             if patience <= 0 and epoch < max_epochs:
@@ -60,7 +64,7 @@ def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int =
             # exact BN statistics of the current weights: running averages lag badly on small data
             recalibrate_bn(model, model, splits, res, ch, batches=4, batch_size=batch_size, seed=seed)
             model.eval()
-            acc = accuracy(model, splits, part, res, ch)
+            acc = accuracy(model, splits, part, res, ch, device=dev)
             if acc > best:
                 best, best_epoch = acc, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -68,7 +72,7 @@ def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int =
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
-    return TrainResult(best, best_epoch, epoch, model.eval())
+    return TrainResult(best, best_epoch, epoch, model.cpu().eval())  # callers export and measure on the CPU
 
 
 @register_evaluator("train")
@@ -82,13 +86,14 @@ class EarlyStoppingEvaluator:
 
     def __init__(self, data: str = "digits", split_seed: int = 0, max_epochs: int = 12, patience: int = 3,
                  batch_size: int = 64, lr: float = 0.1, seed: int = 0, data_limit: int | None = None,
-                 part: str = "val"):
+                 part: str = "val", device: str = "auto"):
+        resolve_device(device)  # a device that is not there fails here, before any training
         if part not in ("val", "test"):
             raise EvaluatorError(f"train part= must be val or test, got {part!r}")
         self.data, self.split_seed = data, int(split_seed)
         self.data_limit = None if data_limit is None else int(data_limit)
         self.max_epochs, self.patience, self.batch_size = int(max_epochs), int(patience), int(batch_size)
-        self.lr, self.seed, self.part = float(lr), int(seed), part
+        self.lr, self.seed, self.part, self.device = float(lr), int(seed), part, device
 
     def config(self) -> dict[str, Any]:
         return {**load_data(self.data, self.split_seed, limit=self.data_limit).config(), "max_epochs": self.max_epochs,
@@ -101,5 +106,5 @@ class EarlyStoppingEvaluator:
         for a in archs:
             splits.check_space(a.space.in_channels, a.space.num_classes)
             out.append(train_arch(a, splits, self.max_epochs, self.patience, self.batch_size, self.lr,
-                                  seed=self.seed, part=self.part).best_val_acc)
+                                  seed=self.seed, part=self.part, device=self.device).best_val_acc)
         return out

@@ -1,0 +1,59 @@
+"""Where training runs: ``--device auto`` takes the GPU when torch sees one, else the CPU.
+
+Training (supernet, short training) is the one place hwnas wants a GPU; latency is measured on the
+device the LUT was built for, never here. On the CPU, training uses every core this process may
+use: hwnas never pins or thread-limits a process that trains (only measuring workers are).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hwnas.evaluate.base import EvaluatorError
+
+CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``auto``: the first CUDA GPU when torch sees one, else the CPU; ``cpu``, ``cuda``, ``cuda:N`` as given.
+    A CUDA device that is not there is an input error saying what torch sees."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        index = spec.partition(":")[2] or "0"
+        if not index.isdigit():
+            raise EvaluatorError(f"device {spec!r} is not one of {CHOICES}")
+        if not torch.cuda.is_available():
+            raise EvaluatorError(f"device {spec!r}: torch {torch.__version__} sees no CUDA GPU (built with CUDA "
+                                 f"{torch.version.cuda or 'none'}); use --device cpu, or auto to take a GPU only "
+                                 f"when there is one")
+        if int(index) >= torch.cuda.device_count():
+            raise EvaluatorError(f"device {spec!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s) "
+                                 f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+        return torch.device(f"cuda:{index}")
+    raise EvaluatorError(f"device {spec!r} is not one of {CHOICES}")
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """Where ``module``'s weights are (the CPU for a module without any)."""
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def to_cpu(obj: Any) -> Any:
+    """Tensors anywhere in ``obj`` (state dicts, optimizer state) moved to the CPU: checkpoints written on a
+    GPU load on any machine."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
