@@ -4,13 +4,16 @@ import math
 import pytest
 
 from hwnas.evaluate.benchmark import format_table, run_evaluator_bench
+from hwnas.evaluate.reference import Recipe
+from hwnas.evaluate.supernet import SupernetConfig
 
 
 @pytest.mark.slow
 def test_bench_ranks_every_evaluator_against_a_two_seed_reference(tmp_path, demo, tiny_data):
-    bench = run_evaluator_bench(demo, tmp_path, data=tiny_data, n_archs=4, seed=0, supernet_epochs=1,
-                                train_epochs=1, patience=1, predictor_archs=12, workers=1, reference_seeds=2,
-                                log=lambda s: None)
+    recipe = Recipe(data=tiny_data, data_limit=None, epochs=1, part="val")
+    supernet = SupernetConfig(data=tiny_data, epochs=1, batch_size=32, random_subnets=1)
+    bench = run_evaluator_bench(demo, tmp_path, recipe, n_archs=4, seed=0, supernet=supernet, predictor_archs=12,
+                                workers=1, reference_seeds=2, log=lambda s: None)
     names = [r.evaluator for r in bench.rows]
     assert names[:2] == ["supernet", "predictor"]
     assert {"proxy:synflow", "proxy:naswot", "proxy:grad_norm", "proxy:snip"} <= set(names)
@@ -24,4 +27,8 @@ def test_bench_ranks_every_evaluator_against_a_two_seed_reference(tmp_path, demo
         assert r.secs_per_eval >= 0
     assert all(len(v) == 4 for v in bench.scores.values())
     table = format_table(bench)
-    assert "noise" not in table and "train seed 0 vs 1" in table
+    assert "train seed 0 vs 1" in table and "noise ceiling" in bench.rows[-1].note
+    # a second bench with the same settings trains nothing again: the supernet and the reference are reused
+    again = run_evaluator_bench(demo, tmp_path, recipe, n_archs=4, seed=0, supernet=supernet, predictor_archs=12,
+                                workers=1, reference_seeds=2, log=lambda s: None)
+    assert again.reference_runs == bench.reference_runs and again.supernet["train_seconds"] is None

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Rank quality of the accuracy evaluators against short training, on real data.
 
-    python tools/bench_evaluators.py [--data digits] [--space demo] [--n 30] [--seed 0] [--reference-seeds 2] [--json out.json]
+    python tools/bench_evaluators.py [--data fashion-mnist] [--data-limit 1000] [--space demo] [--n 30]
+                                     [--seed 0] [--reference-seeds 2] [--json out.json]
 
-Samples N architectures of the space; short training with early stopping is the
-reference; prints Kendall tau and Spearman rho of the supernet, the accuracy
+Samples N architectures of the space; training from scratch (tools/bench_reference.py's
+recipe, whose trainings it reuses) is the reference; prints Kendall tau and Spearman rho of the supernet, the accuracy
 predictor (trained on supernet accuracy of other archs) and each zero-cost proxy
 against it, seconds per evaluation, and the supernet training's peak RSS.
 """
@@ -18,29 +19,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas import jsonio
 from hwnas.evaluate.benchmark import format_table, run_evaluator_bench  # noqa: E402
-from hwnas.space import get_space  # noqa: E402
+from hwnas.evaluate.reference import Recipe, workers_default  # noqa: E402
+from hwnas.evaluate.supernet import SupernetConfig  # noqa: E402
+from hwnas.space import SearchSpace, get_space  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="digits")
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--data-limit", type=int, default=1000, help="training images per class; 0 = all [1000]")
     ap.add_argument("--space", default="demo")
+    ap.add_argument("--resolutions", type=int, nargs="+", help="replace the space's input resolutions (e.g. 32)")
     ap.add_argument("--n", type=int, default=30, help="architectures to rank [30]")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the arch sample, the supernet and the proxies")
     ap.add_argument("--supernet-epochs", type=int, default=20)
-    ap.add_argument("--train-epochs", type=int, default=12, help="short training: most epochs [12]")
-    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--random-subnets", type=int, default=2, help="supernet: random subnets per step [2]")
+    ap.add_argument("--train-epochs", type=int, default=12, help="reference: epochs of training [12]")
+    ap.add_argument("--patience", type=int, default=0, help="reference: early stopping patience; 0 = none [0]")
+    ap.add_argument("--reference-part", default="test", choices=["val", "test"],
+                    help="split the reference's final models are scored on [test]")
     ap.add_argument("--predictor-archs", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=2, help="processes for the short-training reference [2]")
-    ap.add_argument("--reference-seeds", type=int, default=1,
-                    help="train the reference with this many seeds; >= 2 also reports the noise ceiling [1]")
-    ap.add_argument("--workdir", default="runs/bench_evaluators", help="supernet checkpoint goes here (reused)")
+    ap.add_argument("--workers", type=int, default=workers_default(), help="processes for the reference")
+    ap.add_argument("--reference-seeds", type=int, default=2,
+                    help="train the reference with this many seeds; >= 2 also reports the noise ceiling [2]")
+    ap.add_argument("--workdir", default="runs/bench_reference",
+                    help="supernet checkpoints and reference trainings go here, and are reused")
     ap.add_argument("--json", help="write every score and the table here")
     a = ap.parse_args()
-    bench = run_evaluator_bench(get_space(a.space), Path(a.workdir), a.data, a.n, a.seed, a.supernet_epochs,
-                                a.train_epochs, a.patience, a.predictor_archs, a.workers,
+    space = get_space(a.space)
+    if a.resolutions:
+        space = SearchSpace.from_dict({**space.to_dict(), "name": f"{space.name}@{'/'.join(map(str, a.resolutions))}",
+                                       "resolutions": a.resolutions}, source="--resolutions")
+    recipe = Recipe(a.data, a.data_limit or None, a.train_epochs, patience=a.patience, part=a.reference_part)
+    supernet = SupernetConfig(data=a.data, data_limit=a.data_limit or None, epochs=a.supernet_epochs,
+                              random_subnets=a.random_subnets, seed=a.seed)
+    bench = run_evaluator_bench(space, Path(a.workdir), recipe, a.n, a.seed, supernet, a.predictor_archs, a.workers,
                                 a.reference_seeds)
-    print(f"\n{a.n} archs of space {a.space!r} on {a.data!r}, seed {a.seed}; reference: short training")
+    print(f"\n{a.n} archs of space {space.name!r} on {bench.data!r}, seed {a.seed}; reference: {recipe.describe()}")
     print(format_table(bench))
     if bench.supernet.get("peak_rss_mib"):
         print(f"supernet training: {bench.supernet['train_seconds']} s, peak RSS {bench.supernet['peak_rss_mib']} MiB")

@@ -5,6 +5,8 @@ README come from code that is tested.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -12,13 +14,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwnas.evaluate import create_evaluator
-from hwnas.evaluate.base import split
 from hwnas.evaluate.predictor import fit_on_evaluator
 from hwnas.evaluate.proxies import PROXIES
+from hwnas.evaluate.reference import Recipe, agreement, train_reference
 from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
 from hwnas.evaluate.vote import VoteEvaluator, rank_vote
 from hwnas.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
-from hwnas.search.dispatch import make_dispatcher
 from hwnas.space import SearchSpace
 from profilers._host import peak_rss_mib
 
@@ -51,30 +52,38 @@ class EvaluatorBench:
         return asdict(self)
 
 
-def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits", n_archs: int = 30, seed: int = 0,
-                        supernet_epochs: int = 20, train_epochs: int = 12, patience: int = 3,
-                        predictor_archs: int = 200, workers: int = 2, reference_seeds: int = 1,
-                        log: Callable[[str], None] = print) -> EvaluatorBench:
-    """With ``reference_seeds`` >= 2 the reference is the mean over training seeds, and the tau between two
-    seeds' rankings is reported: the noise ceiling no cheap evaluator can be expected to beat."""
+def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Recipe(), n_archs: int = 30, seed: int = 0,
+                        supernet: SupernetConfig | None = None, predictor_archs: int = 200, workers: int = 2,
+                        reference_seeds: int = 2, log: Callable[[str], None] = print) -> EvaluatorBench:
+    """Rank ``n_archs`` archs of ``space`` with every evaluator and compare with the reference (``recipe``,
+    the mean over ``reference_seeds`` training seeds 0, 1, ...). With 2+ seeds the tau between two seeds'
+    rankings is reported too: the noise ceiling no cheap evaluator can be expected to beat.
+
+    ``supernet`` (default: 20 epochs on the recipe's data and data limit) is trained once into
+    ``workdir`` (a file per config), and reference trainings are saved there as they come
+    (hwnas.evaluate.reference): a second bench with the same settings trains nothing again."""
     workdir.mkdir(parents=True, exist_ok=True)
     archs = space.sample_distinct(n_archs, random.Random(seed))
+    data, limit = recipe.data, recipe.data_limit
+    cfg = supernet or SupernetConfig(data=data, data_limit=limit, epochs=20, seed=seed)
     scores: dict[str, list[float]] = {}
     secs: dict[str, float] = {}
     notes: dict[str, str] = {}
 
     # 1. supernet (first, so the process's peak RSS is the training's)
-    ckpt = workdir / "supernet.pt"
-    cfg = SupernetConfig(data=data, epochs=supernet_epochs, seed=seed)
+    digest = hashlib.sha256(json.dumps([space.to_dict(), asdict(cfg)], sort_keys=True).encode()).hexdigest()[:10]
+    ckpt = workdir / f"supernet-{digest}.pt"
     t = time.perf_counter()
-    done = ckpt.exists() and read_checkpoint(ckpt)["epochs_done"] == supernet_epochs
-    report = None if done else train_supernet(space, ckpt, cfg, resume=True)
+    done = ckpt.exists() and read_checkpoint(ckpt)["epochs_done"] == cfg.epochs
+    if not done:
+        train_supernet(space, ckpt, cfg, resume=True)
     train_s = time.perf_counter() - t
-    sn_info = {"checkpoint": str(ckpt), "epochs": supernet_epochs, "train_seconds": None if done else round(train_s, 1),
+    sn_info = {"checkpoint": str(ckpt), "config": asdict(cfg), "epochs": cfg.epochs,
+               "train_seconds": None if done else round(train_s, 1),
                "peak_rss_mib": round(peak_rss_mib(), 1) if not done else None,
                "history": read_checkpoint(ckpt)["history"][-1]}
-    log(f"supernet: {supernet_epochs} epochs" + ("" if done else f" in {train_s:.0f} s, peak RSS "
-                                                                  f"{sn_info['peak_rss_mib']:.0f} MiB"))
+    log(f"supernet: {cfg.epochs} epochs" + ("" if done else f" in {train_s:.0f} s, peak RSS "
+                                                             f"{sn_info['peak_rss_mib']:.0f} MiB"))
     sn = create_evaluator("supernet", checkpoint=str(ckpt))
     t = time.perf_counter()
     scores["supernet"] = sn.evaluate(archs)
@@ -93,7 +102,8 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits",
 
     # 3. zero-cost proxies, their vote, and the free baseline every evaluator must beat
     for name in [*PROXIES, "vote"]:
-        ev = create_evaluator(f"proxy:{name}", seed=seed, data=data)  # synflow ignores data (data-free)
+        opts = {"seed": seed} if name == "synflow" else {"seed": seed, "data": data, "data_limit": limit}
+        ev = create_evaluator(f"proxy:{name}", **opts)  # synflow is data-free
         ev.evaluate(archs[:1])  # warm-up (the vote scores its reference sample here)
         t = time.perf_counter()
         scores[f"proxy:{name}"] = ev.evaluate(archs)
@@ -107,16 +117,12 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits",
     secs["resolution alone"] = 0.0
     notes["resolution alone"] = "free baseline: bigger input, higher score"
 
-    # 4. reference: short training with early stopping, spread over worker processes, once per seed
-    log(f"short training of {n_archs} archs x {reference_seeds} seed(s) (up to {train_epochs} epochs, "
-        f"patience {patience}, {workers} worker process(es)) ...")
-    dispatcher = make_dispatcher(workers)
-    runs: list[list[float]] = []
-    t = time.perf_counter()
-    for k in range(reference_seeds):
-        ref = create_evaluator("train", data=data, max_epochs=train_epochs, patience=patience, seed=seed + k)
-        runs.append([s for chunk in dispatcher.map(ref, split(archs, workers)) for s in chunk])
-    secs["train"] = (time.perf_counter() - t) * max(1, workers) / (n_archs * reference_seeds)  # CPU-s per arch
+    # 4. reference: training from scratch, once per seed, saved as it comes
+    log(f"reference: {n_archs} archs x {reference_seeds} seed(s): {recipe.describe()}; {workers} worker(s)")
+    seeds = list(range(reference_seeds))
+    by_seed, cpu_s = train_reference(archs, recipe, seeds, workers, cache=workdir)
+    runs = [by_seed[k] for k in seeds]
+    secs["train"] = cpu_s
     reference = [sum(v) / len(v) for v in zip(*runs)]
 
     res = [a.resolution for a in archs]
@@ -124,14 +130,15 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, data: str = "digits",
                 kendall_tau_within(s, reference, res), kendall_tau_top(s, reference, 10))
             for name, s in scores.items()]
     label = "train (reference)" if reference_seeds == 1 else f"train, mean of {reference_seeds} seeds (reference)"
-    rows.append(Row(label, 1.0, 1.0, secs["train"], f"up to {train_epochs} epochs, patience {patience}"))
+    rows.append(Row(label, 1.0, 1.0, secs["train"], recipe.describe()))
     if reference_seeds >= 2:
-        rows.append(Row(f"train seed {seed} vs {seed + 1}", kendall_tau(runs[0], runs[1]),
-                        spearman_rho(runs[0], runs[1]), secs["train"],
-                        "noise ceiling: how well one training run ranks like another",
-                        kendall_tau_within(runs[0], runs[1], res), kendall_tau_top(runs[0], runs[1], 10)))
-    return EvaluatorBench(space.name, data, n_archs, seed, rows, reference, scores, sn_info,
-                          [a.to_dict() for a in archs], runs)
+        ag = agreement(by_seed, archs)
+        rows.append(Row("train seed 0 vs 1" if reference_seeds == 2 else f"train, seeds pairwise ({reference_seeds})",
+                        ag.kendall_tau, ag.spearman_rho, secs["train"],
+                        f"noise ceiling: seed noise sd {ag.seed_noise_sd:.2f} points, spread between archs sd "
+                        f"{ag.arch_spread_sd:.2f}", ag.tau_within_resolution, ag.tau_top10))
+    return EvaluatorBench(space.name, data if limit is None else f"{data} ({limit}/class)", n_archs, seed, rows,
+                          reference, scores, sn_info, [a.to_dict() for a in archs], runs)
 
 
 def format_table(bench: EvaluatorBench) -> str:
