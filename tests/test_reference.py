@@ -42,3 +42,14 @@ def test_reference_trains_each_arch_and_seed_once_and_resumes_from_its_file(demo
     assert again == runs and saved.stat().st_mtime_ns == before
     more, _ = train_reference(archs, recipe, [0, 1, 2], workers=1, cache=tmp_path, progress=False)
     assert more[0] == runs[0] and len(json.loads(saved.read_text())["scores"]) == 6
+
+
+def test_two_benchmarks_sharing_a_workdir_keep_each_others_trainings(tmp_path):
+    from hwnas.evaluate.reference import save
+
+    path = tmp_path / "reference-x.json"
+    a = {"recipe": {}, "scores": {"0:a": 80.0}, "cpu_s": {"0:a": 1.0}}
+    b = {"recipe": {}, "scores": {"0:b": 81.0}, "cpu_s": {"0:b": 2.0}}  # read the file before a wrote
+    save(path, a)
+    save(path, b)
+    assert json.loads(path.read_text())["scores"] == {"0:a": 80.0, "0:b": 81.0}

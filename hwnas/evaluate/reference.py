@@ -78,6 +78,23 @@ def _train_one(recipe: Recipe, seed: int, arch: Arch) -> tuple[float, float]:
     return acc, time.process_time() - t
 
 
+def save(path: Path, store: dict[str, Any]) -> None:
+    """Write ``store`` merged with what is in the file now, under a lock: two benchmarks sharing a workdir
+    (bench_reference and bench_evaluators, say) both keep their trainings."""
+    import fcntl
+
+    from hwnas.lut import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            on_disk = jsonio.loads_file(path, InputError, "reference cache")
+            for part in ("scores", "cpu_s"):
+                store[part] = {**on_disk.get(part, {}), **store[part]}
+        atomic_write_text(path, jsonio.dumps(store, indent=1))
+
+
 def _key(seed: int, arch: Arch) -> str:
     return f"{seed}:{arch.id}"
 
@@ -98,9 +115,7 @@ def train_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int],
         store["scores"][_key(seed, arch)] = round(float(acc), 4)
         store["cpu_s"][_key(seed, arch)] = round(float(cpu_s), 2)
         if path is not None:
-            from hwnas.lut import atomic_write_text
-
-            atomic_write_text(path, jsonio.dumps(store, indent=1))
+            save(path, store)
         bar.update(1)
 
     try:
