@@ -572,7 +572,8 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--checkpoint", type=Path, help="supernet checkpoint [the run's]")
     p.add_argument("--data", help="data set [the supernet's]")
     p.add_argument("--lut", type=Path, help="LUT file [the run's]")
-    p.add_argument("--force", action="store_true", help="replace the bundle in --out as a whole (it is swapped in only once complete)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the bundle in --out as a whole (swapped in only once complete)")
 
     p = add("report", cmd_report, "re-render report.md and pareto.png of a finalize bundle or a search run",
             """
