@@ -72,21 +72,25 @@ def loo_mape(features: np.ndarray, measured: np.ndarray, model: str) -> float:
 
 
 def plausible(coef: np.ndarray, features: np.ndarray) -> bool:
-    """A fit a LUT may keep: it scales the block sum up, not down, and predicts > 0 ms for every network
-    it was fitted on. Few noisy networks can make ``boundary`` trade a negative block-sum scale for large
-    io/blocks terms; such a fit extrapolates to negative latencies, and ``LUT.load`` refuses it."""
+    """A fit a LUT may keep: it scales the block sum up, not down, and predicts > 0 ms for every row of
+    ``features`` (the networks it was fitted on, and the space's smallest). Few noisy networks can make
+    ``boundary`` trade a negative block-sum scale for large io/blocks terms; such a fit extrapolates to
+    negative latencies, and ``LUT.load`` refuses it."""
     return bool(coef[0] > 0 and np.all(features @ coef > 0))
 
 
-def choose_model(features: np.ndarray, measured: np.ndarray) -> tuple[str, np.ndarray, dict[str, float]]:
+def choose_model(features: np.ndarray, measured: np.ndarray,
+                 also_positive: np.ndarray | None = None) -> tuple[str, np.ndarray, dict[str, float]]:
     """The plausible model with the lowest leave-one-out MAPE (``scale`` always qualifies: its one
-    coefficient is a ratio of positive sums)."""
+    coefficient is a ratio of positive sums). ``also_positive``: feature rows of other networks (the
+    smallest of the space) the fit must predict > 0 ms for."""
     n = len(measured)
     scores = {m: loo_mape(features, measured, m) for m, cols in MODELS.items() if n >= len(cols) + 3}
     fits = {m: fit(features, measured, m) for m in scores}
-    ok = [m for m in scores if plausible(fits[m], features)] or ["scale"]
+    rows = features if also_positive is None else np.vstack([features, also_positive])
+    ok = [m for m in scores if plausible(fits[m], rows)] or ["scale"]
     best = min(ok, key=scores.get)  # type: ignore[arg-type]
-    return best, fits.get(best, fit(features, measured, best)), scores
+    return best, fits[best] if best in fits else fit(features, measured, best), scores
 
 
 # Whole networks measured per call of the measurer, the LUT saved after each call. In fresh processes a
@@ -138,7 +142,10 @@ def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs
         bar.close()
     F = np.array([r["features"] for r in calib["data"]], dtype=float)
     y = np.array([r["measured"]["median_ms"] for r in calib["data"]], dtype=float)
-    model, coef, scores = choose_model(F, y)
+    res = list(resolutions or space.resolutions)
+    small = space.smallest()
+    smallest = Arch(space, min(res), small.width, small.kernels, small.expands)
+    model, coef, scores = choose_model(F, y, np.asarray(predictor.features_many([smallest]), float))
     pred = F @ coef
     calib.update({
         "model": model,

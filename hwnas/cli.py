@@ -533,7 +533,8 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
                         "directory or an image folder [digits]")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split [0]")
     p.add_argument("--data-limit", type=positive_int, metavar="N",
-                   help="keep N images per class of the training part (stratified, seeded): quick runs [all]")
+                   help="keep N images per class (stratified, seeded) before the train/val split; an official "
+                        "test set is kept whole: quick runs [all]")
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=finite_positive, default=0.1)

@@ -127,13 +127,15 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         lut_path = out / f"lut_{profiler}_{SPACE}.json"
         verb = "resuming (or reusing)" if lut_path.exists() else "building"
         begun = begun_quick(lut_path)
-        if begun is not None and begun != quick:
-            log(f"      {lut_path} was begun {'with' if begun else 'without'} --quick: it goes on that way "
-                f"(--force starts over)")
-            quick = begun  # one LUT, one timing policy: the budget and the search's latencies stay as they were
+        switched = begun is not None and begun != quick
+        if switched:
+            quick = bool(begun)  # one LUT, one timing policy: the budget and the search's latencies stay as they were
         passes = 1 if quick else 2  # quick: a preview, so one pass of fresh processes instead of the lowest of two
         log(f"[1/4] LUT: no shipped {profiler} LUT for this machine; {verb} {lut_path} "
             f"({len(space.all_layers())} blocks, {passes} pass{'es' if passes > 1 else ''}, then calibration)")
+        if switched:
+            log(f"      {lut_path} was begun {'with' if quick else 'without'} --quick: it goes on that way "
+                f"(--force starts over)")
         options: dict[str, Any] = {"threads": 1, "pin_cpu": auto_pin(1)}
         if quick:
             from profilers.base import TimingPolicy

@@ -78,20 +78,20 @@ def newcomer_demo(tmp_path_factory) -> dict:
             del os.environ["HWNAS_IGNORE_SHIPPED_LUTS"]
         else:
             os.environ["HWNAS_IGNORE_SHIPPED_LUTS"] = saved
-    return {"out": out, "rc": rc, "stdout": stdout.getvalue(), "before": before,
-            "after": (os.sched_getaffinity(0), torch.get_num_threads())}
+    after = (os.sched_getaffinity(0), torch.get_num_threads())
+    lut = out / "lut_ort-cpu_demo.json"
+    assert lut.is_file(), stdout.getvalue()[-3000:]
+    copy = out.parent / "lut-as-built.json"  # what the first run built, whatever later tests do in `out`
+    copy.write_bytes(lut.read_bytes())
+    return {"out": out, "rc": rc, "stdout": stdout.getvalue(), "before": before, "after": after, "lut": copy}
 
 
 @pytest.fixture(scope="session")
 def calibrated_lut_path(newcomer_demo, tmp_path_factory) -> Path:
     """A complete ort-cpu LUT of the demo space as users' machines build it: isolated pinned workers (one
     pass), calibration on 20 networks and the drift reference; short timing runs. A copy: tests read it."""
-    import shutil
-
-    src = newcomer_demo["out"] / "lut_ort-cpu_demo.json"
-    assert src.is_file(), newcomer_demo["stdout"][-3000:]
     out = tmp_path_factory.mktemp("lut") / "demo-ort-cpu.json"
-    shutil.copyfile(src, out)
+    out.write_bytes(newcomer_demo["lut"].read_bytes())
     return out
 
 
@@ -128,7 +128,7 @@ def tiny_supernet(tmp_path_factory, demo, tiny_data):
 
     out = tmp_path_factory.mktemp("sn") / "supernet.pt"
     cfg = SupernetConfig(data=tiny_data, epochs=3, batch_size=32, random_subnets=1, lr=0.2)
-    report = train_supernet(demo, out, cfg, progress=False)
+    report = train_supernet(demo, out, cfg, device="cpu", progress=False)
     return out, cfg, report
 
 

@@ -29,8 +29,12 @@ def test_recipe_is_checked_and_named_by_its_settings():
 
 def test_reference_trains_each_arch_and_seed_once_and_resumes_from_its_file(demo, tiny_data, tmp_path):
     archs = demo.sample_distinct(2, random.Random(1))
+    import torch
+
     recipe = Recipe(data=tiny_data, data_limit=None, epochs=1, batch_size=32)
+    threads = torch.get_num_threads()
     runs, cpu_s = train_reference(archs, recipe, [0, 1], workers=1, cache=tmp_path, progress=False)
+    assert torch.get_num_threads() == threads  # in this process: its thread count is left alone
     assert set(runs) == {0, 1} and all(len(v) == 2 and all(0 <= x <= 100 for x in v) for v in runs.values())
     assert cpu_s > 0
     saved = tmp_path / f"reference-{recipe.digest}.json"

@@ -64,21 +64,21 @@ def test_training_learns_and_checkpoints(tiny_supernet, demo, tiny_data):
 def test_training_is_seeded_and_refuses_to_overwrite(tmp_path, demo, tiny_supernet):
     out, cfg, _ = tiny_supernet
     again = tmp_path / "again.pt"
-    train_supernet(demo, again, cfg, progress=False)
+    train_supernet(demo, again, cfg, device="cpu", progress=False)
     a, b = torch.load(again, weights_only=True)["state"], torch.load(out, weights_only=True)["state"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same config: same weights
     with pytest.raises(CheckpointError, match="already exists; add --resume"):
-        train_supernet(demo, again, cfg, progress=False)
+        train_supernet(demo, again, cfg, device="cpu", progress=False)
     with pytest.raises(CheckpointError, match="other settings"):
-        train_supernet(demo, again, SupernetConfig(**{**cfg.__dict__, "lr": 0.01}), progress=False, resume=True)
+        train_supernet(demo, again, SupernetConfig(**{**cfg.__dict__, "lr": 0.01}), device="cpu", progress=False, resume=True)
 
 
 def test_resume_after_partial_training(tmp_path, demo, tiny_data, tiny_supernet):
     out_full, cfg, _ = tiny_supernet
     part = tmp_path / "part.pt"
-    train_supernet(demo, part, cfg, progress=False, stop_after=1)  # as if killed after epoch 1
+    train_supernet(demo, part, cfg, device="cpu", progress=False, stop_after=1)  # as if killed after epoch 1
     assert torch.load(part, weights_only=True)["epochs_done"] == 1
-    report = train_supernet(demo, part, cfg, progress=False, resume=True)
+    report = train_supernet(demo, part, cfg, device="cpu", progress=False, resume=True)
     assert report.resumed_from == 1
     a, b = torch.load(part, weights_only=True)["state"], torch.load(out_full, weights_only=True)["state"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -120,15 +120,15 @@ def test_an_older_checkpoint_without_data_limit_still_resumes(tmp_path, demo, ti
     torch.save(blob, old)
     longer = SupernetConfig(**{**asdict(cfg), "epochs": 4})
     with pytest.raises(CheckpointError, match="other settings"):  # a real difference is still refused
-        train_supernet(demo, old, longer, progress=False, resume=True)
-    report = train_supernet(demo, old, cfg, progress=False, resume=True)
+        train_supernet(demo, old, longer, device="cpu", progress=False, resume=True)
+    report = train_supernet(demo, old, cfg, device="cpu", progress=False, resume=True)
     assert report.resumed_from == 3 and report.epochs_done == 3
 
 
 def test_data_limit_trains_on_fewer_images_and_the_evaluator_scores_on_the_same(tmp_path, demo, tiny_data):
     out = tmp_path / "limited.pt"
     cfg = SupernetConfig(data=tiny_data, data_limit=5, epochs=1, batch_size=8, random_subnets=0)
-    train_supernet(demo, out, cfg, progress=False)
+    train_supernet(demo, out, cfg, device="cpu", progress=False)
     blob = torch.load(out, weights_only=True)
     assert blob["config"]["data_limit"] == 5 and blob["data"]["data_limit"] == 5
     ev = create_evaluator("supernet", checkpoint=str(out))

@@ -12,7 +12,8 @@ def test_short_training_learns_and_stops_early(demo, tiny_data):
 
 
 def test_train_evaluator_is_deterministic(demo, tiny_data):
-    ev = create_evaluator("train", data=tiny_data, max_epochs=2, batch_size=32)
+    ev = create_evaluator("train", data=tiny_data, max_epochs=2, batch_size=32, device="cpu")
     a = ev.evaluate([demo.smallest()])
-    assert a == create_evaluator("train", data=tiny_data, max_epochs=2, batch_size=32).evaluate([demo.smallest()])
+    again = create_evaluator("train", data=tiny_data, max_epochs=2, batch_size=32, device="cpu")
+    assert a == again.evaluate([demo.smallest()])
     assert ev.config()["max_epochs"] == 2 and ev.config()["data"] == tiny_data

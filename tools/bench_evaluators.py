@@ -27,7 +27,7 @@ from hwnas.space import SearchSpace, get_space  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="fashion-mnist")
-    ap.add_argument("--data-limit", type=int, default=1000, help="training images per class; 0 = all [1000]")
+    ap.add_argument("--data-limit", type=int, default=1000, help="images per class kept before the train/val split; 0 = all [1000]")
     ap.add_argument("--space", default="demo")
     ap.add_argument("--resolutions", type=int, nargs="+", help="replace the space's input resolutions (e.g. 32)")
     ap.add_argument("--n", type=int, default=30, help="architectures to rank [30]")

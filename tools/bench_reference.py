@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--resolutions", type=int, nargs="+",
                     help="input resolutions to sample from, replacing the space's (e.g. mbv3 at 32) [the space's]")
     ap.add_argument("--data", default="fashion-mnist")
-    ap.add_argument("--data-limit", type=int, default=1000, help="training images per class; 0 = all [1000]")
+    ap.add_argument("--data-limit", type=int, default=1000, help="images per class kept before the train/val split; 0 = all [1000]")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.1)
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--workdir", default="runs/bench_reference")
     ap.add_argument("--json", help="write the scores and the table here")
     a = ap.parse_args()
+    if a.seeds < 2:
+        ap.error("--seeds must be 2 or more: the point is how well two trainings of each arch agree")
     space = get_space(a.space)
     if a.resolutions:
         space = SearchSpace.from_dict({**space.to_dict(), "name": f"{space.name}@{'/'.join(map(str, a.resolutions))}",

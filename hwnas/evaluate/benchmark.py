@@ -47,6 +47,7 @@ class EvaluatorBench:
     supernet: dict[str, Any] = field(default_factory=dict)
     archs: list[dict[str, Any]] = field(default_factory=list)
     reference_runs: list[list[float]] = field(default_factory=list)
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,7 +139,7 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
                         f"noise ceiling: seed noise sd {ag.seed_noise_sd:.2f} points, spread between archs sd "
                         f"{ag.arch_spread_sd:.2f}", ag.tau_within_resolution, ag.tau_top10))
     return EvaluatorBench(space.name, data if limit is None else f"{data} ({limit}/class)", n_archs, seed, rows,
-                          reference, scores, sn_info, [a.to_dict() for a in archs], runs)
+                          reference, scores, sn_info, [a.to_dict() for a in archs], runs, asdict(recipe))
 
 
 def format_table(bench: EvaluatorBench) -> str:
@@ -153,6 +154,6 @@ def format_table(bench: EvaluatorBench) -> str:
         lines.append(f"{r.evaluator:<{w}} {r.kendall_tau:>11.3f} {fmt(r.tau_within_resolution):>12} "
                      f"{fmt(r.tau_top10):>10} {r.spearman_rho:>9.3f} {r.secs_per_eval:>9.3f}")
     ref = bench.reference
-    lines.append(f"reference accuracy (val, %): min {min(ref):.1f}, median {sorted(ref)[len(ref) // 2]:.1f}, "
+    lines.append(f"reference accuracy ({bench.recipe.get('part', 'val')}, %): min {min(ref):.1f}, median {sorted(ref)[len(ref) // 2]:.1f}, "
                  f"max {max(ref):.1f}")
     return "\n".join(lines)

@@ -33,13 +33,14 @@ class Recipe:
     on the test split, which is larger than val and never used by a search."""
 
     data: str = "fashion-mnist"
-    data_limit: int | None = 1000  # training images per class
+    data_limit: int | None = 1000  # images per class kept before the train/val split (all but official test)
     epochs: int = 12
     batch_size: int = 64
     lr: float = 0.1
     patience: int = 0  # 0: no early stopping
     part: str = "test"
     split_seed: int = 0
+    device: str = "auto"  # where to train: a CUDA GPU when torch sees one
 
     def __post_init__(self) -> None:
         if self.part not in ("val", "test"):
@@ -53,13 +54,17 @@ class Recipe:
 
         return EarlyStoppingEvaluator(data=self.data, split_seed=self.split_seed, max_epochs=self.epochs,
                                       patience=self.patience, batch_size=self.batch_size, lr=self.lr, seed=seed,
-                                      data_limit=self.data_limit, part=self.part)
+                                      data_limit=self.data_limit, part=self.part, device=self.device)
 
     @property
     def digest(self) -> str:
         import torch
 
-        blob = json.dumps({**asdict(self), "torch": torch.__version__}, sort_keys=True)
+        from hwnas.evaluate.device import resolve_device
+
+        # the kind of device, not the spec: CPU and GPU trainings never mix in one cache
+        settings = {**asdict(self), "device": resolve_device(self.device).type}
+        blob = json.dumps({**settings, "torch": torch.__version__}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
@@ -69,13 +74,20 @@ class Recipe:
                 f"scored on {self.part}")
 
 
-def _train_one(recipe: Recipe, seed: int, arch: Arch) -> tuple[float, float]:
+def _one_thread() -> None:
     import torch
 
-    torch.set_num_threads(1)  # one worker per core
-    t = time.process_time()
+    torch.set_num_threads(1)  # pool workers: one per core (never the calling process)
+
+
+def _train_one(recipe: Recipe, seed: int, arch: Arch) -> tuple[float, float]:
+    """Accuracy and cost: CPU seconds on the CPU, wall seconds on a GPU."""
+    from hwnas.evaluate.device import resolve_device
+
+    clock = time.process_time if resolve_device(recipe.device).type == "cpu" else time.perf_counter
+    t = clock()
     acc = recipe.evaluator(seed).evaluate([arch])[0]
-    return acc, time.process_time() - t
+    return acc, clock() - t
 
 
 def save(path: Path, store: dict[str, Any]) -> None:
@@ -101,13 +113,16 @@ def _key(seed: int, arch: Arch) -> str:
 
 def train_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int], workers: int = 2,
                     cache: Path | None = None, progress: bool = True) -> tuple[dict[int, list[float]], float]:
-    """Accuracy of every arch for every seed (``{seed: [acc in arch order]}``) and the median CPU seconds
-    of one training. ``cache``: a folder; results already there (same recipe) are reused."""
+    """Accuracy of every arch for every seed (``{seed: [acc in arch order]}``) and the median cost of one
+    training (CPU seconds; wall seconds on a GPU). ``cache``: a folder; results already there (same recipe)
+    are reused. Pool workers run one torch thread each; with ``workers`` <= 1 the trainings run in this
+    process, its thread count untouched."""
     path = None if cache is None else Path(cache) / f"reference-{recipe.digest}.json"
     store: dict[str, Any] = {"recipe": asdict(recipe), "scores": {}, "cpu_s": {}}
     if path is not None and path.exists():
         store = jsonio.loads_file(path, InputError, "reference cache")
-    todo = [(s, a) for s, a in itertools.product(seeds, archs) if _key(s, a) not in store["scores"]]
+    # arch by arch, every seed of one before the next: a run cut short leaves complete pairs
+    todo = [(s, a) for a, s in itertools.product(archs, seeds) if _key(s, a) not in store["scores"]]
     bar = tqdm(total=len(seeds) * len(archs), initial=len(seeds) * len(archs) - len(todo), unit="training",
                desc=f"reference: {len(archs)} archs x {len(seeds)} seed(s)", disable=not progress, dynamic_ncols=True)
 
@@ -125,10 +140,16 @@ def train_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int],
         elif todo:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
+                                     initializer=_one_thread) as pool:
                 futures = {pool.submit(_train_one, recipe, s, a): (s, a) for s, a in todo}
-                for f in as_completed(futures):
-                    keep(*futures[f], *f.result())
+                try:
+                    for f in as_completed(futures):
+                        keep(*futures[f], *f.result())
+                except BaseException:
+                    # what finished is saved; what is queued is dropped, not trained for nothing (Ctrl-C too)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     finally:
         bar.close()
     runs = {s: [store["scores"][_key(s, a)] for a in archs] for s in seeds}

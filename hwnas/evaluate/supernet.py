@@ -31,7 +31,7 @@ from hwnas.errors import InputError
 from hwnas.blocks import LayerDesc, MBConv, Network, build_model, se_channels
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
-from hwnas.evaluate.device import device_of, resolve_device, to_cpu
+from hwnas.evaluate.device import deterministic, device_of, resolve_device, to_cpu
 from hwnas.lut import atomic_write
 from hwnas.space import Arch, SearchSpace
 
@@ -198,7 +198,7 @@ class SupernetConfig:
 
     data: str = "digits"
     split_seed: int = 0
-    data_limit: int | None = None  # images per class of the training part (None: all)
+    data_limit: int | None = None  # images per class kept before the train/val/test split (None: all)
     epochs: int = 30
     batch_size: int = 64
     lr: float = 0.1
@@ -265,6 +265,7 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
     splits = load_data(config.data, config.split_seed, limit=config.data_limit)
     splits.check_space(space.in_channels, space.num_classes)
     dev = resolve_device(device)
+    deterministic(dev)
     torch.manual_seed(config.seed)
     net = Supernet(space, config.width).to(dev)
     steps_per_epoch = max(1, len(splits.train) // config.batch_size)

@@ -16,7 +16,7 @@ from torch import nn
 from hwnas.blocks import build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
-from hwnas.evaluate.device import resolve_device
+from hwnas.evaluate.device import deterministic, resolve_device
 from hwnas.evaluate.supernet import accuracy, recalibrate_bn
 from hwnas.space import Arch
 
@@ -42,6 +42,7 @@ def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int =
     if part not in ("val", "test"):
         raise ValueError(f"part must be val or test, got {part!r}")
     dev = resolve_device(device)
+    deterministic(dev)
     torch.manual_seed(seed)
     model = (model if model is not None else build_model(arch)).to(dev)
     ch, res = arch.space.in_channels, arch.resolution
@@ -98,7 +99,8 @@ class EarlyStoppingEvaluator:
     def config(self) -> dict[str, Any]:
         return {**load_data(self.data, self.split_seed, limit=self.data_limit).config(), "max_epochs": self.max_epochs,
                 "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
-                "torch": torch.__version__, **({} if self.part == "val" else {"part": self.part})}
+                "torch": torch.__version__, **({} if self.part == "val" else {"part": self.part}),
+                **({} if resolve_device(self.device).type == "cpu" else {"device": resolve_device(self.device).type})}
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
         splits = load_data(self.data, self.split_seed, limit=self.data_limit)

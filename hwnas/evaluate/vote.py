@@ -57,7 +57,10 @@ class VoteEvaluator:
         self._space_digest: str | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"members": {p: e.config() for p, e in self.proxies.items()}, "reference": self.reference}
+        first = next(iter(self.proxies.values()))  # the data every member reads (finalize reads it from here)
+        data = {"data": first.data, "split_seed": first.split_seed,
+                **({} if first.data_limit is None else {"data_limit": first.data_limit})}
+        return {"members": {p: e.config() for p, e in self.proxies.items()}, "reference": self.reference, **data}
 
     def _reference_scores(self, space: Any) -> dict[str, np.ndarray]:
         if self._refs is None or self._space_digest != space.digest:
