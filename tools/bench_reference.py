@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas import jsonio  # noqa: E402
-from hwnas.evaluate.reference import Recipe, agreement, train_reference, workers_default  # noqa: E402
+from hwnas.evaluate.reference import (Recipe, agreement, saved_reference, train_reference,  # noqa: E402
+                                     workers_default)
 from hwnas.space import SearchSpace, get_space  # noqa: E402
 
 
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=workers_default())
     ap.add_argument("--workdir", default="runs/bench_reference")
     ap.add_argument("--json", help="write the scores and the table here")
+    ap.add_argument("--saved-only", action="store_true",
+                    help="train nothing: report on the archs already trained with every seed (a run cut short)")
     a = ap.parse_args()
     if a.seeds < 2:
         ap.error("--seeds must be 2 or more: the point is how well two trainings of each arch agree")
@@ -52,7 +55,13 @@ def main() -> None:
     recipe = Recipe(a.data, a.data_limit or None, a.epochs, a.batch_size, a.lr, a.patience, a.part)
     archs = space.sample_distinct(a.n, random.Random(a.seed))
     t = time.perf_counter()
-    runs, cpu_s = train_reference(archs, recipe, range(a.seeds), a.workers, Path(a.workdir))
+    if a.saved_only:
+        archs, runs, cpu_s = saved_reference(archs, recipe, range(a.seeds), Path(a.workdir))
+        if len(archs) < 3:
+            ap.error(f"only {len(archs)} archs have every seed saved in {a.workdir}; run without --saved-only")
+        print(f"--saved-only: {len(archs)} of {a.n} archs have all {a.seeds} seeds saved")
+    else:
+        runs, cpu_s = train_reference(archs, recipe, range(a.seeds), a.workers, Path(a.workdir))
     wall = time.perf_counter() - t
     ag = agreement(runs, archs)
     mean = [sum(v) / len(v) for v in zip(*runs.values())]
@@ -60,7 +69,7 @@ def main() -> None:
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
 
-    print(f"\n{a.n} archs of {space.name!r} (resolutions {list(space.resolutions)}), {a.seeds} training seeds")
+    print(f"\n{len(archs)} archs of {space.name!r} (resolutions {list(space.resolutions)}), {a.seeds} training seeds")
     print(f"recipe: {recipe.describe()}")
     print(f"{'seed vs seed':<34} Kendall tau {ag.kendall_tau:.3f}   same-res tau {fmt(ag.tau_within_resolution)}   "
           f"top-10 tau {fmt(ag.tau_top10)}   Spearman {ag.spearman_rho:.3f}")

@@ -157,6 +157,18 @@ def train_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int],
     return runs, float(np.median(cpu)) if cpu else float("nan")
 
 
+def saved_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int],
+                    cache: Path) -> tuple[list[Arch], dict[int, list[float]], float]:
+    """What a (maybe unfinished) reference run saved: the archs trained with every seed, their accuracies
+    and the median cost of one training. Nothing is trained."""
+    path = Path(cache) / f"reference-{recipe.digest}.json"
+    store = jsonio.loads_file(path, InputError, "reference cache") if path.exists() else {"scores": {}, "cpu_s": {}}
+    done = [a for a in archs if all(_key(s, a) in store["scores"] for s in seeds)]
+    runs = {s: [store["scores"][_key(s, a)] for a in done] for s in seeds}
+    cpu = [store["cpu_s"][_key(s, a)] for s in seeds for a in done if _key(s, a) in store.get("cpu_s", {})]
+    return done, runs, float(np.median(cpu)) if cpu else float("nan")
+
+
 @dataclass
 class Agreement:
     """How two training seeds rank the same archs: the ceiling for any cheap evaluator."""
