@@ -106,6 +106,23 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           cwd=cwd or ROOT, env=env, timeout=timeout)
 
 
+def cli_here(*args: str) -> subprocess.CompletedProcess:
+    """``hwnas ARGS`` through ``hwnas.cli.main`` in this process (no interpreter and torch start per call):
+    the same code path as the console script, for the many quick error and help checks."""
+    import contextlib
+    import io
+
+    from hwnas.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse: --help, or a refused flag value
+            code = e.code if isinstance(e.code, int) else 2
+    return subprocess.CompletedProcess(["hwnas", *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> str:
     """300 real digits images (30 per class) as a user's .npz file: enough to train for a few steps quickly."""

@@ -96,7 +96,7 @@ def test_calibration_killed_part_way_resumes_what_it_saved(demo_lut_path, tmp_pa
     """kill -9 once 3 networks are known to be saved; the same command keeps them and measures the rest."""
     out = tmp_path / "lut.json"
     out.write_bytes(demo_lut_path.read_bytes())  # every block measured, no calibration yet
-    n = 16
+    n = 8
     cmd = [sys.executable, "-m", "hwnas.cli", "profile", "--profiler", "torch-cpu", "--space", "demo",
            "--resolutions", "24", "--quick", "--processes", "0", "--pin-cpu", "none", "--calib-archs", str(n),
            "--out", str(out)]

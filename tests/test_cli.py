@@ -2,7 +2,7 @@ import json
 
 from hwnas.cli import main
 
-from conftest import run_cli
+from conftest import cli_here, run_cli
 
 
 def test_help_works_for_every_command(capsys):
@@ -66,17 +66,17 @@ def test_measure_an_onnx_file(tmp_path, capsys):
 def test_errors_are_one_line_without_traceback(tmp_path):
     bad_arch = tmp_path / "arch.json"
     bad_arch.write_text('{"resolution": 225, "kernels": [], "expands": []}')
-    r = run_cli("predict", "--lut", str(tmp_path / "missing.json"), "--arch", str(bad_arch))
+    r = cli_here("predict", "--lut", str(tmp_path / "missing.json"), "--arch", str(bad_arch))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "does not exist; build it with python tools/profile_device.py" in r.stderr
-    r = run_cli("measure", "--profiler", "torch-cpu", "--space", "mbv3", "--arch", str(bad_arch))
+    r = cli_here("measure", "--profiler", "torch-cpu", "--space", "mbv3", "--arch", str(bad_arch))
     assert r.returncode == 2 and "resolution = 225 is not allowed; choose from [160" in r.stderr
-    r = run_cli("profile", "--profiler", "torch-cuda", "--space", "demo", "--out", str(tmp_path / "x.json"))
+    r = cli_here("profile", "--profiler", "torch-cuda", "--space", "demo", "--out", str(tmp_path / "x.json"))
     import torch
 
     if not torch.cuda.is_available():
         assert r.returncode == 3 and "unavailable" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("profile", "--profiler", "nope", "--out", str(tmp_path / "x.json"))
+    r = cli_here("profile", "--profiler", "nope", "--out", str(tmp_path / "x.json"))
     assert r.returncode == 2 and "unknown profiler 'nope'" in r.stderr
     r = run_cli("--debug", "predict", "--lut", str(tmp_path / "missing.json"), "--sample", "1")
     assert "Traceback" in r.stderr
@@ -98,10 +98,10 @@ def test_measuring_against_a_foreign_lut_warns_with_the_fields(demo_lut_path, tm
 
 
 def test_help_lists_every_command_with_examples():
-    r = run_cli("--help")
+    r = run_cli("--help")  # the console entry point itself, once
     for cmd in ("profile", "predict", "measure", "search", "supernet", "finalize", "report", "demo"):
         assert cmd in r.stdout, cmd
-        sub = run_cli(cmd, "--help")
+        sub = cli_here(cmd, "--help")
         assert sub.returncode == 0 and "examples:" in sub.stdout, cmd
 
 
@@ -115,15 +115,15 @@ def test_supernet_refuses_to_overwrite(tmp_path, tiny_supernet, tiny_data):
 
 
 def test_finalize_cli_errors_and_report(tiny_run, tmp_path):
-    r = run_cli("finalize", str(tiny_run), "--pick", "000000000000", "--out", str(tmp_path / "d"))
+    r = cli_here("finalize", str(tiny_run), "--pick", "000000000000", "--out", str(tmp_path / "d"))
     assert r.returncode == 2 and "is not in run" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("finalize", str(tmp_path), "--out", str(tmp_path / "d"))
+    r = cli_here("finalize", str(tmp_path), "--out", str(tmp_path / "d"))
     assert r.returncode == 2 and "not a search run" in r.stderr
     r = run_cli("finalize", str(tiny_run), "--out", str(tmp_path / "d"), "--processes", "0")
     assert r.returncode in (0, 1), r.stderr
     assert ("PASS" in r.stdout) == (r.returncode == 0) and "measured median" in r.stdout
     assert (tmp_path / "d" / "model.onnx").is_file()
-    r = run_cli("report", str(tmp_path / "d"))
+    r = cli_here("report", str(tmp_path / "d"))
     assert r.returncode == 0 and "report.md" in r.stdout
 
 
@@ -133,7 +133,7 @@ def test_predictor_is_fitted_on_the_supernet_then_searched_with(tmp_path, tiny_s
                 "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert out.is_file() and "held out: Kendall tau" in r.stdout
-    r = run_cli("predictor", "--checkpoint", str(tiny_supernet[0]), "--out", str(out))
+    r = cli_here("predictor", "--checkpoint", str(tiny_supernet[0]), "--out", str(out))
     assert r.returncode == 2 and "already exists" in r.stderr
     r = run_cli("search", "--lut", str(demo_lut_path), "--evaluator", "predictor", "--evaluator-option",
                 f"path={out}", "--population", "4", "--generations", "1", "--out", str(tmp_path / "run"))
