@@ -81,7 +81,11 @@ class FidelityReport:
         else:
             lines.append(f"drift: {self.drift['describe']}; 'drift-corrected' divides each measurement by "
                          f"{self.drift['factor']:.4f}")
-            if self.drift["exceeds_noise"]:
+            if self.fingerprint_diff:
+                lines.append(f"note: this device differs from the LUT's ({', '.join(sorted(self.fingerprint_diff))}), "
+                             f"so the 'drift' is that difference, not a change over time: neither row judges the "
+                             f"LUT; build one on this device")
+            elif self.drift["exceeds_noise"]:
                 lines.append("WARNING: the drift exceeds the LUT's own noise: judge the LUT by the corrected row, "
                              "or rebuild it")
         return "\n".join(lines)

@@ -22,3 +22,19 @@ def test_fidelity_run_on_real_measurements(demo_lut_path, demo, quick_policy):
     assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in report.rows)
     assert "LUT sum (uncalibrated)" in report.methods
     assert "MAPE" in report.table() and report.fingerprint_diff == {}
+
+
+def test_on_another_device_the_drift_is_not_called_drift():
+    """Seen on an AVX-512 host with an AVX2-built LUT: '15.7 % slower' was the other CPU, not a change over time."""
+    from hwnas.fidelity import FidelityReport
+
+    stats = {"within_5_pct": 8.0, "within_10_pct": 42.0, "mape_pct": 11.1, "worst_error_pct": 24.0,
+             "kendall_tau": 0.8}
+    drift = {"describe": "device now 15.7 % slower than when the LUT was built", "factor": 1.157,
+             "exceeds_noise": True}
+    here = FidelityReport("l.json", "torch-cpu", 50, 1, 2, {"LUT": stats}, drift=drift)
+    assert "judge the LUT by the corrected row" in here.table()
+    foreign = FidelityReport("l.json", "torch-cpu", 50, 1, 2, {"LUT": stats}, drift=drift,
+                             fingerprint_diff={"cpu_flags": ("avx2 fma", "avx2 avx512f avx512_vnni fma")})
+    table = foreign.table()
+    assert "device differs from the LUT's (cpu_flags)" in table and "corrected row" not in table
