@@ -283,17 +283,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     constraints = Constraints(budget_ms=args.budget_ms, max_params_m=args.max_params_m,
                               max_memory_mb=args.max_memory_mb, min_accuracy=args.min_accuracy,
                               max_layers=args.max_layers)
-    ev_opts: dict[str, Any] = {}
-    for item in args.evaluator_option or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CLIError(f"--evaluator-option takes KEY=VALUE, got {item!r}")
-        try:
-            ev_opts[key] = json.loads(value)
-        except json.JSONDecodeError:
-            ev_opts[key] = value
+    ev_opts = _key_values(args.evaluator_option, "--evaluator-option")
     result = run_search(args.lut, args.out, evaluator=args.evaluator, evaluator_options=ev_opts,
                         strategy=args.strategy,
+                        strategy_options=_key_values(args.strategy_option, "--strategy-option"),
                         population=args.population, generations=args.generations, seed=args.seed,
                         constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
                         workers=args.workers, command=_command())
@@ -329,6 +322,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         print(text)
     return EXIT_OK
+
+
+def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` flags as a dict; values read as JSON where they parse (numbers, true/false, null)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"{flag} takes KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def cmd_supernet(args: argparse.Namespace) -> int:
@@ -509,7 +516,12 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--evaluator", default="proxy:synflow", help="accuracy evaluator [proxy:synflow]")
     p.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
                    help="evaluator setting, repeatable (e.g. path=predictor.pt for --evaluator predictor)")
-    p.add_argument("--strategy", default="nsga2", help="nsga2 | evolution | random [nsga2]")
+    p.add_argument("--strategy", default="nsga2",
+                   help="nsga2 | evolution | random, or a plugin's (entry-point group hwnas.strategies); an "
+                        "unknown name is refused with the list found [nsga2]")
+    p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
+                   help="a strategy's own option, e.g. mutate_prob=0.05, crossover_prob=0.8 (nsga2), sample_size=10 "
+                        "(evolution); repeatable; an unknown key is refused with the list")
     p.add_argument("--population", type=positive_int, default=50)
     p.add_argument("--generations", type=positive_int, default=20)
     p.add_argument("--seed", type=int, default=0)

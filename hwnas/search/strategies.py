@@ -17,6 +17,9 @@ from hwnas.search.pareto import rank_and_crowding, survive
 from hwnas.space import Arch, SearchSpace
 
 _STRATEGIES: dict[str, Callable[..., "Strategy"]] = {}
+GROUP = "hwnas.strategies"  # plugins: [project.entry-points."hwnas.strategies"] name = "module:Class"
+# set by the run loop, never by a user's --strategy-option
+RESERVED = ("population", "seed")
 
 
 def register_strategy(name: str) -> Callable:
@@ -28,14 +31,65 @@ def register_strategy(name: str) -> Callable:
     return deco
 
 
+def _plugins() -> dict[str, Any]:
+    """Strategies other packages register under the ``hwnas.strategies`` entry-point group (not loaded
+    until used; a plugin cannot shadow a built-in name)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in _STRATEGIES}
+
+
+def _strategy_class(name: str) -> Callable[..., "Strategy"]:
+    if name in _STRATEGIES:
+        return _STRATEGIES[name]
+    plugins = _plugins()
+    if name not in plugins:
+        raise SearchError(f"unknown strategy {name!r}; available: {list_strategies()} (plugins register under "
+                          f"the {GROUP!r} entry-point group)")
+    cls = plugins[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise SearchError(f"strategy plugin {name!r} ({plugins[name].value}) is not a hwnas Strategy subclass")
+    cls.name = name
+    return cls
+
+
+def strategy_options(name: str) -> dict[str, Any]:
+    """The options ``--strategy-option`` may set for strategy ``name``, with their defaults."""
+    import inspect
+
+    params = inspect.signature(_strategy_class(name).__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if k not in ("self", "space", *RESERVED) and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
 def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy":
-    if name not in _STRATEGIES:
-        raise SearchError(f"unknown strategy {name!r}; available: {sorted(_STRATEGIES)}")
-    return _STRATEGIES[name](space, **options)
+    """``options``: the run's population and seed, plus the user's strategy options; an unknown or
+    mistyped key is refused with the ones the strategy takes (never silently ignored)."""
+    cls = _strategy_class(name)
+    allowed = strategy_options(name)
+    unknown = sorted(set(options) - set(allowed) - set(RESERVED))
+    if unknown:
+        listed = ", ".join(f"{k} (default {v!r})" for k, v in allowed.items()) or "none"
+        raise SearchError(f"strategy {name!r} takes no option(s) {unknown}; its options: {listed}")
+    for key, value in options.items():
+        if key not in allowed or value is None:
+            continue
+        default = allowed[key]
+        numeric = key.endswith("_prob") or (isinstance(default, (int, float)) and not isinstance(default, bool))
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value)):
+            raise SearchError(f"strategy option {key}={value!r} must be a finite number")
+        if isinstance(default, int) and not isinstance(default, bool) and (value != int(value) or value < 1):
+            raise SearchError(f"strategy option {key}={value!r} must be a whole number >= 1")
+        if key.endswith("_prob") and not 0.0 <= value <= 1.0:
+            raise SearchError(f"strategy option {key}={value!r} is a probability: 0 to 1")
+    try:
+        return cls(space, **options)
+    except (TypeError, ValueError) as e:
+        raise SearchError(f"strategy {name!r}: {e}") from None
 
 
 def list_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
+    return sorted({*_STRATEGIES, *_plugins()})
 
 
 class Strategy:
