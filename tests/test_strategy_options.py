@@ -45,3 +45,32 @@ def test_search_cli_passes_strategy_options_and_refuses_a_typo_before_writing(de
         assert store.get_meta("config")["strategy_options"] == {"sample_size": 2}  # recorded: resume must match
     finally:
         store.close()
+
+
+def test_a_strategy_plugin_is_found_through_a_real_entry_point(tmp_path, monkeypatch, demo):
+    """A tiny installed distribution (dist-info with entry_points.txt) registering a strategy."""
+    import sys
+    import textwrap
+
+    (tmp_path / "hwnas_fake_strategy.py").write_text(textwrap.dedent('''
+        from hwnas.search.strategies import RandomSearch
+
+        class Lucky(RandomSearch):
+            def __init__(self, space, population=50, seed=0, mutate_prob=None, luck=7):
+                super().__init__(space, population, seed, mutate_prob)
+                self.luck = luck
+    '''))
+    dist = tmp_path / "hwnas_fake_strategy-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hwnas-fake-strategy\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hwnas.strategies]\nlucky = hwnas_fake_strategy:Lucky\n"
+                                           "nsga2 = hwnas_fake_strategy:Lucky\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert "lucky" in list_strategies() and "hwnas_fake_strategy" not in sys.modules  # listed, not imported
+        s = create_strategy("lucky", demo, population=4, seed=0, luck=9)
+        assert s.luck == 9 and s.name == "lucky" and len(s.ask()) == 4
+        assert strategy_options("lucky") == {"mutate_prob": None, "luck": 7}
+        assert type(create_strategy("nsga2", demo, population=4)).__name__ == "NSGA2"  # no shadowing built-ins
+    finally:
+        sys.modules.pop("hwnas_fake_strategy", None)
