@@ -28,3 +28,17 @@ def test_bench_ranks_every_evaluator_against_a_two_seed_reference(tmp_path, demo
     assert all(len(v) == 4 for v in bench.scores.values())
     table = format_table(bench)
     assert "train seed 0 vs 1" in table and "noise ceiling" in bench.rows[-1].note
+    # proxies only, against what the reference saved: nothing is trained again
+    cheap = run_evaluator_bench(demo, tmp_path, recipe, n_archs=4, seed=0, predictor_archs=12, workers=1,
+                                reference_seeds=2, log=lambda s: None, vote_reference=8, with_supernet=False,
+                                saved_only=True)
+    assert cheap.reference_runs == bench.reference_runs and "supernet" not in cheap.scores
+    assert cheap.scores["proxy:naswot"] == bench.scores["proxy:naswot"]
+
+
+def test_bench_on_a_reference_never_trained_says_what_to_run(tmp_path, demo, tiny_data):
+    from hwnas.errors import InputError
+
+    with pytest.raises(InputError, match="run tools/bench_reference.py"):
+        run_evaluator_bench(demo, tmp_path, Recipe(data=tiny_data, data_limit=None, epochs=1), n_archs=4,
+                            with_supernet=False, saved_only=True, log=lambda s: None)

@@ -45,6 +45,9 @@ def main() -> None:
     ap.add_argument("--workdir", default="runs/bench_reference",
                     help="supernet checkpoints and reference trainings go here, and are reused")
     ap.add_argument("--json", help="write every score and the table here")
+    ap.add_argument("--no-supernet", action="store_true", help="skip the supernet and the predictor (proxies only)")
+    ap.add_argument("--saved-only", action="store_true",
+                    help="train no reference: rank the archs bench_reference.py already trained with every seed")
     a = ap.parse_args()
     space = get_space(a.space)
     if a.resolutions:
@@ -54,8 +57,8 @@ def main() -> None:
     supernet = SupernetConfig(data=a.data, data_limit=a.data_limit or None, epochs=a.supernet_epochs,
                               random_subnets=a.random_subnets, seed=a.seed)
     bench = run_evaluator_bench(space, Path(a.workdir), recipe, a.n, a.seed, supernet, a.predictor_archs, a.workers,
-                                a.reference_seeds)
-    print(f"\n{a.n} archs of space {space.name!r} on {bench.data!r}, seed {a.seed}; reference: {recipe.describe()}")
+                                a.reference_seeds, with_supernet=not a.no_supernet, saved_only=a.saved_only)
+    print(f"\n{bench.n_archs} archs of space {space.name!r} on {bench.data!r}, seed {a.seed}; reference: {recipe.describe()}")
     print(format_table(bench))
     if bench.supernet.get("peak_rss_mib"):
         print(f"supernet training: {bench.supernet['train_seconds']} s, peak RSS {bench.supernet['peak_rss_mib']} MiB")

@@ -16,7 +16,8 @@ from typing import Any, Callable
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.predictor import fit_on_evaluator
 from hwnas.evaluate.proxies import PROXIES
-from hwnas.evaluate.reference import Recipe, agreement, train_reference
+from hwnas.errors import InputError
+from hwnas.evaluate.reference import Recipe, agreement, saved_reference, train_reference
 from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
 from hwnas.evaluate.vote import VoteEvaluator, rank_vote
 from hwnas.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
@@ -53,25 +54,12 @@ class EvaluatorBench:
         return asdict(self)
 
 
-def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Recipe(), n_archs: int = 30, seed: int = 0,
-                        supernet: SupernetConfig | None = None, predictor_archs: int = 200, workers: int = 2,
-                        reference_seeds: int = 2, log: Callable[[str], None] = print,
-                        vote_reference: int = 64) -> EvaluatorBench:
-    """Rank ``n_archs`` archs of ``space`` with every evaluator and compare with the reference (``recipe``,
-    the mean over ``reference_seeds`` training seeds 0, 1, ...). With 2+ seeds the tau between two seeds'
-    rankings is reported too: the noise ceiling no cheap evaluator can be expected to beat.
-
-    ``supernet`` (default: 20 epochs on the recipe's data and data limit) is trained once into
-    ``workdir`` (a file per config), and reference trainings are saved there as they come
-    (hwnas.evaluate.reference): a second bench with the same settings trains nothing again."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    archs = space.sample_distinct(n_archs, random.Random(seed))
-    data, limit = recipe.data, recipe.data_limit
-    cfg = supernet or SupernetConfig(data=data, data_limit=limit, epochs=20, seed=seed)
-    scores: dict[str, list[float]] = {}
-    secs: dict[str, float] = {}
-    notes: dict[str, str] = {}
-
+def _supernet_rows(space: SearchSpace, workdir: Path, cfg: SupernetConfig, archs: list, predictor_archs: int,
+                   seed: int, scores: dict[str, list[float]], secs: dict[str, float], notes: dict[str, str],
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """1. the supernet (trained once per config into ``workdir``) and 2. the accuracy predictor fitted on
+    its scores of other archs; fills ``scores``/``secs``/``notes``, returns what the training was."""
+    n_archs = len(archs)
     # 1. supernet (first, so the process's peak RSS is the training's)
     digest = hashlib.sha256(json.dumps([space.to_dict(), asdict(cfg)], sort_keys=True).encode()).hexdigest()[:10]
     ckpt = workdir / f"supernet-{digest}.pt"
@@ -101,6 +89,43 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     notes["predictor"] = (f"MLP on {fit.n_train} supernet-scored archs ({fit_s:.0f} s to label and fit); "
                           f"held-out tau vs supernet {fit.val_kendall_tau:.3f}")
     log(f"predictor: {notes['predictor']}")
+    return sn_info
+
+
+def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Recipe(), n_archs: int = 30, seed: int = 0,
+                        supernet: SupernetConfig | None = None, predictor_archs: int = 200, workers: int = 2,
+                        reference_seeds: int = 2, log: Callable[[str], None] = print,
+                        vote_reference: int = 64, with_supernet: bool = True,
+                        saved_only: bool = False) -> EvaluatorBench:
+    """Rank ``n_archs`` archs of ``space`` with every evaluator and compare with the reference (``recipe``,
+    the mean over ``reference_seeds`` training seeds 0, 1, ...). With 2+ seeds the tau between two seeds'
+    rankings is reported too: the noise ceiling no cheap evaluator can be expected to beat.
+
+    ``supernet`` (default: 20 epochs on the recipe's data and data limit) is trained once into
+    ``workdir`` (a file per config), and reference trainings are saved there as they come
+    (hwnas.evaluate.reference): a second bench with the same settings trains nothing again.
+    ``with_supernet=False`` skips the supernet and the predictor (the proxies alone are cheap);
+    ``saved_only`` trains no reference: the archs some earlier (maybe cut-short) run trained with every
+    seed are ranked."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    archs = space.sample_distinct(n_archs, random.Random(seed))
+    seeds = list(range(reference_seeds))
+    if saved_only:
+        archs, by_seed, cpu_s = saved_reference(archs, recipe, seeds, workdir)
+        if len(archs) < 3:
+            raise InputError(f"only {len(archs)} of the {n_archs} archs have every reference seed saved in "
+                             f"{workdir}; run tools/bench_reference.py (same recipe) first")
+        log(f"reference: the {len(archs)} of {n_archs} archs saved with all {reference_seeds} seeds")
+        n_archs = len(archs)
+    data, limit = recipe.data, recipe.data_limit
+    cfg = supernet or SupernetConfig(data=data, data_limit=limit, epochs=20, seed=seed)
+    scores: dict[str, list[float]] = {}
+    secs: dict[str, float] = {}
+    notes: dict[str, str] = {}
+
+    sn_info: dict[str, Any] = {}
+    if with_supernet:
+        sn_info = _supernet_rows(space, workdir, cfg, archs, predictor_archs, seed, scores, secs, notes, log)
 
     # 3. zero-cost proxies, their vote, and the free baseline every evaluator must beat
     for name in [*PROXIES, "vote"]:
@@ -123,9 +148,9 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     notes["resolution alone"] = "free baseline: bigger input, higher score"
 
     # 4. reference: training from scratch, once per seed, saved as it comes
-    log(f"reference: {n_archs} archs x {reference_seeds} seed(s): {recipe.describe()}; {workers} worker(s)")
-    seeds = list(range(reference_seeds))
-    by_seed, cpu_s = train_reference(archs, recipe, seeds, workers, cache=workdir)
+    if not saved_only:
+        log(f"reference: {n_archs} archs x {reference_seeds} seed(s): {recipe.describe()}; {workers} worker(s)")
+        by_seed, cpu_s = train_reference(archs, recipe, seeds, workers, cache=workdir)
     runs = [by_seed[k] for k in seeds]
     secs["train"] = cpu_s
     reference = [sum(v) / len(v) for v in zip(*runs)]
