@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main command: sets up .venv if needed, then runs `hwnas demo`: the whole pipeline on the
 # embedded digits data (LUT -> supernet -> search under a budget -> finalize with a MEASURED verdict).
-# About 3 minutes on 2 CPU cores (5 when it must build the LUT); outputs in runs/demo/ (run it again to resume or reuse).
+# About 3 minutes on 2 CPU cores (about 6 when it must build the LUT); outputs in runs/demo/ (run it again to resume or reuse).
 # Extra arguments go to `hwnas demo` (e.g. --profiler ort-mobile, --epochs 10, --force).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
