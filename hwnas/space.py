@@ -134,6 +134,17 @@ class SearchSpace:
             raise SpaceError(f"space file {str(path)!r} " + ("is a directory" if path.is_dir() else "does not exist"))
         return cls.from_dict(_read_structured(path), source=str(path))
 
+    def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "SearchSpace":
+        """This space at other input resolutions (e.g. ``mbv3`` at 32 px for small images), named
+        ``<name>-r<res>[-<res>...]`` so that its LUTs, checkpoints and caches never mix with the original's."""
+        res = sorted({int(r) for r in resolutions})
+        if not res:
+            raise SpaceError("with_resolutions: give at least one resolution")
+        d = {**self.to_dict(), "name": f"{self.name}-r{'-'.join(map(str, res))}", "resolutions": res}
+        if num_classes is not None:
+            d["num_classes"] = int(num_classes)
+        return SearchSpace.from_dict(d, source=f"{self.name} at resolutions {res}")
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         for f in fields(self):

@@ -214,3 +214,14 @@ def test_sample_distinct_is_seeded_distinct_and_excludes(demo):
     assert [a.id for a in archs] == [a.id for a in demo.sample_distinct(20, random.Random(3))]
     rest = demo.sample_distinct(20, random.Random(3), exclude=[a.id for a in archs[:5]])
     assert len(rest) == 20 and not {a.id for a in archs[:5]} & {a.id for a in rest}
+
+
+def test_with_resolutions_renames_and_validates(mbv3):
+    small = mbv3.with_resolutions([64, 32, 32], num_classes=10)
+    assert small.name == "mbv3-r32-64" and small.resolutions == (32, 64) and small.num_classes == 10
+    assert small.digest != mbv3.digest and small.stages == mbv3.stages
+    assert all(a.resolution in (32, 64) for a in small.sample_distinct(5, random.Random(0)))
+    with pytest.raises(SpaceError, match="smaller than the total stride"):
+        mbv3.with_resolutions([16])
+    with pytest.raises(SpaceError, match="at least one"):
+        mbv3.with_resolutions([])

@@ -21,7 +21,7 @@ from hwnas import jsonio
 from hwnas.evaluate.benchmark import format_table, run_evaluator_bench  # noqa: E402
 from hwnas.evaluate.reference import Recipe, workers_default  # noqa: E402
 from hwnas.evaluate.supernet import SupernetConfig  # noqa: E402
-from hwnas.space import SearchSpace, get_space  # noqa: E402
+from hwnas.space import get_space  # noqa: E402
 
 
 def main() -> None:
@@ -51,8 +51,7 @@ def main() -> None:
     a = ap.parse_args()
     space = get_space(a.space)
     if a.resolutions:
-        space = SearchSpace.from_dict({**space.to_dict(), "name": f"{space.name}@{'/'.join(map(str, a.resolutions))}",
-                                       "resolutions": a.resolutions}, source="--resolutions")
+        space = space.with_resolutions(a.resolutions)
     recipe = Recipe(a.data, a.data_limit or None, a.train_epochs, patience=a.patience, part=a.reference_part)
     supernet = SupernetConfig(data=a.data, data_limit=a.data_limit or None, epochs=a.supernet_epochs,
                               random_subnets=a.random_subnets, seed=a.seed)

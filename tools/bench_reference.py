@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwnas import jsonio  # noqa: E402
 from hwnas.evaluate.reference import (Recipe, agreement, saved_reference, train_reference,  # noqa: E402
                                      workers_default)
-from hwnas.space import SearchSpace, get_space  # noqa: E402
+from hwnas.space import get_space  # noqa: E402
 
 
 def main() -> None:
@@ -50,8 +50,7 @@ def main() -> None:
         ap.error("--seeds must be 2 or more: the point is how well two trainings of each arch agree")
     space = get_space(a.space)
     if a.resolutions:
-        space = SearchSpace.from_dict({**space.to_dict(), "name": f"{space.name}@{'/'.join(map(str, a.resolutions))}",
-                                       "resolutions": a.resolutions}, source="--resolutions")
+        space = space.with_resolutions(a.resolutions)
     recipe = Recipe(a.data, a.data_limit or None, a.epochs, a.batch_size, a.lr, a.patience, a.part)
     archs = space.sample_distinct(a.n, random.Random(a.seed))
     t = time.perf_counter()
