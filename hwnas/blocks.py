@@ -242,5 +242,7 @@ class Network(nn.Module):
 
 
 def build_model(arch: "Arch") -> Network:
-    """Compose the network of ``arch`` from exactly the modules its descriptors build."""
-    return Network(arch.layers())
+    """Compose the network of ``arch`` from exactly the modules its descriptors build (an arch of another
+    kind of space, a cell arch say, builds its own)."""
+    build = getattr(arch, "build", None)
+    return build() if build is not None else Network(arch.layers())

@@ -66,6 +66,11 @@ class SearchSpace:
     def from_dict(cls, data: Any, source: str = "space") -> "SearchSpace":
         if not isinstance(data, dict):
             raise SpaceError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
+        kind = data.get("kind", "mbv3")
+        if kind != "mbv3":
+            raise SpaceError(f"{source}: a space of kind {kind!r} is not a MobileNetV3 space; read it with "
+                             f"hwnas.space.space_from_dict / get_space")
+        data = {k: v for k, v in data.items() if k != "kind"}
         _check_fields(data, {f.name for f in fields(cls)}, ("name", "stages"), source, SpaceError)
         kw: dict[str, Any] = {}
         for f in fields(cls):
@@ -228,16 +233,7 @@ class SearchSpace:
                         exclude: Iterable[str] = ()) -> list["Arch"]:
         """Up to ``n`` distinct random archs whose ids are not in ``exclude`` (fewer only if the space is
         nearly exhausted: 50 draws per wanted arch at most)."""
-        rng = _rng(rng)
-        seen, out = set(exclude), []
-        for _ in range(50 * n):
-            if len(out) == n:
-                break
-            a = self.sample(rng)
-            if a.id not in seen:
-                seen.add(a.id)
-                out.append(a)
-        return out
+        return distinct_samples(self.sample, n, _rng(rng), exclude)
 
     def smallest(self) -> "Arch":
         d = min(self.depths)
@@ -458,19 +454,48 @@ def list_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.json"))
 
 
-def get_space(name_or_path: str | Path) -> SearchSpace:
-    """A shipped space by name (``mbv3``, ``demo``) or a custom space file (JSON/TOML/YAML)."""
+KINDS = ("mbv3", "cell")
+
+
+def space_from_dict(data: Any, source: str = "space") -> Any:
+    """A space of the kind its ``"kind"`` field names (``mbv3``, the default, or ``cell``)."""
+    kind = data.get("kind", "mbv3") if isinstance(data, dict) else "mbv3"
+    if kind == "cell":
+        from hwnas.cells import CellSpace
+
+        return CellSpace.from_dict(data, source)
+    if kind != "mbv3":
+        raise SpaceError(f"{source}: unknown space kind {kind!r}; choose from {list(KINDS)}")
+    return SearchSpace.from_dict(data, source)
+
+
+def get_space(name_or_path: str | Path) -> Any:
+    """A shipped space by name (``mbv3``, ``demo``, ``cell-demo``) or a custom space file (JSON/TOML/YAML)."""
     p = Path(name_or_path)
-    if p.suffix.lower() in (".json", ".toml", ".yaml", ".yml") or p.is_file():
-        return SearchSpace.from_file(p)
-    shipped = SPACES_DIR / f"{name_or_path}.json"
-    if not shipped.is_file():
-        raise SpaceError(f"unknown space {str(name_or_path)!r}; shipped spaces: {list_spaces()} "
-                         f"(or pass a space file)")
-    return SearchSpace.from_file(shipped)
+    if not (p.suffix.lower() in (".json", ".toml", ".yaml", ".yml") or p.is_file()):
+        p = SPACES_DIR / f"{name_or_path}.json"
+        if not p.is_file():
+            raise SpaceError(f"unknown space {str(name_or_path)!r}; shipped spaces: {list_spaces()} "
+                             f"(or pass a space file)")
+    if not p.exists() or p.is_dir():
+        raise SpaceError(f"space file {str(p)!r} " + ("is a directory" if p.is_dir() else "does not exist"))
+    return space_from_dict(_read_structured(p), source=str(p))
 
 
-# -- helpers -------------------------------------------------------------------
+def distinct_samples(sample: Any, n: int, rng: random.Random, exclude: Iterable[str] = ()) -> list[Any]:
+    """Up to ``n`` distinct archs drawn by ``sample(rng)`` whose ids are not in ``exclude`` (50 draws per
+    wanted arch at most): any kind of space samples distinct archs with this."""
+    seen, out = set(exclude), []
+    for _ in range(50 * n):
+        if len(out) == n:
+            break
+        a = sample(rng)
+        if a.id not in seen:
+            seen.add(a.id)
+            out.append(a)
+    return out
+
+
 def _rng(rng: random.Random | int | None) -> random.Random:
     return rng if isinstance(rng, random.Random) else random.Random(rng)
 

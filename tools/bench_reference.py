@@ -72,6 +72,13 @@ def main() -> None:
     print(f"recipe: {recipe.describe()}")
     print(f"{'seed vs seed':<34} Kendall tau {ag.kendall_tau:.3f}   same-res tau {fmt(ag.tau_within_resolution)}   "
           f"top-10 tau {fmt(ag.tau_top10)}   Spearman {ag.spearman_rho:.3f}")
+    sub = None
+    if all(hasattr(x, "connected") for x in archs):  # cell archs: the disconnected ones are trivially last
+        keep = [i for i, x in enumerate(archs) if x.connected]
+        if 3 <= len(keep) < len(archs):
+            sub = agreement({s: [v[i] for i in keep] for s, v in runs.items()}, [archs[i] for i in keep])
+            print(f"{'  without ' + str(len(archs) - len(keep)) + ' disconnected archs':<34} Kendall tau "
+                  f"{sub.kendall_tau:.3f}   top-10 tau {fmt(sub.tau_top10)}   Spearman {sub.spearman_rho:.3f}")
     print(f"{'resolution alone vs mean of seeds':<34} Kendall tau {ag.resolution_tau:.3f}   (the free baseline)")
     print(f"accuracy (%, mean of seeds): min {min(mean):.2f}, median {sorted(mean)[len(mean) // 2]:.2f}, "
           f"max {max(mean):.2f}; spread between archs sd {ag.arch_spread_sd:.2f} points, "
@@ -82,7 +89,8 @@ def main() -> None:
         Path(a.json).write_text(jsonio.dumps({"recipe": recipe.__dict__, "space": space.name,
                                               "archs": [x.to_dict() for x in archs],
                                               "runs": {str(k): v for k, v in runs.items()},
-                                              "agreement": ag.__dict__, "cpu_s_per_training": cpu_s}, indent=1))
+                                              "agreement": ag.__dict__, "cpu_s_per_training": cpu_s,
+                                              **({"agreement_connected": sub.__dict__} if sub else {})}, indent=1))
         print(f"wrote {a.json}")
 
 
