@@ -87,3 +87,11 @@ def test_cell_archs_train_and_score_with_the_shared_tools(cells, tiny_data):
     assert 0 <= r.best_val_acc <= 100 and r.epochs_run == 1
     x = splits.inputs(splits.train.x[:16], 28, 3)
     assert math.isfinite(naswot(good, seed=0, batch=(x, None)))
+
+
+def test_no_cell_supernet_yet_is_a_clear_error(cells):
+    from hwnas.evaluate.base import EvaluatorError
+    from hwnas.evaluate.supernet import Supernet
+
+    with pytest.raises(EvaluatorError, match="no weight-sharing supernet yet"):
+        Supernet(cells)

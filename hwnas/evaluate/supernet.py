@@ -103,6 +103,10 @@ class DynamicMBConv(nn.Module):
 class Supernet(nn.Module):
     def __init__(self, space: SearchSpace, width: float | None = None):
         super().__init__()
+        if not isinstance(space, SearchSpace):
+            raise EvaluatorError(f"space {space.name!r} (kind {getattr(space, 'kind', '?')}) has no weight-sharing "
+                                 f"supernet yet (issue 15); rank its archs with a proxy or short training "
+                                 f"(bench tools: --no-supernet)")
         self.space = space
         self.width = float(width if width is not None else max(space.width_mults))
         if self.width not in space.width_mults:
