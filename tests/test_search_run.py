@@ -121,12 +121,15 @@ def test_existing_run_needs_resume_and_same_settings(demo_lut_path, tmp_path):
         _search(demo_lut_path, tmp_path / "none", resume=True)
 
 
-def test_resume_in_process_equals_uninterrupted(demo_lut_path, tmp_path):
-    full = _search(demo_lut_path, tmp_path / "full", generations=4, strategy="evolution")
-    _search(demo_lut_path, tmp_path / "part", generations=2, strategy="evolution")
-    resumed = _search(demo_lut_path, tmp_path / "part", generations=4, strategy="evolution", resume=True)
+@pytest.mark.parametrize("strategy", ["evolution", "reinforce"])
+def test_resume_in_process_equals_uninterrupted(demo_lut_path, tmp_path, strategy):
+    """reinforce: the controller's weights, Adam's state and the baseline come back from the run store."""
+    full = _search(demo_lut_path, tmp_path / "full", generations=4, strategy=strategy)
+    _search(demo_lut_path, tmp_path / "part", generations=2, strategy=strategy)
+    resumed = _search(demo_lut_path, tmp_path / "part", generations=4, strategy=strategy, resume=True)
     assert resumed.resumed_from == 2
     assert [r["arch_id"] for r in resumed.front] == [r["arch_id"] for r in full.front]
+    assert [h["evaluations"] for h in resumed.history] == [h["evaluations"] for h in full.history]
 
 
 def _generations(db) -> int:

@@ -21,7 +21,7 @@ def drive(strategy, generations):
     return asked
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce"])
 def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
     a = drive(create_strategy(name, demo, population=12, seed=3), 4)
     b = drive(create_strategy(name, demo, population=12, seed=3), 4)
@@ -34,7 +34,7 @@ def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
         arch.validate()
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce"])
 def test_state_round_trip_continues_identically(name, demo):
     import json
 
@@ -56,3 +56,22 @@ def test_registry(demo):
     assert set(list_strategies()) >= {"nsga2", "evolution", "random"}
     with pytest.raises(SearchError, match="unknown strategy 'cma'"):
         create_strategy("cma", demo)
+
+
+def test_reinforce_learns_to_meet_the_constraint(demo):
+    """The rank reward puts infeasible archs behind feasible ones: the controller learns to avoid them."""
+    s = create_strategy("reinforce", demo, population=16, seed=0)
+    feasible = []
+    for _ in range(15):
+        archs = s.ask()
+        F, cv = fake_objectives(archs)
+        s.tell(archs, F, cv)
+        feasible.append(float((cv == 0).mean()))
+    assert np.mean(feasible[-3:]) > np.mean(feasible[:3]) and np.mean(feasible[-3:]) >= 0.95
+    assert s.baseline is not None and len(s.pop) == 16
+
+
+def test_reinforce_options_are_checked(demo):
+    with pytest.raises(SearchError, match="baseline_decay"):
+        create_strategy("reinforce", demo, baseline_decay=1.5)
+    assert "reinforce" in list_strategies()

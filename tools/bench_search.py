@@ -91,7 +91,9 @@ def main() -> int:
     ap.add_argument("--population", type=int, default=50, help="(b) population")
     ap.add_argument("--generations", type=int, default=20, help="(b) generations")
     ap.add_argument("--train-archs", type=int, default=120, help="(b) archs scored by SynFlow to train the predictor")
-    ap.add_argument("--overhead-generations", type=int, default=500)
+    ap.add_argument("--overhead-generations", type=int, default=500, help="(a); 0 skips (a)")
+    ap.add_argument("--strategies", nargs="+", default=["nsga2", "evolution", "random", "reinforce"],
+                    help="(b) hwnas strategies to compare with pymoo's NSGA-II [%(default)s]")
     args = ap.parse_args()
 
     lut = LUT.load(args.lut)
@@ -100,13 +102,15 @@ def main() -> int:
 
     # (a) overhead ------------------------------------------------------------------
     mlp = AccuracyPredictor(space, seed=0)
+    args.overhead_generations = max(0, args.overhead_generations)
     strat = create_strategy("nsga2", space, population=100, seed=0)
     t = time.perf_counter()
     search_loop(strat, mlp.predict, lat_pred.predict_many, None, args.overhead_generations)
     overhead = time.perf_counter() - t
-    print(f"(a) nsga2 search overhead, {args.overhead_generations} generations x population 100 "
-          f"(LUT latency + accuracy-predictor MLP): {overhead:.2f} s "
-          f"({overhead / args.overhead_generations * 1e3:.1f} ms/generation); Once-for-All's tutorial: 22 s")
+    if args.overhead_generations:
+        print(f"(a) nsga2 search overhead, {args.overhead_generations} generations x population 100 "
+              f"(LUT latency + accuracy-predictor MLP): {overhead:.2f} s "
+              f"({overhead / args.overhead_generations * 1e3:.1f} ms/generation); Once-for-All's tutorial: 22 s")
 
     # (b) quality -------------------------------------------------------------------
     rng = random.Random(123)
@@ -123,21 +127,26 @@ def main() -> int:
     print(f"budget {budget:.3f} ms (median predicted latency of the space), {evals} evaluations per run, "
           f"{args.seeds} seeds")
     runs: dict[str, list] = {}
+    secs: dict[str, list] = {}
     for seed in range(args.seeds):
-        for name in ("nsga2", "evolution", "random"):
+        for name in args.strategies:
             s = create_strategy(name, space, population=args.population, seed=seed)
+            t = time.perf_counter()
             runs.setdefault(name, []).append(search_loop(s, acc_model.predict, lat_pred.predict_many, budget,
                                                          args.generations))
+            secs.setdefault(name, []).append(time.perf_counter() - t)
         runs.setdefault("pymoo NSGA-II", []).append(
             pymoo_loop(space, acc_model.predict, lat_pred.predict_many, budget, args.population, args.generations,
                        seed))
     all_acc = [a for rs in runs.values() for r in rs for a, _ in r.values()]
     ref = (-min(all_acc), budget)
-    print(f"{'strategy':16s} {'median HV':>10s} {'min':>9s} {'max':>9s} {'evals (median)':>15s}")
+    print(f"{'strategy':16s} {'median HV':>10s} {'min':>9s} {'max':>9s} {'evals (median)':>15s} "
+          f"{'s per run (median)':>19s}")
     for name, rs in runs.items():
         hvs = [front_hv(r, budget, ref) for r in rs]
+        took = f"{statistics.median(secs[name]):19.2f}" if name in secs else f"{'':>19s}"
         print(f"{name:16s} {statistics.median(hvs):10.4f} {min(hvs):9.4f} {max(hvs):9.4f} "
-              f"{statistics.median(len(r) for r in rs):15.0f}")
+              f"{statistics.median(len(r) for r in rs):15.0f} {took}")
     return 0
 
 

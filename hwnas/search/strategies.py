@@ -36,10 +36,18 @@ def _plugins() -> dict[str, Any]:
     until used; a plugin cannot shadow a built-in name)."""
     from importlib.metadata import entry_points
 
-    return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in _STRATEGIES}
+    return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in _STRATEGIES and ep.name not in _LAZY}
+
+
+# built in, but in their own modules (they import torch): loaded when first asked for
+_LAZY = {"reinforce": "hwnas.search.reinforce"}
 
 
 def _strategy_class(name: str) -> Callable[..., "Strategy"]:
+    if name in _LAZY and name not in _STRATEGIES:
+        import importlib
+
+        importlib.import_module(_LAZY[name])
     if name in _STRATEGIES:
         return _STRATEGIES[name]
     plugins = _plugins()
@@ -89,7 +97,7 @@ def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy"
 
 
 def list_strategies() -> list[str]:
-    return sorted({*_STRATEGIES, *_plugins()})
+    return sorted({*_STRATEGIES, *_LAZY, *_plugins()})
 
 
 class Strategy:
