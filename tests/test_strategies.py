@@ -21,7 +21,7 @@ def drive(strategy, generations):
     return asked
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive"])
 def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
     a = drive(create_strategy(name, demo, population=12, seed=3), 4)
     b = drive(create_strategy(name, demo, population=12, seed=3), 4)
@@ -34,7 +34,7 @@ def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
         arch.validate()
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive"])
 def test_state_round_trip_continues_identically(name, demo):
     import json
 
@@ -75,3 +75,17 @@ def test_reinforce_options_are_checked(demo):
     with pytest.raises(SearchError, match="baseline_decay"):
         create_strategy("reinforce", demo, baseline_decay=1.5)
     assert "reinforce" in list_strategies()
+
+
+def test_progressive_widens_the_space_on_schedule(demo):
+    s = create_strategy("progressive", demo, population=12, seed=0, phases=3, generations_per_phase=2)
+    seen_max = []
+    for _ in range(7):
+        archs = s.ask()
+        seen_max.append(max(max(a.depths) for a in archs))
+        s.tell(archs, *fake_objectives(archs))
+    assert max(seen_max[:2]) == demo.depths[1]   # phase 0: the two smallest depths of three
+    assert max(seen_max[4:]) == max(demo.depths)  # the last phase reaches the whole space
+    assert s.caps()[2:] == demo.gene_upper_bounds()[2:]
+    with pytest.raises(SearchError, match="phases"):
+        create_strategy("progressive", demo, phases=0)

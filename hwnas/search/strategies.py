@@ -7,6 +7,7 @@ run restored from it continues exactly as an uninterrupted one would.
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Any, Callable, Sequence
 
@@ -185,16 +186,20 @@ class NSGA2(Strategy):
             return i if crowd[i] > crowd[j] else j
         return i if self.rng.random() < 0.5 else j
 
+    def _project(self, arch: Arch) -> Arch:
+        """Where a proposal must lie (subclasses restrict the space; here: anywhere)."""
+        return arch
+
     def ask(self) -> list[Arch]:
         if not self.pop:
-            return self._random_batch(self.population)
+            return self._fresh(lambda: self._project(self.space.sample(self.rng)), self.population)
         rank, crowd = rank_and_crowding(self.F, self.cv)
 
         def child() -> Arch:
             a = self.pop[self._tournament(rank, crowd)]
             if self.rng.random() < self.crossover_prob:
                 a = a.crossover(self.pop[self._tournament(rank, crowd)], self.rng)
-            return a.mutate(self.rng, self.mutate_prob)
+            return self._project(a.mutate(self.rng, self.mutate_prob))
 
         return self._fresh(child, self.population)
 
@@ -205,6 +210,48 @@ class NSGA2(Strategy):
         keep = survive(allF, allcv, self.population)
         self.pop = [pool[i] for i in keep]
         self.F, self.cv = allF[keep], allcv[keep]
+
+
+@register_strategy("progressive")
+class Progressive(NSGA2):
+    """NSGA-II over a sub-space that widens on a schedule (the seeds' ``ProgressiveSearcher``).
+
+    Phase ``k`` (0-based) of ``phases`` allows, per depth/kernel/expand gene of ``n`` choices, those up to
+    index ``ceil((k+1)(n-1)/phases)`` (a space lists them small to large: with 3 phases and 3 choices,
+    the two smallest, then all), so the search first settles the cheap end of the space
+    and then grows into the rest; resolution and width are free throughout, and the population carries
+    over from phase to phase. A phase lasts ``generations_per_phase`` generations; the last one is the
+    whole space."""
+
+    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
+                 crossover_prob: float = 0.9, phases: int = 3, generations_per_phase: int = 5):
+        super().__init__(space, population, seed, mutate_prob, crossover_prob)
+        if not isinstance(space, SearchSpace):
+            raise ValueError(f"progressive widens depth/kernel/expand genes: space {space.name!r} has none")
+        if int(phases) < 1:
+            raise ValueError(f"phases must be >= 1, got {phases}")
+        self.phases, self.generations_per_phase = int(phases), int(generations_per_phase)
+        self.generation = 0
+
+    def caps(self) -> list[int]:
+        """The highest choice index each gene may take in the current phase."""
+        phase = min(self.phases - 1, self.generation // self.generations_per_phase)
+        ub = self.space.gene_upper_bounds()
+        return ub[:2] + [math.ceil((phase + 1) * u / self.phases) for u in ub[2:]]
+
+    def _project(self, arch: Arch) -> Arch:
+        caps = self.caps()
+        return self.space.from_genes([min(g, c) for g, c in zip(arch.genes(), caps)])
+
+    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+        super().tell(archs, F, cv)
+        self.generation += 1
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"generation": self.generation}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.generation = int(state["generation"])
 
 
 @register_strategy("evolution")
