@@ -121,9 +121,10 @@ def test_existing_run_needs_resume_and_same_settings(demo_lut_path, tmp_path):
         _search(demo_lut_path, tmp_path / "none", resume=True)
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "reinforce"])
+@pytest.mark.parametrize("strategy", ["evolution", "reinforce", "predictor-guided"])
 def test_resume_in_process_equals_uninterrupted(demo_lut_path, tmp_path, strategy):
-    """reinforce: the controller's weights, Adam's state and the baseline come back from the run store."""
+    """reinforce: the controller's weights, Adam's state and the baseline come back from the run store;
+    predictor-guided: the archive it refits its ensemble on, and the generation that seeds the fit."""
     full = _search(demo_lut_path, tmp_path / "full", generations=4, strategy=strategy)
     _search(demo_lut_path, tmp_path / "part", generations=2, strategy=strategy)
     resumed = _search(demo_lut_path, tmp_path / "part", generations=4, strategy=strategy, resume=True)

@@ -21,7 +21,7 @@ def drive(strategy, generations):
     return asked
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided"])
 def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
     a = drive(create_strategy(name, demo, population=12, seed=3), 4)
     b = drive(create_strategy(name, demo, population=12, seed=3), 4)
@@ -34,7 +34,7 @@ def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
         arch.validate()
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided"])
 def test_state_round_trip_continues_identically(name, demo):
     import json
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.search.pareto import rank_and_crowding, survive
+from hwnas.search.pareto import rank_and_crowding
 from hwnas.search.strategies import Strategy, register_strategy
 from hwnas.space import Arch, SearchSpace
 
@@ -136,10 +136,7 @@ class Reinforce(Strategy):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        # the elite the next generation is ranked against: NSGA-II survival of elite + generation
-        pool = self.pop + list(archs)
-        keep = survive(allF, allcv, self.population)
-        self.pop, self.F, self.cv = [pool[i] for i in keep], allF[keep], allcv[keep]
+        self._survive(archs, F, cv)  # the elite the next generation is ranked against
 
     def _extra_state(self) -> dict[str, Any]:
         return {"controller": _to_json(self.controller.state_dict()), "optimizer": _to_json(self.opt.state_dict()),

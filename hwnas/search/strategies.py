@@ -41,7 +41,7 @@ def _plugins() -> dict[str, Any]:
 
 
 # built in, but in their own modules (they import torch): loaded when first asked for
-_LAZY = {"reinforce": "hwnas.search.reinforce"}
+_LAZY = {"reinforce": "hwnas.search.reinforce", "predictor-guided": "hwnas.search.guided"}
 
 
 def _strategy_class(name: str) -> Callable[..., "Strategy"]:
@@ -141,6 +141,16 @@ class Strategy:
             out.append(a)
         return out
 
+    def _survive(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+        """The elite becomes the best ``population`` of elite + ``archs`` (NSGA-II survival)."""
+        F = np.asarray(F, float)
+        pool = self.pop + list(archs)
+        allF = np.vstack([self.F, F]) if len(self.pop) else F
+        allcv = np.concatenate([self.cv, np.asarray(cv, float)])
+        keep = survive(allF, allcv, self.population)
+        self.pop = [pool[i] for i in keep]
+        self.F, self.cv = allF[keep], allcv[keep]
+
     def _random_batch(self, n: int) -> list[Arch]:
         return self._fresh(lambda: self.space.sample(self.rng), n)
 
@@ -156,6 +166,7 @@ class Strategy:
             raise ValueError(f"state is for strategy {state.get('strategy')!r}, not {self.name!r}")
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
+        self.seed = int(state.get("seed", self.seed))
         self.pop = [self.space.arch_from_dict(d) for d in state["pop"]]
         self.F = np.asarray(state["F"], float).reshape(len(self.pop), -1) if self.pop else np.zeros((0, 0))
         self.cv = np.asarray(state["cv"], float)
@@ -204,12 +215,7 @@ class NSGA2(Strategy):
         return self._fresh(child, self.population)
 
     def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
-        pool = self.pop + list(archs)
-        allF = np.vstack([self.F, F]) if len(self.pop) else np.asarray(F, float)
-        allcv = np.concatenate([self.cv, cv])
-        keep = survive(allF, allcv, self.population)
-        self.pop = [pool[i] for i in keep]
-        self.F, self.cv = allF[keep], allcv[keep]
+        self._survive(archs, F, cv)
 
 
 @register_strategy("progressive")
