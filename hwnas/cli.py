@@ -517,7 +517,7 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
                    help="evaluator setting, repeatable (e.g. path=predictor.pt for --evaluator predictor)")
     p.add_argument("--strategy", default="nsga2",
-                   help="nsga2 | evolution | random | reinforce | progressive | predictor-guided, or a plugin's (entry-point group hwnas.strategies); an "
+                   help="nsga2 | evolution | random | reinforce | progressive | predictor-guided | bayesian, or a plugin's (entry-point group hwnas.strategies); an "
                         "unknown name is refused with the list found [nsga2]")
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="a strategy's own option, e.g. mutate_prob=0.05, crossover_prob=0.8 (nsga2), sample_size=10 "

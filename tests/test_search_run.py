@@ -121,10 +121,12 @@ def test_existing_run_needs_resume_and_same_settings(demo_lut_path, tmp_path):
         _search(demo_lut_path, tmp_path / "none", resume=True)
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "reinforce", "predictor-guided"])
+@pytest.mark.parametrize("strategy", ["evolution", "reinforce", "predictor-guided", "bayesian"])
 def test_resume_in_process_equals_uninterrupted(demo_lut_path, tmp_path, strategy):
     """reinforce: the controller's weights, Adam's state and the baseline come back from the run store;
-    predictor-guided: the archive it refits its ensemble on, and the generation that seeds the fit."""
+    predictor-guided and bayesian: the archive they refit on, and the generation that seeds the fit."""
+    if strategy == "bayesian":
+        pytest.importorskip("optuna", reason="the bayesian strategy needs optuna (pip install 'hwnas[bayes]')")
     full = _search(demo_lut_path, tmp_path / "full", generations=4, strategy=strategy)
     _search(demo_lut_path, tmp_path / "part", generations=2, strategy=strategy)
     resumed = _search(demo_lut_path, tmp_path / "part", generations=4, strategy=strategy, resume=True)

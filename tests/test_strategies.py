@@ -21,8 +21,10 @@ def drive(strategy, generations):
     return asked
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided", "bayesian"])
 def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
+    if name == "bayesian":
+        pytest.importorskip("optuna", reason="the bayesian strategy needs optuna (pip install 'hwnas[bayes]')")
     a = drive(create_strategy(name, demo, population=12, seed=3), 4)
     b = drive(create_strategy(name, demo, population=12, seed=3), 4)
     assert a == b
@@ -34,8 +36,10 @@ def test_strategies_are_seeded_and_propose_valid_new_archs(name, demo):
         arch.validate()
 
 
-@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided"])
+@pytest.mark.parametrize("name", ["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided", "bayesian"])
 def test_state_round_trip_continues_identically(name, demo):
+    if name == "bayesian":
+        pytest.importorskip("optuna", reason="the bayesian strategy needs optuna (pip install 'hwnas[bayes]')")
     import json
 
     s1 = create_strategy(name, demo, population=10, seed=1)

@@ -92,7 +92,7 @@ def main() -> int:
     ap.add_argument("--generations", type=int, default=20, help="(b) generations")
     ap.add_argument("--train-archs", type=int, default=120, help="(b) archs scored by SynFlow to train the predictor")
     ap.add_argument("--overhead-generations", type=int, default=500, help="(a); 0 skips (a)")
-    ap.add_argument("--strategies", nargs="+", default=["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided"],
+    ap.add_argument("--strategies", nargs="+", default=["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided", "bayesian"],
                     help="(b) hwnas strategies to compare with pymoo's NSGA-II [%(default)s]")
     args = ap.parse_args()
 

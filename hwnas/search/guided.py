@@ -12,14 +12,13 @@ generation, so a resumed run refits the same ensemble and continues exactly.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from hwnas.search.pareto import survive
-from hwnas.search.strategies import Strategy, register_strategy
+from hwnas.search.strategies import ArchiveStrategy, register_strategy
 from hwnas.space import Arch, SearchSpace
 
 
@@ -62,7 +61,7 @@ def fit_ensemble(X: torch.Tensor, Y: torch.Tensor, members: int, hidden: int, st
 
 
 @register_strategy("predictor-guided")
-class PredictorGuided(Strategy):
+class PredictorGuided(ArchiveStrategy):
     """Ensemble-surrogate search with Thompson sampling (see the module docstring)."""
 
     def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
@@ -73,12 +72,9 @@ class PredictorGuided(Strategy):
             raise ValueError(f"random_share must be 0..1, got {random_share}")
         self.ensemble, self.candidates, self.hidden, self.steps = int(ensemble), int(candidates), int(hidden), int(steps)
         self.random_share = float(random_share)
-        self.generation = 0
-        self.archive: list[dict[str, Any]] = []  # every evaluated arch with its F and cv
-        self.targets = np.zeros((0, 0))
 
     def _surrogate(self) -> tuple[Ensemble, np.ndarray, np.ndarray]:
-        X = torch.from_numpy(self.space.encode_many([self.space.arch_from_dict(a) for a in self.archive])).float()
+        X = torch.from_numpy(self.space.encode_many(self.archive_archs())).float()
         mean, std = self.targets.mean(0), self.targets.std(0) + 1e-9
         Y = torch.from_numpy((self.targets - mean) / std).float()
         seed = self.seed * 1_000_003 + self.generation  # refitted alike on resume
@@ -116,20 +112,3 @@ class PredictorGuided(Strategy):
         chosen = [cands[i] for i in survive(F, cv, self.population)]
         self.seen.update(a.id for a in chosen)
         return chosen
-
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
-        F, cv = np.asarray(F, float), np.asarray(cv, float)
-        self.archive += [a.to_dict() for a in archs]
-        rows = np.column_stack([F, cv])
-        self.targets = np.vstack([self.targets, rows]) if self.targets.size else rows
-        self._survive(archs, F, cv)
-        self.generation += 1
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"generation": self.generation, "archive": self.archive, "targets": self.targets.tolist()}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self.generation = int(state["generation"])
-        self.archive = list(state["archive"])
-        self.targets = np.asarray(state["targets"], float).reshape(len(self.archive), -1) if self.archive \
-            else np.zeros((0, 0))

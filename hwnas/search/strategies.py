@@ -41,7 +41,8 @@ def _plugins() -> dict[str, Any]:
 
 
 # built in, but in their own modules (they import torch): loaded when first asked for
-_LAZY = {"reinforce": "hwnas.search.reinforce", "predictor-guided": "hwnas.search.guided"}
+_LAZY = {"reinforce": "hwnas.search.reinforce", "predictor-guided": "hwnas.search.guided",
+         "bayesian": "hwnas.search.bayes"}
 
 
 def _strategy_class(name: str) -> Callable[..., "Strategy"]:
@@ -178,6 +179,37 @@ class Strategy:
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+class ArchiveStrategy(Strategy):
+    """Keeps every evaluated arch (its genes) with its objectives and violation, and a generation count:
+    what model-based strategies refit on each generation. All of it is in the state, so a resumed run
+    refits the same model."""
+
+    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
+        super().__init__(space, population, seed, mutate_prob)
+        self.generation = 0
+        self.archive: list[list[int]] = []
+        self.targets = np.zeros((0, 0))  # [evaluated, objectives + 1]: the violation last
+
+    def archive_archs(self) -> list[Arch]:
+        return [self.space.from_genes(g) for g in self.archive]
+
+    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+        rows = np.column_stack([np.asarray(F, float), np.asarray(cv, float)])
+        self.archive += [a.genes() for a in archs]
+        self.targets = np.vstack([self.targets, rows]) if self.targets.size else rows
+        self._survive(archs, F, cv)
+        self.generation += 1
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"generation": self.generation, "archive": self.archive, "targets": self.targets.tolist()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.generation = int(state["generation"])
+        self.archive = [list(g) for g in state["archive"]]
+        self.targets = np.asarray(state["targets"], float).reshape(len(self.archive), -1) if self.archive \
+            else np.zeros((0, 0))
 
 
 @register_strategy("nsga2")
