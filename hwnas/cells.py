@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from hwnas import jsonio
-from hwnas.space import ArchError, SpaceError, _check_fields, _number, _rng, distinct_samples
+from hwnas.space import ArchError, SpaceError, _check_fields, _number, _rng, _string, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 
@@ -45,31 +45,20 @@ class CellSpace:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "CellSpace":
-        if not isinstance(data, dict):
-            raise SpaceError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
-        _check_fields(data, {f.name for f in fields(cls)}, ("name", "kind", "channels"), source, SpaceError)
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in data:
-                continue
-            value, where = data[f.name], f"{source}: field {f.name!r}"
-            if f.name in ("name", "description", "kind"):
-                if not isinstance(value, str):
-                    raise SpaceError(f"{where} must be a string, got {value!r}")
-                kw[f.name] = value
-            elif f.name == "ops":
+        def convert(name: str, value: Any, where: str) -> Any:
+            if name in ("name", "description", "kind"):
+                return _string(value, where)
+            if name == "ops":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise SpaceError(f"{where} must be a list of operation names from {list(OPS)}")
-                kw[f.name] = tuple(value)
-            elif f.name in ("channels", "resolutions"):
+                return tuple(value)
+            if name in ("channels", "resolutions"):
                 if not isinstance(value, list):
                     raise SpaceError(f"{where} must be a list of whole numbers, got {value!r}")
-                kw[f.name] = tuple(_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
-            else:
-                kw[f.name] = _number(value, int, where)
-        space = cls(**kw)
-        space.validate(source)
-        return space
+                return tuple(_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
+            return _number(value, int, where)
+
+        return read_fields(cls, data, source, ("name", "kind", "channels"), convert)
 
     def validate(self, source: str = "space") -> None:
         def err(msg: str) -> SpaceError:

@@ -64,35 +64,25 @@ class SearchSpace:
     # -- loading -------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "SearchSpace":
-        if not isinstance(data, dict):
-            raise SpaceError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
-        kind = data.get("kind", "mbv3")
-        if kind != "mbv3":
-            raise SpaceError(f"{source}: a space of kind {kind!r} is not a MobileNetV3 space; read it with "
-                             f"hwnas.space.space_from_dict / get_space")
-        data = {k: v for k, v in data.items() if k != "kind"}
-        _check_fields(data, {f.name for f in fields(cls)}, ("name", "stages"), source, SpaceError)
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            where = f"{source}: field {f.name!r}"
-            if f.name == "stages":
-                kw["stages"] = tuple(_stage_from_dict(s, f"{source}: stages[{i}]") for i, s in enumerate(_as_list(value, where)))
-            elif f.name in ("depths", "kernels", "resolutions", "expands", "width_mults"):
-                kind = float if f.name in ("expands", "width_mults") else int
+        if isinstance(data, dict):
+            kind = data.get("kind", "mbv3")
+            if kind != "mbv3":
+                raise SpaceError(f"{source}: a space of kind {kind!r} is not a MobileNetV3 space; read it with "
+                                 f"hwnas.space.space_from_dict / get_space")
+            data = {k: v for k, v in data.items() if k != "kind"}
+
+        def convert(name: str, value: Any, where: str) -> Any:
+            if name == "stages":
+                return tuple(_stage_from_dict(s, f"{source}: stages[{i}]") for i, s in enumerate(_as_list(value, where)))
+            if name in ("depths", "kernels", "resolutions", "expands", "width_mults"):
+                kind = float if name in ("expands", "width_mults") else int
                 vals = tuple(_number(v, kind, f"{where}[{i}]") for i, v in enumerate(_as_list(value, where)))
-                kw[f.name] = tuple(float(v) for v in vals) if f.name == "width_mults" else vals
-            elif f.name in ("name", "description", "stem_act", "first_act", "head_act"):
-                if not isinstance(value, str):
-                    raise SpaceError(f"{where} must be a string, got {value!r}")
-                kw[f.name] = value
-            else:
-                kw[f.name] = _number(value, int, where)
-        space = cls(**kw)
-        space.validate(source)
-        return space
+                return tuple(float(v) for v in vals) if name == "width_mults" else vals
+            if name in ("name", "description", "stem_act", "first_act", "head_act"):
+                return _string(value, where)
+            return _number(value, int, where)
+
+        return read_fields(cls, data, source, ("name", "stages"), convert)
 
     def validate(self, source: str = "space") -> None:
         def err(msg: str) -> SpaceError:
@@ -494,6 +484,24 @@ def distinct_samples(sample: Any, n: int, rng: random.Random, exclude: Iterable[
             seen.add(a.id)
             out.append(a)
     return out
+
+
+def read_fields(cls: type, data: Any, source: str, required: tuple[str, ...], convert: Any) -> Any:
+    """A space dataclass from a file's object: only ``cls``'s fields, the ``required`` ones present, each
+    given field read by ``convert(name, value, where)``; then validated. Every kind of space loads so."""
+    if not isinstance(data, dict):
+        raise SpaceError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
+    _check_fields(data, {f.name for f in fields(cls)}, required, source, SpaceError)
+    space = cls(**{f.name: convert(f.name, data[f.name], f"{source}: field {f.name!r}")
+                   for f in fields(cls) if f.name in data})
+    space.validate(source)
+    return space
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise SpaceError(f"{where} must be a string, got {value!r}")
+    return value
 
 
 def _rng(rng: random.Random | int | None) -> random.Random:
