@@ -289,7 +289,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                         strategy_options=_key_values(args.strategy_option, "--strategy-option"),
                         population=args.population, generations=args.generations, seed=args.seed,
                         constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
-                        workers=args.workers, command=_command())
+                        workers=args.workers, command=_command(), executor=args.executor,
+                        ray_address=args.ray_address)
     hv = result.history[-1]["hypervolume"] if result.history else 0.0
     print(f"search done: {result.evaluations} archs evaluated in {result.seconds:.1f} s"
           + (f" (resumed at generation {result.resumed_from})" if result.resumed_from is not None else "")
@@ -525,7 +526,13 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--population", type=positive_int, default=50)
     p.add_argument("--generations", type=positive_int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel evaluation processes [1]")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="parallel evaluations: local processes, or Ray actors with --executor ray (there 1 = one "
+                        "per CPU of the cluster) [1]")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where evaluations run: this machine, or Ray (pip install 'hwnas[ray]') [local]")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --executor ray: 'auto' or ray://HOST:PORT joins a cluster [a new local Ray]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--max-params-m", type=finite_positive, help="constraint: parameters in millions")
     p.add_argument("--max-memory-mb", type=finite_positive, help="constraint: peak activation memory (fp32) in MB")

@@ -62,9 +62,13 @@ def config_key(evaluator: Evaluator) -> str:
 class CachedEvaluator:
     """Wraps an evaluator so no (arch, config) pair is evaluated twice; ``seed`` pre-fills it (resume)."""
 
-    def __init__(self, inner: Evaluator, seed: dict[str, float] | None = None, dispatcher: Any = None):
+    def __init__(self, inner: Evaluator, seed: dict[str, float] | None = None, dispatcher: Any = None,
+                 on_result: Callable[[list[Arch], list[float]], None] | None = None):
+        """``on_result(archs, scores)`` is called as each chunk of new evaluations finishes (the run loop
+        stores them there, so nothing finished is lost to a kill)."""
         self.inner = inner
         self.dispatcher = dispatcher
+        self.on_result = on_result
         self.name = inner.name
         self.key = config_key(inner)
         self.cache: dict[str, float] = dict(seed or {})
@@ -78,18 +82,15 @@ class CachedEvaluator:
         self.hits += len(archs) - len(todo)
         self.misses += len(todo)
         if todo:
-            if self.dispatcher is not None and self.dispatcher.workers > 1:
-                scores = [s for chunk in self.dispatcher.map(self.inner, split(todo, self.dispatcher.workers))
-                          for s in chunk]
+            if self.dispatcher is not None:
+                chunks = self.dispatcher.split(todo)
+                results = self.dispatcher.imap(self.inner, chunks)
             else:
-                scores = list(self.inner.evaluate(todo))
-            for a, score in zip(todo, scores):
-                self.cache[a.id] = float(score)
+                chunks = [todo]
+                results = iter([(0, list(self.inner.evaluate(todo)))])
+            for i, scores in results:
+                for a, score in zip(chunks[i], scores):
+                    self.cache[a.id] = float(score)
+                if self.on_result is not None:
+                    self.on_result(list(chunks[i]), [float(s) for s in scores])
         return [self.cache[a.id] for a in archs]
-
-
-def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
-    """Contiguous, order-preserving chunks (results come back in input order)."""
-    n = len(items)
-    bounds = [round(i * n / parts) for i in range(parts + 1)]
-    return [list(items[bounds[i]:bounds[i + 1]]) for i in range(parts) if bounds[i] < bounds[i + 1]]

@@ -116,7 +116,8 @@ def make_evaluator(name: str, options: dict[str, Any]) -> Any:
 
 def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict[str, Any] | None, strategy: str,
                 population: int, generations: int, seed: int, constraints: Constraints, objectives: Sequence[str],
-                space: SearchSpace | None, workers: int, strategy_options: dict[str, Any] | None) -> SearchPlan:
+                space: SearchSpace | None, workers: int, strategy_options: dict[str, Any] | None,
+                executor: str = "local", ray_address: str | None = None) -> SearchPlan:
     """Check every argument and build every object. Nothing may fail after --out is made: a typo that
     failed later left a run.sqlite that neither the corrected command nor --resume could use."""
     check_counts(population, generations, workers)
@@ -127,7 +128,7 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     fastest = check_budget(predictor, constraints.budget_ms)
     problem = Problem(predictor, None, constraints, objectives)
     strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
-    dispatcher = make_dispatcher(workers)
+    dispatcher = make_dispatcher(workers, executor, ray_address)
     inner = make_evaluator(evaluator, evaluator_options or {})
     config = {"lut": str(lut_path), "lut_fingerprint": lut.fingerprint, "lut_profiler": lut.profiler,
               "space": space.to_dict(), "evaluator": evaluator, "evaluator_config": inner.config(),
@@ -184,12 +185,17 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
                generations: int = 20, seed: int = 0, constraints: Constraints = Constraints(),
                objectives: Sequence[str] = ("accuracy", "latency_ms"), space: SearchSpace | None = None,
                resume: bool = False, workers: int = 1, progress: bool = True, command: str | None = None,
-               strategy_options: dict[str, Any] | None = None) -> SearchResult:
+               strategy_options: dict[str, Any] | None = None, executor: str = "local",
+               ray_address: str | None = None) -> SearchResult:
+    """``executor``: ``local`` (``workers`` 1: this process; more: a process pool) or ``ray`` (a local Ray,
+    or the cluster at ``ray_address``). Every finished evaluation is stored at once; ``resume`` continues
+    a killed run without evaluating anything again."""
     start = time.perf_counter()
     out = Path(out)
     plan = plan_search(lut_path, evaluator=evaluator, evaluator_options=evaluator_options, strategy=strategy,
                        population=population, generations=generations, seed=seed, constraints=constraints,
-                       objectives=objectives, space=space, workers=workers, strategy_options=strategy_options)
+                       objectives=objectives, space=space, workers=workers, strategy_options=strategy_options,
+                       executor=executor, ray_address=ray_address)
     check_out(out, resume)
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -202,7 +208,10 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
         try:
             open_run(store, plan.config, resume)
             store.set_meta("commands", (store.get_meta("commands") or []) + [command or " ".join(sys.argv)])
-            return search_loop(store, plan, out, generations, progress, start)
+            try:
+                return search_loop(store, plan, out, generations, progress, start)
+            finally:
+                plan.dispatcher.close()
         except Exception:
             if new and store.last_generation() is None:
                 store.close()
@@ -221,7 +230,8 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
     evaluator, strategy, problem = plan.config["evaluator"], plan.config["strategy"], plan.problem
     known = store.evals(evaluator)
     cached = CachedEvaluator(plan.evaluator, {k: v["accuracy"] for k, v in known.items()},
-                             dispatcher=plan.dispatcher)
+                             dispatcher=plan.dispatcher,
+                             on_result=lambda archs, accs: store.add_evals(evaluator, problem.records(archs, accs)))
     problem.evaluator = cached
     strat = plan.strategy
     first_gen, resumed_from = 0, None
