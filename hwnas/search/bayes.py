@@ -14,7 +14,6 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-
 from hwnas.search.strategies import ArchiveStrategy, register_strategy
 from hwnas.space import Arch, SearchSpace
 
