@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from hwnas import jsonio
-from hwnas.space import ArchError, SpaceError, _check_fields, _number, _rng, _string, distinct_samples, read_fields
+from hwnas.space import ArchError, SpaceError, _check_fields, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 
@@ -83,6 +83,9 @@ class CellSpace:
                       f"{reduction}), got {list(self.resolutions)}")
         if self.in_channels < 1 or self.num_classes < 2:
             raise err("in_channels must be >= 1 and num_classes >= 2")
+
+    def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "CellSpace":
+        return at_resolutions(self, resolutions, num_classes)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}

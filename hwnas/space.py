@@ -132,13 +132,7 @@ class SearchSpace:
     def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "SearchSpace":
         """This space at other input resolutions (e.g. ``mbv3`` at 32 px for small images), named
         ``<name>-r<res>[-<res>...]`` so that its LUTs, checkpoints and caches never mix with the original's."""
-        res = sorted({int(r) for r in resolutions})
-        if not res:
-            raise SpaceError("with_resolutions: give at least one resolution")
-        d = {**self.to_dict(), "name": f"{self.name}-r{'-'.join(map(str, res))}", "resolutions": res}
-        if num_classes is not None:
-            d["num_classes"] = int(num_classes)
-        return SearchSpace.from_dict(d, source=f"{self.name} at resolutions {res}")
+        return at_resolutions(self, resolutions, num_classes)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -484,6 +478,17 @@ def distinct_samples(sample: Any, n: int, rng: random.Random, exclude: Iterable[
             seen.add(a.id)
             out.append(a)
     return out
+
+
+def at_resolutions(space: Any, resolutions: Iterable[int], num_classes: int | None = None) -> Any:
+    """``space`` (of any kind) at other input resolutions, renamed ``<name>-r<res>[-<res>...]``."""
+    res = sorted({int(r) for r in resolutions})
+    if not res:
+        raise SpaceError("with_resolutions: give at least one resolution")
+    d = {**space.to_dict(), "name": f"{space.name}-r{'-'.join(map(str, res))}", "resolutions": res}
+    if num_classes is not None:
+        d["num_classes"] = int(num_classes)
+    return space_from_dict(d, source=f"{space.name} at resolutions {res}")
 
 
 def read_fields(cls: type, data: Any, source: str, required: tuple[str, ...], convert: Any) -> Any:

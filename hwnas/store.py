@@ -119,6 +119,9 @@ class RunStore:
                                 [(generation, aid, strategy, v) for aid, v in members])
             self.db.execute("INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?)",
                             (generation, jsonio.dumps(state), hypervolume, best_acc, evaluations, now_iso()))
+            # resume needs the last state only: a model-based strategy's state (weights, optimiser, archive)
+            # would otherwise grow the file by megabytes per generation
+            self.db.execute("UPDATE generations SET strategy_state='{}' WHERE generation < ?", (generation,))
 
     def last_generation(self) -> tuple[int, dict[str, Any]] | None:
         row = self.db.execute("SELECT generation, strategy_state FROM generations ORDER BY generation DESC LIMIT 1"

@@ -95,3 +95,8 @@ def test_no_cell_supernet_yet_is_a_clear_error(cells):
 
     with pytest.raises(EvaluatorError, match="no weight-sharing supernet yet"):
         Supernet(cells)
+
+
+def test_cell_space_at_other_resolutions(cells):
+    wide = cells.with_resolutions([32, 28])
+    assert wide.name == "cell-demo-r28-32" and wide.resolutions == (28, 32) and isinstance(wide, CellSpace)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwnas.search import Constraints, InfeasibleBudgetError, run_search
-from hwnas.store import StoreError
+from hwnas.store import RunStore, StoreError
 
 from conftest import ROOT, run_cli
 
@@ -227,3 +227,14 @@ def test_incremental_front_equals_front_of_whole_archive(demo_lut_path, tmp_path
     problem = Problem(None, None, Constraints(budget_ms=1e3))
     assert [f["arch_id"] for f in pareto_front(records, problem)] == [f["arch_id"] for f in r.front]
     assert demo_lut_path.read_bytes() == lut_before  # the search only reads its LUT
+
+
+def test_only_the_last_generation_keeps_the_strategy_state(demo_lut_path, tmp_path):
+    """Resume needs the last state only; a model-based strategy's state is megabytes per generation."""
+    _search(demo_lut_path, tmp_path / "r", generations=3, strategy="reinforce")
+    store = RunStore(tmp_path / "r" / "run.sqlite", readonly=True)
+    try:
+        states = [row[0] for row in store.db.execute("SELECT strategy_state FROM generations ORDER BY generation")]
+    finally:
+        store.close()
+    assert states[:2] == ["{}", "{}"] and "controller" in states[2]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from hwnas.search.strategies import ArchiveStrategy, register_strategy
+from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
 from hwnas.space import Arch, SearchSpace
 
 def _optuna() -> Any:
@@ -40,7 +40,7 @@ class Bayesian(ArchiveStrategy):
         self.dists = {f"g{i}": dist(list(range(u + 1))) for i, u in enumerate(space.gene_upper_bounds())}
 
     def _study(self) -> Any:
-        optuna, seed = self.optuna, self.seed * 1_000_003 + self.generation
+        optuna, seed = self.optuna, generation_seed(self.seed, self.generation)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature warnings
             sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,

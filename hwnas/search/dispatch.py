@@ -2,12 +2,15 @@
 
 One small interface: ``split(archs)`` cuts the archs to evaluate into chunks and ``imap(evaluator,
 chunks)`` yields ``(chunk index, scores)`` as each chunk finishes, so the run loop stores every result
-the moment it exists (a driver killed mid-generation re-evaluates nothing that finished). The strategy
-stays ask/tell in the driver whatever runs the evaluations.
+the moment it exists. Serial and Ray evaluate one arch per chunk (a killed driver loses at most the
+archs in flight); the local pool one chunk per worker and generation (the evaluator, a supernet say,
+is loaded once per chunk, not per arch). When one chunk fails, the others still finish and are
+stored before the error is raised. The strategy stays ask/tell in the driver.
 """
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Iterator, Protocol, Sequence
 
@@ -51,7 +54,7 @@ class SerialDispatcher:
         pass
 
     def split(self, archs: Sequence[Arch]) -> list[list[Arch]]:
-        return [list(archs)]
+        return [[a] for a in archs]
 
     def imap(self, evaluator: Any, chunks: Sequence[Sequence[Arch]]) -> Iterator[tuple[int, list[float]]]:
         for i, c in enumerate(chunks):
@@ -74,8 +77,16 @@ class PoolDispatcher:
 
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
         futures = {self._pool.submit(_evaluate_chunk, evaluator, c): i for i, c in enumerate(chunks)}
+        error: BaseException | None = None
         for f in as_completed(futures):
-            yield futures[f], f.result()
+            try:
+                result = f.result()
+            except Exception as e:  # the other chunks still finish and are stored first
+                error = error or e
+                continue
+            yield futures[f], result
+        if error is not None:
+            raise error
 
     def close(self) -> None:
         if self._pool is not None:
@@ -134,8 +145,11 @@ class RayDispatcher:
                              p for p in (os.environ.get("PYTHONPATH"), os.getcwd()) if p)}})
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise SearchError(f"could not reach Ray at {self.address or 'a new local instance'}: {e}") from None
-        if not self.workers:
-            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1) // self.num_cpus))
+        fits = max(1, int(ray.cluster_resources().get("CPU", 1) // self.num_cpus))
+        if self.workers > fits:  # actors beyond the cluster's CPUs would never start: their tasks would hang
+            print(f"note: the Ray cluster has room for {fits} worker(s) of {self.num_cpus:g} CPU; using {fits}, "
+                  f"not {self.workers}", file=sys.stderr)
+        self.workers = min(self.workers, fits) if self.workers else fits
         actor = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=self.retries,
                            max_task_retries=self.retries)(_EvaluatorActor)
         self._ref = ray.put(evaluator)  # kept: a restarted actor is built again from it
@@ -157,6 +171,7 @@ class RayDispatcher:
             self._start(evaluator)
         ray, todo, running = self.ray, list(enumerate(chunks)), {}
         idle = list(self._actors)
+        error: SearchError | None = None
         while todo or running:
             while todo and idle:
                 i, chunk = todo.pop(0)
@@ -167,10 +182,14 @@ class RayDispatcher:
             idle.append(actor)
             try:
                 scores = ray.get(done[0])
-            except ray.exceptions.RayTaskError as e:
-                raise SearchError(f"evaluating {[a.id for a in chunks[i]]} failed on a Ray worker: "
-                                  f"{e.cause if getattr(e, 'cause', None) else e}") from None
+            except ray.exceptions.RayTaskError as e:  # the tasks in flight still finish and are stored
+                error = error or SearchError(f"evaluating {[a.id for a in chunks[i]]} failed on a Ray worker: "
+                                             f"{e.cause if getattr(e, 'cause', None) else e}")
+                todo = []
+                continue
             yield i, scores
+        if error is not None:
+            raise error
 
 
 def make_dispatcher(workers: int, executor: str = "local", ray_address: str | None = None) -> Dispatcher:

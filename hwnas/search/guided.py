@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hwnas.search.pareto import survive
-from hwnas.search.strategies import ArchiveStrategy, register_strategy
+from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
 from hwnas.space import Arch, SearchSpace
 
 
@@ -77,8 +77,17 @@ class PredictorGuided(ArchiveStrategy):
         X = torch.from_numpy(self.space.encode_many(self.archive_archs())).float()
         mean, std = self.targets.mean(0), self.targets.std(0) + 1e-9
         Y = torch.from_numpy((self.targets - mean) / std).float()
-        seed = self.seed * 1_000_003 + self.generation  # refitted alike on resume
+        seed = generation_seed(self.seed, self.generation)  # refitted alike on resume
         return fit_ensemble(X, Y, self.ensemble, self.hidden, self.steps, seed), mean, std
+
+    def _violation(self, predicted: np.ndarray) -> np.ndarray:
+        """Predicted violations, 0 where within the surrogate's noise of feasible: half the smallest violation
+        seen so far (all 0 when nothing seen has violated a constraint)."""
+        seen = self.targets[:, -1]
+        if not (seen > 0).any():
+            return np.zeros_like(predicted)
+        tol = 0.5 * seen[seen > 0].min()
+        return np.where(predicted <= tol, 0.0, predicted)
 
     def _candidates(self) -> list[Arch]:
         pool: list[Arch] = []
@@ -108,7 +117,7 @@ class PredictorGuided(ArchiveStrategy):
             preds = net(X).numpy() * std + mean  # [members, candidates, outputs]
         pick = np.array([self.rng.randrange(self.ensemble) for _ in cands])
         sampled = preds[pick, np.arange(len(cands))]
-        F, cv = sampled[:, :-1], np.maximum(sampled[:, -1], 0.0)
+        F, cv = sampled[:, :-1], self._violation(sampled[:, -1])
         chosen = [cands[i] for i in survive(F, cv, self.population)]
         self.seen.update(a.id for a in chosen)
         return chosen

@@ -111,7 +111,7 @@ class Reinforce(Strategy):
             token = torch.as_tensor(genes[:, g] + self.controller.offsets[g])
         archs = [self.space.from_genes(row) for row in genes]
         for a, row in zip(archs, genes):
-            self._genes[a.id] = row.tolist()
+            self._genes.setdefault(a.id, row.tolist())  # the first row that gave this arch is the one asked
         return archs
 
     def ask(self) -> list[Arch]:

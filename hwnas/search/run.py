@@ -213,7 +213,9 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
             finally:
                 plan.dispatcher.close()
         except Exception:
-            if new and store.last_generation() is None:
+            # a run that stored nothing is removed; one whose first generation failed part-way keeps what
+            # finished, so --resume evaluates none of it again
+            if new and store.last_generation() is None and not store.evals(plan.config["evaluator"]):
                 store.close()
                 discard_new_run(out, made_out)
             raise

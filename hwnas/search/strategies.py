@@ -181,6 +181,11 @@ class Strategy:
         pass
 
 
+def generation_seed(seed: int, generation: int) -> int:
+    """A seed for one generation's model fit, 0 <= s < 2**32 (numpy's range) for any run seed."""
+    return int(np.random.SeedSequence([seed % 2**63, generation]).generate_state(1)[0])
+
+
 class ArchiveStrategy(Strategy):
     """Keeps every evaluated arch (its genes) with its objectives and violation, and a generation count:
     what model-based strategies refit on each generation. All of it is in the state, so a resumed run
@@ -278,8 +283,9 @@ class Progressive(NSGA2):
         return ub[:2] + [math.ceil((phase + 1) * u / self.phases) for u in ub[2:]]
 
     def _project(self, arch: Arch) -> Arch:
+        """Genes past the phase's cap are drawn again within it (clamping would pile them on the cap)."""
         caps = self.caps()
-        return self.space.from_genes([min(g, c) for g, c in zip(arch.genes(), caps)])
+        return self.space.from_genes([g if g <= c else self.rng.randint(0, c) for g, c in zip(arch.genes(), caps)])
 
     def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
         super().tell(archs, F, cv)
