@@ -23,8 +23,13 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu6": nn.ReLU6,
     "hswish": nn.Hardswish,
     "swish": nn.SiLU,
+    "none": nn.Identity,  # a conv without activation (the cell stem), ops that have none (pooling, add)
 }
-OPS = ("conv", "mbconv", "head")
+# conv/mbconv/head: the macro (MobileNetV3) space; rcb/avgpool/add/resblock/poolhead: the cell space.
+OPS = ("conv", "mbconv", "head", "rcb", "avgpool", "add", "resblock", "poolhead")
+STRIDED = ("conv", "mbconv", "rcb", "avgpool", "resblock")  # keys carry kernel and stride
+WITH_MID = ("mbconv", "head")                                 # keys carry the inner width
+HEADS = ("head", "poolhead")                                  # output [1, cout]
 SE_REDUCTION = 4
 
 
@@ -47,7 +52,10 @@ class LayerDesc:
     ``op``: ``conv`` (conv-BN-act; the stem and the final 1x1 expand), ``mbconv``
     (inverted residual: optional 1x1 expand, depthwise, optional squeeze-excite,
     1x1 project, residual when shapes allow) or ``head`` (global pool, 1x1 to
-    ``mid`` + act, linear to ``cout`` classes).
+    ``mid`` + act, linear to ``cout`` classes). The cell space adds ``rcb``
+    (ReLU-conv-BN, an edge), ``avgpool`` (an edge), ``add`` (one more input summed
+    into a cell node), ``resblock`` (NAS-Bench-201's residual reduction block) and
+    ``poolhead`` (BN-ReLU, global pool, linear).
     """
 
     op: str
@@ -76,9 +84,9 @@ class LayerDesc:
     def key(self) -> str:
         """Canonical string form; the LUT key."""
         parts = [self.op, f"r{self.res}", f"i{self.cin}", f"o{self.cout}"]
-        if self.op != "head":
+        if self.op in STRIDED:
             parts += [f"k{self.kernel}", f"s{self.stride}"]
-        if self.op != "conv":
+        if self.op in WITH_MID:
             parts.append(f"m{self.mid}")
         if self.se:
             parts.append("se")
@@ -107,7 +115,7 @@ class LayerDesc:
     # -- shapes and cost ------------------------------------------------------
     @property
     def out_res(self) -> int:
-        return 1 if self.op == "head" else math.ceil(self.res / self.stride)
+        return 1 if self.op in HEADS else math.ceil(self.res / self.stride)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -115,7 +123,7 @@ class LayerDesc:
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        if self.op == "head":
+        if self.op in HEADS:
             return (1, self.cout)
         return (1, self.cout, self.out_res, self.out_res)
 
@@ -131,10 +139,16 @@ class LayerDesc:
     def macs(self) -> int:
         """Multiply-accumulates of convolutions and linear layers (BN, activations, pooling excluded)."""
         o2 = self.out_res**2
-        if self.op == "conv":
+        if self.op in ("conv", "rcb"):
             return self.kernel**2 * self.cin * self.cout * o2
         if self.op == "head":
             return self.cin * self.mid + self.mid * self.cout
+        if self.op in ("avgpool", "add"):
+            return 0
+        if self.op == "resblock":
+            return (self.kernel**2 * (self.cin + self.cout) + self.cin) * self.cout * o2
+        if self.op == "poolhead":
+            return self.cin * self.cout
         macs = self.kernel**2 * self.mid * o2 + self.mid * self.cout * o2
         if self.has_expand:
             macs += self.cin * self.mid * self.res**2
@@ -145,10 +159,16 @@ class LayerDesc:
     @property
     def params(self) -> int:
         """Trainable parameters, counted from the structure (tested against ``build()``)."""
-        if self.op == "conv":
+        if self.op in ("conv", "rcb"):
             return self.kernel**2 * self.cin * self.cout + 2 * self.cout
         if self.op == "head":
             return self.cin * self.mid + self.mid * self.cout + self.cout
+        if self.op in ("avgpool", "add"):
+            return 0
+        if self.op == "resblock":
+            return (self.kernel**2 * (self.cin + self.cout) + self.cin) * self.cout + 4 * self.cout
+        if self.op == "poolhead":
+            return 2 * self.cin + self.cin * self.cout + self.cout
         n = self.kernel**2 * self.mid + 2 * self.mid + self.mid * self.cout + 2 * self.cout
         if self.has_expand:
             n += self.cin * self.mid + 2 * self.mid
@@ -160,7 +180,7 @@ class LayerDesc:
     @property
     def activation_elems(self) -> int:
         """Largest live activation inside the block (elements), for peak-memory estimates."""
-        if self.op == "head":
+        if self.op in HEADS:
             return self.cin * self.res**2
         inner = self.mid * max(self.res, self.out_res) ** 2 if self.op == "mbconv" else 0
         return max(self.cin * self.res**2 + self.cout * self.out_res**2, inner + self.cin * self.res**2)
@@ -170,7 +190,18 @@ class LayerDesc:
             return ConvBNAct(self.cin, self.cout, self.kernel, self.stride, self.act)
         if self.op == "mbconv":
             return MBConv(self)
-        return Head(self.cin, self.mid, self.cout, self.act)
+        if self.op == "head":
+            return Head(self.cin, self.mid, self.cout, self.act)
+        if self.op == "rcb":
+            return ReLUConvBN(self.cin, self.cout, self.kernel, self.stride)
+        if self.op == "avgpool":
+            return nn.AvgPool2d(self.kernel, self.stride, self.kernel // 2, count_include_pad=False)
+        if self.op == "add":
+            return AddSelf()
+        if self.op == "resblock":
+            return ReductionBlock(self.cin, self.cout)
+        return nn.Sequential(nn.BatchNorm2d(self.cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(self.cin, self.cout))  # poolhead
 
 
 # -- modules -------------------------------------------------------------------
@@ -180,9 +211,37 @@ class ConvBNAct(nn.Sequential):
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
         ]
-        if act is not None:
+        if act not in (None, "none"):
             layers.append(ACTIVATIONS[act]())
         super().__init__(*layers)
+
+
+class ReLUConvBN(nn.Sequential):
+    """The cell space's convolution (NAS-Bench-201): activation first."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(nn.ReLU(), nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout))
+
+
+class ReductionBlock(nn.Module):
+    """NAS-Bench-201's residual block between stages: two 3x3 ReLU-conv-BN (the first with stride 2) plus
+    an average-pooled 1x1 shortcut."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.a, self.b = ReLUConvBN(cin, cout, 3, 2), ReLUConvBN(cout, cout, 3)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x)) + self.shortcut(x)
+
+
+class AddSelf(nn.Module):
+    """What one more input of a cell node costs: one elementwise add of two tensors of the node's shape
+    (timed alone, the tensor is added to itself)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + x
 
 
 class SqueezeExcite(nn.Module):

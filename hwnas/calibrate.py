@@ -15,6 +15,7 @@ LUT, so anyone can refit or audit it.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,29 +23,27 @@ from tqdm.auto import tqdm
 
 from hwnas.lut import LUT, now_iso
 from hwnas.measure import arch_measurer
-from hwnas.predict import FEATURES, LatencyPredictor
-from hwnas.space import Arch, SearchSpace
+from hwnas.predict import FEATURES, latency_predictor
 
 MODELS: dict[str, tuple[int, ...]] = {"scale": (0,), "affine": (0, 3), "boundary": (0, 1, 2, 3)}
 
 
-def sample_archs(space: SearchSpace, n: int, seed: int, resolutions: Sequence[int] | None = None,
-                 exclude: set[str] | None = None, extremes: bool = True) -> list[Arch]:
-    """``n`` distinct archs (the smallest and largest first when ``extremes``), seeded."""
+def sample_archs(space: Any, n: int, seed: int, resolutions: Sequence[int] | None = None,
+                 exclude: set[str] | None = None, extremes: bool = True) -> list[Any]:
+    """``n`` distinct archs of any kind of space (the smallest and largest first when ``extremes``), seeded,
+    at ``resolutions`` (every arch kind has a ``resolution`` field)."""
     rng = random.Random(seed)
     resolutions = list(resolutions or space.resolutions)
     exclude = set(exclude or ())
-    out: dict[str, Arch] = {}
+    out: dict[str, Any] = {}
     if extremes:
         for a in (space.smallest(), space.largest()):
-            a = Arch(space, min(resolutions) if a.resolution == min(space.resolutions) else max(resolutions),
-                     a.width, a.kernels, a.expands)
+            a = replace(a, resolution=min(resolutions) if a.resolution == min(space.resolutions) else max(resolutions))
             if a.id not in exclude:
                 out.setdefault(a.id, a)
     tries = 0
     while len(out) < n and tries < 100 * n:
-        a = space.sample(rng)
-        a = Arch(space, rng.choice(resolutions), a.width, a.kernels, a.expands)
+        a = replace(space.sample(rng), resolution=rng.choice(resolutions))
         if a.id not in exclude:
             out.setdefault(a.id, a)
         tries += 1
@@ -99,7 +98,7 @@ def choose_model(features: np.ndarray, measured: np.ndarray,
 SAVE_EVERY = 10
 
 
-def resumable_rows(lut: LUT, archs: Sequence[Arch], seed: int) -> dict[str, dict[str, Any]]:
+def resumable_rows(lut: LUT, archs: Sequence[Any], seed: int) -> dict[str, dict[str, Any]]:
     """Rows of an earlier (maybe killed) calibration that this one would measure again: same seed, same archs."""
     prev = lut.calibration or {}
     if prev.get("seed") != seed:
@@ -118,7 +117,7 @@ def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs
     measured with the same seed are kept: a killed calibration resumes where it stopped.
     """
     space = lut.search_space()
-    predictor = LatencyPredictor(lut, space, calibrated=False)
+    predictor = latency_predictor(lut, space, calibrated=False)
     archs = sample_archs(space, n_archs, seed, resolutions)
     rows = resumable_rows(lut, archs, seed)
     calib: dict[str, Any] = {"seed": seed, "n_archs": n_archs, "processes": processes, "features": list(FEATURES),
@@ -143,8 +142,7 @@ def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs
     F = np.array([r["features"] for r in calib["data"]], dtype=float)
     y = np.array([r["measured"]["median_ms"] for r in calib["data"]], dtype=float)
     res = list(resolutions or space.resolutions)
-    small = space.smallest()
-    smallest = Arch(space, min(res), small.width, small.kernels, small.expands)
+    smallest = replace(space.smallest(), resolution=min(res))
     model, coef, scores = choose_model(F, y, np.asarray(predictor.features_many([smallest]), float))
     pred = F @ coef
     calib.update({

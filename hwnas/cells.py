@@ -7,24 +7,29 @@ edge is one of ``none`` (no connection), ``skip``, ``conv1x1``, ``conv3x3`` (ReL
 block (stride 2) between stages, BN-ReLU, global pooling, a linear classifier. A cell whose output
 node is reached by no path gives zeros, as in NAS-Bench-201.
 
-Space files say ``"kind": "cell"``; ``hwnas.space.get_space`` reads them. This is the first slice of
-issue 15: sampling, variation, encoding and the networks themselves (training, proxies, the reference
-bench work on them); the latency model (LUT keys per edge op) is not built yet, and asking a cell arch
-for its LUT layers says so.
+Space files say ``"kind": "cell"``; ``hwnas.space.get_space`` reads them. Latency: a cell network is
+priced as the sum of its blocks' LUT entries (:meth:`CellArch.layers`): the stem, each *live* edge's
+op (``conv1x1``/``conv3x3``/``avgpool3x3``; ``skip`` and ``none`` are free), one ``add`` per extra input
+of a node, the reduction blocks and the head. An edge is live when it lies on a path from the cell's
+input to its output; the others change nothing the network computes, so the network does not run
+them (and ONNX export would drop them anyway).
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from hwnas import jsonio
+from hwnas import blocks, jsonio
+from hwnas.blocks import LayerDesc
 from hwnas.space import ArchError, SpaceError, _check_fields, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
@@ -99,6 +104,35 @@ class CellSpace:
         """(to, from) node pairs in gene order: (1,0), (2,0), (2,1), (3,0), ..."""
         return [(j, i) for j in range(1, self.nodes) for i in range(j)]
 
+    # -- latency keys ----------------------------------------------------------
+    def layers(self, arch: "CellArch") -> list[LayerDesc]:
+        return network_layers(self, arch.ops, arch.resolution)
+
+    def all_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerDesc]:
+        """Every distinct block any arch of the space can contain at ``resolutions`` (the keys a full LUT needs)."""
+        resolutions = tuple(resolutions) if resolutions is not None else self.resolutions
+        bad = [r for r in resolutions if r not in self.resolutions]
+        if bad:
+            raise SpaceError(f"resolutions {bad} are not in space {self.name!r}; choose from {list(self.resolutions)}")
+        seen: dict[str, LayerDesc] = {}
+        every_op = [op for op in self.ops if op != "none"]
+        for res in resolutions:
+            # one arch per op with that op on every edge holds every (op, stage) block; "add" needs >= 2 live
+            # inputs at a node, which any all-same-op cell (op != none) has
+            for op in every_op:
+                for d in network_layers(self, (op,) * len(self.edges), res):
+                    seen.setdefault(d.key, d)
+        return list(seen.values())
+
+    def size(self) -> int:
+        return len(self.resolutions) * len(self.ops) ** len(self.edges)
+
+    def all_archs(self) -> Iterator["CellArch"]:
+        """Every arch of the space (``size()`` of them), in gene order."""
+        for res in self.resolutions:
+            for ops in itertools.product(self.ops, repeat=len(self.edges)):
+                yield CellArch(self, res, ops)
+
     # -- architectures -------------------------------------------------------
     def sample(self, rng: random.Random | int | None = None) -> "CellArch":
         rng = _rng(rng)
@@ -128,6 +162,9 @@ class CellSpace:
         arch = CellArch(self, _number(data["resolution"], int, f"{source}: field 'resolution'", ArchError), tuple(ops))
         arch.validate(source)
         return arch
+
+    def load_arch(self, path: str | Path) -> "CellArch":
+        return self.arch_from_dict(jsonio.loads_file(path, ArchError, "architecture file"), source=str(path))
 
     def gene_upper_bounds(self) -> list[int]:
         return [len(self.resolutions) - 1] + [len(self.ops) - 1] * len(self.edges)
@@ -187,9 +224,19 @@ class CellArch:
                 reach.add(j)
         return self.space.nodes - 1 in reach
 
-    def layers(self) -> list:
-        raise SpaceError(f"space {self.space.name!r} (kind cell) has no latency model yet: its LUT keys per edge "
-                         f"operation are not built (issue 15); use a macro space such as 'demo' for latency")
+    @property
+    def live(self) -> list[bool]:
+        """Per edge: on a path from input to output (see :func:`live_edges`)."""
+        return live_edges(self.space, self.ops)
+
+    @property
+    def summary(self) -> str:
+        """What tells archs of this kind apart at a glance (logs, tables): the edge ops in gene order."""
+        return "ops " + "|".join(self.ops)
+
+    def layers(self) -> list[LayerDesc]:
+        """The LUT keys of this network (stem, live edge ops and node adds per cell, reductions, head)."""
+        return network_layers(self.space, self.ops, self.resolution)
 
     def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "CellArch":
         rng, sp = _rng(rng), self.space
@@ -213,21 +260,88 @@ class CellArch:
 
 
 # -- the networks ------------------------------------------------------------
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
-        super().__init__(nn.ReLU(), nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout))
+# Every part with a cost is built from its LayerDesc (hwnas.blocks), the LUT key the predictor prices:
+# the network, the profiled blocks and the exported model cannot disagree.
+ReLUConvBN, ReductionBlock = blocks.ReLUConvBN, blocks.ReductionBlock  # their home is blocks; kept importable here
+EDGE_DESC = {"conv1x1": ("rcb", 1, "relu"), "conv3x3": ("rcb", 3, "relu"), "avgpool3x3": ("avgpool", 3, "none")}
+
+
+def edge_desc(name: str, c: int, res: int) -> LayerDesc | None:
+    """The block an edge runs at ``c`` channels and ``res`` pixels; None for ``skip`` and ``none`` (free)."""
+    if name in ("skip", "none"):
+        return None
+    if name not in EDGE_DESC:
+        raise ValueError(f"no module for edge operation {name!r}")
+    op, k, act = EDGE_DESC[name]
+    return LayerDesc(op, c, c, res, kernel=k, stride=1, act=act)
 
 
 def edge_op(name: str, c: int) -> nn.Module:
-    if name == "skip":
-        return nn.Identity()
-    if name == "conv1x1":
-        return ReLUConvBN(c, c, 1)
-    if name == "conv3x3":
-        return ReLUConvBN(c, c, 3)
-    if name == "avgpool3x3":
-        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
-    raise ValueError(f"no module for edge operation {name!r}")
+    desc = edge_desc(name, c, 1)
+    return nn.Identity() if desc is None else desc.build()
+
+
+def live_edges(space: CellSpace, ops: Sequence[str]) -> list[bool]:
+    """Per edge: does it lie on a path of non-``none`` edges from the input to the output node?
+    Edges off every such path change nothing the network computes, so they are neither run nor priced."""
+    edges = space.edges
+    fwd, back = {0}, {space.nodes - 1}
+    for (j, i), op in zip(edges, ops):
+        if op != "none" and i in fwd:
+            fwd.add(j)
+    for (j, i), op in sorted(zip(edges, ops), key=lambda e: -e[0][0]):
+        if op != "none" and j in back:
+            back.add(i)
+    return [op != "none" and i in fwd and j in back for (j, i), op in zip(edges, ops)]
+
+
+def cell_layers(space: CellSpace, ops: Sequence[str], c: int, res: int) -> list[LayerDesc]:
+    """The priced blocks of one cell: each live edge's op, and one ``add`` per extra input of a node."""
+    out, inputs = [], [0] * space.nodes
+    for (j, _), op, live in zip(space.edges, ops, live_edges(space, ops)):
+        if live:
+            inputs[j] += 1
+            d = edge_desc(op, c, res)
+            if d is not None:
+                out.append(d)
+    add = LayerDesc("add", c, c, res, act="none")
+    return out + [add] * sum(max(0, n - 1) for n in inputs)
+
+
+def network_layers(space: CellSpace, ops: Sequence[str], resolution: int) -> list[LayerDesc]:
+    """Stem, cells and reduction blocks per stage, head: the LUT keys of a cell network, in order.
+
+    None for a network whose cell has no path from input to output: its output is a constant (the head
+    applied to zeros), which graph runtimes fold away and :class:`CellNetwork` computes without the input."""
+    if not any(live_edges(space, ops)):
+        return []
+    stem, reductions, head = fixed_layers(space, resolution)
+    out = [stem]
+    for s, (c, r) in enumerate(stage_shapes(space, resolution)):
+        if s:
+            out.append(reductions[s - 1])
+        for _ in range(space.cells_per_stage):
+            out += cell_layers(space, ops, c, r)
+    return out + [head]
+
+
+def stage_shapes(space: CellSpace, resolution: int) -> list[tuple[int, int]]:
+    """(channels, pixels) of the cells of each stage."""
+    out, r = [], resolution
+    for s, c in enumerate(space.channels):
+        r = r if s == 0 else (r + 1) // 2  # the reduction block's 3x3 stride-2 conv, padding 1
+        out.append((c, r))
+    return out
+
+
+def fixed_layers(space: CellSpace, resolution: int) -> tuple[LayerDesc, list[LayerDesc], LayerDesc]:
+    """The blocks every connected network of the space has: stem, the reduction blocks, head."""
+    shapes = stage_shapes(space, resolution)
+    stem = LayerDesc("conv", space.in_channels, space.channels[0], resolution, kernel=3, stride=1, act="none")
+    reductions = [LayerDesc("resblock", shapes[s - 1][0], c, shapes[s - 1][1], kernel=3, stride=2, act="relu")
+                  for s, (c, _) in enumerate(shapes) if s]
+    head = LayerDesc("poolhead", space.channels[-1], space.num_classes, shapes[-1][1], act="relu")
+    return stem, reductions, head
 
 
 class Cell(nn.Module):
@@ -235,44 +349,41 @@ class Cell(nn.Module):
         super().__init__()
         self.nodes = space.nodes
         self.edges = [(j, i, op) for (j, i), op in zip(space.edges, ops) if op != "none"]
+        self.live = [live for op, live in zip(ops, live_edges(space, ops)) if op != "none"]
         self.ops = nn.ModuleList(edge_op(op, c) for _, _, op in self.edges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         states: list[torch.Tensor | None] = [x] + [None] * (self.nodes - 1)
-        for (j, i, _), op in zip(self.edges, self.ops):
-            if states[i] is not None:
+        for (j, i, _), op, live in zip(self.edges, self.ops, self.live):
+            if live:
                 y = op(states[i])
                 states[j] = y if states[j] is None else states[j] + y
         out = states[-1]
         return out if out is not None else torch.zeros_like(x)  # no path to the output: zeros (NAS-Bench-201)
 
 
-class ReductionBlock(nn.Module):
-    """NAS-Bench-201's residual block between stages: two 3x3 ReLU-conv-BN (the first with stride 2) plus
-    an average-pooled 1x1 shortcut."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.a, self.b = ReLUConvBN(cin, cout, 3, 2), ReLUConvBN(cout, cout, 3)
-        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.b(self.a(x)) + self.shortcut(x)
-
-
 class CellNetwork(nn.Module):
     def __init__(self, arch: CellArch):
         super().__init__()
         sp = arch.space
-        c0 = sp.channels[0]
-        layers: list[nn.Module] = [nn.Conv2d(sp.in_channels, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0)]
+        r, c0 = arch.resolution, sp.channels[0]
+        layers: list[nn.Module] = list(LayerDesc("conv", sp.in_channels, c0, r, kernel=3, act="none").build())
         for s, c in enumerate(sp.channels):
             if s:
-                layers.append(ReductionBlock(sp.channels[s - 1], c))
+                layers.append(LayerDesc("resblock", sp.channels[s - 1], c, r, kernel=3, stride=2).build())
             layers += [Cell(sp, arch.ops, c) for _ in range(sp.cells_per_stage)]
-        layers += [nn.BatchNorm2d(sp.channels[-1]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                   nn.Linear(sp.channels[-1], sp.num_classes)]
-        self.body = nn.Sequential(*layers)
+        head = list(LayerDesc("poolhead", sp.channels[-1], sp.num_classes, 1).build())
+        self.body = nn.Sequential(*layers, *head)
+        # a cell with no path outputs zeros, so the network's output is the head applied to zeros of the
+        # last stage's shape, whatever the input: computed so, the network costs what it is priced at
+        self.constant = not arch.connected
+        self._head_from = len(layers)
+        self._last = stage_shapes(sp, arch.resolution)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.constant:
+            c, r = self._last
+            y = torch.zeros(x.shape[0], c, r, r, dtype=x.dtype, device=x.device)
+            return self.body[self._head_from:](y)
         return self.body(x)
+

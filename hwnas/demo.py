@@ -1,4 +1,4 @@
-"""``hwnas demo``: the whole pipeline on the embedded digits data and the demo space.
+"""``hwnas demo``: the whole pipeline on an embedded data set and a demo-size space (``demo`` or ``cell-demo``).
 
 LUT (the shipped one when its fingerprint matches this machine's profiler, else
 built here) -> supernet -> search under a budget inside the space's latency range
@@ -99,13 +99,15 @@ def begun_quick(lut_path: Path) -> bool | None:
 
 def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 15, population: int = 24,
              generations: int = 10, seed: int = 0, force: bool = False, command: str | None = None,
-             log: Callable[[str], None] = print, quick: bool = False) -> dict[str, Any]:
-    """The whole pipeline; ``quick`` times a LUT built here with short runs (previews, tests: noisier)."""
+             log: Callable[[str], None] = print, quick: bool = False, space_name: str = SPACE,
+             data: str = DATA) -> dict[str, Any]:
+    """The whole pipeline; ``quick`` times a LUT built here with short runs (previews, tests: noisier).
+    ``space_name``: ``demo`` (MobileNetV3-style) or ``cell-demo`` (NAS-Bench-201-style cells)."""
     from dataclasses import asdict
 
     from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, stored_config, train_supernet
     from hwnas.finalize import finalize
-    from hwnas.predict import LatencyPredictor
+    from hwnas.predict import latency_predictor
     from hwnas.profiling import build_lut
     from hwnas.search import Constraints, run_search
     from hwnas.space import get_space
@@ -113,18 +115,18 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     start = time.perf_counter()
     out = Path(out)
     prepare_out(out, force)
-    space = get_space(SPACE)
+    space = get_space(space_name)
     steps: dict[str, float] = {}
 
     # 1. LUT
     t = time.perf_counter()
-    lut_path, notes = matching_lut(profiler)
+    lut_path, notes = matching_lut(profiler, space_name)
     if lut_path is not None:
         log(f"[1/4] LUT: using shipped {lut_path} (its {profiler} fingerprint matches this machine)")
     else:
         for n in notes:
             log(f"      {n}")
-        lut_path = out / f"lut_{profiler}_{SPACE}.json"
+        lut_path = out / f"lut_{profiler}_{space_name}.json"
         verb = "resuming (or reusing)" if lut_path.exists() else "building"
         begun = begun_quick(lut_path)
         switched = begun is not None and begun != quick
@@ -148,7 +150,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     # 2. supernet
     t = time.perf_counter()
     ckpt = out / "supernet.pt"
-    cfg = SupernetConfig(data=DATA, epochs=epochs, seed=seed)
+    cfg = SupernetConfig(data=data, epochs=epochs, seed=seed)
     done = False
     if ckpt.exists():
         blob = read_checkpoint(ckpt)
@@ -156,7 +158,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     if done:
         log(f"[2/4] supernet: {ckpt} already trained ({epochs} epochs)")
     else:
-        log(f"[2/4] supernet: training {epochs} epochs on {DATA} (sandwich rule + in-place distillation)")
+        log(f"[2/4] supernet: training {epochs} epochs on {data} (sandwich rule + in-place distillation)")
         train_supernet(space, ckpt, cfg, resume=True, command=command)
     hist = read_checkpoint(ckpt)["history"][-1]
     log(f"      validation accuracy: largest {hist['val_acc_largest']:.1f} %, smallest {hist['val_acc_smallest']:.1f} %")
@@ -165,7 +167,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     # 3. search under a budget inside the space's latency range
     t = time.perf_counter()
     lut = LUT.load(lut_path)
-    predictor = LatencyPredictor(lut, space)
+    predictor = latency_predictor(lut, space)
     _, fastest = predictor.fastest()
     largest = predictor.predict(space.largest())
     budget = round(fastest + BUDGET_FRACTION * (largest - fastest), 3)

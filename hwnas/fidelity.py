@@ -17,7 +17,7 @@ from hwnas.drift import NO_REFERENCE, check_drift, combine
 from hwnas.lut import LUT
 from hwnas.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign
 from hwnas.metrics import kendall_tau
-from hwnas.predict import LatencyPredictor, covered_resolutions
+from hwnas.predict import covered_resolutions, latency_predictor
 from hwnas.space import Arch
 
 
@@ -102,8 +102,8 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
     """
 
     space = lut.search_space()
-    predictor = LatencyPredictor(lut, space)
-    raw = LatencyPredictor(lut, space, calibrated=False)
+    predictor = latency_predictor(lut, space)
+    raw = latency_predictor(lut, space, calibrated=False)
     calib = lut.calibration or {}
     seen = {r["arch_id"] for r in calib.get("data", [])}
     resolutions = covered_resolutions(lut, space) or None

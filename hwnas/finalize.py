@@ -32,9 +32,9 @@ from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.supernet import CheckpointError, accuracy, load_supernet, recalibrate_bn
 from hwnas.evaluate.train import train_arch
 from hwnas.lut import LUT, atomic_write_text, current_umask, fsync_dir, now_iso
-from hwnas.predict import LatencyPredictor
+from hwnas.predict import latency_predictor
 from hwnas.profiling import retry_while_noisy
-from hwnas.space import Arch, SearchSpace
+from hwnas.space import Arch, Space, space_from_dict
 from hwnas.store import RunStore, StoreError
 
 OPSET = 17
@@ -61,8 +61,8 @@ class Run:
     commands: list[str]
 
     @property
-    def space(self) -> SearchSpace:
-        return SearchSpace.from_dict(self.config["space"], source=f"{self.path}: space")
+    def space(self) -> Space:
+        return space_from_dict(self.config["space"], source=f"{self.path}: space")
 
     @property
     def budget_ms(self) -> float | None:
@@ -191,8 +191,9 @@ def ort_session(path: Path, threads: int = 1):
 
 
 def ort_predict(sess, x: torch.Tensor) -> np.ndarray:
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(len(x))])
+    inputs = sess.get_inputs()  # none when the output ignores the input (a cell network with no path)
+    feed = (lambda i: {inputs[0].name: x[i:i + 1].numpy()}) if inputs else (lambda i: {})
+    return np.concatenate([sess.run(None, feed(i))[0] for i in range(len(x))])
 
 
 def check_parity(model: nn.Module, onnx_path: Path, x: torch.Tensor, atol: float = PARITY_ATOL) -> dict[str, Any]:
@@ -412,7 +413,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     lut_obj = resolve_lut(run, lut)
     out = Path(out)
     check_out(out, force)
-    log(f"finalizing arch {arch.id} (resolution {arch.resolution}, depths {list(arch.depths)}) from {run.path}")
+    log(f"finalizing arch {arch.id} (resolution {arch.resolution}, {arch.summary}) from {run.path}")
     with staging_dir(out) as stage:
         report = build_bundle(run, record, arch, lut_obj, stage, out, pick=pick, finetune_epochs=finetune_epochs,
                               int8=int8, profiler_name=profiler or lut_obj.profiler, processes=processes,
@@ -455,7 +456,7 @@ def build_bundle(run: Run, record: dict[str, Any], arch: Arch, lut_obj: LUT, sta
     acc["onnx_test"] = onnx_accuracy(onnx_path, splits, "test", arch)
     ort_path = to_ort_format(onnx_path, stage)
 
-    predicted = LatencyPredictor(lut_obj, space).predict(arch) if profiler_name == lut_obj.profiler else None
+    predicted = latency_predictor(lut_obj, space).predict(arch) if profiler_name == lut_obj.profiler else None
     measured_on = ort_path if profiler_name == "ort-mobile" else onnx_path
     log(f"measuring {measured_on.name} with {profiler_name} ({max(processes, 1)} process(es)) ...")
     m, what, diff, fingerprint_here = measure_artifact(lut_obj, profiler_name, measured_on, model, arch, processes,

@@ -37,9 +37,9 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
     if kind == "file":  # an ONNX/.ort file (ORT profilers)
         return [profiler.measure_onnx(path).to_dict() for path in items]
     from hwnas.measure import measure_arch
-    from hwnas.space import SearchSpace
+    from hwnas.space import space_from_dict
 
-    space = SearchSpace.from_dict(space_dict)
+    space = space_from_dict(space_dict)
     if kind == "module":  # (state_dict file, arch dict): a finalized model with its weights
         import torch
 

@@ -86,9 +86,10 @@ class LUT:
         return [k for k in keys if k not in self.entries]
 
     def search_space(self):
-        from hwnas.space import SearchSpace
+        """The space this LUT was built for, of its kind (``mbv3``, ``cell``)."""
+        from hwnas.space import space_from_dict
 
-        return SearchSpace.from_dict(self.space, source=f"{self.path or 'LUT'}: space")
+        return space_from_dict(self.space, source=f"{self.path or 'LUT'}: space")
 
     @property
     def label(self) -> str:
@@ -99,7 +100,7 @@ class LUT:
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         from hwnas import __version__
-        from hwnas.space import SearchSpace
+        from hwnas.space import space_from_dict
 
         return {
             "format": FORMAT,
@@ -112,7 +113,7 @@ class LUT:
             "command": self.command,
             "hwnas_version": self.hwnas_version or __version__,
             "space": self.space,
-            "space_digest": SearchSpace.from_dict(self.space).digest,
+            "space_digest": space_from_dict(self.space).digest,
             "entries": {k: self.entries[k] for k in sorted(self.entries)},
             "calibration": self.calibration,
             "reference": self.reference,
@@ -153,10 +154,10 @@ class LUT:
         ref = data.get("reference")
         if ref is not None:
             _check_reference(ref, source)
-        from hwnas.space import SearchSpace, SpaceError
+        from hwnas.space import SpaceError, space_from_dict
 
         try:
-            SearchSpace.from_dict(data["space"], source="space")
+            space_from_dict(data["space"], source="space")
         except SpaceError as e:
             raise LUTError(f"{source}: its search space is invalid: {e}") from None
         return cls(

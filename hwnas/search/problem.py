@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwnas.errors import SearchError
-from hwnas.predict import LatencyPredictor
+from hwnas.predict import Predictor
 from hwnas.space import Arch
 
 # name -> +1 to maximise, -1 to minimise
@@ -52,7 +52,7 @@ def static_record(arch: Arch, latency_ms: float) -> dict[str, Any]:
 
 
 class Problem:
-    def __init__(self, predictor: LatencyPredictor, evaluator: Any, constraints: Constraints,
+    def __init__(self, predictor: Predictor, evaluator: Any, constraints: Constraints,
                  objectives: Sequence[str] = ("accuracy", "latency_ms")):
         unknown = [o for o in objectives if o not in OBJECTIVES]
         if unknown or "accuracy" not in objectives or "latency_ms" not in objectives:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 from hwnas.errors import InputError
 from hwnas.evaluate.reference import Recipe, train_reference
 from hwnas.lut import LUT
-from hwnas.predict import LatencyPredictor
+from hwnas.predict import Predictor, latency_predictor
 from hwnas.search.problem import Constraints
 from hwnas.search.run import run_search, searchable_space
 from hwnas.space import Arch, SearchSpace
@@ -80,7 +80,7 @@ class SearchQuality:
         return d
 
 
-def budget_in_the_middle(predictor: LatencyPredictor, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+def budget_in_the_middle(predictor: Predictor, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """(budget, fastest, largest): the median predicted latency of ``n`` random archs (where the space's
     archs are densest, so random archs of every resolution compete there), the fastest arch's and the
     largest arch's."""
@@ -91,7 +91,7 @@ def budget_in_the_middle(predictor: LatencyPredictor, n: int = 2000, seed: int =
     return median, fastest, largest
 
 
-def latency_twin(space: SearchSpace, predictor: LatencyPredictor, target_ms: float, rng: random.Random,
+def latency_twin(space: SearchSpace, predictor: Predictor, target_ms: float, rng: random.Random,
                  exclude: set[str], tolerance: float = 0.05, tries: int = 200, batch: int = 500) -> Arch:
     """A uniformly random arch whose predicted latency is within ``tolerance`` of ``target_ms`` (rejection
     sampling: the first hit of random draws, so the twin is random among the archs of that latency)."""
@@ -127,7 +127,7 @@ def run_search_quality(lut_path: str | Path, workdir: str | Path, *, evaluator: 
     workdir.mkdir(parents=True, exist_ok=True)
     lut = LUT.load(lut_path)
     space = searchable_space(lut, lut_path, space)
-    predictor = LatencyPredictor(lut, space)
+    predictor = latency_predictor(lut, space)
     middle, fastest, largest = budget_in_the_middle(predictor)
     budget = float(budget_ms) if budget_ms is not None else round(middle, 4)
     options = dict(evaluator_options or {})

@@ -14,7 +14,7 @@ from hwnas import jsonio
 from hwnas.errors import InputError, SearchError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.lut import LUT, atomic_write_text
-from hwnas.predict import LatencyPredictor, covered_resolutions
+from hwnas.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts
 from hwnas.search.problem import Constraints, Problem
@@ -38,13 +38,13 @@ class SearchResult:
     resumed_from: int | None
 
 
-def check_budget(predictor: LatencyPredictor, budget_ms: float | None) -> tuple[Any, float]:
+def check_budget(predictor: Predictor, budget_ms: float | None) -> tuple[Any, float]:
     arch, fastest = predictor.fastest()
     if budget_ms is not None and budget_ms < fastest:
         raise InfeasibleBudgetError(
             f"the latency budget {budget_ms:g} ms is below the fastest architecture this space allows: "
             f"{fastest:.3f} ms predicted ({predictor.lut.label}; arch {arch.id}, resolution {arch.resolution}, "
-            f"depths {list(arch.depths)}). Raise --budget-ms to at least {fastest:.3f}, or search a smaller space.")
+            f"{arch.summary}). Raise --budget-ms to at least {fastest:.3f}, or search a smaller space.")
     return arch, fastest
 
 
@@ -69,7 +69,7 @@ class SearchPlan:
     """Everything a search needs, built and checked before a file is written."""
     lut: LUT
     space: SearchSpace
-    predictor: LatencyPredictor
+    predictor: Predictor
     fastest: tuple[Any, float]
     evaluator: Any
     strategy: Any
@@ -99,7 +99,7 @@ def searchable_space(lut: LUT, lut_path: str | Path, space: SearchSpace | None) 
     covered = covered_resolutions(lut, space)
     if not covered:
         raise InfeasibleBudgetError(f"{lut_path} covers no resolution of space {space.name!r} completely; "
-                                    f"build it with {LatencyPredictor(lut, space).fill_command()}")
+                                    f"build it with {latency_predictor(lut, space).fill_command()}")
     if covered != space.resolutions:
         print(f"note: {lut_path} covers resolutions {list(covered)} only; searching those", file=sys.stderr)
         space = replace(space, resolutions=covered)
@@ -124,7 +124,7 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     check_constraints(constraints)
     lut = LUT.load(lut_path)
     space = searchable_space(lut, lut_path, space)
-    predictor = LatencyPredictor(lut, space)
+    predictor = latency_predictor(lut, space)
     fastest = check_budget(predictor, constraints.budget_ms)
     problem = Problem(predictor, None, constraints, objectives)
     strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
