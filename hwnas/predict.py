@@ -7,8 +7,9 @@ the hot path of a search.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class MissingEntriesError(InputError):
 
 def io_melems(d: LayerDesc) -> float:
     """Elements a block reads and writes at its boundary, in millions (what layout conversions cost)."""
-    out = d.cout if d.op == "head" else d.cout * d.out_res**2
+    out = d.cout if len(d.output_shape) == 2 else d.cout * d.out_res**2
     return (d.cin * d.res**2 + out) / 1e6
 
 
@@ -87,6 +88,21 @@ class LatencyPredictor:
                                 self._blk[ri, wi, s, pos, ki, ei] = self._feats([d], entries)
         self._pos = np.minimum(np.arange(D), 1)
         self._stage = np.arange(S)
+        self._latency_tables()
+
+    def _latency_tables(self) -> None:
+        """The calibration is linear, so each block's calibrated cost is a number: one flat table
+        [(resolution, width), (stage, first-or-later), kernel x expand + 1 (inactive: 0 ms)] that
+        :meth:`predict_genes` gathers from, and the fixed layers' cost per (resolution, width)."""
+        sp, coef = self.space, np.asarray(self.calibration.coef)
+        self._tables_coef = self.calibration.coef
+        R, W, S, K, E = len(sp.resolutions), len(sp.width_mults), len(sp.stages), len(sp.kernels), len(sp.expands)
+        table = np.zeros((R * W, S * 2, K * E + 1))
+        table[..., :K * E] = (self._blk @ coef[:3]).reshape(R * W, S * 2, K * E)
+        self._lat_blocks = table.ravel()
+        self._lat_fixed = (self._fixed @ coef[:3] + coef[3]).ravel()
+        # per block slot (stage s, position i): its offset in a (resolution, width) slice of the table
+        self._slot_offset = ((np.arange(S)[:, None] * 2 + self._pos[None, :]) * (K * E + 1)).ravel()
 
     @staticmethod
     def _feats(descs: Sequence[LayerDesc], entries: dict) -> list[float]:
@@ -127,7 +143,42 @@ class LatencyPredictor:
         """Predicted latency in ms for each arch."""
         if len(archs) == 0:
             return np.zeros(0)
-        return self.calibration.apply(self.features_many(archs))
+        sp = self.space
+        if archs[0].space is not sp and archs[0].space != sp:
+            archs = [Arch(sp, a.resolution, a.width, a.kernels, a.expands) for a in archs]
+        try:
+            G = sp.gene_matrix(archs, compact=True)
+        except ValueError as e:  # a choice this space does not have (e.g. a resolution the LUT lacks)
+            raise MissingEntriesError([], self.fill_command()) from e
+        return self._predict_genes(G, archs)
+
+    def predict_genes(self, G: np.ndarray) -> np.ndarray:
+        """Predicted latency in ms for each row of a gene matrix [N, genes] (:meth:`SearchSpace.gene_matrix`,
+        :meth:`Arch.genes`): the search's fast path, no archs needed."""
+        ub = np.asarray(self.space.gene_upper_bounds())
+        G = np.asarray(G, dtype=np.intp).reshape(-1, len(ub))
+        outside = ((G < 0) | (G > ub)).any(1)
+        if outside.any():
+            raise InputError(f"gene row {G[outside][0].tolist()} lies outside the space's bounds 0..{ub.tolist()}")
+        return self._predict_genes(G, None)
+
+    def _predict_genes(self, G: np.ndarray, archs: Sequence[Arch] | None) -> np.ndarray:
+        sp = self.space
+        if self.calibration.coef != self._tables_coef:  # a calibration set after construction
+            self._latency_tables()
+        S, D, o = len(sp.stages), sp.max_depth, 2 + len(sp.stages)
+        E, KE1 = len(sp.expands), len(sp.kernels) * len(sp.expands) + 1
+        rw = G[:, 0].astype(np.intp) * len(sp.width_mults) + G[:, 1]  # G may be compact (uint8): widen first
+        depth = np.asarray(sp.depths)[G[:, 2:o]]
+        active = np.arange(D)[None, None, :] < depth[:, :, None]  # [N, S, D]
+        ke = np.where(active.reshape(len(G), S * D), G[:, o::2].astype(np.intp) * E + G[:, o + 1::2], KE1 - 1)
+        idx = (rw * (S * 2 * KE1))[:, None] + self._slot_offset + ke
+        out = self._lat_fixed[rw] + self._lat_blocks[idx].sum(1)
+        bad = np.isnan(out)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            self._raise_missing(archs[i] if archs is not None else sp.from_genes(G[i]))
+        return out
 
     def predict(self, arch: Arch) -> float:
         return float(self.predict_many([arch])[0])
@@ -141,12 +192,7 @@ class LatencyPredictor:
         return [(k, self.lut.median(k)) for k in keys]
 
     def fill_command(self, resolutions: Sequence[int] | None = None) -> str:
-        lut = self.lut
-        space_arg = f"--space {self.space.name}" if self.space.name in ("mbv3", "demo") else "--space-file SPACE.json"
-        res = f" --resolutions {' '.join(str(r) for r in resolutions)}" if resolutions else ""
-        threads = lut.settings.get("threads", 1)
-        return (f"python tools/profile_device.py --profiler {lut.profiler} {space_arg}{res} --threads {threads} "
-                f"--out {lut.path or 'LUT.json'}")
+        return fill_command(self.lut, self.space, resolutions)
 
     def _raise_missing(self, arch: Arch) -> None:
         missing = self.lut.missing([d.key for d in arch.layers()])
@@ -189,6 +235,203 @@ class LatencyPredictor:
         return arch, self.predict(arch)  # also raises if the LUT lacks its blocks
 
 
-def covered_resolutions(lut: LUT, space: SearchSpace) -> tuple[int, ...]:
+class Predictor(Protocol):
+    """What search, finalize and the tools need of a latency predictor, whatever the space."""
+
+    lut: LUT
+    space: Any
+    calibration: Calibration
+
+    def features_many(self, archs: Sequence) -> np.ndarray: ...
+    def predict_many(self, archs: Sequence) -> np.ndarray: ...
+    def predict(self, arch) -> float: ...
+    def breakdown(self, arch) -> list[tuple[str, float]]: ...
+    def fill_command(self, resolutions: Sequence[int] | None = None) -> str: ...
+    def fastest(self) -> tuple[Any, float]: ...
+
+
+class LayerSumPredictor:
+    """Any kind of space: the LUT entries of ``arch.layers()`` summed, then the LUT's calibration.
+
+    The generic path of the space protocol (a cell space uses it; for ``mbv3`` it agrees with
+    :class:`LatencyPredictor`'s dense tables to 1e-9, which is tested). Per arch it walks the layer
+    list in Python (about 10^4 archs/s), so spaces that search at scale get a dense fast path.
+    """
+
+    def __init__(self, lut: LUT, space=None, calibrated: bool = True):
+        self.lut = lut
+        self.space = space or lut.search_space()
+        self.calibration = Calibration.from_lut(lut) if calibrated else Calibration()
+        self._cache: dict[str, tuple[float, float, float]] = {}  # layer key -> (ms, io Melems, 1)
+
+    def _layer(self, d: LayerDesc) -> tuple[float, float, float]:
+        f = self._cache.get(d.key)
+        if f is None:
+            e = self.lut.entries.get(d.key)
+            f = self._cache[d.key] = (e["median_ms"] if e else np.nan, io_melems(d), 1.0)
+        return f
+
+    def features_many(self, archs: Sequence) -> np.ndarray:
+        """Raw (uncalibrated) features, shape [N, 4]: LUT sum in ms, boundary Melems, blocks, 1."""
+        out = np.ones((len(archs), len(FEATURES)))
+        for n, a in enumerate(archs):
+            if a.resolution not in self.space.resolutions:
+                raise MissingEntriesError([], self.fill_command())
+            out[n, :3] = np.sum([self._layer(d) for d in a.layers()], axis=0)
+            if np.isnan(out[n, 0]):
+                self._raise_missing(a)
+        return out
+
+    def predict_many(self, archs: Sequence) -> np.ndarray:
+        if len(archs) == 0:
+            return np.zeros(0)
+        return self.calibration.apply(self.features_many(archs))
+
+    def predict(self, arch) -> float:
+        return float(self.predict_many([arch])[0])
+
+    def breakdown(self, arch) -> list[tuple[str, float]]:
+        keys = [d.key for d in arch.layers()]
+        if self.lut.missing(keys):
+            self._raise_missing(arch)
+        return [(k, self.lut.median(k)) for k in keys]
+
+    def fill_command(self, resolutions: Sequence[int] | None = None) -> str:
+        return fill_command(self.lut, self.space, resolutions)
+
+    def _raise_missing(self, arch) -> None:
+        raise MissingEntriesError(self.lut.missing([d.key for d in arch.layers()]), self.fill_command([arch.resolution]))
+
+    def fastest(self) -> tuple[object, float]:
+        """The arch with the lowest predicted latency, exactly: every arch of the space is priced
+        (spaces offer ``all_archs()``; a cell-demo space has 15,625), at the resolutions the LUT covers."""
+        covered = set(covered_resolutions(self.lut, self.space))
+        if not covered or not hasattr(self.space, "all_archs"):
+            raise MissingEntriesError([], self.fill_command())
+        best, best_ms = None, np.inf
+        batch: list = []
+        for a in self.space.all_archs():
+            if a.resolution in covered:
+                batch.append(a)
+            if len(batch) == 4096:
+                best, best_ms = _keep_min(batch, self.predict_many(batch), best, best_ms)
+                batch = []
+        if batch:
+            best, best_ms = _keep_min(batch, self.predict_many(batch), best, best_ms)
+        return best, float(best_ms)
+
+
+class CellLatencyPredictor(LayerSumPredictor):
+    """The cell space's fast path: the same model as the layer sum (tested to agree to 1e-9), on gene
+    matrices. A cell network's features are its fixed blocks (stem, reductions, head) plus, per stage and
+    cell, each live edge's op and one ``add`` per extra node input; live edges are found for all archs at
+    once with boolean reachability over the nodes."""
+
+    def __init__(self, lut: LUT, space=None, calibrated: bool = True):
+        super().__init__(lut, space, calibrated)
+        from hwnas.cells import edge_desc, fixed_layers, stage_shapes
+
+        sp = self.space
+        R, S, O = len(sp.resolutions), len(sp.channels), len(sp.ops)
+        self._fixed = np.zeros((R, 3))
+        self._op = np.zeros((R, S, O, 3))    # per edge op at a stage: ms, io Melems, blocks (skip/none: 0)
+        self._add = np.zeros((R, S, 3))
+        for ri, r in enumerate(sp.resolutions):
+            stem, reductions, head = fixed_layers(sp, r)
+            self._fixed[ri] = np.sum([self._layer(d) for d in [stem, *reductions, head]], axis=0)
+            for si, (c, rs) in enumerate(stage_shapes(sp, r)):
+                for oi, op in enumerate(sp.ops):
+                    d = edge_desc(op, c, rs)
+                    if d is not None:
+                        self._op[ri, si, oi] = self._layer(d)
+                self._add[ri, si] = self._layer(LayerDesc("add", c, c, rs, act="none"))
+        self._none = sp.ops.index("none") if "none" in sp.ops else -1
+        self._src = np.array([i for _, i in sp.edges])
+        self._dst = np.array([j for j, _ in sp.edges])
+
+    def live_and_adds(self, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For op-index rows [N, E]: live edges [N, E] (bool) and adds per cell [N]."""
+        sp, n = self.space, len(ops)
+        on = ops != self._none
+        fwd = np.zeros((n, sp.nodes), bool)
+        fwd[:, 0] = True
+        for e, (j, i) in enumerate(sp.edges):  # edges come in order of their target node
+            fwd[:, j] |= on[:, e] & fwd[:, i]
+        back = np.zeros((n, sp.nodes), bool)
+        back[:, -1] = True
+        for e in sorted(range(len(sp.edges)), key=lambda e: -sp.edges[e][0]):
+            j, i = sp.edges[e]
+            back[:, i] |= on[:, e] & back[:, j]
+        live = on & fwd[:, self._src] & back[:, self._dst]
+        inputs = np.zeros((n, sp.nodes), int)
+        np.add.at(inputs, (np.arange(n)[:, None].repeat(len(sp.edges), 1), self._dst[None, :].repeat(n, 0)), live)
+        return live, np.maximum(inputs - 1, 0).sum(axis=1)
+
+    def features_from_genes(self, G: np.ndarray) -> np.ndarray:
+        """Raw features [N, 4] of gene rows [N, 1 + edges] (resolution index, op index per edge)."""
+        G = np.asarray(G, dtype=np.intp)
+        r, ops = G[:, 0], G[:, 1:]
+        live, adds = self.live_and_adds(ops)
+        per_stage = (self._op[r[:, None, None], np.arange(self._op.shape[1])[None, :, None], ops[:, None, :]]
+                     * live[:, None, :, None]).sum(axis=2)                      # [N, S, 3]
+        per_stage += adds[:, None, None] * self._add[r]
+        feats = self._fixed[r] + self.space.cells_per_stage * per_stage.sum(axis=1)
+        feats[~live.any(axis=1)] = 0.0  # no path: a constant network, priced at nothing (CellArch.layers())
+        return np.concatenate([feats, np.ones((len(G), 1))], axis=1)
+
+    def features_many(self, archs: Sequence) -> np.ndarray:
+        if len(archs) == 0:
+            return np.zeros((0, len(FEATURES)))
+        res = set(self.space.resolutions)
+        if any(a.resolution not in res for a in archs):
+            raise MissingEntriesError([], self.fill_command())
+        feats = self.features_from_genes(np.array([a.genes() for a in archs]))
+        bad = np.isnan(feats[:, 0])
+        if bad.any():
+            self._raise_missing(archs[int(np.flatnonzero(bad)[0])])
+        return feats
+
+    def fastest(self) -> tuple[object, float]:
+        """Every arch of the space priced at once (15,625 cells per resolution for 6 edges of 5 ops)."""
+        sp = self.space
+        covered = [ri for ri, r in enumerate(sp.resolutions) if r in covered_resolutions(self.lut, sp)]
+        if not covered:
+            raise MissingEntriesError([], self.fill_command())
+        ops = np.array(list(itertools.product(range(len(sp.ops)), repeat=len(sp.edges))), dtype=np.intp)
+        G = np.concatenate([np.column_stack([np.full(len(ops), ri), ops]) for ri in covered])
+        ms = self.calibration.apply(self.features_from_genes(G))
+        best = sp.from_genes(G[int(np.argmin(ms))])
+        return best, self.predict(best)
+
+
+def _keep_min(archs: Sequence, ms: np.ndarray, best, best_ms: float):
+    i = int(np.argmin(ms))
+    return (archs[i], ms[i]) if ms[i] < best_ms else (best, best_ms)
+
+
+def latency_predictor(lut: LUT, space=None, calibrated: bool = True) -> Predictor:
+    """The predictor for ``space`` (default: the LUT's): a dense fast path for ``mbv3`` and ``cell``, else
+    the generic layer sum."""
+    space = space or lut.search_space()
+    if isinstance(space, SearchSpace):
+        return LatencyPredictor(lut, space, calibrated)
+    if getattr(space, "kind", None) == "cell":
+        return CellLatencyPredictor(lut, space, calibrated)
+    return LayerSumPredictor(lut, space, calibrated)
+
+
+def fill_command(lut: LUT, space, resolutions: Sequence[int] | None = None) -> str:
+    """The command that fills the LUT's missing entries (for ``space``, at ``resolutions``)."""
+    from hwnas.space import get_space, list_spaces
+
+    shipped = space.name in list_spaces() and get_space(space.name).to_dict() == space.to_dict()
+    space_arg = f"--space {space.name}" if shipped else "--space-file SPACE.json"
+    res = f" --resolutions {' '.join(str(r) for r in resolutions)}" if resolutions else ""
+    threads = lut.settings.get("threads", 1)
+    return (f"python tools/profile_device.py --profiler {lut.profiler} {space_arg}{res} --threads {threads} "
+            f"--out {lut.path or 'LUT.json'}")
+
+
+def covered_resolutions(lut: LUT, space) -> tuple[int, ...]:
     """Resolutions for which the LUT holds every block of the space."""
     return tuple(r for r in space.resolutions if not lut.missing([d.key for d in space.all_layers([r])]))

@@ -12,8 +12,9 @@ import math
 import random
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from hwnas.errors import InputError
 from hwnas.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
 SPACES_DIR = Path(__file__).parent / "spaces"
+_GENE_BYTES = attrgetter("_gene_bytes")
 
 
 class SpaceError(InputError):
@@ -43,6 +45,7 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class SearchSpace:
+    kind = "mbv3"  # a class attribute, not a field: to_dict and the digest stay as they were
     name: str
     stages: tuple[StageSpec, ...]
     depths: tuple[int, ...] = (2, 3, 4)
@@ -281,8 +284,142 @@ class SearchSpace:
         expands = tuple(tuple(self.expands[blocks[2 * (s * d + i) + 1]] for i in range(depths[s])) for s in range(n))
         return Arch(self, self.resolutions[g[0]], self.width_mults[g[1]], kernels, expands)
 
-    def gene_matrix(self, archs: Sequence["Arch"]) -> np.ndarray:
-        return np.array([a._genes for a in archs], dtype=np.intp).reshape(len(archs), -1)
+    def gene_matrix(self, archs: Sequence["Arch"], compact: bool = False) -> np.ndarray:
+        """The genes of many archs, [N, genes] intp (``compact``: the smallest integer type that holds them,
+        read-only): their cached bytes joined, one numpy conversion."""
+        raw = np.frombuffer(b"".join(map(_GENE_BYTES, archs)), self._gene_dtype)
+        raw = raw.reshape(len(archs), len(self.gene_upper_bounds()))  # ValueError for archs of another shape
+        return raw if compact else raw.astype(np.intp)
+
+    # -- gene matrices: the search's fast path (one row per arch, numpy RNG) --
+    @cached_property
+    def _gene_dtype(self) -> type:
+        return np.uint8 if max(self.gene_upper_bounds()) < 256 else np.int32
+
+    @cached_property
+    def _gene_lookup(self) -> tuple[dict, ...]:
+        """choice value -> index, for resolution, width, depth, kernel, expand (``tuple.index`` as a dict)."""
+        return tuple({v: i for i, v in reversed(list(enumerate(vals)))} for vals in
+                     (self.resolutions, self.width_mults, self.depths, self.kernels, self.expands))
+
+    def canonical_genes(self, G: np.ndarray) -> np.ndarray:
+        """``G`` [N, genes] with the block genes past each stage's depth set to 0, as :meth:`Arch.genes`
+        has them: then one arch is one row, and rows compare (and dedupe) as archs do."""
+        G = np.array(G, dtype=np.intp, copy=True).reshape(-1, len(self.gene_upper_bounds()))
+        S, D = len(self.stages), self.max_depth
+        depths = np.asarray(self.depths)[G[:, 2:2 + S]]
+        blocks = G[:, 2 + S:].reshape(len(G), S, D, 2)
+        blocks[np.arange(D)[None, None, :] >= depths[:, :, None]] = 0
+        return G
+
+    @cached_property
+    def _gene_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Choice ``g`` of gene column ``c`` (resolution, width, depths) is ``values[g + offset[c]]``; its JSON
+        text, as :meth:`Arch.to_json` writes it, is ``texts[g + offset[c]]`` (object arrays: one gather maps
+        a matrix)."""
+        groups = (self.resolutions, self.width_mults, self.depths)
+        starts = np.cumsum([0] + [len(g) for g in groups])
+        offset = starts[[0, 1] + [2] * len(self.stages)]
+        values = np.empty(starts[-1], dtype=object)
+        values[:] = [v for g in groups for v in g]
+        texts = np.empty(starts[-1], dtype=object)
+        texts[:] = ([jsonio.dumps(v) for v in self.resolutions] + [jsonio.dumps(float(v)) for v in self.width_mults]
+                    + [str(v) for v in self.depths])
+        return values, texts, offset
+
+    @cached_property
+    def _stage_memo(self) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+        """For kernels and for expands: stage code (see :meth:`_stage_codes`) -> the stage's tuple of values,
+        and -> their JSON text. Filled as codes turn up; archs share the tuples."""
+        return ({}, {}), ({}, {})
+
+    def _stage_codes(self, G: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
+        """Per row and stage of canonical ``G``, one integer naming the stage's kernels (and one its expands):
+        the block genes as base-``choices`` digits, then the depth's index. The memo of each code is filled."""
+        S, D, o = len(self.stages), self.max_depth, 2 + len(self.stages)
+        out = []
+        for j, choices in enumerate((self.kernels, self.expands)):
+            B = len(choices)
+            kind = object if len(self.depths) * B ** D >= 2 ** 62 else np.int64  # Python ints past int64
+            powers = np.array([B ** i for i in range(D)] + [B ** D], dtype=kind)
+            digits = np.concatenate([G[:, o + j::2].reshape(len(G), S, D), G[:, 2:o, None]], axis=2)
+            codes = (digits.astype(kind) * powers).sum(-1).tolist()
+            values, texts = self._stage_memo[j]
+            if len(values) == sum(B ** d for d in self.depths):
+                out.append(codes)  # every stage there can be is known (mbv3: 117 each, after a few generations)
+                continue
+            for c in {c for row in codes for c in row} - values.keys():
+                depth_index, rest = divmod(c, B ** D)
+                gs = [rest // B ** i % B for i in range(self.depths[depth_index])]
+                values[c] = tuple(choices[g] for g in gs)
+                texts[c] = ", ".join(jsonio.dumps(choices[g]) for g in gs)
+            out.append(codes)
+        return out[0], out[1]
+
+    def archs_from_genes(self, G: np.ndarray, ids: Sequence[str] | None = None) -> list["Arch"]:
+        """``[self.from_genes(g) for g in G]``, faster, with each arch's gene row (and ``ids``, when given:
+        :meth:`gene_ids` of the same rows) already cached. Rows must lie within :meth:`gene_upper_bounds`."""
+        G = self.canonical_genes(G)
+        values, _, offset = self._gene_tables
+        raw = G.astype(self._gene_dtype)
+        width, data = raw.shape[1] * raw.itemsize, raw.tobytes()
+        kc, ec = self._stage_codes(G)
+        (kv, _), (ev, _) = self._stage_memo
+        out = []
+        for n, ((r, w), ks, es) in enumerate(zip(values[G[:, :2] + offset[:2]].tolist(), kc, ec)):
+            a = Arch(self, r, w, tuple(map(kv.__getitem__, ks)), tuple(map(ev.__getitem__, es)))
+            a.__dict__["_gene_bytes"] = data[n * width:(n + 1) * width]  # what the cached property would compute
+            if ids is not None:
+                a.__dict__["id"] = ids[n]
+            out.append(a)
+        return out
+
+    def gene_ids(self, G: np.ndarray) -> list[str]:
+        """``[self.from_genes(g).id for g in G]`` without making the archs: the same canonical JSON, written
+        from per-choice texts (a test holds the two equal). Rows must lie within :meth:`gene_upper_bounds`."""
+        G = self.canonical_genes(G)
+        _, texts, offset = self._gene_tables
+        o = 2 + len(self.stages)
+        kc, ec = self._stage_codes(G)
+        (_, kt), (_, et) = self._stage_memo
+        head, name = f'{self.digest}:{{"depths": [', jsonio.dumps(self.name)
+        sha, out = hashlib.sha256, []
+        for t, ks, es in zip(texts[G[:, :o] + offset].tolist(), kc, ec):
+            text = (f'{head}{", ".join(t[2:])}], "expands": [[{"], [".join(map(et.__getitem__, es))}]], '
+                    f'"kernels": [[{"], [".join(map(kt.__getitem__, ks))}]], "resolution": {t[0]}, '
+                    f'"space": {name}, "width": {t[1]}}}')
+            out.append(sha(text.encode()).hexdigest()[:12])
+        return out
+
+    def crossover_genes(self, A: np.ndarray, B: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """:meth:`Arch.crossover` of rows ``A[i]`` and ``B[i]`` for every ``i`` at once: resolution, width and
+        each stage's depth from either parent; each block (kernel and expand together) from either parent
+        when both have it, else from the one that has it."""
+        A, B = np.asarray(A, np.intp), np.asarray(B, np.intp)
+        n, S, D = len(A), len(self.stages), self.max_depth
+        C = np.where(rng.random(A.shape) < 0.5, A, B)
+        depths = np.asarray(self.depths)
+        has_a = np.arange(D) < depths[A[:, 2:2 + S]][..., None]  # [N, S, D]
+        has_b = np.arange(D) < depths[B[:, 2:2 + S]][..., None]
+        from_a = np.where(has_a & has_b, rng.random((n, S, D)) < 0.5, has_a)
+        C[:, 2 + S:] = np.where(from_a[..., None], A[:, 2 + S:].reshape(n, S, D, 2),
+                                B[:, 2 + S:].reshape(n, S, D, 2)).reshape(n, -1)
+        return self.canonical_genes(C)
+
+    def mutate_genes(self, G: np.ndarray, prob: float, rng: np.random.Generator) -> np.ndarray:
+        """:meth:`Arch.mutate` of every row at once: each gene drawn again with probability ``prob``; the
+        blocks a deeper stage gains are drawn at random."""
+        G = np.array(G, dtype=np.intp, copy=True)
+        n, S, D = len(G), len(self.stages), self.max_depth
+        ub = np.asarray(self.gene_upper_bounds())
+        depths = np.asarray(self.depths)
+        before = depths[G[:, 2:2 + S]]
+        rows, cols = np.nonzero(rng.random(G.shape) < prob)
+        G[rows, cols] = rng.integers(0, ub[cols] + 1)
+        gained = (np.arange(D) >= before[..., None]) & (np.arange(D) < depths[G[:, 2:2 + S]][..., None])
+        rows, cols = np.nonzero(np.repeat(gained.reshape(n, S * D), 2, axis=1))  # kernel and expand of a block
+        G[rows, 2 + S + cols] = rng.integers(0, ub[2 + S + cols] + 1)
+        return self.canonical_genes(G)
 
     def encode_many(self, archs: Sequence["Arch"]) -> np.ndarray:
         """One-hot encodings of many archs, [N, encoding_size] float32, built from their genes with numpy.
@@ -357,6 +494,11 @@ class Arch:
     def layers(self) -> list[LayerDesc]:
         return self.space.layers(self)
 
+    @property
+    def summary(self) -> str:
+        """What tells archs of this kind apart at a glance (logs, tables): the depths per stage."""
+        return f"depths {list(self.depths)}"
+
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -421,12 +563,22 @@ class Arch:
     @cached_property
     def _genes(self) -> tuple[int, ...]:
         sp = self.space
-        g = [sp.resolutions.index(self.resolution), sp.width_mults.index(self.width)]
-        g += [sp.depths.index(len(ks)) for ks in self.kernels]
-        for ks, es in zip(self.kernels, self.expands):
-            for i in range(sp.max_depth):
-                g += [sp.kernels.index(ks[i]), sp.expands.index(es[i])] if i < len(ks) else [0, 0]
+        res, width, depth, kernel, expand = sp._gene_lookup
+        try:
+            g = [res[self.resolution], width[self.width]]
+            g += [depth[len(ks)] for ks in self.kernels]
+            for ks, es in zip(self.kernels, self.expands):
+                for i in range(sp.max_depth):
+                    g += [kernel[ks[i]], expand[es[i]]] if i < len(ks) else [0, 0]
+        except (KeyError, TypeError) as e:  # as tuple.index: a choice the space does not have
+            raise ValueError(f"{e!s:.60} is not a choice of space {sp.name!r}") from None
         return tuple(g)
+
+    @cached_property
+    def _gene_bytes(self) -> bytes:
+        """The genes as the bytes of one row of :meth:`SearchSpace.gene_matrix`."""
+        dtype = self.space._gene_dtype
+        return bytes(self._genes) if dtype is np.uint8 else np.asarray(self._genes, dtype).tobytes()
 
     def encode(self) -> list[float]:
         """Fixed-length one-hot vector (inactive blocks are all zero) for accuracy/latency predictors."""
@@ -441,15 +593,83 @@ def list_spaces() -> list[str]:
 KINDS = ("mbv3", "cell")
 
 
+@runtime_checkable
+class SpaceArch(Protocol):
+    """One network of a space, of any kind: what search, the predictor, evaluators, finalize and reports use.
+
+    Frozen dataclasses with a ``resolution`` field (``dataclasses.replace(arch, resolution=r)`` moves one
+    to another input size)."""
+
+    space: Any
+    resolution: int
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    def validate(self, source: str = "arch") -> None: ...
+    def layers(self) -> list[LayerDesc]: ...               # the LUT keys: what latency is predicted from
+    def mutate(self, rng: Any = None, prob: float = 0.1) -> "SpaceArch": ...
+    def crossover(self, other: Any, rng: Any = None) -> "SpaceArch": ...
+    def genes(self) -> list[int]: ...
+    def encode(self) -> list[float]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Space(Protocol):
+    """A search space of any kind (``mbv3``: :class:`SearchSpace`; ``cell``: :class:`hwnas.cells.CellSpace`).
+
+    A new kind implements this, a ``from_dict``/``validate`` pair, and a branch in :func:`space_from_dict`;
+    the predictor then prices it generically from ``layers()`` (:class:`hwnas.predict.LayerSumPredictor`)."""
+
+    name: str
+    kind: str
+    resolutions: tuple[int, ...]
+    in_channels: int
+    num_classes: int
+
+    @property
+    def digest(self) -> str: ...
+    @property
+    def encoding_size(self) -> int: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def sample(self, rng: Any = None) -> Any: ...
+    def sample_distinct(self, n: int, rng: Any = None, exclude: Iterable[str] = ()) -> list[Any]: ...
+    def smallest(self) -> Any: ...
+    def largest(self) -> Any: ...
+    def layers(self, arch: Any) -> list[LayerDesc]: ...
+    def all_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerDesc]: ...
+    def arch_from_dict(self, data: Any, source: str = "arch") -> Any: ...
+    def load_arch(self, path: str | Path) -> Any: ...
+    def gene_upper_bounds(self) -> list[int]: ...
+    def from_genes(self, genes: Iterable[int]) -> Any: ...
+    def encode_many(self, archs: Sequence[Any]) -> np.ndarray: ...
+    def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> Any: ...
+
+
+SPACE_GROUP = "hwnas.spaces"  # entry points: kind name -> a class with from_dict(data, source) (the Space protocol)
+
+
+def _plugin_kinds() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=SPACE_GROUP) if ep.name not in KINDS}
+
+
 def space_from_dict(data: Any, source: str = "space") -> Any:
-    """A space of the kind its ``"kind"`` field names (``mbv3``, the default, or ``cell``)."""
+    """A space of the kind its ``"kind"`` field names: ``mbv3`` (the default), ``cell``, or a kind an
+    installed package registers in the ``hwnas.spaces`` entry-point group."""
     kind = data.get("kind", "mbv3") if isinstance(data, dict) else "mbv3"
     if kind == "cell":
         from hwnas.cells import CellSpace
 
         return CellSpace.from_dict(data, source)
     if kind != "mbv3":
-        raise SpaceError(f"{source}: unknown space kind {kind!r}; choose from {list(KINDS)}")
+        plugins = _plugin_kinds()
+        if kind not in plugins:
+            raise SpaceError(f"{source}: unknown space kind {kind!r}; choose from {list(KINDS) + sorted(plugins)}")
+        return plugins[kind].load().from_dict(data, source)
     return SearchSpace.from_dict(data, source)
 
 

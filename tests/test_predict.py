@@ -82,3 +82,47 @@ def test_fastest_is_a_true_minimum(demo_lut, demo):
             g = list(genes)
             g[i] = v
             assert predictor.predict(space.from_genes(g)) >= fastest - 1e-12
+
+
+def test_generic_layer_sum_agrees_with_the_dense_mbv3_tables(demo_lut, demo):
+    """The space protocol's generic path (sum of the LUT entries of arch.layers(), then calibration) and
+    mbv3's dense fast path are one model."""
+    from hwnas.predict import LayerSumPredictor, latency_predictor
+
+    demo_lut.calibration = {"coef": [1.1, 0.3, 0.002, 0.01], "model": "boundary"}
+    archs = _archs_at(demo, 24, 100, seed=3)
+    dense, generic = latency_predictor(demo_lut, demo), LayerSumPredictor(demo_lut, demo)
+    assert isinstance(dense, LatencyPredictor)
+    assert np.allclose(dense.features_many(archs), generic.features_many(archs), rtol=0, atol=1e-9)
+    assert np.allclose(dense.predict_many(archs), generic.predict_many(archs), rtol=0, atol=1e-9)
+    assert dense.breakdown(archs[0]) == generic.breakdown(archs[0])
+    assert generic.fill_command() == dense.fill_command()
+
+
+def test_predict_genes_is_predict_many_without_the_archs(demo_lut, demo):
+    """The search's fast path: one gather of per-block calibrated costs from the gene matrix; the same numbers
+    as the calibrated features, out-of-bounds rows refused, a missing LUT entry named as predict_many names it."""
+    from dataclasses import replace
+
+    from hwnas.errors import InputError
+
+    demo_lut.calibration = {"coef": [1.1, 0.3, 0.002, 0.01], "model": "boundary"}
+    space = replace(demo, resolutions=(24,))
+    predictor = LatencyPredictor(demo_lut, space)
+    archs = [space.sample(random.Random(s)) for s in range(200)]
+    G = space.gene_matrix(archs)
+    many = predictor.predict_many(archs)
+    assert np.allclose(predictor.predict_genes(G), many, rtol=1e-12, atol=0)
+    assert np.allclose(many, predictor.calibration.apply(predictor.features_many(archs)), rtol=1e-12, atol=0)
+    assert predictor.predict_genes(G[:0]).shape == (0,)
+    bad = G[:2].copy()
+    bad[1, 0] = space.gene_upper_bounds()[0] + 1
+    with pytest.raises(InputError, match="outside the space's bounds"):
+        predictor.predict_genes(bad)
+    gone = archs[0].layers()[3].key
+    del demo_lut.entries[gone]
+    with pytest.raises(MissingEntriesError, match=gone):
+        LatencyPredictor(demo_lut, space).predict_genes(G)
+    predictor.calibration = Calibration((2.0, 0.0, 0.0, 1.0), "set later")
+    assert np.allclose(predictor.predict_many(archs[1:]), 2.0 * predictor.features_many(archs[1:])[:, 0] + 1.0,
+                       rtol=1e-12, atol=0)

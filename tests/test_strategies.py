@@ -93,3 +93,36 @@ def test_progressive_widens_the_space_on_schedule(demo):
     assert s.caps()[2:] == demo.gene_upper_bounds()[2:]
     with pytest.raises(SearchError, match="phases"):
         create_strategy("progressive", demo, phases=0)
+
+
+@pytest.mark.parametrize("name", ["nsga2", "progressive"])
+def test_nsga2_varies_gene_matrices_where_the_space_can(name, demo):
+    """An mbv3-kind space goes through the gene-matrix path; the archs it makes are the archs their genes
+    name (same id as through the JSON), and a cell space, which has no such path, still searches."""
+    from hwnas.search.strategies import has_gene_variation
+    from hwnas.space import get_space
+
+    cells = get_space("cell-demo")
+    assert has_gene_variation(demo) and not has_gene_variation(cells)
+    s = create_strategy(name, demo, population=12, seed=0)
+    drive(s, 3)
+    for a in s.ask():
+        a.validate()
+        assert a.id == demo.arch_from_dict(a.to_dict()).id and a.genes() == demo.from_genes(a.genes()).genes()
+    c = create_strategy("nsga2", cells, population=12, seed=0)
+    for _ in range(3):
+        archs = c.ask()
+        assert len({a.id for a in archs}) == 12
+        c.tell(archs, np.array([[i, -i] for i in range(12)], float), np.zeros(12))
+
+
+def test_nsga2_in_a_space_of_one_arch_repeats_it(demo):
+    """50 tries per wanted arch, then a repeat: a search in a tiny space ends."""
+    from dataclasses import replace
+
+    one = replace(demo, name="one", depths=(1,), kernels=(3,), expands=(3,), resolutions=(demo.resolutions[0],))
+    s = create_strategy("nsga2", one, population=3, seed=0)
+    for _ in range(3):
+        archs = s.ask()
+        assert len(archs) == 3 and len({a.id for a in archs}) == 1
+        s.tell(archs, np.zeros((3, 2)), np.zeros(3))

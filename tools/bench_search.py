@@ -6,6 +6,8 @@
 (a) nsga2, 500 generations x population 100, latency from the LUT, accuracy from
     an accuracy-predictor MLP (OFA's size: 3 x 400). The search is what is timed:
     ask, predict latency, predict accuracy, tell. Once-for-All's tutorial needs 22 s.
+    Then latency predictions per second with predict_many. Only (a):
+    python tools/bench_search.py --seeds 0
 (b) Objectives: accuracy from an accuracy predictor trained on SynFlow scores of
     sampled archs (a real, cheap, deterministic signal), latency from the LUT,
     budget at the median latency of the space. Every hwnas strategy (--strategies) and
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwnas.evaluate.predictor import AccuracyPredictor  # noqa: E402
 from hwnas.evaluate.proxies import synflow  # noqa: E402
 from hwnas.lut import LUT  # noqa: E402
-from hwnas.predict import LatencyPredictor  # noqa: E402
+from hwnas.predict import latency_predictor  # noqa: E402
 from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts  # noqa: E402
 from hwnas.search.strategies import create_strategy  # noqa: E402
 
@@ -85,10 +87,21 @@ def front_hv(archive, budget, ref):
     return hypervolume_2d(pts[non_dominated_fronts(pts)[0]], ref)
 
 
+def predictions_per_s(predictor, space, n: int = 10_000) -> float:
+    archs = [space.sample(random.Random(s)) for s in range(n)]
+    predictor.predict_many(archs)  # the first call computes each arch's genes once, as a search does
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        predictor.predict_many(archs)
+        times.append(time.perf_counter() - t)
+    return n / statistics.median(times)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lut", type=Path, default=Path("luts/amd-epyc-2c_ort-cpu_mbv3.json"))
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=5, help="(b); 0 skips (b)")
     ap.add_argument("--population", type=int, default=50, help="(b) population")
     ap.add_argument("--generations", type=int, default=20, help="(b) generations")
     ap.add_argument("--train-archs", type=int, default=120, help="(b) archs scored by SynFlow to train the predictor")
@@ -99,7 +112,7 @@ def main() -> int:
 
     lut = LUT.load(args.lut)
     space = lut.search_space()
-    lat_pred = LatencyPredictor(lut, space)
+    lat_pred = latency_predictor(lut, space)
 
     # (a) overhead ------------------------------------------------------------------
     mlp = AccuracyPredictor(space, seed=0)
@@ -112,6 +125,10 @@ def main() -> int:
         print(f"(a) nsga2 search overhead, {args.overhead_generations} generations x population 100 "
               f"(LUT latency + accuracy-predictor MLP): {overhead:.2f} s "
               f"({overhead / args.overhead_generations * 1e3:.1f} ms/generation); Once-for-All's tutorial: 22 s")
+        print(f"    latency predictions: {predictions_per_s(lat_pred, space):,.0f}/s with predict_many "
+              f"(10,000 archs, genes cached, median of 5)")
+    if args.seeds <= 0:
+        return 0
 
     # (b) quality -------------------------------------------------------------------
     rng = random.Random(123)

@@ -28,14 +28,17 @@ def non_dominated_fronts(F: np.ndarray) -> list[np.ndarray]:
     n = len(F)
     if n == 0:
         return []
-    le = (F[:, None, :] <= F[None, :, :]).all(-1)
-    lt = (F[:, None, :] < F[None, :, :]).any(-1)
+    le = np.ones((n, n), bool)
+    lt = np.zeros((n, n), bool)
+    for f in F.T:                      # objective by objective: [N, N] each, not [N, N, M] reduced over M
+        le &= f[:, None] <= f[None, :]
+        lt |= f[:, None] < f[None, :]
     dom = le & lt                      # dom[i, j]: i dominates j
-    count = dom.sum(0)                 # how many dominate j
+    count = np.count_nonzero(dom, axis=0)  # how many dominate j
     fronts, current = [], np.flatnonzero(count == 0)
     while len(current):
         fronts.append(current)
-        count = count - dom[current].sum(0)
+        count = count - np.count_nonzero(dom[current], axis=0)
         count[current] = -1
         current = np.flatnonzero(count == 0)
     return fronts
@@ -47,7 +50,7 @@ def constrained_fronts(F: np.ndarray, cv: np.ndarray) -> list[np.ndarray]:
     feas = np.flatnonzero(cv <= 0)
     fronts = [feas[f] for f in non_dominated_fronts(F[feas])]
     infeas = np.flatnonzero(cv > 0)
-    for level in np.unique(cv[infeas]):
+    for level in np.unique(cv[infeas]) if len(infeas) else ():
         fronts.append(infeas[cv[infeas] == level])
     return fronts
 

@@ -121,6 +121,7 @@ class Strategy:
         self.F = np.zeros((0, 0))
         self.cv = np.zeros(0)
         self.seen: set[str] = set()
+        self._id_cache: dict[bytes, str] = {}  # gene row -> arch id (see _fresh_genes); not state: rebuilt as used
 
     # -- interface -----------------------------------------------------------
     def ask(self) -> list[Arch]:
@@ -154,6 +155,41 @@ class Strategy:
 
     def _random_batch(self, n: int) -> list[Arch]:
         return self._fresh(lambda: self.space.sample(self.rng), n)
+
+    def _fresh_genes(self, make: Callable[[int], np.ndarray], n: int) -> list[Arch]:
+        """:meth:`_fresh` on gene matrices: ``make(k)`` proposes ``k`` canonical gene rows at once, twice as many
+        as archs are still wanted; rows whose arch was proposed before are passed over. After 50 rounds, what
+        is still wanted is filled with repeats (a tiny space). Only the archs kept are made."""
+        kept: list[np.ndarray] = []
+        ids: list[str] = []
+        if len(self._id_cache) > 1 << 18:  # a memo only: bounded, so a long run's memory stays that of `seen`
+            self._id_cache.clear()
+        cache, seen = self._id_cache, self.seen
+        for attempt in range(50 if n > 0 else 0):
+            G = make(2 * (n - len(ids)))
+            rows32 = np.ascontiguousarray(G, dtype=np.int32)
+            keys = rows32.view(f"V{rows32.shape[1] * 4}").ravel().tolist()  # one bytes object per row
+            new = [i for i, k in enumerate(keys) if k not in cache]
+            if new:
+                cache.update(zip([keys[i] for i in new], self.space.gene_ids(G[new])))
+            rows = []
+            for i, key in enumerate(keys):
+                aid = cache[key]
+                if aid not in seen or attempt == 49:
+                    seen.add(aid)
+                    rows.append(i)
+                    ids.append(aid)
+                    if len(ids) == n:
+                        break
+            kept.append(G[rows])
+            if len(ids) == n:
+                return self.space.archs_from_genes(np.concatenate(kept), ids)
+        return []  # n == 0 (the last round keeps repeats, so n > 0 returned above)
+
+    def _np_rng(self) -> np.random.Generator:
+        """A numpy generator seeded from the strategy's RNG: vectorised steps draw from it, and the JSON state
+        (the Python RNG alone) still restores a run exactly."""
+        return np.random.default_rng(self.rng.getrandbits(64))
 
     # -- state ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -238,10 +274,16 @@ class NSGA2(Strategy):
         """Where a proposal must lie (subclasses restrict the space; here: anywhere)."""
         return arch
 
+    def _project_genes(self, G: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """:meth:`_project` on a gene matrix."""
+        return G
+
     def ask(self) -> list[Arch]:
         if not self.pop:
             return self._fresh(lambda: self._project(self.space.sample(self.rng)), self.population)
         rank, crowd = rank_and_crowding(self.F, self.cv)
+        if has_gene_variation(self.space):
+            return self._ask_genes(rank, crowd)
 
         def child() -> Arch:
             a = self.pop[self._tournament(rank, crowd)]
@@ -251,8 +293,38 @@ class NSGA2(Strategy):
 
         return self._fresh(child, self.population)
 
+    def _ask_genes(self, rank: np.ndarray, crowd: np.ndarray) -> list[Arch]:
+        """The generation made on the population's gene matrix: tournaments, crossover and mutation of all
+        children at once (the space's ``crossover_genes`` / ``mutate_genes``), archs made only for the kept."""
+        sp, rng = self.space, self._np_rng()
+        P = sp.gene_matrix(self.pop)
+
+        def tournament(k: int) -> np.ndarray:
+            i, j = rng.integers(len(P), size=k), rng.integers(len(P), size=k)
+            coin = rng.random(k) < 0.5
+            return np.where(rank[i] != rank[j], np.where(rank[i] < rank[j], i, j),
+                            np.where(crowd[i] != crowd[j], np.where(crowd[i] > crowd[j], i, j),
+                                     np.where(coin, i, j)))
+
+        def children(k: int) -> np.ndarray:
+            C = P[tournament(k)]
+            other = P[tournament(k)]
+            cross = rng.random(k) < self.crossover_prob
+            if cross.any():
+                C[cross] = sp.crossover_genes(C[cross], other[cross], rng)
+            return self._project_genes(sp.mutate_genes(C, self.mutate_prob, rng), rng)
+
+        return self._fresh_genes(children, self.population)
+
     def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
         self._survive(archs, F, cv)
+
+
+def has_gene_variation(space: Any) -> bool:
+    """Whether ``space`` varies whole gene matrices (the MobileNetV3 space does); other spaces are varied
+    arch by arch with ``Arch.crossover`` / ``Arch.mutate``."""
+    return all(hasattr(space, m) for m in ("gene_matrix", "crossover_genes", "mutate_genes", "canonical_genes",
+                                           "archs_from_genes", "gene_ids"))
 
 
 @register_strategy("progressive")
@@ -286,6 +358,14 @@ class Progressive(NSGA2):
         """Genes past the phase's cap are drawn again within it (clamping would pile them on the cap)."""
         caps = self.caps()
         return self.space.from_genes([g if g <= c else self.rng.randint(0, c) for g, c in zip(arch.genes(), caps)])
+
+    def _project_genes(self, G: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        caps = np.broadcast_to(np.asarray(self.caps()), G.shape)
+        over = G > caps
+        if over.any():
+            G = G.copy()
+            G[over] = rng.integers(0, caps[over] + 1)
+        return self.space.canonical_genes(G)
 
     def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
         super().tell(archs, F, cv)
