@@ -21,7 +21,20 @@ from hwnas import jsonio
 from hwnas.evaluate.benchmark import format_table, run_evaluator_bench  # noqa: E402
 from hwnas.evaluate.reference import Recipe, workers_default  # noqa: E402
 from hwnas.evaluate.supernet import SupernetConfig  # noqa: E402
+from hwnas.metrics import kendall_tau  # noqa: E402
 from hwnas.space import get_space  # noqa: E402
+
+
+def connected_taus(space, bench) -> dict:
+    """A cell space's disconnected archs (no path to the output: a constant network) left out: how each
+    evaluator ranks the rest. Empty when every arch is connected (MBv3 spaces always are)."""
+    archs = [space.arch_from_dict(d) for d in bench.archs]
+    keep = [i for i, arch in enumerate(archs) if getattr(arch, "connected", True)]
+    if len(keep) == len(archs) or len(keep) < 3:
+        return {}
+    ref = [bench.reference[i] for i in keep]
+    return {"n": len(keep), "disconnected": len(archs) - len(keep),
+            "kendall_tau": {name: kendall_tau([s[i] for i in keep], ref) for name, s in bench.scores.items()}}
 
 
 def main() -> None:
@@ -34,6 +47,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the arch sample, the supernet and the proxies")
     ap.add_argument("--supernet-epochs", type=int, default=20)
     ap.add_argument("--random-subnets", type=int, default=2, help="supernet: random subnets per step [2]")
+    ap.add_argument("--supernet-lr", type=float, default=0.1, help="supernet: peak learning rate [0.1]")
+    ap.add_argument("--supernet-sampling", choices=["uniform", "connected"], default="uniform",
+                    help="supernet: random subnets drawn uniformly, or connected ones only (cell spaces) [uniform]")
+    ap.add_argument("--supernet-no-distill", action="store_true",
+                    help="supernet: random subnets learn the labels, not the largest subnet's soft labels")
+    ap.add_argument("--bn-batches", type=int, default=4,
+                    help="supernet evaluator: training batches each arch's BN statistics are recalibrated on [4]")
     ap.add_argument("--train-epochs", type=int, default=12, help="reference: epochs of training [12]")
     ap.add_argument("--patience", type=int, default=0, help="reference: early stopping patience; 0 = none [0]")
     ap.add_argument("--reference-part", default="test", choices=["val", "test"],
@@ -44,6 +64,7 @@ def main() -> None:
                     help="train the reference with this many seeds; >= 2 also reports the noise ceiling [2]")
     ap.add_argument("--workdir", default="runs/bench_reference",
                     help="supernet checkpoints and reference trainings go here, and are reused")
+    ap.add_argument("--reference-dir", help="reference trainings are saved here and reused [--workdir]")
     ap.add_argument("--json", help="write every score and the table here")
     ap.add_argument("--no-supernet", action="store_true", help="skip the supernet and the predictor (proxies only)")
     ap.add_argument("--saved-only", action="store_true",
@@ -54,15 +75,23 @@ def main() -> None:
         space = space.with_resolutions(a.resolutions)
     recipe = Recipe(a.data, a.data_limit or None, a.train_epochs, patience=a.patience, part=a.reference_part)
     supernet = SupernetConfig(data=a.data, data_limit=a.data_limit or None, epochs=a.supernet_epochs,
-                              random_subnets=a.random_subnets, seed=a.seed)
+                              random_subnets=a.random_subnets, seed=a.seed, lr=a.supernet_lr,
+                              sampling=a.supernet_sampling, distill=not a.supernet_no_distill)
     bench = run_evaluator_bench(space, Path(a.workdir), recipe, a.n, a.seed, supernet, a.predictor_archs, a.workers,
-                                a.reference_seeds, with_supernet=not a.no_supernet, saved_only=a.saved_only)
+                                a.reference_seeds, with_supernet=not a.no_supernet, saved_only=a.saved_only,
+                                bn_batches=a.bn_batches,
+                                reference_dir=Path(a.reference_dir) if a.reference_dir else None)
     print(f"\n{bench.n_archs} archs of space {space.name!r} on {bench.data!r}, seed {a.seed}; reference: {recipe.describe()}")
     print(format_table(bench))
     if bench.supernet.get("peak_rss_mib"):
         print(f"supernet training: {bench.supernet['train_seconds']} s, peak RSS {bench.supernet['peak_rss_mib']} MiB")
+    connected = connected_taus(space, bench)
+    if connected:
+        print(f"\nwithout the {connected['disconnected']} disconnected archs ({connected['n']} left): Kendall tau "
+              + ", ".join(f"{k} {v:.3f}" for k, v in connected["kendall_tau"].items()))
     if a.json:
-        Path(a.json).write_text(jsonio.dumps(bench.to_dict(), indent=1))
+        blob = {**bench.to_dict(), **({"connected_only": connected} if connected else {})}
+        Path(a.json).write_text(jsonio.dumps(blob, indent=1))
         print(f"wrote {a.json}")
 
 

@@ -54,14 +54,21 @@ class EvaluatorBench:
         return asdict(self)
 
 
+def _digested(cfg: SupernetConfig) -> dict[str, Any]:
+    """The config as the checkpoint's file name digests it: fields added since the first benchmarks count
+    only when they differ from their default, so an earlier checkpoint keeps its name and is reused."""
+    added = {"distill": True, "sampling": "uniform"}
+    return {k: v for k, v in asdict(cfg).items() if k not in added or v != added[k]}
+
+
 def _supernet_rows(space: SearchSpace, workdir: Path, cfg: SupernetConfig, archs: list, predictor_archs: int,
                    seed: int, scores: dict[str, list[float]], secs: dict[str, float], notes: dict[str, str],
-                   log: Callable[[str], None]) -> dict[str, Any]:
+                   log: Callable[[str], None], bn_batches: int = 4) -> dict[str, Any]:
     """1. the supernet (trained once per config into ``workdir``) and 2. the accuracy predictor fitted on
     its scores of other archs; fills ``scores``/``secs``/``notes``, returns what the training was."""
     n_archs = len(archs)
     # 1. supernet (first, so the process's peak RSS is the training's)
-    digest = hashlib.sha256(json.dumps([space.to_dict(), asdict(cfg)], sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps([space.to_dict(), _digested(cfg)], sort_keys=True).encode()).hexdigest()[:10]
     ckpt = workdir / f"supernet-{digest}.pt"
     t = time.perf_counter()
     done = ckpt.exists() and read_checkpoint(ckpt)["epochs_done"] == cfg.epochs
@@ -71,10 +78,10 @@ def _supernet_rows(space: SearchSpace, workdir: Path, cfg: SupernetConfig, archs
     sn_info = {"checkpoint": str(ckpt), "config": asdict(cfg), "epochs": cfg.epochs,
                "train_seconds": None if done else round(train_s, 1),
                "peak_rss_mib": round(peak_rss_mib(), 1) if not done else None,
-               "history": read_checkpoint(ckpt)["history"][-1]}
+               "history": read_checkpoint(ckpt)["history"][-1], "bn_batches": bn_batches}
     log(f"supernet: {cfg.epochs} epochs" + ("" if done else f" in {train_s:.0f} s, peak RSS "
                                                              f"{sn_info['peak_rss_mib']:.0f} MiB"))
-    sn = create_evaluator("supernet", checkpoint=str(ckpt))
+    sn = create_evaluator("supernet", checkpoint=str(ckpt), bn_batches=bn_batches)
     t = time.perf_counter()
     scores["supernet"] = sn.evaluate(archs)
     secs["supernet"] = (time.perf_counter() - t) / n_archs
@@ -96,7 +103,8 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
                         supernet: SupernetConfig | None = None, predictor_archs: int = 200, workers: int = 2,
                         reference_seeds: int = 2, log: Callable[[str], None] = print,
                         vote_reference: int = 64, with_supernet: bool = True,
-                        saved_only: bool = False) -> EvaluatorBench:
+                        saved_only: bool = False, bn_batches: int = 4,
+                        reference_dir: Path | None = None) -> EvaluatorBench:
     """Rank ``n_archs`` archs of ``space`` with every evaluator and compare with the reference (``recipe``,
     the mean over ``reference_seeds`` training seeds 0, 1, ...). With 2+ seeds the tau between two seeds'
     rankings is reported too: the noise ceiling no cheap evaluator can be expected to beat.
@@ -106,15 +114,17 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     (hwnas.evaluate.reference): a second bench with the same settings trains nothing again.
     ``with_supernet=False`` skips the supernet and the predictor (the proxies alone are cheap);
     ``saved_only`` trains no reference: the archs some earlier (maybe cut-short) run trained with every
-    seed are ranked."""
+    seed are ranked. ``bn_batches``: training batches the supernet recalibrates each arch's BN on.
+    ``reference_dir``: where the reference trainings are saved, if not in ``workdir`` (a committed
+    reference, say, while the supernet checkpoints go to a scratch folder)."""
     workdir.mkdir(parents=True, exist_ok=True)
     archs = space.sample_distinct(n_archs, random.Random(seed))
     seeds = list(range(reference_seeds))
     if saved_only:
-        archs, by_seed, cpu_s = saved_reference(archs, recipe, seeds, workdir)
+        archs, by_seed, cpu_s = saved_reference(archs, recipe, seeds, reference_dir or workdir)
         if len(archs) < 3:
             raise InputError(f"only {len(archs)} of the {n_archs} archs have every reference seed saved in "
-                             f"{workdir}; run tools/bench_reference.py (same recipe) first")
+                             f"{reference_dir or workdir}; run tools/bench_reference.py (same recipe) first")
         log(f"reference: the {len(archs)} of {n_archs} archs saved with all {reference_seeds} seeds")
         n_archs = len(archs)
     data, limit = recipe.data, recipe.data_limit
@@ -125,7 +135,8 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
 
     sn_info: dict[str, Any] = {}
     if with_supernet:
-        sn_info = _supernet_rows(space, workdir, cfg, archs, predictor_archs, seed, scores, secs, notes, log)
+        sn_info = _supernet_rows(space, workdir, cfg, archs, predictor_archs, seed, scores, secs, notes, log,
+                                 bn_batches)
 
     # 3. zero-cost proxies, their vote, and the free baseline every evaluator must beat
     for name in [*PROXIES, "vote"]:
@@ -150,7 +161,7 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     # 4. reference: training from scratch, once per seed, saved as it comes
     if not saved_only:
         log(f"reference: {n_archs} archs x {reference_seeds} seed(s): {recipe.describe()}; {workers} worker(s)")
-        by_seed, cpu_s = train_reference(archs, recipe, seeds, workers, cache=workdir)
+        by_seed, cpu_s = train_reference(archs, recipe, seeds, workers, cache=reference_dir or workdir)
     runs = [by_seed[k] for k in seeds]
     secs["train"] = cpu_s
     reference = [sum(v) / len(v) for v in zip(*runs)]

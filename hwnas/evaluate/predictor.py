@@ -18,7 +18,7 @@ from torch import nn
 
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.metrics import kendall_tau
-from hwnas.space import Arch, SearchSpace
+from hwnas.space import Arch, SearchSpace, space_from_dict
 
 
 class MLP(nn.Module):
@@ -44,7 +44,8 @@ class FitReport:
 
 
 def encode_batch(archs: Sequence[Arch]) -> torch.Tensor:
-    return torch.from_numpy(archs[0].space.encode_many(archs)) if archs else torch.zeros(0)
+    # float32 whatever the space's encoder returns (the cell space's is float64)
+    return torch.as_tensor(archs[0].space.encode_many(archs), dtype=torch.float32) if archs else torch.zeros(0)
 
 
 class AccuracyPredictor:
@@ -103,7 +104,7 @@ class AccuracyPredictor:
             raise EvaluatorError(f"accuracy predictor {str(path)!r} does not exist; train one first")
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            p = cls(SearchSpace.from_dict(blob["space"]), blob["hidden"], blob["layers"])
+            p = cls(space_from_dict(blob["space"]), blob["hidden"], blob["layers"])
             p.model.load_state_dict(blob["state"])
             p.mean, p.std = blob["mean"], blob["std"]
         except Exception as e:  # torch raises many types for truncated, foreign or edited files

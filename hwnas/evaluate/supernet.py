@@ -9,6 +9,11 @@ is evaluated, because running statistics shared across subnets fit none of them.
 
 ``extract(arch)`` copies the inherited weights into ``build_model(arch)``, the
 same module tree the LUT timed and finalize exports.
+
+A cell space (kind ``cell``) has its own supernet, ``hwnas.evaluate.cell_supernet.CellSupernet``:
+``Supernet(cell_space)`` builds one, and training, checkpoints, loading and the ``supernet``
+evaluator below serve both kinds through the methods they share (``largest``, ``smallest``,
+``students``, ``check``, ``forward``, ``extract``).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import deterministic, device_of, resolve_device, to_cpu
 from hwnas.lut import atomic_write
-from hwnas.space import Arch, SearchSpace
+from hwnas.space import Arch, SearchSpace, space_from_dict
 
 CHECKPOINT_FORMAT = "hwnas-supernet"
 CHECKPOINT_VERSION = 1
@@ -101,6 +106,15 @@ class DynamicMBConv(nn.Module):
 
 
 class Supernet(nn.Module):
+    def __new__(cls, space: Any = None, width: float | None = None) -> Any:  # no space: copy/pickle
+        from hwnas.cells import CellSpace
+
+        if cls is Supernet and isinstance(space, CellSpace):  # each kind of space has its supernet
+            from hwnas.evaluate.cell_supernet import CellSupernet
+
+            return CellSupernet(space, width)
+        return super().__new__(cls)
+
     def __init__(self, space: SearchSpace, width: float | None = None):
         super().__init__()
         if not isinstance(space, SearchSpace):
@@ -122,7 +136,26 @@ class Supernet(nn.Module):
             i += space.max_depth
         self.final, self.head = descs[-2].build(), descs[-1].build()
 
+    # -- the archs the training samples (sandwich rule) ----------------------------
+    def largest(self) -> Arch:
+        big = self.space.largest()
+        return Arch(self.space, max(self.space.resolutions), self.width, big.kernels, big.expands)
+
+    def smallest(self) -> Arch:
+        small = self.space.smallest()
+        return Arch(self.space, min(self.space.resolutions), self.width, small.kernels, small.expands)
+
+    def students(self, rng: random.Random, n: int, sampling: str = "uniform") -> list[Arch]:
+        """The smallest arch and ``n`` random ones for one training step (every MBv3 arch is connected:
+        ``sampling`` changes nothing here)."""
+        return [self.smallest()] + [_random_subnet(self.space, self.width, rng) for _ in range(n)]
+
     def check(self, arch: Arch) -> None:
+        if not isinstance(arch, Arch):
+            raise CheckpointError(f"arch {getattr(arch, 'id', '?')} comes from space "
+                                  f"{getattr(getattr(arch, 'space', None), 'name', '?')!r} (kind "
+                                  f"{getattr(getattr(arch, 'space', None), 'kind', '?')}), which differs from the "
+                                  f"supernet's space {self.space.name!r} in kind")
         mine = {k: v for k, v in self.space.to_dict().items() if k not in ("resolutions", "name", "description")}
         theirs = {k: v for k, v in arch.space.to_dict().items() if k not in ("resolutions", "name", "description")}
         if mine != theirs:
@@ -213,6 +246,8 @@ class SupernetConfig:
     augment: bool = True
     seed: int = 0
     width: float | None = None
+    distill: bool = True         # random subnets learn the largest's soft labels (False: the true labels)
+    sampling: str = "uniform"    # random subnets: "uniform", or "connected" (cell spaces: skip dead cells)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -223,6 +258,10 @@ class SupernetConfig:
                                             or self.data_limit < 1):
             raise CheckpointError(f"supernet data_limit must be a whole number >= 1 (images per class), "
                                   f"got {self.data_limit!r}")
+        if self.sampling not in ("uniform", "connected"):
+            raise CheckpointError(f"supernet sampling must be uniform or connected, got {self.sampling!r}")
+        if not isinstance(self.distill, bool):
+            raise CheckpointError(f"supernet distill must be true or false, got {self.distill!r}")
         if self.random_subnets < 0:
             raise CheckpointError(f"supernet random_subnets must be >= 0, got {self.random_subnets!r}")
         for name in ("lr", "momentum", "weight_decay", "label_smoothing"):
@@ -244,7 +283,8 @@ class TrainReport:
 
 def stored_config(blob: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's SupernetConfig as a dict; a field added since it was written counts at its default
-    (``data_limit``: None), so older checkpoints still resume and are still recognised as done."""
+    (``data_limit``: None; ``distill``: True; ``sampling``: uniform), so older checkpoints still resume and
+    are still recognised as done."""
     return {**asdict(SupernetConfig()), **blob["config"]}
 
 
@@ -252,11 +292,16 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 
-def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig = SupernetConfig(),
+def train_supernet(space: Any, out: str | Path, config: SupernetConfig = SupernetConfig(),
                    resume: bool = False, force: bool = False, progress: bool = True,
                    command: str | None = None, stop_after: int | None = None,
                    device: str | torch.device = "auto") -> TrainReport:
-    """Train (or resume) a supernet; the checkpoint at ``out`` is rewritten after every epoch.
+    """Train (or resume) a supernet of ``space`` (any kind: ``Supernet`` builds the kind's supernet); the
+    checkpoint at ``out`` is rewritten after every epoch.
+
+    Every step: the largest arch on the labels, then ``net.students`` (MBv3: the smallest and
+    ``random_subnets`` random archs; cells: the random ones) on the largest's soft labels (in-place
+    distillation; ``distill=False``: on the labels too).
 
     ``stop_after`` ends this call after that many epochs in all (train in chunks; resume later).
     ``device``: where to train (``auto``: a CUDA GPU when there is one); the checkpoint is always stored
@@ -298,9 +343,7 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
         print(f"note: {out} does not exist yet; starting a new supernet", file=sys.stderr)
 
     ch = space.in_channels
-    hi, lo = max(space.resolutions), min(space.resolutions)
-    largest = Arch(space, hi, net.width, space.largest().kernels, space.largest().expands)
-    smallest = Arch(space, lo, net.width, space.smallest().kernels, space.smallest().expands)
+    largest, smallest = net.largest(), net.smallest()
     total = config.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=first_epoch * steps_per_epoch, desc="training supernet", unit="step",
                disable=not progress, dynamic_ncols=True)
@@ -315,14 +358,14 @@ def train_supernet(space: SearchSpace, out: str | Path, config: SupernetConfig =
             for x, y in splits.batches("train", config.batch_size, g, augment=config.augment, drop_last=True):
                 y = y.to(dev)
                 opt.zero_grad(set_to_none=True)
-                logits = net(splits.inputs(x, hi, ch).to(dev), largest)
+                logits = net(splits.inputs(x, largest.resolution, ch).to(dev), largest)
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                 loss.backward()
                 teacher = F.softmax(logits.detach(), dim=1)
-                subs = [smallest] + [_random_subnet(space, net.width, rng) for _ in range(config.random_subnets)]
-                for sub in subs:
-                    kd = soft_cross_entropy(net(splits.inputs(x, sub.resolution, ch).to(dev), sub), teacher)
-                    kd.backward()
+                for sub in net.students(rng, config.random_subnets, config.sampling):
+                    out_sub = net(splits.inputs(x, sub.resolution, ch).to(dev), sub)
+                    (soft_cross_entropy(out_sub, teacher) if config.distill else
+                     F.cross_entropy(out_sub, y, label_smoothing=config.label_smoothing)).backward()
                 opt.step()
                 sched.step()
                 loss_sum += float(loss.detach()) * len(y)
@@ -355,7 +398,7 @@ def _random_subnet(space: SearchSpace, width: float, rng: random.Random) -> Arch
     return Arch(space, a.resolution, width, a.kernels, a.expands)
 
 
-def evaluate_subnet(net: Supernet, arch: Arch, splits: Splits, part: str = "val", bn_batches: int = 4,
+def evaluate_subnet(net: nn.Module, arch: Any, splits: Splits, part: str = "val", bn_batches: int = 4,
                     batch_size: int = 64, seed: int = 0) -> float:
     """Accuracy (%) of one subnet after recalibrating its BN statistics; leaves the net in eval mode."""
     ch = net.space.in_channels
@@ -382,9 +425,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return blob
 
 
-def load_supernet(path: str | Path) -> tuple[Supernet, dict[str, Any]]:
+def load_supernet(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The supernet in a checkpoint (a ``Supernet`` or, for a cell space, a ``CellSupernet``), in eval mode."""
     blob = read_checkpoint(path)
-    space = SearchSpace.from_dict(blob["space"], source=f"{path}: space")
+    space = space_from_dict(blob["space"], source=f"{path}: space")
     net = Supernet(space, blob["width"])
     net.load_state_dict(blob["state"])
     return net.eval(), blob
@@ -412,7 +456,7 @@ class SupernetEvaluator:
         self.data_limit = blob["config"].get("data_limit") if self.data == blob["config"]["data"] else None
         self.epochs_done = blob["epochs_done"]
         self.bn_batches, self.batch_size, self.seed, self.part = int(bn_batches), int(batch_size), int(seed), part
-        self._net: Supernet | None = None
+        self._net: nn.Module | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # workers reload the weights themselves
         return {**self.__dict__, "_net": None}
@@ -424,13 +468,13 @@ class SupernetEvaluator:
                 **({} if self.data_limit is None else {"data_limit": self.data_limit})}
 
     @property
-    def net(self) -> Supernet:
+    def net(self) -> nn.Module:
         if self._net is None:
             net, _ = load_supernet(self.checkpoint)
             self._net = net.to(resolve_device(self.device))
         return self._net
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[Any]) -> list[float]:
         splits = load_data(self.data, self.split_seed, limit=self.data_limit)
         out = []
         for a in archs:

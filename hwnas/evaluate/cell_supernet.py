@@ -1,0 +1,124 @@
+"""Weight-sharing one-shot supernet of a cell space (NAS-Bench-201 style, as in SPOS and NB201's own
+one-shot baselines): every edge of every cell holds one module per operation of the space; an arch runs
+the operation it picks on each edge, so one set of weights holds every network of the space.
+
+The module tree mirrors ``CellNetwork`` (stem, cells, reduction blocks, head at the same positions of
+``body``), and each edge's candidates are built by ``hwnas.cells.edge_op`` as the stand-alone cell
+builds its own: ``extract(arch)`` copies the shared weights into ``arch.build()`` module by module.
+
+Trained by ``hwnas.evaluate.supernet.train_supernet`` (``Supernet(cell space)`` builds this class):
+the largest arch (``conv3x3`` on every edge) with the labels, random archs (uniform, or connected
+ones only) distilled from it; the all-``none`` smallest arch outputs a constant and is not trained.
+"""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from hwnas.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges
+from hwnas.evaluate.base import EvaluatorError
+
+SAMPLINGS = ("uniform", "connected")
+_IGNORED = ("resolutions", "name", "description")  # weights fit any input size; names are labels
+
+
+class SuperCell(nn.Module):
+    """One cell position of the supernet: ``choices[e][op]`` is edge ``e``'s module for ``op``."""
+
+    def __init__(self, space: CellSpace, c: int):
+        super().__init__()
+        self.space = space
+        self.choices = nn.ModuleList(nn.ModuleDict({op: edge_op(op, c) for op in space.ops if op != "none"})
+                                     for _ in space.edges)
+
+    def forward(self, x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
+        states: list[torch.Tensor | None] = [x] + [None] * (self.space.nodes - 1)
+        # only the edges on a path from input to output run, as in Cell: the others change no output
+        for (j, i), choice, op, live in zip(self.space.edges, self.choices, ops, live_edges(self.space, ops)):
+            if live:
+                y = choice[op](states[i])
+                states[j] = y if states[j] is None else states[j] + y
+        out = states[-1]
+        return out if out is not None else torch.zeros_like(x)  # no path to the output: zeros, as Cell
+
+    def copy_into(self, cell: Cell) -> None:
+        """Load the shared weights of the ops ``cell`` holds into it (its ``edges``/``ops`` pairs)."""
+        index = {edge: e for e, edge in enumerate(self.space.edges)}
+        for (j, i, op), module in zip(cell.edges, cell.ops):
+            module.load_state_dict(self.choices[index[(j, i)]][op].state_dict())
+
+
+class CellSupernet(nn.Module):
+    """Every network of a cell space in one set of weights; ``forward(x, arch)`` runs one of them."""
+
+    width = None  # a cell space has no width multiplier (the MBv3 supernet holds one width)
+
+    def __init__(self, space: CellSpace, width: float | None = None):
+        super().__init__()
+        if not isinstance(space, CellSpace):
+            raise EvaluatorError(f"CellSupernet takes a cell space, got {type(space).__name__} {space.name!r}")
+        if width is not None:
+            raise EvaluatorError(f"a cell space has no width multiplier; got width {width}")
+        self.space = space
+        template = CellNetwork(space.largest())  # the stem, reduction blocks and head, as the networks build them
+        widths = iter([c for c in space.channels for _ in range(space.cells_per_stage)])  # cells, stage by stage
+        self.body = nn.Sequential(*(SuperCell(space, next(widths)) if isinstance(m, Cell) else m
+                                    for m in template.body))
+
+    # -- the archs the training samples --------------------------------------------
+    def largest(self) -> CellArch:
+        return self.space.largest()
+
+    def smallest(self) -> CellArch:
+        return self.space.smallest()
+
+    def students(self, rng: random.Random, n: int, sampling: str = "uniform") -> list[CellArch]:
+        """``n`` random archs for one training step; ``connected``: only archs whose output node some path
+        reaches (a disconnected arch outputs a constant: it trains the head's bias only)."""
+        if sampling not in SAMPLINGS:
+            raise EvaluatorError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
+        return [self._sample(rng, sampling == "connected") for _ in range(n)]
+
+    def _sample(self, rng: random.Random, connected: bool) -> CellArch:
+        for _ in range(1000):
+            arch = self.space.sample(rng)
+            if arch.connected or not connected:
+                return arch
+        raise EvaluatorError(f"no connected arch in 1000 draws from space {self.space.name!r}; its ops "
+                             f"{list(self.space.ops)} leave almost every cell disconnected: use sampling uniform")
+
+    # -- running and extracting ------------------------------------------------------
+    def check(self, arch: CellArch) -> None:
+        from hwnas.evaluate.supernet import CheckpointError
+
+        theirs = getattr(arch, "space", None)
+        mine = {k: v for k, v in self.space.to_dict().items() if k not in _IGNORED}
+        other = {} if theirs is None else {k: v for k, v in theirs.to_dict().items() if k not in _IGNORED}
+        if not isinstance(arch, CellArch) or mine != other:
+            diff = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
+            raise CheckpointError(f"arch {getattr(arch, 'id', '?')} comes from space "
+                                  f"{getattr(theirs, 'name', '?')!r}, which differs from the supernet's space "
+                                  f"{self.space.name!r} in {', '.join(diff)}")
+
+    def forward(self, x: torch.Tensor, arch: CellArch) -> torch.Tensor:
+        for m in self.body:
+            x = m(x, arch.ops) if isinstance(m, SuperCell) else m(x)
+        return x
+
+    def extract(self, arch: CellArch) -> CellNetwork:
+        """``arch.build()`` holding this supernet's weights (and current BN statistics) for ``arch``."""
+        self.check(arch)
+        net = arch.build()
+        if len(net.body) != len(self.body):
+            raise EvaluatorError(f"the network of arch {arch.id} has {len(net.body)} parts, the supernet "
+                                 f"{len(self.body)}: CellNetwork changed shape; rebuild the supernet to match")
+        for mine, theirs in zip(self.body, net.body):
+            if isinstance(mine, SuperCell):
+                mine.copy_into(theirs)
+            else:
+                theirs.load_state_dict(mine.state_dict())
+        return net.train(self.training)
+

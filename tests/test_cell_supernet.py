@@ -1,0 +1,116 @@
+import random
+
+import pytest
+import torch
+
+from conftest import cli_here
+from hwnas.cells import CellArch, CellNetwork
+from hwnas.evaluate import create_evaluator
+from hwnas.evaluate.base import EvaluatorError
+from hwnas.evaluate.cell_supernet import CellSupernet
+from hwnas.evaluate.data import load_data
+from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, evaluate_subnet, load_supernet,
+                                     read_checkpoint, recalibrate_bn, train_supernet)
+from hwnas.space import get_space
+
+DATA, LIMIT = "fashion-small", 20  # real Fashion-MNIST images (embedded), 20 per class: a few steps an epoch
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return get_space("cell-demo")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cells):
+    """A cell supernet trained for one epoch on 170 real images: (path, config, report)."""
+    out = tmp_path_factory.mktemp("cellsn") / "cell.pt"
+    cfg = SupernetConfig(data=DATA, data_limit=LIMIT, epochs=1, batch_size=32, random_subnets=1)
+    return out, cfg, train_supernet(cells, out, cfg, device="cpu", progress=False)
+
+
+def test_supernet_of_a_cell_space_is_the_cell_supernet(cells):
+    net = Supernet(cells)
+    assert isinstance(net, CellSupernet) and net.width is None
+    with pytest.raises(EvaluatorError, match="no width multiplier"):
+        Supernet(cells, 1.0)
+    # every edge holds every op but none; the largest arch's network is the supernet minus the other ops
+    assert all(set(c) == {"skip", "conv1x1", "conv3x3", "avgpool3x3"} for c in net.body[2].choices)
+    big = net.extract(cells.largest())
+    assert sum(p.numel() for p in big.parameters()) == sum(p.numel() for p in CellNetwork(cells.largest()).parameters())
+
+
+ARCHS = [
+    ("conv3x3", "none", "conv1x1", "avgpool3x3", "conv3x3", "conv3x3"),
+    ("skip", "avgpool3x3", "none", "none", "skip", "avgpool3x3"),      # skip and pool only: no edge weights
+    ("conv3x3", "skip", "conv1x1", "none", "none", "none"),            # disconnected: zeros out of every cell
+    ("conv3x3", "skip", "none", "conv1x1", "none", "skip"),            # a dead edge (0->1 leads nowhere)
+    ("none",) * 6,
+]
+
+
+def test_extract_equals_the_supernet_forward(cells):
+    torch.manual_seed(0)
+    net = Supernet(cells)
+    splits = load_data(DATA, 0, limit=LIMIT)
+    x = splits.tensors("val", 28, 3)[0][:32]
+    archs = [CellArch(cells, 28, ops) for ops in ARCHS] + [cells.sample(s) for s in range(4)]
+    for arch in archs:
+        recalibrate_bn(net, lambda t: net(t, arch), splits, arch.resolution, 3, batches=2)
+        net.eval()
+        sub = net.extract(arch).eval()
+        assert isinstance(sub, CellNetwork) and not sub.training
+        with torch.no_grad():
+            ours, theirs = net(x, arch), sub(x)
+        assert torch.allclose(ours, theirs, atol=1e-5, rtol=0), arch.ops
+        if not arch.connected:  # every cell gives zeros: the logits do not depend on the image
+            assert torch.allclose(ours, ours[:1].expand_as(ours), atol=1e-5)
+    # archs share the weights of the ops they pick on the same edge
+    first = [dict(zip([(j, i) for j, i, _ in n.body[2].edges], n.body[2].ops))
+             for n in (net.extract(archs[0]), net.extract(CellArch(cells, 28, ("conv3x3",) * 6)))]
+    assert torch.equal(first[0][(1, 0)][1].weight, first[1][(1, 0)][1].weight)  # edge 0->1: conv3x3 in both
+
+
+def test_connected_sampling_draws_only_connected_archs(cells):
+    net = Supernet(cells)
+    assert all(a.connected for a in net.students(random.Random(0), 50, "connected"))
+    assert not all(a.connected for a in net.students(random.Random(0), 200, "uniform"))
+    with pytest.raises(EvaluatorError, match="sampling must be one of"):
+        net.students(random.Random(0), 1, "greedy")
+
+
+def test_training_saves_a_cell_checkpoint_that_loads(trained, cells):
+    out, cfg, report = trained
+    assert report.epochs_done == 1 and report.history[0]["loss"] > 0
+    blob = read_checkpoint(out)
+    assert blob["space"] == cells.to_dict() and blob["width"] is None and blob["config"]["sampling"] == "uniform"
+    net, _ = load_supernet(out)
+    assert isinstance(net, CellSupernet) and not net.training
+    acc = evaluate_subnet(net, cells.largest(), load_data(DATA, 0, limit=LIMIT))
+    assert 0 <= acc <= 100
+    again = train_supernet(cells, out, cfg, device="cpu", progress=False, resume=True)  # done: nothing to train
+    assert again.resumed_from == 1 and again.epochs_done == 1
+
+
+def test_evaluator_scores_one_per_arch_and_refuses_other_spaces(trained, cells, mbv3):
+    out, _, _ = trained
+    ev = create_evaluator("supernet", checkpoint=str(out))
+    archs = [CellArch(cells, 28, ops) for ops in ARCHS[:3]]
+    scores = ev.evaluate(archs)
+    assert len(scores) == 3 and all(0 <= s <= 100 for s in scores)
+    assert ev.evaluate(archs) == scores  # seeded BN recalibration: the same scores again
+    with pytest.raises(CheckpointError, match="differs from the supernet's space"):
+        ev.evaluate([mbv3.sample(0)])
+    with pytest.raises(CheckpointError, match="differs from the supernet's space"):
+        Supernet(mbv3).check(cells.sample(0))
+
+
+def test_cli_trains_a_cell_supernet(tmp_path):
+    out = tmp_path / "sn.pt"
+    r = cli_here("supernet", "--space", "cell-demo", "--data", DATA, "--data-limit", "10", "--epochs", "1",
+                 "--batch-size", "32", "--random-subnets", "1", "--sampling", "connected", "--no-distill",
+                 "--device", "cpu", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "largest" in r.stdout
+    blob = read_checkpoint(out)
+    assert blob["config"]["sampling"] == "connected" and blob["config"]["distill"] is False
