@@ -88,7 +88,8 @@ def dir_path(text: str) -> Path:
 
 # -- shared argument groups ----------------------------------------------------
 def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None:
-    p.add_argument("--space", default=default, help="shipped space name (mbv3, demo) [default: %(default)s]")
+    shipped = ", ".join(sorted(f.stem for f in (Path(__file__).parent / "spaces").glob("*.json")))
+    p.add_argument("--space", default=default, help=f"shipped space name ({shipped}) [default: %(default)s]")
     p.add_argument("--space-file", type=Path, help="custom space definition (JSON/TOML/YAML); overrides --space")
 
 
@@ -169,27 +170,28 @@ def _load_archs(args: argparse.Namespace, space) -> list:
 def _at_resolution(arch, resolution: int | None):
     if resolution is None:
         return arch
-    from hwnas.space import Arch
+    from dataclasses import replace
 
-    out = Arch(arch.space, resolution, arch.width, arch.kernels, arch.expands)
+    out = replace(arch, resolution=resolution)
     out.validate("--resolution")
     return out
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.lut import LUT
-    from hwnas.predict import LatencyPredictor
+    from hwnas.predict import latency_predictor
 
     if not args.arch and args.sample < 1:
         raise CLIError("predict needs --arch FILE [FILE ...] or --sample N (N >= 1)")
     lut = LUT.load(args.lut)
     space = _space(args, lut)
-    predictor = LatencyPredictor(lut, space)
+    predictor = latency_predictor(lut, space)
     archs = _load_archs(args, space)
     feats = predictor.features_many(archs)  # once: the prediction and the raw LUT sum both come from it
     preds = predictor.calibration.apply(feats)
-    rows = [{"arch_id": a.id, "resolution": a.resolution, "depths": list(a.depths), "predicted_ms": round(float(p), 4),
-             "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1)}
+    rows = [{"arch_id": a.id, "resolution": a.resolution, "summary": a.summary, "predicted_ms": round(float(p), 4),
+             "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1),
+             **({"depths": list(a.depths)} if hasattr(a, "depths") else {})}
             for a, p, f in zip(archs, preds, feats)]
     if args.json:
         print(jsonio.dumps({"lut": str(args.lut), "profiler": lut.profiler, "calibration": predictor.calibration.model,
@@ -197,7 +199,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"predicted latency ({lut.label}; calibration: {predictor.calibration.model})")
     for r in rows:
-        print(f"  {r['arch_id']}  res {r['resolution']:3d}  depths {r['depths']}  {r['macs_m']:7.1f} MMACs  "
+        print(f"  {r['arch_id']}  res {r['resolution']:3d}  {r['summary']}  {r['macs_m']:7.1f} MMACs  "
               f"predicted {r['predicted_ms']:8.3f} ms  (LUT sum {r['lut_sum_ms']:.3f} ms)")
     if args.breakdown:
         for a in archs:
@@ -236,9 +238,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
     space = _space(args, lut)
     predictor = None
     if lut:
-        from hwnas.predict import LatencyPredictor
+        from hwnas.predict import latency_predictor
 
-        predictor = LatencyPredictor(lut, space)
+        predictor = latency_predictor(lut, space)
     archs = _load_archs(args, space) if (args.arch or args.sample) else []
     drift = None
     if predictor is not None and archs and not args.no_drift_check:
@@ -345,7 +347,8 @@ def cmd_supernet(args: argparse.Namespace) -> int:
     space = _space(args)
     cfg = SupernetConfig(data=args.data, split_seed=args.split_seed, data_limit=args.data_limit,
                          epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, random_subnets=args.random_subnets, seed=args.seed)
+                         lr=args.lr, random_subnets=args.random_subnets, seed=args.seed,
+                         distill=not args.no_distill, sampling=args.sampling)
     r = train_supernet(space, args.out, cfg, resume=args.resume, force=args.force, command=_command(),
                        device=args.device)
     last = r.history[-1] if r.history else {}
@@ -362,11 +365,11 @@ def cmd_predictor(args: argparse.Namespace) -> int:
     from hwnas.evaluate import create_evaluator
     from hwnas.evaluate.predictor import fit_on_evaluator
     from hwnas.evaluate.supernet import read_checkpoint
-    from hwnas.space import SearchSpace
+    from hwnas.space import space_from_dict
 
     if args.out.exists() and not args.force:
         raise CLIError(f"{args.out} already exists; choose another --out or add --force")
-    space = SearchSpace.from_dict(read_checkpoint(args.checkpoint)["space"], source=f"{args.checkpoint}: space")
+    space = space_from_dict(read_checkpoint(args.checkpoint)["space"], source=f"{args.checkpoint}: space")
     sn = create_evaluator("supernet", checkpoint=str(args.checkpoint))
     print(f"scoring {args.archs} random archs of {space.name!r} with the supernet, then fitting the MLP ...")
     predictor, fit, _ = fit_on_evaluator(space, sn, args.archs, seed=args.seed, epochs=args.epochs)
@@ -412,7 +415,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
                        generations=args.generations, seed=args.seed, force=args.force, command=_command(),
-                       quick=args.quick)
+                       quick=args.quick, space_name=args.space, data=args.data)
     return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
 
 
@@ -544,6 +547,7 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p = add("supernet", cmd_supernet, "train a weight-sharing supernet of a space on a data set (resumable)",
             """
 hwnas supernet --space demo --data digits --epochs 20 --out runs/supernet-demo.pt
+hwnas supernet --space cell-demo --data fashion-mnist --data-limit 1000 --epochs 12 --out runs/supernet-cell.pt
 hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --out runs/sn.pt --resume""")
     _add_space(p, default="demo")
     p.add_argument("--data", default="digits",
@@ -558,6 +562,11 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=finite_positive, default=0.1)
     p.add_argument("--random-subnets", type=int, default=2, help="random subnets per step besides largest/smallest")
+    p.add_argument("--sampling", choices=["uniform", "connected"], default="uniform",
+                   help="random subnets: uniform, or connected only (a cell space's archs whose output some "
+                        "path reaches) [uniform]")
+    p.add_argument("--no-distill", action="store_true",
+                   help="random subnets learn the labels, not the largest subnet's soft labels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto",
                    help="auto (a CUDA GPU when torch sees one, else every CPU core), cpu, cuda or cuda:N [auto]")
@@ -608,6 +617,11 @@ hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
 (interrupted? run the same command again: every step resumes)""")
     p.add_argument("--out", type=dir_path, default=Path("runs/demo"))
     p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda [ort-cpu]")
+    p.add_argument("--space", default="demo", choices=["demo", "cell-demo"],
+                   help="demo (MobileNetV3-style blocks) or cell-demo (NAS-Bench-201-style cells) [demo]")
+    p.add_argument("--data", default="digits",
+                   help="digits (embedded, 8x8) or fashion-small (embedded Fashion-MNIST subset), or any "
+                        "--data of `hwnas supernet` [digits]")
     p.add_argument("--epochs", type=positive_int, default=15, help="supernet training epochs [15]")
     p.add_argument("--population", type=positive_int, default=24)
     p.add_argument("--generations", type=positive_int, default=10)

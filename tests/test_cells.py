@@ -1,6 +1,7 @@
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,8 +65,6 @@ def test_arch_file_errors(cells):
         cells.arch_from_dict({"resolution": 28, "ops": ["maxpool"] + ["skip"] * 5})
     with pytest.raises(ArchError, match="resolution 32"):
         cells.arch_from_dict({"resolution": 32, "ops": ["skip"] * 6})
-    with pytest.raises(SpaceError, match="no latency model yet"):
-        cells.largest().layers()
 
 
 def test_a_cell_with_no_path_outputs_zeros(cells):
@@ -89,14 +88,153 @@ def test_cell_archs_train_and_score_with_the_shared_tools(cells, tiny_data):
     assert math.isfinite(naswot(good, seed=0, batch=(x, None)))
 
 
-def test_no_cell_supernet_yet_is_a_clear_error(cells):
-    from hwnas.evaluate.base import EvaluatorError
+def test_a_cell_space_has_its_own_supernet(cells):
+    from hwnas.evaluate.cell_supernet import CellSupernet
     from hwnas.evaluate.supernet import Supernet
 
-    with pytest.raises(EvaluatorError, match="no weight-sharing supernet yet"):
-        Supernet(cells)
+    assert isinstance(Supernet(cells), CellSupernet)  # tests/test_cell_supernet.py tests it
 
 
 def test_cell_space_at_other_resolutions(cells):
     wide = cells.with_resolutions([32, 28])
     assert wide.name == "cell-demo-r28-32" and wide.resolutions == (28, 32) and isinstance(wide, CellSpace)
+
+
+# -- latency: the LUT keys of a cell network ----------------------------------
+def test_live_edges_and_the_blocks_priced(cells):
+    # edges in gene order: (1,0) (2,0) (2,1) (3,0) (3,1) (3,2)
+    arch = CellArch(cells, 28, ("conv3x3", "conv1x1", "none", "skip", "none", "none"))
+    # node 2 is fed (by conv1x1) but leads nowhere: that edge is dead; (1,0) feeds node 1, which is dead too
+    assert arch.live == [False, False, False, True, False, False]
+    assert arch.connected
+    keys = [d.key for d in arch.layers()]
+    # stem, 2 reductions, head; every cell is one skip edge: free, no add
+    assert keys == ["conv:r28:i3:o8:k3:s1:none", "resblock:r28:i8:o16:k3:s2:relu",
+                    "resblock:r14:i16:o32:k3:s2:relu", "poolhead:r7:i32:o10:relu"]
+    full = CellArch(cells, 28, ("conv3x3",) * 6)
+    per_cell = [k for k in (d.key for d in full.layers()) if ":r28:" in k and k.startswith(("rcb", "add"))]
+    assert per_cell.count("rcb:r28:i8:o8:k3:s1:relu") == 6 and per_cell.count("add:r28:i8:o8:none") == 3
+    cut = CellArch(cells, 28, ("conv3x3", "none", "conv3x3", "none", "none", "none"))
+    assert not any(cut.live) and cut.layers() == []  # no path: the output is a constant, priced at nothing
+    # ... and computed without the input, equal to running the whole body (whose cells output zeros)
+    net = cut.build().eval()
+    x = torch.randn(3, 3, 28, 28)
+    with torch.no_grad():
+        full = net.body(x)
+        assert torch.allclose(net(x), full, atol=1e-6) and torch.allclose(full, full[:1].expand_as(full))
+
+
+def test_the_network_runs_exactly_the_blocks_it_is_priced_for(cells):
+    rng = random.Random(0)
+    for arch in [cells.sample(rng) for _ in range(8)] + [cells.largest(), cells.smallest()]:
+        net = arch.build()
+        descs = arch.layers()
+        # parameters: a dead edge keeps its module (weights stay where the supernet expects them) but is not run
+        cells_in_net = [m for m in net.body if m.__class__.__name__ == "Cell"]
+        live_params = sum(sum(p.numel() for p in op.parameters()) for c in cells_in_net
+                          for op, live in zip(c.ops, c.live) if live)
+        other = sum(p.numel() for m in net.body if m.__class__.__name__ != "Cell" for p in m.parameters())
+        if arch.connected:
+            assert live_params + other == sum(d.params for d in descs)
+        # dead edges do not change the output: the same weights with them set to 'none' give the same logits
+        pruned = CellArch(cells, arch.resolution, tuple(o if live else "none" for o, live in zip(arch.ops, arch.live)))
+        torch.manual_seed(0)
+        a = arch.build().eval()
+        b = pruned.build().eval()
+        state = b.state_dict()
+        live = _live_state(a, arch)
+        assert len(live) == len(state)
+        for tensor, (_, src) in zip(state.values(), live):
+            tensor.copy_(src)
+        x = torch.randn(2, 3, 28, 28)
+        with torch.no_grad():
+            assert torch.allclose(a(x), b(x), atol=1e-6)
+
+
+def _live_state(net, arch):
+    """The state of ``net`` without the entries of dead edges, in order."""
+    dead = set()
+    for bi, m in enumerate(net.body):
+        if m.__class__.__name__ == "Cell":
+            for oi, live in enumerate(m.live):
+                if not live:
+                    dead.add(f"body.{bi}.ops.{oi}.")
+    return [(k, v) for k, v in net.state_dict().items() if not any(k.startswith(d) for d in dead)]
+
+
+def test_all_layers_hold_every_block_of_every_arch(cells):
+    every = {d.key for d in cells.all_layers()}
+    assert len(every) == 16
+    for arch in cells.sample_distinct(300, 1):
+        assert {d.key for d in arch.layers()} <= every
+    with pytest.raises(SpaceError, match="resolutions \\[32\\] are not in space"):
+        cells.all_layers([32])
+    assert cells.size() == 5 ** 6 and len(list(cells.all_archs())) == cells.size()
+
+
+def test_a_cell_lut_prices_cell_networks(cells, tmp_path, quick_policy):
+    """A real (quick) torch-cpu LUT of the cell space: the generic predictor sums its entries."""
+    from hwnas.lut import LUT
+    from hwnas.predict import LayerSumPredictor, MissingEntriesError, covered_resolutions, latency_predictor
+    from hwnas.profiling import build_lut
+
+    out = tmp_path / "cell.json"
+    build_lut("torch-cpu", cells, out, profiler_options={"policy": quick_policy}, calibrate=False, progress=False,
+              command="pytest", processes=0)
+    lut = LUT.load(out)
+    assert isinstance(lut.search_space(), CellSpace) and len(lut.entries) == 16
+    predictor = latency_predictor(lut)
+    assert isinstance(predictor, LayerSumPredictor) and covered_resolutions(lut, cells) == (28,)
+    archs = cells.sample_distinct(50, 2)
+    for a, ms in zip(archs, predictor.predict_many(archs)):
+        assert ms == pytest.approx(sum(lut.entries[d.key]["median_ms"] for d in a.layers()), rel=1e-12)
+    fastest, ms = predictor.fastest()
+    assert ms <= predictor.predict_many(archs).min() and ms == pytest.approx(predictor.predict(fastest))
+    del lut.entries["add:r14:i16:o16:none"]
+    with pytest.raises(MissingEntriesError, match="add:r14:i16:o16:none") as e:
+        LayerSumPredictor(lut).predict(cells.largest())
+    assert "--space cell-demo" in str(e.value)
+
+
+def test_a_cell_space_is_searched_from_its_shipped_lut(tmp_path):
+    """The search goes through the space protocol: the cell LUT's space is searched, archs are priced by
+    the generic predictor, the budget holds, the same seed gives the same front."""
+    from hwnas.lut import LUT
+    from hwnas.predict import latency_predictor
+    from hwnas.search import Constraints, run_search
+
+    lut_path = Path(__file__).resolve().parents[1] / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json"
+    predictor = latency_predictor(LUT.load(lut_path))
+    budget = 0.12
+    fronts = []
+    for run in ("a", "b"):
+        result = run_search(lut_path, tmp_path / run, evaluator="proxy:synflow", population=8, generations=2, seed=3,
+                            constraints=Constraints(budget_ms=budget), progress=False)
+        front = sorted((r["arch_id"], round(r["latency_ms"], 9)) for r in result.front)
+        assert front and all(ms <= budget for _, ms in front)
+        space = predictor.space
+        for r in result.front:
+            arch = space.arch_from_dict(r["arch"])
+            assert arch.id == r["arch_id"] and predictor.predict(arch) == pytest.approx(r["latency_ms"])
+        fronts.append(front)
+    assert fronts[0] == fronts[1]
+
+
+def test_the_cell_fast_path_is_the_layer_sum():
+    """The dense cell predictor (gene matrices, vectorised live edges) and the generic layer sum are one
+    model, on the shipped cell LUT with its calibration."""
+    import numpy as np
+
+    from hwnas.lut import LUT
+    from hwnas.predict import CellLatencyPredictor, LayerSumPredictor, latency_predictor
+
+    lut = LUT.load(Path(__file__).resolve().parents[1] / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json")
+    fast, slow = latency_predictor(lut), LayerSumPredictor(lut)
+    assert isinstance(fast, CellLatencyPredictor)
+    sp = fast.space
+    archs = sp.sample_distinct(2000, 5) + [sp.smallest(), sp.largest(),
+                                          CellArch(sp, 28, ("conv3x3", "conv1x1", "none", "skip", "none", "none"))]
+    assert np.allclose(fast.features_many(archs), slow.features_many(archs), rtol=0, atol=1e-9)
+    assert np.allclose(fast.predict_many(archs), slow.predict_many(archs), rtol=0, atol=1e-9)
+    best, ms = fast.fastest()
+    assert ms == pytest.approx(slow.predict(best)) and ms <= fast.predict_many(archs).min() + 1e-12
