@@ -113,8 +113,7 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
         out.append("")
     p = r["parity"]
     out += ["## Model", "",
-            f"- resolution {a['resolution']}, width {a['width']}, depths {[len(k) for k in a['kernels']]}, "
-            f"kernels {a['kernels']}, expands {a['expands']}",
+            _describe_arch(a),
             f"- {r['params_m']:.3f} M parameters, {r['macs_m']:.1f} M MACs",
             f"- weights: {r['weights']['source']}",
             f"- ONNX opset {r['onnx']['opset']}, input `{r['onnx']['input']['name']}` {r['onnx']['input']['shape']}, "
@@ -193,3 +192,11 @@ def rerender(path: str | Path) -> list[Path]:
     atomic_write_text(path / "report.md", render_run_md(run) + ("\n![front](pareto.png)\n" if note is None
                                                                   else f"\n(pareto.png not drawn: {note})\n"))
     return [path / "report.md", path / "pareto.png"]
+
+
+def _describe_arch(a: dict) -> str:
+    """One line for the report, whatever the kind of space the arch comes from."""
+    if "ops" in a:  # a cell arch: one op per edge (1<-0, 2<-0, 2<-1, 3<-0, ...)
+        return f"- resolution {a['resolution']}, cell edge ops (in gene order) {a['ops']}"
+    return (f"- resolution {a['resolution']}, width {a['width']}, depths {[len(k) for k in a['kernels']]}, "
+            f"kernels {a['kernels']}, expands {a['expands']}")

@@ -114,3 +114,23 @@ def test_cli_trains_a_cell_supernet(tmp_path):
     assert "largest" in r.stdout
     blob = read_checkpoint(out)
     assert blob["config"]["sampling"] == "connected" and blob["config"]["distill"] is False
+
+
+def test_a_cell_search_finalizes_with_parity_ort_and_a_measured_verdict(trained, tmp_path):
+    """Issue 15's whole pipeline on the cell space: search with the cell supernet under a budget from the
+    shipped cell LUT, then finalize: ONNX parity, .ort, measured latency against the prediction."""
+    from pathlib import Path
+
+    from hwnas.finalize import finalize
+    from hwnas.search import Constraints, run_search
+
+    lut = Path(__file__).resolve().parents[1] / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json"
+    run = tmp_path / "run"
+    run_search(lut, run, evaluator="supernet", evaluator_options={"checkpoint": str(trained[0])}, population=4,
+               generations=1, seed=0, constraints=Constraints(budget_ms=0.2), progress=False)
+    report = finalize(run, tmp_path / "final", processes=0, command="pytest", log=lambda s: None)
+    assert report["parity"]["top1_agree"] == report["parity"]["images"] and report["parity"]["max_abs_diff"] < 1e-4
+    assert (tmp_path / "final" / "model.onnx").is_file() and (tmp_path / "final" / "model.ort").is_file()
+    lat = report["latency"]
+    assert lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0 and lat["verdict"] in ("PASS", "FAIL")
+    assert "cell edge ops" in (tmp_path / "final" / "report.md").read_text()
