@@ -34,12 +34,15 @@ CREATE TABLE IF NOT EXISTS evals (
 CREATE TABLE IF NOT EXISTS members (
     generation INTEGER NOT NULL, arch_id TEXT NOT NULL, strategy TEXT NOT NULL, violation REAL NOT NULL,
     PRIMARY KEY (generation, arch_id));
+CREATE TABLE IF NOT EXISTS failures (
+    arch_id TEXT NOT NULL, evaluator TEXT NOT NULL, arch TEXT NOT NULL, error TEXT NOT NULL, created TEXT NOT NULL,
+    PRIMARY KEY (arch_id, evaluator));
 CREATE TABLE IF NOT EXISTS generations (
     generation INTEGER PRIMARY KEY, strategy_state TEXT NOT NULL, hypervolume REAL NOT NULL,
     best_feasible_accuracy REAL, evaluations INTEGER NOT NULL, finished TEXT NOT NULL);
 """
 RECORD_FIELDS = ("accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers")
-TABLES = ("meta", "evals", "members", "generations")
+TABLES = ("meta", "evals", "failures", "members", "generations")
 INCOMPLETE = "incomplete run: rerun the search with --resume"
 
 try:
@@ -102,6 +105,17 @@ class RunStore:
                  now_iso()) for r in records]
         with self.db:
             self.db.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def add_failure(self, evaluator: str, arch: dict[str, Any], arch_id: str, error: str) -> None:
+        """An arch the evaluator raised for: kept with its message, never evaluated again (a resumed run
+        scores it as failed at once)."""
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO failures VALUES (?,?,?,?,?)",
+                            (arch_id, evaluator, jsonio.dumps(arch, sort_keys=True), error, now_iso()))
+
+    def failures(self, evaluator: str) -> dict[str, str]:
+        """arch id -> the evaluator's error message."""
+        return dict(self.db.execute("SELECT arch_id, error FROM failures WHERE evaluator=?", (evaluator,)))
 
     def evals(self, evaluator: str) -> dict[str, dict[str, Any]]:
         cur = self.db.execute(f"SELECT arch_id, arch, {', '.join(RECORD_FIELDS)} FROM evals WHERE evaluator=?",

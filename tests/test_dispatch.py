@@ -106,13 +106,16 @@ def test_a_ray_worker_that_dies_is_restarted_and_the_front_is_unchanged(local_ra
     assert [scores[i][0] for i in range(3)] == pytest.approx(create_evaluator("proxy:synflow").evaluate(archs))
 
 
-def test_a_failing_evaluation_on_ray_names_the_arch_and_the_cause(local_ray, demo):
+def test_a_failing_evaluation_on_ray_comes_back_failed_with_the_arch_and_the_cause(local_ray, demo):
+    """A deterministic failure is not a crash: the task returns the arch as failed (NaN, its message) once,
+    and the run records it and goes on (tests/test_search_run.py covers the recording)."""
     from hwnas.search.dispatch import RayDispatcher
 
     d = RayDispatcher(workers=1)
-    archs = demo.sample_distinct(1, 2)
+    archs = demo.sample_distinct(2, 2)
     try:
-        with pytest.raises(SearchError, match=f"{archs[0].id}.*cannot score such an arch"):
-            list(d.imap(AlwaysFails(), d.split(archs)))
+        results = dict(d.imap(AlwaysFails(), d.split(archs)))
     finally:
         d.close()
+    for i, a in enumerate(archs):
+        assert results[i][0] != results[i][0] and "cannot score such an arch" in results[i].errors[a.id]

@@ -238,3 +238,58 @@ def test_only_the_last_generation_keeps_the_strategy_state(demo_lut_path, tmp_pa
     finally:
         store.close()
     assert states[:2] == ["{}", "{}"] and "controller" in states[2]
+
+
+def _cannot_score(a) -> bool:
+    return max(max(k) for k in a.kernels) == 5 and a.depths[0] == 1
+
+
+class _FailsOnSomeArchs:
+    """A real evaluator (an arch's MACs in millions: a size score) that cannot score some archs, as an
+    evaluator meets an arch it was not built for; it records every arch it was asked for."""
+
+    name = "test:fails-on-some"
+
+    def __init__(self):
+        self.calls, self.broken = [], False
+
+    def config(self):
+        return {}
+
+    def evaluate(self, archs):
+        self.calls += [a.id for a in archs]
+        if self.broken:
+            raise FileNotFoundError("no such data file: x.npz")
+        if any(_cannot_score(a) for a in archs):
+            raise ValueError("this evaluator cannot score a 5x5 kernel in a one-block first stage")
+        return [sum(d.macs for d in a.layers()) / 1e6 for a in archs]
+
+
+def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_lut_path, tmp_path, monkeypatch):
+    from hwnas.evaluate import base
+    from hwnas.evaluate.base import EvaluationFailed, evaluate_each
+    from hwnas.space import get_space
+
+    ev = _FailsOnSomeArchs()
+    monkeypatch.setitem(base._REGISTRY, ev.name, lambda **kw: ev)
+    r = _search(demo_lut_path, tmp_path / "run", evaluator=ev.name, population=10, generations=3)
+    store = RunStore(tmp_path / "run" / "run.sqlite")
+    failures = store.failures(ev.name)
+    assert failures and all("cannot score a 5x5 kernel" in m for m in failures.values())
+    assert r.front and not set(failures) & {x["arch_id"] for x in r.front}
+    assert not set(failures) & set(store.evals(ev.name))
+    assert json.loads((tmp_path / "run" / "front.json").read_text())["failed_evaluations"] == failures
+    # resumed with more generations: no failed arch is evaluated again
+    asked_before = len(ev.calls)
+    _search(demo_lut_path, tmp_path / "run", evaluator=ev.name, population=10, generations=5, resume=True)
+    assert not set(failures) & set(ev.calls[asked_before:])
+    # one failing arch in a chunk does not cost the others their scores
+    demo = get_space("demo")
+    good = demo.arch_from_dict(r.front[0]["arch"])
+    bad = next(a for a in (demo.sample(i) for i in range(500)) if _cannot_score(a))
+    scores = evaluate_each(ev, [good, bad])
+    assert scores[0] == pytest.approx(r.front[0]["accuracy"]) and scores[1] != scores[1] and bad.id in scores.errors
+    # an evaluator that fails on everything stops the run with its message: it is broken, not the archs
+    ev.broken = True
+    with pytest.raises(EvaluationFailed, match="every arch so far: FileNotFoundError: no such data file"):
+        _search(demo_lut_path, tmp_path / "broken", evaluator=ev.name)

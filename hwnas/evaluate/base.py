@@ -54,6 +54,45 @@ def create_evaluator(name: str, **options: Any) -> Evaluator:
     return _REGISTRY[name](**options)
 
 
+class Scores(list):
+    """Scores of a chunk, NaN where the evaluator raised for that arch; ``errors``: arch id -> message."""
+
+    def __init__(self, values: Sequence[float] = (), errors: dict[str, str] | None = None,
+                 raised: dict[str, BaseException] | None = None):
+        super().__init__(values)
+        self.errors = dict(errors or {})
+        self.raised = dict(raised or {})  # the exceptions themselves: re-raised when nothing could be scored
+
+
+def evaluate_each(evaluator: Evaluator, archs: Sequence[Arch]) -> Scores:
+    """``evaluator.evaluate(archs)``; when it raises, each arch again on its own, so one arch the evaluator
+    cannot score (a deterministic failure) becomes NaN with its message instead of failing the others.
+    A worker that dies is not an evaluator error: it is not caught here (the pool or Ray handles it)."""
+    try:
+        return Scores([float(v) for v in evaluator.evaluate(archs)])
+    except Exception:
+        if len(archs) == 1:
+            return _one(evaluator, archs[0])
+    out = Scores()
+    for a in archs:
+        one = _one(evaluator, a)
+        out.append(one[0])
+        out.errors.update(one.errors)
+        out.raised.update(one.raised)
+    return out
+
+
+def _one(evaluator: Evaluator, arch: Arch) -> Scores:
+    try:
+        return Scores([float(evaluator.evaluate([arch])[0])])
+    except Exception as e:
+        return Scores([float("nan")], {arch.id: f"{type(e).__name__}: {e}"}, {arch.id: e})
+
+
+class EvaluationFailed(InputError):
+    """The evaluator failed on every arch it was given so far: the evaluator or its input is broken."""
+
+
 def config_key(evaluator: Evaluator) -> str:
     blob = jsonio.dumps({"name": evaluator.name, **evaluator.config()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -63,15 +102,21 @@ class CachedEvaluator:
     """Wraps an evaluator so no (arch, config) pair is evaluated twice; ``seed`` pre-fills it (resume)."""
 
     def __init__(self, inner: Evaluator, seed: dict[str, float] | None = None, dispatcher: Any = None,
-                 on_result: Callable[[list[Arch], list[float]], None] | None = None):
+                 on_result: Callable[[list[Arch], list[float]], None] | None = None,
+                 on_failure: Callable[[Arch, str], None] | None = None):
         """``on_result(archs, scores)`` is called as each chunk of new evaluations finishes (the run loop
-        stores them there, so nothing finished is lost to a kill)."""
+        stores them there, so nothing finished is lost to a kill). An arch the evaluator raises for scores
+        NaN and goes to ``on_failure(arch, message)`` instead (recorded, never retried); but while no arch
+        has been scored at all, a failure stops the run: then the evaluator is broken, not the arch."""
         self.inner = inner
         self.dispatcher = dispatcher
         self.on_result = on_result
+        self.on_failure = on_failure
         self.name = inner.name
         self.key = config_key(inner)
         self.cache: dict[str, float] = dict(seed or {})
+        self.scored = sum(1 for v in self.cache.values() if v == v)
+        self.errors: dict[str, str] = {}
         self.hits = self.misses = 0
 
     def config(self) -> dict[str, Any]:
@@ -87,10 +132,28 @@ class CachedEvaluator:
                 results = self.dispatcher.imap(self.inner, chunks)
             else:
                 chunks = [todo]
-                results = iter([(0, list(self.inner.evaluate(todo)))])
+                results = iter([(0, evaluate_each(self.inner, todo))])
             for i, scores in results:
-                for a, score in zip(chunks[i], scores):
-                    self.cache[a.id] = float(score)
-                if self.on_result is not None:
-                    self.on_result(list(chunks[i]), [float(s) for s in scores])
+                errors = getattr(scores, "errors", {})
+                good = [(a, float(v)) for a, v in zip(chunks[i], scores) if a.id not in errors]
+                self.scored += len(good)
+                for a, v in good:
+                    self.cache[a.id] = v
+                if good and self.on_result is not None:
+                    self.on_result([a for a, _ in good], [v for _, v in good])
+                for a in chunks[i]:
+                    if a.id in errors:
+                        self._failed(a, errors[a.id], getattr(scores, "raised", {}).get(a.id))
         return [self.cache[a.id] for a in archs]
+
+    def _failed(self, arch: Arch, message: str, raised: BaseException | None = None) -> None:
+        if self.scored == 0:
+            if isinstance(raised, InputError):
+                raise raised  # bad input (data, checkpoint) says what to fix in its own words
+            raise EvaluationFailed(f"evaluator {self.name!r} failed on arch {arch.id}, and on every arch so far: "
+                                   f"{message}. Fix the evaluator or its options (data, checkpoint), then rerun "
+                                   f"with --resume")
+        self.cache[arch.id] = float("nan")
+        self.errors[arch.id] = message
+        if self.on_failure is not None:
+            self.on_failure(arch, message)

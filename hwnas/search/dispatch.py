@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Iterator, Protocol, Sequence
 
 from hwnas.errors import SearchError
+from hwnas.evaluate.base import evaluate_each
 from hwnas.space import Arch
 
 RAY_INSTALL = "pip install 'hwnas[ray]'"
@@ -44,7 +45,7 @@ def _evaluate_chunk(evaluator: Any, archs: Sequence[Arch]) -> list[float]:
     import torch
 
     torch.set_num_threads(1)  # the pool already uses the cores
-    return list(evaluator.evaluate(archs))
+    return evaluate_each(evaluator, archs)
 
 
 class SerialDispatcher:
@@ -58,7 +59,7 @@ class SerialDispatcher:
 
     def imap(self, evaluator: Any, chunks: Sequence[Sequence[Arch]]) -> Iterator[tuple[int, list[float]]]:
         for i, c in enumerate(chunks):
-            yield i, list(evaluator.evaluate(c))
+            yield i, evaluate_each(evaluator, c)
 
 
 class PoolDispatcher:
@@ -107,7 +108,7 @@ class _EvaluatorActor:
         self.evaluator = evaluator
 
     def evaluate(self, archs: Sequence[Arch]) -> list[float]:
-        return [float(v) for v in self.evaluator.evaluate(archs)]
+        return evaluate_each(self.evaluator, archs)
 
 
 def _ray() -> Any:
@@ -123,8 +124,9 @@ class RayDispatcher:
 
     The evaluator goes to the object store once (``ray.put``) and each actor deserialises it once. A
     worker process that dies mid-task is restarted and the task retried (``max_restarts`` /
-    ``max_task_retries``); an evaluator that raises fails the run with its message (what finished is
-    already stored: ``--resume`` continues). ``address``: None starts a local Ray; ``auto`` or
+    ``max_task_retries``); an evaluator that raises for an arch scores it NaN with its message
+    (``evaluate_each``: recorded as failed, not retried), anything else that fails a task stops the run
+    (what finished is already stored: ``--resume`` continues). ``address``: None starts a local Ray; ``auto`` or
     ``ray://host:port`` joins a cluster."""
 
     def __init__(self, workers: int | None = None, address: str | None = None, num_cpus: float = 1,

@@ -65,7 +65,18 @@ class Problem:
         return [{**static_record(a, l), "accuracy": float(acc)} for a, l, acc in zip(archs, lat, accuracies)]
 
     def F(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
-        return np.array([[-OBJECTIVES[o] * r[o] for o in self.objectives] for r in records], float)
+        """Objectives to minimise; an arch whose evaluation failed (accuracy NaN) counts as accuracy 0."""
+        return np.array([[-OBJECTIVES[o] * (0.0 if failed(r) and o == "accuracy" else r[o])
+                          for o in self.objectives] for r in records], float)
 
     def cv(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
-        return np.array([self.constraints.violation(r) for r in records], float)
+        """Constraint violation; a failed evaluation is infeasible (FAILED_VIOLATION), so it never reaches a front."""
+        return np.array([FAILED_VIOLATION if failed(r) else self.constraints.violation(r) for r in records], float)
+
+
+FAILED_VIOLATION = 1e6
+
+
+def failed(record: dict[str, Any]) -> bool:
+    """The evaluator raised for this arch (its accuracy is NaN)."""
+    return record["accuracy"] != record["accuracy"]

@@ -17,7 +17,7 @@ from hwnas.lut import LUT, atomic_write_text
 from hwnas.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts
-from hwnas.search.problem import Constraints, Problem
+from hwnas.search.problem import Constraints, Problem, failed
 from hwnas.search.strategies import create_strategy
 from hwnas.space import SearchSpace
 from hwnas.store import RunLock, RunStore, StoreError
@@ -231,8 +231,15 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
     store.set_meta("fastest", {"arch": fastest_arch.to_dict(), "latency_ms": fastest_ms})
     evaluator, strategy, problem = plan.config["evaluator"], plan.config["strategy"], plan.problem
     known = store.evals(evaluator)
-    cached = CachedEvaluator(plan.evaluator, {k: v["accuracy"] for k, v in known.items()},
-                             dispatcher=plan.dispatcher,
+    failures = store.failures(evaluator)
+
+    def on_failure(arch: Any, message: str) -> None:
+        store.add_failure(evaluator, arch.to_dict(), arch.id, message)
+        tqdm.write(f"evaluation failed, arch {arch.id} recorded as failed (not retried): {message}", file=sys.stderr)
+
+    cached = CachedEvaluator(plan.evaluator, {**{k: v["accuracy"] for k, v in known.items()},
+                                              **{k: float("nan") for k in failures}},
+                             dispatcher=plan.dispatcher, on_failure=on_failure,
                              on_result=lambda archs, accs: store.add_evals(evaluator, problem.records(archs, accs)))
     problem.evaluator = cached
     strat = plan.strategy
@@ -253,9 +260,11 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         archs = strat.ask()
         accs = cached.evaluate(archs)
         records = problem.records(archs, accs)
-        store.add_evals(evaluator, records)
+        store.add_evals(evaluator, [r for r in records if not failed(r)])
         F, cv = problem.F(records), problem.cv(records)
         strat.tell(archs, F, cv)
+        members = [(r["arch_id"], float(v)) for r, v in zip(records, cv)]
+        records = [r for r in records if not failed(r)]  # recorded in the store's failures, not in any front
         archive.update({r["arch_id"]: r for r in records})
         if ref is None:
             lat_ref = budget_ms or 1.1 * max(r["latency_ms"] for r in records)
@@ -265,8 +274,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         front = pareto_front(front + [r for r in records if r["arch_id"] not in on_front], problem)
         hv = front_hypervolume(front, tuple(ref))
         best_acc = max((r["accuracy"] for r in front), default=None)
-        store.commit_generation(gen, strategy, [(r["arch_id"], float(v)) for r, v in zip(records, cv)],
-                                strat.state_dict(), hv, best_acc, len(archive))
+        store.commit_generation(gen, strategy, members, strat.state_dict(), hv, best_acc, len(archive))
         bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
                         refresh=False)
     bar.close()
@@ -281,7 +289,10 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
 def write_outputs(result: SearchResult, config: dict[str, Any], store: RunStore) -> None:
     out = result.out
     made = {"config": config, "versions": store.get_meta("versions"), "commands": store.get_meta("commands")}
-    atomic_write_text(out / "front.json", jsonio.dumps({**made, "front": result.front}, indent=1))
+    failures = store.failures(config["evaluator"])
+    atomic_write_text(out / "front.json", jsonio.dumps({**made, "front": result.front,
+                                                        **({"failed_evaluations": failures} if failures else {})},
+                                                       indent=1))
     atomic_write_text(out / "history.json", jsonio.dumps({**made, "history": result.history}, indent=1))
     atomic_write_text(out / "best.json", jsonio.dumps({**made, "best": result.best}, indent=1))
     fields = ["arch_id", "accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers", "arch"]
