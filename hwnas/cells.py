@@ -30,7 +30,7 @@ from torch import nn
 
 from hwnas import blocks, jsonio
 from hwnas.blocks import LayerDesc
-from hwnas.space import ArchError, SpaceError, _check_fields, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
+from hwnas.space import ArchError, SpaceError, _check_fields, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 
@@ -110,10 +110,7 @@ class CellSpace:
 
     def all_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerDesc]:
         """Every distinct block any arch of the space can contain at ``resolutions`` (the keys a full LUT needs)."""
-        resolutions = tuple(resolutions) if resolutions is not None else self.resolutions
-        bad = [r for r in resolutions if r not in self.resolutions]
-        if bad:
-            raise SpaceError(f"resolutions {bad} are not in space {self.name!r}; choose from {list(self.resolutions)}")
+        resolutions = checked_resolutions(self, resolutions)
         seen: dict[str, LayerDesc] = {}
         every_op = [op for op in self.ops if op != "none"]
         for res in resolutions:

@@ -188,10 +188,7 @@ class SearchSpace:
 
     def all_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerDesc]:
         """Every distinct descriptor any arch of the space can contain (the keys a full LUT needs)."""
-        resolutions = tuple(resolutions) if resolutions is not None else self.resolutions
-        bad = [r for r in resolutions if r not in self.resolutions]
-        if bad:
-            raise SpaceError(f"resolutions {bad} are not in space {self.name!r}; choose from {list(self.resolutions)}")
+        resolutions = checked_resolutions(self, resolutions)
         seen: dict[str, LayerDesc] = {}
         for res in resolutions:
             for wm in self.width_mults:
@@ -655,6 +652,15 @@ def _plugin_kinds() -> dict[str, Any]:
     from importlib.metadata import entry_points
 
     return {ep.name: ep for ep in entry_points(group=SPACE_GROUP) if ep.name not in KINDS}
+
+
+def checked_resolutions(space: Any, resolutions: Iterable[int] | None) -> tuple[int, ...]:
+    """``resolutions`` (default: all of the space's), each one the space allows, or a SpaceError naming them."""
+    resolutions = tuple(resolutions) if resolutions is not None else tuple(space.resolutions)
+    bad = [r for r in resolutions if r not in space.resolutions]
+    if bad:
+        raise SpaceError(f"resolutions {bad} are not in space {space.name!r}; choose from {list(space.resolutions)}")
+    return resolutions
 
 
 def space_from_dict(data: Any, source: str = "space") -> Any:
