@@ -86,6 +86,11 @@ class CellSpace:
         if not self.resolutions or min(self.resolutions) < max(8, reduction):
             raise err(f"field 'resolutions' must list sizes >= {max(8, reduction)} (the total stride "
                       f"{reduction}), got {list(self.resolutions)}")
+        odd = [r for r in self.resolutions if any((r >> k) % 2 for k in range(len(self.channels) - 1))]
+        if odd:
+            raise err(f"field 'resolutions': {odd} cannot be halved evenly at each of the "
+                      f"{len(self.channels) - 1} reduction(s) (the residual shortcut pools 2x2); use multiples of "
+                      f"{reduction}")
         if self.in_channels < 1 or self.num_classes < 2:
             raise err("in_channels must be >= 1 and num_classes >= 2")
 

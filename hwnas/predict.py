@@ -29,6 +29,10 @@ class MissingEntriesError(InputError):
         self.missing = list(missing)
         self.command = command
         shown = ", ".join(self.missing[:5]) + (f" … (+{len(self.missing) - 5} more)" if len(self.missing) > 5 else "")
+        if not self.missing:  # a choice (a resolution, say) the LUT's space does not have at all
+            super().__init__(f"the LUT does not cover this architecture: one of its choices (its resolution, "
+                             f"say) is not in the LUT's space or not profiled. Fill it with: {command}")
+            return
         super().__init__(f"the LUT has no entry for {len(self.missing)} block(s) this architecture needs: {shown}. "
                          f"Fill them with: {command}")
 
@@ -306,8 +310,11 @@ class LayerSumPredictor:
         """The arch with the lowest predicted latency, exactly: every arch of the space is priced
         (spaces offer ``all_archs()``; a cell-demo space has 15,625), at the resolutions the LUT covers."""
         covered = set(covered_resolutions(self.lut, self.space))
-        if not covered or not hasattr(self.space, "all_archs"):
+        if not covered:
             raise MissingEntriesError([], self.fill_command())
+        if not hasattr(self.space, "all_archs") or getattr(self.space, "size", lambda: 0)() > FASTEST_EXACT_LIMIT:
+            raise SpaceTooLarge(f"space {self.space.name!r} cannot list all its archs (no all_archs(), or more than "
+                                f"{FASTEST_EXACT_LIMIT:,}): give its kind a fast path with its own fastest()")
         best, best_ms = None, np.inf
         batch: list = []
         for a in self.space.all_archs():
@@ -372,9 +379,9 @@ class CellLatencyPredictor(LayerSumPredictor):
         G = np.asarray(G, dtype=np.intp)
         r, ops = G[:, 0], G[:, 1:]
         live, adds = self.live_and_adds(ops)
-        per_stage = (self._op[r[:, None, None], np.arange(self._op.shape[1])[None, :, None], ops[:, None, :]]
-                     * live[:, None, :, None]).sum(axis=2)                      # [N, S, 3]
-        per_stage += adds[:, None, None] * self._add[r]
+        cost = self._op[r[:, None, None], np.arange(self._op.shape[1])[None, :, None], ops[:, None, :]]
+        per_stage = np.where(live[:, None, :, None], cost, 0.0).sum(axis=2)      # [N, S, 3]; dead edges: free
+        per_stage += np.where(adds[:, None, None] > 0, adds[:, None, None] * self._add[r], 0.0)
         feats = self._fixed[r] + self.space.cells_per_stage * per_stage.sum(axis=1)
         feats[~live.any(axis=1)] = 0.0  # no path: a constant network, priced at nothing (CellArch.layers())
         return np.concatenate([feats, np.ones((len(G), 1))], axis=1)
@@ -397,11 +404,31 @@ class CellLatencyPredictor(LayerSumPredictor):
         covered = [ri for ri, r in enumerate(sp.resolutions) if r in covered_resolutions(self.lut, sp)]
         if not covered:
             raise MissingEntriesError([], self.fill_command())
-        ops = np.array(list(itertools.product(range(len(sp.ops)), repeat=len(sp.edges))), dtype=np.intp)
-        G = np.concatenate([np.column_stack([np.full(len(ops), ri), ops]) for ri in covered])
-        ms = self.calibration.apply(self.features_from_genes(G))
-        best = sp.from_genes(G[int(np.argmin(ms))])
+        if len(sp.ops) ** len(sp.edges) * len(covered) > FASTEST_EXACT_LIMIT:
+            raise SpaceTooLarge(
+                f"space {sp.name!r} has {len(sp.ops)}^{len(sp.edges)} cells per resolution: too many to find its "
+                f"fastest arch exactly (limit {FASTEST_EXACT_LIMIT:,}); use fewer nodes or ops")
+        best_g, best_ms = None, np.inf
+        combos = itertools.product(range(len(sp.ops)), repeat=len(sp.edges))
+        while True:
+            ops = np.array(list(itertools.islice(combos, 200_000)), dtype=np.intp)
+            if not len(ops):
+                break
+            for ri in covered:
+                G = np.column_stack([np.full(len(ops), ri), ops])
+                ms = self.calibration.apply(self.features_from_genes(G))
+                i = int(np.argmin(ms))
+                if ms[i] < best_ms:
+                    best_g, best_ms = G[i], ms[i]
+        best = sp.from_genes(best_g)
         return best, self.predict(best)
+
+
+FASTEST_EXACT_LIMIT = 5_000_000  # archs priced to find a cell space's fastest (4 nodes x 5 ops: 15,625)
+
+
+class SpaceTooLarge(InputError):
+    """A space too large to enumerate for its fastest arch."""
 
 
 def _keep_min(archs: Sequence, ms: np.ndarray, best, best_ms: float):

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS generations (
     best_feasible_accuracy REAL, evaluations INTEGER NOT NULL, finished TEXT NOT NULL);
 """
 RECORD_FIELDS = ("accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers")
-TABLES = ("meta", "evals", "failures", "members", "generations")
+TABLES = ("meta", "evals", "members", "generations")  # required to read a run ("failures" came later: optional)
 INCOMPLETE = "incomplete run: rerun the search with --resume"
 
 try:
@@ -115,7 +115,10 @@ class RunStore:
 
     def failures(self, evaluator: str) -> dict[str, str]:
         """arch id -> the evaluator's error message."""
-        return dict(self.db.execute("SELECT arch_id, error FROM failures WHERE evaluator=?", (evaluator,)))
+        try:
+            return dict(self.db.execute("SELECT arch_id, error FROM failures WHERE evaluator=?", (evaluator,)))
+        except sqlite3.OperationalError:  # a run store from before failures were recorded, opened read-only
+            return {}
 
     def evals(self, evaluator: str) -> dict[str, dict[str, Any]]:
         cur = self.db.execute(f"SELECT arch_id, arch, {', '.join(RECORD_FIELDS)} FROM evals WHERE evaluator=?",

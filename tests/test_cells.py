@@ -238,3 +238,35 @@ def test_the_cell_fast_path_is_the_layer_sum():
     assert np.allclose(fast.predict_many(archs), slow.predict_many(archs), rtol=0, atol=1e-9)
     best, ms = fast.fastest()
     assert ms == pytest.approx(slow.predict(best)) and ms <= fast.predict_many(archs).min() + 1e-12
+
+
+def test_a_constant_network_has_a_search_record_and_odd_sizes_are_refused(cells):
+    """A search proposes cells with no path (the cheapest archs): their record is built; stage sizes the
+    residual shortcut cannot halve are refused when the space is read."""
+    from hwnas.search.problem import static_record
+
+    cut = CellArch(cells, 28, ("none",) * 6)
+    r = static_record(cut, 0.004)
+    assert r["layers"] == 0 and r["memory_mb"] == 0 and r["params_m"] == 0
+    with pytest.raises(SpaceError, match=r"\[30\] cannot be halved evenly"):
+        CellSpace.from_dict({**cells.to_dict(), "resolutions": [30]})
+
+
+def test_the_fast_path_agrees_on_a_two_node_cell_whose_lut_has_no_adds():
+    """A 2-node cell has no node with two inputs, so its LUT holds no 'add' keys: both paths price it."""
+    import numpy as np
+
+    from hwnas.lut import LUT
+    from hwnas.predict import CellLatencyPredictor, LayerSumPredictor
+
+    shipped = LUT.load(Path(__file__).resolve().parents[1] / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json")
+    two = CellSpace.from_dict({**shipped.space, "name": "cell-2", "nodes": 2})
+    keys = {d.key for d in two.all_layers()}
+    assert not any(k.startswith("add") for k in keys)
+    lut = LUT(profiler=shipped.profiler, settings=shipped.settings, fingerprint=shipped.fingerprint,
+              space=two.to_dict(), entries={k: v for k, v in shipped.entries.items() if k in keys},
+              calibration=shipped.calibration)
+    archs = list(two.all_archs())
+    fast, slow = CellLatencyPredictor(lut, two), LayerSumPredictor(lut, two)
+    assert np.allclose(fast.predict_many(archs), slow.predict_many(archs), rtol=0, atol=1e-9)
+    assert fast.fastest()[1] == pytest.approx(min(slow.predict_many(archs)))

@@ -291,5 +291,35 @@ def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_
     assert scores[0] == pytest.approx(r.front[0]["accuracy"]) and scores[1] != scores[1] and bad.id in scores.errors
     # an evaluator that fails on everything stops the run with its message: it is broken, not the archs
     ev.broken = True
-    with pytest.raises(EvaluationFailed, match="every arch so far: FileNotFoundError: no such data file"):
+    with pytest.raises(EvaluationFailed, match="could score none of the .*FileNotFoundError: no such data file"):
         _search(demo_lut_path, tmp_path / "broken", evaluator=ev.name)
+
+
+def test_the_first_arch_failing_does_not_stop_the_run_and_old_stores_still_read(demo_lut_path, tmp_path,
+                                                                               monkeypatch):
+    """Serially every arch is a chunk of its own: the first one failing must not look like a broken
+    evaluator. A run store from before failures were recorded (no such table) is still read."""
+    import sqlite3
+
+    from hwnas.evaluate import base
+    from hwnas.finalize import read_run
+
+    ev = _FailsOnSomeArchs()
+    first = []
+
+    def evaluate(archs, orig=ev.evaluate):
+        first.append(first[0] if first else archs[0].id)
+        if archs[0].id == first[0]:
+            raise ValueError("not this one")
+        return orig(archs)
+
+    ev.evaluate = evaluate
+    monkeypatch.setitem(base._REGISTRY, ev.name, lambda **kw: ev)
+    r = _search(demo_lut_path, tmp_path / "run", evaluator=ev.name, population=6, generations=1)
+    assert RunStore(tmp_path / "run" / "run.sqlite").failures(ev.name) == {first[0]: "ValueError: not this one"}
+    assert r.front
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    db.execute("DROP TABLE failures")
+    db.commit()
+    db.close()
+    assert read_run(tmp_path / "run") is not None

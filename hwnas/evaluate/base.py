@@ -66,27 +66,43 @@ class Scores(list):
 
 def evaluate_each(evaluator: Evaluator, archs: Sequence[Arch]) -> Scores:
     """``evaluator.evaluate(archs)``; when it raises, each arch again on its own, so one arch the evaluator
-    cannot score (a deterministic failure) becomes NaN with its message instead of failing the others.
-    A worker that dies is not an evaluator error: it is not caught here (the pool or Ray handles it)."""
+    cannot score (a deterministic failure) becomes NaN with its message instead of failing the others; a
+    NaN score is a failure too. A worker that dies is not an evaluator error: it is not caught here (the
+    pool or Ray handles it)."""
     try:
-        return Scores([float(v) for v in evaluator.evaluate(archs)])
-    except Exception:
-        if len(archs) == 1:
-            return _one(evaluator, archs[0])
-    out = Scores()
-    for a in archs:
-        one = _one(evaluator, a)
-        out.append(one[0])
-        out.errors.update(one.errors)
-        out.raised.update(one.raised)
+        out = Scores([float(v) for v in evaluator.evaluate(archs)])
+    except Exception as e:
+        if len(archs) == 1:  # already the arch alone: do not run it twice
+            return _failure(archs[0], e)
+        out = Scores()
+        for a in archs:
+            try:
+                one = Scores([float(evaluator.evaluate([a])[0])])
+            except Exception as e1:
+                one = _failure(a, e1)
+            out.append(one[0])
+            out.errors.update(one.errors)
+            out.raised.update(one.raised)
+    for a, v in zip(archs, out):
+        if v != v and a.id not in out.errors:
+            out.errors[a.id] = "the evaluator returned NaN"
     return out
 
 
-def _one(evaluator: Evaluator, arch: Arch) -> Scores:
-    try:
-        return Scores([float(evaluator.evaluate([arch])[0])])
-    except Exception as e:
-        return Scores([float("nan")], {arch.id: f"{type(e).__name__}: {e}"}, {arch.id: e})
+def _failure(arch: Arch, e: Exception) -> Scores:
+    """NaN and the message; the exception itself only when it is bad input (it names what to fix) and
+    survives pickling (results cross process boundaries; an exception that cannot be rebuilt there
+    would break the pool)."""
+    import pickle
+
+    raised: dict[str, BaseException] = {}
+    if isinstance(e, InputError):
+        try:
+            pickle.loads(pickle.dumps(e))
+            raised[arch.id] = e
+        except Exception:
+            pass
+    return Scores([float("nan")], {arch.id: f"{type(e).__name__}: {e}"}, raised)
 
 
 class EvaluationFailed(InputError):
@@ -133,6 +149,7 @@ class CachedEvaluator:
             else:
                 chunks = [todo]
                 results = iter([(0, evaluate_each(self.inner, todo))])
+            failures: list[tuple[Arch, str, BaseException | None]] = []
             for i, scores in results:
                 errors = getattr(scores, "errors", {})
                 good = [(a, float(v)) for a, v in zip(chunks[i], scores) if a.id not in errors]
@@ -141,19 +158,18 @@ class CachedEvaluator:
                     self.cache[a.id] = v
                 if good and self.on_result is not None:
                     self.on_result([a for a, _ in good], [v for _, v in good])
-                for a in chunks[i]:
-                    if a.id in errors:
-                        self._failed(a, errors[a.id], getattr(scores, "raised", {}).get(a.id))
+                failures += [(a, errors[a.id], getattr(scores, "raised", {}).get(a.id))
+                             for a in chunks[i] if a.id in errors]
+            if failures and self.scored == 0:  # judged on the whole call: nothing at all could be scored
+                arch, message, raised = failures[0]
+                if isinstance(raised, InputError):
+                    raise raised  # bad input (data, checkpoint) says what to fix in its own words
+                raise EvaluationFailed(f"evaluator {self.name!r} could score none of the {len(todo)} archs it was "
+                                       f"given (arch {arch.id}: {message}); fix the evaluator or its options "
+                                       f"(data, checkpoint) and run the search again")
+            for arch, message, _ in failures:
+                self.cache[arch.id] = float("nan")
+                self.errors[arch.id] = message
+                if self.on_failure is not None:
+                    self.on_failure(arch, message)
         return [self.cache[a.id] for a in archs]
-
-    def _failed(self, arch: Arch, message: str, raised: BaseException | None = None) -> None:
-        if self.scored == 0:
-            if isinstance(raised, InputError):
-                raise raised  # bad input (data, checkpoint) says what to fix in its own words
-            raise EvaluationFailed(f"evaluator {self.name!r} failed on arch {arch.id}, and on every arch so far: "
-                                   f"{message}. Fix the evaluator or its options (data, checkpoint), then rerun "
-                                   f"with --resume")
-        self.cache[arch.id] = float("nan")
-        self.errors[arch.id] = message
-        if self.on_failure is not None:
-            self.on_failure(arch, message)

@@ -46,7 +46,8 @@ def static_record(arch: Arch, latency_ms: float) -> dict[str, Any]:
         "latency_ms": float(latency_ms),
         "params_m": sum(d.params for d in layers) / 1e6,
         "macs_m": sum(d.macs for d in layers) / 1e6,
-        "memory_mb": max(d.activation_elems for d in layers) * 4 / 2**20,  # fp32 peak live activations
+        # fp32 peak live activations (a cell network with no path is a constant: no layers, nothing live)
+        "memory_mb": max((d.activation_elems for d in layers), default=0) * 4 / 2**20,
         "layers": len(layers),
     }
 
