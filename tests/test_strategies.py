@@ -126,3 +126,20 @@ def test_nsga2_in_a_space_of_one_arch_repeats_it(demo):
         archs = s.ask()
         assert len(archs) == 3 and len({a.id for a in archs}) == 1
         s.tell(archs, np.zeros((3, 2)), np.zeros(3))
+
+
+def test_a_plugin_overriding_only_project_keeps_its_restriction(demo):
+    """_project is the documented hook; the gene-matrix fast path must not bypass it."""
+    from dataclasses import replace
+
+    from hwnas.search.strategies import NSGA2
+
+    class SmallestInputs(NSGA2):
+        def _project(self, arch):
+            return replace(arch, resolution=min(self.space.resolutions))
+
+    s = SmallestInputs(demo, population=10, seed=0)
+    for _ in range(3):
+        archs = s.ask()
+        assert all(a.resolution == min(demo.resolutions) for a in archs)
+        s.tell(archs, np.array([[-float(i), float(i)] for i in range(len(archs))]), np.zeros(len(archs)))

@@ -278,11 +278,17 @@ class NSGA2(Strategy):
         """:meth:`_project` on a gene matrix."""
         return G
 
+    def _genes_project_like_archs(self) -> bool:
+        """The gene-matrix path only when it restricts as :meth:`_project` does: a subclass (a plugin) that
+        overrides only ``_project``, the documented hook, keeps the per-arch path and its restriction."""
+        cls = type(self)
+        return cls._project is NSGA2._project or cls._project_genes is not NSGA2._project_genes
+
     def ask(self) -> list[Arch]:
         if not self.pop:
             return self._fresh(lambda: self._project(self.space.sample(self.rng)), self.population)
         rank, crowd = rank_and_crowding(self.F, self.cv)
-        if has_gene_variation(self.space):
+        if has_gene_variation(self.space) and self._genes_project_like_archs():
             return self._ask_genes(rank, crowd)
 
         def child() -> Arch:
