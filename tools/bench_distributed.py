@@ -2,11 +2,13 @@
 
     python tools/bench_distributed.py [--lut luts/amd-epyc-2c_ort-cpu_demo.json] [--population 8]
                                       [--generations 2] [--epochs 2] [--data fashion-small] [--data-limit 60]
-                                      [--modes serial pool2 ray1 ray2] [--json out.json]
+                                      [--modes serial serial-1t pool2 ray ray2] [--json out.json]
 
 (1) The search (nsga2, the ``train`` evaluator: short training of every arch from scratch on real data)
 runs once per mode, each in a fresh run directory; wall time, the speed-up over serial, and whether the
-front is the same as serial's (it must be: the seed decides it). Ray's start-up (a local instance and
+front is the same as serial's. Training scores depend on the threads one evaluation uses (float sums in
+another order), so the seed decides the front for a given threads-per-evaluation: ``serial`` uses all
+cores, ``serial-1t`` one thread as every pool and Ray worker does, and those must agree exactly. Ray's start-up (a local instance and
 its actors) is part of its wall time, as a user pays it; it is also printed on its own.
 (2) Per-task overhead: N cheap evaluations (``proxy:synflow``, ~10 ms each) serially in this process vs
 as N Ray tasks on one warm actor; the difference per task is what Ray adds to each evaluation.
@@ -27,13 +29,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = {"serial": ("local", 1), "pool2": ("local", 2), "ray1": ("ray", 1), "ray2": ("ray", 2)}
+MODES = {"serial": ("local", 1), "serial-1t": ("local", 1), "pool2": ("local", 2), "ray": ("ray", 1),
+         "ray2": ("ray", 2)}
 
 
 def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict:
     from hwnas.search import Constraints, run_search
 
+    import torch
+
     executor, workers = MODES[mode]
+    threads = torch.get_num_threads()
+    if mode == "serial-1t":  # one thread, as every pool or Ray worker evaluates: same scores, same front
+        torch.set_num_threads(1)
     options = {"data": args.data, "max_epochs": args.epochs, "patience": 0, "data_limit": args.data_limit,
                "device": "cpu"}
     start = time.perf_counter()
@@ -42,6 +50,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict:
                         constraints=Constraints(), workers=workers, executor=executor, progress=False,
                         command="tools/bench_distributed.py")
     wall = time.perf_counter() - start
+    torch.set_num_threads(threads)
     return {"mode": mode, "executor": executor, "workers": workers, "wall_s": round(wall, 2),
             "evaluations": result.evaluations, "front": sorted(r["arch_id"] for r in result.front)}
 
@@ -102,7 +111,8 @@ def main() -> int:
     ap.add_argument("--data", default="fashion-small")
     ap.add_argument("--data-limit", type=int, default=60, help="images per class [60]")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
+                    help="ray: one actor per CPU of the cluster (hwnas search --executor ray); ray2: --workers 2")
     ap.add_argument("--overhead-tasks", type=int, default=40, help="tasks for the per-task overhead; 0 skips it")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -125,12 +135,13 @@ def main() -> int:
                 ray.shutdown()  # the next Ray mode starts its own, as a user's next search would
             print(f"  {mode:7s} {rows[-1]['wall_s']:7.1f} s", file=sys.stderr)
     base = next((r for r in rows if r["mode"] == "serial"), None)
-    print(f"{'mode':8s} {'workers':>7s} {'wall s':>8s} {'speed-up':>9s} {'evals':>6s}  same front as serial")
+    one = next((r for r in rows if r["mode"] == "serial-1t"), None)
+    print(f"{'mode':9s} {'workers':>7s} {'wall s':>8s} {'speed-up':>9s} {'evals':>6s}  same front as serial / serial-1t")
     for r in rows:
         speed = f"{base['wall_s'] / r['wall_s']:.2f}x" if base else "-"
-        same = "-" if base is None else ("yes" if r["front"] == base["front"] else "NO")
+        same = " / ".join("-" if b is None else ("yes" if r["front"] == b["front"] else "no") for b in (base, one))
         r["speedup"] = round(base["wall_s"] / r["wall_s"], 3) if base else None
-        print(f"{r['mode']:8s} {r['workers']:7d} {r['wall_s']:8.1f} {speed:>9s} {r['evaluations']:6d}  {same}")
+        print(f"{r['mode']:9s} {r['workers']:7d} {r['wall_s']:8.1f} {speed:>9s} {r['evaluations']:6d}  {same}")
     extra: dict = {}
     if have_ray and args.overhead_tasks > 0:
         extra["ray_start_s"] = round(ray_start_s(), 2)
