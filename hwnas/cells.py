@@ -283,31 +283,41 @@ def edge_op(name: str, c: int) -> nn.Module:
     return nn.Identity() if desc is None else desc.build()
 
 
+def live_mask(space: CellSpace, on: np.ndarray) -> np.ndarray:
+    """Live edges [N, E] of many cells at once, from which edges are not ``none`` (``on`` [N, E] bool): an
+    edge is live when it lies on a path of such edges from the input to the output node. Edges off every
+    such path change nothing the network computes, so they are neither run nor priced."""
+    on = np.asarray(on, dtype=bool).reshape(-1, len(space.edges))
+    fwd = np.zeros((len(on), space.nodes), bool)
+    fwd[:, 0] = True
+    for e, (j, i) in enumerate(space.edges):  # edges come in order of their target node
+        fwd[:, j] |= on[:, e] & fwd[:, i]
+    back = np.zeros((len(on), space.nodes), bool)
+    back[:, -1] = True
+    for e in sorted(range(len(space.edges)), key=lambda e: -space.edges[e][0]):
+        j, i = space.edges[e]
+        back[:, i] |= on[:, e] & back[:, j]
+    src, dst = np.array([i for _, i in space.edges]), np.array([j for j, _ in space.edges])
+    return on & fwd[:, src] & back[:, dst]
+
+
+def node_adds(space: CellSpace, live: np.ndarray) -> np.ndarray:
+    """Adds per cell [N]: one per live input of a node beyond its first."""
+    into = np.zeros((len(space.edges), space.nodes), int)
+    into[np.arange(len(space.edges)), [j for j, _ in space.edges]] = 1
+    return np.maximum(live.astype(int) @ into - 1, 0).sum(axis=1)
+
+
 def live_edges(space: CellSpace, ops: Sequence[str]) -> list[bool]:
-    """Per edge: does it lie on a path of non-``none`` edges from the input to the output node?
-    Edges off every such path change nothing the network computes, so they are neither run nor priced."""
-    edges = space.edges
-    fwd, back = {0}, {space.nodes - 1}
-    for (j, i), op in zip(edges, ops):
-        if op != "none" and i in fwd:
-            fwd.add(j)
-    for (j, i), op in sorted(zip(edges, ops), key=lambda e: -e[0][0]):
-        if op != "none" and j in back:
-            back.add(i)
-    return [op != "none" and i in fwd and j in back for (j, i), op in zip(edges, ops)]
+    """Per edge of one cell: live or not (:func:`live_mask`)."""
+    return live_mask(space, np.array([op != "none" for op in ops]))[0].tolist()
 
 
 def cell_layers(space: CellSpace, ops: Sequence[str], c: int, res: int) -> list[LayerDesc]:
     """The priced blocks of one cell: each live edge's op, and one ``add`` per extra input of a node."""
-    out, inputs = [], [0] * space.nodes
-    for (j, _), op, live in zip(space.edges, ops, live_edges(space, ops)):
-        if live:
-            inputs[j] += 1
-            d = edge_desc(op, c, res)
-            if d is not None:
-                out.append(d)
-    add = LayerDesc("add", c, c, res, act="none")
-    return out + [add] * sum(max(0, n - 1) for n in inputs)
+    live = live_mask(space, np.array([op != "none" for op in ops]))
+    out = [d for op, on in zip(ops, live[0]) if on and (d := edge_desc(op, c, res)) is not None]
+    return out + [LayerDesc("add", c, c, res, act="none")] * int(node_adds(space, live)[0])
 
 
 def network_layers(space: CellSpace, ops: Sequence[str], resolution: int) -> list[LayerDesc]:
@@ -355,13 +365,19 @@ class Cell(nn.Module):
         self.ops = nn.ModuleList(edge_op(op, c) for _, _, op in self.edges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states: list[torch.Tensor | None] = [x] + [None] * (self.nodes - 1)
-        for (j, i, _), op, live in zip(self.edges, self.ops, self.live):
-            if live:
-                y = op(states[i])
-                states[j] = y if states[j] is None else states[j] + y
-        out = states[-1]
-        return out if out is not None else torch.zeros_like(x)  # no path to the output: zeros (NAS-Bench-201)
+        return run_cell(x, self.nodes, [(j, i, op) for (j, i, _), op, live in zip(self.edges, self.ops, self.live)
+                                        if live])
+
+
+def run_cell(x: torch.Tensor, nodes: int, steps: Sequence[tuple[int, int, nn.Module]]) -> torch.Tensor:
+    """A cell's DAG: each ``(to, from, module)`` step (the live edges, in order) adds its output into node
+    ``to``; the last node is the output, zeros when no path reaches it (NAS-Bench-201)."""
+    states: list[torch.Tensor | None] = [x] + [None] * (nodes - 1)
+    for j, i, module in steps:
+        y = module(states[i])
+        states[j] = y if states[j] is None else states[j] + y
+    out = states[-1]
+    return out if out is not None else torch.zeros_like(x)
 
 
 class CellNetwork(nn.Module):

@@ -353,32 +353,15 @@ class CellLatencyPredictor(LayerSumPredictor):
                         self._op[ri, si, oi] = self._layer(d)
                 self._add[ri, si] = self._layer(LayerDesc("add", c, c, rs, act="none"))
         self._none = sp.ops.index("none") if "none" in sp.ops else -1
-        self._src = np.array([i for _, i in sp.edges])
-        self._dst = np.array([j for j, _ in sp.edges])
-
-    def live_and_adds(self, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For op-index rows [N, E]: live edges [N, E] (bool) and adds per cell [N]."""
-        sp, n = self.space, len(ops)
-        on = ops != self._none
-        fwd = np.zeros((n, sp.nodes), bool)
-        fwd[:, 0] = True
-        for e, (j, i) in enumerate(sp.edges):  # edges come in order of their target node
-            fwd[:, j] |= on[:, e] & fwd[:, i]
-        back = np.zeros((n, sp.nodes), bool)
-        back[:, -1] = True
-        for e in sorted(range(len(sp.edges)), key=lambda e: -sp.edges[e][0]):
-            j, i = sp.edges[e]
-            back[:, i] |= on[:, e] & back[:, j]
-        live = on & fwd[:, self._src] & back[:, self._dst]
-        inputs = np.zeros((n, sp.nodes), int)
-        np.add.at(inputs, (np.arange(n)[:, None].repeat(len(sp.edges), 1), self._dst[None, :].repeat(n, 0)), live)
-        return live, np.maximum(inputs - 1, 0).sum(axis=1)
 
     def features_from_genes(self, G: np.ndarray) -> np.ndarray:
         """Raw features [N, 4] of gene rows [N, 1 + edges] (resolution index, op index per edge)."""
+        from hwnas.cells import live_mask, node_adds
+
         G = np.asarray(G, dtype=np.intp)
         r, ops = G[:, 0], G[:, 1:]
-        live, adds = self.live_and_adds(ops)
+        live = live_mask(self.space, ops != self._none)
+        adds = node_adds(self.space, live)
         cost = self._op[r[:, None, None], np.arange(self._op.shape[1])[None, :, None], ops[:, None, :]]
         per_stage = np.where(live[:, None, :, None], cost, 0.0).sum(axis=2)      # [N, S, 3]; dead edges: free
         per_stage += np.where(adds[:, None, None] > 0, adds[:, None, None] * self._add[r], 0.0)
@@ -401,7 +384,8 @@ class CellLatencyPredictor(LayerSumPredictor):
     def fastest(self) -> tuple[object, float]:
         """Every arch of the space priced at once (15,625 cells per resolution for 6 edges of 5 ops)."""
         sp = self.space
-        covered = [ri for ri, r in enumerate(sp.resolutions) if r in covered_resolutions(self.lut, sp)]
+        profiled = covered_resolutions(self.lut, sp)
+        covered = [ri for ri, r in enumerate(sp.resolutions) if r in profiled]
         if not covered:
             raise MissingEntriesError([], self.fill_command())
         if len(sp.ops) ** len(sp.edges) * len(covered) > FASTEST_EXACT_LIMIT:

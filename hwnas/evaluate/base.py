@@ -106,7 +106,7 @@ def _failure(arch: Arch, e: Exception) -> Scores:
 
 
 class EvaluationFailed(InputError):
-    """The evaluator failed on every arch it was given so far: the evaluator or its input is broken."""
+    """The evaluator could score none of the archs of a run's first call: it or its input is broken."""
 
 
 def config_key(evaluator: Evaluator) -> str:
@@ -131,8 +131,6 @@ class CachedEvaluator:
         self.name = inner.name
         self.key = config_key(inner)
         self.cache: dict[str, float] = dict(seed or {})
-        self.scored = sum(1 for v in self.cache.values() if v == v)
-        self.errors: dict[str, str] = {}
         self.hits = self.misses = 0
 
     def config(self) -> dict[str, Any]:
@@ -153,14 +151,13 @@ class CachedEvaluator:
             for i, scores in results:
                 errors = getattr(scores, "errors", {})
                 good = [(a, float(v)) for a, v in zip(chunks[i], scores) if a.id not in errors]
-                self.scored += len(good)
                 for a, v in good:
                     self.cache[a.id] = v
                 if good and self.on_result is not None:
                     self.on_result([a for a, _ in good], [v for _, v in good])
                 failures += [(a, errors[a.id], getattr(scores, "raised", {}).get(a.id))
                              for a in chunks[i] if a.id in errors]
-            if failures and self.scored == 0:  # judged on the whole call: nothing at all could be scored
+            if failures and not any(v == v for v in self.cache.values()):  # judged on the whole call: nothing scored
                 arch, message, raised = failures[0]
                 if isinstance(raised, InputError):
                     raise raised  # bad input (data, checkpoint) says what to fix in its own words
@@ -169,7 +166,6 @@ class CachedEvaluator:
                                        f"(data, checkpoint) and run the search again")
             for arch, message, _ in failures:
                 self.cache[arch.id] = float("nan")
-                self.errors[arch.id] = message
                 if self.on_failure is not None:
                     self.on_failure(arch, message)
         return [self.cache[a.id] for a in archs]

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from hwnas.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges
+from hwnas.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges, run_cell
 from hwnas.evaluate.base import EvaluatorError
 
 SAMPLINGS = ("uniform", "connected")
@@ -35,14 +35,10 @@ class SuperCell(nn.Module):
                                      for _ in space.edges)
 
     def forward(self, x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
-        states: list[torch.Tensor | None] = [x] + [None] * (self.space.nodes - 1)
         # only the edges on a path from input to output run, as in Cell: the others change no output
-        for (j, i), choice, op, live in zip(self.space.edges, self.choices, ops, live_edges(self.space, ops)):
-            if live:
-                y = choice[op](states[i])
-                states[j] = y if states[j] is None else states[j] + y
-        out = states[-1]
-        return out if out is not None else torch.zeros_like(x)  # no path to the output: zeros, as Cell
+        sp = self.space
+        return run_cell(x, sp.nodes, [(j, i, choice[op]) for (j, i), choice, op, live
+                                      in zip(sp.edges, self.choices, ops, live_edges(sp, ops)) if live])
 
     def copy_into(self, cell: Cell) -> None:
         """Load the shared weights of the ops ``cell`` holds into it (its ``edges``/``ops`` pairs)."""

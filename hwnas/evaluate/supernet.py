@@ -258,7 +258,9 @@ class SupernetConfig:
                                             or self.data_limit < 1):
             raise CheckpointError(f"supernet data_limit must be a whole number >= 1 (images per class), "
                                   f"got {self.data_limit!r}")
-        if self.sampling not in ("uniform", "connected"):
+        from hwnas.evaluate.cell_supernet import SAMPLINGS
+
+        if self.sampling not in SAMPLINGS:
             raise CheckpointError(f"supernet sampling must be uniform or connected, got {self.sampling!r}")
         if not isinstance(self.distill, bool):
             raise CheckpointError(f"supernet distill must be true or false, got {self.distill!r}")
