@@ -171,6 +171,8 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
 
                 def on_retry(i: int, m: Measurement, _p: int) -> None:
                     keep(noisy[i], m, passes + 1, passes)
+                    entry = lut.entries[noisy[i]]  # recorded whichever measurement was kept
+                    entry["isolated_retries"] = entry.get("isolated_retries", 0) + 1
                     bar.update(1)
 
                 measure_isolated(profiler_name, options, "layer", noisy, passes=1, chunk=chunk, on_result=on_retry)

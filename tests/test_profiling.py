@@ -103,5 +103,6 @@ def test_noisy_entries_are_measured_again_in_isolation(small_space, quick_policy
     entries = LUT.load(out).entries
     assert all(e["passes"] == 2 for e in entries.values())
     assert report.measured == 2 * len(entries)
-    # the kept median is the lowest of the three measurements, so some entries kept a later one
-    assert report.remeasured > 0
+    # every entry was measured a third time, in isolation (whether that median is the one kept, the lowest
+    # of the three, is up to the host's noise: asserting that some was kept failed on a quiet machine)
+    assert all(e["isolated_retries"] == 1 for e in entries.values())
