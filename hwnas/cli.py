@@ -103,20 +103,22 @@ def _space(args: argparse.Namespace, lut=None):
     return get_space(args.space or "mbv3")
 
 
-def _profiler_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"threads": args.threads}
-    pin = args.pin_cpu
-    if pin == "auto":
-        from profilers._host import auto_pin
+def _profiler_options(args: argparse.Namespace, lut=None) -> dict[str, Any]:
+    """The profiler flags as ``create_profiler`` options. With a LUT, a flag left at its default
+    (``--threads 1``, ``--pin-cpu auto``) means "as the LUT was built" (``hwnas.measure.lut_profiler_options``)."""
+    from hwnas.measure import AUTO_PIN, lut_profiler_options, profiler_options
 
-        opts["pin_cpu"] = auto_pin(args.threads)
-    else:
-        opts["pin_cpu"] = None if pin == "none" else int(pin)
+    flags: dict[str, Any] = {}
+    if lut is None or args.threads != 1:
+        flags["threads"] = args.threads
+    if lut is None or args.pin_cpu != AUTO_PIN:
+        pin = args.pin_cpu
+        flags["pin_cpu"] = pin if pin == AUTO_PIN else None if pin == "none" else int(pin)
     if getattr(args, "quick", False):
         from profilers.base import TimingPolicy
 
-        opts["policy"] = TimingPolicy.quick()
-    return opts
+        flags["policy"] = TimingPolicy.quick()
+    return profiler_options(**flags) if lut is None else lut_profiler_options(lut, **flags)
 
 
 def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -211,20 +213,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     from hwnas.lut import LUT
-    from hwnas.measure import arch_measurer, warn_if_foreign
-    from profilers import create_profiler
+    from hwnas.measure import arch_measurer, available_profiler, warn_if_foreign
+    from profilers import capability
 
     lut = LUT.load(args.lut) if args.lut else None
     name = args.profiler or (lut.profiler if lut else None)
     if not name:
         raise CLIError("measure needs --profiler NAME (or --lut FILE to use the LUT's profiler)")
-    opts = _profiler_options(args)
-    if lut and args.threads == 1 and "threads" in lut.settings:
-        opts["threads"] = lut.settings["threads"]
-    profiler = create_profiler(name, **opts)
-    reason = profiler.availability()
-    if reason:
-        raise CLIError(f"profiler {name!r} is unavailable: {reason}", EXIT_UNAVAILABLE)
+    opts = _profiler_options(args, lut)
+    profiler = available_profiler(name, opts)
     if lut:
         warn_if_foreign(lut, profiler)
     results = []
@@ -232,7 +229,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         path = Path(args.model)
         if not path.is_file():
             raise CLIError(f"model file {str(path)!r} does not exist")
-        if not hasattr(profiler, "measure_onnx"):
+        if not capability(profiler, "measures_onnx_files"):
             raise CLIError(f"profiler {name!r} times torch modules, not ONNX files; use ort-cpu or ort-mobile")
         results.append((str(path), None, profiler.measure_onnx(path)))
     space = _space(args, lut)
@@ -521,7 +518,7 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
                    help="evaluator setting, repeatable (e.g. path=predictor.pt for --evaluator predictor)")
     p.add_argument("--strategy", default="nsga2",
-                   help="nsga2 | evolution | random | reinforce | progressive | predictor-guided | bayesian, or a plugin's (entry-point group hwnas.strategies); an "
+                   help="nsga2 | evolution | random | reinforce | progressive | predictor-guided | bayesian | differentiable (needs --evaluator supernet), or a plugin's (entry-point group hwnas.strategies); an "
                         "unknown name is refused with the list found [nsga2]")
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="a strategy's own option, e.g. mutate_prob=0.05, crossover_prob=0.8 (nsga2), sample_size=10 "
@@ -562,9 +559,10 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=finite_positive, default=0.1)
     p.add_argument("--random-subnets", type=int, default=2, help="random subnets per step besides largest/smallest")
-    p.add_argument("--sampling", choices=["uniform", "connected"], default="uniform",
+    p.add_argument("--sampling", choices=["uniform", "connected", "fair"], default="uniform",
                    help="random subnets: uniform, or connected only (a cell space's archs whose output some "
-                        "path reaches) [uniform]")
+                        "path reaches), or fair (cell spaces: FairNAS, one subnet per op, every op of every "
+                        "edge trained once a step; with --no-distill no largest-arch pass) [uniform]")
     p.add_argument("--no-distill", action="store_true",
                    help="random subnets learn the labels, not the largest subnet's soft labels")
     p.add_argument("--seed", type=int, default=0)

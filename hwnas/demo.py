@@ -15,10 +15,11 @@ from typing import Any, Callable
 from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
-from profilers._host import auto_pin, peak_rss_mib
+from profilers._host import peak_rss_mib
 
 SPACE = "demo"
 DATA = "digits"
+DEMO_THREADS = 1  # the demo's LUTs (shipped or built here) are one thread, pinned by the default rule
 IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": behave as on a device no shipped LUT matches
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
 MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
@@ -56,13 +57,15 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
     """
     import os
 
-    from profilers import create_profiler
+    from hwnas.measure import available_profiler, profiler_options
+    from profilers import ProfilerUnavailable
 
     if os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0"):
         return None, [f"shipped LUTs ignored ({IGNORE_SHIPPED_ENV} is set)"]
-    profiler = create_profiler(profiler_name, threads=1, pin_cpu=auto_pin(1))
-    if profiler.availability():
-        return None, [f"{profiler_name}: {profiler.availability()}"]
+    try:  # the demo's own settings (one thread, pinned), not any LUT's: a shipped LUT must have been built so
+        profiler = available_profiler(profiler_name, profiler_options(DEMO_THREADS))
+    except ProfilerUnavailable as e:
+        return None, [str(e)]
     here = profiler.fingerprint()  # without prepare(): pinning this process would starve the training that follows
     notes: list[str] = []
     seen: set[Path] = set()
@@ -138,7 +141,9 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         if switched:
             log(f"      {lut_path} was begun {'with' if quick else 'without'} --quick: it goes on that way "
                 f"(--force starts over)")
-        options: dict[str, Any] = {"threads": 1, "pin_cpu": auto_pin(1)}
+        from hwnas.measure import profiler_options
+
+        options = profiler_options(DEMO_THREADS)
         if quick:
             from profilers.base import TimingPolicy
 

@@ -8,30 +8,51 @@ from typing import Any, Callable, Sequence
 from hwnas.blocks import build_model
 from hwnas.lut import LUT, fingerprint_diff
 from hwnas.space import Arch
-from profilers import Measurement, ProfilerUnavailable, create_profiler
+from profilers import Measurement, Profiler, ProfilerUnavailable, create_profiler
+
+AUTO_PIN = "auto"
+
+
+def profiler_options(threads: int = 1, pin_cpu: int | str | None = AUTO_PIN, **extra: Any) -> dict[str, Any]:
+    """Options for ``create_profiler``: ``threads``, and ``pin_cpu`` (``"auto"``: the rule of
+    ``profilers._host.auto_pin``, the last CPU when one thread; None: not pinned); ``extra`` (policy, ...) as given.
+
+    The default settings of a new LUT (``hwnas profile``, the demo); pinning applies only inside measuring.
+    """
+    if pin_cpu == AUTO_PIN:
+        from profilers._host import auto_pin
+
+        pin_cpu = auto_pin(threads)
+    return {"threads": threads, "pin_cpu": pin_cpu, **extra}
 
 
 def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
-    """The profiler options the LUT was built with: its thread count, and pinned if it was pinned.
+    """The profiler options the LUT was built with: its thread count, and pinned (``"auto"``) if it was pinned.
 
-    The one place measuring "as the LUT was built" is decided (measure, fidelity, finalize, drift).
-    Pinning applies only inside the measuring processes, never to the caller.
+    The one place measuring "as the LUT was built" is decided (measure, fidelity, finalize, drift, the CLI).
+    ``overrides`` replace any of them; ``threads`` given without ``pin_cpu`` keeps the LUT's pinned-or-not,
+    pinning by the rule for the threads given. Pinning applies only inside the measuring processes.
     """
-    from profilers._host import auto_pin
-
-    threads = int(lut.settings.get("threads", 1))
+    threads = int(overrides.pop("threads", lut.settings.get("threads", 1)))
     pinned = str(lut.settings.get("pinning", "")).startswith("pinned")
-    return {"threads": threads, "pin_cpu": auto_pin(threads) if pinned else None, **overrides}
+    return profiler_options(threads, overrides.pop("pin_cpu", AUTO_PIN if pinned else None), **overrides)
 
 
-def profiler_for(lut: LUT, **overrides: Any):
-    """The LUT's profiler with the LUT's settings (see ``lut_profiler_options``; any may be overridden)."""
-    opts = lut_profiler_options(lut, **overrides)
-    profiler = create_profiler(lut.profiler, **opts)
+def available_profiler(name: str, options: dict[str, Any] | None = None, label: str = "profiler") -> Profiler:
+    """``create_profiler(name, **options)``, or ProfilerUnavailable saying why it cannot run here."""
+    profiler = create_profiler(name, **(options or {}))
     reason = profiler.availability()
     if reason:
-        raise ProfilerUnavailable(f"the LUT's profiler {lut.profiler!r} is unavailable here: {reason}")
+        raise ProfilerUnavailable(f"{label} {name!r} is unavailable here: {reason}")
     return profiler
+
+
+def profiler_for(lut: LUT, name: str | None = None, **overrides: Any) -> Profiler:
+    """The profiler the LUT was built with, with the LUT's settings (``lut_profiler_options``; any may be
+    overridden), available here. ``name``: another profiler with the LUT's settings (``finalize --profiler``)."""
+    name = name or lut.profiler
+    return available_profiler(name, lut_profiler_options(lut, **overrides),
+                              "the LUT's profiler" if name == lut.profiler else "profiler")
 
 
 def warn_if_foreign(lut: LUT, profiler: Any, stream=sys.stderr) -> dict:

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable
 from tqdm.auto import tqdm
 
 from hwnas.lut import LUT, LUTError, fingerprint_diff
-from hwnas.measure import in_process_settings
+from hwnas.measure import available_profiler, in_process_settings
 from hwnas.space import SearchSpace
-from profilers import Measurement, ProfilerUnavailable, create_profiler
+from profilers import Measurement
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,7 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
         raise LUTError(f"--out {out} is a directory; give the LUT's file path, e.g. {out / 'my-lut.json'}")
     command = command or " ".join(sys.argv)
     options = dict(profiler_options or {})
-    profiler = create_profiler(profiler_name, **options)
-    reason = profiler.availability()
-    if reason:
-        raise ProfilerUnavailable(f"profiler {profiler_name!r} is unavailable here: {reason}")
+    profiler = available_profiler(profiler_name, options)
     resolutions = tuple(resolutions) if resolutions is not None else space.resolutions
     descs = space.all_layers(resolutions)
     lut = open_lut(out, profiler, space, command, force)

@@ -186,7 +186,9 @@ def rerender(path: str | Path) -> list[Path]:
                                 f"was edited or is from another version: run finalize again") from None
         return [path / "report.md", path / "pareto.png"]
     run = read_run(path)
-    best = max(run.front, key=lambda r: (r["accuracy"], -r["latency_ms"])) if run.front else None
+    from hwnas.search.pareto import best_record
+
+    best = best_record(run.front)
     note = plot_front(path / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, best,
                       title=f"{path.name}: search front (predicted latency)")
     atomic_write_text(path / "report.md", render_run_md(run) + ("\n![front](pareto.png)\n" if note is None

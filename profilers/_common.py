@@ -10,9 +10,14 @@ from profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable
 
 
 class BaseProfiler:
-    """Holds the settings; subclasses implement ``availability``, ``_device`` and ``_measure``."""
+    """The base class for profiler plugins (public as ``profilers.BaseProfiler``): holds the settings
+    (threads, pinning, timing policy), applies them only while measuring, and has every optional member of
+    the :class:`profilers.base.Profiler` protocol. Subclasses implement ``availability``, ``_device`` and
+    ``_measure``; one that times model files sets ``measures_onnx_files`` and overrides ``measure_onnx``."""
 
     name = "base"
+    measures_onnx_files = False  # measure_onnx(path) times an exported ONNX file
+    measures_ort_format = False  # ... and .ort files, which is what the device runs
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy: TimingPolicy | None = None):
         if threads < 1:
@@ -76,3 +81,7 @@ class BaseProfiler:
 
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:  # pragma: no cover
         raise NotImplementedError
+
+    def measure_onnx(self, path: Any) -> Measurement:
+        """Time an exported model file with these settings (profilers with ``measures_onnx_files``)."""
+        raise ProfilerConfigError(f"profiler {self.name!r} times PyTorch modules, not ONNX files")

@@ -123,7 +123,20 @@ def time_callable(fn: Callable[[], Any], policy: TimingPolicy = TimingPolicy(),
 
 @runtime_checkable
 class Profiler(Protocol):
-    """What a device plugin provides. See docs/plugins.md for a worked example."""
+    """What a device plugin must provide. See docs/plugins.md for a worked example.
+
+    Optional members (the public base class :class:`profilers.BaseProfiler` has them all; hwnas reads the
+    capability flags with :func:`capability`, so a plugin on this bare protocol that leaves them out has them
+    False):
+
+    - ``measures_onnx_files: bool`` -- ``measure_onnx(path)`` times an exported ONNX file with the same settings
+      (``hwnas measure model.onnx``; finalize then times its ONNX file, not the PyTorch module it came from);
+    - ``measures_ort_format: bool`` -- what the device runs is the ORT-format model: ``measure_onnx`` also takes
+      ``.ort`` files, and finalize times its ``model.ort``;
+    - ``settings() -> dict`` -- the settings part of the fingerprint (threads, pinning, timing policy);
+    - ``prepare()`` -- apply pinning/threads for the rest of a measuring worker process's life;
+    - ``applied()`` -- a context manager: those settings while measuring in this process, restored afterwards.
+    """
 
     name: str
 
@@ -135,3 +148,24 @@ class Profiler(Protocol):
 
     def measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
         """Time ``module`` (a torch ``nn.Module``) on an input of ``input_shape``."""
+
+
+@runtime_checkable
+class OnnxFileProfiler(Profiler, Protocol):
+    """A profiler with ``measures_onnx_files``: it also times exported model files."""
+
+    measures_onnx_files: bool
+
+    def measure_onnx(self, path: Any) -> Measurement:
+        """Time the ONNX (or, with ``measures_ort_format``, ``.ort``) file at ``path``; its input shape is fixed."""
+
+
+CAPABILITIES = ("measures_onnx_files", "measures_ort_format")
+
+
+def capability(profiler: Any, name: str) -> bool:
+    """Whether ``profiler`` (an instance or a class) declares the optional capability ``name``: False when
+    it does not say. Callers ask this, never a profiler's name."""
+    if name not in CAPABILITIES:
+        raise ValueError(f"unknown profiler capability {name!r}; known: {CAPABILITIES}")
+    return bool(getattr(profiler, name, False))

@@ -20,6 +20,7 @@ def ort_missing() -> str | None:
 
 class OrtCPUProfiler(BaseProfiler):
     name = "ort-cpu"
+    measures_onnx_files = True
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None, opt_level: str = "all",

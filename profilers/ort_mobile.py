@@ -55,6 +55,7 @@ def convert_to_ort(onnx_model: bytes | Path, out_dir: Path) -> Path:
 
 class OrtMobileProfiler(OrtCPUProfiler):
     name = "ort-mobile"
+    measures_ort_format = True  # the device runs the ORT-format model (measures_onnx_files: from OrtCPUProfiler)
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None,
                  providers: tuple[str, ...] | None = None):

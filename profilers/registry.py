@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from profilers.base import Profiler, ProfilerConfigError
+from profilers.base import Profiler, ProfilerConfigError, capability
 
 GROUP = "hwnas.profilers"
 BUILTIN = {
@@ -64,6 +64,12 @@ def create_profiler(name: str, **options: Any) -> Profiler:
     if not isinstance(profiler, Profiler):
         raise TypeError(f"profiler {name!r} does not implement the Profiler protocol "
                         f"(name, availability, fingerprint, measure)")
+    if capability(profiler, "measures_ort_format") and not capability(profiler, "measures_onnx_files"):
+        raise TypeError(f"profiler {name!r} says it measures .ort files (measures_ort_format) but not model files "
+                        f"(measures_onnx_files); set both")
+    if capability(profiler, "measures_onnx_files") and not callable(getattr(profiler, "measure_onnx", None)):
+        raise TypeError(f"profiler {name!r} says it measures ONNX files (measures_onnx_files) but has no "
+                        f"measure_onnx(path)")
     return profiler
 
 

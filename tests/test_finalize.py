@@ -189,3 +189,22 @@ def test_pareto_png_is_drawn(bundle):
     png = bundle[0] / "pareto.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert "![front](pareto.png)" in (bundle[0] / "report.md").read_text()
+
+
+def test_best_json_and_pick_best_agree_also_on_a_tie(tiny_run, tmp_path):
+    """One rule (hwnas.search.pareto.best_record) for best.json, --pick best and the report: a tie in accuracy and
+    latency is decided by arch_id, whatever order the front lists the archs in."""
+    from hwnas.finalize import pick_record
+    from hwnas.runs import Run
+    from hwnas.search.pareto import best_record
+
+    run = read_run(tiny_run)
+    best_json = json.loads((tiny_run / "best.json").read_text())["best"]
+    assert best_json["arch_id"] == pick_record(run)["arch_id"] == best_record(run.front)["arch_id"]
+    top = pick_record(run)
+    twin = {**top, "arch_id": "0" * len(top["arch_id"])}  # the same scores under another id
+    slower = {**top, "arch_id": "f" * len(top["arch_id"]), "latency_ms": top["latency_ms"] + 1}
+    for front in ([top, twin, slower], [slower, twin, top], [twin, slower, top]):
+        tied = Run(tmp_path, run.config, front, {}, [])
+        assert best_record(front) is pick_record(tied)  # what the search writes to best.json is what finalize takes
+        assert pick_record(tied)["arch_id"] == max(top["arch_id"], twin["arch_id"])

@@ -121,3 +121,41 @@ def test_outside_plugin_is_found_through_a_real_entry_point(tmp_path, monkeypatc
     p = create_profiler("fake-npu", policy=quick_policy)
     assert p.measure(BLOCK.build(), BLOCK.input_shape).median_ms > 0
     sys.modules.pop("hwnas_fake_npu", None)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_capabilities_are_declared_and_kept(name):
+    """Callers ask a profiler what it can do (never its name): each flag has the method behind it."""
+    from profilers import BaseProfiler, OnnxFileProfiler, capability
+
+    cls = get_profiler_class(name)
+    assert issubclass(cls, BaseProfiler)
+    onnx, ort = capability(cls, "measures_onnx_files"), capability(cls, "measures_ort_format")
+    assert onnx == name.startswith("ort-") and ort == (name == "ort-mobile")
+    assert not ort or onnx
+    if onnx:
+        assert isinstance(cls(), OnnxFileProfiler)
+    else:
+        with pytest.raises(ProfilerConfigError, match="not ONNX files"):
+            cls().measure_onnx("model.onnx")
+
+
+def test_a_bare_protocol_plugin_has_no_capabilities():
+    from profilers import capability
+
+    class Bare:
+        name = "bare"
+
+        def availability(self):
+            return None
+
+        def fingerprint(self):
+            return {}
+
+        def measure(self, module, input_shape):
+            raise NotImplementedError
+
+    assert isinstance(Bare(), Profiler)
+    assert not capability(Bare(), "measures_onnx_files") and not capability(Bare, "measures_ort_format")
+    with pytest.raises(ValueError, match="unknown profiler capability"):
+        capability(Bare, "runs_fast")

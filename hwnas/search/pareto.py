@@ -102,3 +102,15 @@ def hypervolume_2d(F: np.ndarray, ref: tuple[float, float]) -> float:
             hv += (next_x - x) * (best_y - y)
             best_y = y
     return float(hv)
+
+
+def best_key(record: dict) -> tuple[float, float, str]:
+    """The order of "best under the constraints" (larger is better): higher accuracy, then lower latency, then
+    the greater arch_id, so that an exact tie is decided by the archs themselves, never by the front's order."""
+    return (record["accuracy"], -record["latency_ms"], record["arch_id"])
+
+
+def best_record(records) -> dict | None:
+    """The best record of a feasible front (by :func:`best_key`), None when it is empty: the one rule behind
+    ``best.json``, ``hwnas finalize --pick best`` and the run report's highlighted arch."""
+    return max(records, key=best_key, default=None)

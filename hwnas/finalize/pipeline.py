@@ -1,0 +1,129 @@
+"""The whole path: weights -> accuracy -> ONNX + parity -> .ort (+ int8) -> measured verdict -> the bundle."""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas import jsonio
+from hwnas.evaluate.supernet import accuracy
+from hwnas.evaluate.train import train_arch
+from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
+from hwnas.finalize.mobile import quantize_int8, to_ort_format
+from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
+from hwnas.finalize.source import inherited_model, pick_record, resolve_lut
+from hwnas.finalize.verdict import latency_verdict, measure_artifact
+from hwnas.lut import LUT, atomic_write_text, now_iso
+from hwnas.runs import Run, read_run
+from hwnas.space import Arch
+from profilers import capability, get_profiler_class
+
+
+def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_epochs: int = 0,
+             int8: bool = False, profiler: str | None = None, force: bool = False, processes: int = 2,
+             checkpoint: str | Path | None = None, data: str | None = None, lut: str | Path | None = None,
+             parity_images: int = 64, parity_atol: float = PARITY_ATOL, seed: int = 0, command: str | None = None,
+             log: Any = print) -> dict[str, Any]:
+    """Build the bundle in a directory beside ``out`` and move it into place only when every step and
+    check passed: a failure (parity, a measurement, Ctrl-C) leaves the old bundle, or nothing."""
+    start = time.perf_counter()
+    run = read_run(run_dir)
+    record = pick_record(run, pick)
+    arch = run.space.arch_from_dict(record["arch"], source=f"arch {record['arch_id']}")
+    lut_obj = resolve_lut(run, lut)
+    out = Path(out)
+    check_out(out, force)
+    log(f"finalizing arch {arch.id} (resolution {arch.resolution}, {arch.summary}) from {run.path}")
+    with staging_dir(out) as stage:
+        report = build_bundle(run, record, arch, lut_obj, stage, out, pick=pick, finetune_epochs=finetune_epochs,
+                              int8=int8, profiler_name=profiler or lut_obj.profiler, processes=processes,
+                              checkpoint=checkpoint, data=data, parity_images=parity_images,
+                              parity_atol=parity_atol, seed=seed, command=command, log=log, start=start)
+        publish(stage, out)
+    return report
+
+
+def build_bundle(run: Run, record: dict[str, Any], arch: Arch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
+                 finetune_epochs: int, int8: bool, profiler_name: str, processes: int,
+                 checkpoint: str | Path | None, data: str | None, parity_images: int, parity_atol: float,
+                 seed: int, command: str | None, log: Any, start: float) -> dict[str, Any]:
+    """Every file of the bundle into ``stage`` (paths in the report name ``out``, where it will be)."""
+    from hwnas import __version__
+
+    space = run.space
+    model, splits, weights = inherited_model(run, arch, checkpoint, None, data, seed)
+    ch = space.in_channels
+    acc: dict[str, Any] = {"search_score": record["accuracy"], "evaluator": run.config.get("evaluator")}
+    acc["val_inherited"] = accuracy(model, splits, "val", arch.resolution, ch)
+    if finetune_epochs > 0:
+        log(f"fine-tuning {finetune_epochs} epoch(s) ...")
+        model = train_arch(arch, splits, max_epochs=finetune_epochs, patience=finetune_epochs, lr=0.01,
+                           seed=seed, model=model).model
+        weights["finetune_epochs"] = finetune_epochs
+        acc["val_finetuned"] = accuracy(model, splits, "val", arch.resolution, ch)
+    model.eval()
+    acc["test"] = accuracy(model, splits, "test", arch.resolution, ch)
+    acc["test_images"] = len(splits.test)
+    log(f"accuracy: val {acc.get('val_finetuned', acc['val_inherited']):.2f} %, test {acc['test']:.2f} % "
+        f"({len(splits.test)} held-out images)")
+
+    onnx_path = stage / "model.onnx"
+    export_info = export(model, arch, onnx_path)
+    x_val, _ = splits.tensors("val", arch.resolution, ch)
+    parity = check_parity(model, onnx_path, x_val[:parity_images], parity_atol)
+    log(f"ONNX: checker and shape inference passed; parity on {parity['images']} validation images: "
+        f"max |diff| {parity['max_abs_diff']:.2e}, top-1 agrees on all")
+    acc["onnx_test"] = onnx_accuracy(onnx_path, splits, "test", arch)
+    ort_path = to_ort_format(onnx_path, stage)
+
+    latency, m, fingerprint_here = latency_verdict(lut_obj, profiler_name, arch, model, onnx_path, ort_path, out,
+                                                   run.budget_ms, processes, log)
+
+    quant = None
+    if int8:
+        q_path = stage / "model.int8.onnx"
+        quant = quantize_int8(onnx_path, q_path, splits, arch)
+        quant["test_accuracy"] = onnx_accuracy(q_path, splits, "test", arch)
+        quant["fp32_test_accuracy"] = acc["onnx_test"]
+        if capability(get_profiler_class(profiler_name), "measures_onnx_files"):
+            qm, *_ = measure_artifact(lut_obj, profiler_name, q_path, model, arch, processes)
+            quant["measured"] = qm.to_dict()
+            quant["speedup_vs_fp32"] = m.median_ms / qm.median_ms
+            log(f"int8: test accuracy {quant['test_accuracy']:.2f} % (fp32 {acc['onnx_test']:.2f} %), "
+                f"measured {qm.median_ms:.3f} ms ({quant['speedup_vs_fp32']:.2f}x fp32)")
+        else:
+            quant["measured"] = None
+            quant["note"] = f"{profiler_name} does not run ONNX files; finalize with --profiler ort-cpu to time it"
+
+    layers = arch.layers()
+    report = {
+        "format": REPORT_FORMAT, "version": 1, "created": now_iso(),
+        "run": str(run.path.resolve()), "pick": pick, "arch_id": arch.id, "arch": arch.to_dict(),
+        "params_m": sum(d.params for d in layers) / 1e6, "macs_m": sum(d.macs for d in layers) / 1e6,
+        "weights": weights, "data": splits.config(), "accuracy": acc, "onnx": export_info, "parity": parity,
+        "latency": latency, "int8": quant,
+        "files": bundle_files(stage),
+        "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint},
+        "fingerprint_here": fingerprint_here,
+        "versions": {"hwnas": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     **_versions()},
+        "command": command or " ".join(sys.argv), "seconds": round(time.perf_counter() - start, 1),
+    }
+    from hwnas.report import write_bundle_report
+
+    write_bundle_report(report, run, stage)
+    report["files"] = bundle_files(stage)
+    atomic_write_text(stage / "report.json", jsonio.dumps(report, indent=1, default=str))
+    return report
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}

@@ -1,0 +1,79 @@
+"""What finalize starts from: the picked arch of a run, the run's LUT, and the arch's weights."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from hwnas.evaluate.data import Splits, load_data
+from hwnas.evaluate.supernet import CheckpointError, load_supernet, recalibrate_bn
+from hwnas.evaluate.train import train_arch
+from hwnas.lut import LUT
+from hwnas.runs import Run, RunError
+from hwnas.space import Arch
+
+FinalizeError = RunError
+"""Bad input to finalize (run directory, pick, checkpoint, output directory): one class with ``read_run``'s
+errors (``hwnas.runs.RunError``), so ``except FinalizeError`` catches a bad run directory too."""
+
+
+def pick_record(run: Run, pick: str = "best") -> dict[str, Any]:
+    """``best``: the best feasible arch of the front (``hwnas.search.pareto.best_record``, as ``best.json``);
+    otherwise an arch id from the run."""
+    if pick == "best":
+        from hwnas.search.pareto import best_record
+
+        best = best_record(run.front)
+        if best is None:
+            raise FinalizeError(f"{run.path}: the front is empty (no architecture met every constraint); "
+                                f"relax the constraints and search again, or --pick an ARCH_ID from the run")
+        return best
+    for r in run.front:
+        if r["arch_id"] == pick:
+            return r
+    if pick in run.evals:
+        return run.evals[pick]
+    ids = ", ".join(r["arch_id"] for r in run.front[:10])
+    raise FinalizeError(f"arch {pick!r} is not in run {run.path} ({len(run.evals)} archs evaluated); "
+                        f"front: {ids or 'empty'}")
+
+
+def resolve_lut(run: Run, lut: str | Path | None) -> LUT:
+    candidates = [Path(lut)] if lut else [Path(run.config["lut"]), run.path / Path(run.config["lut"]).name]
+    for c in candidates:
+        if c.is_file():
+            return LUT.load(c)
+    raise FinalizeError(f"the run's LUT {run.config['lut']!r} was not found; pass it with --lut")
+
+
+def inherited_model(run: Run, arch: Arch, checkpoint: str | Path | None, splits: Splits | None,
+                    data: str | None, seed: int = 0) -> tuple[nn.Module, Splits, dict[str, Any]]:
+    """The arch with the supernet's weights (BN recalibrated); or trained from scratch when the run
+    has no supernet (e.g. a proxy search) and none is given."""
+    ev_cfg = run.config.get("evaluator_config", {})
+    ckpt = checkpoint or ev_cfg.get("checkpoint")
+    if ckpt:
+        if not Path(ckpt).is_file():
+            raise FinalizeError(f"the supernet checkpoint {str(ckpt)!r} is missing; pass another with --checkpoint, "
+                                f"or train it again with `hwnas supernet`")
+        try:
+            net, blob = load_supernet(ckpt)
+        except CheckpointError as e:
+            raise FinalizeError(str(e)) from None
+        trained_on = blob["config"]["data"]
+        splits = splits or load_data(data or trained_on, blob["config"]["split_seed"],
+                                     limit=blob["config"].get("data_limit") if (data or trained_on) == trained_on
+                                     else None)
+        net.check(arch)
+        ch = arch.space.in_channels
+        recalibrate_bn(net, lambda x: net(x, arch), splits, arch.resolution, ch, batches=4, seed=seed)
+        model = net.extract(arch).eval()
+        return model, splits, {"source": "supernet", "checkpoint": str(Path(ckpt).resolve()),
+                               "supernet_epochs": blob["epochs_done"]}
+    searched_on = ev_cfg.get("data", "digits")
+    splits = splits or load_data(data or searched_on, ev_cfg.get("split_seed", 0),
+                                 limit=ev_cfg.get("data_limit") if (data or searched_on) == searched_on else None)
+    r = train_arch(arch, splits, max_epochs=12, patience=3, seed=seed)
+    return r.model, splits, {"source": "trained from scratch (the run used no supernet)",
+                             "epochs": r.epochs_run}

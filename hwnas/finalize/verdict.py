@@ -1,0 +1,95 @@
+"""The measured latency of what finalize made, with the LUT's settings, and the verdict against the budget."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hwnas.lut import LUT
+from hwnas.predict import latency_predictor
+from hwnas.profiling import retry_while_noisy
+from hwnas.space import Arch
+from profilers import capability, get_profiler_class
+
+
+def latency_verdict(lut: LUT, profiler_name: str, arch: Arch, model: nn.Module, onnx_path: Path, ort_path: Path,
+                    out: Path, budget: float | None, processes: int,
+                    log: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """Measure what the device runs (the ``.ort`` file for a profiler that ``measures_ort_format``, else the
+    ONNX file or, for one that does not measure files, the module) and judge the raw median against the budget.
+
+    Returns (the report's latency section, the measurement, this device's fingerprint); paths in the report
+    name ``out``, where the bundle will be."""
+    predicted = latency_predictor(lut, arch.space).predict(arch) if profiler_name == lut.profiler else None
+    measured_on = ort_path if capability(get_profiler_class(profiler_name), "measures_ort_format") else onnx_path
+    log(f"measuring {measured_on.name} with {profiler_name} ({max(processes, 1)} process(es)) ...")
+    m, what, diff, fingerprint_here = measure_artifact(lut, profiler_name, measured_on, model, arch, processes,
+                                                       shown_as=out / measured_on.name)
+    verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")  # raw, never corrected
+    latency = {"profiler": profiler_name, "measured_file": what, "measured": m.to_dict(),
+               "predicted_ms": predicted, "budget_ms": budget, "verdict": verdict,
+               "prediction_error_pct": None if predicted is None else (predicted - m.median_ms) / m.median_ms * 100,
+               "gap_ms": None if budget is None else m.median_ms - budget, "fingerprint_diff": diff,
+               **drift_of_prediction(lut, predicted, m.median_ms, processes, log)}
+    return latency, m, fingerprint_here
+
+
+def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module, arch: Arch,
+                     processes: int, shown_as: Path | None = None) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+    """Measure with the LUT's settings; a profiler that measures ONNX files times the file, others the module.
+
+    Returns (measurement, what was timed, fingerprint fields differing from the LUT's, this fingerprint);
+    what was timed names ``shown_as`` (where the file will be) when given."""
+    from hwnas.isolate import measure_isolated
+    from hwnas.measure import lut_profiler_options, profiler_for, warn_if_foreign
+
+    options = lut_profiler_options(lut)
+    profiler = profiler_for(lut, profiler_name)
+    diff = warn_if_foreign(lut, profiler)
+    if capability(profiler, "measures_onnx_files"):
+        what = str(shown_as or path)
+        if processes > 0:
+            m = _calm(lambda n: measure_isolated(profiler_name, options, "file", [str(path)], passes=n)[0], processes)
+        else:
+            m = profiler.measure_onnx(path)
+    else:
+        what = "the PyTorch module the ONNX file was exported from"
+        state = path.with_name("model.pt")
+        torch.save(model.state_dict(), state)
+        if processes > 0:
+            m = _calm(lambda n: measure_isolated(profiler_name, options, "module", [(str(state), arch.to_dict())],
+                                                 space_dict=arch.space.to_dict(), passes=n)[0], processes)
+        else:
+            m = profiler.measure(model, (1, arch.space.in_channels, arch.resolution, arch.resolution))
+    return m, what, {k: list(v) for k, v in diff.items()}, profiler.fingerprint()
+
+
+def drift_of_prediction(lut: LUT, predicted: float | None, measured_ms: float, processes: int,
+                        log: Any) -> dict[str, Any]:
+    """Re-measure the LUT's reference networks: how much of the prediction error is the device's change of speed.
+
+    Only when the prediction is comparable (same profiler) and measuring happens in fresh processes.
+    """
+    from hwnas.drift import NO_REFERENCE, check_drift
+    from hwnas.measure import lut_profiler_options
+
+    if predicted is None or processes <= 0:
+        return {"drift": None, "prediction_error_drift_corrected_pct": None}
+    drift = check_drift(lut, lut_profiler_options(lut))
+    if drift is None:
+        log(NO_REFERENCE)
+        return {"drift": None, "prediction_error_drift_corrected_pct": None}
+    fixed = drift.correct(measured_ms)
+    log(f"drift: {drift.describe()}")
+    if drift.warning():
+        log(drift.warning())
+    return {"drift": drift.to_dict(), "prediction_error_drift_corrected_pct": (predicted - fixed) / fixed * 100}
+
+
+def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int = 2) -> Any:
+    """The LUT's rule for the verdict's number: lowest median of ``processes`` fresh processes, then one more
+    process at a time while the robust CV is over ``cv_threshold`` (seen here: the same file 0.110 ms in one
+    process, 0.208 ms in the next, on a shared host)."""
+    return retry_while_noisy(measure(processes), lambda: measure(1), cv_threshold, retries)[0]

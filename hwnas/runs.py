@@ -1,0 +1,70 @@
+"""Reading a finished search run: its directory as one :class:`Run` (configuration, front, evaluations).
+
+Beside :mod:`hwnas.store` (the SQLite file a search writes); finalize and report read runs through here.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import InputError
+from hwnas.space import Space, space_from_dict
+from hwnas.store import RunStore, StoreError
+
+
+class RunError(InputError):
+    """A run directory that is missing, not a search run, incomplete or damaged (``FinalizeError`` is this)."""
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    front: list[dict[str, Any]]
+    evals: dict[str, dict[str, Any]]
+    commands: list[str]
+
+    @property
+    def space(self) -> Space:
+        return space_from_dict(self.config["space"], source=f"{self.path}: space")
+
+    @property
+    def budget_ms(self) -> float | None:
+        return self.config.get("constraints", {}).get("budget_ms")
+
+
+def read_run(run_dir: str | Path) -> Run:
+    """The finished run in ``run_dir`` (``hwnas search --out``), read-only; RunError saying what to do if not."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunError(f"run directory {str(path)!r} does not exist; run `hwnas search ... --out {path}` first")
+    db = path / "run.sqlite"
+    if not db.is_file():
+        raise RunError(f"{path} is not a search run (no run.sqlite); give the --out directory of `hwnas search`")
+    try:
+        store = RunStore(db, readonly=True)  # a reader never writes the run it reads
+        try:
+            store.require_complete()
+            config = store.get_meta("config")
+            evaluator = (config or {}).get("evaluator")
+            evals = store.evals(evaluator) if evaluator else {}
+            commands = store.get_meta("commands") or []
+        finally:
+            store.close()
+    except StoreError as e:  # incomplete, empty, corrupt
+        raise RunError(str(e)) from None
+    except (sqlite3.DatabaseError, ValueError) as e:  # damaged past its table list, or its JSON
+        raise RunError(f"{db}: the run store is corrupt or unreadable ({e}); run the search again") from None
+    if not isinstance(config, dict) or "space" not in config or "lut" not in config:
+        raise RunError(f"{db} has no complete run configuration; the run directory is damaged")
+    front_file = path / "front.json"
+    front: list[dict[str, Any]] = []
+    if front_file.is_file():
+        try:
+            front = json.loads(front_file.read_text())["front"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise RunError(f"{front_file} is corrupt ({e}); `hwnas search ... --resume` rewrites it") from None
+    return Run(path, config, front, evals, commands)
