@@ -114,12 +114,21 @@ class LatencyPredictor:
         return [ms, sum(io_melems(d) for d in descs), float(len(descs))]
 
     # -- encoding ------------------------------------------------------------
+    def _own(self, archs: Sequence[Arch]) -> Sequence[Arch]:
+        """``archs`` as archs of this predictor's space: an arch's genes index its own space's choice lists,
+        so one from an equal-shaped space with other lists (a LUT's restricted resolutions) is rebuilt here,
+        wherever it sits in the batch."""
+        sp = self.space
+        if all(a.space is sp for a in archs):
+            return archs
+        return [a if a.space is sp or a.space == sp else Arch(sp, a.resolution, a.width, a.kernels, a.expands)
+                for a in archs]
+
     def indices(self, archs: Sequence[Arch]) -> tuple[np.ndarray, ...]:
         """Archs as integer gene arrays: resolution idx, width idx, kernel idx [N,S,D], expand idx, mask."""
         sp = self.space
         n, S, D = len(archs), len(sp.stages), sp.max_depth
-        if archs and archs[0].space is not sp and archs[0].space != sp:
-            archs = [Arch(sp, a.resolution, a.width, a.kernels, a.expands) for a in archs]
+        archs = self._own(archs)
         try:
             G = sp.gene_matrix(archs)
         except ValueError as e:  # a choice this space does not have (e.g. a resolution the LUT lacks)
@@ -148,8 +157,7 @@ class LatencyPredictor:
         if len(archs) == 0:
             return np.zeros(0)
         sp = self.space
-        if archs[0].space is not sp and archs[0].space != sp:
-            archs = [Arch(sp, a.resolution, a.width, a.kernels, a.expands) for a in archs]
+        archs = self._own(archs)
         try:
             G = sp.gene_matrix(archs, compact=True)
         except ValueError as e:  # a choice this space does not have (e.g. a resolution the LUT lacks)
@@ -372,10 +380,16 @@ class CellLatencyPredictor(LayerSumPredictor):
     def features_many(self, archs: Sequence) -> np.ndarray:
         if len(archs) == 0:
             return np.zeros((0, len(FEATURES)))
-        res = set(self.space.resolutions)
+        sp = self.space
+        res = {r: i for i, r in enumerate(sp.resolutions)}
         if any(a.resolution not in res for a in archs):
             raise MissingEntriesError([], self.fill_command())
-        feats = self.features_from_genes(np.array([a.genes() for a in archs]))
+        if all(a.space is sp for a in archs):
+            G = np.array([a.genes() for a in archs])
+        else:  # genes index each arch's own space's lists (a restricted copy has other resolutions)
+            op = {o: i for i, o in enumerate(sp.ops)}
+            G = np.array([[res[a.resolution]] + [op[o] for o in a.ops] for a in archs])
+        feats = self.features_from_genes(G)
         bad = np.isnan(feats[:, 0])
         if bad.any():
             self._raise_missing(archs[int(np.flatnonzero(bad)[0])])

@@ -126,3 +126,27 @@ def test_predict_genes_is_predict_many_without_the_archs(demo_lut, demo):
     predictor.calibration = Calibration((2.0, 0.0, 0.0, 1.0), "set later")
     assert np.allclose(predictor.predict_many(archs[1:]), 2.0 * predictor.features_many(archs[1:])[:, 0] + 1.0,
                        rtol=1e-12, atol=0)
+
+
+def test_a_batch_mixing_equal_spaces_with_other_choice_lists_is_priced_arch_by_arch():
+    """Genes index each arch's own space: archs of a copy restricted to other resolutions, anywhere in a
+    batch (not only first), are priced as the archs they are (mbv3 dense path and cell fast path)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from hwnas.predict import latency_predictor
+
+    luts = Path(__file__).resolve().parents[1] / "luts"
+    for name, resolutions in (("demo", None), ("cell-demo", (24, 28))):
+        lut = LUT.load(luts / f"amd-epyc-2c_ort-cpu_{name}.json")
+        space = lut.search_space()
+        mine = space if resolutions is None else replace(space, resolutions=resolutions)
+        pred = latency_predictor(lut, mine)
+        top = replace(space, resolutions=(max(space.resolutions),))  # its gene 0 = 0 is another resolution in mine
+        rng = random.Random(0)
+        theirs = [top.sample(rng) for _ in range(6)]
+        ours = [mine.arch_from_dict(a.to_dict()) for a in theirs]
+        assert theirs[0].genes()[0] == 0 != ours[0].genes()[0]
+        alone = [pred.predict(a) for a in ours]
+        mixed = pred.predict_many(ours[:3] + theirs)
+        assert mixed[3:].tolist() == pytest.approx(alone, rel=1e-12), name
