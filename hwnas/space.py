@@ -582,6 +582,13 @@ class Arch:
         return self.space.encode_many([self])[0].tolist()
 
 
+def canonical_arch(arch: Any) -> Any:
+    """The representative of ``arch``'s equivalence class where its kind defines one (``CellArch.canonical``:
+    dead edges set to ``none``); every MobileNetV3 arch is its own (its genes are canonical already)."""
+    canonical = getattr(arch, "canonical", None)
+    return canonical() if canonical is not None else arch
+
+
 # -- registry of shipped spaces ------------------------------------------------
 def list_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.json"))

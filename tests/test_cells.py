@@ -216,8 +216,35 @@ def test_a_cell_space_is_searched_from_its_shipped_lut(tmp_path):
         for r in result.front:
             arch = space.arch_from_dict(r["arch"])
             assert arch.id == r["arch_id"] and predictor.predict(arch) == pytest.approx(r["latency_ms"])
+            assert arch.canonical() is arch  # listed as the network, never as a dead-edge variant of it
         fronts.append(front)
     assert fronts[0] == fronts[1]
+
+
+def test_archs_differing_only_on_dead_edges_are_one_network(cells):
+    """Canonical form: dead edges become none; same blocks, same latency, same function."""
+    import torch
+
+    from hwnas.evaluate.supernet import Supernet
+
+    torch.manual_seed(0)
+    net = Supernet(cells).eval()
+    rng = random.Random(0)
+    seen = 0
+    for _ in range(200):
+        a = cells.sample(rng)
+        c = a.canonical()
+        assert c.canonical() is c and c.live == a.live
+        assert [op for op, on in zip(c.ops, c.live) if not on] == ["none"] * (len(c.ops) - sum(c.live))
+        if c is a:
+            continue
+        seen += 1
+        assert c.id != a.id and c.layers() == a.layers()
+        if seen <= 3:  # the same weights (one supernet's) compute the same outputs
+            x = torch.randn(2, cells.in_channels, a.resolution, a.resolution)
+            with torch.no_grad():
+                assert torch.equal(net.extract(a)(x), net.extract(c)(x))
+    assert seen > 20  # dead edges are common: the check ran
 
 
 def test_the_cell_fast_path_is_the_layer_sum():

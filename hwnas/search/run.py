@@ -16,10 +16,10 @@ from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.lut import LUT, atomic_write_text
 from hwnas.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
-from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts
+from hwnas.search.pareto import best_record, hypervolume_2d, non_dominated_fronts
 from hwnas.search.problem import Constraints, Problem, failed
 from hwnas.search.strategies import create_strategy
-from hwnas.space import SearchSpace
+from hwnas.space import SearchSpace, canonical_arch
 from hwnas.store import RunLock, RunStore, StoreError
 
 
@@ -130,6 +130,7 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
     dispatcher = make_dispatcher(workers, executor, ray_address)
     inner = make_evaluator(evaluator, evaluator_options or {})
+    strat.bind(predictor=predictor, evaluator=inner, constraints=constraints, objectives=tuple(objectives))
     config = {"lut": str(lut_path), "lut_fingerprint": lut.fingerprint, "lut_profiler": lut.profiler,
               "space": space.to_dict(), "evaluator": evaluator, "evaluator_config": inner.config(),
               "strategy": strategy, "strategy_options": strategy_options or {}, "population": population,
@@ -258,13 +259,17 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
                dynamic_ncols=True, initial=first_gen, total=generations)
     for gen in bar:
         archs = strat.ask()
-        accs = cached.evaluate(archs)
-        records = problem.records(archs, accs)
+        # equivalent proposals (a cell's dead edges) are evaluated, stored and listed once, as their
+        # canonical arch; the strategy is told about what it proposed
+        networks = [canonical_arch(a) for a in archs]
+        accs = cached.evaluate(networks)
+        records = problem.records(networks, accs)
         store.add_evals(evaluator, [r for r in records if not failed(r)])
         F, cv = problem.F(records), problem.cv(records)
         strat.tell(archs, F, cv)
         members = [(r["arch_id"], float(v)) for r, v in zip(records, cv)]
-        records = [r for r in records if not failed(r)]  # recorded in the store's failures, not in any front
+        # once per network (recorded in the store's failures when it failed, and then in no front)
+        records = list({r["arch_id"]: r for r in records if not failed(r)}.values())
         archive.update({r["arch_id"]: r for r in records})
         if ref is None:
             lat_ref = budget_ms or 1.1 * max(r["latency_ms"] for r in records)
@@ -278,7 +283,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
                         refresh=False)
     bar.close()
-    best = max(front, key=lambda r: (r["accuracy"], -r["latency_ms"])) if front else None
+    best = best_record(front)
     history = store.history()
     result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from)
     write_outputs(result, plan.config, store)
