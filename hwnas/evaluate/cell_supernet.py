@@ -9,6 +9,8 @@ builds its own: ``extract(arch)`` copies the shared weights into ``arch.build()`
 Trained by ``hwnas.evaluate.supernet.train_supernet`` (``Supernet(cell space)`` builds this class):
 the largest arch (``conv3x3`` on every edge) with the labels, random archs (uniform, or connected
 ones only) distilled from it; the all-``none`` smallest arch outputs a constant and is not trained.
+``fair`` sampling is FairNAS's strict fairness (Chu et al. 2019): one student per op, each edge's ops in
+a random order, so every op of every edge trains exactly once a step.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from torch import nn
 from hwnas.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges, run_cell
 from hwnas.evaluate.base import EvaluatorError
 
-SAMPLINGS = ("uniform", "connected")
+SAMPLINGS = ("uniform", "connected", "fair")
 _IGNORED = ("resolutions", "name", "description")  # weights fit any input size; names are labels
 
 
@@ -39,6 +41,17 @@ class SuperCell(nn.Module):
         sp = self.space
         return run_cell(x, sp.nodes, [(j, i, choice[op]) for (j, i), choice, op, live
                                       in zip(sp.edges, self.choices, ops, live_edges(sp, ops)) if live])
+
+    def relaxed(self, x: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Every edge a mixture of its ops, ``weights[e][k]`` for the space's ``ops[k]`` (``none`` adds
+        nothing): DARTS's mixed operation. One-hot weights give ``forward`` of that cell."""
+        sp = self.space
+
+        def mixed(choice: nn.ModuleDict, w: torch.Tensor):
+            return lambda t: sum(w[k] * choice[op](t) for k, op in enumerate(sp.ops) if op != "none")
+
+        return run_cell(x, sp.nodes, [(j, i, mixed(choice, w)) for (j, i), choice, w
+                                      in zip(sp.edges, self.choices, weights)])
 
     def copy_into(self, cell: Cell) -> None:
         """Load the shared weights of the ops ``cell`` holds into it (its ``edges``/``ops`` pairs)."""
@@ -73,10 +86,19 @@ class CellSupernet(nn.Module):
 
     def students(self, rng: random.Random, n: int, sampling: str = "uniform") -> list[CellArch]:
         """``n`` random archs for one training step; ``connected``: only archs whose output node some path
-        reaches (a disconnected arch outputs a constant: it trains the head's bias only)."""
+        reaches (a disconnected arch outputs a constant: it trains the head's bias only); ``fair``
+        (FairNAS's strict fairness): ``n`` is ignored, one arch per op of the space, the k-th taking the
+        k-th op of each edge's own random permutation, so each op of each edge is in exactly one of them."""
         if sampling not in SAMPLINGS:
             raise EvaluatorError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
+        if sampling == "fair":
+            return self._fair(rng)
         return [self._sample(rng, sampling == "connected") for _ in range(n)]
+
+    def _fair(self, rng: random.Random) -> list[CellArch]:
+        sp = self.space
+        perms = [rng.sample(list(sp.ops), len(sp.ops)) for _ in sp.edges]
+        return [CellArch(sp, rng.choice(sp.resolutions), tuple(p[k] for p in perms)) for k in range(len(sp.ops))]
 
     def _sample(self, rng: random.Random, connected: bool) -> CellArch:
         for _ in range(1000):
@@ -103,6 +125,19 @@ class CellSupernet(nn.Module):
         for m in self.body:
             x = m(x, arch.ops) if isinstance(m, SuperCell) else m(x)
         return x
+
+    def relaxed_forward(self, x: torch.Tensor, weights: dict[int, torch.Tensor]) -> torch.Tensor:
+        """All archs at once: edge ``e`` mixes its ops by ``weights[1 + e]`` (gene ``1 + e`` is its op, as
+        in ``CellArch.genes``), in every cell of the network (one cell design repeats)."""
+        per_edge = [weights[1 + e] for e in range(len(self.space.edges))]
+        for m in self.body:
+            x = m.relaxed(x, per_edge) if isinstance(m, SuperCell) else m(x)
+        return x
+
+    def searchable_genes(self) -> list[int]:
+        """The genes a differentiable search relaxes: every edge's op (the resolution is not a choice
+        inside one forward pass)."""
+        return list(range(1, len(self.space.gene_upper_bounds())))
 
     def extract(self, arch: CellArch) -> CellNetwork:
         """``arch.build()`` holding this supernet's weights (and current BN statistics) for ``arch``."""

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hwnas.errors import InputError
-from hwnas.blocks import LayerDesc, MBConv, Network, build_model, se_channels
+from hwnas.blocks import LayerDesc, MBConv, Network, build_model, make_divisible, se_channels
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import deterministic, device_of, resolve_device, to_cpu
@@ -95,6 +95,37 @@ class DynamicMBConv(nn.Module):
             g = se.gate(F.conv2d(g, se.expand.weight[:mid, :s], se.expand.bias[:mid]))
             y = y * g
         y = _bn(b.project[1], F.conv2d(y, b.project[0].weight[:, :mid]), d.cout)
+        return x + y if d.residual else y
+
+    def relaxed(self, x: torch.Tensor, kernels: Sequence[int], w_kernel: torch.Tensor, mids: Sequence[int],
+                w_mid: torch.Tensor) -> torch.Tensor:
+        """Every kernel and expand choice at once, weighted (FBNetV2's masks): the largest block runs with
+        its depthwise weights masked by ``sum_k w_kernel[k] * (centre k x k)`` and its hidden channels by
+        ``sum_e w_mid[e] * (first mids[e] channels)``. With one-hot weights it equals ``forward`` for that
+        choice, so the relaxation is exact at its corners; the cost is the largest block's."""
+        b, d = self.block, self.desc
+        big, kmax = d.mid, d.kernel
+        chan = torch.arange(big, device=x.device)
+        mask = sum(w * (chan < m) for w, m in zip(w_mid, mids)).view(1, -1, 1, 1)
+        pos = torch.arange(kmax, device=x.device)
+        kmask = 0
+        for w, k in zip(w_kernel, kernels):
+            lo = (kmax - k) // 2
+            inside = (pos >= lo) & (pos < lo + k)
+            kmask = kmask + w * (inside[:, None] & inside[None, :])
+        y = x
+        if d.has_expand:
+            y = b.expand[2](b.expand[1](F.conv2d(y, b.expand[0].weight))) * mask
+        y = F.conv2d(y, b.depthwise[0].weight * kmask, None, d.stride, kmax // 2, 1, big)
+        y = b.depthwise[2](b.depthwise[1](y)) * mask
+        if d.se:
+            se, top = b.se, se_channels(big)
+            hidden = torch.arange(top, device=x.device)
+            smask = sum(w * (hidden < se_channels(m)) for w, m in zip(w_mid, mids)).view(1, -1, 1, 1)
+            g = y.mean((2, 3), keepdim=True)
+            g = se.act(F.conv2d(g, se.reduce.weight, se.reduce.bias)) * smask
+            y = y * se.gate(F.conv2d(g, se.expand.weight, se.expand.bias))
+        y = b.project[1](F.conv2d(y, b.project[0].weight))
         return x + y if d.residual else y
 
     def extract(self, desc: LayerDesc) -> MBConv:
@@ -176,6 +207,30 @@ class Supernet(nn.Module):
             x = block(x, kernel, mid)
         return self.head(self.final(x))
 
+    def relaxed_forward(self, x: torch.Tensor, weights: dict[int, torch.Tensor]) -> torch.Tensor:
+        """All archs of the space at once (the input's resolution and the supernet's width fixed), each
+        searched gene's choices mixed by ``weights[gene]`` (see ``searchable_genes``): a block by its
+        kernel and expand weights (``DynamicMBConv.relaxed``), a stage's output as the depth-weighted sum of
+        the outputs after each allowed depth (FBNetV2). One-hot weights give ``forward`` of that arch."""
+        sp = self.space
+        S, D = len(sp.stages), sp.max_depth
+        big = self.largest().layers()[2:-2]
+        x = self.first(self.stem(x))
+        for s, blocks in enumerate(self.stages):
+            after = []
+            for i, block in enumerate(blocks):
+                g = 2 + S + 2 * (s * D + i)  # this slot's kernel gene; its expand gene follows (Arch.genes)
+                mids = [make_divisible(big[s * D + i].cin * e) for e in sp.expands]
+                x = block.relaxed(x, sp.kernels, weights[g], mids, weights[g + 1])
+                after.append(x)
+            x = sum(w * after[d - 1] for w, d in zip(weights[2 + s], sp.depths))
+        return self.head(self.final(x))
+
+    def searchable_genes(self) -> list[int]:
+        """The genes a differentiable search relaxes (depths, kernels, expands): resolution and width
+        are not choices inside one forward pass."""
+        return list(range(2, len(self.space.gene_upper_bounds())))
+
     def extract(self, arch: Arch) -> Network:
         """``build_model(arch)`` holding this supernet's weights (and current BN statistics) for ``arch``."""
         self.check(arch)
@@ -247,7 +302,8 @@ class SupernetConfig:
     seed: int = 0
     width: float | None = None
     distill: bool = True         # random subnets learn the largest's soft labels (False: the true labels)
-    sampling: str = "uniform"    # random subnets: "uniform", or "connected" (cell spaces: skip dead cells)
+    sampling: str = "uniform"    # random subnets: "uniform", or "connected" (cell spaces: skip dead cells),
+    #                              or "fair" (cell spaces: FairNAS, one subnet per op, every op once a step)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -261,7 +317,7 @@ class SupernetConfig:
         from hwnas.evaluate.cell_supernet import SAMPLINGS
 
         if self.sampling not in SAMPLINGS:
-            raise CheckpointError(f"supernet sampling must be uniform or connected, got {self.sampling!r}")
+            raise CheckpointError(f"supernet sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if not isinstance(self.distill, bool):
             raise CheckpointError(f"supernet distill must be true or false, got {self.distill!r}")
         if self.random_subnets < 0:
@@ -303,7 +359,11 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
 
     Every step: the largest arch on the labels, then ``net.students`` (MBv3: the smallest and
     ``random_subnets`` random archs; cells: the random ones) on the largest's soft labels (in-place
-    distillation; ``distill=False``: on the labels too).
+    distillation; ``distill=False``: on the labels too). ``sampling="fair"`` (cell spaces only) is
+    FairNAS: one student per op of the space, each op of each edge in exactly one of them, gradients
+    summed into one optimizer step; the largest arch runs only as the teacher when ``distill`` is on
+    (FairNAS itself, ``distill=False``, trains every student on the labels and no largest arch: any
+    extra pass of ``conv3x3`` would break the fairness).
 
     ``stop_after`` ends this call after that many epochs in all (train in chunks; resume later).
     ``device``: where to train (``auto``: a CUDA GPU when there is one); the checkpoint is always stored
@@ -346,6 +406,11 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
 
     ch = space.in_channels
     largest, smallest = net.largest(), net.smallest()
+    fair = config.sampling == "fair"
+    if fair and isinstance(net, Supernet):  # the MBv3 supernet: sampling fair is the cell supernet's
+        raise CheckpointError(f"sampling fair is for cell spaces; space {space.name!r} is of kind "
+                              f"{getattr(space, 'kind', '?')}: use uniform")
+    teach = config.distill or not fair  # fair without distillation: no largest-arch pass (FairNAS)
     total = config.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=first_epoch * steps_per_epoch, desc="training supernet", unit="step",
                disable=not progress, dynamic_ncols=True)
@@ -360,18 +425,26 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
             for x, y in splits.batches("train", config.batch_size, g, augment=config.augment, drop_last=True):
                 y = y.to(dev)
                 opt.zero_grad(set_to_none=True)
-                logits = net(splits.inputs(x, largest.resolution, ch).to(dev), largest)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                loss.backward()
-                teacher = F.softmax(logits.detach(), dim=1)
+                tracked = []  # (loss, logits) the epoch's loss and train accuracy report: the largest's
+                if teach:
+                    logits = net(splits.inputs(x, largest.resolution, ch).to(dev), largest)
+                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                    loss.backward()
+                    teacher = F.softmax(logits.detach(), dim=1)
+                    tracked.append((loss.detach(), logits.detach()))
                 for sub in net.students(rng, config.random_subnets, config.sampling):
                     out_sub = net(splits.inputs(x, sub.resolution, ch).to(dev), sub)
-                    (soft_cross_entropy(out_sub, teacher) if config.distill else
-                     F.cross_entropy(out_sub, y, label_smoothing=config.label_smoothing)).backward()
+                    if config.distill:
+                        soft_cross_entropy(out_sub, teacher).backward()
+                    else:
+                        loss = F.cross_entropy(out_sub, y, label_smoothing=config.label_smoothing)
+                        loss.backward()
+                        if not teach:  # no largest arch: report the students' mean
+                            tracked.append((loss.detach(), out_sub.detach()))
                 opt.step()
                 sched.step()
-                loss_sum += float(loss.detach()) * len(y)
-                correct += float((logits.argmax(1) == y).sum())
+                loss_sum += sum(float(l) for l, _ in tracked) / len(tracked) * len(y)
+                correct += sum(float((o.argmax(1) == y).sum()) for _, o in tracked) / len(tracked)
                 seen += len(y)
                 bar.update(1)
                 bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{loss_sum / seen:.3f}",

@@ -42,7 +42,7 @@ def _plugins() -> dict[str, Any]:
 
 # built in, but in their own modules (they import torch): loaded when first asked for
 _LAZY = {"reinforce": "hwnas.search.reinforce", "predictor-guided": "hwnas.search.guided",
-         "bayesian": "hwnas.search.bayes"}
+         "bayesian": "hwnas.search.bayes", "differentiable": "hwnas.search.differentiable"}
 
 
 def _strategy_class(name: str) -> Callable[..., "Strategy"]:
@@ -129,6 +129,13 @@ class Strategy:
 
     def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
         raise NotImplementedError
+
+    def bind(self, *, predictor: Any, evaluator: Any, constraints: Any,
+             objectives: Sequence[str] = ("accuracy", "latency_ms")) -> None:
+        """Called once by the run before the first ``ask``: a strategy that needs more than objectives
+        (the differentiable one trains inside the evaluator's supernet; predictor-guided prices its
+        candidates' latency with the LUT instead of learning it) takes it here and refuses what it cannot
+        use. ``objectives`` name the columns of the ``F`` that ``tell`` receives. Most need nothing."""
 
     # -- helpers -------------------------------------------------------------
     def _fresh(self, make: Callable[[], Arch], n: int) -> list[Arch]:
