@@ -79,6 +79,36 @@ def test_connected_sampling_draws_only_connected_archs(cells):
         net.students(random.Random(0), 1, "greedy")
 
 
+def test_fair_sampling_trains_every_op_of_every_edge_once_a_step(cells):
+    """FairNAS's strict fairness: one student per op, and on every edge each op in exactly one student."""
+    net = Supernet(cells)
+    for seed in range(20):
+        students = net.students(random.Random(seed), 2, "fair")  # n is ignored: one student per op
+        assert len(students) == len(cells.ops)
+        for e in range(len(cells.edges)):
+            assert sorted(a.ops[e] for a in students) == sorted(cells.ops)
+        assert all(a.resolution in cells.resolutions for a in students)
+    assert net.students(random.Random(3), 2, "fair") == net.students(random.Random(3), 9, "fair")  # seeded
+    assert net.students(random.Random(3), 2, "fair") != net.students(random.Random(4), 2, "fair")
+    # over many steps every edge sees every op in every student position (the permutations are random)
+    seen = {(k, a.ops[0]) for s in range(50) for k, a in enumerate(net.students(random.Random(s), 0, "fair"))}
+    assert len(seen) == len(cells.ops) ** 2
+
+
+def test_fair_training_is_deterministic_and_cell_only(tmp_path, cells, mbv3):
+    cfg = SupernetConfig(data=DATA, data_limit=10, epochs=1, batch_size=32, sampling="fair", distill=False)
+    a = train_supernet(cells, tmp_path / "a.pt", cfg, device="cpu", progress=False)
+    b = train_supernet(cells, tmp_path / "b.pt", cfg, device="cpu", progress=False)
+    assert a.history[0]["loss"] == b.history[0]["loss"] > 0
+    sa, sb = read_checkpoint(tmp_path / "a.pt")["state"], read_checkpoint(tmp_path / "b.pt")["state"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert read_checkpoint(tmp_path / "a.pt")["config"]["sampling"] == "fair"
+    with pytest.raises(CheckpointError, match="sampling fair is for cell spaces"):
+        train_supernet(mbv3, tmp_path / "m.pt", cfg, device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match="sampling must be one of"):
+        SupernetConfig(sampling="greedy")
+
+
 def test_training_saves_a_cell_checkpoint_that_loads(trained, cells):
     out, cfg, report = trained
     assert report.epochs_done == 1 and report.history[0]["loss"] > 0
