@@ -32,6 +32,7 @@ from hwnas.evaluate.predictor import AccuracyPredictor  # noqa: E402
 from hwnas.evaluate.proxies import synflow  # noqa: E402
 from hwnas.lut import LUT  # noqa: E402
 from hwnas.predict import latency_predictor  # noqa: E402
+from hwnas.search.problem import Constraints  # noqa: E402
 from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts  # noqa: E402
 from hwnas.search.strategies import create_strategy  # noqa: E402
 
@@ -149,6 +150,8 @@ def main() -> int:
     for seed in range(args.seeds):
         for name in args.strategies:
             s = create_strategy(name, space, population=args.population, seed=seed)
+            # as a search run binds it: predictor-guided then prices candidates with the LUT, exactly
+            s.bind(predictor=lat_pred, evaluator=None, constraints=Constraints(budget_ms=budget))
             t = time.perf_counter()
             runs.setdefault(name, []).append(search_loop(s, acc_model.predict, lat_pred.predict_many, budget,
                                                          args.generations))

@@ -5,13 +5,16 @@ objective column and the constraint violation are outputs), propose many candida
 crossing the current elite (plus a few uniform samples), and pick the ``population`` to evaluate by
 **Thompson sampling**: each candidate is scored by one ensemble member drawn at random, and NSGA-II
 survival on those sampled predictions picks the batch. The ensemble's disagreement is what makes a
-member's guess optimistic now and then, so unexplored regions get tried. A strategy sees objectives
-and violations only (never the LUT), so latency is learnt too; it is near-linear in the encoding and
-the MLPs learn it well. Everything evaluated is in ``state_dict()`` and each fit is seeded by the
+member's guess optimistic now and then, so unexplored regions get tried. In a search run the strategy
+is bound to the LUT predictor and the constraints (``bind``): every objective but accuracy (latency,
+params, MACs, memory) and every violation but a minimum accuracy's are then computed exactly for each
+candidate, so only accuracy is guessed and no evaluation is spent on an arch over the budget. Driven
+without ``bind`` it learns every column from what it was told. Everything evaluated is in ``state_dict()`` and each fit is seeded by the
 generation, so a resumed run refits the same ensemble and continues exactly.
 """
 from __future__ import annotations
 
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -72,6 +75,23 @@ class PredictorGuided(ArchiveStrategy):
             raise ValueError(f"random_share must be 0..1, got {random_share}")
         self.ensemble, self.candidates, self.hidden, self.steps = int(ensemble), int(candidates), int(hidden), int(steps)
         self.random_share = float(random_share)
+        self._exact: tuple[Any, Any, tuple[str, ...]] | None = None
+
+    def bind(self, *, predictor: Any, evaluator: Any, constraints: Any,
+             objectives: Sequence[str] = ("accuracy", "latency_ms")) -> None:
+        self._exact = (predictor, constraints, tuple(objectives))
+
+    def _exact_scores(self, cands: list[Arch], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Objectives and violations of ``cands`` with the LUT's latency and the exact static measures,
+        the surrogate's sampled accuracy in the accuracy column."""
+        from hwnas.search.problem import OBJECTIVES, static_record
+
+        predictor, constraints, objectives = self._exact
+        acc = -sampled[:, objectives.index("accuracy")]  # F holds -accuracy
+        records = [{**static_record(a, ms), "accuracy": float(x)}
+                   for a, ms, x in zip(cands, predictor.predict_many(cands), acc)]
+        F = np.array([[-OBJECTIVES[o] * r[o] for o in objectives] for r in records], float)
+        return F, np.array([constraints.violation(r) for r in records], float)
 
     def _surrogate(self) -> tuple[Ensemble, np.ndarray, np.ndarray]:
         X = torch.from_numpy(self.space.encode_many(self.archive_archs())).float()
@@ -117,7 +137,10 @@ class PredictorGuided(ArchiveStrategy):
             preds = net(X).numpy() * std + mean  # [members, candidates, outputs]
         pick = np.array([self.rng.randrange(self.ensemble) for _ in cands])
         sampled = preds[pick, np.arange(len(cands))]
-        F, cv = sampled[:, :-1], self._violation(sampled[:, -1])
+        if self._exact is not None:
+            F, cv = self._exact_scores(cands, sampled[:, :-1])
+        else:
+            F, cv = sampled[:, :-1], self._violation(sampled[:, -1])
         chosen = [cands[i] for i in survive(F, cv, self.population)]
         self.seen.update(a.id for a in chosen)
         return chosen
