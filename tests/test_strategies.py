@@ -143,3 +143,29 @@ def test_a_plugin_overriding_only_project_keeps_its_restriction(demo):
         archs = s.ask()
         assert all(a.resolution == min(demo.resolutions) for a in archs)
         s.tell(archs, np.array([[-float(i), float(i)] for i in range(len(archs))]), np.zeros(len(archs)))
+
+
+def test_predictor_guided_bound_to_a_run_proposes_only_archs_under_the_budget(demo_lut_path):
+    """Bound (as a search run binds it), the candidates' latency comes from the LUT: after the random first
+    generation no evaluation is spent on an arch over the budget."""
+    from hwnas.lut import LUT
+    from hwnas.predict import latency_predictor
+    from hwnas.search.problem import Constraints
+    from hwnas.search.run import searchable_space
+
+    lut = LUT.load(demo_lut_path)
+    space = searchable_space(lut, demo_lut_path, None)
+    pred = latency_predictor(lut, space)
+    _, fastest = pred.fastest()
+    budget = fastest * 1.3  # tight: most of the space is over it
+    s = create_strategy("predictor-guided", space, population=10, seed=0, steps=50)
+    s.bind(predictor=pred, evaluator=None, constraints=Constraints(budget_ms=budget))
+    over = []
+    for gen in range(3):
+        archs = s.ask()
+        lat = pred.predict_many(archs)
+        if gen:
+            over.append(int((lat > budget).sum()))
+        F = np.column_stack([-np.array([sum(map(sum, a.kernels)) for a in archs], float), lat])
+        s.tell(archs, F, np.maximum(0.0, lat / budget - 1.0))
+    assert over == [0, 0]
