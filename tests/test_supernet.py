@@ -5,7 +5,8 @@ import torch
 
 from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.evaluate.data import load_data
-from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, batchnorms, evaluate_subnet,
+from hwnas.evaluate.scoring import batchnorms
+from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, evaluate_subnet,
                                      load_supernet, recalibrate_bn, train_supernet)
 
 

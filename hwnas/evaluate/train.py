@@ -17,7 +17,7 @@ from hwnas.blocks import build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import deterministic, resolve_device
-from hwnas.evaluate.supernet import accuracy, recalibrate_bn
+from hwnas.evaluate.scoring import accuracy, recalibrate_bn
 from hwnas.space import Arch
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from hwnas import jsonio
-from hwnas.evaluate.supernet import accuracy
+from hwnas.evaluate.scoring import accuracy
 from hwnas.evaluate.train import train_arch
 from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
 from hwnas.finalize.mobile import quantize_int8, to_ort_format

@@ -7,7 +7,8 @@ from typing import Any
 from torch import nn
 
 from hwnas.evaluate.data import Splits, load_data
-from hwnas.evaluate.supernet import CheckpointError, load_supernet, recalibrate_bn
+from hwnas.evaluate.scoring import recalibrate_bn
+from hwnas.evaluate.supernet import CheckpointError, load_supernet
 from hwnas.evaluate.train import train_arch
 from hwnas.lut import LUT
 from hwnas.runs import Run, RunError
