@@ -295,6 +295,34 @@ def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_
         _search(demo_lut_path, tmp_path / "broken", evaluator=ev.name)
 
 
+@pytest.mark.parametrize("error", [MemoryError("cannot allocate"), OSError(28, "No space left on device"),
+                                   RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")])
+def test_a_machine_failure_stops_the_run_instead_of_marking_the_arch_failed(demo_lut_path, tmp_path, monkeypatch,
+                                                                           error):
+    """Out of memory or a full disk says nothing about the arch: recorded as failed, it would never be
+    evaluated again. It stops the run with what finished stored; --resume evaluates it again."""
+    from hwnas.evaluate import base
+
+    class Flaky(_FailsOnSomeArchs):
+        name, fail = "test:machine-failure", True
+
+        def evaluate(self, archs):  # the machine fails while it evaluates some archs; the archs are fine
+            if self.fail and any(_cannot_score(a) for a in archs):
+                raise error
+            return [sum(d.macs for d in a.layers()) / 1e6 for a in archs]
+
+    ev = Flaky()
+    monkeypatch.setitem(base._REGISTRY, ev.name, lambda **kw: ev)
+    with pytest.raises(type(error)):
+        _search(demo_lut_path, tmp_path / "run", evaluator=ev.name, population=10, generations=3)
+    store = RunStore(tmp_path / "run" / "run.sqlite")
+    assert not store.failures(ev.name)  # nothing marked failed for good
+    store.close()
+    ev.fail = False  # the machine is fine again: the resumed run scores every arch
+    r = _search(demo_lut_path, tmp_path / "run", evaluator=ev.name, population=10, generations=3, resume=True)
+    assert r.front and not RunStore(tmp_path / "run" / "run.sqlite").failures(ev.name)
+
+
 def test_the_first_arch_failing_does_not_stop_the_run_and_old_stores_still_read(demo_lut_path, tmp_path,
                                                                                monkeypatch):
     """Serially every arch is a chunk of its own: the first one failing must not look like a broken

@@ -1,6 +1,7 @@
 """The evaluator interface, a name registry and a cache keyed by (arch id, evaluator config)."""
 from __future__ import annotations
 
+import errno
 import hashlib
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -68,10 +69,14 @@ def evaluate_each(evaluator: Evaluator, archs: Sequence[Arch]) -> Scores:
     """``evaluator.evaluate(archs)``; when it raises, each arch again on its own, so one arch the evaluator
     cannot score (a deterministic failure) becomes NaN with its message instead of failing the others; a
     NaN score is a failure too. A worker that dies is not an evaluator error: it is not caught here (the
-    pool or Ray handles it)."""
+    pool or Ray handles it); nor is a failure of the machine rather than the arch (out of memory, GPU
+    memory included, or an OS error such as a full disk or a network error): it stops the run with
+    what finished stored, so ``--resume`` evaluates those archs again instead of keeping them as failed."""
     try:
         out = Scores([float(v) for v in evaluator.evaluate(archs)])
     except Exception as e:
+        if transient(e):
+            raise
         if len(archs) == 1:  # already the arch alone: do not run it twice
             return _failure(archs[0], e)
         out = Scores()
@@ -79,6 +84,8 @@ def evaluate_each(evaluator: Evaluator, archs: Sequence[Arch]) -> Scores:
             try:
                 one = Scores([float(evaluator.evaluate([a])[0])])
             except Exception as e1:
+                if transient(e1):
+                    raise
                 one = _failure(a, e1)
             out.append(one[0])
             out.errors.update(one.errors)
@@ -87,6 +94,20 @@ def evaluate_each(evaluator: Evaluator, archs: Sequence[Arch]) -> Scores:
         if v != v and a.id not in out.errors:
             out.errors[a.id] = "the evaluator returned NaN"
     return out
+
+
+_TRANSIENT_ERRNOS = {getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EIO", "ENOMEM", "ESTALE", "ETIMEDOUT",
+                                                   "ECONNRESET", "ECONNREFUSED", "EAGAIN", "EBUSY", "EHOSTUNREACH")
+                     if hasattr(errno, n)}
+
+
+def transient(e: BaseException) -> bool:
+    """A failure of the machine, not of the arch: the same evaluation may well pass on a retry (out of
+    memory, CUDA's included; a full disk, an I/O or network error). A missing file is not: it fails
+    every time."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" \
+        or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower()) \
+        or (isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS)
 
 
 def _failure(arch: Arch, e: Exception) -> Scores:
