@@ -124,7 +124,7 @@ class Reinforce(Strategy):
         F, cv = np.asarray(F, float), np.asarray(cv, float)
         allF = np.vstack([self.F, F]) if len(self.pop) else F
         allcv = np.concatenate([self.cv, cv])
-        rank, _ = rank_and_crowding(allF, allcv)
+        rank, crowd = rank_and_crowding(allF, allcv)
         reward = -rank[len(self.pop):].astype(float)
         mean = float(reward.mean())
         self.baseline = mean if self.baseline is None else \
@@ -136,7 +136,10 @@ class Reinforce(Strategy):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        self._survive(archs, F, cv)  # the elite the next generation is ranked against
+        # the elite the next generation is ranked against: NSGA-II survival (pareto.survive) on the ranking above
+        keep = np.lexsort((np.arange(len(allF)), -crowd, rank))[:self.population]
+        pool = self.pop + list(archs)
+        self.pop, self.F, self.cv = [pool[i] for i in keep], allF[keep], allcv[keep]
 
     def _extra_state(self) -> dict[str, Any]:
         return {"controller": _to_json(self.controller.state_dict()), "optimizer": _to_json(self.opt.state_dict()),
