@@ -296,8 +296,8 @@ def cmd_search(args: argparse.Namespace) -> int:
           + f"; front of {len(result.front)} feasible archs; hypervolume {hv:.4g}")
     if result.best:
         b = result.best
-        print(f"best under the constraints: {b['arch_id']}  {score_label(args.evaluator)} {b['accuracy']:.4g}  "
-              f"predicted {b['latency_ms']:.3f} ms  {b['params_m']:.2f} M params  {b['macs_m']:.0f} MMACs")
+        print(f"best under the constraints: {b.arch_id}  {score_label(args.evaluator)} {b.accuracy:.4g}  "
+              f"predicted {b.latency_ms:.3f} ms  {b.params_m:.2f} M params  {b.macs_m:.0f} MMACs")
     else:
         print("no architecture met every constraint; the front is empty (see history.json)")
     print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")

@@ -7,17 +7,21 @@ always carry their label.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.lut import atomic_write_text
 
+if TYPE_CHECKING:
+    from hwnas.search.records import SearchRecord
 
-def plot_front(path: Path, evaluated: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]],
-               budget_ms: float | None, pick: dict[str, Any] | None = None, measured_ms: float | None = None,
-               title: str = "") -> str | None:
-    """Draw the front; returns None when drawn, else why not (matplotlib missing)."""
+
+def plot_front(path: Path, evaluated: Sequence[SearchRecord], front: Sequence[SearchRecord],
+               budget_ms: float | None, pick: tuple[str, float, float] | None = None,
+               measured_ms: float | None = None, title: str = "") -> str | None:
+    """Draw the front, and the ``pick`` (arch id, latency ms, accuracy) as a star; returns None when drawn,
+    else why not (matplotlib missing)."""
     try:
         import matplotlib
 
@@ -27,19 +31,20 @@ def plot_front(path: Path, evaluated: Sequence[dict[str, Any]], front: Sequence[
         return "matplotlib is not installed (pip install 'hwnas[plot]')"
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     if evaluated:
-        ax.scatter([r["latency_ms"] for r in evaluated], [r["accuracy"] for r in evaluated], s=8, c="0.75",
+        ax.scatter([r.latency_ms for r in evaluated], [r.accuracy for r in evaluated], s=8, c="0.75",
                    label=f"evaluated ({len(evaluated)})")
     if front:
-        f = sorted(front, key=lambda r: r["latency_ms"])
-        ax.plot([r["latency_ms"] for r in f], [r["accuracy"] for r in f], "o-", c="tab:blue", ms=4,
+        f = sorted(front, key=lambda r: r.latency_ms)
+        ax.plot([r.latency_ms for r in f], [r.accuracy for r in f], "o-", c="tab:blue", ms=4,
                 label=f"front ({len(f)})")
     if budget_ms is not None:
         ax.axvline(budget_ms, c="tab:red", ls="--", label=f"budget {budget_ms:g} ms")
     if pick is not None:
-        ax.scatter([pick["latency_ms"]], [pick["accuracy"]], marker="*", s=220, c="gold", edgecolors="k",
-                   zorder=5, label=f"pick {pick['arch_id']} (predicted)")
+        pick_id, pick_ms, pick_acc = pick
+        ax.scatter([pick_ms], [pick_acc], marker="*", s=220, c="gold", edgecolors="k",
+                   zorder=5, label=f"pick {pick_id} (predicted)")
         if measured_ms is not None:
-            ax.scatter([measured_ms], [pick["accuracy"]], marker="D", s=60, c="tab:green", edgecolors="k",
+            ax.scatter([measured_ms], [pick_acc], marker="D", s=60, c="tab:green", edgecolors="k",
                        zorder=5, label=f"pick measured {measured_ms:.3f} ms")
     ax.set_xlabel("latency, ms (predicted from the LUT)")
     ax.set_ylabel("accuracy (search evaluator)")
@@ -134,9 +139,8 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
 
 
 def write_bundle_report(report: dict[str, Any], run: Any, out: Path) -> None:
-    pick = {"arch_id": report["arch_id"], "latency_ms": report["latency"]["predicted_ms"]
-            if report["latency"]["predicted_ms"] is not None else report["latency"]["measured"]["median_ms"],
-            "accuracy": report["accuracy"]["search_score"]}
+    pick = (report["arch_id"], report["latency"]["predicted_ms"] if report["latency"]["predicted_ms"] is not None
+            else report["latency"]["measured"]["median_ms"], report["accuracy"]["search_score"])
     note = plot_front(out / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick,
                       report["latency"]["measured"]["median_ms"],
                       title=f"{run.path.name}: {report['latency']['profiler']}, pick {report['arch_id']}")
@@ -145,7 +149,7 @@ def write_bundle_report(report: dict[str, Any], run: Any, out: Path) -> None:
 
 def render_run_md(run: Any) -> str:
     c = run.config
-    front = sorted(run.front, key=lambda r: r["latency_ms"])
+    front = sorted(run.front, key=lambda r: r.latency_ms)
     out = [f"# hwnas search run `{run.path.name}`", "",
            f"- LUT: `{c['lut']}` ({c.get('lut_profiler')}); latencies below are **predicted**",
            f"- space: {c['space']['name']}; evaluator: {c['evaluator']}; strategy {c['strategy']}, "
@@ -154,8 +158,8 @@ def render_run_md(run: Any) -> str:
            f"- {len(run.evals)} archs evaluated; front of {len(front)}",
            f"- commands: " + "; ".join(f"`{x}`" for x in run.commands), "",
            "| arch | accuracy | predicted latency | params (M) | MMACs |", "|---|---|---|---|---|"]
-    out += [f"| `{r['arch_id']}` | {r['accuracy']:.3f} | {r['latency_ms']:.3f} ms | {r['params_m']:.3f} | "
-            f"{r['macs_m']:.1f} |" for r in front]
+    out += [f"| `{r.arch_id}` | {r.accuracy:.3f} | {r.latency_ms:.3f} ms | {r.params_m:.3f} | "
+            f"{r.macs_m:.1f} |" for r in front]
     return "\n".join(out) + "\n"
 
 
@@ -189,7 +193,8 @@ def rerender(path: str | Path) -> list[Path]:
     from hwnas.search.pareto import best_record
 
     best = best_record(run.front)
-    note = plot_front(path / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, best,
+    pick = (best.arch_id, best.latency_ms, best.accuracy) if best is not None else None
+    note = plot_front(path / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick,
                       title=f"{path.name}: search front (predicted latency)")
     atomic_write_text(path / "report.md", render_run_md(run) + ("\n![front](pareto.png)\n" if note is None
                                                                   else f"\n(pareto.png not drawn: {note})\n"))

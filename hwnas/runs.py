@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import InputError
+from hwnas.search.records import SearchRecord
 from hwnas.space import Space, space_from_dict
 from hwnas.store import RunStore, StoreError
 
@@ -23,8 +24,8 @@ class RunError(InputError):
 class Run:
     path: Path
     config: dict[str, Any]
-    front: list[dict[str, Any]]
-    evals: dict[str, dict[str, Any]]
+    front: list[SearchRecord]
+    evals: dict[str, SearchRecord]
     commands: list[str]
 
     @property
@@ -61,10 +62,11 @@ def read_run(run_dir: str | Path) -> Run:
     if not isinstance(config, dict) or "space" not in config or "lut" not in config:
         raise RunError(f"{db} has no complete run configuration; the run directory is damaged")
     front_file = path / "front.json"
-    front: list[dict[str, Any]] = []
+    front: list[SearchRecord] = []
     if front_file.is_file():
         try:
-            front = json.loads(front_file.read_text())["front"]
+            front = [SearchRecord.from_dict(r, f"front[{i}]")
+                     for i, r in enumerate(json.loads(front_file.read_text())["front"])]
         except (ValueError, KeyError, TypeError) as e:
             raise RunError(f"{front_file} is corrupt ({e}); `hwnas search ... --resume` rewrites it") from None
     return Run(path, config, front, evals, commands)

@@ -19,11 +19,14 @@ import os
 import sqlite3
 import urllib.parse
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.lut import now_iso
+
+if TYPE_CHECKING:
+    from hwnas.search.records import SearchRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,8 +103,8 @@ class RunStore:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, jsonio.dumps(value, sort_keys=True)))
 
     # -- evaluations ---------------------------------------------------------
-    def add_evals(self, evaluator: str, records: Iterable[dict[str, Any]]) -> None:
-        rows = [(r["arch_id"], evaluator, jsonio.dumps(r["arch"], sort_keys=True), *(r[f] for f in RECORD_FIELDS),
+    def add_evals(self, evaluator: str, records: Iterable[SearchRecord]) -> None:
+        rows = [(r.arch_id, evaluator, jsonio.dumps(r.arch, sort_keys=True), *(getattr(r, f) for f in RECORD_FIELDS),
                  now_iso()) for r in records]
         with self.db:
             self.db.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
@@ -120,13 +123,15 @@ class RunStore:
         except sqlite3.OperationalError:  # a run store from before failures were recorded, opened read-only
             return {}
 
-    def evals(self, evaluator: str) -> dict[str, dict[str, Any]]:
+    def evals(self, evaluator: str) -> dict[str, SearchRecord]:
+        """arch id -> the stored record of every arch ``evaluator`` scored."""
+        # here, not at the top: hwnas.search imports this module
+        from hwnas.search.records import SearchRecord
+
         cur = self.db.execute(f"SELECT arch_id, arch, {', '.join(RECORD_FIELDS)} FROM evals WHERE evaluator=?",
                               (evaluator,))
-        out = {}
-        for row in cur:
-            out[row[0]] = {"arch_id": row[0], "arch": json.loads(row[1]), **dict(zip(RECORD_FIELDS, row[2:]))}
-        return out
+        return {row[0]: SearchRecord(arch_id=row[0], arch=json.loads(row[1]), **dict(zip(RECORD_FIELDS, row[2:])))
+                for row in cur}
 
     # -- generations ---------------------------------------------------------
     def commit_generation(self, generation: int, strategy: str, members: list[tuple[str, float]],

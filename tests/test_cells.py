@@ -210,12 +210,12 @@ def test_a_cell_space_is_searched_from_its_shipped_lut(tmp_path):
     for run in ("a", "b"):
         result = run_search(lut_path, tmp_path / run, evaluator="proxy:synflow", population=8, generations=2, seed=3,
                             constraints=Constraints(budget_ms=budget), progress=False)
-        front = sorted((r["arch_id"], round(r["latency_ms"], 9)) for r in result.front)
+        front = sorted((r.arch_id, round(r.latency_ms, 9)) for r in result.front)
         assert front and all(ms <= budget for _, ms in front)
         space = predictor.space
         for r in result.front:
-            arch = space.arch_from_dict(r["arch"])
-            assert arch.id == r["arch_id"] and predictor.predict(arch) == pytest.approx(r["latency_ms"])
+            arch = space.arch_from_dict(r.arch)
+            assert arch.id == r.arch_id and predictor.predict(arch) == pytest.approx(r.latency_ms)
             assert arch.canonical() is arch  # listed as the network, never as a dead-edge variant of it
         fronts.append(front)
     assert fronts[0] == fronts[1]
@@ -270,11 +270,11 @@ def test_the_cell_fast_path_is_the_layer_sum():
 def test_a_constant_network_has_a_search_record_and_odd_sizes_are_refused(cells):
     """A search proposes cells with no path (the cheapest archs): their record is built; stage sizes the
     residual shortcut cannot halve are refused when the space is read."""
-    from hwnas.search.problem import static_record
+    from hwnas.search.records import SearchRecord
 
     cut = CellArch(cells, 28, ("none",) * 6)
-    r = static_record(cut, 0.004)
-    assert r["layers"] == 0 and r["memory_mb"] == 0 and r["params_m"] == 0
+    r = SearchRecord.of(cut, 0.004, 10.0)
+    assert r.layers == 0 and r.memory_mb == 0 and r.params_m == 0
     with pytest.raises(SpaceError, match=r"\[30\] cannot be halved evenly"):
         CellSpace.from_dict({**cells.to_dict(), "resolutions": [30]})
 

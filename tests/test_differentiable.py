@@ -100,8 +100,8 @@ def test_a_search_meets_the_budget_and_resumes_to_the_same_front(demo_lut_path, 
     run_search(demo_lut_path, tmp_path / "part", generations=2, **kw)
     resumed = run_search(demo_lut_path, tmp_path / "part", generations=3, resume=True, **kw)
     assert resumed.resumed_from == 2
-    assert [r["arch_id"] for r in resumed.front] == [r["arch_id"] for r in full.front]
-    assert full.front and all(r["latency_ms"] <= budget for r in full.front)
+    assert [r.arch_id for r in resumed.front] == [r.arch_id for r in full.front]
+    assert full.front and all(r.latency_ms <= budget for r in full.front)
     state = RunStore(tmp_path / "full" / "run.sqlite").last_generation()[1]
     json.dumps(state)  # the whole state is JSON: logits, lambda, the path
     assert [p["generation"] for p in state["path"]] == [0, 1, 2]

@@ -22,7 +22,7 @@ def _search(lut, out, **kw):
 
 
 def _front(result):
-    return [r["arch_id"] for r in result.front]
+    return [r.arch_id for r in result.front]
 
 
 def test_pool_results_arrive_per_chunk_and_equal_serial(demo, tmp_path):

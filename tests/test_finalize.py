@@ -163,7 +163,7 @@ def test_parity_failure_stops(bundle, tiny_run):
 
     run = read_run(tiny_run)
     rec = pick_record(run)
-    arch = run.space.arch_from_dict(rec["arch"])
+    arch = run.space.arch_from_dict(rec.arch)
     model, splits, _ = inherited_model(run, arch, None, None, None)
     x = splits.tensors("val", arch.resolution, 3)[0][:4]
     check_parity(model, out / "model.onnx", x)  # the true model passes
@@ -194,17 +194,20 @@ def test_pareto_png_is_drawn(bundle):
 def test_best_json_and_pick_best_agree_also_on_a_tie(tiny_run, tmp_path):
     """One rule (hwnas.search.pareto.best_record) for best.json, --pick best and the report: a tie in accuracy and
     latency is decided by arch_id, whatever order the front lists the archs in."""
+    from dataclasses import replace
+
     from hwnas.finalize import pick_record
     from hwnas.runs import Run
     from hwnas.search.pareto import best_record
 
     run = read_run(tiny_run)
     best_json = json.loads((tiny_run / "best.json").read_text())["best"]
-    assert best_json["arch_id"] == pick_record(run)["arch_id"] == best_record(run.front)["arch_id"]
+    assert best_json["arch_id"] == pick_record(run).arch_id == best_record(run.front).arch_id
+    assert best_json == pick_record(run).to_dict()
     top = pick_record(run)
-    twin = {**top, "arch_id": "0" * len(top["arch_id"])}  # the same scores under another id
-    slower = {**top, "arch_id": "f" * len(top["arch_id"]), "latency_ms": top["latency_ms"] + 1}
+    twin = replace(top, arch_id="0" * len(top.arch_id))  # the same scores under another id
+    slower = replace(top, arch_id="f" * len(top.arch_id), latency_ms=top.latency_ms + 1)
     for front in ([top, twin, slower], [slower, twin, top], [twin, slower, top]):
         tied = Run(tmp_path, run.config, front, {}, [])
         assert best_record(front) is pick_record(tied)  # what the search writes to best.json is what finalize takes
-        assert pick_record(tied)["arch_id"] == max(top["arch_id"], twin["arch_id"])
+        assert pick_record(tied).arch_id == max(top.arch_id, twin.arch_id)

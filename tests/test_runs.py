@@ -13,3 +13,21 @@ def test_read_run_is_one_function_with_one_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FinalizeError, match="not a search run"):  # what finalize's callers catch
         read_run(tmp_path / "empty")
+
+
+def test_the_front_is_read_as_records_and_one_without_its_fields_is_refused(tmp_path):
+    import json
+
+    from hwnas.search.records import SearchRecord
+    from hwnas.store import RunStore
+
+    store = RunStore(tmp_path / "run.sqlite")
+    store.set_meta("config", {"space": {}, "lut": "x.json", "evaluator": "proxy:synflow"})
+    store.mark_complete({})
+    store.close()
+    rec = SearchRecord("a1", {"resolution": 24}, 1.5, 0.1, 2.0, 0.04, 9, 30.0)
+    (tmp_path / "front.json").write_text(json.dumps({"front": [rec.to_dict()]}))
+    assert read_run(tmp_path).front == [rec]
+    (tmp_path / "front.json").write_text(json.dumps({"front": [{"arch_id": "a1", "accuracy": 30.0}]}))
+    with pytest.raises(RunError, match=r"front.json is corrupt .*front\[0\] lacks the field\(s\) \['arch', 'latency_ms'"):
+        read_run(tmp_path)

@@ -25,10 +25,10 @@ def test_search_writes_front_and_is_reproducible(demo_lut_path, tmp_path):
     a = _search(demo_lut_path, tmp_path / "a", constraints=Constraints(budget_ms=1e3))
     b = _search(demo_lut_path, tmp_path / "b", constraints=Constraints(budget_ms=1e3))
     assert a.front and a.best
-    assert [r["arch_id"] for r in a.front] == [r["arch_id"] for r in b.front]
+    assert [r.arch_id for r in a.front] == [r.arch_id for r in b.front]
     # the front is non-dominated and sorted by latency
-    lat = [r["latency_ms"] for r in a.front]
-    acc = [r["accuracy"] for r in a.front]
+    lat = [r.latency_ms for r in a.front]
+    acc = [r.accuracy for r in a.front]
     assert lat == sorted(lat) and acc == sorted(acc)
     for name in ("front.json", "front.csv", "history.json", "best.json", "run.sqlite"):
         assert (tmp_path / "a" / name).is_file()
@@ -52,7 +52,7 @@ def test_budget_constraint_is_respected(demo_lut_path, tmp_path):
     # half way up the space's range: 1.3x the fastest left no arch feasible on some quick LUTs
     budget = fastest + (predictor.predict(space.largest()) - fastest) / 2
     r = _search(demo_lut_path, tmp_path / "r", constraints=Constraints(budget_ms=budget), generations=4)
-    assert r.front and all(x["latency_ms"] <= budget for x in r.front)
+    assert r.front and all(x.latency_ms <= budget for x in r.front)
 
 
 def test_infeasible_budget_stops_before_searching(demo_lut_path, tmp_path):
@@ -131,7 +131,7 @@ def test_resume_in_process_equals_uninterrupted(demo_lut_path, tmp_path, strateg
     _search(demo_lut_path, tmp_path / "part", generations=2, strategy=strategy)
     resumed = _search(demo_lut_path, tmp_path / "part", generations=4, strategy=strategy, resume=True)
     assert resumed.resumed_from == 2
-    assert [r["arch_id"] for r in resumed.front] == [r["arch_id"] for r in full.front]
+    assert [r.arch_id for r in resumed.front] == [r.arch_id for r in full.front]
     assert [h["evaluations"] for h in resumed.history] == [h["evaluations"] for h in full.history]
 
 
@@ -217,15 +217,18 @@ def test_a_second_search_on_the_same_run_is_refused(demo_lut_path, tmp_path):
 
 def test_incremental_front_equals_front_of_whole_archive(demo_lut_path, tmp_path):
     from hwnas.search.problem import Problem
+    from hwnas.search.records import SearchRecord
     from hwnas.search.run import pareto_front
 
     lut_before = demo_lut_path.read_bytes()
     r = _search(demo_lut_path, tmp_path / "r", generations=5, constraints=Constraints(budget_ms=1e3))
     with sqlite3.connect(tmp_path / "r" / "run.sqlite") as db:
-        rows = db.execute("SELECT arch_id, accuracy, latency_ms, params_m, memory_mb, layers FROM evals").fetchall()
-    records = [dict(zip(("arch_id", "accuracy", "latency_ms", "params_m", "memory_mb", "layers"), x)) for x in rows]
+        rows = db.execute("SELECT arch_id, arch, accuracy, latency_ms, params_m, macs_m, memory_mb, layers "
+                          "FROM evals").fetchall()
+    records = [SearchRecord(arch_id=x[0], arch=json.loads(x[1]), accuracy=x[2], latency_ms=x[3], params_m=x[4],
+                            macs_m=x[5], memory_mb=x[6], layers=x[7]) for x in rows]
     problem = Problem(None, None, Constraints(budget_ms=1e3))
-    assert [f["arch_id"] for f in pareto_front(records, problem)] == [f["arch_id"] for f in r.front]
+    assert [f.arch_id for f in pareto_front(records, problem)] == [f.arch_id for f in r.front]
     assert demo_lut_path.read_bytes() == lut_before  # the search only reads its LUT
 
 
@@ -276,7 +279,7 @@ def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_
     store = RunStore(tmp_path / "run" / "run.sqlite")
     failures = store.failures(ev.name)
     assert failures and all("cannot score a 5x5 kernel" in m for m in failures.values())
-    assert r.front and not set(failures) & {x["arch_id"] for x in r.front}
+    assert r.front and not set(failures) & {x.arch_id for x in r.front}
     assert not set(failures) & set(store.evals(ev.name))
     assert json.loads((tmp_path / "run" / "front.json").read_text())["failed_evaluations"] == failures
     # resumed with more generations: no failed arch is evaluated again
@@ -285,10 +288,10 @@ def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_
     assert not set(failures) & set(ev.calls[asked_before:])
     # one failing arch in a chunk does not cost the others their scores
     demo = get_space("demo")
-    good = demo.arch_from_dict(r.front[0]["arch"])
+    good = demo.arch_from_dict(r.front[0].arch)
     bad = next(a for a in (demo.sample(i) for i in range(500)) if _cannot_score(a))
     scores = evaluate_each(ev, [good, bad])
-    assert scores[0] == pytest.approx(r.front[0]["accuracy"]) and scores[1] != scores[1] and bad.id in scores.errors
+    assert scores[0] == pytest.approx(r.front[0].accuracy) and scores[1] != scores[1] and bad.id in scores.errors
     # an evaluator that fails on everything stops the run with its message: it is broken, not the archs
     ev.broken = True
     with pytest.raises(EvaluationFailed, match="could score none of the .*FileNotFoundError: no such data file"):

@@ -52,7 +52,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict:
     wall = time.perf_counter() - start
     torch.set_num_threads(threads)
     return {"mode": mode, "executor": executor, "workers": workers, "wall_s": round(wall, 2),
-            "evaluations": result.evaluations, "front": sorted(r["arch_id"] for r in result.front)}
+            "evaluations": result.evaluations, "front": sorted(r.arch_id for r in result.front)}
 
 
 def ray_start_s() -> float:

@@ -20,6 +20,7 @@ from hwnas.finalize.source import inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
 from hwnas.lut import LUT, atomic_write_text, now_iso
 from hwnas.runs import Run, read_run
+from hwnas.search.records import SearchRecord
 from hwnas.space import Arch
 from profilers import capability, get_profiler_class
 
@@ -34,7 +35,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     start = time.perf_counter()
     run = read_run(run_dir)
     record = pick_record(run, pick)
-    arch = run.space.arch_from_dict(record["arch"], source=f"arch {record['arch_id']}")
+    arch = run.space.arch_from_dict(record.arch, source=f"arch {record.arch_id}")
     lut_obj = resolve_lut(run, lut)
     out = Path(out)
     check_out(out, force)
@@ -48,7 +49,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     return report
 
 
-def build_bundle(run: Run, record: dict[str, Any], arch: Arch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
+def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
                  finetune_epochs: int, int8: bool, profiler_name: str, processes: int,
                  checkpoint: str | Path | None, data: str | None, parity_images: int, parity_atol: float,
                  seed: int, command: str | None, log: Any, start: float) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def build_bundle(run: Run, record: dict[str, Any], arch: Arch, lut_obj: LUT, sta
     space = run.space
     model, splits, weights = inherited_model(run, arch, checkpoint, None, data, seed)
     ch = space.in_channels
-    acc: dict[str, Any] = {"search_score": record["accuracy"], "evaluator": run.config.get("evaluator")}
+    acc: dict[str, Any] = {"search_score": record.accuracy, "evaluator": run.config.get("evaluator")}
     acc["val_inherited"] = accuracy(model, splits, "val", arch.resolution, ch)
     if finetune_epochs > 0:
         log(f"fine-tuning {finetune_epochs} epoch(s) ...")

@@ -12,6 +12,7 @@ from hwnas.evaluate.supernet import CheckpointError, load_supernet
 from hwnas.evaluate.train import train_arch
 from hwnas.lut import LUT
 from hwnas.runs import Run, RunError
+from hwnas.search.records import SearchRecord
 from hwnas.space import Arch
 
 FinalizeError = RunError
@@ -19,7 +20,7 @@ FinalizeError = RunError
 errors (``hwnas.runs.RunError``), so ``except FinalizeError`` catches a bad run directory too."""
 
 
-def pick_record(run: Run, pick: str = "best") -> dict[str, Any]:
+def pick_record(run: Run, pick: str = "best") -> SearchRecord:
     """``best``: the best feasible arch of the front (``hwnas.search.pareto.best_record``, as ``best.json``);
     otherwise an arch id from the run."""
     if pick == "best":
@@ -31,11 +32,11 @@ def pick_record(run: Run, pick: str = "best") -> dict[str, Any]:
                                 f"relax the constraints and search again, or --pick an ARCH_ID from the run")
         return best
     for r in run.front:
-        if r["arch_id"] == pick:
+        if r.arch_id == pick:
             return r
     if pick in run.evals:
         return run.evals[pick]
-    ids = ", ".join(r["arch_id"] for r in run.front[:10])
+    ids = ", ".join(r.arch_id for r in run.front[:10])
     raise FinalizeError(f"arch {pick!r} is not in run {run.path} ({len(run.evals)} archs evaluated); "
                         f"front: {ids or 'empty'}")
 

@@ -84,13 +84,13 @@ class PredictorGuided(ArchiveStrategy):
     def _exact_scores(self, cands: list[Arch], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives and violations of ``cands`` with the LUT's latency and the exact static measures,
         the surrogate's sampled accuracy in the accuracy column."""
-        from hwnas.search.problem import OBJECTIVES, static_record
+        from hwnas.search.problem import OBJECTIVES
+        from hwnas.search.records import SearchRecord
 
         predictor, constraints, objectives = self._exact
         acc = -sampled[:, objectives.index("accuracy")]  # F holds -accuracy
-        records = [{**static_record(a, ms), "accuracy": float(x)}
-                   for a, ms, x in zip(cands, predictor.predict_many(cands), acc)]
-        F = np.array([[-OBJECTIVES[o] * r[o] for o in objectives] for r in records], float)
+        records = [SearchRecord.of(a, ms, x) for a, ms, x in zip(cands, predictor.predict_many(cands), acc)]
+        F = np.array([[-OBJECTIVES[o] * getattr(r, o) for o in objectives] for r in records], float)
         return F, np.array([constraints.violation(r) for r in records], float)
 
     def _surrogate(self) -> tuple[Ensemble, np.ndarray, np.ndarray]:

@@ -7,7 +7,12 @@ and among feasible candidates Pareto dominance decides.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from hwnas.search.records import SearchRecord
 
 
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:
@@ -104,13 +109,13 @@ def hypervolume_2d(F: np.ndarray, ref: tuple[float, float]) -> float:
     return float(hv)
 
 
-def best_key(record: dict) -> tuple[float, float, str]:
+def best_key(record: SearchRecord) -> tuple[float, float, str]:
     """The order of "best under the constraints" (larger is better): higher accuracy, then lower latency, then
     the greater arch_id, so that an exact tie is decided by the archs themselves, never by the front's order."""
-    return (record["accuracy"], -record["latency_ms"], record["arch_id"])
+    return (record.accuracy, -record.latency_ms, record.arch_id)
 
 
-def best_record(records) -> dict | None:
+def best_record(records: Iterable[SearchRecord]) -> SearchRecord | None:
     """The best record of a feasible front (by :func:`best_key`), None when it is empty: the one rule behind
     ``best.json``, ``hwnas finalize --pick best`` and the run report's highlighted arch."""
     return max(records, key=best_key, default=None)

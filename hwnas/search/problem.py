@@ -1,4 +1,5 @@
-"""Objectives and constraints of a search: records for archs, minimisation vectors, violations."""
+"""Objectives and constraints of a search: records for archs (:class:`SearchRecord`), minimisation vectors,
+violations. An objective's name is a field of the record."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -8,6 +9,7 @@ import numpy as np
 
 from hwnas.errors import SearchError
 from hwnas.predict import Predictor
+from hwnas.search.records import SearchRecord
 from hwnas.space import Arch
 
 # name -> +1 to maximise, -1 to minimise
@@ -27,29 +29,15 @@ class Constraints:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    def violation(self, r: dict[str, Any]) -> float:
+    def violation(self, r: SearchRecord) -> float:
         v = 0.0
-        for limit, key in ((self.budget_ms, "latency_ms"), (self.max_params_m, "params_m"),
-                           (self.max_memory_mb, "memory_mb"), (self.max_layers, "layers")):
-            if limit is not None and r[key] > limit:
-                v += r[key] / limit - 1.0
-        if self.min_accuracy is not None and r["accuracy"] < self.min_accuracy:
-            v += (self.min_accuracy - r["accuracy"]) / max(abs(self.min_accuracy), 1e-9)
+        for limit, value in ((self.budget_ms, r.latency_ms), (self.max_params_m, r.params_m),
+                             (self.max_memory_mb, r.memory_mb), (self.max_layers, r.layers)):
+            if limit is not None and value > limit:
+                v += value / limit - 1.0
+        if self.min_accuracy is not None and r.accuracy < self.min_accuracy:
+            v += (self.min_accuracy - r.accuracy) / max(abs(self.min_accuracy), 1e-9)
         return v
-
-
-def static_record(arch: Arch, latency_ms: float) -> dict[str, Any]:
-    layers = arch.layers()
-    return {
-        "arch_id": arch.id,
-        "arch": arch.to_dict(),
-        "latency_ms": float(latency_ms),
-        "params_m": sum(d.params for d in layers) / 1e6,
-        "macs_m": sum(d.macs for d in layers) / 1e6,
-        # fp32 peak live activations (a cell network with no path is a constant: no layers, nothing live)
-        "memory_mb": max((d.activation_elems for d in layers), default=0) * 4 / 2**20,
-        "layers": len(layers),
-    }
 
 
 class Problem:
@@ -61,23 +49,18 @@ class Problem:
         self.predictor, self.evaluator, self.constraints = predictor, evaluator, constraints
         self.objectives = tuple(objectives)
 
-    def records(self, archs: Sequence[Arch], accuracies: Sequence[float]) -> list[dict[str, Any]]:
+    def records(self, archs: Sequence[Arch], accuracies: Sequence[float]) -> list[SearchRecord]:
         lat = self.predictor.predict_many(archs)
-        return [{**static_record(a, l), "accuracy": float(acc)} for a, l, acc in zip(archs, lat, accuracies)]
+        return [SearchRecord.of(a, l, acc) for a, l, acc in zip(archs, lat, accuracies)]
 
-    def F(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
+    def F(self, records: Sequence[SearchRecord]) -> np.ndarray:
         """Objectives to minimise; an arch whose evaluation failed (accuracy NaN) counts as accuracy 0."""
-        return np.array([[-OBJECTIVES[o] * (0.0 if failed(r) and o == "accuracy" else r[o])
+        return np.array([[-OBJECTIVES[o] * (0.0 if r.failed and o == "accuracy" else getattr(r, o))
                           for o in self.objectives] for r in records], float)
 
-    def cv(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
+    def cv(self, records: Sequence[SearchRecord]) -> np.ndarray:
         """Constraint violation; a failed evaluation is infeasible (FAILED_VIOLATION), so it never reaches a front."""
-        return np.array([FAILED_VIOLATION if failed(r) else self.constraints.violation(r) for r in records], float)
+        return np.array([FAILED_VIOLATION if r.failed else self.constraints.violation(r) for r in records], float)
 
 
 FAILED_VIOLATION = 1e6
-
-
-def failed(record: dict[str, Any]) -> bool:
-    """The evaluator raised for this arch (its accuracy is NaN)."""
-    return record["accuracy"] != record["accuracy"]

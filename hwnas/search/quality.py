@@ -21,6 +21,7 @@ from hwnas.evaluate.reference import Recipe, train_reference
 from hwnas.lut import LUT
 from hwnas.predict import Predictor, latency_predictor
 from hwnas.search.problem import Constraints
+from hwnas.search.records import SearchRecord
 from hwnas.search.run import run_search, searchable_space
 from hwnas.space import Arch, SearchSpace
 from hwnas.store import RunStore
@@ -105,14 +106,14 @@ def latency_twin(space: SearchSpace, predictor: Predictor, target_ms: float, rng
                      f"after {tries * batch} draws; widen --tolerance")
 
 
-def _top_of(front: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], top: int,
-            budget_ms: float) -> list[dict[str, Any]]:
+def _top_of(front: Sequence[SearchRecord], records: Sequence[SearchRecord], top: int,
+            budget_ms: float) -> list[SearchRecord]:
     """The ``top`` most accurate archs of the front; a front shorter than that is topped up with the most
     accurate other archs under the budget (the front of a flat accuracy signal can be a handful)."""
-    chosen = sorted(front, key=lambda r: (-r["accuracy"], r["latency_ms"]))[:top]
-    ids = {r["arch_id"] for r in chosen}
-    rest = sorted((r for r in records if r["arch_id"] not in ids and r["latency_ms"] <= budget_ms),
-                  key=lambda r: (-r["accuracy"], r["latency_ms"]))
+    chosen = sorted(front, key=lambda r: (-r.accuracy, r.latency_ms))[:top]
+    ids = {r.arch_id for r in chosen}
+    rest = sorted((r for r in records if r.arch_id not in ids and r.latency_ms <= budget_ms),
+                  key=lambda r: (-r.accuracy, r.latency_ms))
     return chosen + rest[:top - len(chosen)]
 
 
@@ -148,12 +149,12 @@ def run_search_quality(lut_path: str | Path, workdir: str | Path, *, evaluator: 
     chosen = _top_of(result.front, records, top, budget)
     if len(chosen) < top:
         raise InputError(f"the search found only {len(chosen)} archs under {budget:.3f} ms; raise --budget-ms")
-    searched = [space.arch_from_dict(r["arch"]) for r in chosen]
+    searched = [space.arch_from_dict(r.arch) for r in chosen]
     rng = random.Random(seed + 7919)
     exclude = {a.id for a in searched}
     twins = []
     for a, r in zip(searched, chosen):
-        twin = latency_twin(space, predictor, r["latency_ms"], rng, exclude, tolerance)
+        twin = latency_twin(space, predictor, r.latency_ms, rng, exclude, tolerance)
         exclude.add(twin.id)
         twins.append(twin)
     archs = searched + twins
@@ -161,7 +162,7 @@ def run_search_quality(lut_path: str | Path, workdir: str | Path, *, evaluator: 
     runs, _ = train_reference(archs, recipe, list(seeds), workers, cache=workdir, progress=progress)
     lat = predictor.predict_many(archs)
     picks = [Pick("searched" if i < top else "random", a.to_dict(), a.id, a.resolution, float(lat[i]),
-                  float(chosen[i]["accuracy"]) if i < top else None, [float(runs[s][i]) for s in seeds])
+                  float(chosen[i].accuracy) if i < top else None, [float(runs[s][i]) for s in seeds])
              for i, a in enumerate(archs)]
     return SearchQuality(space.name, str(lut_path), evaluator, options, budget, (fastest, largest), tolerance,
                          asdict(recipe), list(seeds),

@@ -17,7 +17,8 @@ from hwnas.lut import LUT, atomic_write_text
 from hwnas.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.pareto import best_record, hypervolume_2d, non_dominated_fronts
-from hwnas.search.problem import Constraints, Problem, failed
+from hwnas.search.problem import Constraints, Problem
+from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy
 from hwnas.space import SearchSpace, canonical_arch
 from hwnas.store import RunLock, RunStore, StoreError
@@ -30,8 +31,8 @@ class InfeasibleBudgetError(InputError):
 @dataclass
 class SearchResult:
     out: Path
-    front: list[dict[str, Any]]
-    best: dict[str, Any] | None
+    front: list[SearchRecord]
+    best: SearchRecord | None
     history: list[dict[str, Any]]
     evaluations: int
     seconds: float
@@ -48,20 +49,20 @@ def check_budget(predictor: Predictor, budget_ms: float | None) -> tuple[Any, fl
     return arch, fastest
 
 
-def pareto_front(records: Sequence[dict[str, Any]], problem: Problem) -> list[dict[str, Any]]:
+def pareto_front(records: Sequence[SearchRecord], problem: Problem) -> list[SearchRecord]:
     """Non-dominated feasible records on (accuracy up, latency down), sorted by latency."""
     feas = [r for r in records if problem.constraints.violation(r) <= 0]
     if not feas:
         return []
-    F = np.array([[-r["accuracy"], r["latency_ms"]] for r in feas])
+    F = np.array([[-r.accuracy, r.latency_ms] for r in feas])
     front = [feas[i] for i in non_dominated_fronts(F)[0]]
-    return sorted(front, key=lambda r: (r["latency_ms"], -r["accuracy"], r["arch_id"]))
+    return sorted(front, key=lambda r: (r.latency_ms, -r.accuracy, r.arch_id))
 
 
-def front_hypervolume(front: Sequence[dict[str, Any]], ref: tuple[float, float]) -> float:
+def front_hypervolume(front: Sequence[SearchRecord], ref: tuple[float, float]) -> float:
     if not front:
         return 0.0
-    return hypervolume_2d(np.array([[-r["accuracy"], r["latency_ms"]] for r in front]), ref)
+    return hypervolume_2d(np.array([[-r.accuracy, r.latency_ms] for r in front]), ref)
 
 
 @dataclass
@@ -238,7 +239,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         store.add_failure(evaluator, arch.to_dict(), arch.id, message)
         tqdm.write(f"evaluation failed, arch {arch.id} recorded as failed (not retried): {message}", file=sys.stderr)
 
-    cached = CachedEvaluator(plan.evaluator, {**{k: v["accuracy"] for k, v in known.items()},
+    cached = CachedEvaluator(plan.evaluator, {**{k: v.accuracy for k, v in known.items()},
                                               **{k: float("nan") for k in failures}},
                              dispatcher=plan.dispatcher, on_failure=on_failure,
                              on_result=lambda archs, accs: store.add_evals(evaluator, problem.records(archs, accs)))
@@ -264,21 +265,21 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         networks = [canonical_arch(a) for a in archs]
         accs = cached.evaluate(networks)
         records = problem.records(networks, accs)
-        store.add_evals(evaluator, [r for r in records if not failed(r)])
+        store.add_evals(evaluator, [r for r in records if not r.failed])
         F, cv = problem.F(records), problem.cv(records)
         strat.tell(archs, F, cv)
-        members = [(r["arch_id"], float(v)) for r, v in zip(records, cv)]
+        members = [(r.arch_id, float(v)) for r, v in zip(records, cv)]
         # once per network (recorded in the store's failures when it failed, and then in no front)
-        records = list({r["arch_id"]: r for r in records if not failed(r)}.values())
-        archive.update({r["arch_id"]: r for r in records})
+        records = list({r.arch_id: r for r in records if not r.failed}.values())
+        archive.update({r.arch_id: r for r in records})
         if ref is None:
-            lat_ref = budget_ms or 1.1 * max(r["latency_ms"] for r in records)
-            ref = [-min(r["accuracy"] for r in records), lat_ref]
+            lat_ref = budget_ms or 1.1 * max(r.latency_ms for r in records)
+            ref = [-min(r.accuracy for r in records), lat_ref]
             store.set_meta("hv_ref", ref)
-        on_front = {f["arch_id"] for f in front}
-        front = pareto_front(front + [r for r in records if r["arch_id"] not in on_front], problem)
+        on_front = {f.arch_id for f in front}
+        front = pareto_front(front + [r for r in records if r.arch_id not in on_front], problem)
         hv = front_hypervolume(front, tuple(ref))
-        best_acc = max((r["accuracy"] for r in front), default=None)
+        best_acc = max((r.accuracy for r in front), default=None)
         store.commit_generation(gen, strategy, members, strat.state_dict(), hv, best_acc, len(archive))
         bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
                         refresh=False)
@@ -295,14 +296,15 @@ def write_outputs(result: SearchResult, config: dict[str, Any], store: RunStore)
     out = result.out
     made = {"config": config, "versions": store.get_meta("versions"), "commands": store.get_meta("commands")}
     failures = store.failures(config["evaluator"])
-    atomic_write_text(out / "front.json", jsonio.dumps({**made, "front": result.front,
+    atomic_write_text(out / "front.json", jsonio.dumps({**made, "front": [r.to_dict() for r in result.front],
                                                         **({"failed_evaluations": failures} if failures else {})},
                                                        indent=1))
     atomic_write_text(out / "history.json", jsonio.dumps({**made, "history": result.history}, indent=1))
-    atomic_write_text(out / "best.json", jsonio.dumps({**made, "best": result.best}, indent=1))
+    best = result.best.to_dict() if result.best is not None else None
+    atomic_write_text(out / "best.json", jsonio.dumps({**made, "best": best}, indent=1))
     fields = ["arch_id", "accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers", "arch"]
     lines = [",".join(fields)]
     for r in result.front:
-        row = [r["arch_id"], *(f"{r[f]:.6g}" for f in fields[1:-1]), jsonio.dumps(r["arch"], sort_keys=True)]
+        row = [r.arch_id, *(f"{getattr(r, f):.6g}" for f in fields[1:-1]), jsonio.dumps(r.arch, sort_keys=True)]
         lines.append(",".join(row[:-1]) + ',"' + row[-1].replace('"', '""') + '"')
     atomic_write_text(out / "front.csv", "\n".join(lines) + "\n")
