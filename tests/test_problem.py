@@ -65,3 +65,13 @@ def test_objectives_and_violations_read_the_record(record):
     cv = problem.cv([record, failed])
     assert cv[0] == pytest.approx(0.25 + 7.5 / 50) and cv[1] == 1e6
     assert not math.isnan(cv[1])
+
+
+def test_a_dict_with_a_field_of_the_wrong_type_is_refused_naming_it(record):
+    from hwnas.search.records import RecordError, SearchRecord
+
+    d = record.to_dict()
+    with pytest.raises(RecordError, match=r"\['latency_ms'\] have the wrong type \(latency_ms=None\)"):
+        SearchRecord.from_dict({**d, "latency_ms": None}, "front[0]")
+    with pytest.raises(RecordError, match="layers"):
+        SearchRecord.from_dict({**d, "layers": True})

@@ -159,3 +159,27 @@ def test_a_bare_protocol_plugin_has_no_capabilities():
     assert not capability(Bare(), "measures_onnx_files") and not capability(Bare, "measures_ort_format")
     with pytest.raises(ValueError, match="unknown profiler capability"):
         capability(Bare, "runs_fast")
+
+
+def test_a_plugin_written_before_the_flags_still_times_onnx_files():
+    """The old rule was "has measure_onnx": a plugin that defines it but never heard of the flag keeps
+    timing exported files (finalize would otherwise time the torch module instead, silently); an explicit
+    flag wins, and the base class's stub is no capability."""
+    from profilers import BaseProfiler, capability
+
+    class Old:  # protocol only, no flags
+        name = "old"
+
+        def measure_onnx(self, path):
+            raise NotImplementedError
+
+    class OldSub(BaseProfiler):  # subclass, overrides measure_onnx, no flag
+        def measure_onnx(self, path):
+            raise NotImplementedError
+
+    class Declined(OldSub):
+        measures_onnx_files = False
+
+    assert capability(Old(), "measures_onnx_files") and capability(OldSub, "measures_onnx_files")
+    assert not capability(Declined, "measures_onnx_files") and not capability(BaseProfiler, "measures_onnx_files")
+    assert not capability(Old, "measures_ort_format")

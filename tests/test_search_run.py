@@ -298,6 +298,19 @@ def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_
         _search(demo_lut_path, tmp_path / "broken", evaluator=ev.name)
 
 
+def test_what_counts_as_a_failure_of_the_machine():
+    from hwnas.evaluate.base import transient
+
+    cpu_oom = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 100000000000000 bytes. Error code 12 (Cannot allocate memory)")
+    for e in (cpu_oom, MemoryError(), OSError(28, "No space left on device"), ConnectionResetError(),
+              TimeoutError(), RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED")):
+        assert transient(e), e
+    for e in (FileNotFoundError(2, "No such file"), ValueError("bad arch"), RuntimeError("size mismatch"),
+              PermissionError(13, "Permission denied")):
+        assert not transient(e), e
+
+
 @pytest.mark.parametrize("error", [MemoryError("cannot allocate"), OSError(28, "No space left on device"),
                                    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")])
 def test_a_machine_failure_stops_the_run_instead_of_marking_the_arch_failed(demo_lut_path, tmp_path, monkeypatch,

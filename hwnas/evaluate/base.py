@@ -71,7 +71,8 @@ def evaluate_each(evaluator: Evaluator, archs: Sequence[Arch]) -> Scores:
     NaN score is a failure too. A worker that dies is not an evaluator error: it is not caught here (the
     pool or Ray handles it); nor is a failure of the machine rather than the arch (out of memory, GPU
     memory included, or an OS error such as a full disk or a network error): it stops the run with
-    what finished stored, so ``--resume`` evaluates those archs again instead of keeping them as failed."""
+    what finished in other chunks stored (this chunk's archs are all evaluated again), so ``--resume``
+    evaluates them again instead of keeping them as failed."""
     try:
         out = Scores([float(v) for v in evaluator.evaluate(archs)])
     except Exception as e:
@@ -105,9 +106,14 @@ def transient(e: BaseException) -> bool:
     """A failure of the machine, not of the arch: the same evaluation may well pass on a retry (out of
     memory, CUDA's included; a full disk, an I/O or network error). A missing file is not: it fails
     every time."""
-    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" \
-        or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower()) \
+    text = str(e).lower()
+    return isinstance(e, (MemoryError, ConnectionError, TimeoutError)) or type(e).__name__ == "OutOfMemoryError" \
+        or (isinstance(e, RuntimeError) and any(s in text for s in _MEMORY_MESSAGES)) \
         or (isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS)
+
+
+# what torch's allocators say when memory runs out (CPU: "DefaultCPUAllocator: can't allocate memory")
+_MEMORY_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "alloc_failed")
 
 
 def _failure(arch: Arch, e: Exception) -> Scores:

@@ -44,13 +44,23 @@ class SuperCell(nn.Module):
 
     def relaxed(self, x: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
         """Every edge a mixture of its ops, ``weights[e][k]`` for the space's ``ops[k]`` (``none`` adds
-        nothing): DARTS's mixed operation. One-hot weights give ``forward`` of that cell."""
+        nothing): DARTS's mixed operation. An edge's output is also scaled by the soft reachability of its
+        source node (1 at the input; a node is reached unless every edge into it is ``none`` or comes from an
+        unreached node), so that, as in ``forward``, a conv after a node that nothing feeds adds nothing (it
+        would add its BatchNorm's shift). One-hot weights give ``forward`` of that cell exactly."""
         sp = self.space
+        k_none = sp.ops.index("none") if "none" in sp.ops else None
+        reach: list[torch.Tensor | float] = [1.0] + [0.0] * (sp.nodes - 1)
+        unreached = [1.0] * sp.nodes
+        for (j, i), w in zip(sp.edges, weights):
+            carried = reach[i] * (1 - w[k_none]) if k_none is not None else reach[i]
+            unreached[j] = unreached[j] * (1 - carried)
+            reach[j] = 1 - unreached[j]
 
-        def mixed(choice: nn.ModuleDict, w: torch.Tensor):
-            return lambda t: sum(w[k] * choice[op](t) for k, op in enumerate(sp.ops) if op != "none")
+        def mixed(choice: nn.ModuleDict, w: torch.Tensor, r):
+            return lambda t: r * sum(w[k] * choice[op](t) for k, op in enumerate(sp.ops) if op != "none")
 
-        return run_cell(x, sp.nodes, [(j, i, mixed(choice, w)) for (j, i), choice, w
+        return run_cell(x, sp.nodes, [(j, i, mixed(choice, w, reach[i])) for (j, i), choice, w
                                       in zip(sp.edges, self.choices, weights)])
 
     def copy_into(self, cell: Cell) -> None:

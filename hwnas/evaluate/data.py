@@ -383,6 +383,10 @@ def _from_folder(path: Path) -> ImageSet:
                     im = im.convert("L") if im.mode in ("L", "1", "I;16") else im.convert("RGB")
                     arr = np.asarray(im, np.uint8)
             except OSError as e:
+                from hwnas.evaluate.base import transient
+
+                if transient(e):  # an I/O error of the machine, not a bad image
+                    raise
                 raise DataError(f"{f}: cannot read this image ({e})") from None
             arr = arr[..., None] if arr.ndim == 2 else arr
             if first is None:

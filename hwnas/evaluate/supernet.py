@@ -103,7 +103,8 @@ class DynamicMBConv(nn.Module):
         """Every kernel and expand choice at once, weighted (FBNetV2's masks): the largest block runs with
         its depthwise weights masked by ``sum_k w_kernel[k] * (centre k x k)`` and its hidden channels by
         ``sum_e w_mid[e] * (first mids[e] channels)``. With one-hot weights it equals ``forward`` for that
-        choice, so the relaxation is exact at its corners; the cost is the largest block's."""
+        choice, so the relaxation is exact at its corners (an expand ratio whose hidden width is the input's
+        skips the expand conv there, as in ``forward``); the cost is the largest block's."""
         b, d = self.block, self.desc
         big, kmax = d.mid, d.kernel
         chan = torch.arange(big, device=x.device)
@@ -116,7 +117,13 @@ class DynamicMBConv(nn.Module):
             kmask = kmask + w * (inside[:, None] & inside[None, :])
         y = x
         if d.has_expand:
-            y = b.expand[2](b.expand[1](F.conv2d(y, b.expand[0].weight))) * mask
+            # a choice whose hidden width is the input's runs no expand conv (as ``forward``): x itself, padded
+            expanded = [(w, m) for w, m in zip(w_mid, mids) if m != d.cin]
+            y = b.expand[2](b.expand[1](F.conv2d(y, b.expand[0].weight)))
+            y = y * sum(w * (chan < m) for w, m in expanded).view(1, -1, 1, 1) if expanded else y * 0
+            same = [w for w, m in zip(w_mid, mids) if m == d.cin]
+            if same:
+                y = y + sum(same) * F.pad(x, (0, 0, 0, 0, 0, big - d.cin))
         y = F.conv2d(y, b.depthwise[0].weight * kmask, None, d.stride, kmax // 2, 1, big)
         y = b.depthwise[2](b.depthwise[1](y)) * mask
         if d.se:
@@ -453,6 +460,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated/foreign files
+        from hwnas.evaluate.base import transient
+
+        if transient(e):  # the machine failed (memory, I/O), not the file: the run stops and resumes later
+            raise
         raise CheckpointError(f"{path}: not a readable supernet checkpoint ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:200]}); train it again (same command with --force)") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:

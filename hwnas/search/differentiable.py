@@ -17,7 +17,7 @@ logits ``alpha_g``. One step:
 of setting gene ``g`` to ``c`` in the most likely arch (recomputed every ``relinearize`` steps from the
 LUT predictor's ``predict_many``): exact one change away from that arch, its first-order term further
 off, and it needs nothing of the predictor but predictions, so it serves every kind of space.
-``scale`` is the budget (or, without one, the latency of the largest arch): lambda is unit-free.
+``scale`` is the budget (or, without one, the latency of the supernet's largest arch): lambda is unit-free.
 
 One generation is one lambda of a path: ``steps`` steps starting from the trained checkpoint (the weights
 are reloaded every generation, so a resumed run repeats a generation exactly; alpha and lambda carry over
@@ -30,6 +30,7 @@ every generation (a sweep from accurate to fast that spreads the front).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Iterator, Sequence
 
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 
 from hwnas.errors import SearchError
 from hwnas.search.strategies import Strategy, generation_seed, register_strategy
+from hwnas.space import canonical_arch
 
 
 @register_strategy("differentiable")
@@ -46,7 +48,7 @@ class Differentiable(Strategy):
     """Gradient-based search of the relaxed choices (see the module docstring); needs ``--evaluator
     supernet``, whose checkpoint it searches in and whose data it trains on."""
 
-    def __init__(self, space: Any, population: int = 50, seed: int = 0, steps: int = 60, lam: float = 0.5,
+    def __init__(self, space: Any, population: int = 50, seed: int = 0, steps: int = 60, lam: float = 0.05,
                  lam_factor: float = 2.0, arch_lr: float = 0.05, weight_lr: float = 0.005,
                  temperature: float = 1.0, batch_size: int = 64, relinearize: int = 10,
                  resolution: int | None = None):
@@ -95,10 +97,8 @@ class Differentiable(Strategy):
         self._fixed, self._searched = fixed, net.searchable_genes()
         self._bounds = sp.gene_upper_bounds()
         self._predictor, self._budget = predictor, constraints.budget_ms
-        largest = list(fixed)
-        for g in self._searched:
-            largest[g] = self._bounds[g]  # every choice list runs small to large
-        self._scale = self._budget or float(predictor.predict(sp.from_genes(largest)))
+        # the supernet's largest arch at this resolution (a cell space's is all conv3x3: not its last ops)
+        self._scale = self._budget or float(predictor.predict(sp.from_genes(fixed)))
         if self.alpha is None:
             self.alpha = [[0.0] * (self._bounds[g] + 1) for g in self._searched]
 
@@ -224,18 +224,14 @@ class Differentiable(Strategy):
         def sample() -> Any:
             return self.space.from_genes(self._genes([rng.choice(len(p), p=p) for p in probs]))
 
-        out, ids = [], set()
-        for a in wanted:
-            if a.id not in self.seen and a.id not in ids:
-                out.append(a)
-                ids.add(a.id)
-        for _ in range(50 * self.population):
+        out, ids = [], set()  # by network: a cell's dead-edge variants are one (canonical_arch)
+        for a in itertools.chain(wanted, (sample() for _ in range(50 * self.population))):
             if len(out) >= self.population:
                 break
-            a = sample()
-            if a.id not in self.seen and a.id not in ids:
+            key = canonical_arch(a).id
+            if key not in self.seen and key not in ids:
                 out.append(a)
-                ids.add(a.id)
+                ids.add(key)
         self.seen.update(ids)
         self.path.append({"generation": self.generation, "lam": self.lam, "arch_id": mode_arch.id,
                           "latency_ms": mode_ms, **({"projected_id": projected.id} if projected else {})})

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Iterator, Protocol, Sequence
 
 from hwnas.errors import SearchError
-from hwnas.evaluate.base import evaluate_each
+from hwnas.evaluate.base import evaluate_each, transient
 from hwnas.space import Arch
 
 RAY_INSTALL = "pip install 'hwnas[ray]'"
@@ -173,7 +173,7 @@ class RayDispatcher:
             self._start(evaluator)
         ray, todo, running = self.ray, list(enumerate(chunks)), {}
         idle = list(self._actors)
-        error: SearchError | None = None
+        error: BaseException | None = None
         while todo or running:
             while todo and idle:
                 i, chunk = todo.pop(0)
@@ -185,8 +185,11 @@ class RayDispatcher:
             try:
                 scores = ray.get(done[0])
             except ray.exceptions.RayTaskError as e:  # the tasks in flight still finish and are stored
-                error = error or SearchError(f"evaluating {[a.id for a in chunks[i]]} failed on a Ray worker: "
-                                             f"{e.cause if getattr(e, 'cause', None) else e}")
+                cause = getattr(e, "cause", None)
+                if error is None:
+                    # the machine failing (memory, disk) is raised as itself: not a mistake in the input
+                    error = cause if cause is not None and transient(cause) else SearchError(
+                        f"evaluating {[a.id for a in chunks[i]]} failed on a Ray worker: {cause or e}")
                 todo = []
                 continue
             yield i, scores

@@ -61,4 +61,14 @@ class SearchRecord:
         if missing:
             raise RecordError(f"{source} lacks the field(s) {missing} of a search record; the file was edited "
                               f"or is not from hwnas search")
+        bad = [f.name for f in fields(cls) if not isinstance(d[f.name], _TYPES[f.name])
+               or isinstance(d[f.name], bool)]
+        if bad:
+            raise RecordError(f"{source}: field(s) {bad} have the wrong type "
+                              f"({', '.join(f'{k}={d[k]!r}' for k in bad)}); the file was edited or is damaged")
         return cls(**{f.name: d[f.name] for f in fields(cls)})
+
+
+_NUMBER = (int, float)
+_TYPES = {"arch_id": str, "arch": dict, "latency_ms": _NUMBER, "params_m": _NUMBER, "macs_m": _NUMBER,
+          "memory_mb": _NUMBER, "layers": int, "accuracy": _NUMBER}
