@@ -48,8 +48,9 @@ def main() -> None:
     ap.add_argument("--supernet-epochs", type=int, default=20)
     ap.add_argument("--random-subnets", type=int, default=2, help="supernet: random subnets per step [2]")
     ap.add_argument("--supernet-lr", type=float, default=0.1, help="supernet: peak learning rate [0.1]")
-    ap.add_argument("--supernet-sampling", choices=["uniform", "connected"], default="uniform",
-                    help="supernet: random subnets drawn uniformly, or connected ones only (cell spaces) [uniform]")
+    ap.add_argument("--supernet-sampling", choices=["uniform", "connected", "fair"], default="uniform",
+                    help="supernet: random subnets drawn uniformly, or connected ones only (cell spaces), or fair "
+                         "(cell spaces: FairNAS, every op of every edge once a step) [uniform]")
     ap.add_argument("--supernet-no-distill", action="store_true",
                     help="supernet: random subnets learn the labels, not the largest subnet's soft labels")
     ap.add_argument("--bn-batches", type=int, default=4,
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("--reference-dir", help="reference trainings are saved here and reused [--workdir]")
     ap.add_argument("--json", help="write every score and the table here")
     ap.add_argument("--no-supernet", action="store_true", help="skip the supernet and the predictor (proxies only)")
+    ap.add_argument("--no-predictor", action="store_true",
+                    help="skip the accuracy predictor (it scores --predictor-archs archs with the supernet: minutes)")
     ap.add_argument("--saved-only", action="store_true",
                     help="train no reference: rank the archs bench_reference.py already trained with every seed")
     a = ap.parse_args()
@@ -79,6 +82,7 @@ def main() -> None:
                               sampling=a.supernet_sampling, distill=not a.supernet_no_distill)
     bench = run_evaluator_bench(space, Path(a.workdir), recipe, a.n, a.seed, supernet, a.predictor_archs, a.workers,
                                 a.reference_seeds, with_supernet=not a.no_supernet, saved_only=a.saved_only,
+                                with_predictor=not a.no_predictor,
                                 bn_batches=a.bn_batches,
                                 reference_dir=Path(a.reference_dir) if a.reference_dir else None)
     print(f"\n{bench.n_archs} archs of space {space.name!r} on {bench.data!r}, seed {a.seed}; reference: {recipe.describe()}")

@@ -63,7 +63,7 @@ def _digested(cfg: SupernetConfig) -> dict[str, Any]:
 
 def _supernet_rows(space: SearchSpace, workdir: Path, cfg: SupernetConfig, archs: list, predictor_archs: int,
                    seed: int, scores: dict[str, list[float]], secs: dict[str, float], notes: dict[str, str],
-                   log: Callable[[str], None], bn_batches: int = 4) -> dict[str, Any]:
+                   log: Callable[[str], None], bn_batches: int = 4, with_predictor: bool = True) -> dict[str, Any]:
     """1. the supernet (trained once per config into ``workdir``) and 2. the accuracy predictor fitted on
     its scores of other archs; fills ``scores``/``secs``/``notes``, returns what the training was."""
     n_archs = len(archs)
@@ -87,6 +87,8 @@ def _supernet_rows(space: SearchSpace, workdir: Path, cfg: SupernetConfig, archs
     secs["supernet"] = (time.perf_counter() - t) / n_archs
 
     # 2. accuracy predictor trained on supernet accuracy of other archs
+    if not with_predictor:
+        return sn_info
     t = time.perf_counter()
     predictor, fit, _ = fit_on_evaluator(space, sn, predictor_archs, seed=seed + 1, exclude=archs)
     fit_s = time.perf_counter() - t
@@ -104,7 +106,7 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
                         reference_seeds: int = 2, log: Callable[[str], None] = print,
                         vote_reference: int = 64, with_supernet: bool = True,
                         saved_only: bool = False, bn_batches: int = 4,
-                        reference_dir: Path | None = None) -> EvaluatorBench:
+                        reference_dir: Path | None = None, with_predictor: bool = True) -> EvaluatorBench:
     """Rank ``n_archs`` archs of ``space`` with every evaluator and compare with the reference (``recipe``,
     the mean over ``reference_seeds`` training seeds 0, 1, ...). With 2+ seeds the tau between two seeds'
     rankings is reported too: the noise ceiling no cheap evaluator can be expected to beat.
@@ -112,7 +114,8 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     ``supernet`` (default: 20 epochs on the recipe's data and data limit) is trained once into
     ``workdir`` (a file per config), and reference trainings are saved there as they come
     (hwnas.evaluate.reference): a second bench with the same settings trains nothing again.
-    ``with_supernet=False`` skips the supernet and the predictor (the proxies alone are cheap);
+    ``with_supernet=False`` skips the supernet and the predictor (the proxies alone are cheap),
+    ``with_predictor=False`` the predictor only (it scores ``predictor_archs`` more archs with the supernet);
     ``saved_only`` trains no reference: the archs some earlier (maybe cut-short) run trained with every
     seed are ranked. ``bn_batches``: training batches the supernet recalibrates each arch's BN on.
     ``reference_dir``: where the reference trainings are saved, if not in ``workdir`` (a committed
@@ -136,7 +139,7 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     sn_info: dict[str, Any] = {}
     if with_supernet:
         sn_info = _supernet_rows(space, workdir, cfg, archs, predictor_archs, seed, scores, secs, notes, log,
-                                 bn_batches)
+                                 bn_batches, with_predictor)
 
     # 3. zero-cost proxies, their vote, and the free baseline every evaluator must beat
     for name in [*PROXIES, "vote"]:
