@@ -562,7 +562,8 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
     p.add_argument("--sampling", choices=["uniform", "connected", "fair"], default="uniform",
                    help="random subnets: uniform, or connected only (a cell space's archs whose output some "
                         "path reaches), or fair (cell spaces: FairNAS, one subnet per op, every op of every "
-                        "edge trained once a step; with --no-distill no largest-arch pass) [uniform]")
+                        "edge in exactly one of them each step; strict fairness needs --no-distill, which drops "
+                        "the all-conv3x3 teacher pass) [uniform]")
     p.add_argument("--no-distill", action="store_true",
                    help="random subnets learn the labels, not the largest subnet's soft labels")
     p.add_argument("--seed", type=int, default=0)
@@ -608,19 +609,20 @@ hwnas report dist/demo          # a finalize bundle (has report.json)
 hwnas report runs/demo/search   # a search run""")
     p.add_argument("path", type=Path)
 
-    p = add("demo", cmd_demo, "the whole pipeline on the embedded digits: LUT, supernet, search, finalize",
+    p = add("demo", cmd_demo, "the whole pipeline on embedded Fashion-MNIST: LUT, supernet, search, finalize",
             """
-hwnas demo                       # ~3 min on 2 CPU cores (plus ~2 min for a LUT when none matches); outputs in runs/demo
-hwnas demo --out runs/demo2 --epochs 10 --profiler ort-mobile
+hwnas demo                       # ~5 min on 2 CPU cores (plus ~2 min for a LUT when none matches); outputs in runs/demo
+hwnas demo --data digits --out runs/demo-digits   # the small 8x8 digits instead (~3 min)
+hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
 (interrupted? run the same command again: every step resumes)""")
     p.add_argument("--out", type=dir_path, default=Path("runs/demo"))
     p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda [ort-cpu]")
     p.add_argument("--space", default="demo", choices=["demo", "cell-demo"],
                    help="demo (MobileNetV3-style blocks) or cell-demo (NAS-Bench-201-style cells) [demo]")
-    p.add_argument("--data", default="digits",
-                   help="digits (embedded, 8x8) or fashion-small (embedded Fashion-MNIST subset), or any "
-                        "--data of `hwnas supernet` [digits]")
-    p.add_argument("--epochs", type=positive_int, default=15, help="supernet training epochs [15]")
+    p.add_argument("--data", default="fashion-small",
+                   help="fashion-small (embedded stratified Fashion-MNIST subset, 600 images per class) or digits "
+                        "(embedded, 8x8), or any --data of `hwnas supernet` [fashion-small]")
+    p.add_argument("--epochs", type=positive_int, default=10, help="supernet training epochs [10]")
     p.add_argument("--population", type=positive_int, default=24)
     p.add_argument("--generations", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)

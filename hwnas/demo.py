@@ -18,7 +18,7 @@ from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
 from profilers._host import peak_rss_mib
 
 SPACE = "demo"
-DATA = "digits"
+DATA = "fashion-small"  # embedded Fashion-MNIST subset: archs differ by points on it (digits: by noise)
 DEMO_THREADS = 1  # the demo's LUTs (shipped or built here) are one thread, pinned by the default rule
 IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": behave as on a device no shipped LUT matches
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
@@ -100,7 +100,7 @@ def begun_quick(lut_path: Path) -> bool | None:
     return None if lut is None else lut.settings.get("policy") == asdict(TimingPolicy.quick())
 
 
-def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 15, population: int = 24,
+def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 10, population: int = 24,
              generations: int = 10, seed: int = 0, force: bool = False, command: str | None = None,
              log: Callable[[str], None] = print, quick: bool = False, space_name: str = SPACE,
              data: str = DATA) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main command: sets up .venv if needed, then runs `hwnas demo`: the whole pipeline on the
-# embedded digits data (LUT -> supernet -> search under a budget -> finalize with a MEASURED verdict).
-# About 3 minutes on 2 CPU cores (about 6 when it must build the LUT); outputs in runs/demo/ (run it again to resume or reuse).
-# Extra arguments go to `hwnas demo` (e.g. --profiler ort-mobile, --epochs 10, --force).
+# embedded Fashion-MNIST subset (LUT -> supernet -> search under a budget -> finalize with a MEASURED verdict).
+# About 5 minutes on 2 CPU cores (about 7 when it must build the LUT); outputs in runs/demo/ (run it again to resume or reuse).
+# Extra arguments go to `hwnas demo` (e.g. --data digits, --profiler ort-mobile, --epochs 15, --force).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$(bash "$root/scripts/env.sh")"
