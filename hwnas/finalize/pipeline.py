@@ -92,7 +92,7 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
         quant["test_accuracy"] = onnx_accuracy(q_path, splits, "test", arch)
         quant["fp32_test_accuracy"] = acc["onnx_test"]
         if capability(get_profiler_class(profiler_name), "measures_onnx_files"):
-            qm, *_ = measure_artifact(lut_obj, profiler_name, q_path, model, arch, processes)
+            qm, *_ = measure_artifact(lut_obj, profiler_name, q_path, model, arch, processes, warn=False)
             quant["measured"] = qm.to_dict()
             quant["speedup_vs_fp32"] = m.median_ms / qm.median_ms
             log(f"int8: test accuracy {quant['test_accuracy']:.2f} % (fp32 {acc['onnx_test']:.2f} %), "

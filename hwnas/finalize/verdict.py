@@ -1,6 +1,8 @@
 """The measured latency of what finalize made, with the LUT's settings, and the verdict against the budget."""
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +39,19 @@ def latency_verdict(lut: LUT, profiler_name: str, arch: Arch, model: nn.Module, 
 
 
 def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module, arch: Arch,
-                     processes: int, shown_as: Path | None = None) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+                     processes: int, shown_as: Path | None = None,
+                     warn: bool = True) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
     """Measure with the LUT's settings; a profiler that measures ONNX files times the file, others the module.
 
     Returns (measurement, what was timed, fingerprint fields differing from the LUT's, this fingerprint);
-    what was timed names ``shown_as`` (where the file will be) when given."""
+    what was timed names ``shown_as`` (where the file will be) when given; ``warn``: say when this device
+    is not the LUT's (once per finalize: the int8 measurement does not repeat it)."""
     from hwnas.isolate import measure_isolated
     from hwnas.measure import lut_profiler_options, profiler_for, warn_if_foreign
 
     options = lut_profiler_options(lut)
     profiler = profiler_for(lut, profiler_name)
-    diff = warn_if_foreign(lut, profiler)
+    diff = warn_if_foreign(lut, profiler, stream=sys.stderr if warn else io.StringIO())
     if capability(profiler, "measures_onnx_files"):
         what = str(shown_as or path)
         if processes > 0:
