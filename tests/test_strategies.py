@@ -172,3 +172,13 @@ def test_predictor_guided_bound_to_a_run_proposes_only_archs_under_the_budget(de
         F = np.column_stack([-np.array([sum(map(sum, a.kernels)) for a in archs], float), lat])
         s.tell(archs, F, np.maximum(0.0, lat / budget - 1.0))
     assert over == [0, 0]
+
+
+def test_predictor_guided_acquisitions(demo):
+    """Both acquisitions propose fresh valid archs; an unknown one is refused with the choices."""
+    for acquisition in ("front", "thompson"):
+        flat = [i for gen in drive(create_strategy("predictor-guided", demo, population=8, seed=0, steps=30,
+                                                   acquisition=acquisition), 3) for i in gen]
+        assert len(set(flat)) == len(flat) == 24
+    with pytest.raises(SearchError, match="acquisition must be front or thompson"):
+        create_strategy("predictor-guided", demo, acquisition="greedy")

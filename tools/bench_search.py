@@ -109,7 +109,19 @@ def main() -> int:
     ap.add_argument("--overhead-generations", type=int, default=500, help="(a); 0 skips (a)")
     ap.add_argument("--strategies", nargs="+", default=["nsga2", "evolution", "random", "reinforce", "progressive", "predictor-guided", "bayesian"],
                     help="(b) hwnas strategies to compare with pymoo's NSGA-II [%(default)s]")
+    ap.add_argument("--strategy-option", action="append", default=[], metavar="NAME:KEY=VALUE",
+                    help="(b) an option of one strategy, e.g. predictor-guided:candidates=60; repeatable")
     args = ap.parse_args()
+    options: dict[str, dict] = {}
+    for item in args.strategy_option:
+        name, _, kv = item.partition(":")
+        key, _, value = kv.partition("=")
+        for cast in (int, float, str):
+            try:
+                options.setdefault(name, {})[key] = cast(value)
+                break
+            except ValueError:
+                continue
 
     lut = LUT.load(args.lut)
     space = lut.search_space()
@@ -149,7 +161,7 @@ def main() -> int:
     secs: dict[str, list] = {}
     for seed in range(args.seeds):
         for name in args.strategies:
-            s = create_strategy(name, space, population=args.population, seed=seed)
+            s = create_strategy(name, space, population=args.population, seed=seed, **options.get(name, {}))
             # as a search run binds it: predictor-guided then prices candidates with the LUT, exactly
             s.bind(predictor=lat_pred, evaluator=None, constraints=Constraints(budget_ms=budget))
             t = time.perf_counter()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.search.pareto import survive
+from hwnas.search.pareto import rank_and_crowding, survive
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
 from hwnas.space import Arch, SearchSpace
 
@@ -68,13 +68,16 @@ class PredictorGuided(ArchiveStrategy):
     """Ensemble-surrogate search with Thompson sampling (see the module docstring)."""
 
     def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
-                 ensemble: int = 5, candidates: int = 20, hidden: int = 64, steps: int = 200,
-                 random_share: float = 0.1):
+                 ensemble: int = 5, candidates: int = 60, hidden: int = 64, steps: int = 200,
+                 random_share: float = 0.1, acquisition: str = "front"):
         super().__init__(space, population, seed, mutate_prob)
         if not 0.0 <= random_share <= 1.0:
             raise ValueError(f"random_share must be 0..1, got {random_share}")
         self.ensemble, self.candidates, self.hidden, self.steps = int(ensemble), int(candidates), int(hidden), int(steps)
         self.random_share = float(random_share)
+        if acquisition not in ("front", "thompson"):
+            raise ValueError(f"acquisition must be front or thompson, got {acquisition!r}")
+        self.acquisition = acquisition
         self._exact: tuple[Any, Any, tuple[str, ...]] | None = None
 
     def bind(self, *, predictor: Any, evaluator: Any, constraints: Any,
@@ -141,6 +144,14 @@ class PredictorGuided(ArchiveStrategy):
             F, cv = self._exact_scores(cands, sampled[:, :-1])
         else:
             F, cv = sampled[:, :-1], self._violation(sampled[:, -1])
-        chosen = [cands[i] for i in survive(F, cv, self.population)]
+        if self.acquisition == "front" and len(self.pop):
+            # ranked together with the evaluated elite (its real objectives): the candidates whose sampled
+            # objectives would extend the current front come first (a Thompson-sampled front improvement)
+            rank, crowd = rank_and_crowding(np.vstack([self.F, F]), np.concatenate([self.cv, cv]))
+            n0 = len(self.pop)
+            order = np.lexsort((np.arange(len(cands)), -crowd[n0:], rank[n0:]))[:self.population]
+        else:
+            order = survive(F, cv, self.population)
+        chosen = [cands[i] for i in order]
         self.seen.update(a.id for a in chosen)
         return chosen
