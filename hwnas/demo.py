@@ -155,7 +155,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     # 2. supernet
     t = time.perf_counter()
     ckpt = out / "supernet.pt"
-    cfg = SupernetConfig(data=data, epochs=epochs, seed=seed)
+    cfg = SupernetConfig(data=data, epochs=epochs, seed=seed, sampling="fair" if space.kind == "cell" else "uniform")
     done = False
     if ckpt.exists():
         blob = read_checkpoint(ckpt)

@@ -146,6 +146,15 @@ def test_cli_trains_a_cell_supernet(tmp_path):
     assert blob["config"]["sampling"] == "connected" and blob["config"]["distill"] is False
 
 
+def test_cli_trains_a_cell_space_fair_and_mbv3_uniform_by_default(tmp_path):
+    for space, expected in (("cell-demo", "fair"), ("demo", "uniform")):
+        out = tmp_path / f"{space}.pt"
+        r = cli_here("supernet", "--space", space, "--data", DATA, "--data-limit", "5", "--epochs", "1",
+                     "--batch-size", "32", "--device", "cpu", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        assert read_checkpoint(out)["config"]["sampling"] == expected
+
+
 def test_a_cell_search_finalizes_with_parity_ort_and_a_measured_verdict(trained, tmp_path):
     """Issue 15's whole pipeline on the cell space: search with the cell supernet under a budget from the
     shipped cell LUT, then finalize: ONNX parity, .ort, measured latency against the prediction."""
