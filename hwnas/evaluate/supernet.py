@@ -120,7 +120,7 @@ class DynamicMBConv(nn.Module):
             # a choice whose hidden width is the input's runs no expand conv (as ``forward``): x itself, padded
             expanded = [(w, m) for w, m in zip(w_mid, mids) if m != d.cin]
             y = b.expand[2](b.expand[1](F.conv2d(y, b.expand[0].weight)))
-            y = y * sum(w * (chan < m) for w, m in expanded).view(1, -1, 1, 1) if expanded else y * 0
+            y = y * sum(w * (chan < m) for w, m in expanded).view(1, -1, 1, 1)  # the largest choice expands
             same = [w for w, m in zip(w_mid, mids) if m == d.cin]
             if same:
                 y = y + sum(same) * F.pad(x, (0, 0, 0, 0, 0, big - d.cin))

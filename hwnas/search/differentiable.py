@@ -114,6 +114,10 @@ class Differentiable(Strategy):
             genes[g] = int(c)
         return genes
 
+    def _probs(self) -> list[np.ndarray]:
+        """softmax(alpha) per searched gene: the learnt distribution."""
+        return [np.exp(a - a.max()) / np.exp(a - a.max()).sum() for a in map(np.asarray, self.alpha)]
+
     def _mode(self) -> list[int]:
         return self._genes([int(np.argmax(a)) for a in self.alpha])
 
@@ -181,7 +185,7 @@ class Differentiable(Strategy):
     def _project(self, genes: list[int]) -> list[int] | None:
         """Greedy repair of a derived arch that misses the budget: change one gene at a time, choosing the
         change that gives up the least log-probability per ms it saves; None when nothing brings it under."""
-        logp = [np.log(np.exp(np.asarray(a) - max(a)) / np.exp(np.asarray(a) - max(a)).sum()) for a in self.alpha]
+        logp = [np.log(p) for p in self._probs()]
         genes = list(genes)
         for _ in range(sum(self._bounds) + 1):
             now = float(self._predictor.predict(self.space.from_genes(genes)))
@@ -218,8 +222,7 @@ class Differentiable(Strategy):
                 projected = self.space.from_genes(fixed)
                 wanted.append(projected)
         rng = self._np_rng()
-        probs = [np.exp(np.asarray(a) - max(a)) for a in self.alpha]
-        probs = [p / p.sum() for p in probs]
+        probs = self._probs()
 
         def sample() -> Any:
             return self.space.from_genes(self._genes([rng.choice(len(p), p=p) for p in probs]))
