@@ -157,6 +157,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if calib and calib.get("complete"):
         print(f"calibration: model {calib['model']}, fit MAPE {calib['fit_mape_pct']:.2f} % "
               f"(uncalibrated LUT sum {calib['uncalibrated_mape_pct']:.2f} %) on {len(calib['data'])} whole networks")
+        from hwnas.calibrate import calibration_warning
+
+        warning = calibration_warning(calib)
+        if warning:
+            print(warning, file=sys.stderr)
     return EXIT_OK
 
 

@@ -104,8 +104,14 @@ def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 
     def isolated(archs: Sequence[Arch]) -> list[Measurement]:
         if not archs:
             return []
-        tick = (lambda i, m, p: progress.update(1)) if progress is not None else None
+
+        def tick(i: int, m: Measurement, p: int) -> None:
+            if progress.total is not None and progress.n >= progress.total:
+                progress.total += 1  # an extra pass for a network whose processes disagreed
+            progress.update(1)
+
         return measure_isolated(profiler_name, options, "arch", [a.to_dict() for a in archs],
-                                space_dict=archs[0].space.to_dict(), passes=processes, chunk=10, on_result=tick)
+                                space_dict=archs[0].space.to_dict(), passes=processes, chunk=10,
+                                on_result=tick if progress is not None else None)
 
     return isolated

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
+from hwnas.isolate import agreeing
 from hwnas.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measure import available_profiler, in_process_settings
 from hwnas.space import SearchSpace
@@ -121,9 +122,13 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     remeasured = 0
     state = {"last_save": 0.0}
 
+    disagree: set[str] = set()
+
     def keep(key: str, m: Measurement, attempts: int, pass_no: int) -> None:
         """Record a pass; the lowest median across passes stands."""
         old = lut.entries.get(key)
+        if old is not None and pass_no > old.get("passes", 0) and not agreeing([old["median_ms"], m.median_ms]):
+            disagree.add(key)  # measured again below: one of the two processes was likely in a slow spell
         if old is None or m.median_ms < old["median_ms"]:
             lut.entries[key] = {**entry_from(m, attempts), "passes": pass_no}
         else:
@@ -160,8 +165,9 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
                 bar.set_postfix_str(f"pass {pass_no}/{passes}", refresh=False)
                 measure_isolated(profiler_name, options, "layer", keys, passes=1,
                                  chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
-            # an entry still noisy after every pass gets one more isolated measurement
-            noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold]
+            # an entry still noisy after every pass, or whose passes disagree, gets one more isolated measurement
+            noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold
+                     or d.key in disagree]
             if noisy and retries > 0:
                 bar.total += len(noisy)
                 bar.set_postfix_str(f"re-measuring {len(noisy)} noisy", refresh=False)

@@ -9,11 +9,16 @@ from hwnas.measure import lut_profiler_options
 
 
 def test_lut_records_a_reference_with_its_own_noise(calibrated_lut_path):
+    """Each network in 3 fresh processes (more while its two calmest disagree), the lowest kept; the noise is
+    how far apart the two calmest were (a process caught in a slow spell of the device does not count)."""
+    import numpy as np
+
     ref = LUT.load(calibrated_lut_path).reference
-    assert len(ref["archs"]) == len(ref["best_ms"]) == 3 and ref["processes"] == 3
+    assert len(ref["archs"]) == len(ref["best_ms"]) == 3 and ref["processes"] >= 3
     for medians, best in zip(ref["medians_ms"], ref["best_ms"]):
-        assert len(medians) == 3 and best == min(medians) > 0  # lowest of 3 fresh processes
-    assert ref["noise_pct"] >= 0
+        assert len(medians) == ref["processes"] and best == min(medians) > 0
+    calm = [sorted(m)[:2] for m in ref["medians_ms"]]
+    assert ref["noise_pct"] == pytest.approx(float(np.median([(b - a) / a * 100 for a, b in calm])), abs=1e-3)
 
 
 @pytest.mark.slow

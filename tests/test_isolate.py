@@ -1,0 +1,33 @@
+"""hwnas/isolate.py: fresh-process measurement, and its rule that two processes must agree."""
+from collections import Counter
+
+import pytest
+
+from hwnas.isolate import AGREE, agreeing, measure_isolated
+
+
+def test_two_lowest_medians_must_agree():
+    assert agreeing([1.0, 1.04])
+    assert agreeing([1.8, 1.0, 1.03])  # a process in a slow spell does not count against the calm two
+    assert not agreeing([1.0, 1.7])
+    assert not agreeing([1.0])  # one process proves nothing
+    assert agreeing([1.0, 1.0 + AGREE])
+    assert not agreeing([1.0, 1.0 + AGREE], tolerance=AGREE / 2)
+
+
+@pytest.mark.parametrize("agree, passes_each", [(None, 2), (-1.0, 4)])
+def test_disagreeing_items_get_extra_passes(demo, quick_policy, agree, passes_each):
+    """Real blocks timed in real worker processes: with no agreement rule each item gets its 2 passes; with a
+    tolerance nothing meets, every item is measured in the extra passes too, and the lowest median is kept."""
+    keys = [d.key for d in demo.all_layers([24])[:2]]
+    seen: Counter = Counter()
+    lows: dict[int, float] = {}
+
+    def on_result(i, best, pass_no):
+        seen[i] += 1
+        lows[i] = best.median_ms
+
+    out = measure_isolated("torch-cpu", {"policy": quick_policy}, "layer", keys, passes=2, chunk=10,
+                           on_result=on_result, agree=agree, extra_passes=2)
+    assert dict(seen) == {0: passes_each, 1: passes_each}
+    assert [m.median_ms for m in out] == [lows[0], lows[1]]
