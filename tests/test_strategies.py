@@ -148,8 +148,8 @@ def test_a_plugin_overriding_only_project_keeps_its_restriction(demo):
 
 
 def test_predictor_guided_bound_to_a_run_proposes_only_archs_under_the_budget(demo_lut_path):
-    """Bound (as a search run binds it), the candidates' latency comes from the LUT: after the random first
-    generation no evaluation is spent on an arch over the budget."""
+    """Bound (as a search run binds it), the candidates' latency comes from the LUT: no evaluation is spent on
+    an arch over the budget, the first generation's included, with either acquisition that uses the LUT."""
     from hwnas.lut import LUT
     from hwnas.predict import latency_predictor
     from hwnas.search.problem import Constraints
@@ -160,25 +160,52 @@ def test_predictor_guided_bound_to_a_run_proposes_only_archs_under_the_budget(de
     pred = latency_predictor(lut, space)
     rng = random.Random(0)
     # half the space is over it (whatever this machine's LUT): plenty of candidates on either side
-    budget = float(np.median(pred.predict_many([space.sample(rng) for _ in range(400)])))
-    s = create_strategy("predictor-guided", space, population=10, seed=0, steps=50)
-    s.bind(predictor=pred, evaluator=None, constraints=Constraints(budget_ms=budget))
-    over = []
-    for gen in range(3):
-        archs = s.ask()
-        lat = pred.predict_many(archs)
-        if gen:
+    lats = pred.predict_many([space.sample(rng) for _ in range(400)])
+    budget = float(np.median(lats))
+    for acquisition in ("ehvi", "front"):
+        s = create_strategy("predictor-guided", space, population=10, seed=0, steps=50, acquisition=acquisition)
+        s.bind(predictor=pred, evaluator=None, constraints=Constraints(budget_ms=budget))
+        over, spread = [], []
+        for _ in range(3):
+            archs = s.ask()
+            lat = pred.predict_many(archs)
             over.append(int((lat > budget).sum()))
-        F = np.column_stack([-np.array([sum(map(sum, a.kernels)) for a in archs], float), lat])
-        s.tell(archs, F, np.maximum(0.0, lat / budget - 1.0))
-    assert over == [0, 0]
+            spread.append(float(lat.max() - lat.min()))
+            F = np.column_stack([-np.array([sum(map(sum, a.kernels)) for a in archs], float), lat])
+            s.tell(archs, F, np.maximum(0.0, lat / budget - 1.0))
+        assert over == [0, 0, 0], acquisition
+        assert spread[0] > 0.5 * (budget - lats.min()), "the first generation spans the latencies under the budget"
 
 
 def test_predictor_guided_acquisitions(demo):
-    """Both acquisitions propose fresh valid archs; an unknown one is refused with the choices."""
-    for acquisition in ("front", "thompson"):
+    """Every acquisition that needs no LUT proposes fresh valid archs; an unknown one is refused with the
+    choices; ehvi refuses to run unbound (it needs the exact latency) instead of silently becoming another."""
+    for acquisition in ("auto", "front", "thompson"):
         flat = [i for gen in drive(create_strategy("predictor-guided", demo, population=8, seed=0, steps=30,
                                                    acquisition=acquisition), 3) for i in gen]
         assert len(set(flat)) == len(flat) == 24
-    with pytest.raises(SearchError, match="acquisition must be front or thompson"):
+    with pytest.raises(SearchError, match="acquisition must be one of auto, ehvi, front, thompson"):
         create_strategy("predictor-guided", demo, acquisition="greedy")
+    with pytest.raises(ValueError, match="ehvi needs the strategy bound"):
+        create_strategy("predictor-guided", demo, acquisition="ehvi").ask()
+
+
+def test_expected_hv_improvement_matches_monte_carlo():
+    """The closed form agrees with sampling the uncertain objective and measuring the hypervolume gained."""
+    from hwnas.search.guided import expected_hv_improvement
+    from hwnas.search.pareto import hypervolume_2d
+
+    rng = np.random.default_rng(0)
+    front = np.array([[-0.9, 3.0], [-0.8, 2.0], [-0.6, 1.0], [-0.85, 2.5]])  # the last is dominated
+    ref = (-0.5, 4.0)
+    base = hypervolume_2d(front, ref)
+    mu, sigma, exact = np.array([-0.85, -0.7, -0.95, -0.4]), np.array([0.05, 0.1, 0.02, 0.01]), \
+        np.array([1.5, 0.5, 3.5, 1.0])
+    got = expected_hv_improvement(mu, sigma, exact, front, ref)
+    for m, s, x, g in zip(mu, sigma, exact, got):
+        y = rng.normal(m, s, 20_000)
+        mc = np.mean([hypervolume_2d(np.vstack([front, [[v, x]]]), ref) - base for v in y[:4000]])
+        assert g == pytest.approx(mc, abs=3e-3 + 0.03 * abs(mc))
+    assert got[3] < 1e-6  # worse than the reference's accuracy almost surely: nothing to gain
+    assert expected_hv_improvement(mu, sigma, exact, np.zeros((0, 2)), ref)[1] == pytest.approx(
+        (ref[1] - 0.5) * (ref[0] - mu[1]), rel=0.05)  # an empty front: the whole box (nearly no mass above ref)

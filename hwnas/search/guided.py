@@ -1,16 +1,23 @@
 """Predictor-guided search (BANANAS-style; the seeds' ``PredictorGuidedNAS``).
 
-Every generation: fit an ensemble of small MLPs on ``Arch.encode()`` to everything evaluated so far (each
-objective column and the constraint violation are outputs), propose many candidates by mutating and
-crossing the current elite (plus a few uniform samples), and pick the ``population`` to evaluate by
-**Thompson sampling**: each candidate is scored by one ensemble member drawn at random, and NSGA-II
-survival on those sampled predictions picks the batch. The ensemble's disagreement is what makes a
-member's guess optimistic now and then, so unexplored regions get tried. In a search run the strategy
-is bound to the LUT predictor and the constraints (``bind``): every objective but accuracy (latency,
-params, MACs, memory) and every violation but a minimum accuracy's are then computed exactly for each
-candidate, so only accuracy is guessed and no evaluation is spent on an arch over the budget. Driven
-without ``bind`` it learns every column from what it was told. Everything evaluated is in ``state_dict()`` and each fit is seeded by the
-generation, so a resumed run refits the same ensemble and continues exactly.
+Every generation: fit a surrogate on ``Arch.encode()`` to everything evaluated so far (each objective
+column and the constraint violation are outputs; ``surrogate=linear``, Bayesian linear regression, by
+default, or ``mlp``, an ensemble of small MLPs: hwnas.search.surrogates), propose many candidates by
+mutating and crossing the current elite (plus a few uniform samples), and pick the ``population`` to
+evaluate by an acquisition:
+
+* ``ehvi`` (``auto`` picks it in a search run with two objectives): greedy **expected hypervolume
+  improvement** over the evaluated front, with latency (or the other objective) exact from the LUT and
+  accuracy Gaussian from the surrogate; each pick joins the front at its predicted mean before the next;
+* ``front``: one posterior draw per candidate (Thompson sampling), candidates ranked with the evaluated
+  elite by non-domination and crowding; ``thompson``: the same draws, NSGA-II survival among candidates.
+
+In a search run the strategy is bound to the LUT predictor and the constraints (``bind``): every
+objective but accuracy (latency, params, MACs, memory) and every violation but a minimum accuracy's are
+then computed exactly for each candidate, so only accuracy is guessed and no evaluation is spent on an
+arch over the budget; the first generation is then spread evenly over the latencies under the budget.
+Driven without ``bind`` it learns every column from what it was told. Everything evaluated is in
+``state_dict()`` and every fit and draw is seeded by the generation, so a resumed run continues exactly.
 """
 from __future__ import annotations
 
@@ -18,49 +25,45 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from hwnas.search.pareto import rank_and_crowding, survive
+from hwnas.search.surrogates import SURROGATES, BayesianLinear, MLPEnsemble, Surrogate
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
 from hwnas.space import Arch, SearchSpace
 
 
-class Ensemble(nn.Module):
-    """``members`` two-hidden-layer MLPs evaluated as one batched model (one Adam step trains them all)."""
-
-    def __init__(self, members: int, n_in: int, hidden: int, n_out: int):
-        super().__init__()
-
-        def weight(a: int, b: int) -> nn.Parameter:
-            return nn.Parameter(torch.randn(members, a, b) * (2.0 / a) ** 0.5)
-
-        self.w = nn.ParameterList([weight(n_in, hidden), weight(hidden, hidden), weight(hidden, n_out)])
-        self.b = nn.ParameterList([nn.Parameter(torch.zeros(members, 1, n)) for n in (hidden, hidden, n_out)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [members, N, n_in] (or [N, n_in], shared) -> [members, N, n_out]."""
-        if x.dim() == 2:
-            x = x.expand(len(self.w[0]), -1, -1)
-        for i, (w, b) in enumerate(zip(self.w, self.b)):
-            x = torch.baddbmm(b, x, w)
-            if i < len(self.w) - 1:
-                x = torch.relu(x)
-        return x
+def _staircase(front: np.ndarray, ref: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The region a 2-objective front (minimisation) leaves undominated, as intervals of the second objective:
+    (starts, ends, levels): over [start, end) everything with first objective below ``level`` is new."""
+    F = front[(front[:, 0] < ref[0]) & (front[:, 1] < ref[1])]
+    F = F[np.lexsort((F[:, 0], F[:, 1]))]
+    level = np.minimum.accumulate(F[:, 0]) if len(F) else np.zeros(0)
+    starts = np.concatenate([[-np.inf], F[:, 1]])
+    ends = np.concatenate([F[:, 1], [ref[1]]])
+    return starts, np.minimum(ends, ref[1]), np.concatenate([[ref[0]], level])
 
 
-def fit_ensemble(X: torch.Tensor, Y: torch.Tensor, members: int, hidden: int, steps: int, seed: int) -> Ensemble:
-    """Each member fitted full-batch (Adam) to standardised targets on its own bootstrap resample of the rows."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net = Ensemble(members, X.shape[1], hidden, Y.shape[1])
-        rows = torch.randint(len(X), (members, len(X)))
-        x, y = X[rows], Y[rows]
-        opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
-        for _ in range(steps):
-            opt.zero_grad()
-            ((net(x) - y) ** 2).mean().backward()
-            opt.step()
-    return net.eval()
+def expected_hv_improvement(mu: np.ndarray, sigma: np.ndarray, exact: np.ndarray, front: np.ndarray,
+                            ref: tuple[float, float]) -> np.ndarray:
+    """Expected hypervolume improvement of candidates over ``front`` (2 objectives, minimised, bounded by
+    ``ref``) when the first objective is Gaussian (``mu``, ``sigma``) and the second is known (``exact``).
+    In closed form: the improvement is the integral over the second objective of max(0, level - y), and
+    E[max(0, c - y)] = (c - mu) Phi(z) + sigma phi(z), z = (c - mu) / sigma, on each step of the staircase."""
+    starts, ends, levels = _staircase(np.asarray(front, float).reshape(-1, 2), ref)
+    width = np.clip(ends[None, :] - np.maximum(starts[None, :], exact[:, None]), 0.0, None)  # [N, steps]
+    sigma = np.maximum(sigma, 1e-12)[:, None]
+    gap = levels[None, :] - mu[:, None]
+    z = gap / sigma
+    cdf = torch.special.ndtr(torch.from_numpy(z)).numpy()
+    pdf = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    return (width * (gap * cdf + sigma * pdf)).sum(1)
+
+
+ACQUISITIONS = ("auto", "ehvi", "front", "thompson")
+
+
+def _ehvi_fits(objectives: Sequence[str]) -> bool:
+    return len(objectives) == 2 and "accuracy" in objectives
 
 
 @register_strategy("predictor-guided")
@@ -69,20 +72,89 @@ class PredictorGuided(ArchiveStrategy):
 
     def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  ensemble: int = 5, candidates: int = 60, hidden: int = 64, steps: int = 200,
-                 random_share: float = 0.1, acquisition: str = "front"):
+                 random_share: float = 0.1, acquisition: str = "auto", surrogate: str = "linear"):
         super().__init__(space, population, seed, mutate_prob)
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, got {surrogate!r}")
+        self.surrogate = surrogate
         if not 0.0 <= random_share <= 1.0:
             raise ValueError(f"random_share must be 0..1, got {random_share}")
         self.ensemble, self.candidates, self.hidden, self.steps = int(ensemble), int(candidates), int(hidden), int(steps)
         self.random_share = float(random_share)
-        if acquisition not in ("front", "thompson"):
-            raise ValueError(f"acquisition must be front or thompson, got {acquisition!r}")
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}")
         self.acquisition = acquisition
         self._exact: tuple[Any, Any, tuple[str, ...]] | None = None
 
     def bind(self, *, predictor: Any, evaluator: Any, constraints: Any,
              objectives: Sequence[str] = ("accuracy", "latency_ms")) -> None:
-        self._exact = (predictor, constraints, tuple(objectives))
+        objectives = tuple(objectives)
+        if self.acquisition == "ehvi" and not _ehvi_fits(objectives):
+            raise ValueError(f"acquisition ehvi needs two objectives, accuracy and one more; this run has "
+                             f"{', '.join(objectives)} (use acquisition=front)")
+        self._exact = (predictor, constraints, objectives)
+
+    def _acquisition(self) -> str:
+        """``auto``: expected hypervolume improvement where it applies (bound to a run whose objectives are
+        accuracy and one exact measure), the Thompson-sampled front elsewhere."""
+        if self.acquisition == "auto":
+            return "ehvi" if self._exact is not None and _ehvi_fits(self._exact[2]) else "front"
+        if self.acquisition == "ehvi" and self._exact is None:
+            raise ValueError("acquisition ehvi needs the strategy bound to a run (the LUT's exact latency); "
+                             "a search run binds it, a hand-driven one must call bind() or use acquisition=front")
+        return self.acquisition
+
+    def _first_batch(self) -> list[Arch]:
+        """Bound: the first generation (nothing to learn from yet) spread evenly over the exact objective
+        among random archs that meet the constraints, so no evaluation is spent over the budget and the
+        front's whole range is sampled from the start."""
+        pool = self._fresh(lambda: self.space.sample(self.rng), 20 * self.population)
+        self.seen.difference_update(a.id for a in pool)
+        F, cv = self._exact_scores(pool, np.full((len(pool), len(self._exact[2])), -np.inf))
+        other = next(i for i, o in enumerate(self._exact[2]) if o != "accuracy") if len(self._exact[2]) > 1 else 0
+        feasible = np.flatnonzero(cv <= 0)
+        feasible = feasible[np.argsort(F[feasible, other], kind="stable")]
+        if len(feasible) > self.population:
+            feasible = feasible[np.unique(np.round(np.linspace(0, len(feasible) - 1, self.population)).astype(int))]
+        taken = set(feasible.tolist())
+        rest = [i for i in np.argsort(cv, kind="stable") if i not in taken]
+        chosen = [pool[i] for i in list(feasible) + rest][:self.population]
+        self.seen.update(a.id for a in chosen)
+        return chosen
+
+    def _ehvi_order(self, cands: list[Arch], mean: np.ndarray, std: np.ndarray) -> np.ndarray | None:
+        """The batch picked greedily by expected hypervolume improvement (accuracy from the surrogate's mean
+        and spread, the other objective exact), each pick added to the front at its predicted mean before the
+        next (the "Kriging believer" batch rule). None when no candidate meets the constraints."""
+        objectives = self._exact[2]
+        ai, oi = objectives.index("accuracy"), 1 - objectives.index("accuracy")
+        F, cv = self._exact_scores(cands, mean[:, :-1])
+        ok = np.flatnonzero(cv <= 0)
+        if not len(ok):
+            return None
+        mu, sigma = mean[ok, ai], std[ok, ai]
+        exact = F[ok, oi]
+        seen = self.targets[self.targets[:, -1] <= 0][:, [ai, oi]]
+        front = seen if len(seen) else np.zeros((0, 2))
+        pts = np.concatenate([front, np.column_stack([mu, exact])])
+        span = np.ptp(pts, 0) + 1e-9
+        ref = (float(pts[:, 0].max() + 0.1 * span[0]), float(pts[:, 1].max() + 0.01 * span[1]))
+        budget = getattr(self._exact[1], "budget_ms", None)
+        if objectives[oi] == "latency_ms" and budget:
+            ref = (ref[0], float(budget))
+        picked: list[int] = []
+        free = np.ones(len(ok), bool)
+        for _ in range(min(self.population, len(ok))):
+            gain = np.where(free, expected_hv_improvement(mu, sigma, exact, front, ref), -np.inf)
+            j = int(np.argmax(gain))
+            picked.append(j)
+            free[j] = False
+            front = np.vstack([front, [[mu[j], exact[j]]]])
+        order = ok[picked]
+        if len(order) < self.population:  # too few feasible candidates: the least violating next
+            taken = set(order.tolist())
+            order = np.concatenate([order, [i for i in np.argsort(cv, kind="stable") if i not in taken]])
+        return order[:self.population].astype(int)
 
     def _exact_scores(self, cands: list[Arch], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives and violations of ``cands`` with the LUT's latency and the exact static measures,
@@ -96,12 +168,12 @@ class PredictorGuided(ArchiveStrategy):
         F = np.array([[-OBJECTIVES[o] * getattr(r, o) for o in objectives] for r in records], float)
         return F, np.array([constraints.violation(r) for r in records], float)
 
-    def _surrogate(self) -> tuple[Ensemble, np.ndarray, np.ndarray]:
-        X = torch.from_numpy(self.space.encode_many(self.archive_archs())).float()
-        mean, std = self.targets.mean(0), self.targets.std(0) + 1e-9
-        Y = torch.from_numpy((self.targets - mean) / std).float()
+    def _surrogate(self) -> Surrogate:
+        X = self.space.encode_many(self.archive_archs()).astype(float)
+        if self.surrogate == "linear":
+            return BayesianLinear(X, self.targets)
         seed = generation_seed(self.seed, self.generation)  # refitted alike on resume
-        return fit_ensemble(X, Y, self.ensemble, self.hidden, self.steps, seed), mean, std
+        return MLPEnsemble(X, self.targets, self.ensemble, self.hidden, self.steps, seed)
 
     def _violation(self, predicted: np.ndarray) -> np.ndarray:
         """Predicted violations, 0 where within the surrogate's noise of feasible: half the smallest violation
@@ -129,22 +201,26 @@ class PredictorGuided(ArchiveStrategy):
         return fresh
 
     def ask(self) -> list[Arch]:
+        acquisition = self._acquisition()
         if len(self.archive) < self.population:  # nothing to learn from yet
-            return self._random_batch(self.population)
-        net, mean, std = self._surrogate()
+            return self._first_batch() if self._exact is not None else self._random_batch(self.population)
+        model = self._surrogate()
         cands = self._candidates()
         if len(cands) <= self.population:
             return self._fresh(lambda: cands.pop() if cands else self.space.sample(self.rng), self.population)
-        X = torch.from_numpy(self.space.encode_many(cands)).float()
-        with torch.no_grad():
-            preds = net(X).numpy() * std + mean  # [members, candidates, outputs]
-        pick = np.array([self.rng.randrange(self.ensemble) for _ in cands])
-        sampled = preds[pick, np.arange(len(cands))]
+        X = self.space.encode_many(cands).astype(float)
+        order = self._ehvi_order(cands, *model.mean_std(X)) if acquisition == "ehvi" else None
+        if order is not None:
+            chosen = [cands[i] for i in order]
+            self.seen.update(a.id for a in chosen)
+            return chosen
+        # Thompson sampling: one posterior draw per candidate, seeded by the generation (so resume repeats it)
+        sampled = model.draws(X, 1, np.random.default_rng(generation_seed(self.seed, self.generation) + 1))[0]
         if self._exact is not None:
             F, cv = self._exact_scores(cands, sampled[:, :-1])
         else:
             F, cv = sampled[:, :-1], self._violation(sampled[:, -1])
-        if self.acquisition == "front" and len(self.pop):
+        if acquisition != "thompson" and len(self.pop):
             # ranked together with the evaluated elite (its real objectives): the candidates whose sampled
             # objectives would extend the current front come first (a Thompson-sampled front improvement)
             rank, crowd = rank_and_crowding(np.vstack([self.F, F]), np.concatenate([self.cv, cv]))
