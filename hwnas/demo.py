@@ -150,11 +150,11 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
             options["policy"] = TimingPolicy.quick()
         build_lut(profiler, space, lut_path, profiler_options=options, calib_archs=20, seed=seed, command=command,
                   processes=passes)
-        from hwnas.calibrate import calibration_warning
+    from hwnas.calibrate import calibration_warning
 
-        warning = calibration_warning(LUT.load(lut_path).calibration)
-        if warning:
-            log(f"      {warning}")
+    warning = calibration_warning(LUT.load(lut_path).calibration)  # built now, reused or shipped
+    if warning:
+        log(f"      {warning}")
     steps["lut_s"] = time.perf_counter() - t
 
     # 2. supernet

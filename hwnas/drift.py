@@ -5,7 +5,7 @@ processes, lowest median of 2) differed by a median 5.2 % (per network -13 % to
 +6 %); with the LUT unchanged its held-out fidelity fell from 98 % to 87 % within
 ±10 %. On a phone the same thing is thermal state. So a LUT keeps a short
 *reference*: a few fixed networks of its space, each measured in several fresh
-processes when the LUT was built (their spread is the LUT's own noise).
+processes when the LUT was built (the gap between the two calmest is the LUT's own noise).
 Re-measuring them before judging a prediction says how much of an error is the
 device having changed speed, not the LUT being wrong.
 
@@ -22,7 +22,7 @@ import numpy as np
 from hwnas.lut import LUT, now_iso
 
 REFERENCE_NETS = 3          # smallest, largest and one random network of the space
-REFERENCE_PROCESSES = 3     # at build time: their spread is the LUT's own noise
+REFERENCE_PROCESSES = 3     # at build time (more while the two calmest disagree): their gap is the noise
 CHECK_PROCESSES = 2         # when checking: lowest median of 2 fresh processes, as everywhere else
 MIN_NOISE_PCT = 1.0         # below this, "exceeds the noise" would fire on timer jitter alone
 

@@ -106,7 +106,7 @@ def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 
             return []
 
         def tick(i: int, m: Measurement, p: int) -> None:
-            if progress.total is not None and progress.n >= progress.total:
+            if p > processes and progress.total is not None:
                 progress.total += 1  # an extra pass for a network whose processes disagreed
             progress.update(1)
 

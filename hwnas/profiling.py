@@ -122,13 +122,16 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     remeasured = 0
     state = {"last_save": 0.0}
 
-    disagree: set[str] = set()
+    # each pass's median per entry (an entry resumed from the file starts from its best so far): an entry
+    # whose two lowest disagree is measured again below (a process was likely caught in a slow spell)
+    pass_medians: dict[str, list[float]] = {}
 
     def keep(key: str, m: Measurement, attempts: int, pass_no: int) -> None:
         """Record a pass; the lowest median across passes stands."""
         old = lut.entries.get(key)
-        if old is not None and pass_no > old.get("passes", 0) and not agreeing([old["median_ms"], m.median_ms]):
-            disagree.add(key)  # measured again below: one of the two processes was likely in a slow spell
+        if old is not None and key not in pass_medians:
+            pass_medians[key] = [old["median_ms"]]
+        pass_medians.setdefault(key, []).append(m.median_ms)
         if old is None or m.median_ms < old["median_ms"]:
             lut.entries[key] = {**entry_from(m, attempts), "passes": pass_no}
         else:
@@ -167,7 +170,7 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
                                  chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
             # an entry still noisy after every pass, or whose passes disagree, gets one more isolated measurement
             noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold
-                     or d.key in disagree]
+                     or (passes >= 2 and not agreeing(pass_medians.get(d.key, [])))]
             if noisy and retries > 0:
                 bar.total += len(noisy)
                 bar.set_postfix_str(f"re-measuring {len(noisy)} noisy", refresh=False)
@@ -198,7 +201,8 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
         from hwnas.drift import REFERENCE_NETS, REFERENCE_PROCESSES, record_reference
 
         if progress:
-            print(f"recording the drift reference: {REFERENCE_NETS} networks x {REFERENCE_PROCESSES} fresh processes",
+            print(f"recording the drift reference: {REFERENCE_NETS} networks x {REFERENCE_PROCESSES} fresh processes "
+                  f"(more while two disagree)",
                   file=sys.stderr)
         record_reference(lut, options, seed=seed)
         lut.save(out)

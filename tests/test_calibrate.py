@@ -118,3 +118,15 @@ def test_calibration_killed_part_way_resumes_what_it_saved(demo_lut_path, tmp_pa
     kept = {r["arch_id"]: r["measured"] for r in calib["data"]}
     # no two measurements are identical: equal rows were reused, not measured again
     assert all(kept[r["arch_id"]] == r["measured"] for r in saved["data"])
+
+
+def test_a_calibration_that_fits_its_own_networks_poorly_warns():
+    """Seen here: a build whose calibration networks were timed in a busy minute fitted them at 22 %
+    (leave-one-out); the same build minutes later at 2 %. Only the first warns, and says what to do."""
+    from hwnas.calibrate import POOR_FIT_PCT, calibration_warning
+
+    busy = {"complete": True, "model": "boundary", "loo_mape_pct": {"scale": 25.6, "boundary": 22.3}}
+    assert "22.3 %" in calibration_warning(busy) and "--recalibrate" in calibration_warning(busy)
+    assert calibration_warning({**busy, "loo_mape_pct": {"boundary": 2.0}}) is None
+    assert calibration_warning({**busy, "loo_mape_pct": {"boundary": POOR_FIT_PCT}}) is None
+    assert calibration_warning({**busy, "complete": False}) is None and calibration_warning(None) is None

@@ -189,6 +189,9 @@ def test_resume_after_kill_9_gives_the_same_front(demo_lut_path, tmp_path):
     ref_front = json.loads((tmp_path / "ref" / "front.json").read_text())["front"]
     got_front = json.loads((out / "front.json").read_text())["front"]
     assert [r["arch_id"] for r in got_front] == [r["arch_id"] for r in ref_front]
+    assert got_front == ref_front
+    # the same files, not only the same data: each arch's keys in the space's order, as a fresh run writes them
+    assert [list(r["arch"]) for r in got_front] == [list(r["arch"]) for r in ref_front]
     assert run_cli("report", str(out)).returncode == 0
 
 

@@ -186,8 +186,11 @@ def test_predictor_guided_acquisitions(demo):
         assert len(set(flat)) == len(flat) == 24
     with pytest.raises(SearchError, match="acquisition must be one of auto, ehvi, front, thompson"):
         create_strategy("predictor-guided", demo, acquisition="greedy")
-    with pytest.raises(ValueError, match="ehvi needs the strategy bound"):
+    with pytest.raises(SearchError, match="ehvi needs the strategy bound"):
         create_strategy("predictor-guided", demo, acquisition="ehvi").ask()
+    with pytest.raises(SearchError, match="ehvi needs two objectives, accuracy and one more"):
+        create_strategy("predictor-guided", demo, acquisition="ehvi").bind(
+            predictor=None, evaluator=None, constraints=None, objectives=("accuracy", "latency_ms", "params_m"))
 
 
 def test_expected_hv_improvement_matches_monte_carlo():

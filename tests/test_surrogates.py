@@ -43,3 +43,15 @@ def test_mlp_ensemble_is_seeded():
     a = MLPEnsemble(X, Y, members=3, steps=50, seed=7).mean_std(X)[0]
     b = MLPEnsemble(X, Y, members=3, steps=50, seed=7).mean_std(X)[0]
     assert np.array_equal(a, b)
+
+
+def test_a_column_that_never_varied_does_not_make_a_candidate_look_infinitely_uncertain():
+    """One-hot genes a handful of evaluated archs never set are common early in a search; a candidate that
+    sets one must not outrank every other candidate on uncertainty alone."""
+    rng = np.random.default_rng(0)
+    X, Y = linear_data(30, rng)
+    X[:, 3] = 0.0  # never set among the evaluated
+    cand = X[:5].copy()
+    cand[0, 3] = 1.0
+    std = BayesianLinear(X, Y).mean_std(cand)[1][:, 0]
+    assert std[0] < 10 * np.median(std[1:])

@@ -93,7 +93,7 @@ def drift_of_prediction(lut: LUT, predicted: float | None, measured_ms: float, p
 
 
 def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int = 2) -> Any:
-    """The LUT's rule for the verdict's number: lowest median of ``processes`` fresh processes, then one more
-    process at a time while the robust CV is over ``cv_threshold`` (seen here: the same file 0.110 ms in one
-    process, 0.208 ms in the next, on a shared host)."""
+    """The LUT's rule for the verdict's number: lowest median of ``processes`` fresh processes (more while the
+    two calmest disagree: hwnas.isolate), then one more process at a time while the robust CV is over
+    ``cv_threshold`` (seen here: the same file 0.110 ms in one process, 0.208 ms in the next, on a shared host)."""
     return retry_while_noisy(measure(processes), lambda: measure(1), cv_threshold, retries)[0]

@@ -26,7 +26,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from hwnas.search.pareto import rank_and_crowding, survive
+from hwnas.errors import SearchError
+from hwnas.search.pareto import non_dominated_fronts, rank_and_crowding, survive
+from hwnas.search.problem import FAILED_VIOLATION
 from hwnas.search.surrogates import SURROGATES, BayesianLinear, MLPEnsemble, Surrogate
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
 from hwnas.space import Arch, SearchSpace
@@ -90,7 +92,7 @@ class PredictorGuided(ArchiveStrategy):
              objectives: Sequence[str] = ("accuracy", "latency_ms")) -> None:
         objectives = tuple(objectives)
         if self.acquisition == "ehvi" and not _ehvi_fits(objectives):
-            raise ValueError(f"acquisition ehvi needs two objectives, accuracy and one more; this run has "
+            raise SearchError(f"acquisition ehvi needs two objectives, accuracy and one more; this run has "
                              f"{', '.join(objectives)} (use acquisition=front)")
         self._exact = (predictor, constraints, objectives)
 
@@ -100,27 +102,37 @@ class PredictorGuided(ArchiveStrategy):
         if self.acquisition == "auto":
             return "ehvi" if self._exact is not None and _ehvi_fits(self._exact[2]) else "front"
         if self.acquisition == "ehvi" and self._exact is None:
-            raise ValueError("acquisition ehvi needs the strategy bound to a run (the LUT's exact latency); "
+            raise SearchError("acquisition ehvi needs the strategy bound to a run (the LUT's exact latency); "
                              "a search run binds it, a hand-driven one must call bind() or use acquisition=front")
         return self.acquisition
 
     def _first_batch(self) -> list[Arch]:
-        """Bound: the first generation (nothing to learn from yet) spread evenly over the exact objective
-        among random archs that meet the constraints, so no evaluation is spent over the budget and the
-        front's whole range is sampled from the start."""
+        """Bound: the first generation (nothing to learn from yet) spread evenly over the values of the exact
+        objective (latency when it is one) among random archs that meet the constraints, so no evaluation is
+        spent over the budget and the front's whole range is sampled from the start."""
+        before = set(self.seen)
         pool = self._fresh(lambda: self.space.sample(self.rng), 20 * self.population)
-        self.seen.difference_update(a.id for a in pool)
-        F, cv = self._exact_scores(pool, np.full((len(pool), len(self._exact[2])), -np.inf))
-        other = next(i for i, o in enumerate(self._exact[2]) if o != "accuracy") if len(self._exact[2]) > 1 else 0
-        feasible = np.flatnonzero(cv <= 0)
-        feasible = feasible[np.argsort(F[feasible, other], kind="stable")]
+        self.seen = before  # only what is picked below counts as proposed
+        objectives = self._exact[2]
+        F, cv = self._exact_scores(pool, np.full((len(pool), len(objectives)), -np.inf))
+        exact = [o for o in objectives if o != "accuracy"]
+        other = objectives.index("latency_ms" if "latency_ms" in exact else exact[0]) if exact else 0
+        feasible = [int(i) for i in np.flatnonzero(cv <= 0)]
+        chosen: list[int] = []
         if len(feasible) > self.population:
-            feasible = feasible[np.unique(np.round(np.linspace(0, len(feasible) - 1, self.population)).astype(int))]
-        taken = set(feasible.tolist())
-        rest = [i for i in np.argsort(cv, kind="stable") if i not in taken]
-        chosen = [pool[i] for i in list(feasible) + rest][:self.population]
-        self.seen.update(a.id for a in chosen)
-        return chosen
+            values = F[feasible, other]
+            free = np.ones(len(feasible), bool)
+            for target in np.linspace(values.min(), values.max(), self.population):
+                j = int(np.argmin(np.where(free, np.abs(values - target), np.inf)))
+                free[j] = False
+                chosen.append(feasible[j])
+        else:
+            chosen = feasible
+        taken = set(chosen)
+        chosen += [int(i) for i in np.argsort(cv, kind="stable") if int(i) not in taken]  # too few feasible
+        archs = [pool[i] for i in chosen[:self.population]]
+        self.seen.update(a.id for a in archs)
+        return archs
 
     def _ehvi_order(self, cands: list[Arch], mean: np.ndarray, std: np.ndarray) -> np.ndarray | None:
         """The batch picked greedily by expected hypervolume improvement (accuracy from the surrogate's mean
@@ -135,10 +147,10 @@ class PredictorGuided(ArchiveStrategy):
         mu, sigma = mean[ok, ai], std[ok, ai]
         exact = F[ok, oi]
         seen = self.targets[self.targets[:, -1] <= 0][:, [ai, oi]]
-        front = seen if len(seen) else np.zeros((0, 2))
-        pts = np.concatenate([front, np.column_stack([mu, exact])])
+        front = seen[non_dominated_fronts(seen)[0]] if len(seen) else np.zeros((0, 2))  # all the staircase needs
+        pts = np.concatenate([seen, np.column_stack([mu, exact])])
         span = np.ptp(pts, 0) + 1e-9
-        ref = (float(pts[:, 0].max() + 0.1 * span[0]), float(pts[:, 1].max() + 0.01 * span[1]))
+        ref = (float(pts[:, 0].max() + 0.1 * span[0]), float(pts[:, 1].max() + 0.1 * span[1]))
         budget = getattr(self._exact[1], "budget_ms", None)
         if objectives[oi] == "latency_ms" and budget:
             ref = (ref[0], float(budget))
@@ -169,11 +181,17 @@ class PredictorGuided(ArchiveStrategy):
         return F, np.array([constraints.violation(r) for r in records], float)
 
     def _surrogate(self) -> Surrogate:
-        X = self.space.encode_many(self.archive_archs()).astype(float)
+        """Fitted to what was evaluated, failed evaluations left out (their accuracy 0 says nothing about the
+        arch's, and would pull a linear model far more than the bootstrapped MLPs)."""
+        ok = self.targets[:, -1] < FAILED_VIOLATION
+        if not ok.any():
+            ok[:] = True
+        archs = [a for a, keep in zip(self.archive_archs(), ok) if keep]
+        X, Y = self.space.encode_many(archs).astype(float), self.targets[ok]
         if self.surrogate == "linear":
-            return BayesianLinear(X, self.targets)
+            return BayesianLinear(X, Y)
         seed = generation_seed(self.seed, self.generation)  # refitted alike on resume
-        return MLPEnsemble(X, self.targets, self.ensemble, self.hidden, self.steps, seed)
+        return MLPEnsemble(X, Y, self.ensemble, self.hidden, self.steps, seed)
 
     def _violation(self, predicted: np.ndarray) -> np.ndarray:
         """Predicted violations, 0 where within the surrogate's noise of feasible: half the smallest violation

@@ -284,6 +284,9 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
                         refresh=False)
     bar.close()
+    # the store keeps arch dicts with sorted keys: the outputs list every arch in the space's own order,
+    # resumed or not
+    front = [replace(r, arch=plan.space.arch_from_dict(r.arch).to_dict()) for r in front]
     best = best_record(front)
     history = store.history()
     result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from)
