@@ -90,7 +90,7 @@ def reference_archs(lut: LUT) -> tuple[list[dict[str, Any]], list[float], float 
 def _measure(lut: LUT, options: dict[str, Any], archs: Sequence[dict[str, Any]], processes: int) -> np.ndarray:
     """Median of each arch in each of ``processes`` fresh processes: shape (processes or more, archs). While
     some arch's two calmest processes disagree (hwnas.isolate.agreeing), up to EXTRA_PASSES more processes."""
-    from hwnas.isolate import EXTRA_PASSES, agreeing, measure_isolated
+    from hwnas.isolate import EXTRA_PASSES, agreeing, agreement_tolerance, measure_isolated
 
     def one() -> list[float]:
         return [m.median_ms for m in measure_isolated(lut.profiler, options, "arch", list(archs),
@@ -98,7 +98,7 @@ def _measure(lut: LUT, options: dict[str, Any], archs: Sequence[dict[str, Any]],
 
     rows = [one() for _ in range(processes)]
     for _ in range(EXTRA_PASSES if processes >= 2 else 0):
-        if all(agreeing(col) for col in zip(*rows)):
+        if all(agreeing(col, agreement_tolerance(options)) for col in zip(*rows)):
             break
         rows.append(one())
     return np.array(rows)

@@ -64,6 +64,17 @@ AGREE = 0.05        # two fresh processes "agree" when their medians are within 
 EXTRA_PASSES = 3    # at most this many more passes for the items whose processes disagree
 
 
+def agreement_tolerance(options: dict[str, Any], floor: float = AGREE) -> float:
+    """How close two processes' medians must be: ``floor``, or 4x the timing policy's target for the precision
+    of a median when that is looser (the quick policy, +-3 %: 12 %). Slow spells cost 40-110 %, so either
+    catches them, and short previews and tests are not re-measured for their own timing noise."""
+    policy = options.get("policy")
+    target = getattr(policy, "target_rel_ci", None)
+    if target is None and isinstance(policy, dict):
+        target = policy.get("target_rel_ci")
+    return max(floor, 4.0 * float(target)) if target else floor
+
+
 def agreeing(medians: Sequence[float], tolerance: float = AGREE) -> bool:
     """Whether the two lowest of ``medians`` (one per fresh process) agree within ``tolerance``."""
     low = sorted(medians)[:2]
@@ -79,8 +90,9 @@ def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, ite
 
     ``on_result(index, best_so_far, pass_number)`` is called as results arrive (to save and show progress).
     Passes alternate the order (forward, reversed, …) so an item meets different neighbours and processes.
-    With ``passes`` >= 2, an item whose two lowest medians disagree by more than ``agree`` is measured in up
-    to ``extra_passes`` more passes, until two agree. Seen on this machine kind: a whole network ran 1.6-1.8x
+    With ``passes`` >= 2, an item whose two lowest medians disagree by more than ``agree`` (or what the timing
+    policy's precision allows: :func:`agreement_tolerance`) is measured in up to ``extra_passes`` more passes,
+    until two agree. Seen on this machine kind: a whole network ran 1.6-1.8x
     slower for 0.1-0.7 s at a time, at random (another tenant on the core); a measurement inside such a
     spell is calm (low CV) but slow, and in a busy hour both passes of a calibration network fell in one.
     Two processes that agree are unlikely to both sit in one.
@@ -107,8 +119,9 @@ def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, ite
     for p in range(passes):
         one_pass(p, list(range(len(items))))
     if passes >= 2 and agree is not None:
+        tolerance = agreement_tolerance(options, agree)
         for p in range(passes, passes + extra_passes):
-            todo = [i for i in range(len(items)) if not agreeing(medians[i], agree)]
+            todo = [i for i in range(len(items)) if not agreeing(medians[i], tolerance)]
             if not todo:
                 break
             one_pass(p, todo)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from hwnas.isolate import agreeing
+from hwnas.isolate import agreeing, agreement_tolerance
 from hwnas.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measure import available_profiler, in_process_settings
 from hwnas.space import SearchSpace
@@ -170,7 +170,7 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
                                  chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
             # an entry still noisy after every pass, or whose passes disagree, gets one more isolated measurement
             noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold
-                     or (passes >= 2 and not agreeing(pass_medians.get(d.key, [])))]
+                     or (passes >= 2 and not agreeing(pass_medians.get(d.key, []), agreement_tolerance(options)))]
             if noisy and retries > 0:
                 bar.total += len(noisy)
                 bar.set_postfix_str(f"re-measuring {len(noisy)} noisy", refresh=False)

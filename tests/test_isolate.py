@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from hwnas.isolate import AGREE, agreeing, measure_isolated
+from hwnas.isolate import AGREE, agreeing, agreement_tolerance, measure_isolated
 
 
 def test_two_lowest_medians_must_agree():
@@ -31,3 +31,15 @@ def test_disagreeing_items_get_extra_passes(demo, quick_policy, agree, passes_ea
                            on_result=on_result, agree=agree, extra_passes=2)
     assert dict(seen) == {0: passes_each, 1: passes_each}
     assert [m.median_ms for m in out] == [lows[0], lows[1]]
+
+
+def test_the_tolerance_follows_the_timing_policy_precision(quick_policy):
+    """The default policy (median to +-1 %) keeps 5 %; the quick one (+-3 %) 12 %: both far below a slow
+    spell's 40-110 %, and a preview is not measured again for its own timing noise."""
+    from dataclasses import asdict
+
+    from profilers.base import TimingPolicy
+
+    assert agreement_tolerance({}) == AGREE == agreement_tolerance({"policy": TimingPolicy()})
+    assert agreement_tolerance({"policy": quick_policy}) == pytest.approx(0.12)
+    assert agreement_tolerance({"policy": asdict(quick_policy)}) == pytest.approx(0.12)  # as a LUT stores it

@@ -121,6 +121,36 @@ def test_existing_run_needs_resume_and_same_settings(demo_lut_path, tmp_path):
         _search(demo_lut_path, tmp_path / "none", resume=True)
 
 
+def test_a_resume_keeps_the_strategy_options_the_run_began_with(demo_lut_path, tmp_path):
+    """A run records what every option it was not given meant (the defaults of its hwnas). When a later
+    hwnas changed a default, resuming says which and how to keep the old value, and does so with it; a run
+    from before defaults were recorded resumes as before."""
+    out = tmp_path / "r"
+    _search(demo_lut_path, out, generations=1)
+    store = RunStore(out / "run.sqlite")
+    config = store.get_meta("config")
+    assert config["strategy_defaults"]["crossover_prob"] == 0.9 and config["strategy_options"] == {}
+    store.set_meta("config", {**config, "strategy_defaults": {**config["strategy_defaults"], "crossover_prob": 0.5}})
+    store.close()
+    before = (out / "run.sqlite").read_bytes()
+    with pytest.raises(StoreError, match=r"began with strategy options crossover_prob=0\.5.*"
+                                         r"--strategy-option crossover_prob=0\.5"):
+        _search(demo_lut_path, out, generations=2, resume=True)
+    assert (out / "run.sqlite").read_bytes() == before
+    with pytest.raises(StoreError, match="crossover_prob"):  # another value given is refused alike
+        _search(demo_lut_path, out, generations=2, resume=True, strategy_options={"crossover_prob": 0.7})
+    r = _search(demo_lut_path, out, generations=2, resume=True, strategy_options={"crossover_prob": 0.5})
+    assert r.resumed_from == 1
+    # a run from before defaults were recorded: only the options given are compared
+    store = RunStore(out / "run.sqlite")
+    config = store.get_meta("config")
+    store.set_meta("config", {k: v for k, v in config.items() if k != "strategy_defaults"})
+    store.close()
+    with pytest.raises(StoreError, match="strategy_options differ"):
+        _search(demo_lut_path, out, generations=3, resume=True, strategy_options={"crossover_prob": 0.5})
+    assert _search(demo_lut_path, out, generations=3, resume=True).resumed_from == 2
+
+
 @pytest.mark.parametrize("strategy", ["evolution", "reinforce", "predictor-guided", "bayesian"])
 def test_resume_in_process_equals_uninterrupted(demo_lut_path, tmp_path, strategy):
     """reinforce: the controller's weights, Adam's state and the baseline come back from the run store;

@@ -19,7 +19,7 @@ from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.pareto import best_record, hypervolume_2d, non_dominated_fronts
 from hwnas.search.problem import Constraints, Problem
 from hwnas.search.records import SearchRecord
-from hwnas.search.strategies import create_strategy
+from hwnas.search.strategies import create_strategy, strategy_options as options_of
 from hwnas.space import SearchSpace, canonical_arch
 from hwnas.store import RunLock, RunStore, StoreError
 
@@ -134,7 +134,10 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     strat.bind(predictor=predictor, evaluator=inner, constraints=constraints, objectives=tuple(objectives))
     config = {"lut": str(lut_path), "lut_fingerprint": lut.fingerprint, "lut_profiler": lut.profiler,
               "space": space.to_dict(), "evaluator": evaluator, "evaluator_config": inner.config(),
-              "strategy": strategy, "strategy_options": strategy_options or {}, "population": population,
+              "strategy": strategy, "strategy_options": strategy_options or {},
+              # what every option not given meant when the run began: a later hwnas may change a default, and
+              # a resume must not silently continue with another model (see open_run)
+              "strategy_defaults": json_values(options_of(strategy)), "population": population,
               "seed": seed, "constraints": constraints.to_dict(), "objectives": list(objectives)}
     return SearchPlan(lut, space, predictor, fastest, inner, strat, problem, dispatcher, config)
 
@@ -153,10 +156,16 @@ def open_run(store: RunStore, config: dict[str, Any], resume: bool) -> None:
 
     old = store.get_meta("config")
     if resume and old is not None:
-        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        options = ("strategy_options", "strategy_defaults")
+        diff = sorted(k for k in set(old) | set(config) if k not in options and old.get(k) != config.get(k))
+        if "strategy_defaults" not in old:  # a run from before defaults were recorded: the given options must match
+            if old.get("strategy_options", {}) != config.get("strategy_options", {}):
+                diff.append("strategy_options")
         if diff:
             raise StoreError(f"--resume with other settings than the stored run ({', '.join(diff)} differ); "
                              f"use the original flags or a new --out")
+        if "strategy_defaults" in old:
+            check_strategy_options(old, config)
     elif resume and store.last_generation() is not None:
         raise StoreError(f"{store.path} has generations but no run configuration; the store is damaged: "
                          f"start a new run with another --out")
@@ -165,6 +174,28 @@ def open_run(store: RunStore, config: dict[str, Any], resume: bool) -> None:
         store.set_meta("versions", {"hwnas": __version__, **{k: config["lut_fingerprint"].get(k) for k in
                                                              ("python", "torch", "onnxruntime", "numpy")}})
     store.mark_incomplete()
+
+
+def json_values(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` as it reads back from the store (tuples become lists), so a comparison after a resume is fair."""
+    import json
+
+    return json.loads(jsonio.dumps(d))
+
+
+def check_strategy_options(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A resumed run continues with exactly the options it began with, defaults included: when this hwnas's
+    defaults differ from those the run recorded, say which and how to keep the old ones."""
+    began = {**old["strategy_defaults"], **old.get("strategy_options", {})}
+    now = {**new["strategy_defaults"], **json_values(new.get("strategy_options", {}))}
+    changed = sorted(k for k in set(began) | set(now) if began.get(k) != now.get(k))
+    if not changed:
+        return
+    was = ", ".join(f"{k}={began[k]!r}" if k in began else f"{k} (none)" for k in changed)
+    keep = " ".join(f"--strategy-option {k}={began[k]}" for k in changed if k in began and began[k] is not None)
+    raise StoreError(f"--resume: this run began with strategy options {was}, and they would be "
+                     f"{', '.join(f'{k}={now.get(k)!r}' for k in changed)} now (given differently, or a default "
+                     f"changed since). To continue it exactly, add: {keep or '(the original flags)'}")
 
 
 def discard_new_run(out: Path, made_out: bool) -> None:
