@@ -97,8 +97,9 @@ def _measure(lut: LUT, options: dict[str, Any], archs: Sequence[dict[str, Any]],
                                                       space_dict=lut.space, passes=1, chunk=len(archs))]
 
     rows = [one() for _ in range(processes)]
+    tolerance = agreement_tolerance(options)
     for _ in range(EXTRA_PASSES if processes >= 2 else 0):
-        if all(agreeing(col, agreement_tolerance(options)) for col in zip(*rows)):
+        if all(agreeing(col, tolerance) for col in zip(*rows)):
             break
         rows.append(one())
     return np.array(rows)

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
 from profilers import Measurement, create_profiler
+from profilers.base import TimingPolicy
 
 
 def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Sequence[Any],
@@ -68,11 +69,8 @@ def agreement_tolerance(options: dict[str, Any], floor: float = AGREE) -> float:
     """How close two processes' medians must be: ``floor``, or 4x the timing policy's target for the precision
     of a median when that is looser (the quick policy, +-3 %: 12 %). Slow spells cost 40-110 %, so either
     catches them, and short previews and tests are not re-measured for their own timing noise."""
-    policy = options.get("policy")
-    target = getattr(policy, "target_rel_ci", None)
-    if target is None and isinstance(policy, dict):
-        target = policy.get("target_rel_ci")
-    return max(floor, 4.0 * float(target)) if target else floor
+    target = TimingPolicy.of(options.get("policy")).target_rel_ci
+    return max(floor, 4.0 * target) if target else floor
 
 
 def agreeing(medians: Sequence[float], tolerance: float = AGREE) -> bool:

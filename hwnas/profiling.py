@@ -169,8 +169,9 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
                 measure_isolated(profiler_name, options, "layer", keys, passes=1,
                                  chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
             # an entry still noisy after every pass, or whose passes disagree, gets one more isolated measurement
+            tolerance = agreement_tolerance(options)
             noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold
-                     or (passes >= 2 and not agreeing(pass_medians.get(d.key, []), agreement_tolerance(options)))]
+                     or (passes >= 2 and not agreeing(pass_medians.get(d.key, []), tolerance))]
             if noisy and retries > 0:
                 bar.total += len(noisy)
                 bar.set_postfix_str(f"re-measuring {len(noisy)} noisy", refresh=False)

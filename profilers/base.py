@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -68,6 +68,15 @@ class TimingPolicy:
     min_time_s: float = 0.15
     max_time_s: float = 1.0
     target_rel_ci: float = 0.01    # stop once the median's 95 % CI is within +-1 %
+
+    @classmethod
+    def of(cls, value: "TimingPolicy | dict[str, Any] | None") -> "TimingPolicy":
+        """The policy given as profiler options or a LUT's settings hold it: itself, its dict form (unknown keys
+        ignored), or None for the default."""
+        if isinstance(value, cls):
+            return value
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (value or {}).items() if k in known})
 
     @classmethod
     def quick(cls) -> "TimingPolicy":

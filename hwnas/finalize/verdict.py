@@ -51,13 +51,14 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
     from hwnas.measure import lut_profiler_options, profiler_for, warn_if_foreign
 
     options = lut_profiler_options(lut)
+    span_s = verdict_span_s(lut.settings)
     profiler = profiler_for(lut, profiler_name)
     diff = warn_if_foreign(lut, profiler, stream=sys.stderr if warn else io.StringIO())
     if capability(profiler, "measures_onnx_files"):
         what = str(shown_as or path)
         if processes > 0:
             m = _calm(lambda n: measure_isolated(profiler_name, options, "file", [str(path)], passes=n)[0], processes,
-                      span_s=verdict_span_s(lut.settings))
+                      span_s=span_s)
         else:
             m = profiler.measure_onnx(path)
     else:
@@ -67,7 +68,7 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
         if processes > 0:
             m = _calm(lambda n: measure_isolated(profiler_name, options, "module", [(str(state), arch.to_dict())],
                                                  space_dict=arch.space.to_dict(), passes=n)[0], processes,
-                      span_s=verdict_span_s(lut.settings))
+                      span_s=span_s)
         else:
             m = profiler.measure(model, (1, arch.space.in_channels, arch.resolution, arch.resolution))
     return m, what, {k: list(v) for k, v in diff.items()}, profiler.fingerprint()
@@ -118,8 +119,6 @@ def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int
 def verdict_span_s(settings: dict[str, Any]) -> float:
     """How long the verdict's processes are spread over: 15 of the LUT's timing policy's longest measurements
     (15 s by default; 1.5 s for the quick policy of previews and tests)."""
-    policy = settings.get("policy")
-    longest = getattr(policy, "max_time_s", None)
-    if longest is None and isinstance(policy, dict):
-        longest = policy.get("max_time_s")
-    return 15.0 * float(longest if longest is not None else 1.0)
+    from profilers.base import TimingPolicy
+
+    return 15.0 * TimingPolicy.of(settings.get("policy")).max_time_s

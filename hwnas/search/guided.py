@@ -42,7 +42,7 @@ def _staircase(front: np.ndarray, ref: tuple[float, float]) -> tuple[np.ndarray,
     level = np.minimum.accumulate(F[:, 0]) if len(F) else np.zeros(0)
     starts = np.concatenate([[-np.inf], F[:, 1]])
     ends = np.concatenate([F[:, 1], [ref[1]]])
-    return starts, np.minimum(ends, ref[1]), np.concatenate([[ref[0]], level])
+    return starts, ends, np.concatenate([[ref[0]], level])
 
 
 def expected_hv_improvement(mu: np.ndarray, sigma: np.ndarray, exact: np.ndarray, front: np.ndarray,
@@ -70,7 +70,7 @@ def _ehvi_fits(objectives: Sequence[str]) -> bool:
 
 @register_strategy("predictor-guided")
 class PredictorGuided(ArchiveStrategy):
-    """Ensemble-surrogate search with Thompson sampling (see the module docstring)."""
+    """Surrogate-guided search: expected hypervolume improvement or Thompson sampling (see the module docstring)."""
 
     def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  ensemble: int = 5, candidates: int = 60, hidden: int = 64, steps: int = 200,
@@ -128,9 +128,7 @@ class PredictorGuided(ArchiveStrategy):
                 chosen.append(feasible[j])
         else:
             chosen = feasible
-        taken = set(chosen)
-        chosen += [int(i) for i in np.argsort(cv, kind="stable") if int(i) not in taken]  # too few feasible
-        archs = [pool[i] for i in chosen[:self.population]]
+        archs = [pool[i] for i in self._then_least_violating(chosen, cv)]
         self.seen.update(a.id for a in archs)
         return archs
 
@@ -162,11 +160,13 @@ class PredictorGuided(ArchiveStrategy):
             picked.append(j)
             free[j] = False
             front = np.vstack([front, [[mu[j], exact[j]]]])
-        order = ok[picked]
-        if len(order) < self.population:  # too few feasible candidates: the least violating next
-            taken = set(order.tolist())
-            order = np.concatenate([order, [i for i in np.argsort(cv, kind="stable") if i not in taken]])
-        return order[:self.population].astype(int)
+        return np.array(self._then_least_violating([int(i) for i in ok[picked]], cv), int)
+
+    def _then_least_violating(self, chosen: list[int], cv: np.ndarray) -> list[int]:
+        """``chosen``, filled up to ``population`` with the least violating others (too few were feasible)."""
+        taken = set(chosen)
+        rest = [int(i) for i in np.argsort(cv, kind="stable") if int(i) not in taken]
+        return (chosen + rest)[:self.population]
 
     def _exact_scores(self, cands: list[Arch], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives and violations of ``cands`` with the LUT's latency and the exact static measures,
