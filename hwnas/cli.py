@@ -390,7 +390,7 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
     r = finalize(args.run, args.out, pick=args.pick, finetune_epochs=args.finetune_epochs, int8=args.int8,
                  profiler=args.profiler, force=args.force, processes=args.processes, checkpoint=args.checkpoint,
-                 data=args.data, lut=args.lut, command=_command())
+                 data=args.data, lut=args.lut, command=_command(), accept_lut_change=args.accept_lut_change)
     lat = r["latency"]
     m = lat["measured"]
     pred = ""
@@ -609,6 +609,9 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--lut", type=Path, help="LUT file [the run's]")
     p.add_argument("--force", action="store_true",
                    help="replace the bundle in --out as a whole (swapped in only once complete)")
+    p.add_argument("--accept-lut-change", action="store_true",
+                   help="go on with a LUT whose content is not the one the run was searched with (refused "
+                        "otherwise); the report records the mismatch")
 
     p = add("report", cmd_report, "re-render report.md and pareto.png of a finalize bundle or a search run",
             """

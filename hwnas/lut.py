@@ -15,6 +15,7 @@ the previous or the new file, never half of one.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import stat
@@ -299,3 +300,39 @@ def fsync_dir(folder: Path) -> None:
 def fingerprint_diff(a: dict[str, Any], b: dict[str, Any], fields: tuple[str, ...] = DEVICE_FIELDS) -> dict[str, tuple]:
     """Fields that differ between two fingerprints and matter for latency: {field: (a, b)}."""
     return {f: (a.get(f), b.get(f)) for f in fields if (f in a or f in b) and a.get(f) != b.get(f)}
+
+
+# -- what a LUT's predictions are made of: recorded by a run, checked by resume, finalize and report ----
+def content_table(lut: LUT) -> dict[str, Any]:
+    """Each entry's median and the calibration (model, coefficients): everything a prediction reads.
+
+    Timestamps, the command and the drift reference are left out: rewriting a LUT without changing a
+    number keeps its digest."""
+    calib = lut.calibration or {}
+    return {"entries": {k: lut.entries[k]["median_ms"] for k in sorted(lut.entries)},
+            "calibration": {"model": calib.get("model"), "coef": calib["coef"]} if calib.get("coef") else None}
+
+
+def content_digest(table: dict[str, Any]) -> str:
+    """The digest of :func:`content_table`: equal digests, equal predictions."""
+    return hashlib.sha256(jsonio.dumps(table, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """What changed between two :func:`content_table` s, in a few words ("12 of 128 entries differ (e.g. ...)")."""
+    if not isinstance(old, dict) or not isinstance(old.get("entries"), dict):
+        return "its content differs"
+    a, b = old["entries"], new["entries"]
+    changed = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+    added, removed = len(set(b) - set(a)), len(set(a) - set(b))
+    parts = []
+    if changed:
+        k = changed[0]
+        parts.append(f"{len(changed)} of {len(a)} entries differ (e.g. {k[:60]}: {a[k]:.4g} ms then, {b[k]:.4g} ms now)")
+    if added:
+        parts.append(f"{added} entr{'y' if added == 1 else 'ies'} added")
+    if removed:
+        parts.append(f"{removed} entr{'y' if removed == 1 else 'ies'} removed")
+    if old.get("calibration") != new.get("calibration"):
+        parts.append("the calibration changed")
+    return ", ".join(parts) or "its content differs"

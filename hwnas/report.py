@@ -6,6 +6,7 @@ always carry their label.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -62,6 +63,23 @@ def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f} ms"
 
 
+def lut_change_note(path: Any, digest: Any, table: Any = None) -> str | None:
+    """What differs when the LUT at ``path`` no longer has the content ``digest`` it had (None when it still
+    has, or nothing can be compared: no digest recorded, the file gone or unreadable)."""
+    from hwnas.lut import LUT, content_digest, content_table, describe_change
+
+    if not digest or not path or not Path(path).is_file():
+        return None
+    try:
+        now = content_table(LUT.load(path))
+    except (InputError, OSError):
+        return None
+    if content_digest(now) == digest:
+        return None
+    return f"the LUT {path} changed since ({describe_change(table, now)}; content digest {digest} then, " \
+           f"{content_digest(now)} now)"
+
+
 def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
     lat, acc, m = r["latency"], r["accuracy"], r["latency"]["measured"]
     verdict = lat["verdict"]
@@ -74,6 +92,11 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
         line = f"no latency budget was set; measured median {m['median_ms']:.3f} ms"
     a = r["arch"]
     out = [f"# hwnas finalize report — arch `{r['arch_id']}`", "", line, ""]
+    lut = r.get("lut") or {}
+    if lut.get("matches_run") is False:
+        out += [f"> **WARNING: finalized with a LUT that is not the one the run was searched with** (content digest "
+                f"`{lut.get('digest')}`, the run's `{lut.get('run_digest')}`, --accept-lut-change): the predicted "
+                f"latency below is this LUT's, not the search's.", ""]
     if lat.get("drift") and lat["drift"]["exceeds_noise"]:
         out += [f"> **WARNING: the device's speed drifted {lat['drift']['pct']:+.1f} % since the LUT was built**, "
                 f"more than the LUT's own noise: part of the prediction error is the device, not the LUT "
@@ -181,6 +204,9 @@ def rerender(path: str | Path) -> list[Path]:
         if missing:
             raise FinalizeError(f"{bundle} lacks {missing}: it is not a complete hwnas finalize report (edited, or "
                                 f"from another version); run finalize again")
+        changed = lut_change_note((report.get("lut") or {}).get("path"), (report.get("lut") or {}).get("digest"))
+        if changed:
+            print(f"WARNING: {changed}; the report shows the LUT as finalize read it", file=sys.stderr)
         try:
             write_bundle_report(report, read_run(report["run"]), path)
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field inside has the wrong shape
@@ -192,11 +218,18 @@ def rerender(path: str | Path) -> list[Path]:
     run = read_run(path)
     from hwnas.search.pareto import best_record
 
+    changed = lut_change_note(run.config.get("lut"), run.config.get("lut_digest"), run.lut_table)
+    if changed:
+        print(f"WARNING: {changed}: the latencies of the report are the search's predictions, not this LUT's",
+              file=sys.stderr)
+
     best = best_record(run.front)
     pick = (best.arch_id, best.latency_ms, best.accuracy) if best is not None else None
     note = plot_front(path / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick,
                       title=f"{path.name}: search front (predicted latency)")
-    atomic_write_text(path / "report.md", render_run_md(run) + ("\n![front](pareto.png)\n" if note is None
+    warning = (f"\n> **WARNING: {changed}**: the predicted latencies above are the search's, not this LUT's.\n"
+               if changed else "")
+    atomic_write_text(path / "report.md", render_run_md(run) + warning + ("\n![front](pareto.png)\n" if note is None
                                                                   else f"\n(pareto.png not drawn: {note})\n"))
     return [path / "report.md", path / "pareto.png"]
 

@@ -27,6 +27,7 @@ class Run:
     front: list[SearchRecord]
     evals: dict[str, SearchRecord]
     commands: list[str]
+    lut_table: dict[str, Any] | None = None  # what the run's LUT held when it began (hwnas.lut.content_table)
 
     @property
     def space(self) -> Space:
@@ -53,6 +54,7 @@ def read_run(run_dir: str | Path) -> Run:
             evaluator = (config or {}).get("evaluator")
             evals = store.evals(evaluator) if evaluator else {}
             commands = store.get_meta("commands") or []
+            lut_table = store.get_meta("lut_table")
         finally:
             store.close()
     except StoreError as e:  # incomplete, empty, corrupt
@@ -69,4 +71,4 @@ def read_run(run_dir: str | Path) -> Run:
                      for i, r in enumerate(json.loads(front_file.read_text())["front"])]
         except (ValueError, KeyError, TypeError) as e:
             raise RunError(f"{front_file} is corrupt ({e}); `hwnas search ... --resume` rewrites it") from None
-    return Run(path, config, front, evals, commands)
+    return Run(path, config, front, evals, commands, lut_table)

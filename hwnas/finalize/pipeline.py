@@ -16,7 +16,7 @@ from hwnas.evaluate.train import train_arch
 from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
 from hwnas.finalize.mobile import quantize_int8, to_ort_format
 from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
-from hwnas.finalize.source import inherited_model, pick_record, resolve_lut
+from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
 from hwnas.lut import LUT, atomic_write_text, now_iso
 from hwnas.runs import Run, read_run
@@ -29,14 +29,18 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
              int8: bool = False, profiler: str | None = None, force: bool = False, processes: int = 2,
              checkpoint: str | Path | None = None, data: str | None = None, lut: str | Path | None = None,
              parity_images: int = 64, parity_atol: float = PARITY_ATOL, seed: int = 0, command: str | None = None,
-             log: Any = print) -> dict[str, Any]:
+             log: Any = print, accept_lut_change: bool = False) -> dict[str, Any]:
     """Build the bundle in a directory beside ``out`` and move it into place only when every step and
-    check passed: a failure (parity, a measurement, Ctrl-C) leaves the old bundle, or nothing."""
+    check passed: a failure (parity, a measurement, Ctrl-C) leaves the old bundle, or nothing.
+
+    ``accept_lut_change``: go on with a LUT whose content is not the one the run was searched with (refused
+    otherwise, before any export)."""
     start = time.perf_counter()
     run = read_run(run_dir)
     record = pick_record(run, pick)
     arch = run.space.arch_from_dict(record.arch, source=f"arch {record.arch_id}")
     lut_obj = resolve_lut(run, lut)
+    lut_match = check_lut_for_run(run, lut_obj, record, arch, accept_lut_change, log)
     out = Path(out)
     check_out(out, force)
     log(f"finalizing arch {arch.id} (resolution {arch.resolution}, {arch.summary}) from {run.path}")
@@ -44,7 +48,8 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
         report = build_bundle(run, record, arch, lut_obj, stage, out, pick=pick, finetune_epochs=finetune_epochs,
                               int8=int8, profiler_name=profiler or lut_obj.profiler, processes=processes,
                               checkpoint=checkpoint, data=data, parity_images=parity_images,
-                              parity_atol=parity_atol, seed=seed, command=command, log=log, start=start)
+                              parity_atol=parity_atol, seed=seed, command=command, log=log, start=start,
+                              lut_match=lut_match)
         publish(stage, out)
     return report
 
@@ -52,8 +57,10 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
 def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
                  finetune_epochs: int, int8: bool, profiler_name: str, processes: int,
                  checkpoint: str | Path | None, data: str | None, parity_images: int, parity_atol: float,
-                 seed: int, command: str | None, log: Any, start: float) -> dict[str, Any]:
-    """Every file of the bundle into ``stage`` (paths in the report name ``out``, where it will be)."""
+                 seed: int, command: str | None, log: Any, start: float,
+                 lut_match: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every file of the bundle into ``stage`` (paths in the report name ``out``, where it will be);
+    ``lut_match``: the LUT's content digest against the run's (``check_lut_for_run``), for the report."""
     from hwnas import __version__
 
     space = run.space
@@ -109,7 +116,8 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
         "weights": weights, "data": splits.config(), "accuracy": acc, "onnx": export_info, "parity": parity,
         "latency": latency, "int8": quant,
         "files": bundle_files(stage),
-        "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint},
+        "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint,
+                **(lut_match or {})},
         "fingerprint_here": fingerprint_here,
         "versions": {"hwnas": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      **_versions()},

@@ -49,6 +49,50 @@ def resolve_lut(run: Run, lut: str | Path | None) -> LUT:
     raise FinalizeError(f"the run's LUT {run.config['lut']!r} was not found; pass it with --lut")
 
 
+def check_lut_for_run(run: Run, lut: LUT, record: SearchRecord, arch: Arch, accept_change: bool = False,
+                      log: Any = print) -> dict[str, Any]:
+    """Refuse, before any export, a LUT that cannot price the picked arch (built for another space) or whose
+    content is no longer what the run was searched with (unless ``accept_change``: then say so).
+
+    Returns what the report records: the LUT's content digest, the run's, and whether they match."""
+    from hwnas.lut import content_digest, content_table, describe_change
+    from hwnas.predict import latency_predictor
+
+    keys = [d.key for d in arch.layers()]
+    missing = lut.missing(keys)
+    if missing:
+        lut_space = lut.space.get("name", "?")
+        lut_kind = lut.space.get("kind", "mbv3")
+        why = (f"it was built for space {lut_space!r} (kind {lut_kind}), the run searched {run.space.name!r} "
+               f"(kind {run.space.kind})" if (lut_space, lut_kind) != (run.space.name, run.space.kind) else
+               "it lacks blocks the run was searched with")
+        raise FinalizeError(f"the LUT {lut.path} has no entry for {len(missing)} of the {len(keys)} blocks of arch "
+                            f"{arch.id}: {why}; give the LUT the run was searched with ({run.config['lut']}) with "
+                            f"--lut")
+    table = content_table(lut)
+    digest, began = content_digest(table), run.config.get("lut_digest")
+    now_ms = float(latency_predictor(lut, arch.space).predict(arch))
+    same_prediction = abs(now_ms - record.latency_ms) <= 1e-6 * max(abs(record.latency_ms), 1e-9)
+    info = {"digest": digest, "run_digest": began, "matches_run": began == digest if began else None}
+    if began is None:  # a run from before digests were recorded: the pick's prediction is all there is to compare
+        if not same_prediction:
+            log(f"WARNING: the LUT {lut.path} predicts {now_ms:.4g} ms for arch {arch.id}, the search predicted "
+                f"{record.latency_ms:.4g} ms: is it the LUT the run was searched with? (the run is from before "
+                f"runs recorded their LUT's digest, so its content cannot be checked)")
+        return info
+    if began == digest:
+        return info
+    what = describe_change(run.lut_table, table)
+    said = (f"the LUT {lut.path} is not the one run {run.path} was searched with: {what} (content digest {began} "
+            f"then, {digest} now); the search predicted {record.latency_ms:.4g} ms for arch {arch.id}, this LUT "
+            f"{now_ms:.4g} ms")
+    if not accept_change:
+        raise FinalizeError(f"{said}. Give the run's LUT with --lut, search again with this one, or add "
+                            f"--accept-lut-change to finalize with it (the report then says so)")
+    log(f"WARNING: {said}; going on (--accept-lut-change): the report records the mismatch")
+    return info
+
+
 def inherited_model(run: Run, arch: Arch, checkpoint: str | Path | None, splits: Splits | None,
                     data: str | None, seed: int = 0) -> tuple[nn.Module, Splits, dict[str, Any]]:
     """The arch with the supernet's weights (BN recalibrated); or trained from scratch when the run

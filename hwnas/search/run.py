@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from hwnas import jsonio
 from hwnas.errors import InputError, SearchError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
-from hwnas.lut import LUT, atomic_write_text
+from hwnas.lut import LUT, atomic_write_text, content_digest, content_table, describe_change
 from hwnas.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.pareto import best_record, hypervolume_2d, non_dominated_fronts
@@ -77,6 +77,7 @@ class SearchPlan:
     problem: Problem
     dispatcher: Any
     config: dict[str, Any]
+    lut_table: dict[str, Any] | None = None  # what the LUT's predictions are made of (hwnas.lut.content_table)
 
 
 def check_counts(population: int, generations: int, workers: int) -> None:
@@ -132,14 +133,18 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     dispatcher = make_dispatcher(workers, executor, ray_address)
     inner = make_evaluator(evaluator, evaluator_options or {})
     strat.bind(predictor=predictor, evaluator=inner, constraints=constraints, objectives=tuple(objectives))
+    table = content_table(lut)
     config = {"lut": str(lut_path), "lut_fingerprint": lut.fingerprint, "lut_profiler": lut.profiler,
+              # the LUT's content, not only its path: a LUT rewritten under the run is refused by a resume,
+              # and finalize and report say so (see open_run)
+              "lut_digest": content_digest(table),
               "space": space.to_dict(), "evaluator": evaluator, "evaluator_config": inner.config(),
               "strategy": strategy, "strategy_options": strategy_options or {},
               # what every option not given meant when the run began: a later hwnas may change a default, and
               # a resume must not silently continue with another model (see open_run)
               "strategy_defaults": json_values(options_of(strategy)), "population": population,
               "seed": seed, "constraints": constraints.to_dict(), "objectives": list(objectives)}
-    return SearchPlan(lut, space, predictor, fastest, inner, strat, problem, dispatcher, config)
+    return SearchPlan(lut, space, predictor, fastest, inner, strat, problem, dispatcher, config, table)
 
 
 def check_out(out: Path, resume: bool) -> None:
@@ -150,14 +155,16 @@ def check_out(out: Path, resume: bool) -> None:
         raise StoreError(f"--resume: no run to resume in {out} (no run.sqlite)")
 
 
-def open_run(store: RunStore, config: dict[str, Any], resume: bool) -> None:
-    """Record the configuration of a new run, or check that a resumed one was started with the same."""
+def open_run(store: RunStore, config: dict[str, Any], resume: bool, lut_table: dict[str, Any] | None = None) -> None:
+    """Record the configuration of a new run, or check that a resumed one was started with the same
+    (and the same LUT content: ``lut_table`` is recorded beside it, to say what changed)."""
     from hwnas import __version__
 
     old = store.get_meta("config")
     if resume and old is not None:
-        options = ("strategy_options", "strategy_defaults")
+        options = ("strategy_options", "strategy_defaults", "lut_digest")
         diff = sorted(k for k in set(old) | set(config) if k not in options and old.get(k) != config.get(k))
+        check_lut_digest(store, old, config, diff, lut_table)
         if "strategy_defaults" not in old:  # a run from before defaults were recorded: the given options must match
             if old.get("strategy_options", {}) != config.get("strategy_options", {}):
                 diff.append("strategy_options")
@@ -171,9 +178,31 @@ def open_run(store: RunStore, config: dict[str, Any], resume: bool) -> None:
                          f"start a new run with another --out")
     else:  # new, or killed before its configuration was saved: nothing to keep
         store.set_meta("config", config)
+        if lut_table is not None:
+            store.set_meta("lut_table", lut_table)
         store.set_meta("versions", {"hwnas": __version__, **{k: config["lut_fingerprint"].get(k) for k in
                                                              ("python", "torch", "onnxruntime", "numpy")}})
     store.mark_incomplete()
+
+
+def check_lut_digest(store: RunStore, old: dict[str, Any], new: dict[str, Any], diff: list[str],
+                     lut_table: dict[str, Any] | None) -> None:
+    """A resume reads the LUT at the path the run began with: its content must be what the run's stored
+    predictions came from. A run from before digests were recorded cannot be checked: a note says so."""
+    if "lut_digest" not in old:
+        print(f"note: {store.path.parent} was made before runs recorded their LUT's digest: a LUT changed since "
+              f"cannot be detected on this resume", file=sys.stderr)
+        return
+    if old["lut_digest"] == new.get("lut_digest"):
+        return
+    if "lut" in diff:  # another LUT path given: the settings message says so
+        diff.append("lut_digest")
+        return
+    what = describe_change(store.get_meta("lut_table"), lut_table) if lut_table is not None else "its content differs"
+    raise StoreError(f"--resume: the LUT {old['lut']} is not the one this run began with: {what} (content digest "
+                     f"{old['lut_digest']} then, {new.get('lut_digest')} now), so the stored archs' predicted "
+                     f"latencies are not this LUT's. Put the original LUT back at {old['lut']} and run the same "
+                     f"command, or search with this LUT in a new --out")
 
 
 def json_values(d: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +268,7 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
         new = not db.exists()
         store = RunStore(db)
         try:
-            open_run(store, plan.config, resume)
+            open_run(store, plan.config, resume, plan.lut_table)
             store.set_meta("commands", (store.get_meta("commands") or []) + [command or " ".join(sys.argv)])
             try:
                 return search_loop(store, plan, out, generations, progress, start)
