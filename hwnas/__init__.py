@@ -5,3 +5,20 @@ space under your latency budget, and ship an ONNX model whose latency was
 measured, not guessed.
 """
 __version__ = "0.1.0"
+
+# The device plugins are the repository's top-level profilers/ folder, installed as hwnas.profilers, and the device
+# agent's package agent/hwnas_agent installs beside hwnas (pyproject's package-dir). Run from a source checkout
+# without installing, this finds them there.
+from pathlib import Path as _Path
+
+_root = _Path(__file__).resolve().parents[1]
+if not (_Path(__file__).parent / "profilers").is_dir() and (_root / "profilers" / "__init__.py").is_file():
+    __path__.append(str(_root))  # noqa: F821 - a package's own __path__
+if (_root / "agent" / "hwnas_agent" / "__init__.py").is_file():
+    import importlib.util as _util
+    import sys as _sys
+
+    if _util.find_spec("hwnas_agent") is None:
+        _sys.path.append(str(_root / "agent"))
+    del _util, _sys
+del _Path, _root

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from hwnas import jsonio
 from hwnas.errors import InputError
 from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
-from profilers._host import peak_rss_mib
+from hwnas.profilers._host import peak_rss_mib
 
 SPACE = "demo"
 DATA = "fashion-small"  # embedded Fashion-MNIST subset: archs differ by points on it (digits: by noise)
@@ -58,7 +58,7 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
     import os
 
     from hwnas.measure import available_profiler, profiler_options
-    from profilers import ProfilerUnavailable
+    from hwnas.profilers import ProfilerUnavailable
 
     if os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0"):
         return None, [f"shipped LUTs ignored ({IGNORE_SHIPPED_ENV} is set)"]
@@ -91,7 +91,7 @@ def begun_quick(lut_path: Path) -> bool | None:
     file, or one ``build_lut`` will refuse with its own clear error."""
     from dataclasses import asdict
 
-    from profilers.base import TimingPolicy
+    from hwnas.profilers.base import TimingPolicy
 
     try:
         lut = LUT.load(lut_path) if lut_path.exists() else None
@@ -145,7 +145,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
 
         options = profiler_options(DEMO_THREADS)
         if quick:
-            from profilers.base import TimingPolicy
+            from hwnas.profilers.base import TimingPolicy
 
             options["policy"] = TimingPolicy.quick()
         build_lut(profiler, space, lut_path, profiler_options=options, calib_archs=20, seed=seed, command=command,

@@ -14,8 +14,8 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
-from profilers import Measurement, create_profiler
-from profilers.base import TimingPolicy
+from hwnas.profilers import Measurement, create_profiler
+from hwnas.profilers.base import TimingPolicy
 
 
 def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Sequence[Any],

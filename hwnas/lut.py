@@ -135,11 +135,11 @@ class LUT:
             raise LUTError(f"{source}: not a LUT (top level is {type(data).__name__}, expected an object)")
         if data.get("format") != FORMAT:
             raise LUTError(f"{source}: not an hwnas LUT (format={data.get('format')!r}, expected {FORMAT!r}); "
-                           f"build one with: python tools/profile_device.py --profiler NAME --out {source}")
+                           f"build one with: hwnas profile --profiler NAME --out {source}")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise LUTError(f"{source}: LUT schema version {version!r}, this hwnas reads version {SCHEMA_VERSION}; "
-                           f"rebuild it with python tools/profile_device.py (same --profiler and --out)")
+                           f"rebuild it with hwnas profile (same --profiler and --out)")
         missing = [k for k in REQUIRED if k not in data]
         if missing:
             raise LUTError(f"{source}: missing field(s) {missing}; the file is incomplete or hand-edited; rebuild it")
@@ -173,7 +173,7 @@ class LUT:
         path = Path(path)
         if not path.exists():
             raise LUTError(f"LUT file {str(path)!r} does not exist; build it with "
-                           f"python tools/profile_device.py --profiler NAME --out {path}")
+                           f"hwnas profile --profiler NAME --out {path}")
         try:
             data = jsonio.loads_file(path, LUTError, "a LUT")
         except LUTError as e:
@@ -210,7 +210,7 @@ def _check_calibration(calib: Any, source: str) -> None:
     and positive predictions for the networks it was fitted on (a fit that predicts <= 0 ms is corrupt)."""
     def bad(what: str) -> LUTError:
         return LUTError(f"{source}: field 'calibration' {what}; the file was edited or is corrupt: refit it with "
-                        f"python tools/profile_device.py ... --recalibrate (same --profiler/--out)")
+                        f"hwnas profile ... --recalibrate (same --profiler/--out)")
 
     if not isinstance(calib, dict):
         raise bad("must be an object or null")

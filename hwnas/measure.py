@@ -3,27 +3,47 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from hwnas.blocks import build_model
 from hwnas.lut import LUT, fingerprint_diff
 from hwnas.space import Arch
-from profilers import Measurement, Profiler, ProfilerUnavailable, create_profiler
+from hwnas.profilers import Measurement, Profiler, ProfilerUnavailable, create_profiler
 
 AUTO_PIN = "auto"
+_TARGET: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def target_device(url: str | None, token_file: str | None = None) -> Iterator[None]:
+    """Measure on the device whose agent listens at ``url`` (tcp://HOST:PORT) for the duration: every profiler
+    option set made here (:func:`profiler_options`, :func:`lut_profiler_options`) names it, so the LUT build,
+    calibration, drift reference, fidelity and finalize's verdict all time on that device. ``url`` None: the host.
+
+    One switch rather than one more argument through each of those call chains: a path that forgot it would
+    quietly measure the host again, which is what this exists to end."""
+    saved = dict(_TARGET)
+    _TARGET.clear()
+    if url:
+        _TARGET.update(device=url, token_file=token_file)
+    try:
+        yield
+    finally:
+        _TARGET.clear()
+        _TARGET.update(saved)
 
 
 def profiler_options(threads: int = 1, pin_cpu: int | str | None = AUTO_PIN, **extra: Any) -> dict[str, Any]:
     """Options for ``create_profiler``: ``threads``, and ``pin_cpu`` (``"auto"``: the rule of
-    ``profilers._host.auto_pin``, the last CPU when one thread; None: not pinned); ``extra`` (policy, ...) as given.
+    ``hwnas.profilers._host.auto_pin``, the last CPU when one thread; None: not pinned); ``extra`` (policy, ...) as given.
 
     The default settings of a new LUT (``hwnas profile``, the demo); pinning applies only inside measuring.
     """
     if pin_cpu == AUTO_PIN:
-        from profilers._host import auto_pin
+        from hwnas.profilers._host import auto_pin
 
         pin_cpu = auto_pin(threads)
-    return {"threads": threads, "pin_cpu": pin_cpu, **extra}
+    return {"threads": threads, "pin_cpu": pin_cpu, **_TARGET, **extra}
 
 
 def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
@@ -40,7 +60,16 @@ def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
 
 def available_profiler(name: str, options: dict[str, Any] | None = None, label: str = "profiler") -> Profiler:
     """``create_profiler(name, **options)``, or ProfilerUnavailable saying why it cannot run here."""
-    profiler = create_profiler(name, **(options or {}))
+    options = options or {}
+    if options.get("device"):
+        import inspect
+
+        from hwnas.profilers import ProfilerConfigError, get_profiler_class
+
+        if "device" not in inspect.signature(get_profiler_class(name)).parameters:
+            raise ProfilerConfigError(f"{label} {name!r} times on this host; --device {options['device']} needs a "
+                                      f"profiler that times model files on a device agent (ort-cpu, ort-mobile)")
+    profiler = create_profiler(name, **options)
     reason = profiler.availability()
     if reason:
         raise ProfilerUnavailable(f"{label} {name!r} is unavailable here: {reason}")

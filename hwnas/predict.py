@@ -453,7 +453,7 @@ def fill_command(lut: LUT, space, resolutions: Sequence[int] | None = None) -> s
     space_arg = f"--space {space.name}" if shipped else "--space-file SPACE.json"
     res = f" --resolutions {' '.join(str(r) for r in resolutions)}" if resolutions else ""
     threads = lut.settings.get("threads", 1)
-    return (f"python tools/profile_device.py --profiler {lut.profiler} {space_arg}{res} --threads {threads} "
+    return (f"hwnas profile --profiler {lut.profiler} {space_arg}{res} --threads {threads} "
             f"--out {lut.path or 'LUT.json'}")
 
 

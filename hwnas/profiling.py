@@ -18,7 +18,7 @@ from hwnas.isolate import agreeing, agreement_tolerance
 from hwnas.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measure import available_profiler, in_process_settings
 from hwnas.space import SearchSpace
-from profilers import Measurement
+from hwnas.profilers import Measurement
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,14 @@
 """Device profilers: time a module (a block or a whole network) on one device/runtime.
 
-Each plugin implements :class:`profilers.base.Profiler` (most by subclassing
-:class:`BaseProfiler`); :mod:`profilers.registry` finds the built-ins and any plugin
+Each plugin implements :class:`hwnas.profilers.base.Profiler` (most by subclassing
+:class:`BaseProfiler`); :mod:`hwnas.profilers.registry` finds the built-ins and any plugin
 another package registers under the ``hwnas.profilers`` entry-point group.
 Nothing here imports ``hwnas``.
 """
-from profilers._common import BaseProfiler
-from profilers.base import (Measurement, OnnxFileProfiler, Profiler, ProfilerConfigError, ProfilerUnavailable,
+from hwnas.profilers._common import BaseProfiler
+from hwnas.profilers.base import (Measurement, OnnxFileProfiler, Profiler, ProfilerConfigError, ProfilerUnavailable,
                             ProviderFallbackError, capability)
-from profilers.registry import create_profiler, get_profiler_class, list_profilers
+from hwnas.profilers.registry import create_profiler, get_profiler_class, list_profilers
 
 __all__ = [
     "BaseProfiler",

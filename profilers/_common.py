@@ -5,14 +5,14 @@ import contextlib
 from dataclasses import asdict
 from typing import Any, Iterator
 
-from profilers._host import host_fingerprint, pin_to_cpu, pinning_plan, process_state, restore_process_state
-from profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable, TimingPolicy
+from hwnas.profilers._host import host_fingerprint, pin_to_cpu, pinning_plan, process_state, restore_process_state
+from hwnas.profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable, TimingPolicy
 
 
 class BaseProfiler:
-    """The base class for profiler plugins (public as ``profilers.BaseProfiler``): holds the settings
+    """The base class for profiler plugins (public as ``hwnas.profilers.BaseProfiler``): holds the settings
     (threads, pinning, timing policy), applies them only while measuring, and has every optional member of
-    the :class:`profilers.base.Profiler` protocol. Subclasses implement ``availability``, ``_device`` and
+    the :class:`hwnas.profilers.base.Profiler` protocol. Subclasses implement ``availability``, ``_device`` and
     ``_measure``; one that times model files sets ``measures_onnx_files`` and overrides ``measure_onnx``."""
 
     name = "base"

@@ -120,7 +120,7 @@ def pinning_plan(cpu: int | None) -> str:
         return "not pinned"
     allowed = sorted(os.sched_getaffinity(0))
     if cpu not in allowed:
-        from profilers.base import ProfilerConfigError
+        from hwnas.profilers.base import ProfilerConfigError
 
         raise ProfilerConfigError(f"cannot pin to CPU {cpu}: this process may use CPUs {allowed} "
                                   f"(--pin-cpu takes one of them, 'auto' or 'none')")

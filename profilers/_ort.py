@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from profilers.base import Measurement, ProviderFallbackError, TimingPolicy, time_callable
+from hwnas.profilers.base import Measurement, ProviderFallbackError, TimingPolicy, time_callable
 
 OPSET = 17
 LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",

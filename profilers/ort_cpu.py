@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from profilers._common import BaseProfiler
-from profilers._ort import LEVELS, OPSET, export_onnx, make_session, session_options, time_session
-from profilers.base import Measurement, ProfilerConfigError
+from hwnas.profilers._common import BaseProfiler
+from hwnas.profilers._ort import LEVELS, OPSET, export_onnx, make_session, session_options, time_session
+from hwnas.profilers._remote import DEVICE_PINNING, RemoteDevice, host_tools, remote_settings
+from hwnas.profilers.base import Measurement, ProfilerConfigError
 
 
 def ort_missing() -> str | None:
@@ -24,8 +25,14 @@ class OrtCPUProfiler(BaseProfiler):
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None, opt_level: str = "all",
-                 providers: tuple[str, ...] | None = None):
-        super().__init__(threads, pin_cpu, policy)
+                 providers: tuple[str, ...] | None = None, device: str | None = None,
+                 token_file: str | None = None):
+        # device: time on that device's agent (tcp://HOST:PORT); pinning then happens there, by its own CPUs
+        self.remote = RemoteDevice(device, token_file) if device else None
+        self.remote_pinned = pin_cpu is not None
+        super().__init__(threads, None if self.remote else pin_cpu, policy)
+        if self.remote is not None:
+            self._pinning = DEVICE_PINNING if self.remote_pinned else "not pinned"
         if opt_level not in LEVELS:
             raise ProfilerConfigError(f"opt_level must be one of {sorted(LEVELS)}, got {opt_level!r}")
         self.opt_level = opt_level
@@ -33,25 +40,44 @@ class OrtCPUProfiler(BaseProfiler):
             self.providers = tuple(providers)
 
     def availability(self) -> str | None:
-        return ort_missing()
+        return ort_missing() or (self.remote.unreachable() if self.remote is not None else None)
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "opt_level": self.opt_level, "opset": OPSET,
-                "providers_requested": list(self.providers), "format": "onnx"}
+                "providers_requested": list(self.providers), "format": "onnx",
+                **({"transport": f"hwnas-agent at {self.remote.url}"} if self.remote is not None else {})}
+
+    def fingerprint(self) -> dict[str, Any]:
+        if self.remote is None:
+            return super().fingerprint()
+        return {**self.remote.fingerprint(), **host_tools(), "profiler": self.name, **self._device(),
+                **self.settings()}
 
     def _device(self) -> dict[str, Any]:
+        if self.remote is not None:
+            return {"device": "cpu", "providers_available": self.remote.fingerprint().get("providers_available")}
         import onnxruntime as ort
 
         return {"device": "cpu", "providers_available": ort.get_available_providers()}
+
+    def prepare(self) -> None:
+        if self.remote is not None:  # nothing to pin here: the device's worker is pinned by the agent
+            self._prepared = True
+            return
+        super().prepare()
 
     def session(self, model: bytes | str | Path):
         return make_session(model, self.providers, session_options(self.threads, self.opt_level))
 
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
+        if self.remote is not None:
+            return self.remote.time(export_onnx(module, input_shape), remote_settings(self, "onnx"))
         sess = self.session(export_onnx(module, input_shape))
         return time_session(sess, input_shape, self.policy)
 
     def measure_onnx(self, path: str | Path) -> Measurement:
         """Time an ONNX file a user brings, with the same settings the LUT entries used."""
+        if self.remote is not None:
+            return self.remote.time(Path(path).read_bytes(), remote_settings(self, "onnx"))
         with self.applied():
             return time_session(self.session(Path(path)), None, self.policy)

@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from profilers._ort import OPSET, export_onnx, make_session, time_session
-from profilers.ort_cpu import OrtCPUProfiler
-from profilers.base import Measurement
+from hwnas.profilers._ort import OPSET, export_onnx, make_session, time_session
+from hwnas.profilers._remote import remote_settings
+from hwnas.profilers.ort_cpu import OrtCPUProfiler
+from hwnas.profilers.base import Measurement
 
 MOBILE_PROVIDERS = ("NnapiExecutionProvider", "CoreMLExecutionProvider", "XnnpackExecutionProvider")
 
@@ -58,9 +59,14 @@ class OrtMobileProfiler(OrtCPUProfiler):
     measures_ort_format = True  # the device runs the ORT-format model (measures_onnx_files: from OrtCPUProfiler)
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None,
-                 providers: tuple[str, ...] | None = None):
-        super().__init__(threads, pin_cpu, policy, opt_level="all")
-        mobile = tuple(detect_mobile_providers()) if providers is None and not self.availability() else ()
+                 providers: tuple[str, ...] | None = None, device: str | None = None,
+                 token_file: str | None = None):
+        super().__init__(threads, pin_cpu, policy, opt_level="all", device=device, token_file=token_file)
+        if providers is None and self.remote is not None:  # what the device's onnxruntime offers, not the host's
+            offered = [] if self.availability() else self.remote.fingerprint().get("providers_available") or []
+            mobile = tuple(p for p in MOBILE_PROVIDERS if p in offered)
+        else:
+            mobile = tuple(detect_mobile_providers()) if providers is None and not self.availability() else ()
         self.providers = tuple(providers) if providers is not None else (*mobile, "CPUExecutionProvider")
 
     def settings(self) -> dict[str, Any]:
@@ -82,7 +88,10 @@ class OrtMobileProfiler(OrtCPUProfiler):
 
     def _measure_model(self, model: bytes | Path, input_shape: tuple[int, ...] | None) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
-            sess = self.session_from_ort(convert_to_ort(model, Path(tmp)))
+            ort_file = convert_to_ort(model, Path(tmp))
+            if self.remote is not None:  # converted here, as for local timing; the device runs the .ort file
+                return self.remote.time(ort_file.read_bytes(), remote_settings(self, "ort"))
+            sess = self.session_from_ort(ort_file)
             return time_session(sess, input_shape, self.policy)
 
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
@@ -92,5 +101,7 @@ class OrtMobileProfiler(OrtCPUProfiler):
         path = Path(path)
         with self.applied():
             if path.suffix == ".ort":
+                if self.remote is not None:
+                    return self.remote.time(path.read_bytes(), remote_settings(self, "ort"))
                 return time_session(self.session_from_ort(path), None, self.policy)
             return self._measure_model(path, None)

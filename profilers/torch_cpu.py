@@ -5,9 +5,9 @@ from typing import Any
 
 import torch
 
-from profilers._common import BaseProfiler
-from profilers._host import malloc_plan, tune_malloc
-from profilers.base import Measurement, time_callable
+from hwnas.profilers._common import BaseProfiler
+from hwnas.profilers._host import malloc_plan, tune_malloc
+from hwnas.profilers.base import Measurement, time_callable
 
 
 class TorchCPUProfiler(BaseProfiler):

@@ -5,8 +5,8 @@ from typing import Any, Callable
 
 import torch
 
-from profilers._common import BaseProfiler
-from profilers.base import Measurement, time_callable
+from hwnas.profilers._common import BaseProfiler
+from hwnas.profilers.base import Measurement, time_callable
 
 
 class TorchCUDAProfiler(BaseProfiler):

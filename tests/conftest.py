@@ -8,7 +8,7 @@ import pytest
 from hwnas.lut import LUT
 from hwnas.profiling import build_lut
 from hwnas.space import get_space
-from profilers.base import TimingPolicy
+from hwnas.profilers.base import TimingPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -51,7 +51,7 @@ def test_measure_arch_with_lut_reports_prediction_error(demo_lut_path, tmp_path,
 def test_measure_an_onnx_file(tmp_path, capsys):
     from hwnas.blocks import build_model
     from hwnas.space import get_space
-    from profilers._ort import export_onnx
+    from hwnas.profilers._ort import export_onnx
 
     arch = get_space("demo").sample(0)
     model = tmp_path / "m.onnx"
@@ -68,7 +68,7 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     bad_arch.write_text('{"resolution": 225, "kernels": [], "expands": []}')
     r = cli_here("predict", "--lut", str(tmp_path / "missing.json"), "--arch", str(bad_arch))
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "does not exist; build it with python tools/profile_device.py" in r.stderr
+    assert "does not exist; build it with hwnas profile" in r.stderr
     r = cli_here("measure", "--profiler", "torch-cpu", "--space", "mbv3", "--arch", str(bad_arch))
     assert r.returncode == 2 and "resolution = 225 is not allowed; choose from [160" in r.stderr
     r = cli_here("profile", "--profiler", "torch-cuda", "--space", "demo", "--out", str(tmp_path / "x.json"))

@@ -221,7 +221,7 @@ def test_the_verdict_spreads_its_processes_over_a_span(quick_policy):
 
     from hwnas.blocks import LayerDesc
     from hwnas.finalize.verdict import _calm, verdict_span_s
-    from profilers import create_profiler
+    from hwnas.profilers import create_profiler
 
     assert verdict_span_s({}) == 15.0 and verdict_span_s({"policy": asdict(quick_policy)}) == pytest.approx(1.5)
     profiler = create_profiler("torch-cpu", policy=quick_policy)

@@ -42,7 +42,7 @@ def test_the_tolerance_follows_the_timing_policy_precision(quick_policy):
     spell's 40-110 %, and a preview is not measured again for its own timing noise."""
     from dataclasses import asdict
 
-    from profilers.base import TimingPolicy
+    from hwnas.profilers.base import TimingPolicy
 
     assert agreement_tolerance({}) == AGREE == agreement_tolerance({"policy": TimingPolicy()})
     assert agreement_tolerance({"policy": quick_policy}) == pytest.approx(0.12)

@@ -48,7 +48,7 @@ def test_not_json_and_binary(tmp_path):
 
 
 def test_missing_file_says_how_to_build(tmp_path):
-    with pytest.raises(LUTError, match="does not exist; build it with python tools/profile_device.py"):
+    with pytest.raises(LUTError, match="does not exist; build it with hwnas profile"):
         LUT.load(tmp_path / "none.json")
 
 

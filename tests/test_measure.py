@@ -6,8 +6,8 @@ import pytest
 from hwnas.cli import _profiler_options
 from hwnas.lut import LUT
 from hwnas.measure import lut_profiler_options, profiler_for, profiler_options
-from profilers import ProfilerUnavailable
-from profilers._host import auto_pin
+from hwnas.profilers import ProfilerUnavailable
+from hwnas.profilers._host import auto_pin
 
 
 def _lut(threads: int, pinning: str, profiler: str = "torch-cpu") -> LUT:

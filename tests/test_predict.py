@@ -47,7 +47,7 @@ def test_missing_entries_fail_with_the_keys_and_the_fill_command(demo_lut_path, 
         predictor.predict(arch)
     msg = str(e.value)
     assert "no entry for" in msg and "conv:r32:i3:o8:k3:s2:hswish" in msg
-    assert "python tools/profile_device.py --profiler torch-cpu --space demo --resolutions 32" in msg
+    assert "hwnas profile --profiler torch-cpu --space demo --resolutions 32" in msg
     # and one missing block inside an otherwise complete resolution is caught too
     arch24 = _archs_at(demo, 24, 1)[0]
     gone = arch24.layers()[3].key

@@ -14,8 +14,8 @@ import torch
 from hwnas.calibrate import calibrate_lut
 from hwnas.lut import LUT
 from hwnas.profiling import build_lut
-from profilers import create_profiler
-from profilers._host import auto_pin
+from hwnas.profilers import create_profiler
+from hwnas.profilers._host import auto_pin
 
 needs_two_cpus = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
                                     reason="pinning cannot be told apart from the default on a 1-CPU process")

@@ -4,11 +4,11 @@ import textwrap
 import pytest
 import torch
 
-from profilers import ProfilerConfigError
+from hwnas.profilers import ProfilerConfigError
 from hwnas.blocks import LayerDesc
-from profilers import ProviderFallbackError, create_profiler, get_profiler_class, list_profilers
-from profilers.base import Measurement, Profiler
-from profilers.registry import BUILTIN
+from hwnas.profilers import ProviderFallbackError, create_profiler, get_profiler_class, list_profilers
+from hwnas.profilers.base import Measurement, Profiler
+from hwnas.profilers.registry import BUILTIN
 
 BLOCK = LayerDesc("mbconv", 16, 16, 16, kernel=3, stride=1, mid=48, se=True, act="hswish")
 FINGERPRINT_FIELDS = ("cpu_model", "cpu_count", "machine", "os", "python", "torch", "onnxruntime", "profiler",
@@ -106,7 +106,7 @@ def test_unknown_profiler_names_the_known_ones():
 def test_outside_plugin_is_found_through_a_real_entry_point(tmp_path, monkeypatch, quick_policy):
     """Install a tiny distribution (dist-info with entry_points.txt) and let importlib.metadata find it."""
     (tmp_path / "hwnas_fake_npu.py").write_text(textwrap.dedent('''
-        from profilers.torch_cpu import TorchCPUProfiler
+        from hwnas.profilers.torch_cpu import TorchCPUProfiler
 
         class FakeNPU(TorchCPUProfiler):
             name = "fake-npu"
@@ -126,7 +126,7 @@ def test_outside_plugin_is_found_through_a_real_entry_point(tmp_path, monkeypatc
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_capabilities_are_declared_and_kept(name):
     """Callers ask a profiler what it can do (never its name): each flag has the method behind it."""
-    from profilers import BaseProfiler, OnnxFileProfiler, capability
+    from hwnas.profilers import BaseProfiler, OnnxFileProfiler, capability
 
     cls = get_profiler_class(name)
     assert issubclass(cls, BaseProfiler)
@@ -141,7 +141,7 @@ def test_capabilities_are_declared_and_kept(name):
 
 
 def test_a_bare_protocol_plugin_has_no_capabilities():
-    from profilers import capability
+    from hwnas.profilers import capability
 
     class Bare:
         name = "bare"
@@ -165,7 +165,7 @@ def test_a_plugin_written_before_the_flags_still_times_onnx_files():
     """The old rule was "has measure_onnx": a plugin that defines it but never heard of the flag keeps
     timing exported files (finalize would otherwise time the torch module instead, silently); an explicit
     flag wins, and the base class's stub is no capability."""
-    from profilers import BaseProfiler, capability
+    from hwnas.profilers import BaseProfiler, capability
 
     class Old:  # protocol only, no flags
         name = "old"
@@ -183,3 +183,34 @@ def test_a_plugin_written_before_the_flags_still_times_onnx_files():
     assert capability(Old(), "measures_onnx_files") and capability(OldSub, "measures_onnx_files")
     assert not capability(Declined, "measures_onnx_files") and not capability(BaseProfiler, "measures_onnx_files")
     assert not capability(Old, "measures_ort_format")
+
+
+def test_legacy_profilers_entry_point_string_loads_with_a_deprecation_warning(tmp_path, monkeypatch):
+    """A plugin whose entry point still names the old top-level ``profilers`` package keeps loading (one release)."""
+    dist = tmp_path / "hwnas_old_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hwnas-old-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hwnas.profilers]\nold-ort = profilers.ort_cpu:OrtCPUProfiler\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from hwnas.profilers.ort_cpu import OrtCPUProfiler
+
+    with pytest.warns(DeprecationWarning, match="hwnas.profilers.ort_cpu"):
+        assert get_profiler_class("old-ort") is OrtCPUProfiler
+
+
+def test_the_wheel_installs_no_top_level_profilers_package():
+    """pyproject maps the repository's profilers/ folder to hwnas.profilers; every package folder is listed."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert cfg["package-dir"] == {"hwnas.profilers": "profilers", "hwnas_agent": "agent/hwnas_agent"}
+    listed = set(cfg["packages"])
+    assert "profilers" not in listed and all(p.startswith("hwnas") for p in listed)
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "hwnas").rglob("__init__.py")}
+    assert on_disk | {"hwnas.profilers", "hwnas_agent"} <= listed | {"hwnas.data", "hwnas.spaces"}, \
+        f"add {sorted(on_disk - listed)} to [tool.setuptools] packages in pyproject.toml"
+    import hwnas.profilers
+
+    assert Path(hwnas.profilers.__file__).parent == root / "profilers"

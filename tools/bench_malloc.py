@@ -21,8 +21,8 @@ import json, sys
 sys.path.insert(0, sys.argv[2])
 import torch
 from hwnas.blocks import LayerDesc
-from profilers.base import time_callable
-from profilers._host import tune_malloc
+from hwnas.profilers.base import time_callable
+from hwnas.profilers._host import tune_malloc
 if sys.argv[1] == "mallopt":
     tune_malloc()
 torch.set_num_threads(1)

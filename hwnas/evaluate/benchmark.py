@@ -22,7 +22,7 @@ from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_super
 from hwnas.evaluate.vote import VoteEvaluator, rank_vote
 from hwnas.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
 from hwnas.space import SearchSpace
-from profilers._host import peak_rss_mib
+from hwnas.profilers._host import peak_rss_mib
 
 
 @dataclass

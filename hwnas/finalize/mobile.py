@@ -10,7 +10,7 @@ from hwnas.space import Arch
 
 
 def to_ort_format(onnx_path: Path, out: Path) -> Path:
-    from profilers.ort_mobile import convert_to_ort
+    from hwnas.profilers.ort_mobile import convert_to_ort
 
     with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
         made = convert_to_ort(onnx_path, Path(tmp))
@@ -20,7 +20,7 @@ def to_ort_format(onnx_path: Path, out: Path) -> Path:
 
 
 def has_vnni() -> bool:
-    from profilers._host import cpu_flags
+    from hwnas.profilers._host import cpu_flags
 
     return any(f in cpu_flags() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 

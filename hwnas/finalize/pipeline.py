@@ -22,7 +22,7 @@ from hwnas.lut import LUT, atomic_write_text, now_iso
 from hwnas.runs import Run, read_run
 from hwnas.search.records import SearchRecord
 from hwnas.space import Arch
-from profilers import capability, get_profiler_class
+from hwnas.profilers import capability, get_profiler_class
 
 
 def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_epochs: int = 0,

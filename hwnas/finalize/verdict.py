@@ -14,7 +14,7 @@ from hwnas.lut import LUT
 from hwnas.predict import latency_predictor
 from hwnas.profiling import retry_while_noisy
 from hwnas.space import Arch
-from profilers import capability, get_profiler_class
+from hwnas.profilers import capability, get_profiler_class
 
 
 def latency_verdict(lut: LUT, profiler_name: str, arch: Arch, model: nn.Module, onnx_path: Path, ort_path: Path,
@@ -119,6 +119,6 @@ def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int
 def verdict_span_s(settings: dict[str, Any]) -> float:
     """How long the verdict's processes are spread over: 15 of the LUT's timing policy's longest measurements
     (15 s by default; 1.5 s for the quick policy of previews and tests)."""
-    from profilers.base import TimingPolicy
+    from hwnas.profilers.base import TimingPolicy
 
     return 15.0 * TimingPolicy.of(settings.get("policy")).max_time_s

@@ -1,0 +1,134 @@
+"""Offline bundles: for devices hwnas cannot reach over the network (air-gapped boards, phones over adb).
+
+``hwnas profile ... --export-bundle DIR`` writes model files and ``manifest.json``; on the device,
+``hwnas-agent run DIR --out timings.json`` times them with the same rules as the network path (fresh worker
+processes, ``passes`` passes in alternating order, more passes where the two lowest medians disagree), saving
+after every batch so a killed run continues; ``hwnas profile ... --import-timings timings.json`` builds the LUT.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from hwnas_agent import device
+from hwnas_agent.protocol import digest
+from hwnas_agent.worker import Worker
+
+BUNDLE_FORMAT, TIMINGS_FORMAT, VERSION = "hwnas-bundle", "hwnas-timings", 1
+
+
+class BundleError(ValueError):
+    """A bundle or timings file that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RunReport:
+    timed: int       # measurements made by this call
+    resumed: int     # items that already had all their passes in the timings file
+    extra: int       # measurements made because two processes disagreed
+    seconds: float
+
+
+def manifest_digest(bundle: Path) -> str:
+    return digest((bundle / "manifest.json").read_bytes())
+
+
+def load_manifest(bundle: Path) -> dict[str, Any]:
+    path = bundle / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as e:
+        raise BundleError(f"{path}: {e.strerror or e}; give the directory hwnas profile --export-bundle wrote") from None
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{path} is not JSON ({e}); export the bundle again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT or manifest.get("version") != VERSION:
+        raise BundleError(f"{path} is not an hwnas bundle manifest (format {BUNDLE_FORMAT!r} version {VERSION})")
+    root = bundle.resolve()
+    for item in manifest.get("items", []):
+        f = (bundle / item["file"]).resolve()
+        if root not in f.parents:
+            raise BundleError(f"{path}: item {item['id']!r} names {item['file']!r}, outside the bundle; refused")
+    return manifest
+
+
+def agreeing(medians: list[float], tolerance: float) -> bool:
+    low = sorted(medians)[:2]
+    return len(low) == 2 and low[1] <= low[0] * (1.0 + tolerance)
+
+
+def _save(out: Path, data: dict) -> None:
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, out)
+
+
+def run_bundle(bundle: Path, out: Path, progress: bool = True) -> RunReport:
+    manifest = load_manifest(bundle)
+    settings, items = manifest["settings"], manifest["items"]
+    passes, chunk = int(manifest.get("passes", 2)), int(manifest.get("chunk", 24))
+    tolerance, extra_passes = float(manifest.get("agree", 0.05)), int(manifest.get("extra_passes", 3))
+    bdigest = manifest_digest(bundle)
+    fp = device.fingerprint()
+    if out.exists():
+        try:
+            data = json.loads(out.read_text())
+        except json.JSONDecodeError:
+            raise BundleError(f"{out} is not a timings file (not JSON); choose another --out") from None
+        if data.get("format") != TIMINGS_FORMAT or data.get("bundle") != bdigest:
+            raise BundleError(f"{out} holds timings of another bundle; choose another --out to time {bundle}")
+        diff = [k for k in ("cpu_model", "machine", "cpu_count", "onnxruntime") if data["device"].get(k) != fp.get(k)]
+        if diff:
+            raise BundleError(f"{out} was begun on another device ({', '.join(diff)} differ); continue it there, "
+                              f"or choose another --out")
+    else:
+        data = {"format": TIMINGS_FORMAT, "version": VERSION, "bundle": bdigest, "device": fp,
+                "settings": settings, "results": {}}
+    results: dict[str, dict] = data["results"]
+    resumed = sum(1 for it in items if len(results.get(it["id"], {}).get("medians", [])) >= passes)
+    start, counts = time.perf_counter(), {"timed": 0, "extra": 0}
+    total = len(items) * passes
+
+    def one_pass(p: int, todo: list[dict], extra: bool) -> None:
+        order = todo[::-1] if p % 2 else list(todo)
+        size = chunk if p % 2 == 0 else max(1, chunk - chunk // 3)
+        for i in range(0, len(order), size):
+            worker = Worker(int(settings.get("threads", 1)), settings.get("pin", "auto"))
+            try:
+                for it in order[i:i + size]:
+                    path = bundle / it["file"]
+                    if digest(path.read_bytes()) != it["sha256"]:
+                        raise BundleError(f"{path} does not match the manifest's SHA-256: copy the bundle again")
+                    m = worker.time(path, settings)["measurement"]
+                    r = results.setdefault(it["id"], {"medians": []})
+                    r["medians"].append(m["median_ms"])
+                    if "best" not in r or m["median_ms"] < r["best"]["median_ms"]:
+                        r["best"] = m
+                    counts["extra" if extra else "timed"] += 1
+            finally:
+                data["pinning"] = worker.pinning
+                worker.close()
+            data["thermal_c"] = device.thermal()
+            _save(out, data)
+            if progress:
+                done = sum(min(len(results.get(it["id"], {}).get("medians", [])), passes) for it in items)
+                print(f"[hwnas-agent] {done}/{total} measurements"
+                      + (f" (+{counts['extra']} where two processes disagreed)" if counts["extra"] else ""),
+                      file=sys.stderr, flush=True)
+
+    for p in range(passes):
+        one_pass(p, [it for it in items if len(results.get(it["id"], {}).get("medians", [])) <= p], False)
+    if passes >= 2:
+        for p in range(passes, passes + extra_passes):
+            todo = [it for it in items if not agreeing(results[it["id"]]["medians"], tolerance)
+                    and len(results[it["id"]]["medians"]) <= p]
+            if not todo:
+                break
+            one_pass(p, todo, True)
+    data["complete"] = True
+    _save(out, data)
+    return RunReport(counts["timed"], resumed, counts["extra"], time.perf_counter() - start)

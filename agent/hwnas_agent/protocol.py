@@ -1,0 +1,117 @@
+"""The wire format between hwnas (the host) and the agent (the device), and its authentication.
+
+A frame is ``b"HWNA"``, a 4-byte big-endian header length, a UTF-8 JSON header, then ``header["payload"]``
+raw bytes (a model file) when the header says so. JSON only: nothing is unpickled or executed. Both sides
+hold a shared token and prove it without sending it: HMAC-SHA256 over each other's fresh nonces
+(challenge-response, mutual: a client learns it talks to an agent that knows the token too).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import struct
+from pathlib import Path
+from typing import Any, Optional, Tuple
+
+MAGIC = b"HWNA"
+MAX_HEADER = 64 * 1024
+MIN_TOKEN = 16
+
+
+class ProtocolError(RuntimeError):
+    """A frame that is not ours, too large, or cut short: the connection cannot be trusted any further."""
+
+
+def read_token(path: "str | Path") -> bytes:
+    """The shared token from ``path``: at least 16 characters, surrounding white space ignored."""
+    try:
+        token = Path(path).read_bytes().strip()
+    except OSError as e:
+        raise ValueError(f"cannot read the token file {str(path)!r}: {e.strerror or e}; create one with "
+                         f"`hwnas-agent token --out {path}`") from None
+    if len(token) < MIN_TOKEN:
+        raise ValueError(f"the token in {str(path)!r} has {len(token)} characters; use at least {MIN_TOKEN} "
+                         f"(`hwnas-agent token --out {path}` writes a random one)")
+    return token
+
+
+def new_token() -> str:
+    return secrets.token_hex(32)
+
+
+def nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def proof(token: bytes, role: str, mine: str, theirs: str) -> str:
+    """What ``role`` ("client" or "server") sends to show it holds ``token``: bound to both nonces."""
+    return hmac.new(token, f"{role}|{theirs}|{mine}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_proof(token: bytes, role: str, mine: str, theirs: str, got: Any) -> bool:
+    return isinstance(got, str) and hmac.compare_digest(proof(token, role, theirs, mine), got)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise ConnectionError("the other side closed the connection")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def send(sock: socket.socket, header: dict, payload: bytes = b"") -> None:
+    if payload:
+        header = {**header, "payload": len(payload)}
+    body = json.dumps(header, separators=(",", ":")).encode()
+    if len(body) > MAX_HEADER:
+        raise ProtocolError(f"header of {len(body)} bytes exceeds {MAX_HEADER}")
+    sock.sendall(MAGIC + struct.pack(">I", len(body)) + body)
+    if payload:
+        sock.sendall(payload)
+
+
+def recv(sock: socket.socket, max_payload: int = 0) -> Tuple[dict, bytes]:
+    """One frame: (header, payload). ProtocolError for anything malformed or over the limits."""
+    head = _recv_exact(sock, 8)
+    if head[:4] != MAGIC:
+        raise ProtocolError("not an hwnas-agent frame (wrong magic bytes)")
+    (size,) = struct.unpack(">I", head[4:])
+    if size > MAX_HEADER:
+        raise ProtocolError(f"request header of {size} bytes exceeds the limit of {MAX_HEADER}")
+    try:
+        header = json.loads(_recv_exact(sock, size))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProtocolError(f"request header is not JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("request header is not a JSON object")
+    n = header.get("payload", 0)
+    if not isinstance(n, int) or n < 0:
+        raise ProtocolError("payload size is not a non-negative integer")
+    if n > max_payload:
+        raise ProtocolError(f"payload of {n} bytes exceeds the limit of {max_payload} bytes")
+    return header, (_recv_exact(sock, n) if n else b"")
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_digest(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def model_format(data: bytes) -> Optional[str]:
+    """"ort" for an ORT-format flatbuffer, "onnx" for what looks like an ONNX protobuf, else None.
+    A cheap first gate; onnxruntime loading the file is the real check."""
+    if len(data) >= 8 and data[4:8] == b"ORTM":
+        return "ort"
+    if len(data) >= 2 and data[0] == 0x08:  # field 1 (ir_version), varint: how every ONNX ModelProto starts
+        return "onnx"
+    return None

@@ -1,0 +1,63 @@
+"""Time one model file with ONNX Runtime: the session settings hwnas's ORT profilers use, no silent fallback."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwnas_agent.timing import Measurement, TimingPolicy, time_callable
+
+LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+          "all": "ORT_ENABLE_ALL"}
+
+
+class FallbackError(RuntimeError):
+    """ONNX Runtime took other execution providers than were asked for (by itself it only warns)."""
+
+
+def session(path: "str | Path", settings: dict[str, Any]):
+    """An InferenceSession for ``path`` with ``settings``: threads, opt_level, format ("onnx"/"ort"), providers."""
+    import onnxruntime as ort
+
+    threads = int(settings.get("threads", 1))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    if settings.get("format", "onnx") == "ort":
+        so.add_session_config_entry("session.load_model_format", "ORT")
+    else:
+        level = settings.get("opt_level", "all")
+        if level not in LEVELS:
+            raise ValueError(f"opt_level must be one of {sorted(LEVELS)}, got {level!r}")
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
+    providers: Sequence[str] = settings.get("providers") or ["CPUExecutionProvider"]
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=list(providers))
+    missing = [p for p in providers if p not in sess.get_providers()]
+    if missing:
+        raise FallbackError(f"ONNX Runtime on this device did not use {missing} (it runs on {sess.get_providers()}; "
+                            f"this build offers {ort.get_available_providers()})")
+    return sess
+
+
+def feed_for(sess) -> dict[str, Any]:
+    inputs = sess.get_inputs()
+    if not inputs:  # a graph whose output ignores its input (a cell network with no path) has none
+        return {}
+    if len(inputs) > 1:
+        raise ValueError(f"the model has {len(inputs)} inputs; hwnas times single-input models")
+    shape = inputs[0].shape
+    if not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(f"model input {inputs[0].name!r} has a dynamic shape {shape}; export it with a fixed shape")
+    return {inputs[0].name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+
+
+def time_model(path: "str | Path", settings: dict[str, Any]) -> tuple[Measurement, list[str]]:
+    """Time the model at ``path``; returns the measurement and the providers that ran it."""
+    sess = session(path, settings)
+    feed = feed_for(sess)
+    names = [o.name for o in sess.get_outputs()]
+    m = time_callable(lambda: sess.run(names, feed), TimingPolicy.of(settings.get("policy")))
+    return m, list(sess.get_providers())

@@ -1,0 +1,85 @@
+"""ORT profilers timing on a device through its agent (``--device tcp://HOST:PORT --token-file FILE``).
+
+The host exports (and, for ort-mobile, converts) each model as it does for local timing and sends the file;
+the agent times it with the same timing policy in a fresh worker process on the device (one per connection,
+so each of hwnas's isolated measuring processes is a fresh process there too) and returns the measurement.
+The fingerprint is the device's, so a LUT built this way says which device it describes, and a later
+``--device`` command that reaches another device is warned about, as any foreign measurement is.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from hwnas.profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable
+
+DEVICE_PINNING = "pinned on the device (the agent's rule: its last CPU)"
+
+
+class RemoteDevice:
+    """A profiler's link to one agent: connects lazily, once per process (one fresh worker on the device)."""
+
+    def __init__(self, url: str, token_file: str | Path | None):
+        from hwnas_agent.client import parse_url
+        from hwnas_agent.protocol import read_token
+
+        if not token_file:
+            raise ProfilerConfigError(f"--device {url} needs --token-file FILE (the agent's shared token)")
+        try:  # a malformed URL or an unreadable token is bad input now, not a connection error later
+            parse_url(url)
+            read_token(token_file)
+        except ValueError as e:
+            raise ProfilerConfigError(str(e)) from None
+        self.url, self.token_file = url, str(token_file)
+        self._client = None
+        self._fingerprint: dict[str, Any] | None = None
+
+    def client(self):
+        from hwnas_agent.client import AgentClient
+
+        if self._client is None:
+            self._client = AgentClient(self.url, self.token_file)
+        return self._client.connect()
+
+    def unreachable(self) -> str | None:
+        """None when the agent answers and accepts our token, else why not."""
+        from hwnas_agent.client import AgentError
+
+        try:
+            self.fingerprint()
+        except (AgentError, ValueError) as e:
+            return str(e)
+        return None
+
+    def fingerprint(self) -> dict[str, Any]:
+        if self._fingerprint is None:
+            self._fingerprint = self.client().fingerprint()
+        return dict(self._fingerprint)
+
+    def time(self, data: bytes, settings: dict[str, Any]) -> Measurement:
+        from hwnas_agent.client import AgentError
+
+        try:
+            reply = self.client().time(data, settings)
+        except AgentError as e:
+            raise ProfilerUnavailable(str(e)) from None
+        return Measurement(**reply["measurement"])
+
+
+def remote_settings(profiler: Any, fmt: str) -> dict[str, Any]:
+    """What the agent needs to time as ``profiler`` would here: threads, pinning, optimisation, providers, policy."""
+    return {"threads": profiler.threads, "pin": "auto" if profiler.remote_pinned else None,
+            "opt_level": profiler.opt_level, "format": fmt, "providers": list(profiler.providers),
+            "policy": asdict(profiler.policy)}
+
+
+def host_tools() -> dict[str, Any]:
+    """The host-side versions that shape what the device runs (the exporter), for the fingerprint."""
+    out = {}
+    for mod in ("torch", "onnx"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            out[mod] = None
+    return out
