@@ -294,7 +294,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                         population=args.population, generations=args.generations, seed=args.seed,
                         constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
                         workers=args.workers, command=_command(), executor=args.executor,
-                        ray_address=args.ray_address)
+                        ray_address=args.ray_address, salvage=args.salvage)
     hv = result.history[-1]["hypervolume"] if result.history else 0.0
     print(f"search done: {result.evaluations} archs evaluated in {result.seconds:.1f} s"
           + (f" (resumed at generation {result.resumed_from})" if result.resumed_from is not None else "")
@@ -541,6 +541,9 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--ray-address", metavar="ADDR",
                    help="with --executor ray: 'auto' or ray://HOST:PORT joins a cluster [a new local Ray]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--salvage", action="store_true",
+                   help="with --resume: if the run's store is damaged, keep it as run.sqlite.damaged, copy what is "
+                        "readable into a new one and resume that (no stored evaluation is repeated)")
     p.add_argument("--max-params-m", type=finite_positive, help="constraint: parameters in millions")
     p.add_argument("--max-memory-mb", type=finite_positive, help="constraint: peak activation memory (fp32) in MB")
     p.add_argument("--min-accuracy", type=finite_positive, help="constraint: minimum accuracy (evaluator's score)")

@@ -13,7 +13,7 @@ from typing import Any
 from hwnas.errors import InputError
 from hwnas.search.records import SearchRecord
 from hwnas.space import Space, space_from_dict
-from hwnas.store import RunStore, StoreError
+from hwnas.store import SALVAGE, RunStore, StoreError
 
 
 class RunError(InputError):
@@ -60,7 +60,8 @@ def read_run(run_dir: str | Path) -> Run:
     except StoreError as e:  # incomplete, empty, corrupt
         raise RunError(str(e)) from None
     except (sqlite3.DatabaseError, ValueError) as e:  # damaged past its table list, or its JSON
-        raise RunError(f"{db}: the run store is corrupt or unreadable ({e}); run the search again") from None
+        raise RunError(f"{db}: the run store is corrupt or unreadable ({e}); to repair it, {SALVAGE}; then run "
+                       f"this again") from None
     if not isinstance(config, dict) or "space" not in config or "lut" not in config:
         raise RunError(f"{db} has no complete run configuration; the run directory is damaged")
     front_file = path / "front.json"

@@ -11,6 +11,10 @@ a run without it.
 One search at a time writes a run directory: :class:`RunLock` is an exclusive
 ``flock`` on ``run.lock``, held for the search's whole life and dropped by the OS
 when the process ends, however it ends.
+
+A store damaged on disk (a bad sector, a copy cut short) is found by ``PRAGMA quick_check`` whenever it is
+opened, for writing or reading: readers refuse it rather than show part of a run, and :func:`salvage`
+copies every row still readable into a new store beside the damaged one, which a resume then completes.
 """
 from __future__ import annotations
 
@@ -47,6 +51,9 @@ CREATE TABLE IF NOT EXISTS generations (
 RECORD_FIELDS = ("accuracy", "latency_ms", "params_m", "macs_m", "memory_mb", "layers")
 TABLES = ("meta", "evals", "members", "generations")  # required to read a run ("failures" came later: optional)
 INCOMPLETE = "incomplete run: rerun the search with --resume"
+SALVAGE = ("run the search's command again with --resume --salvage: it keeps the damaged file as "
+           "run.sqlite.damaged, copies every readable evaluation into a new run.sqlite and resumes, "
+           "evaluating none of them again")
 
 try:
     import fcntl
@@ -60,6 +67,10 @@ class StoreError(InputError):
 
 class IncompleteRunError(StoreError):
     """The run's search has not finished (killed, interrupted or still running)."""
+
+
+class DamagedStoreError(StoreError):
+    """The store's file is damaged (``PRAGMA quick_check`` fails): :func:`salvage` is the way out."""
 
 
 class RunStore:
@@ -165,15 +176,53 @@ class RunStore:
 
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.is_file() and path.stat().st_size > 0
+    db = None
     try:
         db = sqlite3.connect(path)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
+        problem = integrity_problem(db) if existed else None
+        if problem is None:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
     except sqlite3.DatabaseError as e:
-        raise StoreError(f"{path}: not a usable run store ({e}); it may be corrupt. "
-                         f"Start a new run with another --out") from None
+        problem = str(e)
+    if problem is not None:
+        if db is not None:
+            db.close()
+        raise DamagedStoreError(f"{path}: the run store is damaged ({shorten(problem)}); {SALVAGE}")
     return db
+
+
+def integrity_problem(db: sqlite3.Connection) -> str | None:
+    """What ``PRAGMA quick_check`` finds wrong with the open store (None: nothing). Pages that are
+    unreadable, b-trees that do not hold together: what reading rows would trip over, or silently skip."""
+    try:
+        rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as e:
+        return str(e)
+    text = "; ".join(line.strip() for r in rows for line in str(r[0]).splitlines()
+                     if line.strip() and line.strip() != "*** in database main ***")
+    return None if text == "ok" else text
+
+
+def damage(path: Path) -> str | None:
+    """What is wrong with the store file at ``path``, read without writing it (None: intact, or no file)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        db = sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as e:
+        return str(e)
+    try:
+        return integrity_problem(db)
+    finally:
+        db.close()
+
+
+def shorten(problem: str, limit: int = 160) -> str:
+    one = " ".join(problem.split())
+    return one if len(one) <= limit else one[:limit] + " ..."
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
@@ -189,13 +238,18 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(uri, uri=True)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as e:
-        raise StoreError(f"{path}: the run store is corrupt or unreadable ({e}); "
-                         f"run the search again with another --out") from None
+        raise DamagedStoreError(f"{path}: the run store is corrupt or unreadable ({shorten(str(e))}); to repair "
+                                f"it, {SALVAGE}; then run this again") from None
     missing = [t for t in TABLES if t not in tables]
     if missing:
         db.close()
         raise StoreError(f"{path}: not an hwnas run store (no table(s) {missing}); "
                          f"give the --out directory of `hwnas search`")
+    problem = integrity_problem(db)
+    if problem is not None:  # rows past a bad page would be missing from what is read, silently
+        db.close()
+        raise DamagedStoreError(f"{path}: the run store is damaged ({shorten(problem)}), so what it holds may be "
+                                f"partial; to repair it, {SALVAGE}; then run this again")
     return db
 
 
@@ -237,3 +291,99 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = None
+
+
+# -- salvage: what is readable of a damaged store, in a new one --------------------------------------------
+SALVAGED = ("meta", "evals", "failures")  # generations are replayed: every evaluation is cached, so the replay
+# costs no evaluation and, the strategies being seeded, gives the run's own generations again
+
+
+def salvage(path: Path) -> dict[str, Any]:
+    """Keep the damaged store as ``run.sqlite.damaged`` (its -wal beside it) and copy every row still readable
+    (the configuration, every evaluation and recorded failure) into a new store at ``path``.
+
+    Returns what was kept: the damaged file's new name and the rows copied per table."""
+    path = Path(path)
+    aside = path.with_name(path.name + ".damaged")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{n}")
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    rows: dict[str, list[tuple]] = {t: [] for t in SALVAGED}
+    try:
+        src = sqlite3.connect(f"file:{urllib.parse.quote(str(aside.resolve()))}?mode=ro", uri=True)
+        try:
+            for table in SALVAGED:
+                rows[table] = [r for r in readable_rows(src, table) if _valid_row(table, r)]
+        finally:
+            src.close()
+    except sqlite3.DatabaseError:  # not even its header is readable: nothing to copy
+        pass
+    store = RunStore(path)
+    try:
+        with store.db:
+            store.db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                                 [r for r in rows["meta"] if r[0] != "complete"])
+            store.db.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", rows["evals"])
+            store.db.executemany("INSERT OR IGNORE INTO failures VALUES (?,?,?,?,?)", rows["failures"])
+        kept = {"damaged": str(aside), **{t: len(r) for t, r in rows.items()},
+                "config": any(r[0] == "config" for r in rows["meta"]), "when": now_iso()}
+        store.set_meta("salvaged", (store.get_meta("salvaged") or []) + [kept])
+    finally:
+        store.close()
+    return kept
+
+
+def readable_rows(db: sqlite3.Connection, table: str) -> list[tuple]:
+    """Every row of ``table`` that can still be read: the whole table when it reads, else rowid ranges halved
+    around the ranges that fail, down to single rows."""
+    try:
+        return db.execute(f"SELECT * FROM {table}").fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return []
+    except sqlite3.DatabaseError:
+        pass
+    try:
+        top = db.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+    except sqlite3.DatabaseError:  # its right edge is damaged: no table has more rows than this
+        top = db.execute("PRAGMA page_count").fetchone()[0] * 64
+    out: list[tuple] = []
+    todo = [(1, top)]
+    while todo:
+        lo, hi = todo.pop()
+        try:
+            out += db.execute(f"SELECT * FROM {table} WHERE rowid BETWEEN ? AND ?", (lo, hi)).fetchall()
+        except sqlite3.DatabaseError:
+            if lo < hi:
+                mid = (lo + hi) // 2
+                todo += [(mid + 1, hi), (lo, mid)]
+    return out
+
+
+def _valid_row(table: str, row: tuple) -> bool:
+    """A row read from a damaged file is copied only when it has the shape the store writes."""
+    import math
+
+    def text(v: Any) -> bool:
+        return isinstance(v, str) and bool(v)
+
+    def obj(v: Any) -> bool:
+        try:
+            return isinstance(json.loads(v), dict)
+        except (TypeError, ValueError):
+            return False
+
+    try:
+        if table == "meta":
+            return len(row) == 2 and text(row[0]) and isinstance(row[1], str) and json.loads(row[1]) is not ...
+        if table == "evals":
+            nums = row[3:9]
+            return (len(row) == 10 and text(row[0]) and text(row[1]) and obj(row[2]) and text(row[9])
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in nums))
+        return len(row) == 5 and text(row[0]) and text(row[1]) and obj(row[2]) and isinstance(row[3], str)
+    except (TypeError, ValueError):
+        return False

@@ -21,7 +21,7 @@ from hwnas.search.problem import Constraints, Problem
 from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy, strategy_options as options_of
 from hwnas.space import SearchSpace, canonical_arch
-from hwnas.store import RunLock, RunStore, StoreError
+from hwnas.store import SALVAGE, RunLock, RunStore, StoreError, damage, salvage as salvage_store, shorten
 
 
 class InfeasibleBudgetError(InputError):
@@ -248,12 +248,14 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
                objectives: Sequence[str] = ("accuracy", "latency_ms"), space: SearchSpace | None = None,
                resume: bool = False, workers: int = 1, progress: bool = True, command: str | None = None,
                strategy_options: dict[str, Any] | None = None, executor: str = "local",
-               ray_address: str | None = None) -> SearchResult:
+               ray_address: str | None = None, salvage: bool = False) -> SearchResult:
     """``executor``: ``local`` (``workers`` 1: this process; more: a process pool) or ``ray`` (a local Ray,
     or the cluster at ``ray_address``). Every finished evaluation is stored at once; ``resume`` continues
-    a killed run without evaluating anything again."""
+    a killed run without evaluating anything again. ``salvage`` (a resume): a damaged run store is kept
+    aside and what is readable of it copied into a new one, which is then resumed."""
     start = time.perf_counter()
     out = Path(out)
+    resume = resume or salvage
     plan = plan_search(lut_path, evaluator=evaluator, evaluator_options=evaluator_options, strategy=strategy,
                        population=population, generations=generations, seed=seed, constraints=constraints,
                        objectives=objectives, space=space, workers=workers, strategy_options=strategy_options,
@@ -264,7 +266,12 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
     db = out / "run.sqlite"
     with RunLock(out):
         if db.exists() and not resume:
+            problem = damage(db)
+            if problem:
+                raise StoreError(f"{out} holds a run whose store is damaged ({shorten(problem)}); {SALVAGE}")
             raise StoreError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
+        if salvage:
+            salvage_damaged(db)
         new = not db.exists()
         store = RunStore(db)
         try:
@@ -283,6 +290,20 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
             raise
         finally:
             store.close()
+
+
+def salvage_damaged(db: Path) -> None:
+    """``--salvage``: a damaged store is replaced by what is readable of it (hwnas.store.salvage); an intact
+    one is resumed as it is."""
+    problem = damage(db)
+    if problem is None:
+        print(f"note: {db} is intact; nothing to salvage, resuming it", file=sys.stderr)
+        return
+    kept = salvage_store(db)
+    print(f"note: {db} was damaged ({shorten(problem)}); kept as {kept['damaged']}; copied {kept['evals']} "
+          f"evaluation(s) and {kept['failures']} failure(s) into a new run.sqlite"
+          + ("" if kept["config"] else " (its configuration was unreadable: the flags given are recorded)")
+          + "; the generations are replayed from the stored evaluations", file=sys.stderr)
 
 
 def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, progress: bool,
