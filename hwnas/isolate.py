@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
 from hwnas.profilers import Measurement, create_profiler
+from hwnas.profilers._remote import REPLAY
 from hwnas.profilers.base import TimingPolicy
 
 
@@ -95,6 +96,10 @@ def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, ite
     spell is calm (low CV) but slow, and in a busy hour both passes of a calibration network fell in one.
     Two processes that agree are unlikely to both sit in one.
     """
+    if str(options.get("device") or "").startswith(REPLAY):  # an offline bundle's recorded timings
+        from hwnas.device_bundle import replay
+
+        return replay(options["device"], kind, items, space_dict, passes, on_result, agree, options)
     best: list[Measurement | None] = [None] * len(items)
     medians: list[list[float]] = [[] for _ in items]
     ctx = mp.get_context("spawn")

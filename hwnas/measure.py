@@ -55,7 +55,10 @@ def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
     """
     threads = int(overrides.pop("threads", lut.settings.get("threads", 1)))
     pinned = str(lut.settings.get("pinning", "")).startswith("pinned")
-    return profiler_options(threads, overrides.pop("pin_cpu", AUTO_PIN if pinned else None), **overrides)
+    from hwnas.pairing import pairing_options
+
+    return profiler_options(threads, overrides.pop("pin_cpu", AUTO_PIN if pinned else None),
+                            **{**pairing_options(lut), **overrides})
 
 
 def available_profiler(name: str, options: dict[str, Any] | None = None, label: str = "profiler") -> Profiler:

@@ -6,6 +6,7 @@ when the same command runs again.
 """
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
               profiler_options: dict[str, Any] | None = None, command: str | None = None, force: bool = False,
               cv_threshold: float = 0.05, retries: int = 2, calibrate: bool = True, calib_archs: int = 30,
               seed: int = 0, progress: bool = True, recalibrate: bool = False, processes: int = 2,
-              chunk: int = 24, reference: bool | None = None) -> BuildReport:
+              chunk: int = 24, reference: bool | None = None, paired: bool = False) -> BuildReport:
     """Time every block of ``space`` (at ``resolutions``) and write/extend the LUT at ``out``.
 
     ``processes`` >= 1: each entry is measured in that many passes, each in fresh worker processes
@@ -99,7 +100,8 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     Either way an entry whose robust CV stays above ``cv_threshold`` is measured again (in
     isolation: once more after the passes; in this process, ``processes`` = 0: up to ``retries`` times).
     ``reference`` (default: as ``calibrate``): finally measure the drift reference (hwnas.drift), a few whole
-    networks in fresh processes.
+    networks in fresh processes. ``paired``: every measurement alternates with a fixed reference network
+    (hwnas.pairing), so slow spells of the device cancel; a LUT begun paired stays paired.
     This process is never pinned nor thread-limited: only the measuring (workers, or ``applied()``) is.
     """
     out = Path(out)
@@ -111,6 +113,19 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     resolutions = tuple(resolutions) if resolutions is not None else space.resolutions
     descs = space.all_layers(resolutions)
     lut = open_lut(out, profiler, space, command, force)
+    if paired or lut.settings.get("pairing"):  # a LUT begun paired stays paired: one way of measuring per LUT
+        from hwnas.pairing import establish, pairing_options
+
+        if "pair_with" not in inspect.signature(type(profiler)).parameters:
+            raise LUTError(f"--paired needs a profiler that times model files (ort-cpu, ort-mobile), not "
+                           f"{profiler_name!r}")
+        if not lut.settings.get("pairing"):
+            pairing = establish(lut, profiler_name, options, seed)
+            if progress:
+                print(f"pairing: every measurement alternates with reference network {pairing['reference_id']} "
+                      f"(calm {pairing['calm_ms']:.4f} ms, lowest of {pairing['processes']} fresh processes)",
+                      file=sys.stderr)
+        options.update(pairing_options(lut))
     lut.settings["isolation"] = (f"{processes} pass(es) in fresh processes, lowest median kept" if processes
                                  else "in one process")
     if recalibrate:

@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hwnas.profilers.base import Measurement, ProviderFallbackError, TimingPolicy, time_callable
+from hwnas.profilers.base import Measurement, ProviderFallbackError, TimingPolicy
+from hwnas_agent.timing import time_maybe_paired
 
 OPSET = 17
 LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -67,11 +68,23 @@ def input_shape_of(sess) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def time_session(sess, input_shape: tuple[int, ...] | None, policy: TimingPolicy) -> Measurement:
+def time_session(sess, input_shape: tuple[int, ...] | None, policy: TimingPolicy, pair: Any = None) -> Measurement:
+    """Time ``sess.run``; ``pair`` = (reference callable, its calm ms): in alternation with it (a slow spell of the
+    device stretches both, the ratio stays), reported as the calm-device figure."""
     feed = {}
     if sess.get_inputs():  # a graph whose output ignores its input (a cell network with no path) has none
         inp = sess.get_inputs()[0]
         shape = input_shape or input_shape_of(sess)
         feed[inp.name] = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     names = [o.name for o in sess.get_outputs()]
-    return time_callable(lambda: sess.run(names, feed), policy)
+    return time_maybe_paired(lambda: sess.run(names, feed), policy, pair)
+
+
+def session_runner(sess) -> Any:
+    """A no-argument callable running ``sess`` on a fixed random input (a pairing reference)."""
+    feed = {}
+    if sess.get_inputs():
+        inp = sess.get_inputs()[0]
+        feed[inp.name] = np.random.default_rng(0).standard_normal(input_shape_of(sess)).astype(np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    return lambda: sess.run(names, feed)

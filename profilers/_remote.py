@@ -57,14 +57,51 @@ class RemoteDevice:
             self._fingerprint = self.client().fingerprint()
         return dict(self._fingerprint)
 
-    def time(self, data: bytes, settings: dict[str, Any]) -> Measurement:
+    def time(self, data: bytes, settings: dict[str, Any], reference: bytes | None = None) -> Measurement:
         from hwnas_agent.client import AgentError
 
         try:
-            reply = self.client().time(data, settings)
+            reply = self.client().time(data, settings, reference)
         except AgentError as e:
             raise ProfilerUnavailable(str(e)) from None
         return Measurement(**reply["measurement"])
+
+
+REPLAY = "timings:"  # device=timings:FILE: the timings an agent wrote for an offline bundle (hwnas.device_bundle)
+
+
+class ReplayDevice:
+    """The device of an offline bundle, seen through the timings file its agent wrote: its fingerprint, and
+    the measurements, which hwnas.isolate hands back per item (blocks by key, networks by arch id)."""
+
+    def __init__(self, path: str | Path):
+        import json
+
+        self.path = Path(path)
+        self.url = f"offline bundle timings {self.path.name}"
+        try:
+            self.timings = json.loads(self.path.read_text())
+        except (OSError, ValueError) as e:
+            raise ProfilerConfigError(f"cannot read the timings file {str(self.path)!r}: {e}") from None
+        if not isinstance(self.timings, dict) or self.timings.get("format") != "hwnas-timings":
+            raise ProfilerConfigError(f"{self.path} is not a timings file of hwnas-agent run")
+
+    def unreachable(self) -> str | None:
+        return None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self.timings["device"])
+
+    def time(self, data: bytes, settings: dict[str, Any], reference: bytes | None = None) -> Measurement:
+        raise ProfilerUnavailable(f"{self.path} holds the timings of its bundle only; this model is not in it "
+                                  f"(export a bundle that has it: hwnas profile ... --export-bundle DIR)")
+
+
+def device_link(device: str, token_file: str | Path | None) -> "RemoteDevice | ReplayDevice":
+    """``tcp://HOST:PORT``: a live agent; ``timings:FILE``: an offline bundle's timings."""
+    if device.startswith(REPLAY):
+        return ReplayDevice(device[len(REPLAY):])
+    return RemoteDevice(device, token_file)
 
 
 def remote_settings(profiler: Any, fmt: str) -> dict[str, Any]:

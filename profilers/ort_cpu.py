@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.profilers._common import BaseProfiler
-from hwnas.profilers._ort import LEVELS, OPSET, export_onnx, make_session, session_options, time_session
-from hwnas.profilers._remote import DEVICE_PINNING, RemoteDevice, host_tools, remote_settings
+from hwnas.profilers._ort import (LEVELS, OPSET, export_onnx, make_session, session_options, session_runner,
+                                  time_session)
+from hwnas.profilers._remote import DEVICE_PINNING, device_link, host_tools, remote_settings
 from hwnas.profilers.base import Measurement, ProfilerConfigError
 
 
@@ -20,15 +21,23 @@ def ort_missing() -> str | None:
 
 
 class OrtCPUProfiler(BaseProfiler):
+    """ONNX Runtime on the CPU execution provider (full graph optimisation unless ``opt_level`` says else)."""
+
     name = "ort-cpu"
     measures_onnx_files = True
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None, opt_level: str = "all",
                  providers: tuple[str, ...] | None = None, device: str | None = None,
-                 token_file: str | None = None):
-        # device: time on that device's agent (tcp://HOST:PORT); pinning then happens there, by its own CPUs
-        self.remote = RemoteDevice(device, token_file) if device else None
+                 token_file: str | None = None, pair_with: str | None = None, pair_calm_ms: float | None = None):
+        # device: time on that device's agent (tcp://HOST:PORT); pinning then happens there, by its own CPUs.
+        # pair_with: an ONNX file timed in alternation with every model; results are scaled to its calm latency
+        # pair_calm_ms (hwnas.pairing): a slow spell of the device stretches both, so it cancels.
+        if (pair_with is None) != (pair_calm_ms is None) or (pair_calm_ms is not None and not pair_calm_ms > 0):
+            raise ProfilerConfigError("pairing needs both pair_with (a reference ONNX file) and pair_calm_ms > 0")
+        self.pair_with, self.pair_calm_ms = pair_with, pair_calm_ms
+        self._pair = None
+        self.remote = device_link(device, token_file) if device else None
         self.remote_pinned = pin_cpu is not None
         super().__init__(threads, None if self.remote else pin_cpu, policy)
         if self.remote is not None:
@@ -41,6 +50,22 @@ class OrtCPUProfiler(BaseProfiler):
 
     def availability(self) -> str | None:
         return ort_missing() or (self.remote.unreachable() if self.remote is not None else None)
+
+    def pair(self) -> Any:
+        """(reference callable, calm ms) for local timing when pairing, else None; the session made once."""
+        if self.pair_with is None:
+            return None
+        if self._pair is None:
+            self._pair = (session_runner(make_session(Path(self.pair_with), ("CPUExecutionProvider",),
+                                                      session_options(self.threads, "all"))), self.pair_calm_ms)
+        return self._pair
+
+    def _remote_time(self, data: bytes, fmt: str) -> Measurement:
+        settings = remote_settings(self, fmt)
+        if self.pair_with is None:
+            return self.remote.time(data, settings)
+        return self.remote.time(data, {**settings, "pair": {"calm_ms": self.pair_calm_ms}},
+                                reference=Path(self.pair_with).read_bytes())
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "opt_level": self.opt_level, "opset": OPSET,
@@ -69,15 +94,19 @@ class OrtCPUProfiler(BaseProfiler):
     def session(self, model: bytes | str | Path):
         return make_session(model, self.providers, session_options(self.threads, self.opt_level))
 
+    def model_file(self, module: Any, input_shape: tuple[int, ...]) -> tuple[bytes, str]:
+        """What this profiler times for ``module``, as a file a device agent can time: (bytes, format)."""
+        return export_onnx(module, input_shape), "onnx"
+
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
         if self.remote is not None:
-            return self.remote.time(export_onnx(module, input_shape), remote_settings(self, "onnx"))
+            return self._remote_time(*self.model_file(module, input_shape))
         sess = self.session(export_onnx(module, input_shape))
-        return time_session(sess, input_shape, self.policy)
+        return time_session(sess, input_shape, self.policy, self.pair())
 
     def measure_onnx(self, path: str | Path) -> Measurement:
         """Time an ONNX file a user brings, with the same settings the LUT entries used."""
         if self.remote is not None:
-            return self.remote.time(Path(path).read_bytes(), remote_settings(self, "onnx"))
+            return self._remote_time(Path(path).read_bytes(), "onnx")
         with self.applied():
-            return time_session(self.session(Path(path)), None, self.policy)
+            return time_session(self.session(Path(path)), None, self.policy, self.pair())

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.profilers._ort import OPSET, export_onnx, make_session, time_session
-from hwnas.profilers._remote import remote_settings
 from hwnas.profilers.ort_cpu import OrtCPUProfiler
 from hwnas.profilers.base import Measurement
 
@@ -55,13 +54,16 @@ def convert_to_ort(onnx_model: bytes | Path, out_dir: Path) -> Path:
 
 
 class OrtMobileProfiler(OrtCPUProfiler):
+    """What an ONNX Runtime mobile build runs: the ORT-format model, one thread, a mobile EP when present."""
+
     name = "ort-mobile"
     measures_ort_format = True  # the device runs the ORT-format model (measures_onnx_files: from OrtCPUProfiler)
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None,
                  providers: tuple[str, ...] | None = None, device: str | None = None,
-                 token_file: str | None = None):
-        super().__init__(threads, pin_cpu, policy, opt_level="all", device=device, token_file=token_file)
+                 token_file: str | None = None, pair_with: str | None = None, pair_calm_ms: float | None = None):
+        super().__init__(threads, pin_cpu, policy, opt_level="all", device=device, token_file=token_file,
+                         pair_with=pair_with, pair_calm_ms=pair_calm_ms)
         if providers is None and self.remote is not None:  # what the device's onnxruntime offers, not the host's
             offered = [] if self.availability() else self.remote.fingerprint().get("providers_available") or []
             mobile = tuple(p for p in MOBILE_PROVIDERS if p in offered)
@@ -86,13 +88,18 @@ class OrtMobileProfiler(OrtCPUProfiler):
         so.add_session_config_entry("session.load_model_format", "ORT")
         return make_session(ort_file, self.providers, so)
 
+    def model_file(self, module: Any, input_shape: tuple[int, ...]) -> tuple[bytes, str]:
+        """The ORT-format model of ``module``, converted here as for local timing: what the device runs."""
+        with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
+            return convert_to_ort(export_onnx(module, input_shape, OPSET), Path(tmp)).read_bytes(), "ort"
+
     def _measure_model(self, model: bytes | Path, input_shape: tuple[int, ...] | None) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
             ort_file = convert_to_ort(model, Path(tmp))
             if self.remote is not None:  # converted here, as for local timing; the device runs the .ort file
-                return self.remote.time(ort_file.read_bytes(), remote_settings(self, "ort"))
+                return self._remote_time(ort_file.read_bytes(), "ort")
             sess = self.session_from_ort(ort_file)
-            return time_session(sess, input_shape, self.policy)
+            return time_session(sess, input_shape, self.policy, self.pair())
 
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
         return self._measure_model(export_onnx(module, input_shape, OPSET), input_shape)
@@ -102,6 +109,6 @@ class OrtMobileProfiler(OrtCPUProfiler):
         with self.applied():
             if path.suffix == ".ort":
                 if self.remote is not None:
-                    return self.remote.time(path.read_bytes(), remote_settings(self, "ort"))
-                return time_session(self.session_from_ort(path), None, self.policy)
+                    return self._remote_time(path.read_bytes(), "ort")
+                return time_session(self.session_from_ort(path), None, self.policy, self.pair())
             return self._measure_model(path, None)

@@ -178,3 +178,23 @@ def pytest_terminal_summary(terminalreporter):
     if fuzz is not None and fuzz.FUZZ_CASES["n"]:
         terminalreporter.write_line(f"fuzz: {fuzz.FUZZ_CASES['n']} generated inputs parsed or refused with "
                                     f"an input error")
+
+
+@pytest.fixture(scope="session")
+def agent_venv(tmp_path_factory) -> Path:
+    """A venv with only onnxruntime, numpy (linked from this one, no download) and the agent's wheel."""
+    base = tmp_path_factory.mktemp("agent-venv")
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    host_site = Path(__import__("numpy").__file__).resolve().parents[1]
+    for name in ("numpy", "numpy.libs", "onnxruntime", "flatbuffers", "packaging", "sympy", "mpmath"):
+        if (host_site / name).exists():
+            (site / name).symlink_to(host_site / name)
+    wheels = base / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(wheels), str(ROOT / "agent")], check=True, capture_output=True)
+    wheel = next(wheels.glob("hwnas_agent-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True)
+    return venv

@@ -17,29 +17,6 @@ from hwnas_agent.client import AgentClient, AgentError
 from hwnas_agent.protocol import MAGIC, digest, recv, send
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST_SITE = Path(__import__("numpy").__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def agent_venv(tmp_path_factory) -> Path:
-    """A venv with only onnxruntime, numpy (linked from this one, no download) and the agent's wheel."""
-    base = tmp_path_factory.mktemp("agent-venv")
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = next((venv / "lib").glob("python*/site-packages"))
-    for name in ("numpy", "numpy.libs", "onnxruntime", "flatbuffers", "packaging", "sympy", "mpmath"):
-        if (HOST_SITE / name).exists():
-            (site / name).symlink_to(HOST_SITE / name)
-    wheels = base / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(wheels), str(ROOT / "agent")], check=True, capture_output=True)
-    wheel = next(wheels.glob("hwnas_agent-*.whl"))
-    # installing the wheel by hand is what pip does for a pure-Python wheel: unzip into site-packages + a script
-    import zipfile
-
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(site)
-    return venv
 
 
 def test_the_agent_venv_has_no_torch_and_no_hwnas(agent_venv):
@@ -210,3 +187,121 @@ def test_a_lut_built_through_the_agent_has_the_structure_of_a_local_one(device_l
     c.close()
     assert dev.fingerprint["cpu_model"] == fp["cpu_model"] and dev.fingerprint["onnxruntime"] == fp["onnxruntime"]
     assert dev.calibration and dev.calibration.get("complete") and dev.reference  # whole networks on the device too
+
+
+def _wait_for(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _entries(path: Path) -> int:
+    try:
+        return len(json.loads(path.read_text())["entries"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+@pytest.mark.slow
+def test_kill_the_agent_mid_build_restart_it_and_the_same_command_resumes(agent_venv, token, tmp_path):
+    a = Agent(agent_venv, tmp_path / "work", token).start()
+    lut = tmp_path / "lut.json"
+    cmd = [sys.executable, "-m", "hwnas.cli", "profile", "--profiler", "ort-cpu", "--space", "demo",
+           "--resolutions", "24", "--quick", "--processes", "1", "--no-calibrate", "--out", str(lut),
+           "--device", a.url, "--token-file", str(token)]
+    build = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        _wait_for(lambda: _entries(lut) >= 3, 120, "the first LUT entries")
+        a.kill()
+        out, err = build.communicate(timeout=120)
+    finally:
+        build.kill()
+    assert build.returncode == 3, err
+    assert f"the device agent at {a.url}" in err and "run the same command again" in err
+    saved = _entries(lut)
+    assert 3 <= saved < 52
+    a.start()  # the same port and work directory
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    finally:
+        a.kill()
+    assert r.returncode == 0, r.stderr
+    assert "52 entries" in r.stdout and f"{saved} resumed from the file" in r.stdout
+
+
+def _search(lut_path: Path, tiny_supernet, out: Path) -> Path:
+    from hwnas.lut import LUT
+    from hwnas.predict import LatencyPredictor
+    from hwnas.search import Constraints, run_search
+
+    pred = LatencyPredictor(LUT.load(lut_path))
+    _, fastest = pred.fastest()
+    run_search(lut_path, out, evaluator="supernet", evaluator_options={"checkpoint": str(tiny_supernet[0])},
+               population=6, generations=1, seed=0, constraints=Constraints(budget_ms=fastest * 3),
+               progress=False, command="pytest agent")
+    return out
+
+
+@pytest.mark.slow
+def test_finalize_measures_its_verdict_on_the_device(device_lut, agent, token, tiny_supernet, tmp_path):
+    from hwnas.finalize import finalize
+    from hwnas.measure import target_device
+
+    run = _search(device_lut, tiny_supernet, tmp_path / "search")
+    with target_device(agent.url, str(token)):
+        report = finalize(run, tmp_path / "dist", processes=1, log=lambda *a, **k: None)
+    lat = report["latency"]
+    assert lat["verdict"] in ("PASS", "FAIL") and lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0
+    assert lat["fingerprint_diff"] == {}  # the device that measured is the LUT's device
+    onnx = (tmp_path / "dist" / "model.onnx").read_bytes()
+    assert (agent.workdir / "models" / f"{digest(onnx)}.onnx").is_file()  # the file the verdict timed went there
+
+
+@pytest.mark.slow
+def test_an_offline_bundle_round_trip(agent_venv, small_space, tmp_path, quick_policy):
+    from hwnas.device_bundle import BundleError, check_timings
+    from hwnas.lut import LUT
+    from tests.conftest import cli_here
+
+    space_file = tmp_path / "space.json"
+    space_file.write_text(json.dumps(small_space.to_dict()))
+    flags = ["--profiler", "ort-cpu", "--space-file", str(space_file), "--resolutions", "24", "--quick",
+             "--calib-archs", "5"]
+    r = cli_here("profile", *flags, "--export-bundle", str(tmp_path / "bundle"))
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["space_digest"] == small_space.digest and manifest["settings"]["policy"]["max_time_s"] == 0.1
+    timings = tmp_path / "timings.json"
+    run = [str(agent_venv / "bin" / "python"), "-m", "hwnas_agent", "run", str(tmp_path / "bundle"), "--out",
+           str(timings)]
+    # killed part-way, continued by the same command
+    proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+    try:
+        _wait_for(lambda: timings.exists() and json.loads(timings.read_text())["results"], 120, "a first batch")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    partial = json.loads(timings.read_text())
+    assert not partial["complete"]
+    r = cli_here("profile", *flags, "--import-timings", str(timings), "--out", str(tmp_path / "lut.json"))
+    assert r.returncode == 2 and "incomplete" in r.stderr and "hwnas-agent run" in r.stderr
+    done = subprocess.run(run, capture_output=True, text=True, cwd="/", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resumed" in done.stdout and json.loads(timings.read_text())["complete"]
+    r = cli_here("profile", *flags, "--import-timings", str(timings), "--out", str(tmp_path / "lut.json"))
+    assert r.returncode == 0, r.stderr
+    lut = LUT.load(tmp_path / "lut.json")
+    assert len(lut.entries) == len(small_space.all_layers([24])) and lut.calibration["complete"] and lut.reference
+    assert lut.fingerprint["cpu_model"] == partial["device"]["cpu_model"]
+    # another space, or other settings, than the bundle's: refused, naming what differs
+    with pytest.raises(BundleError, match="exported for space"):
+        check_timings(timings, "ort-cpu", LUT.load(tmp_path / "lut.json").search_space().__class__.from_dict(
+            {**small_space.to_dict(), "name": "other", "expands": [2]}), {"threads": 1, "pin_cpu": None,
+                                                                          "policy": quick_policy})
+    r = cli_here("profile", *flags[:-3], "--calib-archs", "5", "--import-timings", str(timings), "--out",
+                 str(tmp_path / "lut2.json"))  # without --quick: another timing policy
+    assert r.returncode == 2 and "policy" in r.stderr

@@ -34,7 +34,16 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=2,
                     help="measure each arch in N fresh processes, keep the lowest median (0: this process) [2]")
     ap.add_argument("--json", type=Path, help="write the full report (per-arch rows) here")
+    ap.add_argument("--device", metavar="tcp://HOST:PORT", help="measure on that device's hwnas-agent")
+    ap.add_argument("--token-file", help="the agent's token file (with --device)")
     args = ap.parse_args()
+    from hwnas.measure import target_device
+
+    with target_device(args.device, args.token_file):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     lut = LUT.load(args.lut)
     options = {} if args.pin_cpu == "as-lut" else {"pin_cpu": None if args.pin_cpu == "none" else int(args.pin_cpu)}
     report = run_fidelity(lut, args.n, args.seed, options=options, processes=args.processes, rounds=args.rounds,

@@ -67,10 +67,16 @@ def _save(out: Path, data: dict) -> None:
     os.replace(tmp, out)
 
 
+def _medians(results: dict[str, dict], item_id: str) -> list[float]:
+    return [r["median_ms"] for r in results.get(item_id, {}).get("runs", [])]
+
+
 def run_bundle(bundle: Path, out: Path, progress: bool = True) -> RunReport:
+    """Time every item of ``bundle`` (each in ``item["passes"]`` fresh processes, more while the two calmest
+    disagree) into ``out``; an existing ``out`` of the same bundle and device is continued."""
     manifest = load_manifest(bundle)
     settings, items = manifest["settings"], manifest["items"]
-    passes, chunk = int(manifest.get("passes", 2)), int(manifest.get("chunk", 24))
+    chunk = int(manifest.get("chunk", 24))
     tolerance, extra_passes = float(manifest.get("agree", 0.05)), int(manifest.get("extra_passes", 3))
     bdigest = manifest_digest(bundle)
     fp = device.fingerprint()
@@ -86,16 +92,17 @@ def run_bundle(bundle: Path, out: Path, progress: bool = True) -> RunReport:
             raise BundleError(f"{out} was begun on another device ({', '.join(diff)} differ); continue it there, "
                               f"or choose another --out")
     else:
-        data = {"format": TIMINGS_FORMAT, "version": VERSION, "bundle": bdigest, "device": fp,
-                "settings": settings, "results": {}}
+        data = {"format": TIMINGS_FORMAT, "version": VERSION, "bundle": bdigest, "manifest": manifest,
+                "device": fp, "results": {}, "complete": False}
     results: dict[str, dict] = data["results"]
-    resumed = sum(1 for it in items if len(results.get(it["id"], {}).get("medians", [])) >= passes)
+    want = {it["id"]: int(it.get("passes", 2)) for it in items}
+    resumed = sum(1 for it in items if len(_medians(results, it["id"])) >= want[it["id"]])
     start, counts = time.perf_counter(), {"timed": 0, "extra": 0}
-    total = len(items) * passes
+    total = sum(want.values())
 
     def one_pass(p: int, todo: list[dict], extra: bool) -> None:
         order = todo[::-1] if p % 2 else list(todo)
-        size = chunk if p % 2 == 0 else max(1, chunk - chunk // 3)
+        size = chunk if p % 2 == 0 else max(1, chunk - chunk // 3)  # other neighbours, other processes
         for i in range(0, len(order), size):
             worker = Worker(int(settings.get("threads", 1)), settings.get("pin", "auto"))
             try:
@@ -104,10 +111,7 @@ def run_bundle(bundle: Path, out: Path, progress: bool = True) -> RunReport:
                     if digest(path.read_bytes()) != it["sha256"]:
                         raise BundleError(f"{path} does not match the manifest's SHA-256: copy the bundle again")
                     m = worker.time(path, settings)["measurement"]
-                    r = results.setdefault(it["id"], {"medians": []})
-                    r["medians"].append(m["median_ms"])
-                    if "best" not in r or m["median_ms"] < r["best"]["median_ms"]:
-                        r["best"] = m
+                    results.setdefault(it["id"], {"runs": []})["runs"].append(m)
                     counts["extra" if extra else "timed"] += 1
             finally:
                 data["pinning"] = worker.pinning
@@ -115,20 +119,19 @@ def run_bundle(bundle: Path, out: Path, progress: bool = True) -> RunReport:
             data["thermal_c"] = device.thermal()
             _save(out, data)
             if progress:
-                done = sum(min(len(results.get(it["id"], {}).get("medians", [])), passes) for it in items)
+                done = sum(min(len(_medians(results, k)), n) for k, n in want.items())
                 print(f"[hwnas-agent] {done}/{total} measurements"
                       + (f" (+{counts['extra']} where two processes disagreed)" if counts["extra"] else ""),
                       file=sys.stderr, flush=True)
 
-    for p in range(passes):
-        one_pass(p, [it for it in items if len(results.get(it["id"], {}).get("medians", [])) <= p], False)
-    if passes >= 2:
-        for p in range(passes, passes + extra_passes):
-            todo = [it for it in items if not agreeing(results[it["id"]]["medians"], tolerance)
-                    and len(results[it["id"]]["medians"]) <= p]
-            if not todo:
-                break
-            one_pass(p, todo, True)
+    for p in range(max(want.values(), default=0)):
+        one_pass(p, [it for it in items if want[it["id"]] > p and len(_medians(results, it["id"])) <= p], False)
+    for p in range(extra_passes):
+        todo = [it for it in items if want[it["id"]] >= 2 and not agreeing(_medians(results, it["id"]), tolerance)
+                and len(_medians(results, it["id"])) < want[it["id"]] + p + 1]
+        if not todo:
+            break
+        one_pass(want[todo[0]["id"]] + p, todo, True)
     data["complete"] = True
     _save(out, data)
     return RunReport(counts["timed"], resumed, counts["extra"], time.perf_counter() - start)

@@ -68,12 +68,17 @@ class AgentClient:
             raise AgentError(f"{self.url} did not prove it holds the token: not your agent")
         return self
 
-    def request(self, header: dict, payload: bytes = b"") -> dict:
+    def request(self, header: dict, payload: bytes = b"", retry: bool = True) -> dict:
+        """One request and its reply. Every request is idempotent, so a connection the agent closed while it
+        was idle (its --idle-timeout) is opened again once; a second failure is the agent's."""
         self.connect()
         try:
             send(self.sock, header, payload)
             reply, _ = recv(self.sock)
         except (ProtocolError, ConnectionError, socket.timeout, OSError) as e:
+            if retry and not isinstance(e, (ProtocolError, socket.timeout)):
+                self.close()
+                return self.request(header, payload, retry=False)
             raise self._lost(f"dropped the connection ({e})") from None
         return reply
 
@@ -99,14 +104,20 @@ class AgentClient:
         self.sent.add(sha)
         return sha
 
-    def time(self, data: bytes, settings: dict[str, Any]) -> dict[str, Any]:
-        """Time a model file on the device: {"measurement": {...}, "providers": [...], "pinning": "..."}."""
-        sha = self.upload(data)
-        reply = self.request({"op": "time", "sha256": sha, "settings": settings})
-        if not reply.get("ok") and reply.get("missing"):  # evicted or the agent restarted with a new work dir
-            self.sent.discard(sha)
+    def time(self, data: bytes, settings: dict[str, Any], reference: Optional[bytes] = None) -> dict[str, Any]:
+        """Time a model file on the device: {"measurement": {...}, "providers": [...], "pinning": "..."}.
+        ``reference`` (with ``settings["pair"]["calm_ms"]``): the model timed in alternation with it."""
+        def attempt() -> dict:
             sha = self.upload(data)
-            reply = self.request({"op": "time", "sha256": sha, "settings": settings})
+            s = dict(settings)
+            if reference is not None:
+                s["pair"] = {**settings["pair"], "sha256": self.upload(reference)}
+            return self.request({"op": "time", "sha256": sha, "settings": s})
+
+        reply = attempt()
+        if not reply.get("ok") and reply.get("missing"):  # evicted or the agent restarted with a new work dir
+            self.sent.clear()
+            reply = attempt()
         if not reply.get("ok"):
             raise AgentError(f"the device agent at {self.url} could not time the model: {reply.get('error')}")
         return reply

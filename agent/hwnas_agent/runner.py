@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hwnas_agent.timing import Measurement, TimingPolicy, time_callable
+from hwnas_agent.timing import Measurement, TimingPolicy, time_maybe_paired
 
 LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
           "all": "ORT_ENABLE_ALL"}
@@ -54,10 +54,34 @@ def feed_for(sess) -> dict[str, Any]:
     return {inputs[0].name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
 
 
+def _pair(settings: dict[str, Any]) -> Any:
+    """(reference callable, calm ms) when the request pairs with a reference model (``settings["pair"]``)."""
+    pair = settings.get("pair")
+    if not pair:
+        return None
+    calm = float(pair["calm_ms"])
+    if not calm > 0:
+        raise ValueError("pair.calm_ms must be > 0")
+    ref = session(pair["path"], {"threads": settings.get("threads", 1), "opt_level": "all", "format": "onnx"})
+    ref_feed = feed_for(ref)
+    ref_names = [o.name for o in ref.get_outputs()]
+    return (lambda: ref.run(ref_names, ref_feed)), calm
+
+
+MAX_TIME_S = 60.0  # no request may keep the device timing one model longer than this
+
+
+def policy_of(value: Any) -> TimingPolicy:
+    """The timing policy a request asks for, its times capped at :data:`MAX_TIME_S`."""
+    p = TimingPolicy.of(value if isinstance(value, dict) else None)
+    cap = {k: min(float(getattr(p, k)), MAX_TIME_S) for k in ("warmup_s", "min_time_s", "max_time_s")}
+    return TimingPolicy.of({**{f: getattr(p, f) for f in p.__dataclass_fields__}, **cap})
+
+
 def time_model(path: "str | Path", settings: dict[str, Any]) -> tuple[Measurement, list[str]]:
     """Time the model at ``path``; returns the measurement and the providers that ran it."""
     sess = session(path, settings)
     feed = feed_for(sess)
     names = [o.name for o in sess.get_outputs()]
-    m = time_callable(lambda: sess.run(names, feed), TimingPolicy.of(settings.get("policy")))
+    m = time_maybe_paired(lambda: sess.run(names, feed), policy_of(settings.get("policy")), _pair(settings))
     return m, list(sess.get_providers())

@@ -99,6 +99,8 @@ class Handler(socketserver.BaseRequestHandler):
                 except RuntimeError as e:  # the worker died: a new one for the next request
                     worker = None
                     reply = {"ok": False, "error": str(e)}
+                except (ValueError, TypeError, KeyError) as e:  # a field of the wrong type or value
+                    reply = {"ok": False, "error": f"bad request {op!r}: {type(e).__name__}: {e}"}
                 send(conn, reply)
         except (ConnectionError, socket.timeout, OSError):
             pass  # the client went away (or idled past the timeout): its worker goes with it
@@ -161,6 +163,13 @@ class Handler(socketserver.BaseRequestHandler):
                         "missing": True}, worker
             if not isinstance(settings, dict):
                 return {"ok": False, "error": "'time' needs a settings object"}, worker
+            pair = settings.get("pair")
+            if pair is not None:  # the reference model timed in alternation: named by digest, like the item
+                ref = store.path(pair.get("sha256")) if isinstance(pair, dict) and is_digest(pair.get("sha256")) else None
+                if ref is None:
+                    return {"ok": False, "error": "the pairing reference model is not here: send it first ('put')",
+                            "missing": True}, worker
+                settings = {**settings, "pair": {"path": str(ref), "calm_ms": pair.get("calm_ms")}}
             threads, pin = int(settings.get("threads", 1)), settings.get("pin", "auto")
             with self.server.device_lock:
                 if worker is not None and (worker.threads, worker.pin) != (threads, pin):

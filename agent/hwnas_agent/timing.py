@@ -129,3 +129,67 @@ def time_callable(fn: Callable[[], Any], policy: TimingPolicy = TimingPolicy(),
 
 def _minflt() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else 0
+
+
+@dataclass(frozen=True)
+class Paired:
+    """An item timed in alternation with a fixed reference in the same process: ``item`` and ``reference`` are
+    their own samples' statistics (ms), ``ratio`` the statistics of item/reference per adjacent sample pair."""
+
+    item: Measurement
+    reference: Measurement
+    ratio: Measurement
+    _ratios: tuple = ()
+
+    def normalized(self, reference_calm_ms: float) -> Measurement:
+        """The item's latency with the device as calm as when the reference measured ``reference_calm_ms``:
+        each sample's ratio times that, so median, spread and CV are of the spell-free figure."""
+        return Measurement.from_samples([float(r) * reference_calm_ms for r in self._ratios],
+                                        self.item.calls_per_sample, self.item.minflt_per_call)
+
+
+def time_paired(fn: Callable[[], Any], reference: Callable[[], Any],
+                policy: TimingPolicy = TimingPolicy()) -> Paired:
+    """Alternate samples of ``fn`` and ``reference`` (each batched to ``min_sample_s``), so a slow spell of the
+    device (another tenant, throttling) that stretches one stretches its neighbour too, and their ratio stays.
+    Stops when the median ratio's 95 % CI is within the policy's target (or at its time cap)."""
+    def per_call(f: Callable[[], Any], calls: int) -> float:
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            f()
+        return (time.perf_counter_ns() - t0) / 1e6 / calls
+
+    start, warm_f, warm_r = time.perf_counter(), [], []
+    while len(warm_f) < policy.min_warmup_calls or time.perf_counter() - start < policy.warmup_s:
+        warm_f.append(per_call(fn, 1))
+        warm_r.append(per_call(reference, 1))
+    batch_f = max(1, math.ceil(policy.min_sample_s * 1e3 / max(float(np.median(warm_f[len(warm_f) // 2:])), 1e-6)))
+    batch_r = max(1, math.ceil(policy.min_sample_s * 1e3 / max(float(np.median(warm_r[len(warm_r) // 2:])), 1e-6)))
+    fs: list[float] = []
+    rs: list[float] = []
+    ratios: list[float] = []
+    t_start = time.perf_counter()
+    while True:
+        a = per_call(fn, batch_f)
+        b = per_call(reference, batch_r)
+        fs.append(a)
+        rs.append(b)
+        ratios.append(a / b if b > 0 else float("inf"))
+        elapsed, n = time.perf_counter() - t_start, len(ratios)
+        if elapsed >= policy.max_time_s and n >= min(policy.min_samples, 5):
+            break
+        if n >= policy.min_samples and elapsed >= policy.min_time_s:
+            med = float(np.median(ratios))
+            mad = float(np.median(np.abs(np.asarray(ratios) - med)))
+            if med > 0 and 1.96 * 1.2533 * 1.4826 * mad / math.sqrt(n) / med <= policy.target_rel_ci:
+                break
+    return Paired(Measurement.from_samples(fs, batch_f), Measurement.from_samples(rs, batch_r),
+                  Measurement.from_samples(ratios, 1), tuple(ratios))
+
+
+def time_maybe_paired(fn: Callable[[], Any], policy: TimingPolicy, pair: Any = None) -> Measurement:
+    """``time_callable``, or with ``pair`` = (reference callable, its calm ms) the paired, normalised figure."""
+    if pair is None:
+        return time_callable(fn, policy)
+    reference, calm_ms = pair
+    return time_paired(fn, reference, policy).normalized(calm_ms)

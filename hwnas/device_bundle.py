@@ -1,0 +1,200 @@
+"""Offline device bundles: a LUT of a device hwnas cannot reach over the network.
+
+``export_bundle`` writes every block of the space, the calibration networks and the drift-reference networks
+as the model files the profiler would time, plus a manifest (space digest, profiler settings, timing policy,
+how many fresh processes each item needs); ``hwnas-agent run`` times them on the device; ``import_timings``
+builds the LUT from its timings file with the same code as a live build (``build_lut``): hwnas.isolate hands
+the recorded measurements back in the order the agent made them, so the lowest-median and agreement rules give
+what they would have given live.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from hwnas import jsonio
+from hwnas.blocks import build_model
+from hwnas.errors import InputError
+from hwnas.isolate import EXTRA_PASSES, agreeing, agreement_tolerance
+from hwnas.lut import atomic_write_text, now_iso
+from hwnas.measure import available_profiler
+from hwnas.profilers import Measurement
+from hwnas.profilers._remote import REPLAY, remote_settings
+
+BUNDLE_FORMAT, TIMINGS_FORMAT, VERSION = "hwnas-bundle", "hwnas-timings", 1
+
+
+class BundleError(InputError):
+    """A bundle or timings file that does not belong to this command; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    blocks: int
+    networks: int
+    files: int
+    bytes: int
+
+
+def _items(space: Any, resolutions: Sequence[int], calib_archs: int, seed: int, passes: int,
+           calibrate: bool) -> list[tuple[str, int, Any]]:
+    """(id, fresh processes wanted, a LayerDesc or an Arch) for everything a build would measure."""
+    from hwnas.calibrate import sample_archs
+    from hwnas.drift import REFERENCE_NETS, REFERENCE_PROCESSES
+
+    out: dict[str, list] = {d.key: [d.key, passes, d] for d in space.all_layers(resolutions)}
+    if calibrate:
+        for a in sample_archs(space, calib_archs, seed, resolutions):
+            out.setdefault(f"arch:{a.id}", [f"arch:{a.id}", 0, a])[1] = max(passes, 1)
+        for a in sample_archs(space, REFERENCE_NETS, seed=seed + 7919):
+            entry = out.setdefault(f"arch:{a.id}", [f"arch:{a.id}", 0, a])
+            entry[1] = max(entry[1], REFERENCE_PROCESSES, 2)
+    return [tuple(v) for v in out.values()]
+
+
+def export_bundle(profiler_name: str, space: Any, out_dir: str | Path, *, resolutions: Sequence[int] | None = None,
+                  profiler_options: dict[str, Any] | None = None, calib_archs: int = 30, seed: int = 0,
+                  processes: int = 2, calibrate: bool = True, command: str = "",
+                  progress: bool = True) -> ExportReport:
+    """Write the bundle a device agent times offline (``hwnas-agent run DIR --out timings.json``)."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise BundleError(f"--export-bundle {out} exists and is not empty; give a new directory")
+    options = dict(profiler_options or {})
+    profiler = available_profiler(profiler_name, options)
+    if not hasattr(profiler, "model_file"):
+        raise BundleError(f"profiler {profiler_name!r} times PyTorch modules here; bundles need one that times model "
+                          f"files on a device (ort-cpu, ort-mobile)")
+    resolutions = tuple(resolutions) if resolutions is not None else tuple(space.resolutions)
+    passes = max(1, processes)
+    models = out / "models"
+    models.mkdir(parents=True)
+    manifest_items, fmt, total = [], "onnx", 0
+    items = _items(space, resolutions, calib_archs, seed, passes, calibrate)
+    from hwnas_agent.protocol import digest
+
+    for item_id, n, what in tqdm(items, desc=f"exporting the bundle ({profiler_name})", unit="model",
+                                 disable=not progress, dynamic_ncols=True):
+        if item_id.startswith("arch:"):
+            module, shape, kind = build_model(what), (1, space.in_channels, what.resolution, what.resolution), "network"
+        else:
+            module, shape, kind = what.build(), what.input_shape, "block"
+        data, fmt = profiler.model_file(module, shape)
+        sha = digest(data)
+        (models / f"{sha}.{fmt}").write_bytes(data)
+        total += len(data)
+        manifest_items.append({"id": item_id, "kind": kind, "passes": n, "file": f"models/{sha}.{fmt}", "sha256": sha,
+                               **({"arch": what.to_dict()} if kind == "network" else {})})
+    settings = remote_settings(profiler, fmt)
+    manifest = {"format": BUNDLE_FORMAT, "version": VERSION, "created": now_iso(), "command": command,
+                "profiler": profiler_name, "profiler_settings": profiler.settings(), "space": space.to_dict(),
+                "space_digest": space.digest, "resolutions": list(resolutions), "calibrate": calibrate,
+                "calib_archs": calib_archs, "seed": seed, "processes": passes, "settings": settings,
+                "agree": agreement_tolerance(options), "extra_passes": EXTRA_PASSES, "chunk": 24,
+                "items": manifest_items}
+    atomic_write_text(out / "manifest.json", jsonio.dumps(manifest, indent=1))
+    blocks = sum(1 for it in manifest_items if it["kind"] == "block")
+    return ExportReport(out, blocks, len(manifest_items) - blocks, len(manifest_items), total)
+
+
+def check_timings(path: str | Path, profiler_name: str, space: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The timings file's manifest, once it is shown to belong to this command (space, profiler, settings)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise BundleError(f"cannot read --import-timings {str(path)!r}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise BundleError(f"--import-timings {path} is not JSON ({e}); copy it from the device again") from None
+    if not isinstance(data, dict) or data.get("format") != TIMINGS_FORMAT or "manifest" not in data:
+        raise BundleError(f"{path} is not a timings file of `hwnas-agent run`")
+    if not data.get("complete"):
+        raise BundleError(f"{path} is incomplete (the agent was stopped): run `hwnas-agent run BUNDLE --out "
+                          f"{path.name}` on the device again to finish it, then import")
+    manifest = data["manifest"]
+    problems = []
+    if manifest.get("space_digest") != space.digest:
+        problems.append(f"its bundle was exported for space {manifest.get('space', {}).get('name')!r} "
+                        f"(digest {manifest.get('space_digest')}), this command's is {space.name!r} ({space.digest})")
+    if manifest.get("profiler") != profiler_name:
+        problems.append(f"its bundle was exported for profiler {manifest.get('profiler')!r}, not {profiler_name!r}")
+    profiler = available_profiler(profiler_name, {**options, "device": REPLAY + str(path)})
+    here = remote_settings(profiler, manifest["settings"].get("format", "onnx"))
+    diff = [k for k in ("threads", "pin", "opt_level", "format", "providers", "policy")
+            if here.get(k) != manifest["settings"].get(k)]
+    if diff:
+        problems.append(f"its settings differ from this command's in {', '.join(diff)} (exported with "
+                        + ", ".join(f"{k}={manifest['settings'].get(k)!r}" for k in diff) + ")")
+    if problems:
+        raise BundleError(f"--import-timings {path} does not belong to this command: " + "; ".join(problems)
+                          + ". Import it with the flags it was exported with, or export a new bundle")
+    return manifest
+
+
+# -- replaying recorded measurements (hwnas.isolate calls this for device=timings:FILE) ------------------------
+_CURSORS: dict[str, dict[str, int]] = {}
+_TIMINGS: dict[str, dict[str, Any]] = {}
+
+
+def replay(device: str, kind: str, items: Sequence[Any], space_dict: dict | None, passes: int,
+           on_result: Callable[[int, Measurement, int], None] | None, agree: float | None,
+           options: dict[str, Any]) -> list[Measurement]:
+    """What ``measure_isolated`` returns, from the recorded runs: each pass takes an item's next run."""
+    path = device[len(REPLAY):]
+    if path not in _TIMINGS:
+        _TIMINGS[path] = json.loads(Path(path).read_text())["results"]
+        _CURSORS[path] = {}
+    results, cursor = _TIMINGS[path], _CURSORS[path]
+    if kind == "layer":
+        ids = list(items)
+    elif kind == "arch":
+        from hwnas.space import space_from_dict
+
+        space = space_from_dict(space_dict)
+        ids = [f"arch:{space.arch_from_dict(a).id}" for a in items]
+    else:
+        raise BundleError("an offline bundle's timings hold its blocks and networks only; measure other files "
+                          "on the device with hwnas-agent, or through --device tcp://HOST:PORT")
+    missing = [i for i in ids if i not in results]
+    if missing:
+        raise BundleError(f"the timings have no measurement of {missing[0]!r} ({len(missing)} missing): the bundle "
+                          f"was exported with other flags; export it again with these")
+    best: list[Measurement | None] = [None] * len(ids)
+    medians: list[list[float]] = [[] for _ in ids]
+
+    def take(i: int, p: int, strict: bool) -> bool:
+        runs = results[ids[i]]["runs"]
+        k = cursor.get(ids[i], 0)
+        if k >= len(runs) and strict:
+            return False
+        m = Measurement(**runs[k]) if k < len(runs) else min((Measurement(**r) for r in runs),
+                                                               key=lambda x: x.median_ms)
+        cursor[ids[i]] = k + 1
+        medians[i].append(m.median_ms)
+        if best[i] is None or m.median_ms < best[i].median_ms:
+            best[i] = m
+        if on_result is not None:
+            on_result(i, best[i], p + 1)
+        return True
+
+    for p in range(passes):
+        for i in range(len(ids)):
+            take(i, p, strict=False)
+    if passes >= 2 and agree is not None:
+        tolerance = agreement_tolerance(options, agree)
+        for p in range(passes, passes + EXTRA_PASSES):
+            todo = [i for i in range(len(ids)) if not agreeing(medians[i], tolerance)]
+            if not [i for i in todo if take(i, p, strict=True)]:
+                break
+    return [m for m in best if m is not None]
+
+
+def import_report(manifest: dict[str, Any], stream: Any = sys.stderr) -> None:
+    print(f"importing {len(manifest['items'])} timed items of the bundle exported {manifest.get('created')} "
+          f"({manifest.get('command') or 'hwnas profile --export-bundle'})", file=stream)
