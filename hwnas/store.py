@@ -73,6 +73,25 @@ class DamagedStoreError(StoreError):
     """The store's file is damaged (``PRAGMA quick_check`` fails): :func:`salvage` is the way out."""
 
 
+class DiskFullError(StoreError):
+    """The run's disk refused a write (full, over quota, or an I/O error): free space, then run again."""
+
+
+def is_write_failure(e: BaseException) -> bool:
+    """A write the disk refused, not a mistake of hwnas or of the input: ENOSPC/EDQUOT/EIO, or SQLite's
+    SQLITE_FULL/SQLITE_IOERR (what it raises when the disk is full as it writes a page, a journal or a -shm)."""
+    import errno
+
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
+    if isinstance(e, sqlite3.Error):
+        code = getattr(e, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+        return "disk is full" in str(e) or "disk I/O error" in str(e)
+    return False
+
+
 class RunStore:
     def __init__(self, path: str | Path, readonly: bool = False):
         """``readonly``: for readers (finalize, report), which must never change the run they read."""
@@ -186,6 +205,10 @@ def _connect(path: Path) -> sqlite3.Connection:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
     except sqlite3.DatabaseError as e:
+        if db is not None:
+            db.close()
+        if is_write_failure(e):
+            raise DiskFullError(f"{path}: {e}") from None
         problem = str(e)
     if problem is not None:
         if db is not None:
@@ -283,8 +306,11 @@ class RunLock:
                 raise StoreError(f"another search is running on {self.path.parent} (pid {holder} holds "
                                  f"{self.path.name}); wait for it to finish, or stop it and then add --resume"
                                  ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # after the lock is ours: a reader of the pid sees the holder
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # after the lock is ours: a reader of the pid sees the holder
+        except OSError:  # a full disk: the lock is held all the same (the pid only names the holder), and the
+            pass         # store's first write then says what is wrong
         self.fd = fd
 
     def release(self) -> None:

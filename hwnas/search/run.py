@@ -21,7 +21,8 @@ from hwnas.search.problem import Constraints, Problem
 from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy, strategy_options as options_of
 from hwnas.space import SearchSpace, canonical_arch
-from hwnas.store import SALVAGE, RunLock, RunStore, StoreError, damage, salvage as salvage_store, shorten
+from hwnas.store import (SALVAGE, DiskFullError, RunLock, RunStore, StoreError, damage, is_write_failure,
+                         salvage as salvage_store, shorten)
 
 
 class InfeasibleBudgetError(InputError):
@@ -273,7 +274,12 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
         if salvage:
             salvage_damaged(db)
         new = not db.exists()
-        store = RunStore(db)
+        try:
+            store = RunStore(db)
+        except DiskFullError as e:
+            if new:  # what the failed creation left (a 4 KB run.sqlite, its -wal, run.lock) would block the retry
+                discard_new_run(out, made_out)
+            raise disk_full(out, e, kept=not new) from None
         try:
             open_run(store, plan.config, resume, plan.lut_table)
             store.set_meta("commands", (store.get_meta("commands") or []) + [command or " ".join(sys.argv)])
@@ -281,15 +287,30 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
                 return search_loop(store, plan, out, generations, progress, start)
             finally:
                 plan.dispatcher.close()
-        except Exception:
+        except Exception as e:
             # a run that stored nothing is removed; one whose first generation failed part-way keeps what
             # finished, so --resume evaluates none of it again
+            kept = True
             if new and store.last_generation() is None and not store.evals(plan.config["evaluator"]):
                 store.close()
                 discard_new_run(out, made_out)
+                kept = False
+            if is_write_failure(e):
+                raise disk_full(out, e, kept) from None
             raise
         finally:
             store.close()
+
+
+def disk_full(out: Path, e: BaseException, kept: bool) -> DiskFullError:
+    """A write refused mid-search (the disk full): every committed generation and stored evaluation is intact,
+    and a resume continues to the very front an uninterrupted run reaches."""
+    why = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
+    if kept:
+        return DiskFullError(f"could not write the run in {out} ({why}); what was saved is kept: free space, then run "
+                             f"the same command with --resume (it continues to the same front)")
+    return DiskFullError(f"could not write the run in {out} ({why}); nothing was kept: free space, then run the "
+                         f"same command")
 
 
 def salvage_damaged(db: Path) -> None:
