@@ -14,62 +14,43 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hwnas.errors import SearchError
+from hwnas.registry import Registry
 from hwnas.search.pareto import rank_and_crowding, survive
 from hwnas.space import Arch, SearchSpace
 
-_STRATEGIES: dict[str, Callable[..., "Strategy"]] = {}
-GROUP = "hwnas.strategies"  # plugins: [project.entry-points."hwnas.strategies"] name = "module:Class"
 # set by the run loop, never by a user's --strategy-option
 RESERVED = ("population", "seed")
+STRATEGIES = Registry("strategy", "hwnas.strategies", SearchError, hidden=("space", *RESERVED))
+GROUP = STRATEGIES.group  # plugins: [project.entry-points."hwnas.strategies"] name = "module:Class"
+# built in, but in their own modules (they import torch or optuna): named here, imported when first asked for
+for _name, _target in {"reinforce": "hwnas.search.reinforce:Reinforce",
+                       "predictor-guided": "hwnas.search.guided:PredictorGuided",
+                       "bayesian": "hwnas.search.bayes:Bayesian",
+                       "differentiable": "hwnas.search.differentiable:Differentiable"}.items():
+    STRATEGIES.register(_name, _target)
 
 
 def register_strategy(name: str) -> Callable:
+    """Class decorator: a built-in strategy called ``name`` (its ``name`` attribute set to it)."""
     def deco(cls):
-        _STRATEGIES[name] = cls
         cls.name = name
-        return cls
+        return STRATEGIES.register(name, cls)
 
     return deco
 
 
-def _plugins() -> dict[str, Any]:
-    """Strategies other packages register under the ``hwnas.strategies`` entry-point group (not loaded
-    until used; a plugin cannot shadow a built-in name)."""
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in _STRATEGIES and ep.name not in _LAZY}
-
-
-# built in, but in their own modules (they import torch): loaded when first asked for
-_LAZY = {"reinforce": "hwnas.search.reinforce", "predictor-guided": "hwnas.search.guided",
-         "bayesian": "hwnas.search.bayes", "differentiable": "hwnas.search.differentiable"}
-
-
 def _strategy_class(name: str) -> Callable[..., "Strategy"]:
-    if name in _LAZY and name not in _STRATEGIES:
-        import importlib
-
-        importlib.import_module(_LAZY[name])
-    if name in _STRATEGIES:
-        return _STRATEGIES[name]
-    plugins = _plugins()
-    if name not in plugins:
-        raise SearchError(f"unknown strategy {name!r}; available: {list_strategies()} (plugins register under "
-                          f"the {GROUP!r} entry-point group)")
-    cls = plugins[name].load()
+    cls = STRATEGIES.get(name)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise SearchError(f"strategy plugin {name!r} ({plugins[name].value}) is not a hwnas Strategy subclass")
+        raise SearchError(f"strategy plugin {name!r} ({STRATEGIES.where(name)[1]}) is not a hwnas Strategy subclass")
     cls.name = name
     return cls
 
 
 def strategy_options(name: str) -> dict[str, Any]:
     """The options ``--strategy-option`` may set for strategy ``name``, with their defaults."""
-    import inspect
-
-    params = inspect.signature(_strategy_class(name).__init__).parameters
-    return {k: p.default for k, p in params.items()
-            if k not in ("self", "space", *RESERVED) and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    _strategy_class(name)
+    return STRATEGIES.options(name) or {}
 
 
 def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy":
@@ -77,10 +58,7 @@ def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy"
     mistyped key is refused with the ones the strategy takes (never silently ignored)."""
     cls = _strategy_class(name)
     allowed = strategy_options(name)
-    unknown = sorted(set(options) - set(allowed) - set(RESERVED))
-    if unknown:
-        listed = ", ".join(f"{k} (default {v!r})" for k, v in allowed.items()) or "none"
-        raise SearchError(f"strategy {name!r} takes no option(s) {unknown}; its options: {listed}")
+    STRATEGIES.check_options(name, options)
     for key, value in options.items():
         if key not in allowed or value is None:
             continue
@@ -99,7 +77,7 @@ def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy"
 
 
 def list_strategies() -> list[str]:
-    return sorted({*_STRATEGIES, *_LAZY, *_plugins()})
+    return STRATEGIES.names()
 
 
 class Strategy:
