@@ -7,6 +7,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from hwnas import jsonio
 from hwnas.errors import InputError
+from hwnas.registry import Registry
 from hwnas.space import Arch
 
 
@@ -27,32 +28,31 @@ class Evaluator(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[..., Evaluator]] = {}
+EVALUATORS = Registry("evaluator", "hwnas.evaluators", EvaluatorError)
+# each registered by its own module's decorator; named here so that choosing one imports only its module
+for _name, _target in {"predictor": "hwnas.evaluate.predictor:PredictorEvaluator",
+                       "supernet": "hwnas.evaluate.supernet:SupernetEvaluator",
+                       "train": "hwnas.evaluate.train:EarlyStoppingEvaluator",
+                       "proxy:vote": "hwnas.evaluate.vote:VoteEvaluator",
+                       **{f"proxy:{p}": f"hwnas.evaluate.proxies:proxy_{p}"
+                          for p in ("synflow", "naswot", "grad_norm", "snip")}}.items():
+    EVALUATORS.register(_name, _target)
+_REGISTRY = EVALUATORS._builtins  # name -> factory (or its lazy "module:attr"); tests patch one in here
 
 
 def register_evaluator(name: str) -> Callable:
-    def deco(factory: Callable[..., Evaluator]) -> Callable[..., Evaluator]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
-
-
-def _load_builtins() -> None:
-    # importing registers: proxy:*, proxy:vote, predictor, supernet, train
-    from hwnas.evaluate import predictor, proxies, supernet, train, vote  # noqa: F401
+    """Decorator: a built-in evaluator factory (a class, or a function returning one) called ``name``."""
+    return EVALUATORS.register(name)
 
 
 def list_evaluators() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return EVALUATORS.names()
 
 
 def create_evaluator(name: str, **options: Any) -> Evaluator:
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise EvaluatorError(f"unknown evaluator {name!r}; available: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**options)
+    """Evaluator ``name`` made with ``options``; an option its factory does not take is refused, listing those
+    it does."""
+    return EVALUATORS.create(name, **options)
 
 
 class Scores(list):

@@ -117,6 +117,9 @@ class AccuracyPredictor:
 
 @register_evaluator("predictor")
 class PredictorEvaluator:
+    """The score a trained accuracy predictor (``hwnas predictor``: an MLP fitted on another evaluator's scores,
+    e.g. the supernet's) predicts for each arch."""
+
     name = "predictor"
 
     def __init__(self, path: str | Path | None = None, predictor: AccuracyPredictor | None = None):

@@ -145,22 +145,25 @@ class ProxyEvaluator:
         return out
 
 
-_OPTIONS = ("seed", "data", "split_seed", "batch_size", "data_limit")
-
-
 def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
-    def make(**options: Any) -> ProxyEvaluator:
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:  # synflow below drops data options: a typo (``sed=1``) must not vanish with them
-            raise EvaluatorError(f"proxy:{proxy} takes no option(s) {unknown}; it takes {list(_OPTIONS)}")
+    def make(seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64,
+             data_limit: int | None = None) -> ProxyEvaluator:
         if proxy == "synflow":  # data-free: data options do not change its score
-            options = {k: v for k, v in options.items() if k == "seed"}
-        return ProxyEvaluator(proxy, **options)
+            return ProxyEvaluator(proxy, seed=seed)
+        return ProxyEvaluator(proxy, seed=seed, data=data, split_seed=split_seed, batch_size=batch_size,
+                              data_limit=data_limit)
+
+    make.__name__ = make.__qualname__ = f"proxy_{proxy}"
+    make.__doc__ = (f"Zero-cost proxy {proxy}: a score of the untrained network, "
+                    + ("data-free (the data options do not change it)." if not PROXIES[proxy][1]
+                       else "from one batch of the data."))
     return make
 
 
+# one factory per proxy, each a module attribute, so the registry's target hwnas.evaluate.proxies:proxy_NAME
+# names it; its signature is what the registry checks options against (a typo is refused, not dropped)
 for _name in PROXIES:
-    register_evaluator(f"proxy:{_name}")(_factory(_name))
+    globals()[f"proxy_{_name}"] = register_evaluator(f"proxy:{_name}")(_factory(_name))
 
 
 def score_all(archs: Sequence[Arch], seed: int = 0, data: str = "digits") -> dict[str, np.ndarray]:

@@ -37,6 +37,7 @@ def percentile(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     return (below + upto) / 2 / len(ref) * 100
 
 
+@register_evaluator("proxy:vote")
 class VoteEvaluator:
     """Mean percentile of each member proxy against a reference sample of the space."""
 
@@ -76,8 +77,3 @@ class VoteEvaluator:
         votes = np.mean([percentile(refs[p], np.asarray(e.evaluate(archs), float))
                          for p, e in self.proxies.items()], axis=0)
         return [float(v) for v in votes]
-
-
-@register_evaluator("proxy:vote")
-def _make(**options: Any) -> VoteEvaluator:
-    return VoteEvaluator(**options)
