@@ -30,13 +30,16 @@ from torch import nn
 
 from hwnas import blocks, jsonio
 from hwnas.blocks import LayerDesc
-from hwnas.space import ArchError, SpaceError, _check_fields, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
+from hwnas.space import SPACES, ArchError, SpaceError, _check_fields, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 
 
+@SPACES.register("cell")
 @dataclass(frozen=True)
 class CellSpace:
+    """A NAS-Bench-201 style cell space: one operation per edge of a small DAG, the cell repeated per stage."""
+
     name: str
     channels: tuple[int, ...] = (16, 32, 64)  # one per stage
     cells_per_stage: int = 5

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from hwnas import jsonio
 from hwnas.errors import InputError
-from hwnas.lut import atomic_write_text
+from hwnas.lut import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from hwnas.search.records import SearchRecord
@@ -53,9 +53,10 @@ def plot_front(path: Path, evaluated: Sequence[SearchRecord], front: Sequence[Se
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))  # never half a picture over the old one
+    finally:
+        plt.close(fig)
     return None
 
 

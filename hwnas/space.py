@@ -20,6 +20,7 @@ import numpy as np
 
 from hwnas import jsonio
 from hwnas.errors import InputError
+from hwnas.registry import Registry
 from hwnas.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
 SPACES_DIR = Path(__file__).parent / "spaces"
@@ -34,6 +35,12 @@ class ArchError(InputError):
     """An architecture does not fit its space; the message names the field and the allowed values."""
 
 
+# A space file's "kind" -> its space class (``from_dict(data, source)``, the Space protocol); outside packages
+# add kinds under the hwnas.spaces entry-point group. The cell kind imports torch: named here, loaded when read.
+SPACES = Registry("space", "hwnas.spaces", SpaceError, label="space kind")
+SPACES.register("cell", "hwnas.cells:CellSpace")
+
+
 # -- space ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class StageSpec:
@@ -43,8 +50,12 @@ class StageSpec:
     se: bool = False
 
 
+@SPACES.register("mbv3")
 @dataclass(frozen=True)
 class SearchSpace:
+    """A MobileNetV3 (Once-for-All style) space: stages of MBConv blocks, a depth, kernel and expand choice per
+    block, input resolutions and width multipliers."""
+
     kind = "mbv3"  # a class attribute, not a field: to_dict and the digest stay as they were
     name: str
     stages: tuple[StageSpec, ...]
@@ -594,9 +605,6 @@ def list_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.json"))
 
 
-KINDS = ("mbv3", "cell")
-
-
 @runtime_checkable
 class SpaceArch(Protocol):
     """One network of a space, of any kind: what search, the predictor, evaluators, finalize and reports use.
@@ -624,7 +632,7 @@ class SpaceArch(Protocol):
 class Space(Protocol):
     """A search space of any kind (``mbv3``: :class:`SearchSpace`; ``cell``: :class:`hwnas.cells.CellSpace`).
 
-    A new kind implements this, a ``from_dict``/``validate`` pair, and a branch in :func:`space_from_dict`;
+    A new kind implements this and a ``from_dict``/``validate`` pair, and registers its class in :data:`SPACES`;
     the predictor then prices it generically from ``layers()`` (:class:`hwnas.predict.LayerSumPredictor`)."""
 
     name: str
@@ -652,15 +660,6 @@ class Space(Protocol):
     def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> Any: ...
 
 
-SPACE_GROUP = "hwnas.spaces"  # entry points: kind name -> a class with from_dict(data, source) (the Space protocol)
-
-
-def _plugin_kinds() -> dict[str, Any]:
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=SPACE_GROUP) if ep.name not in KINDS}
-
-
 def checked_resolutions(space: Any, resolutions: Iterable[int] | None) -> tuple[int, ...]:
     """``resolutions`` (default: all of the space's), each one the space allows, or a SpaceError naming them."""
     resolutions = tuple(resolutions) if resolutions is not None else tuple(space.resolutions)
@@ -674,16 +673,11 @@ def space_from_dict(data: Any, source: str = "space") -> Any:
     """A space of the kind its ``"kind"`` field names: ``mbv3`` (the default), ``cell``, or a kind an
     installed package registers in the ``hwnas.spaces`` entry-point group."""
     kind = data.get("kind", "mbv3") if isinstance(data, dict) else "mbv3"
-    if kind == "cell":
-        from hwnas.cells import CellSpace
-
-        return CellSpace.from_dict(data, source)
-    if kind != "mbv3":
-        plugins = _plugin_kinds()
-        if kind not in plugins:
-            raise SpaceError(f"{source}: unknown space kind {kind!r}; choose from {list(KINDS) + sorted(plugins)}")
-        return plugins[kind].load().from_dict(data, source)
-    return SearchSpace.from_dict(data, source)
+    try:
+        cls = SPACES.get(kind)
+    except SpaceError as e:
+        raise SpaceError(f"{source}: {e}") from e.__cause__  # a plugin that failed to load keeps its cause
+    return cls.from_dict(data, source)
 
 
 def get_space(name_or_path: str | Path) -> Any:

@@ -2,34 +2,14 @@
 (tests run as root; skipped, with the reason, where mounting is not allowed). A creation that failed leaves
 nothing behind, so the same command works once space is freed; a search stopped mid-way keeps what it saved
 and says to free space and add --resume, which gives the front an uninterrupted run gives."""
-import contextlib
 import json
-import subprocess
 
 import pytest
 
 from conftest import ROOT, cli_here
+from fullfs import small_disk
 
 LUT = str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json")
-
-
-@contextlib.contextmanager
-def small_disk(path, size):
-    """A tmpfs of ``size`` at ``path``; ``resize(new)`` frees space (remount), as a user deleting files would."""
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up here (needs root with CAP_SYS_ADMIN): "
-                    f"{r.stderr.strip() or r.returncode}")
-
-    def resize(new):
-        subprocess.run(["mount", "-o", f"remount,size={new}", str(path)], check=True)
-
-    try:
-        yield resize
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def _search(out, generations, *extra):

@@ -94,8 +94,12 @@ class AccuracyPredictor:
         return FitReport(len(train), len(val), kendall_tau(pred, y[val]), float(np.abs(pred - y[val]).mean()))
 
     def save(self, path: str | Path) -> None:
-        torch.save({"space": self.space.to_dict(), "hidden": self.hidden, "layers": self.layers,
-                    "mean": self.mean, "std": self.std, "state": self.model.state_dict()}, Path(path))
+        """Atomically (hwnas.lut.atomic_write): a full disk or Ctrl-C leaves the old file, never half of one."""
+        from hwnas.lut import atomic_write
+
+        blob = {"space": self.space.to_dict(), "hidden": self.hidden, "layers": self.layers,
+                "mean": self.mean, "std": self.std, "state": self.model.state_dict()}
+        atomic_write(Path(path), lambda f: torch.save(blob, f))
 
     @classmethod
     def load(cls, path: str | Path) -> "AccuracyPredictor":
