@@ -9,58 +9,46 @@ Nothing is imported until a profiler is asked for by name or listed.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from importlib.metadata import entry_points
+import warnings
 from typing import Any
 
-from profilers.base import Profiler, ProfilerConfigError, capability
+from hwnas.profilers.base import Profiler, ProfilerConfigError, capability
+from hwnas.registry import PluginInfo, Registry
 
 GROUP = "hwnas.profilers"
-BUILTIN = {
-    "torch-cpu": "profilers.torch_cpu:TorchCPUProfiler",
-    "torch-cuda": "profilers.torch_cuda:TorchCUDAProfiler",
-    "ort-cpu": "profilers.ort_cpu:OrtCPUProfiler",
-    "ort-mobile": "profilers.ort_mobile:OrtMobileProfiler",
+BUILTIN = {  # named here, not by decorators in their modules: nothing of a profiler is imported to list it
+    "torch-cpu": "hwnas.profilers.torch_cpu:TorchCPUProfiler",
+    "torch-cuda": "hwnas.profilers.torch_cuda:TorchCUDAProfiler",
+    "ort-cpu": "hwnas.profilers.ort_cpu:OrtCPUProfiler",
+    "ort-mobile": "hwnas.profilers.ort_mobile:OrtMobileProfiler",
 }
+ProfilerInfo = PluginInfo  # name, kind, source ("builtin" or the distribution), target, unavailable (why not)
+LEGACY_PREFIX = "profilers."  # before 0.2 the plugins installed as a top-level ``profilers`` package
 
 
-@dataclass(frozen=True)
-class ProfilerInfo:
-    name: str
-    source: str            # "builtin" or the distribution that registered it
-    target: str            # "module:Class"
-    unavailable: str | None  # None when usable here, else why not
+def _current(target: str) -> str:
+    """``target`` with the old top-level ``profilers`` package renamed ``hwnas.profilers`` (with a warning)."""
+    module, sep, attr = target.partition(":")
+    if not (module.startswith(LEGACY_PREFIX) or module == LEGACY_PREFIX[:-1]):
+        return target
+    new = "hwnas." + module
+    warnings.warn(f"entry point {target!r} names the old top-level 'profilers' package; it is now "
+                  f"{new!r} (the old name keeps loading for one release)", DeprecationWarning, stacklevel=5)
+    return new + sep + attr
 
 
-def _targets() -> dict[str, tuple[str, str]]:
-    found = {name: ("builtin", target) for name, target in BUILTIN.items()}
-    for ep in entry_points(group=GROUP):
-        if ep.name in found:
-            continue  # our own pyproject re-declares the built-ins; a plugin cannot shadow them
-        dist = getattr(ep, "dist", None)
-        found[ep.name] = (dist.name if dist is not None else "entry point", ep.value)
-    return found
-
-
-def _load(target: str) -> type:
-    module, _, attr = target.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+PROFILERS = Registry("profiler", GROUP, ProfilerConfigError, available=lambda cls: cls().availability(),
+                     rename=_current)
+for _name, _target in BUILTIN.items():
+    PROFILERS.register(_name, _target)
 
 
 def get_profiler_class(name: str) -> type:
-    targets = _targets()
-    if name not in targets:
-        raise ProfilerConfigError(f"unknown profiler {name!r}; known: {sorted(targets)} "
-                       f"(plugins register under the {GROUP!r} entry-point group)")
-    return _load(targets[name][1])
+    return PROFILERS.get(name)
 
 
 def create_profiler(name: str, **options: Any) -> Profiler:
-    profiler = get_profiler_class(name)(**options)
+    profiler = PROFILERS.create(name, **options)
     if not isinstance(profiler, Profiler):
         raise TypeError(f"profiler {name!r} does not implement the Profiler protocol "
                         f"(name, availability, fingerprint, measure)")
@@ -74,11 +62,5 @@ def create_profiler(name: str, **options: Any) -> Profiler:
 
 
 def list_profilers() -> list[ProfilerInfo]:
-    out = []
-    for name, (source, target) in sorted(_targets().items()):
-        try:
-            reason = get_profiler_class(name)().availability()
-        except Exception as e:  # a broken plugin is listed with its error, not allowed to hide the others
-            reason = f"failed to load: {type(e).__name__}: {e}"
-        out.append(ProfilerInfo(name, source, target, reason))
-    return out
+    """Every profiler with where it came from and, when it cannot run here, why (a broken plugin: its error)."""
+    return PROFILERS.infos()

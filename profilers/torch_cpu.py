@@ -11,6 +11,8 @@ from hwnas.profilers.base import Measurement, time_callable
 
 
 class TorchCPUProfiler(BaseProfiler):
+    """PyTorch eager on the CPU: threads and pinning fixed while measuring, the allocator tuned as the host allows."""
+
     name = "torch-cpu"
 
     def availability(self) -> str | None:

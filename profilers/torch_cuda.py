@@ -10,6 +10,8 @@ from hwnas.profilers.base import Measurement, time_callable
 
 
 class TorchCUDAProfiler(BaseProfiler):
+    """PyTorch eager on a CUDA GPU, each sample timed with CUDA events."""
+
     name = "torch-cuda"
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None, device: int = 0):
