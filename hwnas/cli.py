@@ -184,6 +184,24 @@ def _at_resolution(arch, resolution: int | None):
     return out
 
 
+PLUGIN_KINDS = ("profiler", "strategy", "evaluator", "space")  # hwnas.registry.HOMES (not imported to build flags)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from hwnas.registry import registries
+
+    infos = [info for registry in registries(args.kind) for info in registry.infos()]
+    if args.json:
+        print(json.dumps([asdict(i) for i in infos], indent=2))
+        return EXIT_OK
+    for info in infos:
+        state = "available" if info.unavailable is None else f"unavailable: {info.unavailable}"
+        print(f"{info.kind:9s} {info.name:18s} {info.source:14s} {state}")
+    return EXIT_OK
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.lut import LUT
     from hwnas.predict import latency_predictor
@@ -653,6 +671,15 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
     p.add_argument("--resolution", type=int, help="input resolution [random]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=file_path)
+
+    p = add("plugins", cmd_plugins, "list every profiler, strategy, evaluator and space kind: built in or from "
+            "which installed package, and whether it loads (a profiler: whether it can run here, or why not)",
+            """
+hwnas plugins
+hwnas plugins --kind strategy
+hwnas plugins --kind profiler --json""")
+    p.add_argument("--kind", choices=PLUGIN_KINDS, help="only plugins of this kind")
+    p.add_argument("--json", action="store_true", help="one JSON list (with each plugin's module:attr target)")
     return parser
 
 
