@@ -51,6 +51,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """A seed: a whole number >= 0. Python's random seeds with the absolute value, so --seed -1 was the run of
+    --seed 1 under another name."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value} (a negative seed would give "
+                                         f"the run of seed {-value})")
+    return value
+
+
 def finite_positive(text: str) -> float:
     """A finite number > 0 (a budget or a limit: nan would switch the constraint off, inf means none)."""
     try:
@@ -498,7 +511,7 @@ hwnas profile --profiler torch-cpu --space demo --resolutions 32 --out /tmp/demo
     p.add_argument("--processes", type=int, default=2,
                    help="measure each block in N passes of fresh processes, keep the lowest median; "
                         "0 = all in this process (faster, less robust) [2]")
-    p.add_argument("--seed", type=int, default=0, help="seed for the calibration archs [0]")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for the calibration archs [0]")
 
     p = add("predict", cmd_predict, "predict network latency from a LUT",
             """
@@ -509,7 +522,7 @@ hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --jso
     p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
     p.add_argument("--sample", type=int, default=0, help="predict N random archs instead")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--breakdown", action="store_true", help="print each block's LUT latency")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -526,7 +539,7 @@ hwnas measure --profiler ort-cpu model.onnx""")
     p.add_argument("--processes", type=int, default=1,
                    help="measure each arch in N fresh processes, keep the lowest median; 0 = this process [1]")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-drift-check", action="store_true",
                    help="with --lut: skip re-measuring the LUT's reference networks first (saves a few seconds)")
@@ -552,7 +565,7 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
                         "(evolution), lr=0.005 (reinforce); repeatable; an unknown key is refused with the list")
     p.add_argument("--population", type=positive_int, default=50)
     p.add_argument("--generations", type=positive_int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--workers", type=positive_int, default=1,
                    help="parallel evaluations: local processes, or Ray actors with --executor ray (there 1 = one "
                         "per CPU of the cluster) [1]")
@@ -581,7 +594,7 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
                    help="digits, fashion-small (embedded), fashion-mnist (Debian's dataset-fashion-mnist), "
                         "idx:DIR (MNIST-style IDX files), an .npz (x: N x H x W x C uint8, y), a CIFAR python "
                         "directory or an image folder [digits]")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split [0]")
+    p.add_argument("--split-seed", type=seed_int, default=0, help="seed of the train/val/test split [0]")
     p.add_argument("--data-limit", type=positive_int, metavar="N",
                    help="keep N images per class (stratified, seeded) before the train/val split; an official "
                         "test set is kept whole: quick runs [all]")
@@ -596,7 +609,7 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
                         "the all-conv3x3 teacher pass) [fair for a cell space, else uniform]")
     p.add_argument("--no-distill", action="store_true",
                    help="random subnets learn the labels, not the largest subnet's soft labels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--device", default="auto",
                    help="auto (a CUDA GPU when torch sees one, else every CPU core), cpu, cuda or cuda:N [auto]")
     p.add_argument("--out", type=file_path, required=True, help="checkpoint file (rewritten every epoch)")
@@ -610,7 +623,7 @@ then: hwnas search ... --evaluator predictor --evaluator-option path=runs/predic
     p.add_argument("--checkpoint", type=Path, required=True, help="trained supernet (hwnas supernet)")
     p.add_argument("--archs", type=positive_int, default=200, help="random archs to score and fit on (20 %% held out) [200]")
     p.add_argument("--epochs", type=positive_int, default=300, help="MLP training epochs [300]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", type=file_path, required=True, help="predictor file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out")
 
@@ -658,7 +671,7 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
     p.add_argument("--epochs", type=positive_int, default=10, help="supernet training epochs [10]")
     p.add_argument("--population", type=positive_int, default=24)
     p.add_argument("--generations", type=positive_int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--force", action="store_true", help="start every step over")
     p.add_argument("--quick", action="store_true",
                    help="if a LUT must be built here: short timing runs, one pass (~4x faster to build, noisier); "
@@ -669,7 +682,7 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
     _add_space(p)
     p.add_argument("--n", type=positive_int, default=1)
     p.add_argument("--resolution", type=int, help="input resolution [random]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", type=file_path)
 
     p = add("plugins", cmd_plugins, "list every profiler, strategy, evaluator and space kind: built in or from "

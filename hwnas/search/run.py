@@ -81,9 +81,10 @@ class SearchPlan:
     lut_table: dict[str, Any] | None = None  # what the LUT's predictions are made of (hwnas.lut.content_table)
 
 
-def check_counts(population: int, generations: int, workers: int) -> None:
+def check_counts(population: int, generations: int, workers: int, seed: int = 0) -> None:
+    """``seed`` >= 0 too: Python's random seeds with the absolute value (seed -1 was the run of seed 1)."""
     for name, value, least in (("population", population, 2), ("generations", generations, 1),
-                               ("workers", workers, 1)):
+                               ("workers", workers, 1), ("seed", seed, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise SearchError(f"--{name} must be an integer >= {least}, got {value!r}")
 
@@ -123,7 +124,7 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
                 executor: str = "local", ray_address: str | None = None) -> SearchPlan:
     """Check every argument and build every object. Nothing may fail after --out is made: a typo that
     failed later left a run.sqlite that neither the corrected command nor --resume could use."""
-    check_counts(population, generations, workers)
+    check_counts(population, generations, workers, seed)
     check_constraints(constraints)
     lut = LUT.load(lut_path)
     space = searchable_space(lut, lut_path, space)
