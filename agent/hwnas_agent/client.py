@@ -32,6 +32,8 @@ class AgentClient:
         self.timeout = timeout
         self.sock: Optional[socket.socket] = None
         self.sent: set[str] = set()
+        self.features: set[str] = set()
+        self.version: Optional[str] = None
 
     def _lost(self, what: str) -> AgentError:
         self.close()
@@ -54,6 +56,8 @@ class AgentClient:
             if hello.get("protocol") != PROTOCOL:
                 raise AgentError(f"the agent at {self.url} speaks protocol {hello.get('protocol')}, hwnas {PROTOCOL}: "
                                  f"install matching versions of hwnas and hwnas-agent")
+            self.features = set(hello.get("features") or ())
+            self.version = hello.get("version")
             mine = nonce()
             send(sock, {"op": "auth", "protocol": PROTOCOL, "nonce": mine,
                         "proof": proof(self.token, "client", mine, hello["nonce"])})
@@ -107,6 +111,10 @@ class AgentClient:
     def time(self, data: bytes, settings: dict[str, Any], reference: Optional[bytes] = None) -> dict[str, Any]:
         """Time a model file on the device: {"measurement": {...}, "providers": [...], "pinning": "..."}.
         ``reference`` (with ``settings["pair"]["calm_ms"]``): the model timed in alternation with it."""
+        if reference is not None and "pair" not in self.connect().features:
+            raise AgentError(f"the device agent at {self.url} (hwnas-agent {self.version}) cannot pair measurements "
+                             f"with a reference: install this hwnas's agent on the device (pip install ./agent)")
+
         def attempt() -> dict:
             sha = self.upload(data)
             s = dict(settings)

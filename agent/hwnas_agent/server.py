@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from hwnas_agent import PROTOCOL, __version__, device
+from hwnas_agent import FEATURES, PROTOCOL, __version__, device
 from hwnas_agent.protocol import (ProtocolError, check_proof, digest, is_digest, model_format, nonce, proof, recv,
                                   send)
 from hwnas_agent.worker import Worker, WorkerError
@@ -111,7 +111,8 @@ class Handler(socketserver.BaseRequestHandler):
 
     def _authenticate(self, conn: socket.socket, peer: str) -> bool:
         mine = nonce()
-        send(conn, {"agent": "hwnas-agent", "protocol": PROTOCOL, "version": __version__, "nonce": mine})
+        send(conn, {"agent": "hwnas-agent", "protocol": PROTOCOL, "version": __version__, "features": list(FEATURES),
+                    "nonce": mine})
         try:
             header, _ = recv(conn, 0)
         except ProtocolError as e:
