@@ -128,7 +128,7 @@ def _profiler_options(args: argparse.Namespace, lut=None) -> dict[str, Any]:
         pin = args.pin_cpu
         flags["pin_cpu"] = pin if pin == AUTO_PIN else None if pin == "none" else int(pin)
     if getattr(args, "quick", False):
-        from profilers.base import TimingPolicy
+        from hwnas.profilers.base import TimingPolicy
 
         flags["policy"] = TimingPolicy.quick()
     return profiler_options(**flags) if lut is None else lut_profiler_options(lut, **flags)
@@ -141,25 +141,52 @@ def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> No
     p.add_argument("--pin-cpu", default="auto", type=pin_choice,
                    help="pin the process to this CPU index, 'none', or 'auto' (the last CPU when --threads 1)")
     p.add_argument("--quick", action="store_true", help="short timing runs (~10x faster, noisier): previews, tests")
+    _add_device_flags(p)
+
+
+def _add_device_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", metavar="tcp://HOST:PORT",
+                   help="measure on that device through its hwnas-agent (ORT profilers) instead of on this host")
+    p.add_argument("--token-file", help="the agent's shared token file (with --device)")
 
 
 # -- commands ------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
     from hwnas.profiling import build_lut
-    from profilers import list_profilers
+    from hwnas.profilers import list_profilers
 
     if args.list:
         for info in list_profilers():
             state = "available" if info.unavailable is None else f"unavailable: {info.unavailable}"
             print(f"{info.name:12s} {state}  [{info.source}]")
         return EXIT_OK
+    if args.export_bundle:
+        return _export_bundle(args)
     if not args.profiler or not args.out:
         raise CLIError("profile needs --profiler NAME and --out FILE (or --list)")
     space = _space(args)
-    report = build_lut(args.profiler, space, args.out, resolutions=args.resolutions,
-                       profiler_options=_profiler_options(args), command=_command(), force=args.force,
-                       calibrate=not args.no_calibrate, calib_archs=args.calib_archs, seed=args.seed,
-                       cv_threshold=args.cv_threshold, recalibrate=args.recalibrate, processes=args.processes)
+    build = dict(resolutions=args.resolutions, calibrate=not args.no_calibrate, calib_archs=args.calib_archs,
+                 seed=args.seed, processes=args.processes, paired=args.paired)
+    options = _profiler_options(args)
+    if args.import_timings:
+        if args.device:
+            raise CLIError("--import-timings builds the LUT from an offline bundle's timings; drop --device")
+        from hwnas.device_bundle import check_timings
+        from hwnas.measure import target_device
+        from hwnas.profilers._remote import REPLAY
+
+        manifest = check_timings(args.import_timings, args.profiler, space, options)
+        if args.paired:
+            raise CLIError("--paired is not available for offline bundles yet: build through --device instead")
+        build = dict(resolutions=manifest["resolutions"], calibrate=manifest["calibrate"],
+                     calib_archs=manifest["calib_archs"], seed=manifest["seed"], processes=manifest["processes"])
+        with target_device(REPLAY + str(Path(args.import_timings).resolve())):
+            report = build_lut(args.profiler, space, args.out, profiler_options=_profiler_options(args),
+                               command=_command(), force=args.force, cv_threshold=args.cv_threshold,
+                               recalibrate=args.recalibrate, **build)
+    else:
+        report = build_lut(args.profiler, space, args.out, profiler_options=options, command=_command(),
+                           force=args.force, cv_threshold=args.cv_threshold, recalibrate=args.recalibrate, **build)
     print(f"LUT {report.path}: {report.entries} entries ({report.measured} block measurements now, "
           f"{report.resumed} resumed from the file; {report.remeasured} entries kept a later, calmer measurement) "
           f"in {report.seconds:.0f} s"
@@ -175,6 +202,24 @@ def cmd_profile(args: argparse.Namespace) -> int:
         warning = calibration_warning(calib)
         if warning:
             print(warning, file=sys.stderr)
+    return EXIT_OK
+
+
+def _export_bundle(args: argparse.Namespace) -> int:
+    from hwnas.device_bundle import export_bundle
+
+    if not args.profiler:
+        raise CLIError("--export-bundle needs --profiler NAME (what the device runs: ort-cpu or ort-mobile)")
+    if args.device:
+        raise CLIError("--export-bundle is for a device hwnas cannot reach; with --device the build times there")
+    report = export_bundle(args.profiler, _space(args), args.export_bundle, resolutions=args.resolutions,
+                           profiler_options=_profiler_options(args), calib_archs=args.calib_archs, seed=args.seed,
+                           processes=args.processes, calibrate=not args.no_calibrate, command=_command())
+    print(f"bundle {report.path}: {report.blocks} blocks and {report.networks} whole networks, "
+          f"{report.bytes / 1e6:.1f} MB. On the device (onnxruntime + numpy; pip install ./agent):\n"
+          f"  hwnas-agent run {report.path.name} --out timings.json\n"
+          f"then here, with the same flags:  hwnas profile --profiler {args.profiler} ... "
+          f"--import-timings timings.json --out LUT.json")
     return EXIT_OK
 
 
@@ -250,7 +295,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_measure(args: argparse.Namespace) -> int:
     from hwnas.lut import LUT
     from hwnas.measure import arch_measurer, available_profiler, warn_if_foreign
-    from profilers import capability
+    from hwnas.profilers import capability
 
     lut = LUT.load(args.lut) if args.lut else None
     name = args.profiler or (lut.profiler if lut else None)
@@ -495,12 +540,24 @@ hwnas demo                 # the whole pipeline on embedded data, ~3 min on 2 co
 hwnas profile --list
 hwnas profile --profiler ort-cpu --space mbv3 --out luts/my-ort-cpu.json
 hwnas profile --profiler torch-cpu --space demo --resolutions 32 --out /tmp/demo.json --no-calibrate
+hwnas profile --profiler ort-cpu --space demo --out luts/board.json --device tcp://BOARD:7878 --token-file TOKEN
+hwnas profile --profiler ort-mobile --space demo --export-bundle bundle/      # offline: then on the device
+  hwnas-agent run bundle/ --out timings.json                                 # ... and back here:
+hwnas profile --profiler ort-mobile --space demo --import-timings timings.json --out luts/phone.json
 (interrupted? run the same command again: it resumes)""")
     _add_profiler_flags(p, required=False)
     _add_space(p)
     p.add_argument("--list", action="store_true", help="list profilers, available or not (with the reason)")
     p.add_argument("--resolutions", type=int, nargs="+", help="only these input resolutions [default: all]")
     p.add_argument("--out", type=file_path, help="LUT file to write (resumed when it exists)")
+    p.add_argument("--export-bundle", type=Path, metavar="DIR",
+                   help="write the blocks and networks as model files + a manifest for `hwnas-agent run` on a "
+                        "device hwnas cannot reach (offline); no LUT yet")
+    p.add_argument("--import-timings", type=Path, metavar="FILE",
+                   help="build the LUT from the timings `hwnas-agent run` wrote for an exported bundle")
+    p.add_argument("--paired", action="store_true",
+                   help="time every block and network in alternation with a fixed reference network, so slow "
+                        "spells of a shared or throttling device cancel (ORT profilers; the LUT stays paired)")
     p.add_argument("--force", action="store_true", help="start over even if --out exists")
     p.add_argument("--no-calibrate", action="store_true", help="skip the whole-network calibration")
     p.add_argument("--calibrate", dest="no_calibrate", action="store_false", help="calibrate (the default)")
@@ -645,6 +702,7 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--lut", type=Path, help="LUT file [the run's]")
     p.add_argument("--force", action="store_true",
                    help="replace the bundle in --out as a whole (swapped in only once complete)")
+    _add_device_flags(p)
     p.add_argument("--accept-lut-change", action="store_true",
                    help="go on with a LUT whose content is not the one the run was searched with (refused "
                         "otherwise); the report records the mismatch")
@@ -676,6 +734,7 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
     p.add_argument("--quick", action="store_true",
                    help="if a LUT must be built here: short timing runs, one pass (~4x faster to build, noisier); "
                         "for previews")
+    _add_device_flags(p)
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")
@@ -703,10 +762,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     from hwnas.errors import CheckFailed, InputError
-    from profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
+    from hwnas.profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
+        if getattr(args, "device", None):
+            from hwnas.measure import target_device
+
+            with target_device(args.device, args.token_file):
+                return args.func(args)
+        if getattr(args, "token_file", None):
+            raise CLIError("--token-file goes with --device tcp://HOST:PORT")
         return args.func(args)
     except KeyboardInterrupt:
         print("\ninterrupted; what was saved is kept (run the same command again to resume)", file=sys.stderr)
