@@ -47,11 +47,30 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (strict JSON has no NaN/Infinity)")
 
 
+class DuplicateKeyError(ValueError):
+    """One JSON object names a key twice: ``json`` would keep the last silently."""
+
+    def __init__(self, key: str):
+        super().__init__(f"key {key!r} appears twice in one object (only the last would count, silently): "
+                         f"give it once")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that refuses a key given twice in one object, naming it."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
 def loads_file(path: str | Path, error: type[Exception], what: str) -> Any:
     """Read a JSON file strictly; every way it can be unreadable becomes ``error`` naming the file.
 
-    Missing or a directory, not UTF-8, nested too deep, NaN/Infinity, or not JSON: the message says
-    which, where, and that the file is ``what`` ("an architecture file", "a LUT").
+    Missing or a directory, not UTF-8, nested too deep, NaN/Infinity, a key twice in one object, or not
+    JSON: the message says which, where, and that the file is ``what`` ("an architecture file", "a LUT").
     """
     path = Path(path)
     if path.is_dir():
@@ -63,7 +82,9 @@ def loads_file(path: str | Path, error: type[Exception], what: str) -> Any:
     except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8 text (byte {e.start}); expected {what} (a JSON file)") from None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys)
+    except DuplicateKeyError as e:
+        raise error(f"{path}: {e}") from None
     except RecursionError:
         raise error(f"{path}: JSON nested too deeply to be {what}") from None
     except json.JSONDecodeError as e:

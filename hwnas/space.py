@@ -815,13 +815,29 @@ def _read_structured(path: Path) -> Any:
         except ModuleNotFoundError:
             raise SpaceError(f"{path}: YAML space files need PyYAML: pip install 'hwnas[yaml]' "
                              f"(or write the space as JSON/TOML)") from None
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader(yaml, path))
     except SpaceError:
         raise
     except RecursionError:
         raise SpaceError(f"{path}: nested too deeply to be a space file") from None
     except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
         raise SpaceError(f"{path}: could not parse ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _unique_key_loader(yaml: Any, path: Path) -> Any:
+    """PyYAML's safe loader, refusing a key given twice in one mapping (safe_load keeps the last, silently)."""
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise SpaceError(f"{path}: line {key_node.start_mark.line + 1}: {jsonio.DuplicateKeyError(key)}")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def _first_line(e: Exception) -> str:
