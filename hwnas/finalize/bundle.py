@@ -1,18 +1,25 @@
 """The bundle directory: refuse what is not ours, build beside it, publish with one rename."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from hwnas.finalize.source import FinalizeError
 from hwnas.lut import current_umask, fsync_dir
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: stale staging directories are not recognised
+    fcntl = None  # type: ignore[assignment]
+
 REPORT_FORMAT = "hwnas-finalize-report"
+OWNER = ".owner"  # in a staging directory: flock-ed by the finalize building it, for its whole life
 
 
 def is_bundle(path: Path) -> bool:
@@ -38,21 +45,65 @@ def check_out(out: Path, force: bool) -> None:
 
 
 @contextmanager
-def staging_dir(out: Path) -> Iterator[Path]:
+def staging_dir(out: Path, log: Callable[[str], Any] = print) -> Iterator[Path]:
     """A new directory beside ``out`` (same file system, so publishing is a rename), with the mode a
-    plain mkdir would give; removed unless :func:`publish` moved it into place."""
+    plain mkdir would give; removed unless :func:`publish` moved it into place.
+
+    The finalize building it holds an exclusive ``flock`` on its ``.owner`` file (dropped by the OS however
+    the process ends): staging directories beside ``out`` whose lock is free were left by a finalize that was
+    killed (kill -9 skips the removal), and are removed first, saying so."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_stages(out):
+        log(f"removed a stale staging directory {stale} (left by a finalize that no longer runs)")
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    fd = None
     try:
         stage.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
+        fd = os.open(stage / OWNER, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, f"{os.getpid()}\n".encode())
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+
+
+def remove_stale_stages(out: Path) -> list[Path]:
+    """Remove the ``.NAME.*.partial`` directories beside ``out`` that are provably dead: their ``.owner`` lock
+    can be taken, so no process holds it. One without an ``.owner`` file (an older hwnas made it, or it is
+    being created or published this instant) cannot be proven dead and is left alone."""
+    if fcntl is None:
+        return []
+    removed = []
+    for stage in sorted(out.parent.glob(f".{glob.escape(out.name)}.*.partial")):
+        try:
+            fd = os.open(stage / OWNER, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a finalize is building it now
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(stage)
+            removed.append(stage)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 def publish(stage: Path, out: Path) -> None:
     """Put the finished bundle at ``out`` with one rename. An old bundle is renamed aside first and deleted
     only once the new one is in place; if the second rename fails, the old one is put back."""
+    try:
+        (stage / OWNER).unlink()  # the lock stays held through the open descriptor until staging_dir closes it
+    except FileNotFoundError:
+        pass
     for f in stage.iterdir():
         _fsync_file(f)
     fsync_dir(stage)

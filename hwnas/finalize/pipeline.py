@@ -44,7 +44,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     out = Path(out)
     check_out(out, force)
     log(f"finalizing arch {arch.id} (resolution {arch.resolution}, {arch.summary}) from {run.path}")
-    with staging_dir(out) as stage:
+    with staging_dir(out, log) as stage:
         report = build_bundle(run, record, arch, lut_obj, stage, out, pick=pick, finetune_epochs=finetune_epochs,
                               int8=int8, profiler_name=profiler or lut_obj.profiler, processes=processes,
                               checkpoint=checkpoint, data=data, parity_images=parity_images,
