@@ -59,10 +59,11 @@ def staging_dir(out: Path, log: Callable[[str], Any] = print) -> Iterator[Path]:
     fd = None
     try:
         stage.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
-        fd = os.open(stage / OWNER, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(stage / f"{OWNER}.new", os.O_RDWR | os.O_CREAT, 0o666)
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, f"{os.getpid()}\n".encode())
+        os.replace(stage / f"{OWNER}.new", stage / OWNER)  # named only once locked: no one sees it free
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
