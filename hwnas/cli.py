@@ -8,6 +8,7 @@ flag, architecture, LUT), 3 the requested profiler/provider is unavailable here,
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -83,8 +84,20 @@ def pin_choice(text: str) -> str:
     raise argparse.ArgumentTypeError(f"expected 'auto', 'none' or a CPU index such as 1, got {text!r}")
 
 
+def _broken_link(text: str) -> None:
+    """A symbolic link that loops or points nowhere is no place to write: say which, before any work."""
+    if os.path.islink(text) and not os.path.exists(text):
+        try:
+            os.stat(text)
+        except OSError as e:
+            what = ("loops (it points back at itself)" if e.errno == errno.ELOOP
+                    else f"points to {os.readlink(text)!r}, which does not exist")
+            raise argparse.ArgumentTypeError(f"{text} is a symbolic link that {what}; give a real path") from None
+
+
 def file_path(text: str) -> Path:
-    """An output file path: not an existing directory."""
+    """An output file path: not an existing directory, nor a broken symbolic link."""
+    _broken_link(text)
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory; give a file path, e.g. {path / 'out.json'}")
@@ -92,7 +105,8 @@ def file_path(text: str) -> Path:
 
 
 def dir_path(text: str) -> Path:
-    """An output directory path: not an existing file."""
+    """An output directory path: not an existing file, nor a broken symbolic link."""
+    _broken_link(text)
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file; give a directory (it is created)")
@@ -761,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
-    from hwnas.errors import CheckFailed, InputError
+    from hwnas.errors import CheckFailed, InputError, describe_os_error
     from hwnas.profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -789,6 +803,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug in hwnas, not bad input: its own exit code, and the traceback kept
         if args.debug:
             raise
+        said = describe_os_error(e) if isinstance(e, OSError) else None
+        if said is not None:  # the environment refused (permission, space, a read-only disk, a symlink loop)
+            print(f"hwnas {args.command}: error: {_one_line(said)}", file=sys.stderr)
+            return EXIT_INPUT
         where = _save_traceback(args.command)
         print(f"hwnas {args.command}: internal error: {type(e).__name__}: {_one_line(str(e))} "
               f"(traceback written to {where}; please report it with that file)", file=sys.stderr)
@@ -805,10 +823,13 @@ def _save_traceback(command: str) -> str:
     import tempfile
     import traceback
 
-    fd, path = tempfile.mkstemp(prefix=f"hwnas-{command}-traceback-", suffix=".txt")
-    with os.fdopen(fd, "w") as f:
-        f.write(f"command: {_command()}\n\n")
-        traceback.print_exc(file=f)
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"hwnas-{command}-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"command: {_command()}\n\n")
+            traceback.print_exc(file=f)
+    except OSError as e:  # the temporary folder is full or read-only: the one line is still said
+        return f"nowhere: {tempfile.gettempdir()} refused it ({e.strerror})"
     return path
 
 

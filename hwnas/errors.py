@@ -19,3 +19,47 @@ class CheckFailed(RuntimeError):
 
 class SearchError(InputError):
     """A search's configuration is wrong (strategy, population, objectives, workers)."""
+
+
+# -- the environment refusing: one line per errno, naming the file and the fix (hwnas.cli maps OSError here) ----
+def _name(e: OSError) -> str:
+    names = [n for n in (e.filename, e.filename2) if n is not None]
+    return " -> ".join(str(n) for n in names) or "a file"
+
+
+OS_ERRORS: dict[str, str] = {
+    "EACCES": "permission denied: {name}; check its permissions and its folder's (hwnas reads inputs and writes "
+              "--out), or give another path",
+    "EPERM": "operation not permitted on {name}; check its permissions and its folder's, or give another path",
+    "ENOSPC": "no space left on the device holding {name}; nothing half-written was left in place: free space, "
+              "then run the same command again",
+    "EDQUOT": "disk quota exceeded writing {name}; nothing half-written was left in place: free space or raise the "
+              "quota, then run the same command again",
+    "EROFS": "{name} is on a read-only file system; give an --out on a writable one",
+    "ELOOP": "{name}: too many levels of symbolic links (a link that points back at itself); point it at a real "
+             "file or directory, or give another path",
+    "ENAMETOOLONG": "{name}: the path or a name in it is too long for the file system; give a shorter one",
+    "ENOTDIR": "{name}: a part of this path is a file, not a directory; give a path whose folders are folders",
+    "EISDIR": "{name} is a directory; give a file",
+    "ENOENT": "{name}: no such file or directory (or it cannot be created there); give a path that exists, or "
+              "one in a folder you can write",
+    "EEXIST": "{name} exists and is not what hwnas expected there (a file where a directory goes, or a symbolic "
+              "link that dangles or loops); give another path",
+    "EIO": "input/output error on {name}: the disk or its connection failed; check it, then run the same command "
+           "again",
+    "EFBIG": "{name}: file too large for this file system or its limit (ulimit -f); give an --out elsewhere",
+    "EMFILE": "too many open files (at {name}); raise the limit (ulimit -n) and run the same command again",
+    "ENFILE": "the system has too many open files (at {name}); close some programs and run the same command again",
+    "EXDEV": "{name}: cannot move across file systems; give an --out on the same file system as its folder",
+    "ENXIO": "{name}: no such device or address (a socket or a device file?); give a regular file",
+}
+
+
+def describe_os_error(e: OSError) -> str | None:
+    """One line for an error the environment raised (permission, space, a read-only disk, a symlink loop...):
+    what, on which file, and what to do; None for an errno that is not the user's to fix (a bug in hwnas)."""
+    import errno
+
+    code = errno.errorcode.get(e.errno or 0)
+    text = OS_ERRORS.get(code or "")
+    return None if text is None else text.format(name=_name(e))
