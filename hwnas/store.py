@@ -256,6 +256,7 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     if path.stat().st_size == 0:
         raise IncompleteRunError(f"{path} is empty (0 bytes): the search was stopped before it saved anything; "
                                  f"{INCOMPLETE}")
+    open(path, "rb").close()  # unreadable (permissions): the OSError itself says so, not "corrupt"
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     try:
         db = sqlite3.connect(uri, uri=True)

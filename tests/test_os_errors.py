@@ -52,6 +52,11 @@ def test_unreadable_inputs_and_an_unwritable_out(tmp_path):
     _one_error_line(run_cli_without_caps("search", "--lut", LUT, "--population", "4", "--generations", "1",
                                          "--out", str(locked / "run")), "permission denied", str(locked))
     assert list(locked.iterdir()) == []
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.sqlite").write_bytes(b"SQLite format 3\0")
+    (run / "run.sqlite").chmod(0o000)
+    _one_error_line(run_cli_without_caps("report", str(run)), f"permission denied: {run / 'run.sqlite'}")
 
 
 def test_a_symlink_loop_and_proc_as_out(tmp_path):
