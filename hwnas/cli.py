@@ -238,8 +238,11 @@ def _export_bundle(args: argparse.Namespace) -> int:
 
 
 def _load_archs(args: argparse.Namespace, space) -> list:
-    if args.arch:
-        return [space.load_arch(p) for p in args.arch]
+    if args.arch:  # a file of one arch, or of one per line (JSON Lines: what `hwnas sample --n N --out` writes)
+        from hwnas.space import ArchError
+
+        return [space.arch_from_dict(data, source=where) for p in args.arch
+                for where, data in jsonio.loads_records(p, ArchError, "architecture file")]
     import random
 
     rng = random.Random(args.seed)
@@ -322,10 +325,18 @@ def cmd_measure(args: argparse.Namespace) -> int:
     results = []
     if args.model:
         path = Path(args.model)
+        from hwnas.jsonio import path_problem
+
+        problem = path_problem(path, "a model file", "an .onnx or .ort file")
+        if problem:
+            raise CLIError(problem)
         if not path.is_file():
             raise CLIError(f"model file {str(path)!r} does not exist")
         if not capability(profiler, "measures_onnx_files"):
             raise CLIError(f"profiler {name!r} times torch modules, not ONNX files; use ort-cpu or ort-mobile")
+        from hwnas.modelfile import check_model_file
+
+        check_model_file(path)  # not ONNX, truncated, two inputs, a dynamic shape: said of the user's file
         results.append((str(path), None, profiler.measure_onnx(path)))
     space = _space(args, lut)
     predictor = None

@@ -5,8 +5,10 @@ A non-finite number in an output is a bug upstream; the error names where it is
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,22 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def path_problem(path: str | Path, what: str, form: str = "a file") -> str | None:
+    """Why ``path`` cannot be read as ``what`` where "does not exist" would mislead (and advise making a file
+    there): a directory, a symbolic link that loops, or one that points nowhere. None: a file, or nothing."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a directory; expected {what} ({form})"
+    if os.path.islink(path) and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return f"{path} is a symbolic link that loops (it points back at itself); expected {what}"
+            return f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist; expected {what}"
+    return None
+
+
 def loads_file(path: str | Path, error: type[Exception], what: str) -> Any:
     """Read a JSON file strictly; every way it can be unreadable becomes ``error`` naming the file.
 
@@ -73,24 +91,48 @@ def loads_file(path: str | Path, error: type[Exception], what: str) -> Any:
     JSON: the message says which, where, and that the file is ``what`` ("an architecture file", "a LUT").
     """
     path = Path(path)
-    if path.is_dir():
-        raise error(f"{path} is a directory; expected {what} (a JSON file)")
+    return _parse(_read_text(path, error, what), str(path), error, what)
+
+
+def loads_records(path: str | Path, error: type[Exception], what: str) -> list[tuple[str, Any]]:
+    """One JSON value, or JSON Lines (one value a line, as ``hwnas sample --n N --out`` writes), as strictly as
+    :func:`loads_file`: ``(where, value)`` for each, ``where`` naming the file (and the line)."""
+    path = Path(path)
+    text = _read_text(path, error, what)
+    try:
+        return [(str(path), json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys))]
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":
+            return [(str(path), _parse(text, str(path), error, what))]  # raises, as loads_file would
+    except (ValueError, RecursionError):
+        return [(str(path), _parse(text, str(path), error, what))]
+    return [(f"{path} line {n}", _parse(line, f"{path} line {n}", error, what))
+            for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _read_text(path: Path, error: type[Exception], what: str) -> str:
+    problem = path_problem(path, what, "a JSON file")
+    if problem:
+        raise error(problem)
     if not path.is_file():
         raise error(f"{what} {str(path)!r} does not exist")
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8 text (byte {e.start}); expected {what} (a JSON file)") from None
+
+
+def _parse(text: str, where: str, error: type[Exception], what: str) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys)
     except DuplicateKeyError as e:
-        raise error(f"{path}: {e}") from None
+        raise error(f"{where}: {e}") from None
     except RecursionError:
-        raise error(f"{path}: JSON nested too deeply to be {what}") from None
+        raise error(f"{where}: JSON nested too deeply to be {what}") from None
     except json.JSONDecodeError as e:
         stripped = text.rstrip()
         closer = {"{": "}", "[": "]"}.get(stripped[:1])
         hint = " (the file ends early: truncated?)" if closer and not stripped.endswith(closer) else ""
-        raise error(f"{path}: not valid JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}") from None
+        raise error(f"{where}: not valid JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}") from None
     except ValueError as e:  # a NaN/Infinity constant
-        raise error(f"{path}: {e}") from None
+        raise error(f"{where}: {e}") from None

@@ -171,6 +171,9 @@ class LUT:
     @classmethod
     def load(cls, path: str | Path) -> "LUT":
         path = Path(path)
+        problem = jsonio.path_problem(path, "a LUT", "a JSON file")
+        if problem:  # not "does not exist; build it there"
+            raise LUTError(problem)
         if not path.exists():
             raise LUTError(f"LUT file {str(path)!r} does not exist; build it with "
                            f"hwnas profile --profiler NAME --out {path}")

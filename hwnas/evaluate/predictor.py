@@ -104,6 +104,11 @@ class AccuracyPredictor:
     @classmethod
     def load(cls, path: str | Path) -> "AccuracyPredictor":
         path = Path(path)
+        from hwnas.jsonio import path_problem
+
+        problem = path_problem(path, "an accuracy predictor (a .pt file of `hwnas predictor --out`)")
+        if problem:
+            raise EvaluatorError(problem)
         if not path.is_file():
             raise EvaluatorError(f"accuracy predictor {str(path)!r} does not exist; train one first")
         try:

@@ -454,6 +454,11 @@ def evaluate_subnet(net: nn.Module, arch: Any, splits: Splits, part: str = "val"
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    from hwnas.jsonio import path_problem
+
+    problem = path_problem(path, "a supernet checkpoint (a .pt file of `hwnas supernet --out`)")
+    if problem:  # not "does not exist; train one there"
+        raise CheckpointError(problem)
     if not path.is_file():
         raise CheckpointError(f"supernet checkpoint {str(path)!r} does not exist; train one with "
                               f"`hwnas supernet --space SPACE --data DATA --out {path}`")
@@ -506,6 +511,23 @@ class SupernetEvaluator:
         self.epochs_done = blob["epochs_done"]
         self.bn_batches, self.batch_size, self.seed, self.part = int(bn_batches), int(batch_size), int(seed), part
         self._net: nn.Module | None = None
+        self._space = blob["space"]
+
+    def check_space(self, space: Any) -> None:
+        """Refuse, before the search starts, a checkpoint whose supernet is of another space than the searched one
+        (it failed on the first arch, naming the arch rather than the checkpoint)."""
+        mine = space_from_dict(self._space, source=f"{self.checkpoint}: space")
+        ignore = ("resolutions", "name", "description")
+        a = {k: v for k, v in mine.to_dict().items() if k not in ignore}
+        b = {k: v for k, v in space.to_dict().items() if k not in ignore}
+        if mine.kind == space.kind and a == b:
+            return
+        how = (f" (they differ in {', '.join(sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)))})"
+               if mine.kind == space.kind else "")
+        raise CheckpointError(f"{self.checkpoint}: a supernet of space {mine.name!r} (kind {mine.kind}), but the "
+                              f"search is over {space.name!r} (kind {space.kind}){how}; train one for it (hwnas "
+                              f"supernet --space {space.name} --out NEW.pt) and give --evaluator-option "
+                              f"checkpoint=NEW.pt")
 
     def __getstate__(self) -> dict[str, Any]:  # workers reload the weights themselves
         return {**self.__dict__, "_net": None}

@@ -100,6 +100,11 @@ def inherited_model(run: Run, arch: Arch, checkpoint: str | Path | None, splits:
     ev_cfg = run.config.get("evaluator_config", {})
     ckpt = checkpoint or ev_cfg.get("checkpoint")
     if ckpt:
+        from hwnas.jsonio import path_problem
+
+        problem = path_problem(ckpt, "a supernet checkpoint")
+        if problem:
+            raise FinalizeError(f"{problem}; pass one with --checkpoint")
         if not Path(ckpt).is_file():
             raise FinalizeError(f"the supernet checkpoint {str(ckpt)!r} is missing; pass another with --checkpoint, "
                                 f"or train it again with `hwnas supernet`")

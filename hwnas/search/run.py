@@ -134,6 +134,8 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
     dispatcher = make_dispatcher(workers, executor, ray_address)
     inner = make_evaluator(evaluator, evaluator_options or {})
+    if hasattr(inner, "check_space"):  # e.g. a supernet checkpoint of another space: refused before --out is made
+        inner.check_space(space)
     strat.bind(predictor=predictor, evaluator=inner, constraints=constraints, objectives=tuple(objectives))
     table = content_table(lut)
     config = {"lut": str(lut_path), "lut_fingerprint": lut.fingerprint, "lut_profiler": lut.profiler,
