@@ -30,7 +30,7 @@ from torch import nn
 
 from hwnas import blocks, jsonio
 from hwnas.blocks import LayerDesc
-from hwnas.space import SPACES, ArchError, SpaceError, _check_fields, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
+from hwnas.space import SPACES, ArchError, SpaceError, _check_fields, check_arch_space, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 
@@ -158,9 +158,8 @@ class CellSpace:
     def arch_from_dict(self, data: Any, source: str = "arch") -> "CellArch":
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        check_arch_space(data, self, {"kernels", "expands", "depths", "width"}, source)
         _check_fields(data, {"space", "resolution", "ops"}, ("resolution", "ops"), source, ArchError)
-        if data.get("space", self.name) != self.name:
-            raise ArchError(f"{source}: arch is for space {data['space']!r}, not {self.name!r}")
         ops = data["ops"]
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise ArchError(f"{source}: field 'ops' must list {len(self.edges)} operation names")

@@ -8,6 +8,7 @@ the hot path of a search.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -453,8 +454,10 @@ def fill_command(lut: LUT, space, resolutions: Sequence[int] | None = None) -> s
     space_arg = f"--space {space.name}" if shipped else "--space-file SPACE.json"
     res = f" --resolutions {' '.join(str(r) for r in resolutions)}" if resolutions else ""
     threads = lut.settings.get("threads", 1)
-    return (f"hwnas profile --profiler {lut.profiler} {space_arg}{res} --threads {threads} "
-            f"--out {lut.path or 'LUT.json'}")
+    out = lut.path or Path("LUT.json")
+    if lut.space != space.to_dict():  # profile fills a LUT only with blocks of its own space: a new file
+        out = Path(out).with_name(f"{Path(out).stem}_{space.name}.json")
+    return f"hwnas profile --profiler {lut.profiler} {space_arg}{res} --threads {threads} --out {out}"
 
 
 def covered_resolutions(lut: LUT, space) -> tuple[int, ...]:

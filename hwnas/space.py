@@ -111,7 +111,9 @@ class SearchSpace:
             if not values:
                 raise err(f"field {fname!r} must list at least one choice")
             if any(v < lo or v > hi for v in values):
-                raise err(f"field {fname!r} values must be from {lo} to {hi}, got {list(values)}")
+                bad = [v for v in values if v < lo or v > hi]
+                raise err(f"field {fname!r} values must be from {lo} to {hi}, got {bad[:5]}"
+                          + (f" and {len(bad) - 5:,} more out of range" if len(bad) > 5 else ""))
             if len(set(values)) != len(values):
                 raise err(f"field {fname!r} has repeated values: {list(values)}")
         if any(k % 2 == 0 for k in self.kernels):
@@ -245,11 +247,9 @@ class SearchSpace:
     def arch_from_dict(self, data: Any, source: str = "arch") -> "Arch":
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        check_arch_space(data, self, {"ops"}, source)
         _check_fields(data, {"space", "space_digest", "resolution", "width", "kernels", "expands", "depths", "id"},
                       (), source, ArchError)
-        if data.get("space", self.name) != self.name:
-            raise ArchError(f"{source}: arch is for space {data['space']!r}, not {self.name!r}; "
-                            f"pass the matching space (--space / --space-file)")
         for req in ("resolution", "kernels", "expands"):
             if req not in data:
                 raise ArchError(f"{source}: missing required field {req!r}")
@@ -764,6 +764,32 @@ def _number(value: Any, kind: type, where: str, error: type[Exception] = SpaceEr
             or (kind is int and not float(value).is_integer())):
         raise error(f"{where} must be {'a whole number' if kind is int else 'a finite number'}, got {value!r:.40}")
     return int(value) if kind is int else _as_num(value)
+
+
+def check_arch_space(data: dict, space: Any, foreign_fields: set[str], source: str) -> None:
+    """An arch of another space (named by its "space" field, or recognised by fields only another kind has)
+    is refused as that, naming both spaces and their kinds, before its fields are checked one by one."""
+    named = data.get("space", space.name)
+    other = sorted(foreign_fields & set(data))
+    if named == space.name and not other:
+        return
+    if named != space.name:
+        kind = _shipped_kind(named)
+        what = f"space {named!r}" + (f" (kind {kind})" if kind else "")
+    else:
+        what = f"another kind of space (it has {other})"
+    raise ArchError(f"{source}: arch is for {what}, not {space.name!r} (kind {space.kind}); give it with "
+                    f"the matching space (--space / --space-file, or a LUT built for it)")
+
+
+def _shipped_kind(name: Any) -> str | None:
+    """The kind of the shipped space ``name``, if it is one."""
+    try:
+        if isinstance(name, str) and name in list_spaces():
+            return get_space(name).kind
+    except (SpaceError, OSError):
+        pass
+    return None
 
 
 def _check_fields(data: dict, allowed: set[str], required: tuple[str, ...], where: str, error: type) -> None:
