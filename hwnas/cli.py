@@ -800,7 +800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CLIError("--token-file goes with --device tcp://HOST:PORT")
         return args.func(args)
     except KeyboardInterrupt:
-        print("\ninterrupted; what was saved is kept (run the same command again to resume)", file=sys.stderr)
+        again = ("add --resume to the same command to continue" if args.command in ("search", "supernet")
+                 else "run the same command again to resume")  # search and supernet refuse an --out without it
+        print(f"\ninterrupted; what was saved is kept ({again})", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (CLIError, InputError, ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError,
             CheckFailed) as e:

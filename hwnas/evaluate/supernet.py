@@ -316,6 +316,20 @@ def stored_config(blob: dict[str, Any]) -> dict[str, Any]:
     return {**asdict(SupernetConfig()), **blob["config"]}
 
 
+def settings_diff(blob: dict[str, Any], space: Any, config: SupernetConfig, splits: Splits) -> str:
+    """What differs between a checkpoint and a resume of it, named: "epochs 1 in the checkpoint, 2 now"."""
+    was, now = stored_config(blob), asdict(config)
+    out = [f"{k} {was.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(was) | set(now))
+           if was.get(k) != now.get(k)]
+    if blob["space"] != space.to_dict():
+        name = blob["space"].get("name") if isinstance(blob["space"], dict) else None
+        out.insert(0, f"space {name!r} in the checkpoint, {space.name!r} now" if name != space.name
+                   else f"the definition of space {space.name!r}")
+    if blob["data"]["data_digest"] != splits.digest:
+        out.append(f"the data's content (digest {blob['data']['data_digest']} in the checkpoint, {splits.digest} now)")
+    return "; ".join(out) or "space, data or config"
+
+
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(1).mean()
 
@@ -362,8 +376,9 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
             blob = read_checkpoint(out)
             if blob["space"] != space.to_dict() or stored_config(blob) != asdict(config) \
                     or blob["data"]["data_digest"] != splits.digest:
-                raise CheckpointError(f"{out} was trained with other settings (space, data or config); resume with "
-                                      f"the same ones, or start over with --force")
+                differ = settings_diff(blob, space, config, splits)
+                raise CheckpointError(f"{out} was trained with other settings ({differ}); resume with the same "
+                                      f"ones, or start over with --force")
             net.load_state_dict(blob["state"])
             opt.load_state_dict(blob["optimizer"])  # moves the optimizer state to the weights' device
             sched.load_state_dict(blob["scheduler"])

@@ -95,6 +95,12 @@ class EarlyStoppingEvaluator:
         self.data_limit = None if data_limit is None else int(data_limit)
         self.max_epochs, self.patience, self.batch_size = int(max_epochs), int(patience), int(batch_size)
         self.lr, self.seed, self.part, self.device = float(lr), int(seed), part, device
+        for name, value, least in (("max_epochs", self.max_epochs, 1), ("batch_size", self.batch_size, 1),
+                                   ("patience", self.patience, 0), ("data_limit", self.data_limit or 1, 1)):
+            if value < least:  # max_epochs=0 divided by zero in the first generation
+                raise EvaluatorError(f"train {name}= must be a whole number >= {least}, got {value}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise EvaluatorError(f"train lr= must be a finite number > 0, got {lr!r}")
 
     def config(self) -> dict[str, Any]:
         return {**load_data(self.data, self.split_seed, limit=self.data_limit).config(), "max_epochs": self.max_epochs,

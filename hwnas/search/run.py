@@ -81,6 +81,20 @@ class SearchPlan:
     lut_table: dict[str, Any] | None = None  # what the LUT's predictions are made of (hwnas.lut.content_table)
 
 
+def check_population(space: Any, population: int, generations: int) -> None:
+    """A population larger than the space holds archs is refused (each generation would ask for more distinct
+    archs than exist); a search of more than 10,000 evaluations says what it may cost first."""
+    size = space.size() if hasattr(space, "size") else None
+    if size is not None and population > size:
+        raise SearchError(f"--population {population:,} is more than the {size:,} archs space {space.name!r} holds; "
+                          f"give --population {size:,} or less (--strategy random with a population of {size:,} "
+                          f"and --generations 1 evaluates every arch)")
+    if population * generations > 10_000:
+        print(f"note: up to {population * generations:,} evaluations ({population:,} per generation for "
+              f"{generations:,} generations); each is stored as it finishes, and the bar shows how many of the "
+              f"current generation are done", file=sys.stderr)
+
+
 def check_counts(population: int, generations: int, workers: int, seed: int = 0) -> None:
     """``seed`` >= 0 too: Python's random seeds with the absolute value (seed -1 was the run of seed 1)."""
     for name, value, least in (("population", population, 2), ("generations", generations, 1),
@@ -128,6 +142,7 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     check_constraints(constraints)
     lut = LUT.load(lut_path)
     space = searchable_space(lut, lut_path, space)
+    check_population(space, population, generations)
     predictor = latency_predictor(lut, space)
     fastest = check_budget(predictor, constraints.budget_ms)
     problem = Problem(predictor, None, constraints, objectives)
@@ -226,9 +241,13 @@ def check_strategy_options(old: dict[str, Any], new: dict[str, Any]) -> None:
         return
     was = ", ".join(f"{k}={began[k]!r}" if k in began else f"{k} (none)" for k in changed)
     keep = " ".join(f"--strategy-option {k}={began[k]}" for k in changed if k in began and began[k] is not None)
+    given = json_values(new.get("strategy_options", {}))
+    drop = " ".join(f"--strategy-option {k}={given[k]}" for k in changed if k in given and began.get(k) is None)
+    fix = " and ".join(([f"add: {keep}"] if keep else []) + ([f"drop {drop} (the run began without it)"] if drop
+                                                              else [])) or "use the original flags"
     raise StoreError(f"--resume: this run began with strategy options {was}, and they would be "
                      f"{', '.join(f'{k}={now.get(k)!r}' for k in changed)} now (given differently, or a default "
-                     f"changed since). To continue it exactly, add: {keep or '(the original flags)'}")
+                     f"changed since). To continue it exactly, {fix}")
 
 
 def discard_new_run(out: Path, made_out: bool) -> None:
@@ -344,10 +363,17 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         store.add_failure(evaluator, arch.to_dict(), arch.id, message)
         tqdm.write(f"evaluation failed, arch {arch.id} recorded as failed (not retried): {message}", file=sys.stderr)
 
+    shown: dict[str, Any] = {"bar": None, "done": 0}
+
+    def on_result(archs: Any, accs: Any) -> None:
+        store.add_evals(evaluator, problem.records(archs, accs))
+        shown["done"] += len(archs)
+        if shown["bar"] is not None:  # a large generation shows its progress, not only a bar at 0/1
+            shown["bar"].set_postfix_str(f"{shown['done']:,} evaluated this generation", refresh=True)
+
     cached = CachedEvaluator(plan.evaluator, {**{k: v.accuracy for k, v in known.items()},
                                               **{k: float("nan") for k in failures}},
-                             dispatcher=plan.dispatcher, on_failure=on_failure,
-                             on_result=lambda archs, accs: store.add_evals(evaluator, problem.records(archs, accs)))
+                             dispatcher=plan.dispatcher, on_failure=on_failure, on_result=on_result)
     problem.evaluator = cached
     strat = plan.strategy
     first_gen, resumed_from = 0, None
@@ -363,7 +389,9 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
     budget_ms = problem.constraints.budget_ms
     bar = tqdm(range(first_gen, generations), desc=f"search {strategy}", unit="gen", disable=not progress,
                dynamic_ncols=True, initial=first_gen, total=generations)
+    shown["bar"] = bar if progress else None
     for gen in bar:
+        shown["done"] = 0
         archs = strat.ask()
         # equivalent proposals (a cell's dead edges) are evaluated, stored and listed once, as their
         # canonical arch; the strategy is told about what it proposed
