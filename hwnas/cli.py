@@ -828,13 +828,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(msg: str) -> str:
     """Errors are one line (scripts grep them); multi-line messages are joined, and what they echo is capped: a
-    list of more than 12 values shows its first 8 and how many there are (a space of 10,000 resolutions made a
+    list of more than 32 values shows its first 16 and how many there are (a space of 10,000 resolutions made a
     60 KB line), and a line longer than 2,000 characters keeps its head and its tail."""
     import re
 
     def cap(m: re.Match) -> str:
         items = m.group(1).split(", ")
-        return m.group(0) if len(items) <= 12 else f"[{', '.join(items[:8])}, … ({len(items):,} values)]"
+        return m.group(0) if len(items) <= 32 else f"[{', '.join(items[:16])}, … ({len(items):,} values)]"
 
     line = " ".join(part.strip() for part in msg.strip().splitlines() if part.strip()) or "(no message)"
     line = re.sub(r"\[([^\[\]]*)\]", cap, line)

@@ -72,7 +72,8 @@ def test_long_lists_are_not_echoed_whole(tmp_path):
     from hwnas.cli import _one_line
 
     capped = _one_line("x: got " + str(list(range(10_000))))
-    assert capped == "x: got [0, 1, 2, 3, 4, 5, 6, 7, … (10,000 values)]"
+    assert capped == "x: got [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, … (10,000 values)]"
+    assert _one_line(str(list(range(32)))) == str(list(range(32)))  # a list a user reads whole stays whole
     assert len(_one_line("y" * 100_000)) < 2000
 
 

@@ -106,7 +106,7 @@ class AccuracyPredictor:
         path = Path(path)
         from hwnas.jsonio import path_problem
 
-        problem = path_problem(path, "an accuracy predictor (a .pt file of `hwnas predictor --out`)")
+        problem = path_problem(path, "an accuracy predictor", "a .pt file of `hwnas predictor --out`")
         if problem:
             raise EvaluatorError(problem)
         if not path.is_file():

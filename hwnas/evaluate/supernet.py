@@ -471,7 +471,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     from hwnas.jsonio import path_problem
 
-    problem = path_problem(path, "a supernet checkpoint (a .pt file of `hwnas supernet --out`)")
+    problem = path_problem(path, "a supernet checkpoint", "a .pt file of `hwnas supernet --out`")
     if problem:  # not "does not exist; train one there"
         raise CheckpointError(problem)
     if not path.is_file():
