@@ -71,7 +71,55 @@ def _bytes(tmp: Path, name: str, data: bytes) -> str:
     return str(p)
 
 
+def _run(tmp: Path, lut: str | None = None) -> Path:
+    """A finished small search run (proxy evaluator, 4 archs) in ``tmp/run``."""
+    from hwnas.search import run_search
+
+    run_search(lut or str(DEMO_LUT), tmp / "run", population=4, generations=1, seed=0, progress=False)
+    return tmp / "run"
+
+
+def _changed_lut_run(tmp: Path) -> str:
+    """A run searched with a copy of the demo LUT, whose every median was then scaled by 1.1."""
+    lut = tmp / "lut.json"
+    lut.write_bytes(DEMO_LUT.read_bytes())
+    _run(tmp, str(lut))
+    data = json.loads(lut.read_text())
+    for e in data["entries"].values():
+        e["median_ms"] *= 1.1
+    lut.write_text(json.dumps(data))
+    return str(lut)
+
+
+def _damaged_run(tmp: Path) -> str:
+    """A finished run whose store has one 4 KB page (the evals index) overwritten."""
+    import sqlite3
+
+    db = _run(tmp) / "run.sqlite"
+    with sqlite3.connect(db) as con:
+        page = con.execute("SELECT rootpage FROM sqlite_master WHERE name='sqlite_autoindex_evals_1'").fetchone()[0]
+        size = con.execute("PRAGMA page_size").fetchone()[0]
+    with open(db, "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(b"\xff" * size)
+    return str(db.parent)
+
+
+def _loop(tmp: Path) -> str:
+    p = tmp / "loop"
+    p.symlink_to(p)
+    return str(p)
+
+
+def _space_text(tmp: Path, text: str) -> str:
+    p = tmp / "space.json"
+    p.write_text(text)
+    return str(p)
+
+
 L = str(DEMO_LUT)
+CELL_LUT = str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json")
+DEMO_SPACE = (ROOT / "hwnas" / "spaces" / "demo.json").read_text()
 # (what, argv builder)
 CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("arch value 1e400", lambda t: ["predict", "--lut", L, "--arch", _arch(t, json.dumps(GOOD_ARCH).replace('24,', '1e400,'))]),
@@ -115,6 +163,29 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("profile --out a directory", lambda t: ["profile", "--profiler", "ort-cpu", "--space", "demo", "--out", str(t)]),
     ("--pin-cpu abc", lambda t: ["measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--pin-cpu", "abc"]),
     ("--pin-cpu 999", lambda t: ["measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--pin-cpu", "999"]),
+    # issue 28
+    ("search --resume with the LUT changed since", lambda t: ["search", "--lut", _changed_lut_run(t), "--population", "4", "--generations", "2", "--out", str(t / "run"), "--resume"]),
+    ("finalize with a LUT of another space", lambda t: ["finalize", str(_run(t)), "--lut", CELL_LUT, "--out", str(t / "dist")]),
+    ("report on a damaged run.sqlite", lambda t: ["report", _damaged_run(t)]),
+    ("search --resume on a damaged run.sqlite", lambda t: ["search", "--lut", L, "--population", "4", "--generations", "1", "--out", _damaged_run(t), "--resume"]),
+    ("search --seed -1", lambda t: ["search", "--lut", L, "--seed", "-1", "--out", str(t / "r")]),
+    ("sample --seed -1", lambda t: ["sample", "--space", "demo", "--seed", "-1"]),
+    ("arch file with a key twice", lambda t: ["predict", "--lut", L, "--arch", _arch(t, json.dumps(GOOD_ARCH).replace('"resolution": 24,', '"resolution": 24, "resolution": 32,'))]),
+    ("space file with a key twice", lambda t: ["sample", "--space-file", _space_text(t, '{"name": "twice", ' + DEMO_SPACE.lstrip()[1:])]),
+    ("sample --out a symlink loop", lambda t: ["sample", "--space", "demo", "--out", _loop(t)]),
+    ("search --out a symlink loop", lambda t: ["search", "--lut", L, "--out", _loop(t)]),
+    ("search --out /proc/x", lambda t: ["search", "--lut", L, "--population", "4", "--generations", "1", "--out", "/proc/x"]),
+    ("predict --lut a symlink loop", lambda t: ["predict", "--lut", _loop(t), "--sample", "1"]),
+    ("predict --lut a directory", lambda t: ["predict", "--lut", str(t), "--sample", "1"]),
+    ("arch of the other space kind", lambda t: ["predict", "--lut", L, "--arch", _arch(t, json.dumps({"space": "cell-demo", "resolution": 16, "ops": ["none"] * 6}))]),
+    ("predict --lut an mbv3 LUT --space demo", lambda t: ["predict", "--lut", str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_mbv3.json"), "--space", "demo", "--sample", "1"]),
+    ("a space of 10,000 resolutions", lambda t: ["predict", "--lut", L, "--space-file", _space_with(t, resolutions=list(range(16, 10016))), "--sample", "1"]),
+    ("predict --arch JSON Lines with a broken line", lambda t: ["predict", "--lut", L, "--arch", _arch(t, json.dumps(GOOD_ARCH) + "\n{broken\n")]),
+    ("measure a file that is not ONNX", lambda t: ["measure", "--profiler", "ort-cpu", _bytes(t, "m.onnx", b"not a model")]),
+    ("measure a directory", lambda t: ["measure", "--profiler", "ort-cpu", str(t)]),
+    ("search --evaluator supernet, checkpoint a directory", lambda t: ["search", "--lut", L, "--evaluator", "supernet", "--evaluator-option", f"checkpoint={t}", "--out", str(t / "r")]),
+    ("search --evaluator train max_epochs=0", lambda t: ["search", "--lut", L, "--evaluator", "train", "--evaluator-option", "max_epochs=0", "--out", str(t / "r")]),
+    ("search --population 100000 on cell-demo", lambda t: ["search", "--lut", CELL_LUT, "--population", "100000", "--generations", "1", "--out", str(t / "r")]),
 ]
 
 
