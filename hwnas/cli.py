@@ -159,7 +159,8 @@ def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> No
 
 
 def _add_device_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", metavar="tcp://HOST:PORT",
+    # dest agent_url: `--device` of supernet/train names the torch device (cpu, cuda, auto), not an agent
+    p.add_argument("--device", dest="agent_url", metavar="tcp://HOST:PORT",
                    help="measure on that device through its hwnas-agent (ORT profilers) instead of on this host")
     p.add_argument("--token-file", help="the agent's shared token file (with --device)")
 
@@ -183,7 +184,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                  seed=args.seed, processes=args.processes, paired=args.paired)
     options = _profiler_options(args)
     if args.import_timings:
-        if args.device:
+        if args.agent_url:
             raise CLIError("--import-timings builds the LUT from an offline bundle's timings; drop --device")
         from hwnas.device_bundle import check_timings
         from hwnas.measure import target_device
@@ -224,7 +225,7 @@ def _export_bundle(args: argparse.Namespace) -> int:
 
     if not args.profiler:
         raise CLIError("--export-bundle needs --profiler NAME (what the device runs: ort-cpu or ort-mobile)")
-    if args.device:
+    if args.agent_url:
         raise CLIError("--export-bundle is for a device hwnas cannot reach; with --device the build times there")
     report = export_bundle(args.profiler, _space(args), args.export_bundle, resolutions=args.resolutions,
                            profiler_options=_profiler_options(args), calib_archs=args.calib_archs, seed=args.seed,
@@ -791,10 +792,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
-        if getattr(args, "device", None):
+        if getattr(args, "agent_url", None):
             from hwnas.measure import target_device
 
-            with target_device(args.device, args.token_file):
+            with target_device(args.agent_url, args.token_file):
                 return args.func(args)
         if getattr(args, "token_file", None):
             raise CLIError("--token-file goes with --device tcp://HOST:PORT")

@@ -305,3 +305,12 @@ def test_an_offline_bundle_round_trip(agent_venv, small_space, tmp_path, quick_p
     r = cli_here("profile", *flags[:-3], "--calib-archs", "5", "--import-timings", str(timings), "--out",
                  str(tmp_path / "lut2.json"))  # without --quick: another timing policy
     assert r.returncode == 2 and "policy" in r.stderr
+
+
+def test_the_torch_device_flag_of_other_commands_is_not_an_agent(tmp_path):
+    """supernet's --device names a torch device (cpu/cuda/auto): it never goes to the agent's switch."""
+    from tests.conftest import cli_here
+
+    r = cli_here("supernet", "--space", "demo", "--data", str(tmp_path / "missing.npz"), "--out",
+                 str(tmp_path / "sn.pt"), "--device", "cpu")
+    assert r.returncode == 2 and "internal error" not in r.stderr, r.stderr
