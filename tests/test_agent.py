@@ -214,7 +214,7 @@ def test_kill_the_agent_mid_build_restart_it_and_the_same_command_resumes(agent_
            "--device", a.url, "--token-file", str(token)]
     build = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        _wait_for(lambda: _entries(lut) >= 3, 120, "the first LUT entries")
+        _wait_for(lambda: _entries(lut) >= 3, 300, "the first LUT entries")
         a.kill()
         out, err = build.communicate(timeout=120)
     finally:
@@ -280,7 +280,7 @@ def test_an_offline_bundle_round_trip(agent_venv, small_space, tmp_path, quick_p
     # killed part-way, continued by the same command
     proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
     try:
-        _wait_for(lambda: timings.exists() and json.loads(timings.read_text())["results"], 120, "a first batch")
+        _wait_for(lambda: timings.exists() and json.loads(timings.read_text())["results"], 300, "a first batch")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
