@@ -49,29 +49,18 @@ def tune_malloc() -> str:
 
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's name (x86: its model name; Arm: its cores, named from their part numbers): the agent's rule."""
+    from hwnas_agent.device import cpu_model as device_cpu_model
+
+    return device_cpu_model()
 
 
 @lru_cache(maxsize=1)
 def cpu_flags() -> str:
-    """The SIMD features that change kernel choice (AVX2/AVX-512/VNNI on x86, dotprod/i8mm on Arm)."""
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "fma", "asimddp", "i8mm", "sve")
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith(("flags", "features")):
-                    have = set(line.split(":", 1)[1].split())
-                    return " ".join(w for w in wanted if w in have)
-    except OSError:
-        pass
-    return ""
+    """The SIMD features that change kernel choice (AVX2/AVX-512/VNNI on x86, dotprod/i8mm on Arm): the agent's list."""
+    from hwnas_agent.device import cpu_flags as device_cpu_flags
+
+    return device_cpu_flags()
 
 
 def host_fingerprint() -> dict[str, Any]:
