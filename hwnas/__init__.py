@@ -12,8 +12,6 @@ __version__ = "0.1.0"
 from pathlib import Path as _Path
 
 _root = _Path(__file__).resolve().parents[1]
-if not (_Path(__file__).parent / "profilers").is_dir() and (_root / "profilers" / "__init__.py").is_file():
-    __path__.append(str(_root))  # noqa: F821 - a package's own __path__
 if (_root / "agent" / "hwnas_agent" / "__init__.py").is_file():
     import importlib.util as _util
     import sys as _sys
@@ -22,3 +20,7 @@ if (_root / "agent" / "hwnas_agent" / "__init__.py").is_file():
         _sys.path.append(str(_root / "agent"))
     del _util, _sys
 del _Path, _root
+
+from hwnas import _imports  # noqa: E402 - hwnas.profilers in a source checkout, and the old module paths
+
+_imports.install()

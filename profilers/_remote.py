@@ -67,12 +67,12 @@ class RemoteDevice:
         return Measurement(**reply["measurement"])
 
 
-REPLAY = "timings:"  # device=timings:FILE: the timings an agent wrote for an offline bundle (hwnas.device_bundle)
+REPLAY = "timings:"  # device=timings:FILE: the timings an agent wrote for an offline bundle (hwnas.measuring.bundle)
 
 
 class ReplayDevice:
     """The device of an offline bundle, seen through the timings file its agent wrote: its fingerprint, and
-    the measurements, which hwnas.isolate hands back per item (blocks by key, networks by arch id)."""
+    the measurements, which hwnas.measuring.isolate hands back per item (blocks by key, networks by arch id)."""
 
     def __init__(self, path: str | Path):
         import json

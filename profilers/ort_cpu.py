@@ -32,7 +32,7 @@ class OrtCPUProfiler(BaseProfiler):
                  token_file: str | None = None, pair_with: str | None = None, pair_calm_ms: float | None = None):
         # device: time on that device's agent (tcp://HOST:PORT); pinning then happens there, by its own CPUs.
         # pair_with: an ONNX file timed in alternation with every model; results are scaled to its calm latency
-        # pair_calm_ms (hwnas.pairing): a slow spell of the device stretches both, so it cancels.
+        # pair_calm_ms (hwnas.measuring.pairing): a slow spell of the device stretches both, so it cancels.
         if (pair_with is None) != (pair_calm_ms is None) or (pair_calm_ms is not None and not pair_calm_ms > 0):
             raise ProfilerConfigError("pairing needs both pair_with (a reference ONNX file) and pair_calm_ms > 0")
         self.pair_with, self.pair_calm_ms = pair_with, pair_calm_ms

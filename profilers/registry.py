@@ -13,7 +13,7 @@ import warnings
 from typing import Any
 
 from hwnas.profilers.base import Profiler, ProfilerConfigError, capability
-from hwnas.registry import PluginInfo, Registry
+from hwnas.core.registry import PluginInfo, Registry
 
 GROUP = "hwnas.profilers"
 BUILTIN = {  # named here, not by decorators in their modules: nothing of a profiler is imported to list it

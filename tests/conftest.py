@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.lut import LUT
-from hwnas.profiling import build_lut
-from hwnas.space import get_space
+from hwnas.latency.lut import LUT
+from hwnas.measuring.profiling import build_lut
+from hwnas.spaces.space import get_space
 from hwnas.profilers.base import TimingPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def small_space():
     """The demo space cut to two stages (20 blocks per resolution): builds that must run whole, in seconds."""
     import json
 
-    from hwnas.space import SearchSpace
+    from hwnas.spaces.space import SearchSpace
 
     d = json.loads((ROOT / "hwnas" / "spaces" / "demo.json").read_text())
     return SearchSpace.from_dict({**d, "name": "demo-2-stages", "stages": d["stages"][:2], "depths": [1, 2],
@@ -63,7 +63,7 @@ def newcomer_demo(tmp_path_factory) -> dict:
 
     import torch
 
-    from hwnas.cli import main
+    from hwnas.app.cli import main
 
     out = tmp_path_factory.mktemp("newcomer") / "demo"
     before = (os.sched_getaffinity(0), torch.get_num_threads())
@@ -102,17 +102,17 @@ def demo_lut(demo_lut_path) -> LUT:
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hwnas", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=timeout)
 
 
 def cli_here(*args: str) -> subprocess.CompletedProcess:
-    """``hwnas ARGS`` through ``hwnas.cli.main`` in this process (no interpreter and torch start per call):
+    """``hwnas ARGS`` through ``hwnas.app.cli.main`` in this process (no interpreter and torch start per call):
     the same code path as the console script, for the many quick error and help checks."""
     import contextlib
     import io
 
-    from hwnas.cli import main
+    from hwnas.app.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -152,10 +152,10 @@ def tiny_supernet(tmp_path_factory, demo, tiny_data):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, demo_lut_path, tiny_supernet, demo):
     """A finished search over the demo space (24 px LUT) scored by the tiny supernet, with a budget."""
-    from hwnas.lut import LUT
-    from hwnas.predict import LatencyPredictor
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import LatencyPredictor
     from hwnas.search import Constraints, run_search
-    from hwnas.space import Arch
+    from hwnas.spaces.space import Arch
 
     lut = LUT.load(demo_lut_path)
     pred = LatencyPredictor(lut)

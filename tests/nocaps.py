@@ -25,5 +25,5 @@ def _prefix() -> list[str]:
 
 
 def run_cli_without_caps(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*_prefix(), sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True,
+    return subprocess.run([*_prefix(), sys.executable, "-m", "hwnas", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=timeout)

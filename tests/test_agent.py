@@ -148,8 +148,8 @@ def test_cli_device_errors(agent, token, tmp_path):
 
 
 def _build(space, out, quick_policy, processes=1, calibrate=False, **kw):
-    from hwnas.measure import profiler_options
-    from hwnas.profiling import build_lut
+    from hwnas.measuring.measure import profiler_options
+    from hwnas.measuring.profiling import build_lut
 
     return build_lut("ort-cpu", space, out, resolutions=[24], profiler_options=profiler_options(1, policy=quick_policy),
                      calibrate=calibrate, progress=False, command="pytest", processes=processes, **kw)
@@ -158,7 +158,7 @@ def _build(space, out, quick_policy, processes=1, calibrate=False, **kw):
 @pytest.fixture(scope="module")
 def device_lut(agent, token, demo, quick_policy, tmp_path_factory):
     """An ort-cpu LUT of the demo space at 24 px built through the agent, calibrated, with its drift reference."""
-    from hwnas.measure import target_device
+    from hwnas.measuring.measure import target_device
 
     out = tmp_path_factory.mktemp("dev-lut") / "device.json"
     before = agent.models()
@@ -170,7 +170,7 @@ def device_lut(agent, token, demo, quick_policy, tmp_path_factory):
 
 def test_a_lut_built_through_the_agent_has_the_structure_of_a_local_one(device_lut, agent, token, demo,
                                                                        quick_policy, tmp_path):
-    from hwnas.lut import LUT
+    from hwnas.latency.lut import LUT
 
     local = LUT.load(_build(demo, tmp_path / "local.json", quick_policy).path)
     dev = LUT.load(device_lut)
@@ -209,7 +209,7 @@ def _entries(path: Path) -> int:
 def test_kill_the_agent_mid_build_restart_it_and_the_same_command_resumes(agent_venv, token, tmp_path):
     a = Agent(agent_venv, tmp_path / "work", token).start()
     lut = tmp_path / "lut.json"
-    cmd = [sys.executable, "-m", "hwnas.cli", "profile", "--profiler", "ort-cpu", "--space", "demo",
+    cmd = [sys.executable, "-m", "hwnas", "profile", "--profiler", "ort-cpu", "--space", "demo",
            "--resolutions", "24", "--quick", "--processes", "1", "--no-calibrate", "--out", str(lut),
            "--device", a.url, "--token-file", str(token)]
     build = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -233,8 +233,8 @@ def test_kill_the_agent_mid_build_restart_it_and_the_same_command_resumes(agent_
 
 
 def _search(lut_path: Path, tiny_supernet, out: Path) -> Path:
-    from hwnas.lut import LUT
-    from hwnas.predict import LatencyPredictor
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import LatencyPredictor
     from hwnas.search import Constraints, run_search
 
     pred = LatencyPredictor(LUT.load(lut_path))
@@ -248,7 +248,7 @@ def _search(lut_path: Path, tiny_supernet, out: Path) -> Path:
 @pytest.mark.slow
 def test_finalize_measures_its_verdict_on_the_device(device_lut, agent, token, tiny_supernet, tmp_path):
     from hwnas.finalize import finalize
-    from hwnas.measure import target_device
+    from hwnas.measuring.measure import target_device
 
     run = _search(device_lut, tiny_supernet, tmp_path / "search")
     with target_device(agent.url, str(token)):
@@ -262,8 +262,8 @@ def test_finalize_measures_its_verdict_on_the_device(device_lut, agent, token, t
 
 @pytest.mark.slow
 def test_an_offline_bundle_round_trip(agent_venv, small_space, tmp_path, quick_policy):
-    from hwnas.device_bundle import BundleError, check_timings
-    from hwnas.lut import LUT
+    from hwnas.measuring.bundle import BundleError, check_timings
+    from hwnas.latency.lut import LUT
     from tests.conftest import cli_here
 
     space_file = tmp_path / "space.json"

@@ -30,7 +30,7 @@ def test_an_accuracy_predictor_saved_on_a_full_disk_leaves_the_old_file(tmp_path
 
 def test_pareto_png_drawn_on_a_full_disk_leaves_the_old_file(tmp_path):
     pytest.importorskip("matplotlib")
-    from hwnas.report import plot_front
+    from hwnas.finalize.report import plot_front
 
     with small_disk(tmp_path / "disk", "4k"):
         old = fill(tmp_path / "disk", "pareto.png")
@@ -44,7 +44,7 @@ def test_the_outputs_still_read_back(tmp_path, demo):
     import torch
 
     from hwnas.evaluate.predictor import AccuracyPredictor
-    from hwnas.report import plot_front
+    from hwnas.finalize.report import plot_front
 
     r = cli_here("sample", "--space", "demo", "--n", "2", "--out", str(tmp_path / "a.jsonl"))
     assert r.returncode == 0 and len((tmp_path / "a.jsonl").read_text().splitlines()) == 2

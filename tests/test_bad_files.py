@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, cli_here
 from hwnas.search import run_search
-from hwnas.store import StoreError
+from hwnas.search.store import StoreError
 
 LUTS = ROOT / "luts"
 DEMO_LUT = str(LUTS / "amd-epyc-2c_ort-cpu_demo.json")
@@ -44,7 +44,7 @@ def _onnx(path, inputs=1, dynamic=False):
 
 # -- item 9 -------------------------------------------------------------------
 def test_measure_names_what_is_wrong_with_the_users_model_file(tmp_path):
-    from hwnas.modelfile import check_model_file
+    from hwnas.measuring.modelfile import check_model_file
 
     good = _onnx(tmp_path / "good.onnx")
     assert check_model_file(good) == ("x0", (1, 3, 8, 8))

@@ -1,14 +1,14 @@
 """Every known bad input gets exit 2 and one line naming what was wrong (issue 13's list, and more).
 
 The cases live in tools/bad_inputs_table.py, which also writes docs/bad-inputs.md from real CLI runs.
-Here each runs through ``hwnas.cli.main`` in this process (fast); a few also run as a real subprocess.
+Here each runs through ``hwnas.app.cli.main`` in this process (fast); a few also run as a real subprocess.
 """
 import importlib.util
 
 import pytest
 
 from conftest import ROOT, run_cli
-from hwnas.cli import main
+from hwnas.app.cli import main
 
 _spec = importlib.util.spec_from_file_location("bad_inputs_table", ROOT / "tools" / "bad_inputs_table.py")
 table = importlib.util.module_from_spec(_spec)

@@ -1,10 +1,10 @@
-"""The evaluator bench (hwnas/evaluate/benchmark.py) end to end, at toy size on real digits."""
+"""The evaluator bench (hwnas/bench/evaluators.py) end to end, at toy size on real digits."""
 import math
 
 import pytest
 
-from hwnas.evaluate.benchmark import format_table, run_evaluator_bench
-from hwnas.evaluate.reference import Recipe
+from hwnas.bench.evaluators import format_table, run_evaluator_bench
+from hwnas.bench.reference import Recipe
 from hwnas.evaluate.supernet import SupernetConfig
 
 
@@ -37,7 +37,7 @@ def test_bench_ranks_every_evaluator_against_a_two_seed_reference(tmp_path, demo
 
 
 def test_bench_on_a_reference_never_trained_says_what_to_run(tmp_path, demo, tiny_data):
-    from hwnas.errors import InputError
+    from hwnas.core.errors import InputError
 
     with pytest.raises(InputError, match="run tools/bench_reference.py"):
         run_evaluator_bench(demo, tmp_path, Recipe(data=tiny_data, data_limit=None, epochs=1), n_archs=4,

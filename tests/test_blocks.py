@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hwnas.blocks import LayerDesc, build_model, make_divisible
+from hwnas.spaces.blocks import LayerDesc, build_model, make_divisible
 
 
 def test_make_divisible_rounds_to_multiples_of_eight():

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from hwnas.calibrate import MODELS, calibrate_lut, choose_model, fit, sample_archs
-from hwnas.lut import LUT
-from hwnas.predict import LatencyPredictor
+from hwnas.measuring.calibrate import MODELS, calibrate_lut, choose_model, fit, sample_archs
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import LatencyPredictor
 
 from conftest import ROOT
 
@@ -73,7 +73,7 @@ def test_isolated_measurement_measures_every_network(demo, quick_policy):
     """Fresh worker processes measure every network, like this process does. (Whether the two agree in
     scale is a timing question for tools/bench_fidelity.py: a ratio of timings asserted here depends on
     how busy the machine is.)"""
-    from hwnas.measure import arch_measurer
+    from hwnas.measuring.measure import arch_measurer
 
     archs = [demo.sample(s) for s in range(3)]
     iso = arch_measurer("torch-cpu", {"policy": quick_policy}, processes=2)(archs)
@@ -97,7 +97,7 @@ def test_calibration_killed_part_way_resumes_what_it_saved(demo_lut_path, tmp_pa
     out = tmp_path / "lut.json"
     out.write_bytes(demo_lut_path.read_bytes())  # every block measured, no calibration yet
     n = 8
-    cmd = [sys.executable, "-m", "hwnas.cli", "profile", "--profiler", "torch-cpu", "--space", "demo",
+    cmd = [sys.executable, "-m", "hwnas", "profile", "--profiler", "torch-cpu", "--space", "demo",
            "--resolutions", "24", "--quick", "--processes", "0", "--pin-cpu", "none", "--calib-archs", str(n),
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
@@ -123,7 +123,7 @@ def test_calibration_killed_part_way_resumes_what_it_saved(demo_lut_path, tmp_pa
 def test_a_calibration_that_fits_its_own_networks_poorly_warns():
     """Seen here: a build whose calibration networks were timed in a busy minute fitted them at 22 %
     (leave-one-out); the same build minutes later at 2 %. Only the first warns, and says what to do."""
-    from hwnas.calibrate import POOR_FIT_PCT, calibration_warning
+    from hwnas.measuring.calibrate import POOR_FIT_PCT, calibration_warning
 
     busy = {"complete": True, "model": "boundary", "loo_mape_pct": {"scale": 25.6, "boundary": 22.3}}
     assert "22.3 %" in calibration_warning(busy) and "--recalibrate" in calibration_warning(busy)

@@ -4,14 +4,14 @@ import pytest
 import torch
 
 from conftest import cli_here
-from hwnas.cells import CellArch, CellNetwork
+from hwnas.spaces.cells import CellArch, CellNetwork
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate.cell_supernet import CellSupernet
 from hwnas.evaluate.data import load_data
 from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, evaluate_subnet, load_supernet,
                                      read_checkpoint, recalibrate_bn, train_supernet)
-from hwnas.space import get_space
+from hwnas.spaces.space import get_space
 
 DATA, LIMIT = "fashion-small", 20  # real Fashion-MNIST images (embedded), 20 per class: a few steps an epoch
 

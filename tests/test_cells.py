@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from hwnas.cells import CellArch, CellSpace
+from hwnas.spaces.cells import CellArch, CellSpace
 from hwnas.evaluate.data import load_data
 from hwnas.evaluate.proxies import naswot
 from hwnas.evaluate.train import train_arch
-from hwnas.space import ArchError, SpaceError, get_space, list_spaces
+from hwnas.spaces.space import ArchError, SpaceError, get_space, list_spaces
 
 
 @pytest.fixture(scope="module")
@@ -174,9 +174,9 @@ def test_all_layers_hold_every_block_of_every_arch(cells):
 
 def test_a_cell_lut_prices_cell_networks(cells, tmp_path, quick_policy):
     """A real (quick) torch-cpu LUT of the cell space: the generic predictor sums its entries."""
-    from hwnas.lut import LUT
-    from hwnas.predict import LayerSumPredictor, MissingEntriesError, covered_resolutions, latency_predictor
-    from hwnas.profiling import build_lut
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import LayerSumPredictor, MissingEntriesError, covered_resolutions, latency_predictor
+    from hwnas.measuring.profiling import build_lut
 
     out = tmp_path / "cell.json"
     build_lut("torch-cpu", cells, out, profiler_options={"policy": quick_policy}, calibrate=False, progress=False,
@@ -199,8 +199,8 @@ def test_a_cell_lut_prices_cell_networks(cells, tmp_path, quick_policy):
 def test_a_cell_space_is_searched_from_its_shipped_lut(tmp_path):
     """The search goes through the space protocol: the cell LUT's space is searched, archs are priced by
     the generic predictor, the budget holds, the same seed gives the same front."""
-    from hwnas.lut import LUT
-    from hwnas.predict import latency_predictor
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import latency_predictor
     from hwnas.search import Constraints, run_search
 
     lut_path = Path(__file__).resolve().parents[1] / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json"
@@ -252,8 +252,8 @@ def test_the_cell_fast_path_is_the_layer_sum():
     model, on the shipped cell LUT with its calibration."""
     import numpy as np
 
-    from hwnas.lut import LUT
-    from hwnas.predict import CellLatencyPredictor, LayerSumPredictor, latency_predictor
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import CellLatencyPredictor, LayerSumPredictor, latency_predictor
 
     lut = LUT.load(Path(__file__).resolve().parents[1] / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json")
     fast, slow = latency_predictor(lut), LayerSumPredictor(lut)
@@ -283,8 +283,8 @@ def test_the_fast_path_agrees_on_a_two_node_cell_whose_lut_has_no_adds():
     """A 2-node cell has no node with two inputs, so its LUT holds no 'add' keys: both paths price it."""
     import numpy as np
 
-    from hwnas.lut import LUT
-    from hwnas.predict import CellLatencyPredictor, LayerSumPredictor
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import CellLatencyPredictor, LayerSumPredictor
 
     shipped = LUT.load(Path(__file__).resolve().parents[1] / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json")
     two = CellSpace.from_dict({**shipped.space, "name": "cell-2", "nodes": 2})

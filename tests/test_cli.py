@@ -1,6 +1,6 @@
 import json
 
-from hwnas.cli import main
+from hwnas.app.cli import main
 
 from conftest import cli_here, run_cli
 
@@ -49,8 +49,8 @@ def test_measure_arch_with_lut_reports_prediction_error(demo_lut_path, tmp_path,
 
 
 def test_measure_an_onnx_file(tmp_path, capsys):
-    from hwnas.blocks import build_model
-    from hwnas.space import get_space
+    from hwnas.spaces.blocks import build_model
+    from hwnas.spaces.space import get_space
     from hwnas.profilers._ort import export_onnx
 
     arch = get_space("demo").sample(0)
@@ -156,10 +156,10 @@ def test_an_internal_error_has_its_own_exit_code_and_keeps_the_traceback(tmp_pat
     import subprocess
     import sys
 
-    from hwnas import cli
+    from hwnas.app import cli
 
     # a real run of the CLI in which the `sample` command has a bug (1 / 0)
-    code = ("import sys; from hwnas import cli\n"
+    code = ("import sys; from hwnas.app import cli\n"
             "orig = cli.build_parser\n"
             "def bp():\n    p = orig(); sub = p._subparsers._group_actions[0].choices['sample']\n"
             "    sub.set_defaults(func=lambda a: 1 / 0); return p\n"

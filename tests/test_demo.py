@@ -1,10 +1,10 @@
-"""`hwnas demo` (hwnas/demo.py): the whole pipeline, at toy settings, and its resume."""
+"""`hwnas demo` (hwnas/app/demo.py): the whole pipeline, at toy settings, and its resume."""
 import json
 
 import pytest
 
 from conftest import run_cli
-from hwnas.demo import MARKER, DemoError, matching_lut, prepare_out
+from hwnas.app.demo import MARKER, DemoError, matching_lut, prepare_out
 
 
 def test_matching_lut_does_not_pin_this_process():

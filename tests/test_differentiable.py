@@ -5,14 +5,14 @@ import random
 import pytest
 import torch
 
-from hwnas.errors import SearchError
+from hwnas.core.errors import SearchError
 from hwnas.evaluate.supernet import Supernet
-from hwnas.lut import LUT
-from hwnas.predict import latency_predictor
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import latency_predictor
 from hwnas.search import Constraints, run_search
 from hwnas.search.strategies import create_strategy, list_strategies, strategy_options
-from hwnas.space import get_space
-from hwnas.store import RunStore
+from hwnas.spaces.space import get_space
+from hwnas.search.store import RunStore
 
 
 def _one_hot(net, genes):

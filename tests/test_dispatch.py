@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.errors import SearchError
+from hwnas.core.errors import SearchError
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.base import CachedEvaluator
 from hwnas.search import run_search
 from hwnas.search.dispatch import PoolDispatcher, make_dispatcher
-from hwnas.store import RunStore
+from hwnas.search.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,11 @@
-"""The drift reference (hwnas/drift.py): recorded with a LUT, re-measured later, reported beside raw errors."""
+"""The drift reference (hwnas/measuring/drift.py): recorded with a LUT, re-measured later, reported beside raw errors."""
 import json
 
 import pytest
 
-from hwnas.drift import MIN_NOISE_PCT, Drift, check_drift, combine, reference_archs
-from hwnas.lut import LUT, LUTError
-from hwnas.measure import lut_profiler_options
+from hwnas.measuring.drift import MIN_NOISE_PCT, Drift, check_drift, combine, reference_archs
+from hwnas.latency.lut import LUT, LUTError
+from hwnas.measuring.measure import lut_profiler_options
 
 
 def test_lut_records_a_reference_with_its_own_noise(calibrated_lut_path):

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import ROOT, cli_here
-from hwnas.jsonio import DuplicateKeyError, loads_file
-from hwnas.lut import LUT, LUTError
+from hwnas.core.jsonio import DuplicateKeyError, loads_file
+from hwnas.latency.lut import LUT, LUTError
 
 DEMO_LUT = ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json"
 ARCH = ('{"space": "demo", "resolution": 24, "width": 1.0, "kernels": [[3], [3], [3], [3]], '

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from hwnas.fidelity import error_stats, proportional_fit, run_fidelity
-from hwnas.lut import LUT
-from hwnas.space import Arch
+from hwnas.measuring.fidelity import error_stats, proportional_fit, run_fidelity
+from hwnas.latency.lut import LUT
+from hwnas.spaces.space import Arch
 
 
 def test_error_stats_by_hand():
@@ -26,7 +26,7 @@ def test_fidelity_run_on_real_measurements(demo_lut_path, demo, quick_policy):
 
 def test_on_another_device_the_drift_is_not_called_drift():
     """Seen on an AVX-512 host with an AVX2-built LUT: '15.7 % slower' was the other CPU, not a change over time."""
-    from hwnas.fidelity import FidelityReport
+    from hwnas.measuring.fidelity import FidelityReport
 
     stats = {"within_5_pct": 8.0, "within_10_pct": 42.0, "mape_pct": 11.1, "worst_error_pct": 24.0,
              "kendall_tau": 0.8}

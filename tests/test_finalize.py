@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hwnas.finalize import FinalizeError, ParityError, check_parity, finalize, read_run
-from hwnas.report import rerender
+from hwnas.finalize.report import rerender
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +198,7 @@ def test_best_json_and_pick_best_agree_also_on_a_tie(tiny_run, tmp_path):
     from dataclasses import replace
 
     from hwnas.finalize import pick_record
-    from hwnas.runs import Run
+    from hwnas.search.runs import Run
     from hwnas.search.pareto import best_record
 
     run = read_run(tiny_run)
@@ -219,7 +219,7 @@ def test_the_verdict_spreads_its_processes_over_a_span(quick_policy):
     in-process timings of a real block) until its measurements span the time asked, and keeps the lowest."""
     from dataclasses import asdict
 
-    from hwnas.blocks import LayerDesc
+    from hwnas.spaces.blocks import LayerDesc
     from hwnas.finalize.verdict import _calm, verdict_span_s
     from hwnas.profilers import create_profiler
 

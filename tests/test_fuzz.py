@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from hwnas.errors import InputError
-from hwnas.lut import LUT
-from hwnas.predict import LatencyPredictor
-from hwnas.space import SearchSpace, get_space
+from hwnas.core.errors import InputError
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import LatencyPredictor
+from hwnas.spaces.space import SearchSpace, get_space
 
 FUZZ_CASES = {"n": 0}
 # HWNAS_FUZZ_EXAMPLES=2000 for a longer hunt; 150 per parser keeps the suite's share at ~5 s
@@ -134,7 +134,7 @@ def test_lut_files_cut_or_garbled(tmp_path_factory, cut, junk):
                                         "versions", "command", "created", "seconds"]), json_values),
        st.booleans())
 def test_report_json_of_a_bundle(tmp_path_factory, report, tagged):
-    from hwnas.report import rerender
+    from hwnas.finalize.report import rerender
 
     d = tmp_path_factory.mktemp("bundle")
     if tagged:

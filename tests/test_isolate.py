@@ -1,9 +1,9 @@
-"""hwnas/isolate.py: fresh-process measurement, and its rule that two processes must agree."""
+"""hwnas/measuring/isolate.py: fresh-process measurement, and its rule that two processes must agree."""
 from collections import Counter
 
 import pytest
 
-from hwnas.isolate import AGREE, agreeing, agreement_tolerance, measure_isolated
+from hwnas.measuring.isolate import AGREE, agreeing, agreement_tolerance, measure_isolated
 
 
 def test_two_lowest_medians_must_agree():

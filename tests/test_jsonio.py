@@ -1,12 +1,12 @@
-"""Strict JSON out (hwnas/jsonio.py): no NaN/Infinity in any file hwnas writes."""
+"""Strict JSON out (hwnas/core/jsonio.py): no NaN/Infinity in any file hwnas writes."""
 import json
 import math
 
 import pytest
 
-from hwnas import jsonio
+from hwnas.core import jsonio
 from hwnas.evaluate.proxies import NO_SIGNAL
-from hwnas.lut import LUT
+from hwnas.latency.lut import LUT
 
 
 def test_finite_values_round_trip_and_non_finite_ones_are_named():

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from hwnas.lut import LUT, LUTError, SCHEMA_VERSION, atomic_write, atomic_write_text, fingerprint_diff
+from hwnas.latency.lut import LUT, LUTError, SCHEMA_VERSION, atomic_write, atomic_write_text, fingerprint_diff
 
 
 def test_round_trip(demo_lut, tmp_path):

@@ -6,9 +6,9 @@ import shutil
 import pytest
 
 from hwnas.finalize import FinalizeError, finalize
-from hwnas.lut import LUT, content_digest, content_table
+from hwnas.latency.lut import LUT, content_digest, content_table
 from hwnas.search import run_search
-from hwnas.store import RunStore, StoreError
+from hwnas.search.store import RunStore, StoreError
 
 from conftest import ROOT, cli_here
 

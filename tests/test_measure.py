@@ -3,9 +3,9 @@ import argparse
 
 import pytest
 
-from hwnas.cli import _profiler_options
-from hwnas.lut import LUT
-from hwnas.measure import lut_profiler_options, profiler_for, profiler_options
+from hwnas.app.cli import _profiler_options
+from hwnas.latency.lut import LUT
+from hwnas.measuring.measure import lut_profiler_options, profiler_for, profiler_options
 from hwnas.profilers import ProfilerUnavailable
 from hwnas.profilers._host import auto_pin
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
-from hwnas.metrics import kendall_tau, spearman_rho
+from hwnas.core.metrics import kendall_tau, spearman_rho
 
 
 def test_kendall_tau_matches_scipy_with_ties():
@@ -23,7 +23,7 @@ def test_spearman_rho_matches_scipy_with_ties():
 
 
 def test_tau_within_groups_ignores_pairs_across_groups():
-    from hwnas.metrics import kendall_tau_within
+    from hwnas.core.metrics import kendall_tau_within
 
     # the score is the group (resolution) only: perfect across groups, no information within them
     groups = [24, 24, 24, 32, 32, 32]
@@ -41,7 +41,7 @@ def test_tau_within_groups_ignores_pairs_across_groups():
 
 
 def test_tau_top_k_looks_only_at_the_reference_best():
-    from hwnas.metrics import kendall_tau_top
+    from hwnas.core.metrics import kendall_tau_top
 
     ref = np.arange(20, dtype=float)
     score = ref.copy()

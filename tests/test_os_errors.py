@@ -1,5 +1,5 @@
 """The environment refusing (issue 28 item 8) is one line naming the file and the fix, exit 2, from one errno ->
-message mapping at the CLI boundary (hwnas.errors.describe_os_error), not an internal error: permission denied
+message mapping at the CLI boundary (hwnas.core.errors.describe_os_error), not an internal error: permission denied
 (with root's capabilities dropped), a read-only --out, a symbolic-link loop, ENOSPC in finalize and report
 (on a real full tmpfs; the old bundle stays whole)."""
 import errno
@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, cli_here
 from fullfs import small_disk
-from hwnas.errors import OS_ERRORS, describe_os_error
+from hwnas.core.errors import OS_ERRORS, describe_os_error
 from nocaps import run_cli_without_caps
 
 LUT = str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json")

@@ -1,4 +1,4 @@
-"""Paired measurement (hwnas.pairing): the arithmetic, the LUT record, and every path measuring as the LUT was built.
+"""Paired measurement (hwnas.measuring.pairing): the arithmetic, the LUT record, and every path measuring as the LUT was built.
 
 Whether pairing cancels slow spells is measured in tools/bench_interleave.py, not asserted here."""
 import json
@@ -30,8 +30,8 @@ def test_pairing_options_are_checked(tmp_path):
 
 @pytest.fixture(scope="module")
 def paired_lut(tmp_path_factory, small_space, quick_policy):
-    from hwnas.measure import profiler_options
-    from hwnas.profiling import build_lut
+    from hwnas.measuring.measure import profiler_options
+    from hwnas.measuring.profiling import build_lut
 
     out = tmp_path_factory.mktemp("paired") / "paired.json"
     build_lut("ort-cpu", small_space, out, resolutions=[24], profiler_options=profiler_options(1, policy=quick_policy),
@@ -40,10 +40,10 @@ def paired_lut(tmp_path_factory, small_space, quick_policy):
 
 
 def test_a_paired_lut_records_its_reference_and_stays_paired(paired_lut, small_space, quick_policy):
-    from hwnas.lut import LUT
-    from hwnas.measure import lut_profiler_options, profiler_options
-    from hwnas.pairing import reference_arch
-    from hwnas.profiling import build_lut
+    from hwnas.latency.lut import LUT
+    from hwnas.measuring.measure import lut_profiler_options, profiler_options
+    from hwnas.measuring.pairing import reference_arch
+    from hwnas.measuring.profiling import build_lut
 
     lut = LUT.load(paired_lut)
     pairing = lut.settings["pairing"]
@@ -58,8 +58,8 @@ def test_a_paired_lut_records_its_reference_and_stays_paired(paired_lut, small_s
 
 
 def test_paired_refused_for_a_profiler_of_modules(small_space, quick_policy, tmp_path):
-    from hwnas.lut import LUTError
-    from hwnas.profiling import build_lut
+    from hwnas.latency.lut import LUTError
+    from hwnas.measuring.profiling import build_lut
 
     with pytest.raises(LUTError, match="--paired needs a profiler that times model files"):
         build_lut("torch-cpu", small_space, tmp_path / "t.json", resolutions=[24], profiler_options={"policy": quick_policy},
@@ -68,8 +68,8 @@ def test_paired_refused_for_a_profiler_of_modules(small_space, quick_policy, tmp
 
 def test_paired_measurement_through_the_agent(paired_lut, tmp_path, agent_venv):
     """The device pairs too: the reference is sent like any model, and the agent alternates the two."""
-    from hwnas.lut import LUT
-    from hwnas.measure import lut_profiler_options, target_device
+    from hwnas.latency.lut import LUT
+    from hwnas.measuring.measure import lut_profiler_options, target_device
     from hwnas.profilers import create_profiler
     from hwnas_agent.protocol import digest
     from tests.test_agent import Agent, tiny_onnx

@@ -3,9 +3,9 @@ import random
 import numpy as np
 import pytest
 
-from hwnas.lut import LUT
-from hwnas.predict import Calibration, LatencyPredictor, MissingEntriesError
-from hwnas.space import Arch
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import Calibration, LatencyPredictor, MissingEntriesError
+from hwnas.spaces.space import Arch
 
 
 def _archs_at(space, res, n, seed=0):
@@ -87,7 +87,7 @@ def test_fastest_is_a_true_minimum(demo_lut, demo):
 def test_generic_layer_sum_agrees_with_the_dense_mbv3_tables(demo_lut, demo):
     """The space protocol's generic path (sum of the LUT entries of arch.layers(), then calibration) and
     mbv3's dense fast path are one model."""
-    from hwnas.predict import LayerSumPredictor, latency_predictor
+    from hwnas.latency.predict import LayerSumPredictor, latency_predictor
 
     demo_lut.calibration = {"coef": [1.1, 0.3, 0.002, 0.01], "model": "boundary"}
     archs = _archs_at(demo, 24, 100, seed=3)
@@ -104,7 +104,7 @@ def test_predict_genes_is_predict_many_without_the_archs(demo_lut, demo):
     as the calibrated features, out-of-bounds rows refused, a missing LUT entry named as predict_many names it."""
     from dataclasses import replace
 
-    from hwnas.errors import InputError
+    from hwnas.core.errors import InputError
 
     demo_lut.calibration = {"coef": [1.1, 0.3, 0.002, 0.01], "model": "boundary"}
     space = replace(demo, resolutions=(24,))
@@ -134,7 +134,7 @@ def test_a_batch_mixing_equal_spaces_with_other_choice_lists_is_priced_arch_by_a
     from dataclasses import replace
     from pathlib import Path
 
-    from hwnas.predict import latency_predictor
+    from hwnas.latency.predict import latency_predictor
 
     luts = Path(__file__).resolve().parents[1] / "luts"
     for name, resolutions in (("demo", None), ("cell-demo", (24, 28))):

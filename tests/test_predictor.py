@@ -43,7 +43,7 @@ def test_save_load_and_use_as_evaluator(demo, scored, tmp_path):
 
 def test_archs_of_a_resolution_restricted_space_are_predicted_in_the_trained_space(demo):
     """A search over a LUT of some resolutions has a smaller space; its archs still get a prediction."""
-    from hwnas.space import ArchError, SearchSpace
+    from hwnas.spaces.space import ArchError, SearchSpace
 
     predictor = AccuracyPredictor(demo)
     sub = SearchSpace.from_dict({**demo.to_dict(), "resolutions": [demo.resolutions[0]]})

@@ -4,10 +4,10 @@ from dataclasses import FrozenInstanceError, fields
 
 import pytest
 
-from hwnas.errors import InputError
+from hwnas.core.errors import InputError
 from hwnas.search.problem import Constraints, Problem
 from hwnas.search.records import RecordError, SearchRecord
-from hwnas.space import get_space
+from hwnas.spaces.space import get_space
 
 
 @pytest.fixture(scope="module")

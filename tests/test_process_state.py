@@ -11,9 +11,9 @@ import os
 import pytest
 import torch
 
-from hwnas.calibrate import calibrate_lut
-from hwnas.lut import LUT
-from hwnas.profiling import build_lut
+from hwnas.measuring.calibrate import calibrate_lut
+from hwnas.latency.lut import LUT
+from hwnas.measuring.profiling import build_lut
 from hwnas.profilers import create_profiler
 from hwnas.profilers._host import auto_pin
 
@@ -85,7 +85,7 @@ def test_calibrate_in_process(unchanged, demo_lut_path, quick_policy):
 
 @needs_two_cpus
 def test_cli_measure_in_process(unchanged, demo_lut_path, tmp_path, capsys):
-    from hwnas.cli import main
+    from hwnas.app.cli import main
 
     rc = main(["measure", "--lut", str(demo_lut_path), "--sample", "2", "--resolution", "24", "--processes", "0",
                "--quick", "--pin-cpu", "auto"])

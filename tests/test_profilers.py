@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hwnas.profilers import ProfilerConfigError
-from hwnas.blocks import LayerDesc
+from hwnas.spaces.blocks import LayerDesc
 from hwnas.profilers import ProviderFallbackError, create_profiler, get_profiler_class, list_profilers
 from hwnas.profilers.base import Measurement, Profiler
 from hwnas.profilers.registry import BUILTIN

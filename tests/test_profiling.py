@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from hwnas.lut import LUT, LUTError
-from hwnas.profiling import build_lut
+from hwnas.latency.lut import LUT, LUTError
+from hwnas.measuring.profiling import build_lut
 
 from conftest import ROOT
 

@@ -1,11 +1,11 @@
-"""hwnas/evaluate/reference.py: the benchmarks' reference training, saved as it comes, and its noise ceiling."""
+"""hwnas/bench/reference.py: the benchmarks' reference training, saved as it comes, and its noise ceiling."""
 import json
 import random
 
 import pytest
 
-from hwnas.errors import InputError
-from hwnas.evaluate.reference import Recipe, agreement, train_reference
+from hwnas.core.errors import InputError
+from hwnas.bench.reference import Recipe, agreement, train_reference
 
 
 def test_agreement_of_two_seeds(demo):
@@ -49,7 +49,7 @@ def test_reference_trains_each_arch_and_seed_once_and_resumes_from_its_file(demo
 
 
 def test_two_benchmarks_sharing_a_workdir_keep_each_others_trainings(tmp_path):
-    from hwnas.evaluate.reference import save
+    from hwnas.bench.reference import save
 
     path = tmp_path / "reference-x.json"
     a = {"recipe": {}, "scores": {"0:a": 80.0}, "cpu_s": {"0:a": 1.0}}

@@ -1,4 +1,4 @@
-"""hwnas.registry: one registry for profilers, strategies, evaluators and space kinds.
+"""hwnas.core.registry: one registry for profilers, strategies, evaluators and space kinds.
 
 The Registry on its own; every built-in of every kind (each loads, names the object its target says, has a
 docstring); the one option-signature error of every kind; and the worked plugins of docs/plugins.md, installed
@@ -20,7 +20,7 @@ try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib
-from hwnas.registry import BUILTIN, HOMES, REQUIRED, PluginInfo, Registry, registries, resolve
+from hwnas.core.registry import BUILTIN, HOMES, REQUIRED, PluginInfo, Registry, registries, resolve
 
 DOC = ROOT / "docs" / "plugins.md"
 
@@ -166,7 +166,7 @@ def test_every_kind_has_its_registry_and_group():
         "profiler": "hwnas.profilers", "strategy": "hwnas.strategies", "evaluator": "hwnas.evaluators",
         "space": "hwnas.spaces"}
     assert {k for k, _ in BUILTINS} == set(HOMES)
-    from hwnas.cli import PLUGIN_KINDS
+    from hwnas.app.cli import PLUGIN_KINDS
 
     assert list(PLUGIN_KINDS) == list(HOMES)  # the --kind choices, written out so the parser imports nothing
 
@@ -204,7 +204,7 @@ def test_loading_every_built_in_registers_no_name_its_registry_did_not_know():
 
 def test_naming_a_built_in_imports_only_its_own_module():
     code = ("import sys; from hwnas.evaluate import create_evaluator, list_evaluators; names = list_evaluators(); "
-            "heavy = ('hwnas.evaluate.proxies', 'hwnas.evaluate.supernet', 'hwnas.evaluate.train', 'hwnas.cells'); "
+            "heavy = ('hwnas.evaluate.proxies', 'hwnas.evaluate.supernet', 'hwnas.evaluate.train', 'hwnas.spaces.cells'); "
             "assert 'supernet' in names and not [m for m in heavy if m in sys.modules], names; "
             "create_evaluator('proxy:synflow'); print(sorted(m for m in heavy if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -212,8 +212,8 @@ def test_naming_a_built_in_imports_only_its_own_module():
 
 
 def test_importing_the_cli_imports_no_registry():
-    r = subprocess.run([sys.executable, "-c", "import sys, hwnas.cli; hwnas.cli.build_parser(); "
-                        "print('hwnas.registry' in sys.modules, 'importlib.metadata' in sys.modules)"],
+    r = subprocess.run([sys.executable, "-c", "import sys, hwnas.app.cli; hwnas.app.cli.build_parser(); "
+                        "print('hwnas.core.registry' in sys.modules, 'importlib.metadata' in sys.modules)"],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.stdout.split() == ["False", "False"], r.stderr
 
@@ -227,7 +227,7 @@ def _profiler(bad):
 
 def _strategy(bad):
     from hwnas.search.strategies import create_strategy
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     return create_strategy("nsga2", get_space("demo"), population=4, seed=0, **bad)
 
@@ -239,7 +239,7 @@ def _evaluator(bad):
 
 
 def _space(bad):
-    from hwnas.space import SPACES
+    from hwnas.spaces.space import SPACES
 
     return SPACES.create("cell", name="x", **bad)
 
@@ -283,7 +283,7 @@ def test_the_documented_strategy_and_evaluator_run_a_real_search(my_package, dem
     from hwnas.evaluate import create_evaluator, list_evaluators
     from hwnas.search import run_search
     from hwnas.search.strategies import create_strategy, list_strategies, strategy_options
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     assert "climb" in list_strategies() and "macs" in list_evaluators() and "my_package.climb" not in sys.modules
     assert strategy_options("climb") == {"mutate_prob": None, "steps": 1}
@@ -307,8 +307,8 @@ def test_the_documented_strategy_through_hwnas_search(my_package, demo_lut_path)
 
 
 def test_the_documented_space_kind_reads_a_file_of_that_kind(my_package, tmp_path):
-    from hwnas.cells import CellSpace
-    from hwnas.space import SpaceError, get_space
+    from hwnas.spaces.cells import CellSpace
+    from hwnas.spaces.space import SpaceError, get_space
 
     path = tmp_path / "nb201-c100.json"
     path.write_text(json.dumps({"kind": "nb201", "name": "nb201-c100", "num_classes": 100}))

@@ -1,9 +1,9 @@
-"""Reading a finished run (hwnas.runs, beside the run store); finalize and report read runs through it."""
+"""Reading a finished run (hwnas.search.runs, beside the run store); finalize and report read runs through it."""
 import pytest
 
 from hwnas.finalize import FinalizeError
 from hwnas.finalize import read_run as finalize_read_run
-from hwnas.runs import RunError, read_run
+from hwnas.search.runs import RunError, read_run
 
 
 def test_read_run_is_one_function_with_one_error(tmp_path):
@@ -19,7 +19,7 @@ def test_the_front_is_read_as_records_and_one_without_its_fields_is_refused(tmp_
     import json
 
     from hwnas.search.records import SearchRecord
-    from hwnas.store import RunStore
+    from hwnas.search.store import RunStore
 
     store = RunStore(tmp_path / "run.sqlite")
     store.set_meta("config", {"space": {}, "lut": "x.json", "evaluator": "proxy:synflow"})

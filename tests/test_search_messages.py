@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, cli_here
 from hwnas.search import run_search
-from hwnas.store import StoreError
+from hwnas.search.store import StoreError
 
 LUTS = ROOT / "luts"
 DEMO_LUT = str(LUTS / "amd-epyc-2c_ort-cpu_demo.json")
@@ -66,7 +66,7 @@ def test_supernet_resume_names_the_setting_that_differs(tiny_supernet, demo):
 @pytest.mark.slow
 def test_an_interrupted_search_says_add_resume(tmp_path):
     out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "hwnas.cli", "search", "--lut", DEMO_LUT, "--population", "8",
+    proc = subprocess.Popen([sys.executable, "-m", "hwnas", "search", "--lut", DEMO_LUT, "--population", "8",
                              "--generations", "100000", "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=ROOT)
     deadline = time.monotonic() + 300
@@ -97,7 +97,7 @@ def test_a_population_larger_than_the_space_is_refused_and_a_large_search_says_i
            "--population 100,000 is more than the 15,625 archs space 'cell-demo' holds")
     assert not (tmp_path / "r").exists()
     from hwnas.search.run import check_population
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     check_population(get_space("cell-demo"), 2000, 6)
     assert "note: up to 12,000 evaluations" in capsys.readouterr().err

@@ -3,11 +3,11 @@ import random
 
 import pytest
 
-from hwnas.errors import InputError
-from hwnas.evaluate.reference import Recipe
-from hwnas.lut import LUT
-from hwnas.predict import LatencyPredictor
-from hwnas.search.quality import budget_in_the_middle, format_quality, latency_twin, run_search_quality
+from hwnas.core.errors import InputError
+from hwnas.bench.reference import Recipe
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import LatencyPredictor
+from hwnas.bench.search_quality import budget_in_the_middle, format_quality, latency_twin, run_search_quality
 
 
 def test_searched_archs_are_paired_with_latency_twins_and_trained(demo_lut_path, tiny_data, tmp_path):

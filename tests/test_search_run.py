@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwnas.search import Constraints, InfeasibleBudgetError, run_search
-from hwnas.store import DiskFullError, RunStore, StoreError
+from hwnas.search.store import DiskFullError, RunStore, StoreError
 
 from conftest import ROOT, run_cli
 
@@ -40,9 +40,9 @@ def test_search_writes_front_and_is_reproducible(demo_lut_path, tmp_path):
 
 
 def test_budget_constraint_is_respected(demo_lut_path, tmp_path):
-    from hwnas.lut import LUT
-    from hwnas.predict import LatencyPredictor
-    from hwnas.predict import covered_resolutions
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import LatencyPredictor
+    from hwnas.latency.predict import covered_resolutions
     from dataclasses import replace
 
     lut = LUT.load(demo_lut_path)
@@ -189,7 +189,7 @@ def _wait_for(ready, proc, what: str, timeout: float = 300) -> None:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hwnas.cli", *args]
+    return [sys.executable, "-m", "hwnas", *args]
 
 
 @pytest.mark.slow
@@ -227,7 +227,7 @@ def test_resume_after_kill_9_gives_the_same_front(demo_lut_path, tmp_path):
 
 @pytest.mark.slow
 def test_a_second_search_on_the_same_run_is_refused(demo_lut_path, tmp_path):
-    from hwnas.store import RunLock
+    from hwnas.search.store import RunLock
 
     out = tmp_path / "r"
     common = ["search", "--lut", str(demo_lut_path), "--population", "8", "--generations", "100000",
@@ -304,7 +304,7 @@ class _FailsOnSomeArchs:
 def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_lut_path, tmp_path, monkeypatch):
     from hwnas.evaluate import base
     from hwnas.evaluate.base import EvaluationFailed, evaluate_each
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     ev = _FailsOnSomeArchs()
     monkeypatch.setitem(base._REGISTRY, ev.name, lambda **kw: ev)

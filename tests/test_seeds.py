@@ -6,8 +6,8 @@ import random
 import pytest
 
 from conftest import ROOT, cli_here
-from hwnas.cli import build_parser, seed_int
-from hwnas.errors import SearchError
+from hwnas.app.cli import build_parser, seed_int
+from hwnas.core.errors import SearchError
 from hwnas.search import run_search
 
 LUT = str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json")

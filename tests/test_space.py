@@ -4,7 +4,7 @@ import random
 import numpy as np
 import pytest
 
-from hwnas.space import ArchError, SearchSpace, SpaceError, get_space, list_spaces
+from hwnas.spaces.space import ArchError, SearchSpace, SpaceError, get_space, list_spaces
 
 
 def test_shipped_spaces(mbv3, demo):

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, cli_here
 from hwnas.search import run_search
-from hwnas.store import StoreError
+from hwnas.search.store import StoreError
 
 LUTS = ROOT / "luts"
 DEMO_LUT = str(LUTS / "amd-epyc-2c_ort-cpu_demo.json")
@@ -69,7 +69,7 @@ def test_long_lists_are_not_echoed_whole(tmp_path):
     line = _error(cli_here("predict", "--lut", DEMO_LUT, "--space-file", str(path), "--sample", "1"),
                   "values must be from 8 to 4096, got [4097, 4098, 4099, 4100, 4101] and 5,914 more")
     assert len(line) < 300
-    from hwnas.cli import _one_line
+    from hwnas.app.cli import _one_line
 
     capped = _one_line("x: got " + str(list(range(10_000))))
     assert capped == "x: got [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, … (10,000 values)]"

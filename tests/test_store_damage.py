@@ -9,7 +9,7 @@ import pytest
 
 from hwnas.finalize import FinalizeError, finalize
 from hwnas.search import run_search
-from hwnas.store import DamagedStoreError, RunStore, StoreError
+from hwnas.search.store import DamagedStoreError, RunStore, StoreError
 
 from conftest import cli_here
 

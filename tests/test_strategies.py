@@ -3,7 +3,7 @@ import random
 import numpy as np
 import pytest
 
-from hwnas.errors import SearchError
+from hwnas.core.errors import SearchError
 from hwnas.search.strategies import create_strategy, list_strategies
 
 
@@ -102,7 +102,7 @@ def test_nsga2_varies_gene_matrices_where_the_space_can(name, demo):
     """An mbv3-kind space goes through the gene-matrix path; the archs it makes are the archs their genes
     name (same id as through the JSON), and a cell space, which has no such path, still searches."""
     from hwnas.search.strategies import has_gene_variation
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     cells = get_space("cell-demo")
     assert has_gene_variation(demo) and not has_gene_variation(cells)
@@ -150,8 +150,8 @@ def test_a_plugin_overriding_only_project_keeps_its_restriction(demo):
 def test_predictor_guided_bound_to_a_run_proposes_only_archs_under_the_budget(demo_lut_path):
     """Bound (as a search run binds it), the candidates' latency comes from the LUT: no evaluation is spent on
     an arch over the budget, the first generation's included, with either acquisition that uses the LUT."""
-    from hwnas.lut import LUT
-    from hwnas.predict import latency_predictor
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import latency_predictor
     from hwnas.search.problem import Constraints
     from hwnas.search.run import searchable_space
 

@@ -1,7 +1,7 @@
 """--strategy-option reaches the strategy; unknown or mistyped keys are refused before anything is written."""
 import pytest
 
-from hwnas.errors import SearchError
+from hwnas.core.errors import SearchError
 from hwnas.search.strategies import create_strategy, list_strategies, strategy_options
 
 from conftest import cli_here
@@ -38,7 +38,7 @@ def test_search_cli_passes_strategy_options_and_refuses_a_typo_before_writing(de
     assert r.returncode == 2 and "--strategy-option takes KEY=VALUE" in r.stderr
     r = cli_here(*common, "--strategy-option", "sample_size=2", "--out", str(out))
     assert r.returncode in (0, 1), r.stderr
-    from hwnas.store import RunStore
+    from hwnas.search.store import RunStore
 
     store = RunStore(out / "run.sqlite", readonly=True)
     try:

@@ -3,7 +3,7 @@
 
     python tools/bad_inputs_table.py > docs/bad-inputs.md
 
-Each case runs `python -m hwnas.cli ...` in a fresh temporary directory with files made for it.
+Each case runs `python -m hwnas ...` in a fresh temporary directory with files made for it.
 tests/test_bad_inputs.py runs the same cases and asserts exit code 2 and a one-line message.
 """
 from __future__ import annotations
@@ -192,7 +192,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
 def run_case(argv_of: Callable[[Path], list[str]]) -> tuple[int, str]:
     with tempfile.TemporaryDirectory(prefix="hwnas-bad-") as tmp:
         argv = argv_of(Path(tmp))
-        r = subprocess.run([sys.executable, "-m", "hwnas.cli", *argv], capture_output=True, text=True, cwd=ROOT,
+        r = subprocess.run([sys.executable, "-m", "hwnas", *argv], capture_output=True, text=True, cwd=ROOT,
                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=300)
         lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith(("note:", "WARNING"))]
         return r.returncode, (lines[-1] if lines else r.stdout.strip().splitlines()[-1:] and r.stdout.strip().splitlines()[-1] or "")

@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwnas.lut import LUT  # noqa: E402
-from hwnas.predict import latency_predictor  # noqa: E402
+from hwnas.latency.lut import LUT  # noqa: E402
+from hwnas.latency.predict import latency_predictor  # noqa: E402
 from hwnas.search import Constraints, run_search  # noqa: E402
 from hwnas.search.pareto import hypervolume_2d  # noqa: E402
 from hwnas.search.run import searchable_space  # noqa: E402

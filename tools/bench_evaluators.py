@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwnas import jsonio
-from hwnas.evaluate.benchmark import format_table, run_evaluator_bench  # noqa: E402
-from hwnas.evaluate.reference import Recipe, workers_default  # noqa: E402
+from hwnas.core import jsonio
+from hwnas.bench.evaluators import format_table, run_evaluator_bench  # noqa: E402
+from hwnas.bench.reference import Recipe, workers_default  # noqa: E402
 from hwnas.evaluate.supernet import SupernetConfig  # noqa: E402
-from hwnas.metrics import kendall_tau  # noqa: E402
-from hwnas.space import get_space  # noqa: E402
+from hwnas.core.metrics import kendall_tau  # noqa: E402
+from hwnas.spaces.space import get_space  # noqa: E402
 
 
 def connected_taus(space, bench) -> dict:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwnas import jsonio
-from hwnas.fidelity import run_fidelity  # noqa: E402
-from hwnas.lut import LUT  # noqa: E402
+from hwnas.core import jsonio
+from hwnas.measuring.fidelity import run_fidelity  # noqa: E402
+from hwnas.latency.lut import LUT  # noqa: E402
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--device", metavar="tcp://HOST:PORT", help="measure on that device's hwnas-agent")
     ap.add_argument("--token-file", help="the agent's token file (with --device)")
     args = ap.parse_args()
-    from hwnas.measure import target_device
+    from hwnas.measuring.measure import target_device
 
     with target_device(args.device, args.token_file):
         return _run(args)

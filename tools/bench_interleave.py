@@ -70,9 +70,9 @@ def main() -> int:
     args = ap.parse_args()
     import tempfile
 
-    from hwnas.blocks import build_model
+    from hwnas.spaces.blocks import build_model
     from hwnas.profilers._ort import export_onnx
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     space, rng = get_space("demo"), random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="hwnas-interleave-"))

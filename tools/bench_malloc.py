@@ -20,7 +20,7 @@ CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[2])
 import torch
-from hwnas.blocks import LayerDesc
+from hwnas.spaces.blocks import LayerDesc
 from hwnas.profilers.base import time_callable
 from hwnas.profilers._host import tune_malloc
 if sys.argv[1] == "mallopt":

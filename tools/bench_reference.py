@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwnas import jsonio  # noqa: E402
-from hwnas.evaluate.reference import (Recipe, agreement, saved_reference, train_reference,  # noqa: E402
+from hwnas.core import jsonio  # noqa: E402
+from hwnas.bench.reference import (Recipe, agreement, saved_reference, train_reference,  # noqa: E402
                                      workers_default)
-from hwnas.space import get_space  # noqa: E402
+from hwnas.spaces.space import get_space  # noqa: E402
 
 
 def main() -> None:

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas.evaluate.predictor import AccuracyPredictor  # noqa: E402
 from hwnas.evaluate.proxies import synflow  # noqa: E402
-from hwnas.lut import LUT  # noqa: E402
-from hwnas.predict import latency_predictor  # noqa: E402
+from hwnas.latency.lut import LUT  # noqa: E402
+from hwnas.latency.predict import latency_predictor  # noqa: E402
 from hwnas.search.problem import Constraints  # noqa: E402
 from hwnas.search.pareto import hypervolume_2d, non_dominated_fronts  # noqa: E402
 from hwnas.search.strategies import create_strategy  # noqa: E402

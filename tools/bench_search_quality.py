@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwnas import jsonio  # noqa: E402
-from hwnas.cli import _key_values  # noqa: E402
-from hwnas.evaluate.reference import Recipe, workers_default  # noqa: E402
-from hwnas.search.quality import format_quality, run_search_quality  # noqa: E402
+from hwnas.core import jsonio  # noqa: E402
+from hwnas.app.cli import _key_values  # noqa: E402
+from hwnas.bench.reference import Recipe, workers_default  # noqa: E402
+from hwnas.bench.search_quality import format_quality, run_search_quality  # noqa: E402
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas.evaluate.predictor import AccuracyPredictor  # noqa: E402
 from hwnas.evaluate.proxies import synflow  # noqa: E402
-from hwnas.lut import LUT  # noqa: E402
-from hwnas.metrics import kendall_tau  # noqa: E402
+from hwnas.latency.lut import LUT  # noqa: E402
+from hwnas.core.metrics import kendall_tau  # noqa: E402
 from hwnas.search.surrogates import BayesianLinear, MLPEnsemble  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hwnas.cli import main  # noqa: E402
+from hwnas.app.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["profile", *sys.argv[1:]]))

@@ -2,7 +2,7 @@
 
 Only the standard library, numpy and onnxruntime: this runs on boards and phones without torch. The field
 names match hwnas's host fingerprint, so a LUT built through the agent compares with a later ``--device``
-command field by field (``hwnas.lut.fingerprint_diff``).
+command field by field (``hwnas.latency.lut.fingerprint_diff``).
 """
 from __future__ import annotations
 

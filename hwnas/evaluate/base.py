@@ -5,10 +5,10 @@ import errno
 import hashlib
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
-from hwnas import jsonio
-from hwnas.errors import InputError
-from hwnas.registry import Registry
-from hwnas.space import Arch
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError
+from hwnas.core.registry import Registry
+from hwnas.spaces.space import Arch
 
 
 class EvaluatorError(InputError):

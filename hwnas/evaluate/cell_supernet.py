@@ -3,7 +3,7 @@ one-shot baselines): every edge of every cell holds one module per operation of 
 the operation it picks on each edge, so one set of weights holds every network of the space.
 
 The module tree mirrors ``CellNetwork`` (stem, cells, reduction blocks, head at the same positions of
-``body``), and each edge's candidates are built by ``hwnas.cells.edge_op`` as the stand-alone cell
+``body``), and each edge's candidates are built by ``hwnas.spaces.cells.edge_op`` as the stand-alone cell
 builds its own: ``extract(arch)`` copies the shared weights into ``arch.build()`` module by module.
 
 Trained by ``hwnas.evaluate.supernet.train_supernet`` (``Supernet(cell space)`` builds this class):
@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from hwnas.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges, run_cell
+from hwnas.spaces.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges, run_cell
 from hwnas.evaluate.base import EvaluatorError
 
 SAMPLINGS = ("uniform", "connected", "fair")

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwnas.errors import InputError
+from hwnas.core.errors import InputError
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 EMBEDDED = {"digits": DATA_DIR / "digits.npz", "fashion-small": DATA_DIR / "fashion-mnist-small.npz"}

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
-from hwnas.metrics import kendall_tau
-from hwnas.space import Arch, SearchSpace, space_from_dict
+from hwnas.core.metrics import kendall_tau
+from hwnas.spaces.space import Arch, SearchSpace, space_from_dict
 
 
 class MLP(nn.Module):
@@ -94,8 +94,8 @@ class AccuracyPredictor:
         return FitReport(len(train), len(val), kendall_tau(pred, y[val]), float(np.abs(pred - y[val]).mean()))
 
     def save(self, path: str | Path) -> None:
-        """Atomically (hwnas.lut.atomic_write): a full disk or Ctrl-C leaves the old file, never half of one."""
-        from hwnas.lut import atomic_write
+        """Atomically (hwnas.latency.lut.atomic_write): a full disk or Ctrl-C leaves the old file, never half of one."""
+        from hwnas.latency.lut import atomic_write
 
         blob = {"space": self.space.to_dict(), "hidden": self.hidden, "layers": self.layers,
                 "mean": self.mean, "std": self.std, "state": self.model.state_dict()}
@@ -104,7 +104,7 @@ class AccuracyPredictor:
     @classmethod
     def load(cls, path: str | Path) -> "AccuracyPredictor":
         path = Path(path)
-        from hwnas.jsonio import path_problem
+        from hwnas.core.jsonio import path_problem
 
         problem = path_problem(path, "an accuracy predictor", "a .pt file of `hwnas predictor --out`")
         if problem:

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.blocks import ACTIVATIONS, build_model
+from hwnas.spaces.blocks import ACTIVATIONS, build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # The score of a network with no signal at all (zero gradients, a singular kernel): log of the smallest

@@ -32,14 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hwnas.errors import InputError
-from hwnas.blocks import LayerDesc, MBConv, Network, build_model, make_divisible, se_channels
+from hwnas.core.errors import InputError
+from hwnas.spaces.blocks import LayerDesc, MBConv, Network, build_model, make_divisible, se_channels
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import deterministic, device_of, resolve_device, to_cpu
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
-from hwnas.lut import atomic_write
-from hwnas.space import Arch, SearchSpace, space_from_dict
+from hwnas.latency.lut import atomic_write
+from hwnas.spaces.space import Arch, SearchSpace, space_from_dict
 
 CHECKPOINT_FORMAT = "hwnas-supernet"
 CHECKPOINT_VERSION = 1
@@ -146,7 +146,7 @@ class DynamicMBConv(nn.Module):
 
 class Supernet(nn.Module):
     def __new__(cls, space: Any = None, width: float | None = None) -> Any:  # no space: copy/pickle
-        from hwnas.cells import CellSpace
+        from hwnas.spaces.cells import CellSpace
 
         if cls is Supernet and isinstance(space, CellSpace):  # each kind of space has its supernet
             from hwnas.evaluate.cell_supernet import CellSupernet
@@ -469,7 +469,7 @@ def evaluate_subnet(net: nn.Module, arch: Any, splits: Splits, part: str = "val"
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    from hwnas.jsonio import path_problem
+    from hwnas.core.jsonio import path_problem
 
     problem = path_problem(path, "a supernet checkpoint", "a .pt file of `hwnas supernet --out`")
     if problem:  # not "does not exist; train one there"

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.blocks import build_model
+from hwnas.spaces.blocks import build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import deterministic, resolve_device
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.proxies import PROXIES, ProxyEvaluator
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 DEFAULT_MEMBERS = ("synflow", "naswot", "snip")
 

@@ -24,7 +24,7 @@ from hwnas.finalize.onnx_export import (OPSET, PARITY_ATOL, ParityError, check_p
 from hwnas.finalize.pipeline import build_bundle, finalize
 from hwnas.finalize.source import FinalizeError, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import drift_of_prediction, latency_verdict, measure_artifact
-from hwnas.runs import Run, read_run
+from hwnas.search.runs import Run, read_run
 
 __all__ = [
     "OPSET", "PARITY_ATOL", "REPORT_FORMAT", "FinalizeError", "ParityError", "Run", "build_bundle", "check_out",

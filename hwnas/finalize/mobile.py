@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.evaluate.data import Splits
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 
 def to_ort_format(onnx_path: Path, out: Path) -> Path:

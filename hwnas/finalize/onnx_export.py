@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import CheckFailed
+from hwnas.core.errors import CheckFailed
 from hwnas.evaluate.data import Splits
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 OPSET = 17
 PARITY_ATOL = 1e-4

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas import jsonio
+from hwnas.core import jsonio
 from hwnas.evaluate.scoring import accuracy
 from hwnas.evaluate.train import train_arch
 from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
@@ -18,10 +18,10 @@ from hwnas.finalize.mobile import quantize_int8, to_ort_format
 from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
-from hwnas.lut import LUT, atomic_write_text, now_iso
-from hwnas.runs import Run, read_run
+from hwnas.latency.lut import LUT, atomic_write_text, now_iso
+from hwnas.search.runs import Run, read_run
 from hwnas.search.records import SearchRecord
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 from hwnas.profilers import capability, get_profiler_class
 
 
@@ -123,7 +123,7 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
                      **_versions()},
         "command": command or " ".join(sys.argv), "seconds": round(time.perf_counter() - start, 1),
     }
-    from hwnas.report import write_bundle_report
+    from hwnas.finalize.report import write_bundle_report
 
     write_bundle_report(report, run, stage)
     report["files"] = bundle_files(stage)

@@ -10,14 +10,14 @@ from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.scoring import recalibrate_bn
 from hwnas.evaluate.supernet import CheckpointError, load_supernet
 from hwnas.evaluate.train import train_arch
-from hwnas.lut import LUT
-from hwnas.runs import Run, RunError
+from hwnas.latency.lut import LUT
+from hwnas.search.runs import Run, RunError
 from hwnas.search.records import SearchRecord
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 FinalizeError = RunError
 """Bad input to finalize (run directory, pick, checkpoint, output directory): one class with ``read_run``'s
-errors (``hwnas.runs.RunError``), so ``except FinalizeError`` catches a bad run directory too."""
+errors (``hwnas.search.runs.RunError``), so ``except FinalizeError`` catches a bad run directory too."""
 
 
 def pick_record(run: Run, pick: str = "best") -> SearchRecord:
@@ -55,8 +55,8 @@ def check_lut_for_run(run: Run, lut: LUT, record: SearchRecord, arch: Arch, acce
     content is no longer what the run was searched with (unless ``accept_change``: then say so).
 
     Returns what the report records: the LUT's content digest, the run's, and whether they match."""
-    from hwnas.lut import content_digest, content_table, describe_change
-    from hwnas.predict import latency_predictor
+    from hwnas.latency.lut import content_digest, content_table, describe_change
+    from hwnas.latency.predict import latency_predictor
 
     keys = [d.key for d in arch.layers()]
     missing = lut.missing(keys)
@@ -100,7 +100,7 @@ def inherited_model(run: Run, arch: Arch, checkpoint: str | Path | None, splits:
     ev_cfg = run.config.get("evaluator_config", {})
     ckpt = checkpoint or ev_cfg.get("checkpoint")
     if ckpt:
-        from hwnas.jsonio import path_problem
+        from hwnas.core.jsonio import path_problem
 
         problem = path_problem(ckpt, "a supernet checkpoint")
         if problem:

@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwnas.lut import LUT
-from hwnas.predict import latency_predictor
-from hwnas.profiling import retry_while_noisy
-from hwnas.space import Arch
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import latency_predictor
+from hwnas.measuring.profiling import retry_while_noisy
+from hwnas.spaces.space import Arch
 from hwnas.profilers import capability, get_profiler_class
 
 
@@ -47,8 +47,8 @@ def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module,
     Returns (measurement, what was timed, fingerprint fields differing from the LUT's, this fingerprint);
     what was timed names ``shown_as`` (where the file will be) when given; ``warn``: say when this device
     is not the LUT's (once per finalize: the int8 measurement does not repeat it)."""
-    from hwnas.isolate import measure_isolated
-    from hwnas.measure import lut_profiler_options, profiler_for, warn_if_foreign
+    from hwnas.measuring.isolate import measure_isolated
+    from hwnas.measuring.measure import lut_profiler_options, profiler_for, warn_if_foreign
 
     options = lut_profiler_options(lut)
     span_s = verdict_span_s(lut.settings)
@@ -80,8 +80,8 @@ def drift_of_prediction(lut: LUT, predicted: float | None, measured_ms: float, p
 
     Only when the prediction is comparable (same profiler) and measuring happens in fresh processes.
     """
-    from hwnas.drift import NO_REFERENCE, check_drift
-    from hwnas.measure import lut_profiler_options
+    from hwnas.measuring.drift import NO_REFERENCE, check_drift
+    from hwnas.measuring.measure import lut_profiler_options
 
     if predicted is None or processes <= 0:
         return {"drift": None, "prediction_error_drift_corrected_pct": None}
@@ -99,7 +99,7 @@ def drift_of_prediction(lut: LUT, predicted: float | None, measured_ms: float, p
 def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int = 2, span_s: float = 0.0,
           max_processes: int = 12) -> Any:
     """The LUT's rule for the verdict's number: lowest median of ``processes`` fresh processes (more while the
-    two calmest disagree: hwnas.isolate), then one more process at a time while the robust CV is over
+    two calmest disagree: hwnas.measuring.isolate), then one more process at a time while the robust CV is over
     ``cv_threshold`` (seen here: the same file 0.110 ms in one process, 0.208 ms in the next, on a shared host),
     then more until the processes span ``span_s`` seconds (at most ``max_processes``). Seen on the newcomer
     demo: its pick measured 0.134 ms against 0.078 ms predicted, both processes and the extra ones agreeing,

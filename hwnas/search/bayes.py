@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
-from hwnas.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, SearchSpace
 
 def _optuna() -> Any:
     try:

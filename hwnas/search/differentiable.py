@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwnas.errors import SearchError
+from hwnas.core.errors import SearchError
 from hwnas.search.strategies import Strategy, generation_seed, register_strategy
-from hwnas.space import canonical_arch
+from hwnas.spaces.space import canonical_arch
 
 
 @register_strategy("differentiable")

@@ -14,9 +14,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Iterator, Protocol, Sequence
 
-from hwnas.errors import SearchError
+from hwnas.core.errors import SearchError
 from hwnas.evaluate.base import evaluate_each, transient
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 RAY_INSTALL = "pip install 'hwnas[ray]'"
 

@@ -26,12 +26,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from hwnas.errors import SearchError
+from hwnas.core.errors import SearchError
 from hwnas.search.pareto import non_dominated_fronts, rank_and_crowding, survive
 from hwnas.search.problem import FAILED_VIOLATION
 from hwnas.search.surrogates import SURROGATES, BayesianLinear, MLPEnsemble, Surrogate
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
-from hwnas.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, SearchSpace
 
 
 def _staircase(front: np.ndarray, ref: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

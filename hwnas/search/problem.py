@@ -7,10 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hwnas.errors import SearchError
-from hwnas.predict import Predictor
+from hwnas.core.errors import SearchError
+from hwnas.latency.predict import Predictor
 from hwnas.search.records import SearchRecord
-from hwnas.space import Arch
+from hwnas.spaces.space import Arch
 
 # name -> +1 to maximise, -1 to minimise
 OBJECTIVES = {"accuracy": +1, "latency_ms": -1, "params_m": -1, "macs_m": -1, "memory_mb": -1}

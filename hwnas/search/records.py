@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import InputError
+from hwnas.core.errors import InputError
 
 if TYPE_CHECKING:
-    from hwnas.space import Arch
+    from hwnas.spaces.space import Arch
 
 
 class RecordError(InputError):

@@ -21,7 +21,7 @@ from torch import nn
 
 from hwnas.search.pareto import rank_and_crowding
 from hwnas.search.strategies import Strategy, register_strategy
-from hwnas.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, SearchSpace
 
 
 class Controller(nn.Module):

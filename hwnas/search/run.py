@@ -10,18 +10,18 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from hwnas import jsonio
-from hwnas.errors import InputError, SearchError
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError, SearchError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
-from hwnas.lut import LUT, atomic_write_text, content_digest, content_table, describe_change
-from hwnas.predict import Predictor, covered_resolutions, latency_predictor
+from hwnas.latency.lut import LUT, atomic_write_text, content_digest, content_table, describe_change
+from hwnas.latency.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.pareto import best_record, hypervolume_2d, non_dominated_fronts
 from hwnas.search.problem import Constraints, Problem
 from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy, strategy_options as options_of
-from hwnas.space import SearchSpace, canonical_arch
-from hwnas.store import (SALVAGE, DiskFullError, RunLock, RunStore, StoreError, damage, is_write_failure,
+from hwnas.spaces.space import SearchSpace, canonical_arch
+from hwnas.search.store import (SALVAGE, DiskFullError, RunLock, RunStore, StoreError, damage, is_write_failure,
                          salvage as salvage_store, shorten)
 
 
@@ -78,7 +78,7 @@ class SearchPlan:
     problem: Problem
     dispatcher: Any
     config: dict[str, Any]
-    lut_table: dict[str, Any] | None = None  # what the LUT's predictions are made of (hwnas.lut.content_table)
+    lut_table: dict[str, Any] | None = None  # what the LUT's predictions are made of (hwnas.latency.lut.content_table)
 
 
 def check_population(space: Any, population: int, generations: int) -> None:
@@ -336,7 +336,7 @@ def disk_full(out: Path, e: BaseException, kept: bool) -> DiskFullError:
 
 
 def salvage_damaged(db: Path) -> None:
-    """``--salvage``: a damaged store is replaced by what is readable of it (hwnas.store.salvage); an intact
+    """``--salvage``: a damaged store is replaced by what is readable of it (hwnas.search.store.salvage); an intact
     one is resumed as it is."""
     problem = damage(db)
     if problem is None:

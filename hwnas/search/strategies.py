@@ -13,10 +13,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hwnas.errors import SearchError
-from hwnas.registry import Registry
+from hwnas.core.errors import SearchError
+from hwnas.core.registry import Registry
 from hwnas.search.pareto import rank_and_crowding, survive
-from hwnas.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, SearchSpace
 
 # set by the run loop, never by a user's --strategy-option
 RESERVED = ("population", "seed")

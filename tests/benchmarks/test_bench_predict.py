@@ -2,9 +2,9 @@
 genes are cached). Run: pytest tests/benchmarks --benchmark-enable"""
 import random
 
-from hwnas.lut import LUT
-from hwnas.predict import LatencyPredictor
-from hwnas.space import get_space
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import LatencyPredictor
+from hwnas.spaces.space import get_space
 
 from conftest import ROOT
 

@@ -16,15 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hwnas.errors import InputError
-from hwnas.evaluate.reference import Recipe, train_reference
-from hwnas.lut import LUT
-from hwnas.predict import Predictor, latency_predictor
+from hwnas.core.errors import InputError
+from hwnas.bench.reference import Recipe, train_reference
+from hwnas.latency.lut import LUT
+from hwnas.latency.predict import Predictor, latency_predictor
 from hwnas.search.problem import Constraints
 from hwnas.search.records import SearchRecord
 from hwnas.search.run import run_search, searchable_space
-from hwnas.space import Arch, SearchSpace
-from hwnas.store import RunStore
+from hwnas.spaces.space import Arch, SearchSpace
+from hwnas.search.store import RunStore
 
 
 @dataclass
@@ -140,7 +140,7 @@ def run_search_quality(lut_path: str | Path, workdir: str | Path, *, evaluator: 
     result = run_search(lut_path, out, evaluator=evaluator, evaluator_options=options, population=population,
                         generations=generations, seed=seed, constraints=Constraints(budget_ms=budget), space=space,
                         resume=(out / "run.sqlite").exists(), progress=progress,
-                        command=f"hwnas.search.quality ({evaluator})")
+                        command=f"hwnas.bench.search_quality ({evaluator})")
     store = RunStore(out / "run.sqlite", readonly=True)  # every evaluated record, for a front shorter than top
     try:
         records = list(store.evals(evaluator).values())

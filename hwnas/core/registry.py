@@ -31,7 +31,7 @@ REQUIRED: Any = _Required()  # an option's "default" when the constructor has no
 
 # kind -> where its registry lives (importing a registry's module registers its built-ins)
 HOMES = {"profiler": "hwnas.profilers.registry:PROFILERS", "strategy": "hwnas.search.strategies:STRATEGIES",
-         "evaluator": "hwnas.evaluate.base:EVALUATORS", "space": "hwnas.space:SPACES"}
+         "evaluator": "hwnas.evaluate.base:EVALUATORS", "space": "hwnas.spaces.space:SPACES"}
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Registry:
     # -- finding -----------------------------------------------------------------
     def _plugins(self) -> dict[str, Any]:
         """Entry points of the group, by name: the first distribution's for a name, none for a built-in's."""
-        from importlib.metadata import entry_points  # not at import: a few ms that `import hwnas.cli` never needs
+        from importlib.metadata import entry_points  # not at import: a few ms that `import hwnas.app.cli` never needs
 
         found: dict[str, Any] = {}
         for ep in entry_points(group=self.group):

@@ -8,7 +8,7 @@ JSON, one object::
      "space": {...search space definition...}, "space_digest": "...",
      "entries": {"<layer key>": {"median_ms": .., "p10_ms": .., "p90_ms": .., "std_ms": .., "cv": .., "n": ..}},
      "calibration": null | {...},
-     "reference": null | {...a few whole networks measured in several fresh processes: see hwnas.drift}}
+     "reference": null | {...a few whole networks measured in several fresh processes: see hwnas.measuring.drift}}
 
 Writes are atomic (temp file + rename), so a killed profiling run leaves either
 the previous or the new file, never half of one.
@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from hwnas import jsonio
-from hwnas.errors import InputError
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError
 
 FORMAT = "hwnas-lut"
 SCHEMA_VERSION = 1
@@ -42,7 +42,7 @@ class LUTError(InputError):
 
 
 def _check_reference(ref: Any, source: str) -> None:
-    """The drift reference (hwnas.drift): a few arch dicts and their positive, finite medians."""
+    """The drift reference (hwnas.measuring.drift): a few arch dicts and their positive, finite medians."""
     def bad(what: str) -> LUTError:
         return LUTError(f"{source}: field 'reference' {what}; the file was edited or is corrupt: "
                         f"rebuild the LUT, or delete the 'reference' field (drift checks then use calibration)")
@@ -88,7 +88,7 @@ class LUT:
 
     def search_space(self):
         """The space this LUT was built for, of its kind (``mbv3``, ``cell``)."""
-        from hwnas.space import space_from_dict
+        from hwnas.spaces.space import space_from_dict
 
         return space_from_dict(self.space, source=f"{self.path or 'LUT'}: space")
 
@@ -101,7 +101,7 @@ class LUT:
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         from hwnas import __version__
-        from hwnas.space import space_from_dict
+        from hwnas.spaces.space import space_from_dict
 
         return {
             "format": FORMAT,
@@ -155,7 +155,7 @@ class LUT:
         ref = data.get("reference")
         if ref is not None:
             _check_reference(ref, source)
-        from hwnas.space import SpaceError, space_from_dict
+        from hwnas.spaces.space import SpaceError, space_from_dict
 
         try:
             space_from_dict(data["space"], source="space")
@@ -220,7 +220,7 @@ def _check_calibration(calib: Any, source: str) -> None:
     coef = calib.get("coef")
     if coef is None:
         return  # not fitted (yet): the predictor uses the plain block sum
-    from hwnas.predict import FEATURES
+    from hwnas.latency.predict import FEATURES
 
     if not isinstance(coef, list) or len(coef) != len(FEATURES) or not all(_finite(c) for c in coef):
         raise bad(f"has coef={coef!r:.80}; it must list {len(FEATURES)} finite numbers, one per {list(FEATURES)}")

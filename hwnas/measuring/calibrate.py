@@ -3,7 +3,7 @@
 Block sums miss the glue between blocks, per-call overhead, and (ORT at
 ORT_ENABLE_ALL) the NCHWc layout conversions that wrap an isolated block but not
 a whole network. Candidate models, linear in
-:data:`hwnas.predict.FEATURES` and fitted on relative error:
+:data:`hwnas.latency.predict.FEATURES` and fitted on relative error:
 
 * ``scale``:  a * lut_sum
 * ``affine``: a * lut_sum + d
@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from hwnas.lut import LUT, now_iso
-from hwnas.measure import arch_measurer
-from hwnas.predict import FEATURES, latency_predictor
+from hwnas.latency.lut import LUT, now_iso
+from hwnas.measuring.measure import arch_measurer
+from hwnas.latency.predict import FEATURES, latency_predictor
 
 MODELS: dict[str, tuple[int, ...]] = {"scale": (0,), "affine": (0, 3), "boundary": (0, 1, 2, 3)}
 

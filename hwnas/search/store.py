@@ -25,9 +25,9 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from hwnas import jsonio
-from hwnas.errors import InputError
-from hwnas.lut import now_iso
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError
+from hwnas.latency.lut import now_iso
 
 if TYPE_CHECKING:
     from hwnas.search.records import SearchRecord

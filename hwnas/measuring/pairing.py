@@ -9,7 +9,7 @@ LUT, unpaired, lowest median of agreeing fresh processes) is the item's latency 
 
 A LUT built with ``--paired`` records the reference network and its calm latency (``settings["pairing"]``);
 every later measurement as that LUT was built (calibration, drift, fidelity, finalize's verdict) is paired too
-(:func:`hwnas.measure.lut_profiler_options`). ORT profilers only (local or through the device agent).
+(:func:`hwnas.measuring.measure.lut_profiler_options`). ORT profilers only (local or through the device agent).
 """
 from __future__ import annotations
 
@@ -27,15 +27,15 @@ CALM_MAX_PROCESSES = 10
 
 
 def reference_arch(space: Any, seed: int = 0) -> Any:
-    from hwnas.calibrate import sample_archs
+    from hwnas.measuring.calibrate import sample_archs
 
     return sample_archs(space, 1, seed + REFERENCE_SEED, extremes=False)[0]
 
 
 def reference_file(space: Any, arch: Any) -> Path:
     """The reference network as an ONNX file, exported once per (space, arch) into a cache directory."""
-    from hwnas.blocks import build_model
-    from hwnas.lut import atomic_write
+    from hwnas.spaces.blocks import build_model
+    from hwnas.latency.lut import atomic_write
     from hwnas.profilers._ort import export_onnx
 
     root = Path(tempfile.gettempdir()) / f"hwnas-pairing-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
@@ -49,8 +49,8 @@ def reference_file(space: Any, arch: Any) -> Path:
 
 def establish(lut: Any, profiler_name: str, options: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """Choose the LUT's reference network and measure its calm latency (unpaired); kept in the LUT's settings."""
-    from hwnas.isolate import measure_isolated
-    from hwnas.lut import now_iso
+    from hwnas.measuring.isolate import measure_isolated
+    from hwnas.latency.lut import now_iso
     from hwnas.profilers.base import TimingPolicy
 
     space = lut.search_space()

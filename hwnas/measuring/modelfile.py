@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwnas.errors import InputError
+from hwnas.core.errors import InputError
 
 
 class ModelFileError(InputError):

@@ -29,7 +29,7 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
     if hasattr(profiler, "prepare"):
         profiler.prepare()  # this process only measures: pin and fix threads for its whole (short) life
     if kind == "layer":
-        from hwnas.blocks import LayerDesc
+        from hwnas.spaces.blocks import LayerDesc
 
         out = []
         for key in items:
@@ -38,14 +38,14 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
         return out
     if kind == "file":  # an ONNX/.ort file (ORT profilers)
         return [profiler.measure_onnx(path).to_dict() for path in items]
-    from hwnas.measure import measure_arch
-    from hwnas.space import space_from_dict
+    from hwnas.measuring.measure import measure_arch
+    from hwnas.spaces.space import space_from_dict
 
     space = space_from_dict(space_dict)
     if kind == "module":  # (state_dict file, arch dict): a finalized model with its weights
         import torch
 
-        from hwnas.blocks import build_model
+        from hwnas.spaces.blocks import build_model
 
         out = []
         for state, a in items:
@@ -97,7 +97,7 @@ def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, ite
     Two processes that agree are unlikely to both sit in one.
     """
     if str(options.get("device") or "").startswith(REPLAY):  # an offline bundle's recorded timings
-        from hwnas.device_bundle import replay
+        from hwnas.measuring.bundle import replay
 
         return replay(options["device"], kind, items, space_dict, passes, on_result, agree, options)
     best: list[Measurement | None] = [None] * len(items)

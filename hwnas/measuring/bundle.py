@@ -3,7 +3,7 @@
 ``export_bundle`` writes every block of the space, the calibration networks and the drift-reference networks
 as the model files the profiler would time, plus a manifest (space digest, profiler settings, timing policy,
 how many fresh processes each item needs); ``hwnas-agent run`` times them on the device; ``import_timings``
-builds the LUT from its timings file with the same code as a live build (``build_lut``): hwnas.isolate hands
+builds the LUT from its timings file with the same code as a live build (``build_lut``): hwnas.measuring.isolate hands
 the recorded measurements back in the order the agent made them, so the lowest-median and agreement rules give
 what they would have given live.
 """
@@ -17,12 +17,12 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from hwnas import jsonio
-from hwnas.blocks import build_model
-from hwnas.errors import InputError
-from hwnas.isolate import EXTRA_PASSES, agreeing, agreement_tolerance
-from hwnas.lut import atomic_write_text, now_iso
-from hwnas.measure import available_profiler
+from hwnas.core import jsonio
+from hwnas.spaces.blocks import build_model
+from hwnas.core.errors import InputError
+from hwnas.measuring.isolate import EXTRA_PASSES, agreeing, agreement_tolerance
+from hwnas.latency.lut import atomic_write_text, now_iso
+from hwnas.measuring.measure import available_profiler
 from hwnas.profilers import Measurement
 from hwnas.profilers._remote import REPLAY, remote_settings
 
@@ -45,8 +45,8 @@ class ExportReport:
 def _items(space: Any, resolutions: Sequence[int], calib_archs: int, seed: int, passes: int,
            calibrate: bool) -> list[tuple[str, int, Any]]:
     """(id, fresh processes wanted, a LayerDesc or an Arch) for everything a build would measure."""
-    from hwnas.calibrate import sample_archs
-    from hwnas.drift import REFERENCE_NETS, REFERENCE_PROCESSES
+    from hwnas.measuring.calibrate import sample_archs
+    from hwnas.measuring.drift import REFERENCE_NETS, REFERENCE_PROCESSES
 
     out: dict[str, list] = {d.key: [d.key, passes, d] for d in space.all_layers(resolutions)}
     if calibrate:
@@ -137,7 +137,7 @@ def check_timings(path: str | Path, profiler_name: str, space: Any, options: dic
     return manifest
 
 
-# -- replaying recorded measurements (hwnas.isolate calls this for device=timings:FILE) ------------------------
+# -- replaying recorded measurements (hwnas.measuring.isolate calls this for device=timings:FILE) ------------------------
 _CURSORS: dict[str, dict[str, int]] = {}
 _TIMINGS: dict[str, dict[str, Any]] = {}
 
@@ -154,7 +154,7 @@ def replay(device: str, kind: str, items: Sequence[Any], space_dict: dict | None
     if kind == "layer":
         ids = list(items)
     elif kind == "arch":
-        from hwnas.space import space_from_dict
+        from hwnas.spaces.space import space_from_dict
 
         space = space_from_dict(space_dict)
         ids = [f"arch:{space.arch_from_dict(a).id}" for a in items]

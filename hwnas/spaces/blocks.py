@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hwnas.space import Arch
+    from hwnas.spaces.space import Arch
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

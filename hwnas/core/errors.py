@@ -4,7 +4,7 @@
 that says what and what to do. Each module derives its own (``LUTError``, ``ArchError``, ``DataError``…)
 and raises it where the bad input is detected. ``CheckFailed``: the input was fine but a check did not
 pass (a verdict, parity): exit 1. Anything else escaping a command is a bug in hwnas: exit 4, with
-the traceback written to a file (``hwnas.cli``).
+the traceback written to a file (``hwnas.app.cli``).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class SearchError(InputError):
     """A search's configuration is wrong (strategy, population, objectives, workers)."""
 
 
-# -- the environment refusing: one line per errno, naming the file and the fix (hwnas.cli maps OSError here) ----
+# -- the environment refusing: one line per errno, naming the file and the fix (hwnas.app.cli maps OSError here) ----
 def _name(e: OSError) -> str:
     names = [n for n in (e.filename, e.filename2) if n is not None]
     return " -> ".join(str(n) for n in names) or "a file"

@@ -7,7 +7,7 @@ edge is one of ``none`` (no connection), ``skip``, ``conv1x1``, ``conv3x3`` (ReL
 block (stride 2) between stages, BN-ReLU, global pooling, a linear classifier. A cell whose output
 node is reached by no path gives zeros, as in NAS-Bench-201.
 
-Space files say ``"kind": "cell"``; ``hwnas.space.get_space`` reads them. Latency: a cell network is
+Space files say ``"kind": "cell"``; ``hwnas.spaces.space.get_space`` reads them. Latency: a cell network is
 priced as the sum of its blocks' LUT entries (:meth:`CellArch.layers`): the stem, each *live* edge's
 op (``conv1x1``/``conv3x3``/``avgpool3x3``; ``skip`` and ``none`` are free), one ``add`` per extra input
 of a node, the reduction blocks and the head. An edge is live when it lies on a path from the cell's
@@ -28,9 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas import blocks, jsonio
-from hwnas.blocks import LayerDesc
-from hwnas.space import SPACES, ArchError, SpaceError, _check_fields, check_arch_space, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
+from hwnas.spaces import blocks
+
+from hwnas.core import jsonio
+from hwnas.spaces.blocks import LayerDesc
+from hwnas.spaces.space import SPACES, ArchError, SpaceError, _check_fields, check_arch_space, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 
@@ -271,7 +273,7 @@ class CellArch:
 
 
 # -- the networks ------------------------------------------------------------
-# Every part with a cost is built from its LayerDesc (hwnas.blocks), the LUT key the predictor prices:
+# Every part with a cost is built from its LayerDesc (hwnas.spaces.blocks), the LUT key the predictor prices:
 # the network, the profiled blocks and the exported model cannot disagree.
 ReLUConvBN, ReductionBlock = blocks.ReLUConvBN, blocks.ReductionBlock  # their home is blocks; kept importable here
 EDGE_DESC = {"conv1x1": ("rcb", 1, "relu"), "conv3x3": ("rcb", 3, "relu"), "avgpool3x3": ("avgpool", 3, "none")}

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas import jsonio
-from hwnas.errors import InputError
-from hwnas.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError
+from hwnas.latency.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
 from hwnas.profilers._host import peak_rss_mib
 
 SPACE = "demo"
@@ -47,7 +47,7 @@ def prepare_out(out: Path, force: bool) -> None:
 
 
 def lut_dirs() -> list[Path]:
-    return [Path.cwd() / "luts", Path(__file__).resolve().parents[1] / "luts"]
+    return [Path.cwd() / "luts", Path(__file__).resolve().parents[2] / "luts"]
 
 
 def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | None, list[str]]:
@@ -57,7 +57,7 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
     """
     import os
 
-    from hwnas.measure import available_profiler, profiler_options
+    from hwnas.measuring.measure import available_profiler, profiler_options
     from hwnas.profilers import ProfilerUnavailable
 
     if os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0"):
@@ -110,10 +110,10 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
 
     from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, stored_config, train_supernet
     from hwnas.finalize import finalize
-    from hwnas.predict import latency_predictor
-    from hwnas.profiling import build_lut
+    from hwnas.latency.predict import latency_predictor
+    from hwnas.measuring.profiling import build_lut
     from hwnas.search import Constraints, run_search
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     start = time.perf_counter()
     out = Path(out)
@@ -141,7 +141,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         if switched:
             log(f"      {lut_path} was begun {'with' if quick else 'without'} --quick: it goes on that way "
                 f"(--force starts over)")
-        from hwnas.measure import profiler_options
+        from hwnas.measuring.measure import profiler_options
 
         options = profiler_options(DEMO_THREADS)
         if quick:
@@ -150,7 +150,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
             options["policy"] = TimingPolicy.quick()
         build_lut(profiler, space, lut_path, profiler_options=options, calib_archs=20, seed=seed, command=command,
                   processes=passes)
-    from hwnas.calibrate import calibration_warning
+    from hwnas.measuring.calibrate import calibration_warning
 
     warning = calibration_warning(LUT.load(lut_path).calibration)  # built now, reused or shipped
     if warning:

@@ -12,13 +12,13 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from hwnas.calibrate import sample_archs
-from hwnas.drift import NO_REFERENCE, check_drift, combine
-from hwnas.lut import LUT
-from hwnas.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign
-from hwnas.metrics import kendall_tau
-from hwnas.predict import covered_resolutions, latency_predictor
-from hwnas.space import Arch
+from hwnas.measuring.calibrate import sample_archs
+from hwnas.measuring.drift import NO_REFERENCE, check_drift, combine
+from hwnas.latency.lut import LUT
+from hwnas.measuring.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign
+from hwnas.core.metrics import kendall_tau
+from hwnas.latency.predict import covered_resolutions, latency_predictor
+from hwnas.spaces.space import Arch
 
 
 def error_stats(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
@@ -57,7 +57,7 @@ class FidelityReport:
     fingerprint_diff: dict[str, Any] = field(default_factory=dict)
     rounds: int = 1
     repeatability: dict[str, float] | None = None   # round 2 vs round 1: the noise ceiling of this bench
-    drift: dict[str, Any] | None = None             # the device's speed vs the LUT's reference (hwnas.drift)
+    drift: dict[str, Any] | None = None             # the device's speed vs the LUT's reference (hwnas.measuring.drift)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

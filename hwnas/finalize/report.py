@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from hwnas import jsonio
-from hwnas.errors import InputError
-from hwnas.lut import atomic_write, atomic_write_text
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError
+from hwnas.latency.lut import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from hwnas.search.records import SearchRecord
@@ -67,7 +67,7 @@ def _ms(v: float | None) -> str:
 def lut_change_note(path: Any, digest: Any, table: Any = None) -> str | None:
     """What differs when the LUT at ``path`` no longer has the content ``digest`` it had (None when it still
     has, or nothing can be compared: no digest recorded, the file gone or unreadable)."""
-    from hwnas.lut import LUT, content_digest, content_table, describe_change
+    from hwnas.latency.lut import LUT, content_digest, content_table, describe_change
 
     if not digest or not path or not Path(path).is_file():
         return None

@@ -14,10 +14,10 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from hwnas.errors import InputError
-from hwnas.blocks import LayerDesc
-from hwnas.lut import LUT
-from hwnas.space import Arch, SearchSpace
+from hwnas.core.errors import InputError
+from hwnas.spaces.blocks import LayerDesc
+from hwnas.latency.lut import LUT
+from hwnas.spaces.space import Arch, SearchSpace
 
 # Raw features per network, in this order; the calibration is linear in them.
 FEATURES = ("lut_sum_ms", "io_melems", "blocks", "one")
@@ -345,7 +345,7 @@ class CellLatencyPredictor(LayerSumPredictor):
 
     def __init__(self, lut: LUT, space=None, calibrated: bool = True):
         super().__init__(lut, space, calibrated)
-        from hwnas.cells import edge_desc, fixed_layers, stage_shapes
+        from hwnas.spaces.cells import edge_desc, fixed_layers, stage_shapes
 
         sp = self.space
         R, S, O = len(sp.resolutions), len(sp.channels), len(sp.ops)
@@ -365,7 +365,7 @@ class CellLatencyPredictor(LayerSumPredictor):
 
     def features_from_genes(self, G: np.ndarray) -> np.ndarray:
         """Raw features [N, 4] of gene rows [N, 1 + edges] (resolution index, op index per edge)."""
-        from hwnas.cells import live_mask, node_adds
+        from hwnas.spaces.cells import live_mask, node_adds
 
         G = np.asarray(G, dtype=np.intp)
         r, ops = G[:, 0], G[:, 1:]
@@ -448,7 +448,7 @@ def latency_predictor(lut: LUT, space=None, calibrated: bool = True) -> Predicto
 
 def fill_command(lut: LUT, space, resolutions: Sequence[int] | None = None) -> str:
     """The command that fills the LUT's missing entries (for ``space``, at ``resolutions``)."""
-    from hwnas.space import get_space, list_spaces
+    from hwnas.spaces.space import get_space, list_spaces
 
     shipped = space.name in list_spaces() and get_space(space.name).to_dict() == space.to_dict()
     space_arg = f"--space {space.name}" if shipped else "--space-file SPACE.json"

@@ -1,6 +1,6 @@
 """Reading a finished search run: its directory as one :class:`Run` (configuration, front, evaluations).
 
-Beside :mod:`hwnas.store` (the SQLite file a search writes); finalize and report read runs through here.
+Beside :mod:`hwnas.search.store` (the SQLite file a search writes); finalize and report read runs through here.
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import InputError
+from hwnas.core.errors import InputError
 from hwnas.search.records import SearchRecord
-from hwnas.space import Space, space_from_dict
-from hwnas.store import SALVAGE, RunStore, StoreError
+from hwnas.spaces.space import Space, space_from_dict
+from hwnas.search.store import SALVAGE, RunStore, StoreError
 
 
 class RunError(InputError):
@@ -27,7 +27,7 @@ class Run:
     front: list[SearchRecord]
     evals: dict[str, SearchRecord]
     commands: list[str]
-    lut_table: dict[str, Any] | None = None  # what the run's LUT held when it began (hwnas.lut.content_table)
+    lut_table: dict[str, Any] | None = None  # what the run's LUT held when it began (hwnas.latency.lut.content_table)
 
     @property
     def space(self) -> Space:

@@ -16,12 +16,12 @@ from typing import Any, Callable
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.predictor import fit_on_evaluator
 from hwnas.evaluate.proxies import PROXIES
-from hwnas.errors import InputError
-from hwnas.evaluate.reference import Recipe, agreement, saved_reference, train_reference
+from hwnas.core.errors import InputError
+from hwnas.bench.reference import Recipe, agreement, saved_reference, train_reference
 from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
 from hwnas.evaluate.vote import VoteEvaluator, rank_vote
-from hwnas.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
-from hwnas.space import SearchSpace
+from hwnas.core.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
+from hwnas.spaces.space import SearchSpace
 from hwnas.profilers._host import peak_rss_mib
 
 
@@ -113,7 +113,7 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
 
     ``supernet`` (default: 20 epochs on the recipe's data and data limit) is trained once into
     ``workdir`` (a file per config), and reference trainings are saved there as they come
-    (hwnas.evaluate.reference): a second bench with the same settings trains nothing again.
+    (hwnas.bench.reference): a second bench with the same settings trains nothing again.
     ``with_supernet=False`` skips the supernet and the predictor (the proxies alone are cheap),
     ``with_predictor=False`` the predictor only (it scores ``predictor_archs`` more archs with the supernet);
     ``saved_only`` trains no reference: the archs some earlier (maybe cut-short) run trained with every

@@ -15,10 +15,10 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from hwnas.isolate import agreeing, agreement_tolerance
-from hwnas.lut import LUT, LUTError, fingerprint_diff
-from hwnas.measure import available_profiler, in_process_settings
-from hwnas.space import SearchSpace
+from hwnas.measuring.isolate import agreeing, agreement_tolerance
+from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
+from hwnas.measuring.measure import available_profiler, in_process_settings
+from hwnas.spaces.space import SearchSpace
 from hwnas.profilers import Measurement
 
 
@@ -99,9 +99,9 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     (a new one every ``chunk`` blocks, order reversed every other pass), keeping the lowest median.
     Either way an entry whose robust CV stays above ``cv_threshold`` is measured again (in
     isolation: once more after the passes; in this process, ``processes`` = 0: up to ``retries`` times).
-    ``reference`` (default: as ``calibrate``): finally measure the drift reference (hwnas.drift), a few whole
+    ``reference`` (default: as ``calibrate``): finally measure the drift reference (hwnas.measuring.drift), a few whole
     networks in fresh processes. ``paired``: every measurement alternates with a fixed reference network
-    (hwnas.pairing), so slow spells of the device cancel; a LUT begun paired stays paired.
+    (hwnas.measuring.pairing), so slow spells of the device cancel; a LUT begun paired stays paired.
     This process is never pinned nor thread-limited: only the measuring (workers, or ``applied()``) is.
     """
     out = Path(out)
@@ -114,7 +114,7 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     descs = space.all_layers(resolutions)
     lut = open_lut(out, profiler, space, command, force)
     if paired or lut.settings.get("pairing"):  # a LUT begun paired stays paired: one way of measuring per LUT
-        from hwnas.pairing import establish, pairing_options
+        from hwnas.measuring.pairing import establish, pairing_options
 
         if "pair_with" not in inspect.signature(type(profiler)).parameters:
             raise LUTError(f"--paired needs a profiler that times model files (ort-cpu, ort-mobile), not "
@@ -169,7 +169,7 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
                     keep(d.key, m, attempts, 1)
                     bar.update(1)
         else:
-            from hwnas.isolate import measure_isolated
+            from hwnas.measuring.isolate import measure_isolated
 
             for pass_no in range(1, passes + 1):
                 keys = [d.key for d in todo if lut.entries.get(d.key, {}).get("passes", 0) < pass_no]
@@ -207,14 +207,14 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
     if calibrate and done.get("complete") and done.get("seed") == seed and len(done.get("data", [])) >= calib_archs:
         calibrated = True  # nothing changed since the last calibration
     elif calibrate:
-        from hwnas.calibrate import calibrate_lut
+        from hwnas.measuring.calibrate import calibrate_lut
 
         calibrate_lut(lut, profiler_name, options, n_archs=calib_archs, seed=seed, resolutions=resolutions,
                       progress=progress, processes=processes)
         calibrated = True
         lut.reference = None  # measured again below, in the same state of the device as the calibration
     if (calibrate if reference is None else reference) and lut.reference is None:
-        from hwnas.drift import REFERENCE_NETS, REFERENCE_PROCESSES, record_reference
+        from hwnas.measuring.drift import REFERENCE_NETS, REFERENCE_PROCESSES, record_reference
 
         if progress:
             print(f"recording the drift reference: {REFERENCE_NETS} networks x {REFERENCE_PROCESSES} fresh processes "

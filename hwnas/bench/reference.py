@@ -21,10 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from hwnas import jsonio
-from hwnas.errors import InputError
-from hwnas.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
-from hwnas.space import Arch
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError
+from hwnas.core.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
+from hwnas.spaces.space import Arch
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def save(path: Path, store: dict[str, Any]) -> None:
     (bench_reference and bench_evaluators, say) both keep their trainings."""
     import fcntl
 
-    from hwnas.lut import atomic_write_text
+    from hwnas.latency.lut import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:

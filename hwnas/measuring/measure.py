@@ -5,9 +5,9 @@ import contextlib
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
-from hwnas.blocks import build_model
-from hwnas.lut import LUT, fingerprint_diff
-from hwnas.space import Arch
+from hwnas.spaces.blocks import build_model
+from hwnas.latency.lut import LUT, fingerprint_diff
+from hwnas.spaces.space import Arch
 from hwnas.profilers import Measurement, Profiler, ProfilerUnavailable, create_profiler
 
 AUTO_PIN = "auto"
@@ -55,7 +55,7 @@ def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
     """
     threads = int(overrides.pop("threads", lut.settings.get("threads", 1)))
     pinned = str(lut.settings.get("pinning", "")).startswith("pinned")
-    from hwnas.pairing import pairing_options
+    from hwnas.measuring.pairing import pairing_options
 
     return profiler_options(threads, overrides.pop("pin_cpu", AUTO_PIN if pinned else None),
                             **{**pairing_options(lut), **overrides})
@@ -131,7 +131,7 @@ def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 
 
         return in_process
 
-    from hwnas.isolate import measure_isolated
+    from hwnas.measuring.isolate import measure_isolated
 
     def isolated(archs: Sequence[Arch]) -> list[Measurement]:
         if not archs:

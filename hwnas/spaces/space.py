@@ -18,12 +18,12 @@ from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from hwnas import jsonio
-from hwnas.errors import InputError
-from hwnas.registry import Registry
-from hwnas.blocks import ACTIVATIONS, LayerDesc, make_divisible
+from hwnas.core import jsonio
+from hwnas.core.errors import InputError
+from hwnas.core.registry import Registry
+from hwnas.spaces.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
-SPACES_DIR = Path(__file__).parent / "spaces"
+SPACES_DIR = Path(__file__).parent  # the shipped space files lie beside the code that reads them
 _GENE_BYTES = attrgetter("_gene_bytes")
 
 
@@ -38,7 +38,7 @@ class ArchError(InputError):
 # A space file's "kind" -> its space class (``from_dict(data, source)``, the Space protocol); outside packages
 # add kinds under the hwnas.spaces entry-point group. The cell kind imports torch: named here, loaded when read.
 SPACES = Registry("space", "hwnas.spaces", SpaceError, label="space kind")
-SPACES.register("cell", "hwnas.cells:CellSpace")
+SPACES.register("cell", "hwnas.spaces.cells:CellSpace")
 
 
 # -- space ---------------------------------------------------------------------
@@ -82,7 +82,7 @@ class SearchSpace:
             kind = data.get("kind", "mbv3")
             if kind != "mbv3":
                 raise SpaceError(f"{source}: a space of kind {kind!r} is not a MobileNetV3 space; read it with "
-                                 f"hwnas.space.space_from_dict / get_space")
+                                 f"hwnas.spaces.space.space_from_dict / get_space")
             data = {k: v for k, v in data.items() if k != "kind"}
 
         def convert(name: str, value: Any, where: str) -> Any:
@@ -630,10 +630,10 @@ class SpaceArch(Protocol):
 
 @runtime_checkable
 class Space(Protocol):
-    """A search space of any kind (``mbv3``: :class:`SearchSpace`; ``cell``: :class:`hwnas.cells.CellSpace`).
+    """A search space of any kind (``mbv3``: :class:`SearchSpace`; ``cell``: :class:`hwnas.spaces.cells.CellSpace`).
 
     A new kind implements this and a ``from_dict``/``validate`` pair, and registers its class in :data:`SPACES`;
-    the predictor then prices it generically from ``layers()`` (:class:`hwnas.predict.LayerSumPredictor`)."""
+    the predictor then prices it generically from ``layers()`` (:class:`hwnas.latency.predict.LayerSumPredictor`)."""
 
     name: str
     kind: str

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hwnas import jsonio
+from hwnas.core import jsonio
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -115,13 +115,13 @@ def dir_path(text: str) -> Path:
 
 # -- shared argument groups ----------------------------------------------------
 def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None:
-    shipped = ", ".join(sorted(f.stem for f in (Path(__file__).parent / "spaces").glob("*.json")))
+    shipped = ", ".join(sorted(f.stem for f in (Path(__file__).parents[1] / "spaces").glob("*.json")))
     p.add_argument("--space", default=default, help=f"shipped space name ({shipped}) [default: %(default)s]")
     p.add_argument("--space-file", type=Path, help="custom space definition (JSON/TOML/YAML); overrides --space")
 
 
 def _space(args: argparse.Namespace, lut=None):
-    from hwnas.space import get_space
+    from hwnas.spaces.space import get_space
 
     if getattr(args, "space_file", None):
         return get_space(args.space_file)
@@ -132,8 +132,8 @@ def _space(args: argparse.Namespace, lut=None):
 
 def _profiler_options(args: argparse.Namespace, lut=None) -> dict[str, Any]:
     """The profiler flags as ``create_profiler`` options. With a LUT, a flag left at its default
-    (``--threads 1``, ``--pin-cpu auto``) means "as the LUT was built" (``hwnas.measure.lut_profiler_options``)."""
-    from hwnas.measure import AUTO_PIN, lut_profiler_options, profiler_options
+    (``--threads 1``, ``--pin-cpu auto``) means "as the LUT was built" (``hwnas.measuring.measure.lut_profiler_options``)."""
+    from hwnas.measuring.measure import AUTO_PIN, lut_profiler_options, profiler_options
 
     flags: dict[str, Any] = {}
     if lut is None or args.threads != 1:
@@ -167,7 +167,7 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 
 # -- commands ------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
-    from hwnas.profiling import build_lut
+    from hwnas.measuring.profiling import build_lut
     from hwnas.profilers import list_profilers
 
     if args.list:
@@ -186,8 +186,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.import_timings:
         if args.agent_url:
             raise CLIError("--import-timings builds the LUT from an offline bundle's timings; drop --device")
-        from hwnas.device_bundle import check_timings
-        from hwnas.measure import target_device
+        from hwnas.measuring.bundle import check_timings
+        from hwnas.measuring.measure import target_device
         from hwnas.profilers._remote import REPLAY
 
         manifest = check_timings(args.import_timings, args.profiler, space, options)
@@ -206,13 +206,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
           f"{report.resumed} resumed from the file; {report.remeasured} entries kept a later, calmer measurement) "
           f"in {report.seconds:.0f} s"
           + ("; calibrated" if report.calibrated else ""))
-    from hwnas.lut import LUT
+    from hwnas.latency.lut import LUT
 
     calib = LUT.load(report.path).calibration
     if calib and calib.get("complete"):
         print(f"calibration: model {calib['model']}, fit MAPE {calib['fit_mape_pct']:.2f} % "
               f"(uncalibrated LUT sum {calib['uncalibrated_mape_pct']:.2f} %) on {len(calib['data'])} whole networks")
-        from hwnas.calibrate import calibration_warning
+        from hwnas.measuring.calibrate import calibration_warning
 
         warning = calibration_warning(calib)
         if warning:
@@ -221,7 +221,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _export_bundle(args: argparse.Namespace) -> int:
-    from hwnas.device_bundle import export_bundle
+    from hwnas.measuring.bundle import export_bundle
 
     if not args.profiler:
         raise CLIError("--export-bundle needs --profiler NAME (what the device runs: ort-cpu or ort-mobile)")
@@ -240,7 +240,7 @@ def _export_bundle(args: argparse.Namespace) -> int:
 
 def _load_archs(args: argparse.Namespace, space) -> list:
     if args.arch:  # a file of one arch, or of one per line (JSON Lines: what `hwnas sample --n N --out` writes)
-        from hwnas.space import ArchError
+        from hwnas.spaces.space import ArchError
 
         return [space.arch_from_dict(data, source=where) for p in args.arch
                 for where, data in jsonio.loads_records(p, ArchError, "architecture file")]
@@ -260,13 +260,13 @@ def _at_resolution(arch, resolution: int | None):
     return out
 
 
-PLUGIN_KINDS = ("profiler", "strategy", "evaluator", "space")  # hwnas.registry.HOMES (not imported to build flags)
+PLUGIN_KINDS = ("profiler", "strategy", "evaluator", "space")  # hwnas.core.registry.HOMES (not imported to build flags)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from hwnas.registry import registries
+    from hwnas.core.registry import registries
 
     infos = [info for registry in registries(args.kind) for info in registry.infos()]
     if args.json:
@@ -279,8 +279,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hwnas.lut import LUT
-    from hwnas.predict import latency_predictor
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import latency_predictor
 
     if not args.arch and args.sample < 1:
         raise CLIError("predict needs --arch FILE [FILE ...] or --sample N (N >= 1)")
@@ -311,8 +311,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from hwnas.lut import LUT
-    from hwnas.measure import arch_measurer, available_profiler, warn_if_foreign
+    from hwnas.latency.lut import LUT
+    from hwnas.measuring.measure import arch_measurer, available_profiler, warn_if_foreign
     from hwnas.profilers import capability
 
     lut = LUT.load(args.lut) if args.lut else None
@@ -326,7 +326,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     results = []
     if args.model:
         path = Path(args.model)
-        from hwnas.jsonio import path_problem
+        from hwnas.core.jsonio import path_problem
 
         problem = path_problem(path, "a model file", "an .onnx or .ort file")
         if problem:
@@ -335,20 +335,20 @@ def cmd_measure(args: argparse.Namespace) -> int:
             raise CLIError(f"model file {str(path)!r} does not exist")
         if not capability(profiler, "measures_onnx_files"):
             raise CLIError(f"profiler {name!r} times torch modules, not ONNX files; use ort-cpu or ort-mobile")
-        from hwnas.modelfile import check_model_file
+        from hwnas.measuring.modelfile import check_model_file
 
         check_model_file(path)  # not ONNX, truncated, two inputs, a dynamic shape: said of the user's file
         results.append((str(path), None, profiler.measure_onnx(path)))
     space = _space(args, lut)
     predictor = None
     if lut:
-        from hwnas.predict import latency_predictor
+        from hwnas.latency.predict import latency_predictor
 
         predictor = latency_predictor(lut, space)
     archs = _load_archs(args, space) if (args.arch or args.sample) else []
     drift = None
     if predictor is not None and archs and not args.no_drift_check:
-        from hwnas.drift import NO_REFERENCE, check_drift
+        from hwnas.measuring.drift import NO_REFERENCE, check_drift
 
         drift = check_drift(lut, opts)
         print(f"drift: {drift.describe()}" if drift else NO_REFERENCE, file=sys.stderr)
@@ -424,7 +424,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     archs = [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.n)]
     text = "\n".join(a.to_json() for a in archs) if args.n > 1 else jsonio.dumps(archs[0].to_dict(), indent=1)
     if args.out:
-        from hwnas.lut import atomic_write_text
+        from hwnas.latency.lut import atomic_write_text
 
         atomic_write_text(Path(args.out), text + "\n")  # a full disk leaves the old file, never half of the new
         print(f"wrote {args.out}")
@@ -473,7 +473,7 @@ def cmd_predictor(args: argparse.Namespace) -> int:
     from hwnas.evaluate import create_evaluator
     from hwnas.evaluate.predictor import fit_on_evaluator
     from hwnas.evaluate.supernet import read_checkpoint
-    from hwnas.space import space_from_dict
+    from hwnas.spaces.space import space_from_dict
 
     if args.out.exists() and not args.force:
         raise CLIError(f"{args.out} already exists; choose another --out or add --force")
@@ -511,7 +511,7 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hwnas.report import rerender
+    from hwnas.finalize.report import rerender
 
     for path in rerender(args.path):
         print(f"wrote {path}" if path.exists() else f"(not drawn: {path.name})")
@@ -519,7 +519,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hwnas.demo import run_demo
+    from hwnas.app.demo import run_demo
 
     summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
                        generations=args.generations, seed=args.seed, force=args.force, command=_command(),
@@ -528,7 +528,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _command() -> str:
-    """The command line as the user typed it (``python -m hwnas.cli`` is recorded as ``hwnas``)."""
+    """The command line as the user typed it (``python -m hwnas`` is recorded as ``hwnas``)."""
     prog = Path(sys.argv[0]).name
     return " ".join(shlex.quote(a) for a in ["hwnas" if prog in ("cli.py", "__main__.py") else prog, *sys.argv[1:]])
 
@@ -787,13 +787,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
-    from hwnas.errors import CheckFailed, InputError, describe_os_error
+    from hwnas.core.errors import CheckFailed, InputError, describe_os_error
     from hwnas.profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         if getattr(args, "agent_url", None):
-            from hwnas.measure import target_device
+            from hwnas.measuring.measure import target_device
 
             with target_device(args.agent_url, args.token_file):
                 return args.func(args)

@@ -1,0 +1,1 @@
+"""What the tools/ benchmarks use: evaluator ranking, reference accuracies, search quality."""

@@ -1,0 +1,1 @@
+"""What every layer uses: errors, JSON and atomic file I/O, the plugin registry, rank and error metrics. Imports nothing else of hwnas."""
