@@ -171,7 +171,7 @@ def tiny_run(tmp_path_factory, demo_lut_path, tiny_supernet, demo):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The README quotes how many generated inputs the fuzz suite (tests/test_fuzz.py) ran."""
+    """docs/reliability.md quotes how many generated inputs the fuzz suite (tests/test_fuzz.py) ran."""
     import sys
 
     fuzz = sys.modules.get("test_fuzz")

@@ -1,4 +1,8 @@
-"""The README's quick-start commands run as written (the cheap ones; expensive ones with small settings)."""
+"""The quick start's commands run as written (the cheap ones; expensive ones with small settings).
+
+The guide docs/quickstart.md holds every step; the README's quick start is its short form, and every
+command of it is one of the guide's word for word (checked below), so running the guide's commands runs
+the README's too."""
 import re
 import shlex
 
@@ -6,12 +10,29 @@ import pytest
 
 from conftest import ROOT, run_cli
 
-README = re.sub(r"\\\n\s*", " ", (ROOT / "README.md").read_text())  # join shell line continuations
+
+def read_commands(path) -> str:
+    return re.sub(r"\\\n\s*", " ", path.read_text())  # join shell line continuations
 
 
-def readme_commands(prefix: str) -> list[str]:
-    cmds = re.findall(r"^\$? ?(hwnas [^\n#]+?)\s*(?:#.*)?$", README, flags=re.M)
-    return [c for c in cmds if c.startswith(prefix)]
+README = read_commands(ROOT / "README.md")
+GUIDE = read_commands(ROOT / "docs" / "quickstart.md")
+
+
+def commands(text: str, prefix: str = "hwnas ") -> list[str]:
+    cmds = re.findall(r"^\$? ?(hwnas [^\n#]+?)\s*(?:#.*)?$", text, flags=re.M)
+    return [c for c in (" ".join(c.split()) for c in cmds) if c.startswith(prefix)]
+
+
+def guide_commands(prefix: str) -> list[str]:
+    """The guide's commands that begin with ``prefix`` (the README's quick start is a subset of them)."""
+    return commands(GUIDE, prefix)
+
+
+def test_the_readme_quick_start_is_the_guides_word_for_word():
+    quick = commands(README.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0])
+    assert len(quick) >= 6, quick
+    assert [c for c in quick if c not in commands(GUIDE)] == []
 
 
 def run_readme(cmd: str, cwd):
@@ -20,29 +41,29 @@ def run_readme(cmd: str, cwd):
     return run_cli(*args, cwd=cwd)
 
 
-def test_readme_lists_the_commands_it_documents():
+def test_the_guide_lists_the_commands_it_documents():
     for prefix in ("hwnas profile --list", "hwnas sample", "hwnas predict", "hwnas measure", "hwnas search",
                    "hwnas supernet", "hwnas predictor", "hwnas finalize", "hwnas report"):
-        assert readme_commands(prefix), prefix
+        assert guide_commands(prefix), prefix
 
 
 def test_profile_list_as_in_readme(tmp_path):
-    r = run_readme(readme_commands("hwnas profile --list")[0], tmp_path)
+    r = run_readme(guide_commands("hwnas profile --list")[0], tmp_path)
     assert r.returncode == 0 and "ort-cpu      available" in r.stdout
 
 
 def test_sample_then_predict_as_in_readme(tmp_path):
-    sample = readme_commands("hwnas sample")[0]
+    sample = guide_commands("hwnas sample")[0]
     assert run_readme(sample, tmp_path).returncode == 0
     assert (tmp_path / "arch.json").is_file()
-    r = run_readme(readme_commands("hwnas predict")[0], tmp_path)
+    r = run_readme(guide_commands("hwnas predict")[0], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "predicted" in r.stdout and "ms" in r.stdout
 
 
 @pytest.mark.slow
 def test_search_as_in_readme_with_small_settings(tmp_path):
-    cmd = readme_commands("hwnas search --lut luts/amd-epyc-2c_ort-cpu_mbv3.json")[0]
+    cmd = guide_commands("hwnas search --lut luts/amd-epyc-2c_ort-cpu_mbv3.json")[0]
     cmd = small(cmd).replace("--out runs/", f"--out {tmp_path}/")
     r = run_readme(cmd, tmp_path)
     assert r.returncode in (0, 1), r.stderr  # 1 = nothing met the budget in so few evaluations
@@ -62,7 +83,7 @@ def test_supernet_search_finalize_report_as_in_readme(tmp_path):
     for prefix, expect in (("hwnas supernet", "validation accuracy"), ("hwnas predictor", "held out: Kendall tau"),
                            ("hwnas search --lut luts/amd-epyc-2c_ort-cpu_demo.json", "search done"),
                            ("hwnas finalize", "measured median"), ("hwnas report", "report.md")):
-        cmd = small(readme_commands(prefix)[0])
+        cmd = small(guide_commands(prefix)[0])
         r = run_readme(cmd, tmp_path)
         ok = (0, 1) if prefix in ("hwnas search --lut luts/amd-epyc-2c_ort-cpu_demo.json", "hwnas finalize") else (0,)
         assert r.returncode in ok, f"{cmd}\n{r.stderr[-2000:]}"  # 1 = over the budget after 1 epoch / 8 archs

@@ -1,4 +1,4 @@
-"""Zero-cost proxy cost per demo-space arch (the README's "s / arch" column; was a < 1 s assertion in
+"""Zero-cost proxy cost per demo-space arch (the "s / arch" column of docs/bench-evaluators.md; was a < 1 s assertion in
 tests/test_proxies.py, which a busy shared machine could fail). Run: pytest tests/benchmarks --benchmark-enable"""
 import math
 
