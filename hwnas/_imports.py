@@ -2,7 +2,7 @@
 
 - In a source checkout that is not installed, ``hwnas.profilers`` is the repository's top-level ``profilers/``
   folder (an installed hwnas has it there already: pyproject's package-dir).
-- Module paths of hwnas before its packages (0.1): ``hwnas.spaces.space`` is now ``hwnas.spaces.space``, and so on.
+- Module paths of hwnas before its packages (0.1): ``hwnas.space`` is now ``hwnas.spaces.space``, and so on.
   Third-party plugins written against the old paths keep importing for one release: each old name is an alias of the
 new module (the same objects, so ``isinstance`` and monkeypatching work), with a DeprecationWarning naming the new
 path. Data files never held module paths, so LUTs, arch files, run stores and bundles need nothing from here."""
@@ -17,32 +17,32 @@ import warnings
 from pathlib import Path
 
 MOVED = {
-    "hwnas.core.errors": "hwnas.core.errors",
-    "hwnas.core.jsonio": "hwnas.core.jsonio",
-    "hwnas.core.registry": "hwnas.core.registry",
-    "hwnas.core.metrics": "hwnas.core.metrics",
-    "hwnas.spaces.space": "hwnas.spaces.space",
-    "hwnas.spaces.blocks": "hwnas.spaces.blocks",
-    "hwnas.spaces.cells": "hwnas.spaces.cells",
-    "hwnas.latency.lut": "hwnas.latency.lut",
-    "hwnas.latency.predict": "hwnas.latency.predict",
-    "hwnas.measuring.calibrate": "hwnas.measuring.calibrate",
-    "hwnas.measuring.profiling": "hwnas.measuring.profiling",
-    "hwnas.measuring.isolate": "hwnas.measuring.isolate",
-    "hwnas.measuring.measure": "hwnas.measuring.measure",
-    "hwnas.measuring.drift": "hwnas.measuring.drift",
-    "hwnas.measuring.fidelity": "hwnas.measuring.fidelity",
-    "hwnas.measuring.pairing": "hwnas.measuring.pairing",
-    "hwnas.measuring.bundle": "hwnas.measuring.bundle",
-    "hwnas.measuring.modelfile": "hwnas.measuring.modelfile",
-    "hwnas.search.store": "hwnas.search.store",
-    "hwnas.search.runs": "hwnas.search.runs",
-    "hwnas.finalize.report": "hwnas.finalize.report",
-    "hwnas.bench.evaluators": "hwnas.bench.evaluators",
-    "hwnas.bench.reference": "hwnas.bench.reference",
-    "hwnas.bench.search_quality": "hwnas.bench.search_quality",
-    "hwnas.app.cli": "hwnas.app.cli",
-    "hwnas.app.demo": "hwnas.app.demo",
+    "hwnas.errors": "hwnas.core.errors",
+    "hwnas.jsonio": "hwnas.core.jsonio",
+    "hwnas.registry": "hwnas.core.registry",
+    "hwnas.metrics": "hwnas.core.metrics",
+    "hwnas.space": "hwnas.spaces.space",
+    "hwnas.blocks": "hwnas.spaces.blocks",
+    "hwnas.cells": "hwnas.spaces.cells",
+    "hwnas.lut": "hwnas.latency.lut",
+    "hwnas.predict": "hwnas.latency.predict",
+    "hwnas.calibrate": "hwnas.measuring.calibrate",
+    "hwnas.profiling": "hwnas.measuring.profiling",
+    "hwnas.isolate": "hwnas.measuring.isolate",
+    "hwnas.measure": "hwnas.measuring.measure",
+    "hwnas.drift": "hwnas.measuring.drift",
+    "hwnas.fidelity": "hwnas.measuring.fidelity",
+    "hwnas.pairing": "hwnas.measuring.pairing",
+    "hwnas.device_bundle": "hwnas.measuring.bundle",
+    "hwnas.modelfile": "hwnas.measuring.modelfile",
+    "hwnas.store": "hwnas.search.store",
+    "hwnas.runs": "hwnas.search.runs",
+    "hwnas.report": "hwnas.finalize.report",
+    "hwnas.evaluate.benchmark": "hwnas.bench.evaluators",
+    "hwnas.evaluate.reference": "hwnas.bench.reference",
+    "hwnas.search.quality": "hwnas.bench.search_quality",
+    "hwnas.cli": "hwnas.app.cli",
+    "hwnas.demo": "hwnas.app.demo",
 }
 
 
