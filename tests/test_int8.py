@@ -225,3 +225,25 @@ def test_a_killed_int8_build_resumes(tmp_path, small_space):
     assert lut.precision == "int8" and set(lut.entries) == {d.key for d in small_space.all_layers([28])}
     resumed = int(done.stdout.split(" resumed from the file")[0].rsplit(", ", 1)[-1])
     assert resumed >= partial
+
+
+@pytest.mark.slow
+def test_the_device_agent_times_int8_models(agent_venv, small_space, quick_policy, tmp_path):
+    """A torch-free agent (onnxruntime + numpy only) times the QDQ models the host quantized, for both ORT
+    profilers; the quantization is chosen for the agent's device (its fingerprint)."""
+    from test_agent import Agent
+
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-test-token\n")
+    agent = Agent(agent_venv, tmp_path / "work", token).start()
+    try:
+        d = small_space.all_layers([28])[4]
+        for name in ("ort-cpu", "ort-mobile"):
+            p = create_profiler(name, policy=quick_policy, precision="int8", device=agent.url, token_file=str(token))
+            assert p.availability() is None
+            fp = p.remote.fingerprint()
+            assert p.settings()["quantization"] == {**p.settings()["quantization"],
+                                                    **choose_settings(fp["machine"], fp["cpu_flags"]).to_dict()}
+            assert p.measure(d.build(), d.input_shape).median_ms > 0
+    finally:
+        agent.kill()
