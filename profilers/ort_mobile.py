@@ -29,8 +29,9 @@ def detect_mobile_providers() -> list[str]:
     return [p for p in MOBILE_PROVIDERS if p in have]
 
 
-def convert_to_ort(onnx_model: bytes | Path, out_dir: Path) -> Path:
-    """Run onnxruntime.tools.convert_onnx_models_to_ort (fixed optimisations, default target)."""
+def convert_to_ort(onnx_model: bytes | Path, out_dir: Path, target_platform: str | None = None) -> Path:
+    """Run onnxruntime.tools.convert_onnx_models_to_ort (fixed optimisations, default target unless
+    ``target_platform``: ``arm`` lets int8 QDQ fuse as on an Arm phone)."""
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -44,13 +45,20 @@ def convert_to_ort(onnx_model: bytes | Path, out_dir: Path) -> Path:
     quiet.setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            convert_onnx_models_to_ort(src, output_dir=out_dir, optimization_styles=[OptimizationStyle.Fixed])
+            convert_onnx_models_to_ort(src, output_dir=out_dir, optimization_styles=[OptimizationStyle.Fixed],
+                                       target_platform=target_platform)
     finally:
         quiet.setLevel(level)
     ort_file = out_dir / "model.ort"
     if not ort_file.is_file():
         raise RuntimeError(f"ORT-format conversion wrote no {ort_file}")
     return ort_file
+
+
+def int8_target(activations: str) -> str | None:
+    """The converter's target for an int8 model: ``arm`` for symmetric int8 activations (the Arm rule of
+    hwnas.profilers._quant), whose QDQ nodes then fuse as on an Arm phone; else the default target."""
+    return "arm" if activations == "int8" else None
 
 
 class OrtMobileProfiler(OrtCPUProfiler):
@@ -61,9 +69,10 @@ class OrtMobileProfiler(OrtCPUProfiler):
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None,
                  providers: tuple[str, ...] | None = None, device: str | None = None,
-                 token_file: str | None = None, pair_with: str | None = None, pair_calm_ms: float | None = None):
+                 token_file: str | None = None, pair_with: str | None = None, pair_calm_ms: float | None = None,
+                 precision: str = "fp32"):
         super().__init__(threads, pin_cpu, policy, opt_level="all", device=device, token_file=token_file,
-                         pair_with=pair_with, pair_calm_ms=pair_calm_ms)
+                         pair_with=pair_with, pair_calm_ms=pair_calm_ms, precision=precision)
         if providers is None and self.remote is not None:  # what the device's onnxruntime offers, not the host's
             offered = [] if self.availability() else self.remote.fingerprint().get("providers_available") or []
             mobile = tuple(p for p in MOBILE_PROVIDERS if p in offered)
@@ -72,8 +81,13 @@ class OrtMobileProfiler(OrtCPUProfiler):
         self.providers = tuple(providers) if providers is not None else (*mobile, "CPUExecutionProvider")
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "format": "ort (convert_onnx_models_to_ort, fixed, default target)",
+        target = self.target_platform() or "default"
+        return {**super().settings(), "format": f"ort (convert_onnx_models_to_ort, fixed, {target} target)",
                 "opt_level": "baked in at conversion (all, NCHWc excluded)"}
+
+    def target_platform(self) -> str | None:
+        """``arm`` for int8 on an Arm device (QDQ fused as there), else the converter's default target."""
+        return int8_target(self.quant_settings().activations) if self.precision == "int8" else None
 
     def _device(self) -> dict[str, Any]:
         return {**super()._device(), "providers_used": list(self.providers)}
@@ -91,18 +105,20 @@ class OrtMobileProfiler(OrtCPUProfiler):
     def model_file(self, module: Any, input_shape: tuple[int, ...]) -> tuple[bytes, str]:
         """The ORT-format model of ``module``, converted here as for local timing: what the device runs."""
         with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
-            return convert_to_ort(export_onnx(module, input_shape, OPSET), Path(tmp)).read_bytes(), "ort"
+            model = self.fp32_or_int8(export_onnx(module, input_shape, OPSET), input_shape)
+            return convert_to_ort(model, Path(tmp), self.target_platform()).read_bytes(), "ort"
 
     def _measure_model(self, model: bytes | Path, input_shape: tuple[int, ...] | None) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
-            ort_file = convert_to_ort(model, Path(tmp))
+            ort_file = convert_to_ort(model, Path(tmp), self.target_platform())
             if self.remote is not None:  # converted here, as for local timing; the device runs the .ort file
                 return self._remote_time(ort_file.read_bytes(), "ort")
             sess = self.session_from_ort(ort_file)
             return time_session(sess, input_shape, self.policy, self.pair())
 
     def _measure(self, module: Any, input_shape: tuple[int, ...]) -> Measurement:
-        return self._measure_model(export_onnx(module, input_shape, OPSET), input_shape)
+        return self._measure_model(self.fp32_or_int8(export_onnx(module, input_shape, OPSET), input_shape),
+                                   input_shape)
 
     def measure_onnx(self, path: str | Path) -> Measurement:
         path = Path(path)

@@ -145,6 +145,14 @@ def _profiler_options(args: argparse.Namespace, lut=None) -> dict[str, Any]:
         from hwnas.profilers.base import TimingPolicy
 
         flags["policy"] = TimingPolicy.quick()
+    precision = getattr(args, "precision", None)
+    if lut is not None and precision is not None:  # the LUT's precision is what is measured; another is refused
+        from hwnas.measuring.precision import check_same
+
+        check_same(f"the LUT {lut.path}", lut.precision, "--precision", precision,
+                   f"drop --precision (the LUT's, {lut.precision}, is used), or give a LUT built with it")
+    elif precision not in (None, "fp32"):
+        flags["precision"] = precision  # fp32 is every profiler's default (torch profilers take no precision)
     return profiler_options(**flags) if lut is None else lut_profiler_options(lut, **flags)
 
 
@@ -155,6 +163,9 @@ def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> No
     p.add_argument("--pin-cpu", default="auto", type=pin_choice,
                    help="pin the process to this CPU index, 'none', or 'auto' (the last CPU when --threads 1)")
     p.add_argument("--quick", action="store_true", help="short timing runs (~10x faster, noisier): previews, tests")
+    p.add_argument("--precision", choices=["fp32", "int8"], default=None,
+                   help="time fp32 models, or int8 ones (static QDQ, per-channel weights; ort-cpu, ort-mobile) "
+                        "[fp32; with --lut: the LUT's]")
     _add_device_flags(p)
 
 
@@ -284,7 +295,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if not args.arch and args.sample < 1:
         raise CLIError("predict needs --arch FILE [FILE ...] or --sample N (N >= 1)")
-    lut = LUT.load(args.lut)
+    if len(args.lut) > 1:
+        return _compare(args)
+    lut = LUT.load(args.lut[0])
     space = _space(args, lut)
     predictor = latency_predictor(lut, space)
     archs = _load_archs(args, space)
@@ -295,10 +308,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
              **({"depths": list(a.depths)} if hasattr(a, "depths") else {})}
             for a, p, f in zip(archs, preds, feats)]
     if args.json:
-        print(jsonio.dumps({"lut": str(args.lut), "profiler": lut.profiler, "calibration": predictor.calibration.model,
-                          "predictions": rows}, indent=1))
+        print(jsonio.dumps({"lut": str(args.lut[0]), "profiler": lut.profiler, "precision": lut.precision,
+                            "calibration": predictor.calibration.model, "predictions": rows}, indent=1))
         return EXIT_OK
-    print(f"predicted latency ({lut.label}; calibration: {predictor.calibration.model})")
+    print(f"predicted latency ({lut.label}, {lut.precision}; calibration: {predictor.calibration.model})")
     for r in rows:
         print(f"  {r['arch_id']}  res {r['resolution']:3d}  {r['summary']}  {r['macs_m']:7.1f} MMACs  "
               f"predicted {r['predicted_ms']:8.3f} ms  (LUT sum {r['lut_sum_ms']:.3f} ms)")
@@ -307,6 +320,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"\n{a.id} per block (LUT medians, uncalibrated):")
             for key, ms in predictor.breakdown(a):
                 print(f"  {ms:8.4f} ms  {key}")
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``predict --lut A --lut B``: the LUTs' predictions side by side (hwnas.latency.compare)."""
+    from hwnas.latency.compare import compare_luts, render
+    from hwnas.latency.lut import LUT
+
+    luts = [LUT.load(p) for p in args.lut]
+    archs = _load_archs(args, _space(args, luts[0]))
+    comparison = compare_luts(luts, archs, blocks=args.breakdown or args.json)
+    print(jsonio.dumps(comparison.to_dict(), indent=1) if args.json else render(comparison, args.breakdown))
     return EXIT_OK
 
 
@@ -338,6 +363,13 @@ def cmd_measure(args: argparse.Namespace) -> int:
         from hwnas.measuring.modelfile import check_model_file
 
         check_model_file(path)  # not ONNX, truncated, two inputs, a dynamic shape: said of the user's file
+        from hwnas.measuring.precision import check_file_for_lut, check_same, model_precision
+
+        if lut is not None:  # an fp32 file against an int8 prediction (or back) is refused, not reported
+            check_file_for_lut(path, lut)
+        elif args.precision is not None:
+            check_same(f"model {path.name}", model_precision(path), "--precision", args.precision,
+                       "drop --precision (a file is timed as it is), or give the model of that precision")
         results.append((str(path), None, profiler.measure_onnx(path)))
     space = _space(args, lut)
     predictor = None
@@ -403,8 +435,11 @@ def cmd_search(args: argparse.Namespace) -> int:
           + f"; front of {len(result.front)} feasible archs; hypervolume {hv:.4g}")
     if result.best:
         b = result.best
+        from hwnas.latency.lut import LUT
+
+        precision = LUT.load(args.lut).precision
         print(f"best under the constraints: {b.arch_id}  {score_label(args.evaluator)} {b.accuracy:.4g}  "
-              f"predicted {b.latency_ms:.3f} ms  {b.params_m:.2f} M params  {b.macs_m:.0f} MMACs")
+              f"predicted {b.latency_ms:.3f} ms{' (int8)' if precision == 'int8' else ''}  {b.params_m:.2f} M params  {b.macs_m:.0f} MMACs")
     else:
         print("no architecture met every constraint; the front is empty (see history.json)")
     print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")
@@ -506,6 +541,11 @@ def cmd_finalize(args: argparse.Namespace) -> int:
           f"CV {m['cv'] * 100:.1f} %) with {lat['profiler']}; {pred}budget "
           + (f"{lat['budget_ms']:g} ms" if lat["budget_ms"] is not None else "none")
           + (f"; over by {lat['gap_ms']:.3f} ms" if lat["verdict"] == "FAIL" else ""))
+    q = r.get("int8") or {}
+    if q.get("target"):
+        print(f"int8 (the LUT's precision; the verdict above is model.int8's): test accuracy "
+              f"{q['test_accuracy']:.2f} % against fp32 {q['fp32_test_accuracy']:.2f} % "
+              f"({q['accuracy_delta_pct']:+.2f}), top-1 agreement {q['top1_agreement_pct']:.1f} %")
     print(f"test accuracy {r['accuracy']['test']:.2f} %; bundle: {args.out}/ ({', '.join(r['files'])})")
     return EXIT_FAIL if lat["verdict"] == "FAIL" else EXIT_OK
 
@@ -600,7 +640,9 @@ hwnas profile --profiler ort-mobile --space demo --import-timings timings.json -
             """
 hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --arch arch.json --breakdown
 hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --json""")
-    p.add_argument("--lut", type=Path, required=True, help="LUT file")
+    p.add_argument("--lut", type=Path, required=True, action="append",
+                   help="LUT file; twice or more (--lut fp32.json --lut int8.json) compares them per network and, "
+                        "with --breakdown, per block")
     _add_space(p, default=None)
     p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
     p.add_argument("--sample", type=int, default=0, help="predict N random archs instead")
@@ -719,7 +761,9 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--out", type=dir_path, required=True, help="bundle directory (model.onnx, model.ort, report.*)")
     p.add_argument("--pick", default="best", help="best (most accurate feasible arch) or an ARCH_ID of the run")
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the inherited weights E epochs [0]")
-    p.add_argument("--int8", action="store_true", help="also write a static QDQ int8 model, with accuracy and latency")
+    p.add_argument("--int8", action="store_true",
+                   help="also write a static QDQ int8 model, with accuracy and latency (implied by an int8 LUT, "
+                        "whose int8 model is then the one judged)")
     p.add_argument("--profiler", help="measure with this profiler [the LUT's]")
     p.add_argument("--processes", type=int, default=2,
                    help="measure in N fresh processes, keep the lowest median (as the LUT was built) [2]")

@@ -80,6 +80,9 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
                 notes.append(f"{f}: {e}")
                 continue
             diff = fingerprint_diff(lut.fingerprint, here)
+            if lut.precision != "fp32":  # the demo searches and judges fp32 (an int8 LUT names itself *_int8)
+                notes.append(f"{f}: an {lut.precision} LUT")
+                continue
             if not diff and lut.profiler == profiler_name:
                 return f, notes
             notes.append(f"{f}: other device ({', '.join(sorted(diff))} differ)")

@@ -4,7 +4,9 @@
 test accuracy -> ONNX (opset 17, fixed shape, checker with full_check, shape
 inference) -> parity with PyTorch on real validation images -> ORT-format model
 -> optional static int8 (QDQ) -> latency MEASURED with the LUT's own profiler and
-settings -> a PASS/FAIL verdict against the budget, and the bundle on disk.
+settings -> a PASS/FAIL verdict against the budget, and the bundle on disk. With an int8 LUT (a search priced in
+int8) the int8 model, quantized as the LUT records and checked against fp32 on the test split, is the one
+measured and judged (docs/int8.md).
 
 One job per module:
 

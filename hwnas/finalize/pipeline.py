@@ -14,7 +14,7 @@ from hwnas.core import jsonio
 from hwnas.evaluate.scoring import accuracy
 from hwnas.evaluate.train import train_arch
 from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
-from hwnas.finalize.mobile import quantize_int8, to_ort_format
+from hwnas.finalize.mobile import int8_checks, quant_settings_for, quantize_int8, to_ort_format
 from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
@@ -41,6 +41,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     arch = run.space.arch_from_dict(record.arch, source=f"arch {record.arch_id}")
     lut_obj = resolve_lut(run, lut)
     lut_match = check_lut_for_run(run, lut_obj, record, arch, accept_lut_change, log)
+    check_profiler_precision(lut_obj, profiler or lut_obj.profiler)
     out = Path(out)
     check_out(out, force)
     log(f"finalizing arch {arch.id} (resolution {arch.resolution}, {arch.summary}) from {run.path}")
@@ -89,15 +90,19 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
     acc["onnx_test"] = onnx_accuracy(onnx_path, splits, "test", arch)
     ort_path = to_ort_format(onnx_path, stage)
 
-    latency, m, fingerprint_here = latency_verdict(lut_obj, profiler_name, arch, model, onnx_path, ort_path, out,
-                                                   run.budget_ms, processes, log)
-
     quant = None
-    if int8:
-        q_path = stage / "model.int8.onnx"
-        quant = quantize_int8(onnx_path, q_path, splits, arch)
-        quant["test_accuracy"] = onnx_accuracy(q_path, splits, "test", arch)
-        quant["fp32_test_accuracy"] = acc["onnx_test"]
+    if lut_obj.precision == "int8":  # the search priced int8: the int8 model is what is judged and shipped
+        q_path, q_ort, quant = _int8_model(onnx_path, stage, splits, arch, lut_obj, log)
+        quant.update(target=True, measured=None,
+                     note="the latency verdict above is this int8 model's (the LUT is int8)")
+        latency, m, fingerprint_here = latency_verdict(lut_obj, profiler_name, arch, model, q_path, q_ort, out,
+                                                       run.budget_ms, processes, log)
+    else:
+        latency, m, fingerprint_here = latency_verdict(lut_obj, profiler_name, arch, model, onnx_path, ort_path,
+                                                       out, run.budget_ms, processes, log)
+    if int8 and quant is None:
+        q_path, _, quant = _int8_model(onnx_path, stage, splits, arch, lut_obj, log)
+        quant["target"] = False
         if capability(get_profiler_class(profiler_name), "measures_onnx_files"):
             qm, *_ = measure_artifact(lut_obj, profiler_name, q_path, model, arch, processes, warn=False)
             quant["measured"] = qm.to_dict()
@@ -129,6 +134,37 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
     report["files"] = bundle_files(stage)
     atomic_write_text(stage / "report.json", jsonio.dumps(report, indent=1, default=str))
     return report
+
+
+def check_profiler_precision(lut: LUT, profiler_name: str) -> None:
+    """Refuse, before any work, a profiler that cannot time the LUT's precision (torch profilers with an int8
+    LUT): its measurement would be an fp32 one judged against an int8 prediction and budget."""
+    if lut.precision == "fp32":
+        return
+    from hwnas.measuring.precision import PrecisionMismatch, profiler_takes_precision
+
+    if not profiler_takes_precision(get_profiler_class(profiler_name)):
+        raise PrecisionMismatch(f"the LUT {lut.path} is {lut.precision} and profiler {profiler_name!r} times fp32 "
+                                f"PyTorch modules only; finalize with the LUT's profiler ({lut.profiler}) or another "
+                                f"that times ONNX models (ort-cpu, ort-mobile)")
+
+
+def _int8_model(onnx_path: Path, stage: Path, splits: Any, arch: Arch, lut: LUT,
+                log: Any) -> tuple[Path, Path, dict[str, Any]]:
+    """model.int8.onnx (quantized as the LUT says, calibrated on training images), its checks against the fp32
+    model on the test split, and model.int8.ort (what ort-mobile runs)."""
+    from hwnas.profilers.ort_mobile import int8_target
+
+    settings = quant_settings_for(lut)
+    q_path = stage / "model.int8.onnx"
+    quant = quantize_int8(onnx_path, q_path, splits, arch, settings=settings)
+    quant.update(int8_checks(q_path, onnx_path, splits, arch))
+    q_ort = to_ort_format(q_path, stage, "model.int8.ort", int8_target(settings.activations))
+    log(f"int8: {settings.activations} activations, {settings.weights} weights per channel, reduce_range "
+        f"{settings.reduce_range}; test accuracy {quant['test_accuracy']:.2f} % (fp32 {quant['fp32_test_accuracy']:.2f} "
+        f"%, {quant['accuracy_delta_pct']:+.2f}), top-1 agrees with fp32 on {quant['top1_agreement_pct']:.1f} % of "
+        f"{quant['test_images']} test images")
+    return q_path, q_ort, quant
 
 
 def _versions() -> dict[str, str]:

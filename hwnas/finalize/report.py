@@ -108,6 +108,7 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
         out += [f"> - {k}: LUT `{v[0]}` vs here `{v[1]}`" for k, v in lat["fingerprint_diff"].items()] + [""]
     out += ["## Latency", "", "| | value |", "|---|---|",
             f"| profiler | {lat['profiler']} (settings of the LUT) |",
+            f"| precision | {lat.get('precision', 'fp32')} (the LUT's) |",
             f"| measured file | {lat['measured_file']} |",
             f"| **measured** median | {m['median_ms']:.3f} ms |",
             f"| measured p10 / p90 | {m['p10_ms']:.3f} / {m['p90_ms']:.3f} ms |",
@@ -134,6 +135,9 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
                 f"reduce_range {q['reduce_range']}, calibrated on {q['calibration_images']} training images.", "",
                 "| | fp32 | int8 |", "|---|---|---|",
                 f"| test accuracy | {q['fp32_test_accuracy']:.2f} % | {q['test_accuracy']:.2f} % |"]
+        if "top1_agreement_pct" in q:
+            out.append(f"| top-1 agreement with fp32 ({q['test_images']} test images) | | "
+                       f"{q['top1_agreement_pct']:.1f} % |")
         if q.get("measured"):
             out.append(f"| measured median | {m['median_ms']:.3f} ms | {q['measured']['median_ms']:.3f} ms "
                        f"({q['speedup_vs_fp32']:.2f}x) |")

@@ -27,11 +27,16 @@ def latency_verdict(lut: LUT, profiler_name: str, arch: Arch, model: nn.Module, 
     name ``out``, where the bundle will be."""
     predicted = latency_predictor(lut, arch.space).predict(arch) if profiler_name == lut.profiler else None
     measured_on = ort_path if capability(get_profiler_class(profiler_name), "measures_ort_format") else onnx_path
+    if capability(get_profiler_class(profiler_name), "measures_onnx_files"):  # the file timed is the LUT's precision
+        from hwnas.measuring.precision import check_same, model_precision
+
+        check_same(f"the model to measure ({measured_on.name})", model_precision(measured_on),
+                   f"the LUT {lut.path}", lut.precision, "this is a bug in finalize: please report it")
     log(f"measuring {measured_on.name} with {profiler_name} ({max(processes, 1)} process(es)) ...")
     m, what, diff, fingerprint_here = measure_artifact(lut, profiler_name, measured_on, model, arch, processes,
                                                        shown_as=out / measured_on.name)
     verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")  # raw, never corrected
-    latency = {"profiler": profiler_name, "measured_file": what, "measured": m.to_dict(),
+    latency = {"profiler": profiler_name, "precision": lut.precision, "measured_file": what, "measured": m.to_dict(),
                "predicted_ms": predicted, "budget_ms": budget, "verdict": verdict,
                "prediction_error_pct": None if predicted is None else (predicted - m.median_ms) / m.median_ms * 100,
                "gap_ms": None if budget is None else m.median_ms - budget, "fingerprint_diff": diff,

@@ -93,6 +93,10 @@ class LUT:
         return space_from_dict(self.space, source=f"{self.path or 'LUT'}: space")
 
     @property
+    def precision(self) -> str:
+        return self.settings.get("precision", "fp32")
+
+    @property
     def label(self) -> str:
         fp = self.fingerprint
         dev = fp.get("gpu") or fp.get("cpu_model", "?")

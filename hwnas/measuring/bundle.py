@@ -122,6 +122,10 @@ def check_timings(path: str | Path, profiler_name: str, space: Any, options: dic
     if manifest.get("space_digest") != space.digest:
         problems.append(f"its bundle was exported for space {manifest.get('space', {}).get('name')!r} "
                         f"(digest {manifest.get('space_digest')}), this command's is {space.name!r} ({space.digest})")
+    precision = manifest.get("profiler_settings", {}).get("precision", "fp32")
+    if precision != options.get("precision", "fp32"):  # a LUT never mixes precisions
+        problems.append(f"its bundle holds {precision} models and this command builds a "
+                        f"{options.get('precision', 'fp32')} LUT (--precision {precision} imports it)")
     if manifest.get("profiler") != profiler_name:
         problems.append(f"its bundle was exported for profiler {manifest.get('profiler')!r}, not {profiler_name!r}")
     profiler = available_profiler(profiler_name, {**options, "device": REPLAY + str(path)})

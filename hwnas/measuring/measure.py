@@ -57,13 +57,22 @@ def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
     pinned = str(lut.settings.get("pinning", "")).startswith("pinned")
     from hwnas.measuring.pairing import pairing_options
 
+    # an int8 LUT measures int8 models everywhere it is used; fp32 is every profiler's default, so not passed
+    precision = {"precision": lut.precision} if lut.precision != "fp32" else {}
     return profiler_options(threads, overrides.pop("pin_cpu", AUTO_PIN if pinned else None),
-                            **{**pairing_options(lut), **overrides})
+                            **{**pairing_options(lut), **precision, **overrides})
 
 
 def available_profiler(name: str, options: dict[str, Any] | None = None, label: str = "profiler") -> Profiler:
     """``create_profiler(name, **options)``, or ProfilerUnavailable saying why it cannot run here."""
     options = options or {}
+    if options.get("precision", "fp32") != "fp32":
+        from hwnas.measuring.precision import PrecisionMismatch, profiler_takes_precision
+        from hwnas.profilers import get_profiler_class
+
+        if not profiler_takes_precision(get_profiler_class(name)):
+            raise PrecisionMismatch(f"{label} {name!r} times fp32 PyTorch modules only; {options['precision']} "
+                                    f"needs a profiler that quantizes and times ONNX models (ort-cpu, ort-mobile)")
     if options.get("device"):
         import inspect
 

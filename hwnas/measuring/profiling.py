@@ -73,6 +73,10 @@ def open_lut(out: Path, profiler: Any, space: SearchSpace, command: str, force: 
         except LUTError as e:
             raise LUTError(f"{e}\n(--force starts a new LUT at {out}, discarding the file)") from None
         problems = []
+        here = getattr(profiler, "precision", "fp32")
+        if lut.precision != here:  # said first and alone: the fix is a flag, not another --out
+            raise LUTError(f"{out} is an {lut.precision} LUT and this run measures {here}: a LUT never mixes "
+                           f"precisions; run with --precision {lut.precision} to resume it, or give another --out")
         if lut.profiler != profiler.name:
             problems.append(f"profiler {lut.profiler!r} != {profiler.name!r}")
         diff = fingerprint_diff(lut.fingerprint, fp)

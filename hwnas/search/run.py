@@ -157,6 +157,9 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
               # the LUT's content, not only its path: a LUT rewritten under the run is refused by a resume,
               # and finalize and report say so (see open_run)
               "lut_digest": content_digest(table),
+              # an int8 LUT prices int8 models: finalize then judges the int8 model (fp32, the default, not written,
+              # so runs from before int8 LUTs resume)
+              **({"lut_precision": lut.precision} if lut.precision != "fp32" else {}),
               "space": space.to_dict(), "evaluator": evaluator, "evaluator_config": inner.config(),
               "strategy": strategy, "strategy_options": strategy_options or {},
               # what every option not given meant when the run began: a later hwnas may change a default, and
