@@ -177,6 +177,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.export_bundle:
         return _export_bundle(args)
+    if args.transfer_from:
+        return _transfer(args)
+    if args.networks is not None or args.time_budget is not None:
+        raise CLIError("--networks and --time-budget go with --transfer-from DONOR_LUT")
     if not args.profiler or not args.out:
         raise CLIError("profile needs --profiler NAME and --out FILE (or --list)")
     space = _space(args)
@@ -217,6 +221,46 @@ def cmd_profile(args: argparse.Namespace) -> int:
         warning = calibration_warning(calib)
         if warning:
             print(warning, file=sys.stderr)
+    return EXIT_OK
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
+    from hwnas.space import get_space
+    from hwnas.transfer import parse_duration, transfer_lut
+
+    for flag, given in (("--import-timings", args.import_timings), ("--export-bundle", args.export_bundle),
+                        ("--paired", args.paired), ("--recalibrate", args.recalibrate),
+                        ("--no-calibrate", args.no_calibrate)):
+        if given:
+            raise CLIError(f"{flag} does not go with --transfer-from (a transfer measures whole networks here and "
+                           f"fits; drop {flag}, or drop --transfer-from to build the LUT in full)")
+    if not args.out:
+        raise CLIError("--transfer-from needs --out FILE (the transfer LUT to write)")
+    budget = None
+    if args.time_budget is not None:
+        try:
+            budget = parse_duration(args.time_budget)
+        except ValueError as e:
+            raise CLIError(f"--time-budget: {e}") from None
+    space = get_space(args.space_file) if args.space_file else get_space(args.space) if args.space else None
+    r = transfer_lut(args.transfer_from, args.profiler, args.out, space=space, networks=args.networks or 20,
+                     resolutions=args.resolutions, profiler_options=_profiler_options(args), processes=args.processes,
+                     seed=args.seed, time_budget_s=budget, force=args.force, command=_command())
+    loo = (f"leave-one-out MAPE {r.loo_mape_pct:.1f} %, {r.loo_within_10_pct:.0f} % of networks within +-10 %"
+           if r.networks > 1 else "no leave-one-out error with one network")
+    print(f"LUT {r.path}: transferred from {r.donor} with {r.networks} networks measured here ({r.measured_now} now, "
+          f"{r.resumed} resumed){f', {r.blocks_measured} blocks measured individually' if r.blocks_measured else ''}; "
+          f"{loo}; device time {r.device_seconds['total']:.0f} s (networks {r.device_seconds['networks']:.0f} s, "
+          f"drift reference {r.device_seconds['reference']:.0f} s, blocks {r.device_seconds['blocks']:.0f} s); "
+          f"device {r.fit['rho']:.3f}x the donor's speed ratio")
+    from hwnas.calibrate import POOR_FIT_PCT
+
+    if r.networks > 1 and r.loo_mape_pct > POOR_FIT_PCT:
+        print(f"WARNING: the transfer predicts networks it did not see only within {r.loo_mape_pct:.1f} % "
+              f"(above {POOR_FIT_PCT:.0f} %): measure more networks (--networks {2 * r.networks}, the measured ones "
+              f"are kept), add --time-budget to measure blocks, or build the LUT in full (drop --transfer-from)",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -570,9 +614,20 @@ hwnas profile --profiler ort-cpu --space demo --out luts/board.json --device tcp
 hwnas profile --profiler ort-mobile --space demo --export-bundle bundle/      # offline: then on the device
   hwnas-agent run bundle/ --out timings.json                                 # ... and back here:
 hwnas profile --profiler ort-mobile --space demo --import-timings timings.json --out luts/phone.json
+hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_demo.json --networks 20 --out luts/here_demo.json
+hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_mbv3.json --profiler torch-cpu --time-budget 90s --out t.json
 (interrupted? run the same command again: it resumes)""")
     _add_profiler_flags(p, required=False)
-    _add_space(p)
+    _add_space(p, default=None)
+    p.add_argument("--transfer-from", type=Path, metavar="DONOR_LUT",
+                   help="few-shot: fit this device's LUT from a LUT of another device (same space, CPU to CPU or GPU "
+                        "to GPU) and --networks whole networks measured here, instead of timing every block")
+    p.add_argument("--networks", type=positive_int, metavar="N",
+                   help="with --transfer-from: whole networks to measure (chosen to span the space's latency range "
+                        "and block types) [20]")
+    p.add_argument("--time-budget", metavar="DURATION",
+                   help="with --transfer-from: device time for the whole transfer (60s, 2m); what the networks leave "
+                        "goes to measuring the blocks the fit is least sure of, then it refits")
     p.add_argument("--list", action="store_true", help="list profilers, available or not (with the reason)")
     p.add_argument("--resolutions", type=int, nargs="+", help="only these input resolutions [default: all]")
     p.add_argument("--out", type=file_path, help="LUT file to write (resumed when it exists)")
