@@ -253,7 +253,7 @@ def _transfer(args: argparse.Namespace) -> int:
           f"{r.resumed} resumed){f', {r.blocks_measured} blocks measured individually' if r.blocks_measured else ''}; "
           f"{loo}; device time {r.device_seconds['total']:.0f} s (networks {r.device_seconds['networks']:.0f} s, "
           f"drift reference {r.device_seconds['reference']:.0f} s, blocks {r.device_seconds['blocks']:.0f} s); "
-          f"device {r.fit['rho']:.3f}x the donor's speed ratio")
+          f"this device takes {r.fit['rho']:.3f}x the donor's time overall")
     from hwnas.calibrate import POOR_FIT_PCT
 
     if r.networks > 1 and r.loo_mape_pct > POOR_FIT_PCT:

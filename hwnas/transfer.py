@@ -565,7 +565,7 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
         freq = pool_C.mean(axis=0)
         per_block = None
         rbar = tqdm(desc=f"refining: blocks the transfer is least sure of ({left:.0f} s left)", unit="block",
-                    disable=not progress, dynamic_ncols=True)
+                    disable=not progress or left <= 0, dynamic_ncols=True)
         try:
             while left > 0:
                 cap = None if max_refine_blocks is None else max_refine_blocks - refined_now
