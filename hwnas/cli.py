@@ -340,6 +340,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for a, p, f in zip(archs, preds, feats)]
     if args.json:
         print(jsonio.dumps({"lut": str(args.lut), "profiler": lut.profiler, "calibration": predictor.calibration.model,
+                          "lut_provenance": lut.provenance or None,
                           "predictions": rows}, indent=1))
         return EXIT_OK
     print(f"predicted latency ({lut.label}; calibration: {predictor.calibration.model})")
@@ -411,7 +412,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if pred is not None:
             err = (pred - m.median_ms) / m.median_ms * 100
             row.update(predicted_ms=round(pred, 4), error_pct=round(err, 2))
-            line += f"; predicted {pred:.3f} ms ({err:+.1f} %"
+            line += f"; predicted {pred:.3f} ms{f' ({lut.provenance})' if lut.provenance else ''} ({err:+.1f} %"
             if drift is not None:
                 fixed = drift.correct(m.median_ms)
                 row["drift_corrected_error_pct"] = round((pred - fixed) / fixed * 100, 2)
@@ -447,8 +448,12 @@ def cmd_search(args: argparse.Namespace) -> int:
           + f"; front of {len(result.front)} feasible archs; hypervolume {hv:.4g}")
     if result.best:
         b = result.best
+        from hwnas.lut import LUT
+
+        prov = LUT.load(args.lut).provenance
         print(f"best under the constraints: {b.arch_id}  {score_label(args.evaluator)} {b.accuracy:.4g}  "
-              f"predicted {b.latency_ms:.3f} ms  {b.params_m:.2f} M params  {b.macs_m:.0f} MMACs")
+              f"predicted {b.latency_ms:.3f} ms{f' ({prov})' if prov else ''}  {b.params_m:.2f} M params  "
+              f"{b.macs_m:.0f} MMACs")
     else:
         print("no architecture met every constraint; the front is empty (see history.json)")
     print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")
@@ -567,7 +572,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
                        generations=args.generations, seed=args.seed, force=args.force, command=_command(),
-                       quick=args.quick, space_name=args.space, data=args.data)
+                       quick=args.quick, space_name=args.space, data=args.data, full_lut=args.full_lut)
     return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
 
 
@@ -815,6 +820,9 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
     p.add_argument("--quick", action="store_true",
                    help="if a LUT must be built here: short timing runs, one pass (~4x faster to build, noisier); "
                         "for previews")
+    p.add_argument("--full-lut", action="store_true",
+                   help="when no shipped LUT matches this machine, build one block by block (minutes) instead of "
+                        "transferring one from a shipped LUT of the same profiler and space (about a minute)")
     _add_device_flags(p)
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",

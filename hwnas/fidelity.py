@@ -58,13 +58,14 @@ class FidelityReport:
     rounds: int = 1
     repeatability: dict[str, float] | None = None   # round 2 vs round 1: the noise ceiling of this bench
     drift: dict[str, Any] | None = None             # the device's speed vs the LUT's reference (hwnas.drift)
+    provenance: str = ""                             # "transferred from ..." for a transfer LUT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> str:
         head = f"{'method':34s} {'±5 %':>7s} {'±10 %':>7s} {'MAPE':>7s} {'worst':>8s} {'tau':>6s}"
-        lines = [f"fidelity of {self.lut} ({self.profiler}): {self.n} archs not used in calibration, seed {self.seed}, "
+        lines = [f"fidelity of {self.lut} ({self.profiler}{', ' + self.provenance if self.provenance else ''}): {self.n} archs not used in calibration, seed {self.seed}, "
                  f"measured end-to-end in {self.rounds} round(s) of {self.processes} fresh process(es) each, "
                  f"lowest median kept", head, "-" * len(head)]
         rows = dict(self.methods)
@@ -150,4 +151,5 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
     return FidelityReport(str(lut.path), lut.profiler, len(archs), seed, processes, methods, rows,
                           {k: list(v) for k, v in diff.items()}, rounds,
                           error_stats(Y[1], Y[0]) if rounds >= 2 else None,
-                          {**d.to_dict(), "before": before.to_dict(), "after": after.to_dict()} if d else None)
+                          {**d.to_dict(), "before": before.to_dict(), "after": after.to_dict()} if d else None,
+                          lut.provenance)
