@@ -188,6 +188,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.export_bundle:
         return _export_bundle(args)
+    if args.transfer_from:
+        return _transfer(args)
+    if args.networks is not None or args.time_budget is not None:
+        raise CLIError("--networks and --time-budget go with --transfer-from DONOR_LUT")
     if not args.profiler or not args.out:
         raise CLIError("profile needs --profiler NAME and --out FILE (or --list)")
     space = _space(args)
@@ -228,6 +232,46 @@ def cmd_profile(args: argparse.Namespace) -> int:
         warning = calibration_warning(calib)
         if warning:
             print(warning, file=sys.stderr)
+    return EXIT_OK
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
+    from hwnas.spaces.space import get_space
+    from hwnas.measuring.transfer import parse_duration, transfer_lut
+
+    for flag, given in (("--import-timings", args.import_timings), ("--export-bundle", args.export_bundle),
+                        ("--paired", args.paired), ("--recalibrate", args.recalibrate),
+                        ("--no-calibrate", args.no_calibrate)):
+        if given:
+            raise CLIError(f"{flag} does not go with --transfer-from (a transfer measures whole networks here and "
+                           f"fits; drop {flag}, or drop --transfer-from to build the LUT in full)")
+    if not args.out:
+        raise CLIError("--transfer-from needs --out FILE (the transfer LUT to write)")
+    budget = None
+    if args.time_budget is not None:
+        try:
+            budget = parse_duration(args.time_budget)
+        except ValueError as e:
+            raise CLIError(f"--time-budget: {e}") from None
+    space = get_space(args.space_file) if args.space_file else get_space(args.space) if args.space else None
+    r = transfer_lut(args.transfer_from, args.profiler, args.out, space=space, networks=args.networks or 20,
+                     resolutions=args.resolutions, profiler_options=_profiler_options(args), processes=args.processes,
+                     seed=args.seed, time_budget_s=budget, force=args.force, command=_command())
+    loo = (f"leave-one-out MAPE {r.loo_mape_pct:.1f} %, {r.loo_within_10_pct:.0f} % of networks within +-10 %"
+           if r.networks > 1 else "no leave-one-out error with one network")
+    print(f"LUT {r.path}: transferred from {r.donor} with {r.networks} networks measured here ({r.measured_now} now, "
+          f"{r.resumed} resumed){f', {r.blocks_measured} blocks measured individually' if r.blocks_measured else ''}; "
+          f"{loo}; device time {r.device_seconds['total']:.0f} s (networks {r.device_seconds['networks']:.0f} s, "
+          f"drift reference {r.device_seconds['reference']:.0f} s, blocks {r.device_seconds['blocks']:.0f} s); "
+          f"this device takes {r.fit['rho']:.3f}x the donor's time overall")
+    from hwnas.measuring.calibrate import POOR_FIT_PCT
+
+    if r.networks > 1 and r.loo_mape_pct > POOR_FIT_PCT:
+        print(f"WARNING: the transfer predicts networks it did not see only within {r.loo_mape_pct:.1f} % "
+              f"(above {POOR_FIT_PCT:.0f} %): measure more networks (--networks {2 * r.networks}, the measured ones "
+              f"are kept), add --time-budget to measure blocks, or build the LUT in full (drop --transfer-from)",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -309,7 +353,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for a, p, f in zip(archs, preds, feats)]
     if args.json:
         print(jsonio.dumps({"lut": str(args.lut[0]), "profiler": lut.profiler, "precision": lut.precision,
-                            "calibration": predictor.calibration.model, "predictions": rows}, indent=1))
+                            "calibration": predictor.calibration.model, "lut_provenance": lut.provenance or None,
+                            "predictions": rows}, indent=1))
         return EXIT_OK
     print(f"predicted latency ({lut.label}, {lut.precision}; calibration: {predictor.calibration.model})")
     for r in rows:
@@ -399,7 +444,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if pred is not None:
             err = (pred - m.median_ms) / m.median_ms * 100
             row.update(predicted_ms=round(pred, 4), error_pct=round(err, 2))
-            line += f"; predicted {pred:.3f} ms ({err:+.1f} %"
+            line += f"; predicted {pred:.3f} ms{f' ({lut.provenance})' if lut.provenance else ''} ({err:+.1f} %"
             if drift is not None:
                 fixed = drift.correct(m.median_ms)
                 row["drift_corrected_error_pct"] = round((pred - fixed) / fixed * 100, 2)
@@ -437,9 +482,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         b = result.best
         from hwnas.latency.lut import LUT
 
-        precision = LUT.load(args.lut).precision
+        used = LUT.load(args.lut)
+        notes = ", ".join(x for x in ("int8" if used.precision == "int8" else "", used.provenance) if x)
         print(f"best under the constraints: {b.arch_id}  {score_label(args.evaluator)} {b.accuracy:.4g}  "
-              f"predicted {b.latency_ms:.3f} ms{' (int8)' if precision == 'int8' else ''}  {b.params_m:.2f} M params  {b.macs_m:.0f} MMACs")
+              f"predicted {b.latency_ms:.3f} ms{f' ({notes})' if notes else ''}  {b.params_m:.2f} M params  "
+              f"{b.macs_m:.0f} MMACs")
     else:
         print("no architecture met every constraint; the front is empty (see history.json)")
     print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")
@@ -563,7 +610,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
                        generations=args.generations, seed=args.seed, force=args.force, command=_command(),
-                       quick=args.quick, space_name=args.space, data=args.data)
+                       quick=args.quick, space_name=args.space, data=args.data, full_lut=args.full_lut)
     return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
 
 
@@ -610,9 +657,20 @@ hwnas profile --profiler ort-cpu --space demo --out luts/board.json --device tcp
 hwnas profile --profiler ort-mobile --space demo --export-bundle bundle/      # offline: then on the device
   hwnas-agent run bundle/ --out timings.json                                 # ... and back here:
 hwnas profile --profiler ort-mobile --space demo --import-timings timings.json --out luts/phone.json
+hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_demo.json --networks 20 --out luts/here_demo.json
+hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_mbv3.json --profiler torch-cpu --time-budget 90s --out t.json
 (interrupted? run the same command again: it resumes)""")
     _add_profiler_flags(p, required=False)
-    _add_space(p)
+    _add_space(p, default=None)
+    p.add_argument("--transfer-from", type=Path, metavar="DONOR_LUT",
+                   help="few-shot: fit this device's LUT from a LUT of another device (same space, CPU to CPU or GPU "
+                        "to GPU) and --networks whole networks measured here, instead of timing every block")
+    p.add_argument("--networks", type=positive_int, metavar="N",
+                   help="with --transfer-from: whole networks to measure (chosen to span the space's latency range "
+                        "and block types) [20]")
+    p.add_argument("--time-budget", metavar="DURATION",
+                   help="with --transfer-from: device time for the whole transfer (60s, 2m); what the networks leave "
+                        "goes to measuring the blocks the fit is least sure of, then it refits")
     p.add_argument("--list", action="store_true", help="list profilers, available or not (with the reason)")
     p.add_argument("--resolutions", type=int, nargs="+", help="only these input resolutions [default: all]")
     p.add_argument("--out", type=file_path, help="LUT file to write (resumed when it exists)")
@@ -804,6 +862,9 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
     p.add_argument("--quick", action="store_true",
                    help="if a LUT must be built here: short timing runs, one pass (~4x faster to build, noisier); "
                         "for previews")
+    p.add_argument("--full-lut", action="store_true",
+                   help="when no shipped LUT matches this machine, build one block by block (minutes) instead of "
+                        "transferring one from a shipped LUT of the same profiler and space (about a minute)")
     _add_device_flags(p)
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",

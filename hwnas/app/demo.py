@@ -1,7 +1,8 @@
 """``hwnas demo``: the whole pipeline on an embedded data set and a demo-size space (``demo`` or ``cell-demo``).
 
-LUT (the shipped one when its fingerprint matches this machine's profiler, else
-built here) -> supernet -> search under a budget inside the space's latency range
+LUT (the shipped one when its fingerprint matches this machine's profiler; else one
+transferred from a shipped LUT of the same profiler and space with 20 networks measured
+here, hwnas.measuring.transfer; else, or with ``full_lut``, built here) -> supernet -> search under a budget inside the space's latency range
 -> finalize with a measured verdict. Every step resumes when run again.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hwnas.profilers._host import peak_rss_mib
 SPACE = "demo"
 DATA = "fashion-small"  # embedded Fashion-MNIST subset: archs differ by points on it (digits: by noise)
 DEMO_THREADS = 1  # the demo's LUTs (shipped or built here) are one thread, pinned by the default rule
-IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": behave as on a device no shipped LUT matches
+IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": as on a device with no shipped LUT to use or transfer from
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
 MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
 
@@ -89,6 +90,23 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
     return None, notes
 
 
+TRANSFER_NETWORKS = 20  # about a minute of device time for the demo space on ort-cpu
+
+
+def donor_lut(profiler_name: str, space_name: str = SPACE) -> Path | None:
+    """A shipped LUT of this profiler and space from another device, measured (not itself transferred): the
+    donor of a transfer when none matches this machine."""
+    for d in lut_dirs():
+        for f in sorted(d.glob(f"*_{profiler_name}_{space_name}.json")):
+            try:
+                lut = LUT.load(f)
+            except LUTError:
+                continue
+            if lut.profiler == profiler_name and not lut.transfer:
+                return f
+    return None
+
+
 def begun_quick(lut_path: Path) -> bool | None:
     """Whether the demo's LUT at ``lut_path`` was begun with ``--quick`` (its timing policy); None: no such
     file, or one ``build_lut`` will refuse with its own clear error."""
@@ -106,8 +124,9 @@ def begun_quick(lut_path: Path) -> bool | None:
 def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 10, population: int = 24,
              generations: int = 10, seed: int = 0, force: bool = False, command: str | None = None,
              log: Callable[[str], None] = print, quick: bool = False, space_name: str = SPACE,
-             data: str = DATA) -> dict[str, Any]:
+             data: str = DATA, full_lut: bool = False) -> dict[str, Any]:
     """The whole pipeline; ``quick`` times a LUT built here with short runs (previews, tests: noisier).
+    ``full_lut``: build the LUT here block by block even when a shipped LUT could be transferred from.
     ``space_name``: ``demo`` (MobileNetV3-style) or ``cell-demo`` (NAS-Bench-201-style cells)."""
     from dataclasses import asdict
 
@@ -127,8 +146,34 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     # 1. LUT
     t = time.perf_counter()
     lut_path, notes = matching_lut(profiler, space_name)
+    donor = None if lut_path is not None or full_lut else donor_lut(profiler, space_name)
     if lut_path is not None:
         log(f"[1/4] LUT: using shipped {lut_path} (its {profiler} fingerprint matches this machine)")
+    elif donor is not None:
+        for n in notes:
+            log(f"      {n}")
+        lut_path = out / f"lut_{profiler}_{space_name}_transfer.json"
+        existing = LUT.load(lut_path) if lut_path.exists() else None
+        if existing is not None and existing.transfer:
+            log(f"[1/4] LUT: reusing {lut_path}, {existing.provenance}")
+        else:
+            log(f"[1/4] LUT: no shipped {profiler} LUT matches this machine; transferring from {donor} "
+                f"({TRANSFER_NETWORKS} networks measured here, then the drift reference; --full-lut builds one "
+                f"block by block instead)")
+            from hwnas.measuring.measure import profiler_options
+            from hwnas.measuring.transfer import transfer_lut
+
+            options = profiler_options(DEMO_THREADS)
+            if quick:
+                from hwnas.profilers.base import TimingPolicy
+
+                options["policy"] = TimingPolicy.quick()
+            transfer_lut(donor, profiler, lut_path, space=space, networks=TRANSFER_NETWORKS, profiler_options=options,
+                         processes=1 if quick else 2, seed=seed, command=command, log=log)
+            tr = LUT.load(lut_path).transfer
+            log(f"      transfer LUT {lut_path}: leave-one-out MAPE {tr['loo_mape_pct']:.1f} % on its "
+                f"{tr['networks']} networks ({tr['loo_within_10_pct']:.0f} % within +-10 %), device time "
+                f"{tr['device_seconds']['total']:.0f} s")
     else:
         for n in notes:
             log(f"      {n}")
@@ -205,7 +250,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         "front_size": len(result.front), "pick": report["arch_id"], "budget_ms": budget,
         "predicted_ms": lat["predicted_ms"], "measured_ms": lat["measured"]["median_ms"], "verdict": lat["verdict"],
         "test_accuracy": report["accuracy"]["test"], "report": str(out / "final" / "report.md"),
-        "lut": str(lut_path), "wall_s": round(time.perf_counter() - start, 1),
+        "lut": str(lut_path), "lut_provenance": lut.provenance or None, "wall_s": round(time.perf_counter() - start, 1),
         "steps_s": {k: round(v, 1) for k, v in steps.items()},
         "peak_rss_mib": round(peak_rss_mib(children=True), 1),
         "command": command or " ".join(sys.argv),
@@ -214,7 +259,8 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     log("")
     log(f"front: {summary['front_size']} archs; pick {summary['pick']}: test accuracy {summary['test_accuracy']:.2f} %")
     fixed = lat.get("prediction_error_drift_corrected_pct")
-    log(f"latency ({profiler}): predicted {summary['predicted_ms']:.3f} ms, measured {summary['measured_ms']:.3f} ms "
+    log(f"latency ({profiler}): predicted {summary['predicted_ms']:.3f} ms"
+        + (f" ({lut.provenance})" if lut.provenance else "") + f", measured {summary['measured_ms']:.3f} ms "
         f"({lat['prediction_error_pct']:+.1f} %" + (f"; {fixed:+.1f} % corrected for drift" if fixed is not None else "")
         + f"), budget {budget:.3f} ms -> {summary['verdict']}")
     log(f"report: {summary['report']}  (wall time {summary['wall_s']:.0f} s, peak RSS {summary['peak_rss_mib']:.0f} MiB)")

@@ -122,7 +122,7 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
         "latency": latency, "int8": quant,
         "files": bundle_files(stage),
         "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint,
-                **(lut_match or {})},
+                "provenance": lut_obj.provenance or None, **(lut_match or {})},
         "fingerprint_here": fingerprint_here,
         "versions": {"hwnas": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      **_versions()},

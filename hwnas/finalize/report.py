@@ -113,7 +113,8 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
             f"| **measured** median | {m['median_ms']:.3f} ms |",
             f"| measured p10 / p90 | {m['p10_ms']:.3f} / {m['p90_ms']:.3f} ms |",
             f"| measured CV, samples | {m['cv'] * 100:.1f} %, n={m['n']} |",
-            f"| **predicted** (LUT) | {_ms(lat['predicted_ms'])} |"]
+            f"| **predicted** (LUT{', ' + r['lut']['provenance'] if (r.get('lut') or {}).get('provenance') else ''}) "
+            f"| {_ms(lat['predicted_ms'])} |"]
     if lat["prediction_error_pct"] is not None:
         out.append(f"| prediction error (raw) | {lat['prediction_error_pct']:+.1f} % |")
     drift = lat.get("drift")
@@ -179,7 +180,8 @@ def render_run_md(run: Any) -> str:
     c = run.config
     front = sorted(run.front, key=lambda r: r.latency_ms)
     out = [f"# hwnas search run `{run.path.name}`", "",
-           f"- LUT: `{c['lut']}` ({c.get('lut_profiler')}); latencies below are **predicted**",
+           f"- LUT: `{c['lut']}` ({c.get('lut_profiler')}{', ' + c['lut_provenance'] if c.get('lut_provenance') else ''}); "
+           f"latencies below are **predicted**",
            f"- space: {c['space']['name']}; evaluator: {c['evaluator']}; strategy {c['strategy']}, "
            f"population {c['population']}, seed {c['seed']}",
            f"- constraints: {jsonio.dumps(c.get('constraints', {}))}",

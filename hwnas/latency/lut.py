@@ -8,7 +8,8 @@ JSON, one object::
      "space": {...search space definition...}, "space_digest": "...",
      "entries": {"<layer key>": {"median_ms": .., "p10_ms": .., "p90_ms": .., "std_ms": .., "cv": .., "n": ..}},
      "calibration": null | {...},
-     "reference": null | {...a few whole networks measured in several fresh processes: see hwnas.measuring.drift}}
+     "reference": null | {...a few whole networks measured in several fresh processes: see hwnas.measuring.drift},
+     "transfer": null | {...a LUT fitted from a donor LUT and a few networks measured here: see hwnas.measuring.transfer}}
 
 Writes are atomic (temp file + rename), so a killed profiling run leaves either
 the previous or the new file, never half of one.
@@ -60,6 +61,24 @@ def _check_reference(ref: Any, source: str) -> None:
         raise bad("needs 'noise_pct', a finite number >= 0")
 
 
+def _check_transfer(t: Any, source: str) -> None:
+    """A transfer LUT's record (hwnas.measuring.transfer): its donor, how many networks, the leave-one-out error."""
+    def bad(what: str) -> LUTError:
+        return LUTError(f"{source}: field 'transfer' {what}; the file was edited or is corrupt: transfer it again "
+                        f"(hwnas profile --transfer-from DONOR --networks N --out {source} --force)")
+
+    if not isinstance(t, dict):
+        raise bad("must be an object or null")
+    if not isinstance(t.get("donor"), dict) or not isinstance(t["donor"].get("path"), str):
+        raise bad("needs 'donor', an object naming the donor LUT's 'path'")
+    n = t.get("networks")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise bad("needs 'networks', a whole number >= 1")
+    loo = t.get("loo_mape_pct")
+    if loo is not None and not (_finite(loo) and loo >= 0):
+        raise bad("has a 'loo_mape_pct' that is not a finite number >= 0 (or null)")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -73,6 +92,7 @@ class LUT:
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None   # set when fitted from a donor LUT (hwnas.measuring.transfer), not built
     command: str = ""
     created: str = field(default_factory=now_iso)
     updated: str = ""
@@ -100,7 +120,21 @@ class LUT:
     def label(self) -> str:
         fp = self.fingerprint
         dev = fp.get("gpu") or fp.get("cpu_model", "?")
-        return f"{self.profiler} on {dev} ({fp.get('threads', '?')} thread(s))"
+        return f"{self.profiler} on {dev} ({fp.get('threads', '?')} thread(s))" + (f", {self.provenance}"
+                                                                               if self.provenance else "")
+
+    @property
+    def provenance(self) -> str:
+        """'transferred from DONOR (..., N networks, leave-one-out MAPE x %)' for a transfer LUT, else '': said
+        beside every prediction made with it, since its blocks were fitted, not measured."""
+        t = self.transfer
+        if not t:
+            return ""
+        donor = t.get("donor", {})
+        loo = t.get("loo_mape_pct")
+        err = f", leave-one-out MAPE {loo:.1f} %" if isinstance(loo, (int, float)) and math.isfinite(loo) else ""
+        return (f"transferred from {donor.get('path', '?')} ({donor.get('label', '?')}; {t.get('networks', '?')} "
+                f"networks measured here{err})")
 
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +156,7 @@ class LUT:
             "entries": {k: self.entries[k] for k in sorted(self.entries)},
             "calibration": self.calibration,
             "reference": self.reference,
+            **({"transfer": self.transfer} if self.transfer else {}),
         }
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -159,6 +194,9 @@ class LUT:
         ref = data.get("reference")
         if ref is not None:
             _check_reference(ref, source)
+        transfer = data.get("transfer")
+        if transfer is not None:
+            _check_transfer(transfer, source)
         from hwnas.spaces.space import SpaceError, space_from_dict
 
         try:
@@ -168,7 +206,7 @@ class LUT:
         return cls(
             profiler=data["profiler"], settings=data["settings"], fingerprint=data["fingerprint"],
             space=data["space"], entries=dict(data["entries"]), calibration=calib, reference=ref,
-            command=data["command"],
+            transfer=transfer, command=data["command"],
             created=data["created"], updated=data.get("updated", ""), hwnas_version=data.get("hwnas_version", ""),
         )
 

@@ -59,13 +59,15 @@ class FidelityReport:
     repeatability: dict[str, float] | None = None   # round 2 vs round 1: the noise ceiling of this bench
     drift: dict[str, Any] | None = None             # the device's speed vs the LUT's reference (hwnas.measuring.drift)
     precision: str = "fp32"                         # the LUT's: its networks are measured at it (int8: QDQ)
+    provenance: str = ""                             # "transferred from ..." for a transfer LUT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> str:
         head = f"{'method':34s} {'±5 %':>7s} {'±10 %':>7s} {'MAPE':>7s} {'worst':>8s} {'tau':>6s}"
-        lines = [f"fidelity of {self.lut} ({self.profiler}, {self.precision}): {self.n} archs not used in calibration, seed {self.seed}, "
+        notes = ", ".join(x for x in (self.precision, self.provenance) if x)
+        lines = [f"fidelity of {self.lut} ({self.profiler}, {notes}): {self.n} archs not used in calibration, seed {self.seed}, "
                  f"measured end-to-end in {self.rounds} round(s) of {self.processes} fresh process(es) each, "
                  f"lowest median kept", head, "-" * len(head)]
         rows = dict(self.methods)
@@ -152,4 +154,4 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
                           {k: list(v) for k, v in diff.items()}, rounds,
                           error_stats(Y[1], Y[0]) if rounds >= 2 else None,
                           {**d.to_dict(), "before": before.to_dict(), "after": after.to_dict()} if d else None,
-                          lut.precision)
+                          lut.precision, lut.provenance)

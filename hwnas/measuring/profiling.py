@@ -72,6 +72,9 @@ def open_lut(out: Path, profiler: Any, space: SearchSpace, command: str, force: 
             lut = LUT.load(out)
         except LUTError as e:
             raise LUTError(f"{e}\n(--force starts a new LUT at {out}, discarding the file)") from None
+        if lut.transfer:  # its entries were fitted, not measured: a build would mix the two
+            raise LUTError(f"{out} is a LUT {lut.provenance}; a full build writes its own file: choose another --out, "
+                           f"or --force to replace it")
         problems = []
         here = getattr(profiler, "precision", "fp32")
         if lut.precision != here:  # said first and alone: the fix is a flag, not another --out

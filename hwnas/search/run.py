@@ -154,6 +154,7 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     strat.bind(predictor=predictor, evaluator=inner, constraints=constraints, objectives=tuple(objectives))
     table = content_table(lut)
     config = {"lut": str(lut_path), "lut_fingerprint": lut.fingerprint, "lut_profiler": lut.profiler,
+              "lut_provenance": lut.provenance or None,
               # the LUT's content, not only its path: a LUT rewritten under the run is refused by a resume,
               # and finalize and report say so (see open_run)
               "lut_digest": content_digest(table),

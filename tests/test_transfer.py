@@ -1,0 +1,216 @@
+"""Few-shot latency transfer (hwnas.measuring.transfer): real LUTs (shipped, or built here), real measurements."""
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from hwnas.spaces.blocks import LayerDesc
+from hwnas.measuring.calibrate import sample_archs
+from hwnas.latency.lut import LUT, LUTError
+from hwnas.measuring.measure import profiler_options
+from hwnas.latency.predict import latency_predictor
+from hwnas.measuring.profiling import build_lut
+from hwnas.measuring.transfer import (PROGRESS_SUFFIX, Design, choose_networks, fit_transfer, block_type, feature_rows,
+                            space_extremes, transfer_lut)
+
+from conftest import ROOT
+
+SHIPPED_DEMO = ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json"
+
+
+def _cli(*argv) -> tuple[int, str, str]:
+    from hwnas.app.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(map(str, argv)))
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def quick_donor(tmp_path_factory, small_space, quick_policy):
+    """A real quick LUT (torch-cpu, short timing runs, 8 calibration networks) of the two-stage demo space at 24 px."""
+    out = tmp_path_factory.mktemp("donor") / "quick-torch-cpu.json"
+    build_lut("torch-cpu", small_space, out, resolutions=[24], profiler_options={"policy": quick_policy},
+              calib_archs=8, reference=False, progress=False, command="pytest quick donor", processes=0)
+    return out
+
+
+def test_the_fit_recovers_a_known_per_type_scaling():
+    """A device whose blocks cost the shipped demo LUT's times a known factor per block type (and whose networks
+    add the donor's calibration, 1.3x): the fit finds the factors from 30 networks and predicts others exactly."""
+    donor = LUT.load(SHIPPED_DEMO)
+    space = donor.search_space()
+    keys = sorted({d.key for d in space.all_layers()})
+    design = Design(donor, space, keys)
+    truth = {t: 1.3 * (1.0 + 0.5 * ("k5" in t) - 0.3 * t.endswith(":se") + 0.2 * (t == "head")) for t in design.types}
+    true_ms = np.array([donor.entries[k]["median_ms"] * truth[block_type(LayerDesc.from_key(k))] for k in keys])
+    nets = choose_networks(design, sample_archs(space, 300, 0, extremes=False), space_extremes(space, space.resolutions),
+                           30)
+    C, io_, n = design.counts(nets)
+    a, b, c, d = design.coef
+    y = feature_rows(true_ms * a, C, io_, n) @ np.array([1.0, 1.3 * b, 1.3 * c, 1.3 * d])
+    fit = fit_transfer(design, C, io_, n, y)
+    got = fit.summary(design)["type_scale"]
+    for t, want in truth.items():  # the stem, last conv and head are in every network once: only their sum with
+        if t.startswith("mbconv"):  # the constant is identifiable (held-out networks below check that)
+            assert got[t] == pytest.approx(want, rel=0.03), t
+    held = sample_archs(space, 40, 1, exclude={x.id for x in nets}, extremes=False)
+    Ch, ioh, nh = design.counts(held)
+    want = feature_rows(true_ms * a, Ch, ioh, nh) @ np.array([1.0, 1.3 * b, 1.3 * c, 1.3 * d])
+    pred = feature_rows(design.block_ms(fit.theta), Ch, ioh, nh) @ design.calibration_coef(fit.theta)
+    assert np.max(np.abs(pred / want - 1)) < 0.01
+    assert fit.loo_mape_pct < 1.0
+
+
+def test_networks_span_the_latency_range_and_block_types_and_are_nested():
+    donor = LUT.load(SHIPPED_DEMO)
+    space = donor.search_space()
+    design = Design(donor, space, sorted({d.key for d in space.all_layers()}))
+    pool = sample_archs(space, 300, 0, extremes=False)
+    ext = space_extremes(space, space.resolutions)
+    ten = choose_networks(design, pool, ext, 10)
+    assert [a.id for a in choose_networks(design, pool, ext, 5)] == [a.id for a in ten[:5]]  # more reuses fewer
+    assert [a.id for a in ten[:2]] == [a.id for a in ext]  # the smallest and the largest of the space
+    pred = latency_predictor(donor, space).predict_many(ten)
+    everyone = latency_predictor(donor, space).predict_many(pool)
+    assert pred.min() <= np.quantile(everyone, 0.01) and pred.max() >= np.quantile(everyone, 0.99)
+    seen = {block_type(d) for a in ten for d in a.layers()}
+    assert seen == set(design.types)
+    assert len({a.id for a in ten}) == 10
+
+
+@pytest.mark.parametrize("case", ["other-space", "gpu-donor", "missing-blocks"])
+def test_bad_donors_are_refused_saying_what_to_do(case, tmp_path):
+    out = tmp_path / "t.json"
+    if case == "other-space":
+        argv = ["--transfer-from", SHIPPED_DEMO, "--space", "mbv3"]
+        said = "is a LUT of space 'demo'.*give a donor LUT of that space"
+    elif case == "gpu-donor":
+        argv = ["--transfer-from", ROOT / "luts" / "nvidia-h100_torch-cuda_mbv3.json", "--profiler", "ort-cpu"]
+        said = "measured on a GPU.*ort-cpu measures on a CPU.*give a donor LUT of a CPU profiler"
+    else:
+        data = json.loads(SHIPPED_DEMO.read_text())
+        del data["entries"]["conv:r32:i3:o8:k3:s2:hswish"]
+        holes = tmp_path / "holes.json"
+        holes.write_text(json.dumps(data))
+        argv = ["--transfer-from", holes]
+        said = "lacks 1 of the 128 blocks.*fill the donor first: hwnas profile.*--resolutions 24 28"
+    rc, _, err = _cli("profile", *argv, "--out", out)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(said, err), err
+    assert not out.exists()
+
+
+def test_a_built_lut_is_not_replaced_by_a_transfer_nor_a_transfer_lut_extended_by_a_build(tmp_path, quick_donor,
+                                                                                         small_space, quick_policy):
+    built = tmp_path / "built.json"
+    built.write_text(quick_donor.read_text())
+    rc, _, err = _cli("profile", "--transfer-from", SHIPPED_DEMO, "--out", built)
+    assert rc == 2 and "built by measuring every block" in err and "--force" in err
+    t = tmp_path / "t.json"
+    transfer_lut(quick_donor, "torch-cpu", t, networks=3, resolutions=[24], processes=0, reference=False,
+                 profiler_options=profiler_options(1, pin_cpu=None, policy=quick_policy), progress=False)
+    with pytest.raises(LUTError, match="transferred from .*choose another --out"):
+        build_lut("torch-cpu", small_space, t, resolutions=[24], profiler_options={"policy": quick_policy},
+                  calibrate=False, progress=False, processes=0)
+
+
+def test_transfer_between_two_real_luts_a_quick_one_and_a_full_one(tmp_path, quick_donor, small_space):
+    """Donor: the quick torch-cpu LUT. Target: ort-cpu on this machine with the default timing policy, as a full
+    build would time it (built here beside it). The transfer LUT is a LUT like any other: every block, a
+    calibration, the drift reference, and its transfer record; predictions say where they came from."""
+    full = tmp_path / "full-ort-cpu.json"
+    opts = profiler_options(1, pin_cpu=None)
+    build_lut("ort-cpu", small_space, full, resolutions=[24], profiler_options=opts, calib_archs=8, reference=False,
+              progress=False, command="pytest full", processes=0)
+    out = tmp_path / "transfer-ort-cpu.json"
+    r = transfer_lut(quick_donor, "ort-cpu", out, networks=6, resolutions=[24], profiler_options=opts, processes=0,
+                     progress=False)
+    lut, full_lut = LUT.load(out), LUT.load(full)
+    assert set(lut.entries) == set(full_lut.entries)
+    assert lut.profiler == "ort-cpu" and lut.fingerprint["profiler"] == "ort-cpu"
+    t = lut.transfer
+    assert t["donor"]["path"] == str(quick_donor) and t["donor"]["profiler"] == "torch-cpu"
+    assert t["networks"] == 6 == len(lut.calibration["data"]) == r.networks
+    assert t["loo_mape_pct"] >= 0 and len(t["loo_errors_pct"]) == 6
+    assert lut.reference is not None and len(lut.reference["archs"]) == 3  # the same drift reference as any LUT
+    assert all(e.get("transferred") for e in lut.entries.values())
+    archs = sample_archs(small_space, 10, 3, [24], extremes=False)
+    ours, theirs = latency_predictor(lut).predict_many(archs), latency_predictor(full_lut).predict_many(archs)
+    assert np.all(ours > 0) and np.all(np.isfinite(ours))
+    assert np.all((ours / theirs > 0.5) & (ours / theirs < 2.0))  # same device and profiler: the same ballpark
+    assert not (tmp_path / (out.name + PROGRESS_SUFFIX)).exists()
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(archs[0].to_dict()))
+    rc, stdout, _ = _cli("predict", "--lut", out, "--arch", arch)
+    assert rc == 0 and f"transferred from {quick_donor}" in stdout
+
+
+def test_refining_measures_the_least_certain_blocks_and_refits(tmp_path, quick_donor, quick_policy):
+    out = tmp_path / "t.json"
+    r = transfer_lut(quick_donor, "torch-cpu", out, networks=4, resolutions=[24], processes=0, reference=False,
+                     profiler_options=profiler_options(1, pin_cpu=None, policy=quick_policy), progress=False,
+                     time_budget_s=1e6, max_refine_blocks=5)
+    lut = LUT.load(out)
+    measured = lut.transfer["measured_blocks"]
+    assert r.blocks_measured == len(measured) == 5
+    for k, e in lut.entries.items():
+        assert e.get("measured") if k in measured else (e.get("transferred") and e["sd_ms"] >= 0), k
+    assert lut.transfer["device_seconds"]["blocks"] > 0
+
+
+def _rows(path) -> dict:
+    try:
+        return json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+@pytest.mark.slow
+def test_a_killed_transfer_resumes_its_measurements(tmp_path, quick_donor, small_space):
+    space_file, out = tmp_path / "space.json", tmp_path / "t.json"
+    space_file.write_text(json.dumps(small_space.to_dict()))
+    progress = tmp_path / (out.name + PROGRESS_SUFFIX)
+    cmd = [sys.executable, str(ROOT / "tools" / "profile_device.py"), "--transfer-from", str(quick_donor),
+           "--profiler", "ort-cpu", "--space-file", str(space_file), "--resolutions", "24", "--networks", "12",
+           "--processes", "0", "--pin-cpu", "none", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300  # a safety net only
+    while len(_rows(progress)) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no network was saved"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    saved = _rows(progress)
+    assert not out.exists()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"({12 - len(saved)} now, {len(saved)} resumed)" in done.stdout
+    rows = {r["arch_id"]: r for r in LUT.load(out).calibration["data"]}
+    assert len(rows) == 12
+    for arch_id, row in saved.items():
+        assert rows[arch_id]["measured"] == row["measured"]  # reused, not measured again
+    assert not progress.exists()
+
+
+def test_a_damaged_transfer_record_is_refused(tmp_path, quick_donor, quick_policy):
+    out = tmp_path / "t.json"
+    transfer_lut(quick_donor, "torch-cpu", out, networks=2, resolutions=[24], processes=0, reference=False,
+                 profiler_options=profiler_options(1, pin_cpu=None, policy=quick_policy), progress=False)
+    data = json.loads(out.read_text())
+    data["transfer"]["networks"] = 0
+    out.write_text(json.dumps(data))
+    with pytest.raises(LUTError, match="field 'transfer' needs 'networks'.*--transfer-from"):
+        LUT.load(out)
