@@ -9,7 +9,7 @@ from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate.cell_supernet import CellSupernet
 from hwnas.evaluate.data import load_data
-from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, evaluate_subnet, load_supernet,
+from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, build_supernet, evaluate_subnet, load_supernet,
                                      read_checkpoint, recalibrate_bn, train_supernet)
 from hwnas.spaces.space import get_space
 
@@ -30,10 +30,10 @@ def trained(tmp_path_factory, cells):
 
 
 def test_supernet_of_a_cell_space_is_the_cell_supernet(cells):
-    net = Supernet(cells)
+    net = build_supernet(cells)
     assert isinstance(net, CellSupernet) and net.width is None
     with pytest.raises(EvaluatorError, match="no width multiplier"):
-        Supernet(cells, 1.0)
+        build_supernet(cells, 1.0)
     # every edge holds every op but none; the largest arch's network is the supernet minus the other ops
     assert all(set(c) == {"skip", "conv1x1", "conv3x3", "avgpool3x3"} for c in net.body[2].choices)
     big = net.extract(cells.largest())
@@ -51,7 +51,7 @@ ARCHS = [
 
 def test_extract_equals_the_supernet_forward(cells):
     torch.manual_seed(0)
-    net = Supernet(cells)
+    net = build_supernet(cells)
     splits = load_data(DATA, 0, limit=LIMIT)
     x = splits.tensors("val", 28, 3)[0][:32]
     archs = [CellArch(cells, 28, ops) for ops in ARCHS] + [cells.sample(s) for s in range(4)]
@@ -72,7 +72,7 @@ def test_extract_equals_the_supernet_forward(cells):
 
 
 def test_connected_sampling_draws_only_connected_archs(cells):
-    net = Supernet(cells)
+    net = build_supernet(cells)
     assert all(a.connected for a in net.students(random.Random(0), 50, "connected"))
     assert not all(a.connected for a in net.students(random.Random(0), 200, "uniform"))
     with pytest.raises(EvaluatorError, match="sampling must be one of"):
@@ -81,7 +81,7 @@ def test_connected_sampling_draws_only_connected_archs(cells):
 
 def test_fair_sampling_trains_every_op_of_every_edge_once_a_step(cells):
     """FairNAS's strict fairness: one student per op, and on every edge each op in exactly one student."""
-    net = Supernet(cells)
+    net = build_supernet(cells)
     for seed in range(20):
         students = net.students(random.Random(seed), 2, "fair")  # n is ignored: one student per op
         assert len(students) == len(cells.ops)

@@ -90,9 +90,9 @@ def test_cell_archs_train_and_score_with_the_shared_tools(cells, tiny_data):
 
 def test_a_cell_space_has_its_own_supernet(cells):
     from hwnas.evaluate.cell_supernet import CellSupernet
-    from hwnas.evaluate.supernet import Supernet
+    from hwnas.evaluate.supernet import build_supernet
 
-    assert isinstance(Supernet(cells), CellSupernet)  # tests/test_cell_supernet.py tests it
+    assert isinstance(build_supernet(cells), CellSupernet)  # tests/test_cell_supernet.py tests it
 
 
 def test_cell_space_at_other_resolutions(cells):
@@ -225,10 +225,10 @@ def test_archs_differing_only_on_dead_edges_are_one_network(cells):
     """Canonical form: dead edges become none; same blocks, same latency, same function."""
     import torch
 
-    from hwnas.evaluate.supernet import Supernet
+    from hwnas.evaluate.supernet import build_supernet
 
     torch.manual_seed(0)
-    net = Supernet(cells).eval()
+    net = build_supernet(cells).eval()
     rng = random.Random(0)
     seen = 0
     for _ in range(200):

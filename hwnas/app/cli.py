@@ -349,7 +349,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     preds = predictor.calibration.apply(feats)
     rows = [{"arch_id": a.id, "resolution": a.resolution, "summary": a.summary, "predicted_ms": round(float(p), 4),
              "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1),
-             **({"depths": list(a.depths)} if hasattr(a, "depths") else {})}
+             **a.report_fields()}
             for a, p, f in zip(archs, preds, feats)]
     if args.json:
         print(jsonio.dumps({"lut": str(args.lut[0]), "profiler": lut.profiler, "precision": lut.precision,
@@ -530,15 +530,16 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 
 def cmd_supernet(args: argparse.Namespace) -> int:
-    from hwnas.evaluate.supernet import SupernetConfig, train_supernet
+    from hwnas.evaluate.supernet import SupernetConfig, default_sampling, train_supernet
 
     space = _space(args)
     cfg = SupernetConfig(data=args.data, split_seed=args.split_seed, data_limit=args.data_limit,
                          epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, random_subnets=args.random_subnets, seed=args.seed,
                          distill=not args.no_distill,
-                         # a cell space trains fair (tau 0.692 against 0.511 for uniform on cell-demo, README)
-                         sampling=args.sampling or ("fair" if space.kind == "cell" else "uniform"))
+                         # the kind's default: a cell space trains fair (tau 0.692 against 0.511 for uniform on
+                         # cell-demo, docs/bench-evaluators.md)
+                         sampling=args.sampling or default_sampling(space))
     r = train_supernet(space, args.out, cfg, resume=args.resume, force=args.force, command=_command(),
                        device=args.device)
     last = r.history[-1] if r.history else {}

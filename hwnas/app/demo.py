@@ -130,7 +130,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     ``space_name``: ``demo`` (MobileNetV3-style) or ``cell-demo`` (NAS-Bench-201-style cells)."""
     from dataclasses import asdict
 
-    from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, stored_config, train_supernet
+    from hwnas.evaluate.supernet import SupernetConfig, default_sampling, read_checkpoint, stored_config, train_supernet
     from hwnas.finalize import finalize
     from hwnas.latency.predict import latency_predictor
     from hwnas.measuring.profiling import build_lut
@@ -208,7 +208,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     # 2. supernet
     t = time.perf_counter()
     ckpt = out / "supernet.pt"
-    cfg = SupernetConfig(data=data, epochs=epochs, seed=seed, sampling="fair" if space.kind == "cell" else "uniform")
+    cfg = SupernetConfig(data=data, epochs=epochs, seed=seed, sampling=default_sampling(space))
     done = False
     if ckpt.exists():
         blob = read_checkpoint(ckpt)

@@ -6,7 +6,7 @@ The module tree mirrors ``CellNetwork`` (stem, cells, reduction blocks, head at 
 ``body``), and each edge's candidates are built by ``hwnas.spaces.cells.edge_op`` as the stand-alone cell
 builds its own: ``extract(arch)`` copies the shared weights into ``arch.build()`` module by module.
 
-Trained by ``hwnas.evaluate.supernet.train_supernet`` (``Supernet(cell space)`` builds this class):
+Trained by ``hwnas.evaluate.supernet.train_supernet`` (``build_supernet(cell space)`` builds this class):
 the largest arch (``conv3x3`` on every edge) with the labels, random archs (uniform, or connected
 ones only) distilled from it; the all-``none`` smallest arch outputs a constant and is not trained.
 ``fair`` sampling is FairNAS's strict fairness (Chu et al. 2019): one student per op, each edge's ops in

@@ -11,7 +11,7 @@ is evaluated, because running statistics shared across subnets fit none of them.
 same module tree the LUT timed and finalize exports.
 
 A cell space (kind ``cell``) has its own supernet, ``hwnas.evaluate.cell_supernet.CellSupernet``:
-``Supernet(cell_space)`` builds one, and training, checkpoints, loading and the ``supernet``
+``build_supernet(cell_space)`` builds one, and training, checkpoints, loading and the ``supernet``
 evaluator below serve both kinds through the methods they share (``largest``, ``smallest``,
 ``students``, ``check``, ``forward``, ``extract``).
 """
@@ -39,7 +39,7 @@ from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import deterministic, device_of, resolve_device, to_cpu
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
 from hwnas.latency.lut import atomic_write
-from hwnas.spaces.space import Arch, SearchSpace, space_from_dict
+from hwnas.spaces.space import Arch, SearchSpace, kind_part, space_from_dict
 
 CHECKPOINT_FORMAT = "hwnas-supernet"
 CHECKPOINT_VERSION = 1
@@ -144,16 +144,22 @@ class DynamicMBConv(nn.Module):
         return sub
 
 
+def build_supernet(space: Any, width: float | None = None) -> nn.Module:
+    """The weight-sharing supernet of ``space``'s kind (its ``parts.supernet``: :class:`Supernet` for mbv3,
+    ``CellSupernet`` for cells); a kind without one is refused with what to use instead."""
+    cls = kind_part(space, "supernet")
+    if cls is None:
+        raise EvaluatorError(f"space {space.name!r} (kind {getattr(space, 'kind', '?')}) has no weight-sharing "
+                             "supernet; use a proxy evaluator (proxy:synflow) or train:short")
+    return cls(space, width)
+
+
+def default_sampling(space: Any) -> str:
+    """How the supernet of ``space``'s kind samples paths unless told (``fair`` for cells, else ``uniform``)."""
+    return kind_part(space, "supernet_sampling") or "uniform"
+
+
 class Supernet(nn.Module):
-    def __new__(cls, space: Any = None, width: float | None = None) -> Any:  # no space: copy/pickle
-        from hwnas.spaces.cells import CellSpace
-
-        if cls is Supernet and isinstance(space, CellSpace):  # each kind of space has its supernet
-            from hwnas.evaluate.cell_supernet import CellSupernet
-
-            return CellSupernet(space, width)
-        return super().__new__(cls)
-
     def __init__(self, space: SearchSpace, width: float | None = None):
         super().__init__()
         if not isinstance(space, SearchSpace):
@@ -362,7 +368,7 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
     dev = resolve_device(device)
     deterministic(dev)
     torch.manual_seed(config.seed)
-    net = Supernet(space, config.width).to(dev)
+    net = build_supernet(space, config.width).to(dev)
     steps_per_epoch = max(1, len(splits.train) // config.batch_size)
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
                           weight_decay=config.weight_decay)
@@ -498,7 +504,7 @@ def load_supernet(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The supernet in a checkpoint (a ``Supernet`` or, for a cell space, a ``CellSupernet``), in eval mode."""
     blob = read_checkpoint(path)
     space = space_from_dict(blob["space"], source=f"{path}: space")
-    net = Supernet(space, blob["width"])
+    net = build_supernet(space, blob["width"])
     net.load_state_dict(blob["state"])
     return net.eval(), blob
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
@@ -91,7 +91,6 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
                 f"by {lat['gap_ms']:.3f} ms ({lat['gap_ms'] / lat['budget_ms'] * 100:.1f} %)")
     else:
         line = f"no latency budget was set; measured median {m['median_ms']:.3f} ms"
-    a = r["arch"]
     out = [f"# hwnas finalize report — arch `{r['arch_id']}`", "", line, ""]
     lut = r.get("lut") or {}
     if lut.get("matches_run") is False:
@@ -147,7 +146,7 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
         out.append("")
     p = r["parity"]
     out += ["## Model", "",
-            _describe_arch(a),
+            _describe_arch(r),
             f"- {r['params_m']:.3f} M parameters, {r['macs_m']:.1f} M MACs",
             f"- weights: {r['weights']['source']}",
             f"- ONNX opset {r['onnx']['opset']}, input `{r['onnx']['input']['name']}` {r['onnx']['input']['shape']}, "
@@ -241,9 +240,24 @@ def rerender(path: str | Path) -> list[Path]:
     return [path / "report.md", path / "pareto.png"]
 
 
-def _describe_arch(a: dict) -> str:
-    """One line for the report, whatever the kind of space the arch comes from."""
-    if "ops" in a:  # a cell arch: one op per edge (1<-0, 2<-0, 2<-1, 3<-0, ...)
-        return f"- resolution {a['resolution']}, cell edge ops (in gene order) {a['ops']}"
-    return (f"- resolution {a['resolution']}, width {a['width']}, depths {[len(k) for k in a['kernels']]}, "
-            f"kernels {a['kernels']}, expands {a['expands']}")
+def _describe_arch(r: dict) -> str:
+    """The arch's line, as its kind describes it (``arch.describe()``): the space is the run's (a bundle names
+    its run) or the shipped space of that name; a bundle whose run and space are both gone lists the fields."""
+    a = r["arch"]
+    for space in _spaces_of(r):
+        try:
+            return "- " + space.arch_from_dict(a).describe()
+        except InputError:
+            continue
+    return "- " + ", ".join(f"{k} {v}" for k, v in a.items() if k != "space")
+
+
+def _spaces_of(r: dict) -> Iterator[Any]:
+    from hwnas.search.runs import read_run
+    from hwnas.spaces.space import get_space
+
+    for find in (lambda: read_run(r["run"]).space, lambda: get_space(r["arch"].get("space", ""))):
+        try:
+            yield find()
+        except (InputError, OSError, KeyError):
+            continue

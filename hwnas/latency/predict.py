@@ -17,7 +17,7 @@ import numpy as np
 from hwnas.core.errors import InputError
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.latency.lut import LUT
-from hwnas.spaces.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, SearchSpace, kind_part
 
 # Raw features per network, in this order; the calibration is linear in them.
 FEATURES = ("lut_sum_ms", "io_melems", "blocks", "one")
@@ -436,14 +436,10 @@ def _keep_min(archs: Sequence, ms: np.ndarray, best, best_ms: float):
 
 
 def latency_predictor(lut: LUT, space=None, calibrated: bool = True) -> Predictor:
-    """The predictor for ``space`` (default: the LUT's): a dense fast path for ``mbv3`` and ``cell``, else
-    the generic layer sum."""
+    """The predictor for ``space`` (default: the LUT's): its kind's dense fast path where it brings one
+    (``mbv3``, ``cell``: :class:`hwnas.spaces.space.KindParts`), else the generic layer sum."""
     space = space or lut.search_space()
-    if isinstance(space, SearchSpace):
-        return LatencyPredictor(lut, space, calibrated)
-    if getattr(space, "kind", None) == "cell":
-        return CellLatencyPredictor(lut, space, calibrated)
-    return LayerSumPredictor(lut, space, calibrated)
+    return (kind_part(space, "latency_predictor") or LayerSumPredictor)(lut, space, calibrated)
 
 
 def fill_command(lut: LUT, space, resolutions: Sequence[int] | None = None) -> str:

@@ -32,7 +32,7 @@ from hwnas.spaces import blocks
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.space import SPACES, ArchError, SpaceError, _check_fields, check_arch_space, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
+from hwnas.spaces.space import KindParts, SPACES, ArchError, SpaceError, _check_fields, check_arch_space, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 
@@ -52,6 +52,8 @@ class CellSpace:
     num_classes: int = 10
     description: str = ""
     kind: str = "cell"
+    parts = KindParts(latency_predictor="hwnas.latency.predict:CellLatencyPredictor",  # not a field: a ClassVar
+                      supernet="hwnas.evaluate.cell_supernet:CellSupernet", supernet_sampling="fair")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "CellSpace":
@@ -246,6 +248,15 @@ class CellArch:
     def summary(self) -> str:
         """What tells archs of this kind apart at a glance (logs, tables): the edge ops in gene order."""
         return "ops " + "|".join(self.ops)
+
+    def describe(self) -> str:
+        """The report's line for this arch: one op per edge (1<-0, 2<-0, 2<-1, 3<-0, ...)."""
+        d = self.to_dict()
+        return f"resolution {d['resolution']}, cell edge ops (in gene order) {d['ops']}"
+
+    def report_fields(self) -> dict[str, Any]:
+        """What ``hwnas predict --json`` adds for an arch of this kind beside its id and summary: nothing."""
+        return {}
 
     def layers(self) -> list[LayerDesc]:
         """The LUT keys of this network (stem, live edge ops and node adds per cell, reductions, head)."""

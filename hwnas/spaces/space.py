@@ -8,6 +8,7 @@ which is all the rest of hwnas needs to know about a network.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import random
 from dataclasses import dataclass, field, fields
@@ -41,6 +42,31 @@ SPACES = Registry("space", "hwnas.spaces", SpaceError, label="space kind")
 SPACES.register("cell", "hwnas.spaces.cells:CellSpace")
 
 
+@dataclass(frozen=True)
+class KindParts:
+    """What a space kind brings besides its space and arch classes: one record on the space class (``parts``),
+    so no module outside the kind tests for its name or type. The parts live in the layers above spaces, so
+    they are named as ``"module:attr"`` and loaded the first time they are asked for (:func:`kind_part`).
+
+    ``latency_predictor``: a dense fast path, ``cls(lut, space, calibrated)`` (None: the generic sum over
+    ``layers()``, :class:`hwnas.latency.predict.LayerSumPredictor`); ``supernet``: the weight-sharing supernet,
+    ``cls(space, width)`` (None: the kind has none, the ``supernet`` evaluator refuses it);
+    ``supernet_sampling``: its default path sampling."""
+
+    latency_predictor: str | None = None
+    supernet: str | None = None
+    supernet_sampling: str = "uniform"
+
+
+def kind_part(space: Any, name: str) -> Any:
+    """The loaded part ``name`` of ``space``'s kind (see :class:`KindParts`), or None where the kind has none."""
+    ref = getattr(getattr(space, "parts", None) or KindParts(), name)
+    if not isinstance(ref, str) or ":" not in ref:
+        return ref
+    module, attr = ref.split(":", 1)
+    return getattr(importlib.import_module(module), attr)
+
+
 # -- space ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class StageSpec:
@@ -57,6 +83,8 @@ class SearchSpace:
     block, input resolutions and width multipliers."""
 
     kind = "mbv3"  # a class attribute, not a field: to_dict and the digest stay as they were
+    parts = KindParts(latency_predictor="hwnas.latency.predict:LatencyPredictor",
+                      supernet="hwnas.evaluate.supernet:Supernet")
     name: str
     stages: tuple[StageSpec, ...]
     depths: tuple[int, ...] = (2, 3, 4)
@@ -507,6 +535,16 @@ class Arch:
         """What tells archs of this kind apart at a glance (logs, tables): the depths per stage."""
         return f"depths {list(self.depths)}"
 
+    def describe(self) -> str:
+        """The report's line for this arch (the lists as its JSON holds them)."""
+        d = self.to_dict()
+        return (f"resolution {d['resolution']}, width {d['width']}, depths {[len(k) for k in d['kernels']]}, "
+                f"kernels {d['kernels']}, expands {d['expands']}")
+
+    def report_fields(self) -> dict[str, Any]:
+        """What ``hwnas predict --json`` adds for an arch of this kind beside its id and summary."""
+        return {"depths": list(self.depths)}
+
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -619,6 +657,8 @@ class SpaceArch(Protocol):
     def id(self) -> str: ...
     @property
     def summary(self) -> str: ...
+    def describe(self) -> str: ...                          # the report's line for it
+    def report_fields(self) -> dict[str, Any]: ...          # kind-specific fields of `hwnas predict --json`
     def validate(self, source: str = "arch") -> None: ...
     def layers(self) -> list[LayerDesc]: ...               # the LUT keys: what latency is predicted from
     def mutate(self, rng: Any = None, prob: float = 0.1) -> "SpaceArch": ...
@@ -633,7 +673,8 @@ class Space(Protocol):
     """A search space of any kind (``mbv3``: :class:`SearchSpace`; ``cell``: :class:`hwnas.spaces.cells.CellSpace`).
 
     A new kind implements this and a ``from_dict``/``validate`` pair, and registers its class in :data:`SPACES`;
-    the predictor then prices it generically from ``layers()`` (:class:`hwnas.latency.predict.LayerSumPredictor`)."""
+    the predictor then prices it generically from ``layers()`` (:class:`hwnas.latency.predict.LayerSumPredictor`).
+    Its optional parts (a fast predictor, a supernet) are the class's ``parts`` (:class:`KindParts`)."""
 
     name: str
     kind: str
