@@ -314,3 +314,32 @@ def test_the_torch_device_flag_of_other_commands_is_not_an_agent(tmp_path):
     r = cli_here("supernet", "--space", "demo", "--data", str(tmp_path / "missing.npz"), "--out",
                  str(tmp_path / "sn.pt"), "--device", "cpu")
     assert r.returncode == 2 and "internal error" not in r.stderr, r.stderr
+
+
+def test_paired_with_an_offline_bundle_is_refused_before_any_work(tmp_path):
+    """Pairing times a reference network beside every item, live; a bundle times each item on its own. Refused in
+    one line (exit 2), naming both ways that work, before a single file is written."""
+    import shutil
+
+    from tests.conftest import cli_here
+
+    bundle = tmp_path / "bundle"
+    r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--export-bundle", str(bundle), "--paired")
+    assert r.returncode == 2 and not bundle.exists() and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--paired does not go with --export-bundle" in r.stderr
+    assert "--device tcp://HOST:PORT" in r.stderr and "drop --paired for a plain bundle" in r.stderr
+    timings = tmp_path / "timings.json"  # refused before the timings file is even read
+    out = tmp_path / "lut.json"
+    r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", str(timings), "--out",
+                 str(out), "--paired")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert "--paired does not go with --import-timings" in r.stderr and "--device tcp://HOST:PORT" in r.stderr
+    # importing (unpaired) timings into a LUT that was built paired would mix two ways of measuring in one LUT
+    paired = tmp_path / "paired.json"
+    shutil.copy(ROOT / "docs" / "fidelity" / "emulated-a76" / "lut_paired.json", paired)
+    before = paired.read_bytes()
+    r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", str(timings), "--out",
+                 str(paired))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "is a paired LUT" in r.stderr and "another --out" in r.stderr and paired.read_bytes() == before
