@@ -417,3 +417,15 @@ def test_measure_on_the_emulated_aarch64_device(emulated_agent, token):
     assert row["median_ms"] > 0 and row["p10_ms"] <= row["median_ms"] <= row["p90_ms"]
     assert row["n"] >= 5  # the timing policy's floor once max_time_s has passed
     assert len(list((workdir / "models").glob("*.onnx"))) == 1  # the network's file went to the device
+
+
+def test_an_adb_device_says_the_transport_is_not_built_and_what_to_do(tmp_path):
+    """--device adb://SERIAL: no such transport yet (profilers/_remote.py says where it goes): one line, exit 2,
+    naming the two ways a phone is profiled today."""
+    from tests.conftest import cli_here
+
+    r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device",
+                 "adb://emulator-5554")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "adb transport is not built" in r.stderr and "adb forward tcp:7878 tcp:7878" in r.stderr
+    assert "--export-bundle" in r.stderr and "docs/profiling.md" in r.stderr
