@@ -5,16 +5,44 @@ the agent times it with the same timing policy in a fresh worker process on the 
 so each of hwnas's isolated measuring processes is a fresh process there too) and returns the measurement.
 The fingerprint is the device's, so a LUT built this way says which device it describes, and a later
 ``--device`` command that reaches another device is warned about, as any foreign measurement is.
+
+Transports. A ``--device`` value names one by its scheme, and :func:`device_link` is the one place that maps a
+scheme to a class; every class has the three methods of :class:`DeviceLink` and nothing else of hwnas knows
+which one it talks to. Built: ``tcp://HOST:PORT`` (:class:`RemoteDevice`, a live agent) and ``timings:FILE``
+(:class:`ReplayDevice`, an offline bundle's timings; hwnas.measuring.isolate hands those back per item, the
+batch hook for a transport that times a whole list at once). Not built: ``adb://SERIAL`` (docs/profiling.md,
+"A phone over adb" says what a user does today). It would go in :func:`device_link` as a class with the same
+three methods, in one of two shapes: per model (``time``: ``adb push`` the file, ``adb shell`` the agent's
+``python -m hwnas_agent`` or the runtime's own benchmark binary, parse its result into a Measurement), or per
+batch, as ``timings:`` does (push an exported bundle, ``adb shell hwnas-agent run``, ``adb pull`` the timings,
+replay them), which costs one adb round trip per batch instead of per block.
 """
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hwnas.profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable
 
 DEVICE_PINNING = "pinned on the device (the agent's rule: its last CPU)"
+
+
+class DeviceLink(Protocol):
+    """What a transport gives the ORT profilers (ort-cpu, ort-mobile: ``profiler.remote``)."""
+
+    url: str  # how the device is named in messages and in the LUT's settings["transport"]
+
+    def unreachable(self) -> str | None:
+        """None when the device answers (checked once, before any work), else why not and what to do."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The device's fingerprint (hwnas_agent.device.fingerprint's fields): the LUT records it."""
+
+    def time(self, data: bytes, settings: dict[str, Any], reference: bytes | None = None) -> Measurement:
+        """Time one model file (``data``: ONNX or ORT bytes) as ``settings`` say (:func:`remote_settings`);
+        ``reference``: a network timed in alternation with it (paired measurement). Raises
+        ProfilerUnavailable when the device goes away (the command stops, and the same command resumes)."""
 
 
 class RemoteDevice:
@@ -97,10 +125,20 @@ class ReplayDevice:
                                   f"(export a bundle that has it: hwnas profile ... --export-bundle DIR)")
 
 
-def device_link(device: str, token_file: str | Path | None) -> "RemoteDevice | ReplayDevice":
-    """``tcp://HOST:PORT``: a live agent; ``timings:FILE``: an offline bundle's timings."""
+ADB = "adb:"
+ADB_NOT_BUILT = ("an adb transport is not built yet. Today, with the agent in a Python on the phone (Termux): "
+                 "`adb forward tcp:7878 tcp:7878` and --device tcp://127.0.0.1:7878 --token-file FILE, or an "
+                 "offline bundle (hwnas profile ... --export-bundle DIR, then adb push, hwnas-agent run, adb pull); "
+                 "the commands: docs/profiling.md, 'A phone over adb'")
+
+
+def device_link(device: str, token_file: str | Path | None) -> DeviceLink:
+    """The transport ``device`` names: ``tcp://HOST:PORT`` a live agent, ``timings:FILE`` an offline bundle's
+    timings. A new transport (``adb://SERIAL``) is one more scheme here (see the module's docstring)."""
     if device.startswith(REPLAY):
         return ReplayDevice(device[len(REPLAY):])
+    if device.startswith(ADB):
+        raise ProfilerConfigError(f"--device {device}: {ADB_NOT_BUILT}")
     return RemoteDevice(device, token_file)
 
 

@@ -314,3 +314,118 @@ def test_the_torch_device_flag_of_other_commands_is_not_an_agent(tmp_path):
     r = cli_here("supernet", "--space", "demo", "--data", str(tmp_path / "missing.npz"), "--out",
                  str(tmp_path / "sn.pt"), "--device", "cpu")
     assert r.returncode == 2 and "internal error" not in r.stderr, r.stderr
+
+
+def test_paired_with_an_offline_bundle_is_refused_before_any_work(tmp_path):
+    """Pairing times a reference network beside every item, live; a bundle times each item on its own. Refused in
+    one line (exit 2), naming both ways that work, before a single file is written."""
+    import shutil
+
+    from tests.conftest import cli_here
+
+    bundle = tmp_path / "bundle"
+    r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--export-bundle", str(bundle), "--paired")
+    assert r.returncode == 2 and not bundle.exists() and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--paired does not go with --export-bundle" in r.stderr
+    assert "--device tcp://HOST:PORT" in r.stderr and "drop --paired for a plain bundle" in r.stderr
+    timings = tmp_path / "timings.json"  # refused before the timings file is even read
+    out = tmp_path / "lut.json"
+    r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", str(timings), "--out",
+                 str(out), "--paired")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert "--paired does not go with --import-timings" in r.stderr and "--device tcp://HOST:PORT" in r.stderr
+    # importing (unpaired) timings into a LUT that was built paired would mix two ways of measuring in one LUT
+    paired = tmp_path / "paired.json"
+    shutil.copy(ROOT / "docs" / "fidelity" / "emulated-a76" / "lut_paired.json", paired)
+    before = paired.read_bytes()
+    r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", str(timings), "--out",
+                 str(paired))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "is a paired LUT" in r.stderr and "another --out" in r.stderr and paired.read_bytes() == before
+
+
+EMULATED = ROOT / "scripts" / "emulated-arm64.sh"
+
+
+def _emulated_device_or_skip() -> None:
+    """The emulated aarch64 device ready (set up when it can be: ~15-30 s, cached), or skip saying why not."""
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip(f"the emulated aarch64 device runs on an x86_64 host, not {platform.machine()}")
+    check = subprocess.run(["bash", str(EMULATED), "check"], capture_output=True, text=True, timeout=120)
+    if check.returncode != 0:
+        pytest.skip(f"emulated aarch64 device: {check.stdout.strip() or check.stderr.strip()}")
+    if check.stdout.startswith("ready:"):
+        return
+    setup = subprocess.run(["bash", str(EMULATED), "setup"], capture_output=True, text=True, timeout=900)
+    if setup.returncode != 0:
+        why = [line for line in setup.stderr.splitlines() if "error" in line] or setup.stderr.splitlines()[-1:]
+        pytest.skip(f"emulated aarch64 device cannot be set up: {' '.join(why) or f'exit {setup.returncode}'}")
+
+
+@pytest.fixture
+def emulated_agent(tmp_path, token):
+    """``hwnas-agent serve`` on the emulated aarch64 device (qemu-user, Debian's arm64 Python, the aarch64
+    onnxruntime wheel), the agent folder copied in as is (PYTHONPATH), on 127.0.0.1: (url, agent pid, work dir)."""
+    import selectors
+
+    _emulated_device_or_skip()
+    workdir = tmp_path / "arm64-work"
+    cmd = ["bash", str(EMULATED), "run", "python3", "-m", "hwnas_agent", "serve", "--port", "0",
+           "--token-file", str(token), "--workdir", str(workdir)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "agent")}  # nothing of the host's (x86) packages
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/", env=env,
+                            start_new_session=True)  # its workers too: the whole group is taken down below
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        line = proc.stdout.readline() if sel.select(timeout=120) else ""
+        sel.close()
+        assert "listening on 127.0.0.1:" in line, \
+            f"the emulated agent did not start within 120 s: {line!r} {proc.stderr.read() if proc.poll() else ''}"
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        pid = int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
+        yield f"tcp://127.0.0.1:{port}", pid, workdir
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_measure_on_the_emulated_aarch64_device(emulated_agent, token):
+    """A foreign device for real: `hwnas measure --device` times a small demo network on the emulated Cortex-A76
+    (~100x slower than the host: one network at the smallest resolution, the quick policy)."""
+    url, pid, workdir = emulated_agent
+    # the process that serves is the emulator running the arm64 Python, not a host interpreter
+    assert Path(f"/proc/{pid}/exe").resolve().name.startswith("qemu-aarch64")
+    r = subprocess.run([sys.executable, "-m", "hwnas", "measure", "--profiler", "ort-cpu", "--space", "demo",
+                        "--sample", "1", "--resolution", "24", "--quick", "--json", "--device", url,
+                        "--token-file", str(token)], capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    fp, (row,) = report["fingerprint"], report["results"]
+    assert fp["machine"] == "aarch64" and "aarch64" in fp["os"] and fp["cpu_model"] == "Cortex-A76", fp
+    assert "asimd" in fp["cpu_flags"].split() and fp["transport"] == f"hwnas-agent at {url}"
+    assert row["median_ms"] > 0 and row["p10_ms"] <= row["median_ms"] <= row["p90_ms"]
+    assert row["n"] >= 5  # the timing policy's floor once max_time_s has passed
+    assert len(list((workdir / "models").glob("*.onnx"))) == 1  # the network's file went to the device
+
+
+def test_an_adb_device_says_the_transport_is_not_built_and_what_to_do(tmp_path):
+    """--device adb://SERIAL: no such transport yet (profilers/_remote.py says where it goes): one line, exit 2,
+    naming the two ways a phone is profiled today."""
+    from tests.conftest import cli_here
+
+    r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device",
+                 "adb://emulator-5554")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "adb transport is not built" in r.stderr and "adb forward tcp:7878 tcp:7878" in r.stderr
+    assert "--export-bundle" in r.stderr and "docs/profiling.md" in r.stderr

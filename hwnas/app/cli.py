@@ -186,6 +186,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             state = "available" if info.unavailable is None else f"unavailable: {info.unavailable}"
             print(f"{info.name:12s} {state}  [{info.source}]")
         return EXIT_OK
+    _refuse_paired_offline(args)  # before any work: an export would otherwise write a whole unpaired bundle
     if args.export_bundle:
         return _export_bundle(args)
     if args.transfer_from:
@@ -206,8 +207,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
         from hwnas.profilers._remote import REPLAY
 
         manifest = check_timings(args.import_timings, args.profiler, space, options)
-        if args.paired:
-            raise CLIError("--paired is not available for offline bundles yet: build through --device instead")
         build = dict(resolutions=manifest["resolutions"], calibrate=manifest["calibrate"],
                      calib_archs=manifest["calib_archs"], seed=manifest["seed"], processes=manifest["processes"])
         with target_device(REPLAY + str(Path(args.import_timings).resolve())):
@@ -233,6 +232,31 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if warning:
             print(warning, file=sys.stderr)
     return EXIT_OK
+
+
+PAIRED_OFFLINE = ("for paired measurement build through the agent over the network (--device tcp://HOST:PORT "
+                  "--token-file FILE; a phone over USB: adb forward tcp:7878 tcp:7878), or drop --paired for a "
+                  "plain bundle")
+
+
+def _refuse_paired_offline(args: argparse.Namespace) -> None:
+    """Paired measurement needs the reference network timed beside every item, live: an offline bundle (its
+    export, its agent run, its import) times each item on its own, so the two do not mix (issue 27)."""
+    offline = "--export-bundle" if args.export_bundle else "--import-timings" if args.import_timings else None
+    if offline is None:
+        return
+    if args.paired:
+        raise CLIError(f"--paired does not go with {offline}: an offline bundle is timed unpaired; {PAIRED_OFFLINE}")
+    if args.import_timings and args.out and not args.force and Path(args.out).is_file():
+        from hwnas.latency.lut import LUT, LUTError
+
+        try:
+            pairing = LUT.load(args.out).settings.get("pairing")
+        except LUTError:
+            return  # not a LUT: the build says what is wrong with it
+        if pairing:
+            raise CLIError(f"--out {args.out} is a paired LUT (built with --paired) and an offline bundle's timings "
+                           f"are unpaired: give another --out (or --force to start it over), or {PAIRED_OFFLINE}")
 
 
 def _transfer(args: argparse.Namespace) -> int:
