@@ -3,11 +3,11 @@
 Each plugin implements :class:`hwnas.profilers.base.Profiler` (most by subclassing
 :class:`BaseProfiler`); :mod:`hwnas.profilers.registry` finds the built-ins and any plugin
 another package registers under the ``hwnas.profilers`` entry-point group.
-Nothing here imports ``hwnas``.
+Nothing here imports the rest of ``hwnas`` but ``hwnas.core`` (the registry).
 """
-from hwnas.profilers._common import BaseProfiler
+from hwnas.profilers._common import BaseProfiler, capability
 from hwnas.profilers.base import (Measurement, OnnxFileProfiler, Profiler, ProfilerConfigError, ProfilerUnavailable,
-                            ProviderFallbackError, capability)
+                                  ProviderFallbackError)
 from hwnas.profilers.registry import create_profiler, get_profiler_class, list_profilers
 
 __all__ = [

@@ -85,3 +85,25 @@ class BaseProfiler:
     def measure_onnx(self, path: Any) -> Measurement:
         """Time an exported model file with these settings (profilers with ``measures_onnx_files``)."""
         raise ProfilerConfigError(f"profiler {self.name!r} times PyTorch modules, not ONNX files")
+
+
+CAPABILITIES = ("measures_onnx_files", "measures_ort_format")
+
+
+def capability(profiler: Any, name: str) -> bool:
+    """Whether ``profiler`` (an instance or a class) declares the optional capability ``name``: False when
+    it does not say. Callers ask this, never a profiler's name."""
+    if name not in CAPABILITIES:
+        raise ValueError(f"unknown profiler capability {name!r}; known: {CAPABILITIES}")
+    cls = profiler if isinstance(profiler, type) else type(profiler)
+    if not isinstance(profiler, type) and name in vars(profiler):
+        return bool(vars(profiler)[name])
+    for klass in cls.__mro__:
+        if klass is BaseProfiler:
+            break
+        if name in vars(klass):
+            return bool(vars(klass)[name])
+    if name == "measures_onnx_files":  # a plugin written before the flags: its own measure_onnx says it
+        own = getattr(cls, "measure_onnx", None)
+        return own is not None and own is not getattr(BaseProfiler, "measure_onnx", None)
+    return False

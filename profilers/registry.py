@@ -12,7 +12,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from hwnas.profilers.base import Profiler, ProfilerConfigError, capability
+from hwnas.profilers._common import capability
+from hwnas.profilers.base import Profiler, ProfilerConfigError
 from hwnas.core.registry import PluginInfo, Registry
 
 GROUP = "hwnas.profilers"

@@ -3,7 +3,8 @@ from collections import Counter
 
 import pytest
 
-from hwnas.measuring.isolate import AGREE, agreeing, agreement_tolerance, measure_isolated
+from hwnas.measuring.isolate import measure_isolated
+from hwnas.measuring.stability import AGREE, agreeing, agreement_tolerance
 
 
 def test_two_lowest_medians_must_agree():

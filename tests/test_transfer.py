@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.measuring.calibrate import sample_archs
+from hwnas.measuring.sampling import sample_archs
 from hwnas.latency.lut import LUT, LUTError
 from hwnas.measuring.measure import profiler_options
 from hwnas.latency.predict import latency_predictor

@@ -95,7 +95,10 @@ TRANSFER_NETWORKS = 20  # about a minute of device time for the demo space on or
 
 def donor_lut(profiler_name: str, space_name: str = SPACE) -> Path | None:
     """A shipped LUT of this profiler and space from another device, measured (not itself transferred): the
-    donor of a transfer when none matches this machine."""
+    donor of a transfer when none matches this machine. None with HWNAS_IGNORE_SHIPPED_LUTS set (a device with
+    no shipped LUT to use or transfer from: the demo builds one block by block)."""
+    if os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0"):
+        return None
     for d in lut_dirs():
         for f in sorted(d.glob(f"*_{profiler_name}_{space_name}.json")):
             try:

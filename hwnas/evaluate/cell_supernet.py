@@ -22,8 +22,8 @@ from torch import nn
 
 from hwnas.spaces.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges, run_cell
 from hwnas.evaluate.base import EvaluatorError
+from hwnas.evaluate.supernet import SAMPLINGS, CheckpointError
 
-SAMPLINGS = ("uniform", "connected", "fair")
 _IGNORED = ("resolutions", "name", "description")  # weights fit any input size; names are labels
 
 
@@ -120,8 +120,6 @@ class CellSupernet(nn.Module):
 
     # -- running and extracting ------------------------------------------------------
     def check(self, arch: CellArch) -> None:
-        from hwnas.evaluate.supernet import CheckpointError
-
         theirs = getattr(arch, "space", None)
         mine = {k: v for k, v in self.space.to_dict().items() if k not in _IGNORED}
         other = {} if theirs is None else {k: v for k, v in theirs.to_dict().items() if k not in _IGNORED}

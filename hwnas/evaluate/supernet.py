@@ -45,6 +45,10 @@ CHECKPOINT_FORMAT = "hwnas-supernet"
 CHECKPOINT_VERSION = 1
 
 
+# how random subnets are drawn: "uniform" (any kind); "connected" and "fair" are the cell supernet's
+SAMPLINGS = ("uniform", "connected", "fair")
+
+
 class CheckpointError(InputError):
     """A supernet checkpoint is missing, corrupt, foreign or does not match the request."""
 
@@ -290,8 +294,6 @@ class SupernetConfig:
                                             or self.data_limit < 1):
             raise CheckpointError(f"supernet data_limit must be a whole number >= 1 (images per class), "
                                   f"got {self.data_limit!r}")
-        from hwnas.evaluate.cell_supernet import SAMPLINGS
-
         if self.sampling not in SAMPLINGS:
             raise CheckpointError(f"supernet sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if not isinstance(self.distill, bool):

@@ -32,6 +32,10 @@ from hwnas.core.errors import InputError
 FORMAT = "hwnas-lut"
 SCHEMA_VERSION = 1
 ENTRY_FIELDS = ("median_ms", "p10_ms", "p90_ms", "std_ms", "cv", "n")
+# A calibration's raw features per network, in this order (hwnas.latency.predict computes them; the calibration
+# record is linear in them).
+FEATURES = ("lut_sum_ms", "io_melems", "blocks", "one")
+
 REQUIRED = ("format", "schema_version", "profiler", "settings", "fingerprint", "created", "command", "space", "entries")
 # Fingerprint fields that change latency; the others (OS patch level, numpy) are informative only.
 DEVICE_FIELDS = ("cpu_model", "cpu_flags", "cpu_count", "machine", "profiler", "threads", "torch", "onnxruntime",
@@ -262,8 +266,6 @@ def _check_calibration(calib: Any, source: str) -> None:
     coef = calib.get("coef")
     if coef is None:
         return  # not fitted (yet): the predictor uses the plain block sum
-    from hwnas.latency.predict import FEATURES
-
     if not isinstance(coef, list) or len(coef) != len(FEATURES) or not all(_finite(c) for c in coef):
         raise bad(f"has coef={coef!r:.80}; it must list {len(FEATURES)} finite numbers, one per {list(FEATURES)}")
     if coef[0] <= 0:

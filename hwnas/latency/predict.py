@@ -16,11 +16,8 @@ import numpy as np
 
 from hwnas.core.errors import InputError
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.latency.lut import LUT
+from hwnas.latency.lut import FEATURES, LUT
 from hwnas.spaces.space import Arch, SearchSpace, kind_part
-
-# Raw features per network, in this order; the calibration is linear in them.
-FEATURES = ("lut_sum_ms", "io_melems", "blocks", "one")
 
 
 class MissingEntriesError(InputError):

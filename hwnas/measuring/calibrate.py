@@ -14,7 +14,6 @@ LUT, so anyone can refit or audit it.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -23,31 +22,10 @@ from tqdm.auto import tqdm
 
 from hwnas.latency.lut import LUT, now_iso
 from hwnas.measuring.measure import arch_measurer
+from hwnas.measuring.sampling import sample_archs  # noqa: F401 - re-exported: calibration networks
 from hwnas.latency.predict import FEATURES, latency_predictor
 
 MODELS: dict[str, tuple[int, ...]] = {"scale": (0,), "affine": (0, 3), "boundary": (0, 1, 2, 3)}
-
-
-def sample_archs(space: Any, n: int, seed: int, resolutions: Sequence[int] | None = None,
-                 exclude: set[str] | None = None, extremes: bool = True) -> list[Any]:
-    """``n`` distinct archs of any kind of space (the smallest and largest first when ``extremes``), seeded,
-    at ``resolutions`` (every arch kind has a ``resolution`` field)."""
-    rng = random.Random(seed)
-    resolutions = list(resolutions or space.resolutions)
-    exclude = set(exclude or ())
-    out: dict[str, Any] = {}
-    if extremes:
-        for a in (space.smallest(), space.largest()):
-            a = replace(a, resolution=min(resolutions) if a.resolution == min(space.resolutions) else max(resolutions))
-            if a.id not in exclude:
-                out.setdefault(a.id, a)
-    tries = 0
-    while len(out) < n and tries < 100 * n:
-        a = replace(space.sample(rng), resolution=rng.choice(resolutions))
-        if a.id not in exclude:
-            out.setdefault(a.id, a)
-        tries += 1
-    return list(out.values())[:n]
 
 
 def fit(features: np.ndarray, measured: np.ndarray, model: str) -> np.ndarray:

@@ -90,7 +90,8 @@ def reference_archs(lut: LUT) -> tuple[list[dict[str, Any]], list[float], float 
 def _measure(lut: LUT, options: dict[str, Any], archs: Sequence[dict[str, Any]], processes: int) -> np.ndarray:
     """Median of each arch in each of ``processes`` fresh processes: shape (processes or more, archs). While
     some arch's two calmest processes disagree (hwnas.measuring.isolate.agreeing), up to EXTRA_PASSES more processes."""
-    from hwnas.measuring.isolate import EXTRA_PASSES, agreeing, agreement_tolerance, measure_isolated
+    from hwnas.measuring.isolate import measure_isolated
+    from hwnas.measuring.stability import EXTRA_PASSES, agreeing, agreement_tolerance
 
     def one() -> list[float]:
         return [m.median_ms for m in measure_isolated(lut.profiler, options, "arch", list(archs),
@@ -108,7 +109,7 @@ def _measure(lut: LUT, options: dict[str, Any], archs: Sequence[dict[str, Any]],
 def record_reference(lut: LUT, options: dict[str, Any], seed: int = 0,
                      processes: int = REFERENCE_PROCESSES) -> dict[str, Any]:
     """Measure the reference networks in ``processes`` fresh processes each and keep them in ``lut.reference``."""
-    from hwnas.measuring.calibrate import sample_archs
+    from hwnas.measuring.sampling import sample_archs
 
     space = lut.search_space()
     archs = [a.to_dict() for a in sample_archs(space, REFERENCE_NETS, seed=seed + 7919)]

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from hwnas.measuring.calibrate import sample_archs
+from hwnas.measuring.sampling import sample_archs
 from hwnas.measuring.drift import NO_REFERENCE, check_drift, combine
 from hwnas.latency.lut import LUT
 from hwnas.measuring.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign

@@ -14,9 +14,15 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
+from hwnas.measuring.stability import AGREE, EXTRA_PASSES, agreeing, agreement_tolerance  # noqa: F401 - re-exported
 from hwnas.profilers import Measurement, create_profiler
 from hwnas.profilers._remote import REPLAY
-from hwnas.profilers.base import TimingPolicy
+from hwnas.spaces.blocks import build_model
+
+
+def measure_arch(profiler: Any, arch: Any) -> Measurement:
+    """End-to-end latency of the whole network, in this process."""
+    return profiler.measure(build_model(arch), (1, arch.space.in_channels, arch.resolution, arch.resolution))
 
 
 def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Sequence[Any],
@@ -38,14 +44,11 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
         return out
     if kind == "file":  # an ONNX/.ort file (ORT profilers)
         return [profiler.measure_onnx(path).to_dict() for path in items]
-    from hwnas.measuring.measure import measure_arch
     from hwnas.spaces.space import space_from_dict
 
     space = space_from_dict(space_dict)
     if kind == "module":  # (state_dict file, arch dict): a finalized model with its weights
         import torch
-
-        from hwnas.spaces.blocks import build_model
 
         out = []
         for state, a in items:
@@ -60,24 +63,6 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
 
 def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
-
-
-AGREE = 0.05        # two fresh processes "agree" when their medians are within 5 % of each other
-EXTRA_PASSES = 3    # at most this many more passes for the items whose processes disagree
-
-
-def agreement_tolerance(options: dict[str, Any], floor: float = AGREE) -> float:
-    """How close two processes' medians must be: ``floor``, or 4x the timing policy's target for the precision
-    of a median when that is looser (the quick policy, +-3 %: 12 %). Slow spells cost 40-110 %, so either
-    catches them, and short previews and tests are not re-measured for their own timing noise."""
-    target = TimingPolicy.of(options.get("policy")).target_rel_ci
-    return max(floor, 4.0 * target) if target else floor
-
-
-def agreeing(medians: Sequence[float], tolerance: float = AGREE) -> bool:
-    """Whether the two lowest of ``medians`` (one per fresh process) agree within ``tolerance``."""
-    low = sorted(medians)[:2]
-    return len(low) == 2 and low[1] <= low[0] * (1.0 + tolerance)
 
 
 def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, items: Sequence[Any], *,
@@ -97,7 +82,7 @@ def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, ite
     Two processes that agree are unlikely to both sit in one.
     """
     if str(options.get("device") or "").startswith(REPLAY):  # an offline bundle's recorded timings
-        from hwnas.measuring.bundle import replay
+        from hwnas.measuring.replay import replay
 
         return replay(options["device"], kind, items, space_dict, passes, on_result, agree, options)
     best: list[Measurement | None] = [None] * len(items)

@@ -5,8 +5,8 @@ import contextlib
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
-from hwnas.spaces.blocks import build_model
 from hwnas.latency.lut import LUT, fingerprint_diff
+from hwnas.measuring.isolate import measure_arch, measure_isolated
 from hwnas.spaces.space import Arch
 from hwnas.profilers import Measurement, Profiler, ProfilerUnavailable, create_profiler
 
@@ -117,11 +117,6 @@ def in_process_settings(profiler: Any) -> contextlib.AbstractContextManager:
     return profiler.applied() if hasattr(profiler, "applied") else contextlib.nullcontext()
 
 
-def measure_arch(profiler: Any, arch: Arch) -> Measurement:
-    """End-to-end latency of the whole network, in this process."""
-    return profiler.measure(build_model(arch), (1, arch.space.in_channels, arch.resolution, arch.resolution))
-
-
 def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 2,
                   progress: Any = None) -> Callable[[Sequence[Arch]], list[Measurement]]:
     """A function that measures archs end-to-end: in ``processes`` fresh processes (lowest median kept),
@@ -139,8 +134,6 @@ def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 
             return out
 
         return in_process
-
-    from hwnas.measuring.isolate import measure_isolated
 
     def isolated(archs: Sequence[Arch]) -> list[Measurement]:
         if not archs:

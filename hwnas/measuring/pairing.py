@@ -27,7 +27,7 @@ CALM_MAX_PROCESSES = 10
 
 
 def reference_arch(space: Any, seed: int = 0) -> Any:
-    from hwnas.measuring.calibrate import sample_archs
+    from hwnas.measuring.sampling import sample_archs
 
     return sample_archs(space, 1, seed + REFERENCE_SEED, extremes=False)[0]
 

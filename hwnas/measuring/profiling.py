@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from hwnas.measuring.isolate import agreeing, agreement_tolerance
+from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measuring.measure import available_profiler, in_process_settings
 from hwnas.spaces.space import SearchSpace
