@@ -39,6 +39,7 @@ class Agent:
         self.proc = None
 
     def start(self) -> "Agent":
+        os.chmod(self.token, 0o600)  # private, as `hwnas-agent token` writes it (the agent refuses others)
         cmd = [str(self.venv / "bin" / "python"), "-m", "hwnas_agent", "serve", "--port", str(self.port),
                "--token-file", str(self.token), "--workdir", str(self.workdir), *self.extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
@@ -314,3 +315,54 @@ def test_the_torch_device_flag_of_other_commands_is_not_an_agent(tmp_path):
     r = cli_here("supernet", "--space", "demo", "--data", str(tmp_path / "missing.npz"), "--out",
                  str(tmp_path / "sn.pt"), "--device", "cpu")
     assert r.returncode == 2 and "internal error" not in r.stderr, r.stderr
+
+
+def _agent_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwnas_agent", *args], capture_output=True, text=True,
+                          cwd=ROOT / "agent", timeout=timeout)
+
+
+def test_serve_refuses_bad_ports_and_token_files_in_one_line(tmp_path):
+    """Port 99999 or -1 was a traceback (OverflowError); a world-readable token was served; a directory was
+    answered with "create one with hwnas-agent token --out DIR"."""
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-test-token\n")
+    token.chmod(0o644)
+    (tmp_path / "dir").mkdir()
+    cases = [(["--port", "99999", "--token-file", str(token)], "expected a port number 0-65535"),
+             (["--port", "-1", "--token-file", str(token)], "expected a port number 0-65535"),
+             (["--port", "0", "--token-file", str(token)], "open to other users (mode 644); make it private: chmod 600"),
+             (["--port", "0", "--token-file", str(tmp_path / "dir")], "is a directory; give the file itself")]
+    for args, said in cases:
+        r = _agent_cli("serve", "--workdir", str(tmp_path / "work"), *args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and said in lines[-1] and "Traceback" not in r.stderr, (args, r.stderr)
+    token.chmod(0o600)
+    r = _agent_cli("serve", "--port", "0", "--host", "no-such-host.invalid", "--token-file", str(token),
+                   "--workdir", str(tmp_path / "work"))
+    assert r.returncode == 2 and "cannot listen on no-such-host.invalid:0" in r.stderr and "--host" in r.stderr, r.stderr
+
+
+def test_a_port_that_never_greets_fails_the_handshake_in_bounded_time(tmp_path, token):
+    """A listener that accepts and stays silent (another service, a hung agent) held `hwnas measure --device`
+    for 600 s per read; the greeting now has its own short timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        url = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(AgentError, match="did not complete the handshake within 1 s"):
+            AgentClient(url, token, handshake_timeout=1.0).connect()
+        assert time.monotonic() - t0 < 10
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("url", ["tcp://127.0.0.1:abc", "tcp://127.0.0.1:99999", "tcp://[::1", "tcp://127.0.0.1:0"])
+def test_malformed_device_urls_name_the_flag(url, token):
+    from conftest import cli_here
+
+    r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", url,
+                 "--token-file", str(token))
+    assert r.returncode == 2 and f"--device {url!r}: expected tcp://HOST:PORT" in r.stderr, r.stderr
