@@ -366,3 +366,49 @@ def test_malformed_device_urls_name_the_flag(url, token):
     r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", url,
                  "--token-file", str(token))
     assert r.returncode == 2 and f"--device {url!r}: expected tcp://HOST:PORT" in r.stderr, r.stderr
+
+
+def _hand_bundle(root: Path, **changes) -> Path:
+    """A bundle directory with a manifest written by hand (validation comes before any model is read)."""
+    root.mkdir()
+    manifest = {"format": "hwnas-bundle", "version": 1, "settings": {"threads": 1}, "chunk": 24, "agree": 0.05,
+                "extra_passes": 3, "items": [{"id": "k", "kind": "block", "passes": 2, "file": "models/a.onnx",
+                                              "sha256": "0" * 64}]}
+    manifest.update(changes)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_a_damaged_manifest_or_timings_file_is_one_line(tmp_path):
+    """'items' not a list, an item without 'file' (TypeError/KeyError tracebacks before), chunk 0; a timings
+    file to continue whose results are a list (AttributeError)."""
+    cases = [({"items": "x"}, "'items' must be a non-empty list"),
+             ({"items": [{"id": "k", "sha256": "0" * 64}]}, "item 0 needs 'id', 'file', 'sha256'"),
+             ({"chunk": 0}, "'chunk' must be a whole number >= 1")]
+    for i, (changes, said) in enumerate(cases):
+        b = _hand_bundle(tmp_path / f"b{i}", **changes)
+        r = _agent_cli("run", str(b), "--out", str(tmp_path / f"t{i}.json"), "--quiet")
+        assert r.returncode == 2 and said in r.stderr and "export the bundle again" in r.stderr, (changes, r.stderr)
+        assert "Traceback" not in r.stderr
+    b = _hand_bundle(tmp_path / "ok")
+    for n, data in enumerate(([1], {"format": "hwnas-timings", "device": {}, "results": [1]})):
+        out = tmp_path / f"timings{n}.json"
+        out.write_text(json.dumps(data))
+        r = _agent_cli("run", str(b), "--out", str(out), "--quiet")
+        assert r.returncode == 2 and f"{out} is damaged" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_import_timings_refuses_a_damaged_timings_file_before_building(tmp_path):
+    """A median of -1 was noticed only in the LUT written (naming the LUT); results as a list were "the bundle
+    was exported with other flags"."""
+    from conftest import cli_here
+
+    for n, results in enumerate(({"k": {"runs": [{"median_ms": -1}]}}, [1])):
+        t = tmp_path / f"timings{n}.json"
+        t.write_text(json.dumps({"format": "hwnas-timings", "complete": True, "device": {}, "results": results,
+                                 "manifest": json.loads((_hand_bundle(tmp_path / f"b{n}") / "manifest.json")
+                                                        .read_text())}))
+        out = tmp_path / f"lut{n}.json"
+        r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", str(t), "--out", str(out))
+        assert r.returncode == 2 and f"--import-timings {t} is damaged" in r.stderr, r.stderr
+        assert not out.exists()
