@@ -190,3 +190,12 @@ def test_a_closed_pipe_ends_the_command_quietly():
         finally:
             os.close(w)
         assert p.returncode == 141 and p.stderr == "", (args, p.returncode, p.stderr)
+
+
+def test_an_empty_device_is_refused_not_measured_here(tmp_path):
+    """--device "$BOARD" with BOARD unset measured on this host and said nothing."""
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-test-token")
+    r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "",
+                 "--token-file", str(token))
+    assert r.returncode == 2 and "--device is empty" in r.stderr, r.stderr

@@ -908,7 +908,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
-        if getattr(args, "agent_url", None):
+        if getattr(args, "agent_url", None) is not None:
+            if not args.agent_url.strip():  # an unset shell variable: --device "$BOARD" measured here, silently
+                raise CLIError("--device is empty; give the agent as tcp://HOST:PORT, or leave --device out to "
+                               "measure on this host")
             from hwnas.measuring.measure import target_device
 
             with target_device(args.agent_url, args.token_file):
