@@ -39,6 +39,7 @@ class Agent:
         self.proc = None
 
     def start(self) -> "Agent":
+        os.chmod(self.token, 0o600)  # private, as `hwnas-agent token` writes it (the agent refuses others)
         cmd = [str(self.venv / "bin" / "python"), "-m", "hwnas_agent", "serve", "--port", str(self.port),
                "--token-file", str(self.token), "--workdir", str(self.workdir), *self.extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
@@ -429,3 +430,100 @@ def test_an_adb_device_says_the_transport_is_not_built_and_what_to_do(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "adb transport is not built" in r.stderr and "adb forward tcp:7878 tcp:7878" in r.stderr
     assert "--export-bundle" in r.stderr and "docs/profiling.md" in r.stderr
+
+
+def _agent_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwnas_agent", *args], capture_output=True, text=True,
+                          cwd=ROOT / "agent", timeout=timeout)
+
+
+def test_serve_refuses_bad_ports_and_token_files_in_one_line(tmp_path):
+    """Port 99999 or -1 was a traceback (OverflowError); a world-readable token was served; a directory was
+    answered with "create one with hwnas-agent token --out DIR"."""
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-test-token\n")
+    token.chmod(0o644)
+    (tmp_path / "dir").mkdir()
+    cases = [(["--port", "99999", "--token-file", str(token)], "expected a port number 0-65535"),
+             (["--port", "-1", "--token-file", str(token)], "expected a port number 0-65535"),
+             (["--port", "0", "--token-file", str(token)], "open to other users (mode 644); make it private: chmod 600"),
+             (["--port", "0", "--token-file", str(tmp_path / "dir")], "is a directory; give the file itself")]
+    for args, said in cases:
+        r = _agent_cli("serve", "--workdir", str(tmp_path / "work"), *args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and said in lines[-1] and "Traceback" not in r.stderr, (args, r.stderr)
+    token.chmod(0o600)
+    r = _agent_cli("serve", "--port", "0", "--host", "no-such-host.invalid", "--token-file", str(token),
+                   "--workdir", str(tmp_path / "work"))
+    assert r.returncode == 2 and "cannot listen on no-such-host.invalid:0" in r.stderr and "--host" in r.stderr, r.stderr
+
+
+def test_a_port_that_never_greets_fails_the_handshake_in_bounded_time(tmp_path, token):
+    """A listener that accepts and stays silent (another service, a hung agent) held `hwnas measure --device`
+    for 600 s per read; the greeting now has its own short timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        url = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(AgentError, match="did not complete the handshake within 1 s"):
+            AgentClient(url, token, handshake_timeout=1.0).connect()
+        assert time.monotonic() - t0 < 10
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("url", ["tcp://127.0.0.1:abc", "tcp://127.0.0.1:99999", "tcp://[::1", "tcp://127.0.0.1:0"])
+def test_malformed_device_urls_name_the_flag(url, token):
+    from conftest import cli_here
+
+    r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", url,
+                 "--token-file", str(token))
+    assert r.returncode == 2 and f"--device {url!r}: expected tcp://HOST:PORT" in r.stderr, r.stderr
+
+
+def _hand_bundle(root: Path, **changes) -> Path:
+    """A bundle directory with a manifest written by hand (validation comes before any model is read)."""
+    root.mkdir()
+    manifest = {"format": "hwnas-bundle", "version": 1, "settings": {"threads": 1}, "chunk": 24, "agree": 0.05,
+                "extra_passes": 3, "items": [{"id": "k", "kind": "block", "passes": 2, "file": "models/a.onnx",
+                                              "sha256": "0" * 64}]}
+    manifest.update(changes)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_a_damaged_manifest_or_timings_file_is_one_line(tmp_path):
+    """'items' not a list, an item without 'file' (TypeError/KeyError tracebacks before), chunk 0; a timings
+    file to continue whose results are a list (AttributeError)."""
+    cases = [({"items": "x"}, "'items' must be a non-empty list"),
+             ({"items": [{"id": "k", "sha256": "0" * 64}]}, "item 0 needs 'id', 'file', 'sha256'"),
+             ({"chunk": 0}, "'chunk' must be a whole number >= 1")]
+    for i, (changes, said) in enumerate(cases):
+        b = _hand_bundle(tmp_path / f"b{i}", **changes)
+        r = _agent_cli("run", str(b), "--out", str(tmp_path / f"t{i}.json"), "--quiet")
+        assert r.returncode == 2 and said in r.stderr and "export the bundle again" in r.stderr, (changes, r.stderr)
+        assert "Traceback" not in r.stderr
+    b = _hand_bundle(tmp_path / "ok")
+    for n, data in enumerate(([1], {"format": "hwnas-timings", "device": {}, "results": [1]})):
+        out = tmp_path / f"timings{n}.json"
+        out.write_text(json.dumps(data))
+        r = _agent_cli("run", str(b), "--out", str(out), "--quiet")
+        assert r.returncode == 2 and f"{out} is damaged" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_import_timings_refuses_a_damaged_timings_file_before_building(tmp_path):
+    """A median of -1 was noticed only in the LUT written (naming the LUT); results as a list were "the bundle
+    was exported with other flags"."""
+    from conftest import cli_here
+
+    for n, results in enumerate(({"k": {"runs": [{"median_ms": -1}]}}, [1])):
+        t = tmp_path / f"timings{n}.json"
+        t.write_text(json.dumps({"format": "hwnas-timings", "complete": True, "device": {}, "results": results,
+                                 "manifest": json.loads((_hand_bundle(tmp_path / f"b{n}") / "manifest.json")
+                                                        .read_text())}))
+        out = tmp_path / f"lut{n}.json"
+        r = cli_here("profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", str(t), "--out", str(out))
+        assert r.returncode == 2 and f"--import-timings {t} is damaged" in r.stderr, r.stderr
+        assert not out.exists()

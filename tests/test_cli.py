@@ -171,3 +171,31 @@ def test_an_internal_error_has_its_own_exit_code_and_keeps_the_traceback(tmp_pat
     path = line[0].split("traceback written to ")[1].split(";")[0]
     assert "ZeroDivisionError" in open(path).read() and "Traceback" in open(path).read()
     os.unlink(path)
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """`hwnas plugins | head -1`: the reader goes away; hwnas stops without a word (was: internal error, exit 4)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for args in (["plugins"], ["sample", "--space", "demo", "--n", "3"]):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line: every write is EPIPE
+        try:
+            p = subprocess.run([sys.executable, "-m", "hwnas", *args], stdout=w, stderr=subprocess.PIPE, text=True,
+                               cwd=ROOT, timeout=120)
+        finally:
+            os.close(w)
+        assert p.returncode == 141 and p.stderr == "", (args, p.returncode, p.stderr)
+
+
+def test_an_empty_device_is_refused_not_measured_here(tmp_path):
+    """--device "$BOARD" with BOARD unset measured on this host and said nothing."""
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-test-token")
+    r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "",
+                 "--token-file", str(token))
+    assert r.returncode == 2 and "--device is empty" in r.stderr, r.stderr

@@ -214,3 +214,61 @@ def test_a_damaged_transfer_record_is_refused(tmp_path, quick_donor, quick_polic
     out.write_text(json.dumps(data))
     with pytest.raises(LUTError, match="field 'transfer' needs 'networks'.*--transfer-from"):
         LUT.load(out)
+
+
+def test_a_damaged_progress_file_loses_only_its_damaged_measurements(tmp_path, quick_donor, quick_policy):
+    """A progress row with no measurement (was: KeyError, exit 4, after the drift reference) or a median of -1
+    (was: accepted, a LUT 57 % off) is measured again; the good rows are reused; a truncated file is said."""
+    from hwnas.measuring.transfer import PROGRESS_SUFFIX
+
+    opts = profiler_options(1, pin_cpu=None, policy=quick_policy)
+    first = tmp_path / "first.json"
+    transfer_lut(quick_donor, "torch-cpu", first, networks=3, resolutions=[24], processes=0, reference=False,
+                 profiler_options=opts, progress=False)
+    lut = LUT.load(first)
+    rows = {r["arch_id"]: {k: r[k] for k in ("arch_id", "arch", "measured", "seconds")} for r in lut.calibration["data"]}
+    bad_a, bad_b, good = sorted(rows)
+    rows[bad_a].pop("measured")
+    rows[bad_b]["measured"]["median_ms"] = -1.0
+    out = tmp_path / "t.json"
+    progress = tmp_path / (out.name + PROGRESS_SUFFIX)
+    progress.write_text(json.dumps({"format": "hwnas-transfer-progress", "profiler": "torch-cpu",
+                                    "fingerprint": lut.fingerprint, "space": lut.space,
+                                    "policy": lut.settings.get("policy"), "rows": rows, "blocks": {"x": 1},
+                                    "reference": None}))
+    said = []
+    r = transfer_lut(quick_donor, "torch-cpu", out, networks=3, resolutions=[24], processes=0, reference=False,
+                     profiler_options=opts, progress=False, log=said.append)
+    assert (r.resumed, r.measured_now) == (1, 2), said
+    assert any("discarding 3 damaged measurement(s)" in s for s in said), said
+    new = {x["arch_id"]: x for x in LUT.load(out).calibration["data"]}
+    assert new[good]["measured"] == rows[good]["measured"] and new[bad_b]["measured"]["median_ms"] > 0
+    out2 = tmp_path / "t2.json"
+    progress2 = tmp_path / (out2.name + PROGRESS_SUFFIX)
+    progress2.write_text('{"format": "hwnas-transfer-progress", "rows": {')  # cut short
+    said.clear()
+    transfer_lut(quick_donor, "torch-cpu", out2, networks=1, resolutions=[24], processes=0, reference=False,
+                 profiler_options=opts, progress=False, log=said.append)
+    assert any(s.startswith(f"discarding {progress2}") and "taken again" in s for s in said), said
+
+
+def test_a_progress_path_that_is_a_directory_is_refused_before_measuring(tmp_path, quick_donor, quick_policy):
+    from hwnas.measuring.transfer import PROGRESS_SUFFIX, TransferError
+
+    out = tmp_path / "t.json"
+    (tmp_path / (out.name + PROGRESS_SUFFIX)).mkdir()
+    with pytest.raises(TransferError, match="is a directory; remove it or choose another --out"):
+        transfer_lut(quick_donor, "torch-cpu", out, networks=2, resolutions=[24], processes=0, reference=False,
+                     profiler_options=profiler_options(1, pin_cpu=None, policy=quick_policy), progress=False)
+
+
+def test_a_donor_of_another_precision_is_refused(tmp_path, quick_donor):
+    """An int8 donor for an fp32 transfer (was: accepted, an "fp32" LUT fitted on int8 block costs)."""
+    data = json.loads(quick_donor.read_text())
+    data["settings"]["precision"] = "int8"
+    donor = tmp_path / "int8-donor.json"
+    donor.write_text(json.dumps(data))
+    rc, _, err = _cli("profile", "--transfer-from", donor, "--profiler", "torch-cpu", "--networks", "1",
+                      "--out", tmp_path / "t.json")
+    assert rc == 2 and "is int8 but this transfer is fp32" in err and "add --precision int8" in err, err
+    assert not (tmp_path / "t.json").exists()

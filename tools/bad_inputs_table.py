@@ -117,6 +117,23 @@ def _space_text(tmp: Path, text: str) -> str:
     return str(p)
 
 
+def _progress_dir(tmp: Path) -> str:
+    """A transfer's --out whose progress file path is taken by a directory."""
+    (tmp / "t.json.transfer-progress.json").mkdir()
+    return str(tmp / "t.json")
+
+
+def _token(tmp: Path) -> str:
+    return _bytes(tmp, "token", b"0123456789abcdef-bad-inputs-token")
+
+
+def _timings(tmp: Path, results) -> str:
+    manifest = {"format": "hwnas-bundle", "version": 1, "settings": {}, "items": [
+        {"id": "k", "file": "models/a.onnx", "sha256": "0" * 64, "passes": 2}]}
+    return _bytes(tmp, "timings.json", json.dumps({"format": "hwnas-timings", "complete": True, "device": {},
+                                                    "manifest": manifest, "results": results}).encode())
+
+
 L = str(DEMO_LUT)
 CELL_LUT = str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json")
 DEMO_SPACE = (ROOT / "hwnas" / "spaces" / "demo.json").read_text()
@@ -185,6 +202,18 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("measure a directory", lambda t: ["measure", "--profiler", "ort-cpu", str(t)]),
     ("search --evaluator supernet, checkpoint a directory", lambda t: ["search", "--lut", L, "--evaluator", "supernet", "--evaluator-option", f"checkpoint={t}", "--out", str(t / "r")]),
     ("search --evaluator train max_epochs=0", lambda t: ["search", "--lut", L, "--evaluator", "train", "--evaluator-option", "max_epochs=0", "--out", str(t / "r")]),
+    # the sweep of transfer, int8, the agent (after issue 28)
+    ("profile --transfer-from --networks 0", lambda t: ["profile", "--transfer-from", L, "--networks", "0", "--out", str(t / "t.json")]),
+    ("profile --transfer-from --time-budget 10x", lambda t: ["profile", "--transfer-from", L, "--time-budget", "10x", "--out", str(t / "t.json")]),
+    ("profile --transfer-from a donor of another space", lambda t: ["profile", "--transfer-from", CELL_LUT, "--space", "demo", "--out", str(t / "t.json")]),
+    ("profile --transfer-from an int8 donor, fp32 here", lambda t: ["profile", "--transfer-from", _lut_with(t, lambda d: d["settings"].update(precision="int8")), "--out", str(t / "t.json")]),
+    ("profile --transfer-from, progress file a directory", lambda t: ["profile", "--transfer-from", L, "--networks", "1", "--out", _progress_dir(t)]),
+    ("profile --import-timings with a median of -1", lambda t: ["profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", _timings(t, {"k": {"runs": [{"median_ms": -1}]}}), "--out", str(t / "l.json")]),
+    ("profile --import-timings, results a list", lambda t: ["profile", "--profiler", "ort-cpu", "--space", "demo", "--import-timings", _timings(t, [1]), "--out", str(t / "l.json")]),
+    ("measure --device tcp://127.0.0.1:abc", lambda t: ["measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "tcp://127.0.0.1:abc", "--token-file", _token(t)]),
+    ("measure --device tcp://127.0.0.1:99999", lambda t: ["measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "tcp://127.0.0.1:99999", "--token-file", _token(t)]),
+    ("measure --device '' (an unset variable)", lambda t: ["measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "", "--token-file", _token(t)]),
+    ("plugins --kind nonsense", lambda t: ["plugins", "--kind", "nonsense"]),
     ("search --population 100000 on cell-demo", lambda t: ["search", "--lut", CELL_LUT, "--population", "100000", "--generations", "1", "--out", str(t / "r")]),
 ]
 

@@ -48,12 +48,56 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
         raise BundleError(f"{path} is not JSON ({e}); export the bundle again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT or manifest.get("version") != VERSION:
         raise BundleError(f"{path} is not an hwnas bundle manifest (format {BUNDLE_FORMAT!r} version {VERSION})")
+    _check_manifest(manifest, path)
     root = bundle.resolve()
-    for item in manifest.get("items", []):
+    for item in manifest["items"]:
         f = (bundle / item["file"]).resolve()
         if root not in f.parents:
             raise BundleError(f"{path}: item {item['id']!r} names {item['file']!r}, outside the bundle; refused")
     return manifest
+
+
+def _whole(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _check_manifest(manifest: dict, path: Path) -> None:
+    """Every field run_bundle reads, of the type it needs (a damaged manifest was a KeyError or TypeError)."""
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{path}: {what}; the manifest was edited or is corrupt: export the bundle again")
+
+    items = manifest.get("items")
+    if not isinstance(items, list) or not items:
+        raise bad("'items' must be a non-empty list")
+    for i, it in enumerate(items):
+        if not (isinstance(it, dict) and isinstance(it.get("id"), str) and isinstance(it.get("file"), str)
+                and isinstance(it.get("sha256"), str) and _whole(it.get("passes", 2), 1)):
+            raise bad(f"item {i} needs 'id', 'file', 'sha256' (text) and 'passes' (a whole number >= 1)")
+    if not isinstance(manifest.get("settings"), dict):
+        raise bad("'settings' must be an object")
+    if not _whole(manifest.get("chunk", 24), 1) or not _whole(manifest.get("extra_passes", 3), 0):
+        raise bad("'chunk' must be a whole number >= 1 and 'extra_passes' one >= 0")
+    agree = manifest.get("agree", 0.05)
+    if not isinstance(agree, (int, float)) or isinstance(agree, bool) or not 0 <= agree < 10:
+        raise bad("'agree' must be a number >= 0")
+
+
+def _check_timings(data: Any, out: Path, fix: str = "move it away and run again to time the bundle anew, or "
+                                                     "choose another --out") -> None:
+    """A timings file to continue (or import): an object whose results are runs with positive medians."""
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{out} is damaged ({what}); {fix}")
+
+    if not isinstance(data, dict):
+        raise bad("not a JSON object")
+    if not isinstance(data.get("device"), dict) or not isinstance(data.get("results"), dict):
+        raise bad("'device' and 'results' must be objects")
+    for key, r in data["results"].items():
+        runs = r.get("runs") if isinstance(r, dict) else None
+        if not isinstance(runs, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("median_ms"), (int, float))
+                and not isinstance(m.get("median_ms"), bool) and m["median_ms"] > 0 for m in runs):
+            raise bad(f"item {key!r} has no list of runs with positive medians")
 
 
 def agreeing(medians: list[float], tolerance: float) -> bool:
@@ -85,7 +129,9 @@ def run_bundle(bundle: Path, out: Path, progress: bool = True) -> RunReport:
             data = json.loads(out.read_text())
         except json.JSONDecodeError:
             raise BundleError(f"{out} is not a timings file (not JSON); choose another --out") from None
-        if data.get("format") != TIMINGS_FORMAT or data.get("bundle") != bdigest:
+        if not isinstance(data, dict) or data.get("format") == TIMINGS_FORMAT:
+            _check_timings(data, out)
+        if not isinstance(data, dict) or data.get("format") != TIMINGS_FORMAT or data.get("bundle") != bdigest:
             raise BundleError(f"{out} holds timings of another bundle; choose another --out to time {bundle}")
         diff = [k for k in ("cpu_model", "machine", "cpu_count", "onnxruntime") if data["device"].get(k) != fp.get(k)]
         if diff:

@@ -28,8 +28,12 @@ def _serve(args: argparse.Namespace) -> int:
     token = read_token(args.token_file)
     workdir = Path(args.workdir or Path.home() / ".cache" / "hwnas-agent").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    server = AgentServer(args.host, args.port, token, workdir, max_file_bytes=args.max_file_mb * MiB,
-                         max_store_bytes=args.max_store_mb * MiB, idle_timeout=args.idle_timeout)
+    try:
+        server = AgentServer(args.host, args.port, token, workdir, max_file_bytes=args.max_file_mb * MiB,
+                             max_store_bytes=args.max_store_mb * MiB, idle_timeout=args.idle_timeout)
+    except OSError as e:  # the port is taken or privileged, the host is not an address of this device
+        raise OSError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; give another --port (0 picks a "
+                      f"free one) or an address of this device as --host (127.0.0.1, 0.0.0.0)") from None
     host, port = server.server_address[:2]
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -79,13 +83,23 @@ def _fingerprint(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535 (0: a free one), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwnas-agent", description="Time model files on this device for hwnas.",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"hwnas-agent {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve timing requests over TCP (authenticated)")
-    s.add_argument("--port", type=int, default=7878, help="TCP port [7878]; 0 picks a free one")
+    s.add_argument("--port", type=_port, default=7878, help="TCP port [7878]; 0 picks a free one")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on [127.0.0.1: this device only]")
     s.add_argument("--token-file", required=True, help="file with the shared token (hwnas-agent token --out FILE)")
     s.add_argument("--workdir", help="where received model files are kept [~/.cache/hwnas-agent]")

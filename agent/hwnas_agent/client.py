@@ -14,22 +14,32 @@ class AgentError(RuntimeError):
     """The device agent cannot be reached, refused us, or dropped the connection; the message says what to do."""
 
 
+HANDSHAKE_TIMEOUT = 30.0  # s: an agent greets at once; a port that stays silent is not one (was: 600 s per read)
+
+
 def parse_url(url: str) -> tuple[str, int]:
-    """``tcp://HOST:PORT`` -> (host, port)."""
-    parts = urlsplit(url)
-    if parts.scheme != "tcp" or not parts.hostname or parts.port is None:
-        raise ValueError(f"--device {url!r}: expected tcp://HOST:PORT (e.g. tcp://127.0.0.1:7878)")
-    return parts.hostname, parts.port
+    """``tcp://HOST:PORT`` -> (host, port); any other text is refused naming the flag."""
+    want = f"--device {url!r}: expected tcp://HOST:PORT with PORT 1-65535 (e.g. tcp://127.0.0.1:7878)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:  # a port that is no number or out of range, a broken [IPv6] address
+        raise ValueError(f"{want}; {e}") from None
+    if parts.scheme != "tcp" or not parts.hostname or port is None or not 1 <= port <= 65535:
+        raise ValueError(want)
+    return parts.hostname, port
 
 
 class AgentClient:
     """One authenticated connection to an agent: on the agent, one fresh measuring worker process."""
 
-    def __init__(self, url: str, token_file: "str | Path", timeout: float = 600.0):
+    def __init__(self, url: str, token_file: "str | Path", timeout: float = 600.0,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT):
         self.url = url
         self.host, self.port = parse_url(url)
-        self.token = read_token(token_file)
+        self.token = read_token(token_file, private=False)
         self.timeout = timeout
+        self.handshake_timeout = min(timeout, handshake_timeout)
         self.sock: Optional[socket.socket] = None
         self.sent: set[str] = set()
         self.features: set[str] = set()
@@ -47,7 +57,7 @@ class AgentClient:
             sock = socket.create_connection((self.host, self.port), timeout=min(self.timeout, 30.0))
         except OSError as e:
             raise self._lost(f"cannot be reached ({e.strerror or e})") from None
-        sock.settimeout(self.timeout)
+        sock.settimeout(self.handshake_timeout)  # the greeting and the proof: a silent port fails in seconds
         self.sock = sock
         try:
             hello, _ = recv(sock)
@@ -62,8 +72,12 @@ class AgentClient:
             send(sock, {"op": "auth", "protocol": PROTOCOL, "nonce": mine,
                         "proof": proof(self.token, "client", mine, hello["nonce"])})
             reply, _ = recv(sock)
-        except (ProtocolError, ConnectionError, socket.timeout, OSError) as e:
+        except socket.timeout:
+            raise self._lost(f"did not complete the handshake within {self.handshake_timeout:.0f} s (is that port "
+                             f"an hwnas-agent, and not another service?)") from None
+        except (ProtocolError, ConnectionError, OSError) as e:
             raise self._lost(f"broke off the handshake ({e})") from None
+        sock.settimeout(self.timeout)
         if not reply.get("ok"):
             self.close()
             raise AgentError(f"the device agent at {self.url} refused the connection: {reply.get('error')}")

@@ -25,13 +25,27 @@ class ProtocolError(RuntimeError):
     """A frame that is not ours, too large, or cut short: the connection cannot be trusted any further."""
 
 
-def read_token(path: "str | Path") -> bytes:
-    """The shared token from ``path``: at least 16 characters, surrounding white space ignored."""
+def read_token(path: "str | Path", private: bool = True) -> bytes:
+    """The shared token from ``path``: at least 16 characters, surrounding white space ignored. ``private``
+    (the agent's side, where the token guards the device): refused when other users may read or replace it,
+    as ssh refuses such a key."""
+    import errno
+    import os
+    import stat
+
+    if Path(path).is_dir():
+        raise ValueError(f"the token file {str(path)!r} is a directory; give the file itself (e.g. "
+                         f"{Path(path) / 'hwnas-agent-token'}, written by `hwnas-agent token --out FILE`)")
     try:
         token = Path(path).read_bytes().strip()
+        mode = os.stat(path).st_mode
     except OSError as e:
-        raise ValueError(f"cannot read the token file {str(path)!r}: {e.strerror or e}; create one with "
-                         f"`hwnas-agent token --out {path}`") from None
+        fix = (f"create one with `hwnas-agent token --out {path}`" if e.errno == errno.ENOENT
+               else "check its permissions and path")
+        raise ValueError(f"cannot read the token file {str(path)!r}: {e.strerror or e}; {fix}") from None
+    if private and os.name == "posix" and mode & 0o077:
+        raise ValueError(f"the token file {str(path)!r} is open to other users (mode {stat.S_IMODE(mode):03o}); "
+                         f"make it private: chmod 600 {path}")
     if len(token) < MIN_TOKEN:
         raise ValueError(f"the token in {str(path)!r} has {len(token)} characters; use at least {MIN_TOKEN} "
                          f"(`hwnas-agent token --out {path}` writes a random one)")

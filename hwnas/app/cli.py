@@ -3,7 +3,7 @@
 Exit codes: 0 success, 1 a check failed (e.g. a verdict), 2 bad input (file,
 flag, architecture, LUT), 3 the requested profiler/provider is unavailable here,
 4 an internal error (a bug: one line, the traceback written to a file),
-130 interrupted (work saved so far is kept).
+130 interrupted (work saved so far is kept), 141 the reader of stdout went away (`| head`: nothing said).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 from hwnas.core import jsonio
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 
 class CLIError(Exception):
@@ -912,6 +913,16 @@ hwnas plugins --kind profiler --json""")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then still ours to handle
+        return code
+    except BrokenPipeError:  # `hwnas plugins | head -1`: the reader left; say nothing, as cat and ls do
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -922,7 +933,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
-        if getattr(args, "agent_url", None):
+        if getattr(args, "agent_url", None) is not None:
+            if not args.agent_url.strip():  # an unset shell variable: --device "$BOARD" measured here, silently
+                raise CLIError("--device is empty; give the agent as tcp://HOST:PORT, or leave --device out to "
+                               "measure on this host")
             from hwnas.measuring.measure import target_device
 
             with target_device(args.agent_url, args.token_file):
@@ -944,6 +958,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else EXIT_FAIL if isinstance(e, CheckFailed) else EXIT_INPUT)
         print(f"hwnas {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return code
+    except BrokenPipeError:
+        raise
     except Exception as e:  # a bug in hwnas, not bad input: its own exit code, and the traceback kept
         if args.debug:
             raise
@@ -955,6 +971,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hwnas {args.command}: internal error: {type(e).__name__}: {_one_line(str(e))} "
               f"(traceback written to {where}; please report it with that file)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit does not hit the closed pipe again (the
+    recipe of Python's signal docs, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _one_line(msg: str) -> str:

@@ -113,6 +113,15 @@ def check_timings(path: str | Path, profiler_name: str, space: Any, options: dic
     if not data.get("complete"):
         raise BundleError(f"{path} is incomplete (the agent was stopped): run `hwnas-agent run BUNDLE --out "
                           f"{path.name}` on the device again to finish it, then import")
+    try:
+        from hwnas_agent.bundle import BundleError as AgentBundleError, _check_manifest, _check_timings
+
+        _check_timings(data, path, "copy it from the device again, or time the bundle there anew")
+        if not isinstance(data["manifest"], dict):
+            raise AgentBundleError(f"{path}: its 'manifest' is not an object")
+        _check_manifest(data["manifest"], path)
+    except AgentBundleError as e:  # a median of -1 was found only in the LUT written; a list as results was
+        raise BundleError(f"--import-timings {e}") from None
     manifest = data["manifest"]
     problems = []
     if manifest.get("space_digest") != space.digest:

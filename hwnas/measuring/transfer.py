@@ -437,20 +437,70 @@ def _resume_state(out, progress_path, profiler_name: str, fp: dict, space, setti
         else:
             raise TransferError(f"{out} is a transfer LUT of another device, profiler or space; choose another --out, "
                                 f"or --force to replace it")
+    if progress_path.is_dir():
+        raise TransferError(f"{progress_path} (where this transfer saves its measurements) is a directory; remove it "
+                            f"or choose another --out")
     if progress_path.exists():
         try:
             saved = jsonio.loads_file(progress_path, TransferError, "a transfer's progress file")
-        except TransferError:
+        except TransferError as e:
             saved = None
+            log(f"discarding {progress_path}: {e}; its measurements are taken again")
         if isinstance(saved, dict) and _same_device(saved, profiler_name, fp, space, settings):
-            state["rows"].update(saved.get("rows", {}))
-            state["blocks"].update(saved.get("blocks", {}))
-            if saved.get("reference"):
-                state["reference"], state["reference_seconds"] = saved["reference"], saved.get("reference_seconds", 0)
+            rows, blocks, reference, dropped = _usable_progress(saved, space)
+            if dropped:
+                log(f"discarding {dropped} damaged measurement(s) in {progress_path} (edited or corrupt); they are "
+                    f"taken again")
+            state["rows"].update(rows)
+            state["blocks"].update(blocks)
+            if reference:
+                state["reference"], state["reference_seconds"] = reference
         elif saved is not None:
             log(f"discarding {progress_path}: it holds measurements of another device, profiler, space or timing "
                 f"policy")
     return state
+
+
+def _seconds(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 else 0.0
+
+
+def _usable_progress(saved: dict, space) -> tuple[dict, dict, tuple | None, int]:
+    """What of a progress file can be reused: rows (whole networks) whose arch is of ``space`` with its id and a
+    positive finite median, blocks that pass a LUT entry's checks, a well-formed drift reference; and how many
+    were dropped. A damaged row must not reach the fit (a median of -1 made a LUT 57 % off, a missing one
+    an internal error after the drift reference was measured)."""
+    from hwnas.latency.lut import LUTError, _check_entry, _check_reference
+
+    rows, blocks, dropped = {}, {}, 0
+    saved_rows = saved.get("rows") if isinstance(saved.get("rows"), dict) else {}
+    for key, r in saved_rows.items():
+        try:
+            m = r["measured"]
+            med = m["median_ms"]
+            if not (isinstance(med, (int, float)) and not isinstance(med, bool) and math.isfinite(med) and med > 0):
+                raise ValueError(med)
+            if space.arch_from_dict(r["arch"], source="progress").id != key or r.get("arch_id") != key:
+                raise ValueError(key)
+            rows[key] = {"arch_id": key, "arch": r["arch"], "measured": m, "seconds": _seconds(r.get("seconds"))}
+        except (KeyError, TypeError, ValueError, AttributeError, InputError):  # damaged: measured again
+            dropped += 1
+    saved_blocks = saved.get("blocks") if isinstance(saved.get("blocks"), dict) else {}
+    for key, e in saved_blocks.items():
+        try:
+            _check_entry(key, e, "progress")
+            blocks[key] = {**e, "seconds": _seconds(e.get("seconds"))}
+        except LUTError:
+            dropped += 1
+    dropped += (not isinstance(saved.get("rows", {}), dict)) + (not isinstance(saved.get("blocks", {}), dict))
+    reference = None
+    if saved.get("reference"):
+        try:
+            _check_reference(saved["reference"], "progress")
+            reference = (saved["reference"], _seconds(saved.get("reference_seconds")))
+        except LUTError:
+            dropped += 1
+    return rows, blocks, reference, dropped
 
 
 def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, networks: int = 20,
@@ -490,6 +540,14 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
     profiler_name = profiler_name or donor.profiler
     resolutions = tuple(resolutions) if resolutions else tuple(space.resolutions)
     options = dict(profiler_options if profiler_options is not None else popts(1))
+    want = options.get("precision", "fp32")
+    if donor.precision != want:  # a LUT never mixes precisions: int8 block costs are no prior for fp32 ones
+        from hwnas.measuring.precision import check_same
+
+        check_same(f"donor {donor_path}", donor.precision, "this transfer", want,
+                   f"add --precision {donor.precision} to transfer at the donor's precision (ort-cpu, ort-mobile), "
+                   f"or give a donor LUT built at {want}" if donor.precision != "fp32" else
+                   f"give a donor LUT built at {want} (hwnas profile --precision {want}), or drop --precision")
     profiler = available_profiler(profiler_name, options)
     fp = profiler.fingerprint()
     keys = check_donor(donor, donor_path, space, resolutions, profiler_name, fp)
