@@ -29,6 +29,7 @@ class OrtCPUProfiler(BaseProfiler):
 
     name = "ort-cpu"
     measures_onnx_files = True
+    precisions = PRECISIONS  # fp32, int8 (static QDQ)
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy=None, opt_level: str = "all",

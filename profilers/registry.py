@@ -20,6 +20,7 @@ GROUP = "hwnas.profilers"
 BUILTIN = {  # named here, not by decorators in their modules: nothing of a profiler is imported to list it
     "torch-cpu": "hwnas.profilers.torch_cpu:TorchCPUProfiler",
     "torch-cuda": "hwnas.profilers.torch_cuda:TorchCUDAProfiler",
+    "torch-cuda-graph": "hwnas.profilers.torch_cuda:TorchCUDAGraphProfiler",
     "ort-cpu": "hwnas.profilers.ort_cpu:OrtCPUProfiler",
     "ort-mobile": "hwnas.profilers.ort_mobile:OrtMobileProfiler",
 }

@@ -153,7 +153,15 @@ def _profiler_options(args: argparse.Namespace, lut=None) -> dict[str, Any]:
         check_same(f"the LUT {lut.path}", lut.precision, "--precision", precision,
                    f"drop --precision (the LUT's, {lut.precision}, is used), or give a LUT built with it")
     elif precision not in (None, "fp32"):
-        flags["precision"] = precision  # fp32 is every profiler's default (torch profilers take no precision)
+        flags["precision"] = precision  # fp32 is every profiler's default (torch-cpu takes no precision)
+    batch = getattr(args, "profile_batch_size", None)
+    if lut is not None and batch is not None:  # likewise the LUT's batch size
+        from hwnas.measuring.precision import check_same_batch
+
+        check_same_batch(f"the LUT {lut.path}", lut.batch_size, "--batch-size", batch,
+                         f"drop --batch-size (the LUT's, {lut.batch_size}, is used), or give a LUT built at it")
+    elif batch not in (None, 1):
+        flags["batch_size"] = batch  # batch 1 is every profiler's default (only torch-cuda* take another)
     return profiler_options(**flags) if lut is None else lut_profiler_options(lut, **flags)
 
 
@@ -164,9 +172,13 @@ def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> No
     p.add_argument("--pin-cpu", default="auto", type=pin_choice,
                    help="pin the process to this CPU index, 'none', or 'auto' (the last CPU when --threads 1)")
     p.add_argument("--quick", action="store_true", help="short timing runs (~10x faster, noisier): previews, tests")
-    p.add_argument("--precision", choices=["fp32", "int8"], default=None,
-                   help="time fp32 models, or int8 ones (static QDQ, per-channel weights; ort-cpu, ort-mobile) "
-                        "[fp32; with --lut: the LUT's]")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                   help="time fp32 models, int8 ones (static QDQ, per-channel weights; ort-cpu, ort-mobile) or fp16 "
+                        "ones (module.half(); torch-cuda, torch-cuda-graph) [fp32; with --lut: the LUT's]")
+    # dest profile_batch_size: supernet's --batch-size is the training batch, not the profiler's
+    p.add_argument("--batch-size", dest="profile_batch_size", type=positive_int, default=None, metavar="N",
+                   help="time every block and network at batch N (torch-cuda, torch-cuda-graph); the LUT records it "
+                        "and its predictions are ms per batch of N [1; with --lut: the LUT's]")
     _add_device_flags(p)
 
 
@@ -874,7 +886,7 @@ hwnas demo --data digits --out runs/demo-digits   # the small 8x8 digits instead
 hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
 (interrupted? run the same command again: every step resumes)""")
     p.add_argument("--out", type=dir_path, default=Path("runs/demo"))
-    p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda [ort-cpu]")
+    p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda | torch-cuda-graph [ort-cpu]")
     p.add_argument("--space", default="demo", choices=["demo", "cell-demo"],
                    help="demo (MobileNetV3-style blocks) or cell-demo (NAS-Bench-201-style cells) [demo]")
     p.add_argument("--data", default="fashion-small",

@@ -139,14 +139,19 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
 def check_profiler_precision(lut: LUT, profiler_name: str) -> None:
     """Refuse, before any work, a profiler that cannot time the LUT's precision (torch profilers with an int8
     LUT): its measurement would be an fp32 one judged against an int8 prediction and budget."""
-    if lut.precision == "fp32":
-        return
-    from hwnas.measuring.precision import PrecisionMismatch, profiler_takes_precision
+    from hwnas.measuring.precision import (BatchSizeMismatch, PrecisionMismatch, kinds_of, profiler_batch_sizes,
+                                           profiler_precisions, takers)
 
-    if not profiler_takes_precision(get_profiler_class(profiler_name)):
-        raise PrecisionMismatch(f"the LUT {lut.path} is {lut.precision} and profiler {profiler_name!r} times fp32 "
-                                f"PyTorch modules only; finalize with the LUT's profiler ({lut.profiler}) or another "
-                                f"that times ONNX models (ort-cpu, ort-mobile)")
+    cls = get_profiler_class(profiler_name)
+    if lut.precision != "fp32" and lut.precision not in profiler_precisions(cls):
+        raise PrecisionMismatch(f"the LUT {lut.path} is {lut.precision} and profiler {profiler_name!r} times "
+                                f"{kinds_of(cls, profiler_precisions(cls))} only; finalize with the LUT's profiler "
+                                f"({lut.profiler}) or another that times {lut.precision} "
+                                f"({takers('precision', lut.precision)})")
+    if lut.batch_size != 1 and profiler_batch_sizes(cls) != "any":
+        raise BatchSizeMismatch(f"the LUT {lut.path} is at batch {lut.batch_size} and profiler {profiler_name!r} "
+                                f"times batch 1 only; finalize with the LUT's profiler ({lut.profiler}) or another "
+                                f"that batches ({takers('batch_size')})")
 
 
 def _int8_model(onnx_path: Path, stage: Path, splits: Any, arch: Arch, lut: LUT,

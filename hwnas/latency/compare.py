@@ -67,6 +67,12 @@ def compare_luts(luts: Sequence[LUT], archs: Sequence[Any], blocks: bool = True)
         if other.space != first.space:
             raise InputError(f"{other.path} was built for space {other.space.get('name')!r} and {first.path} for "
                              f"{first.space.get('name')!r}: a comparison needs LUTs of one space")
+    for other in luts[1:]:  # ms per batch of 1 and per batch of 32 are not one unit: no ratio between them
+        if other.batch_size != first.batch_size:
+            raise InputError(f"the LUT {first.path} is at batch {first.batch_size} but the LUT {other.path} is at "
+                             f"batch {other.batch_size}: a batch-{first.batch_size} number is not compared with a "
+                             f"batch-{other.batch_size} one; compare LUTs built at one batch size "
+                             f"(hwnas profile --batch-size N)")
     diff: dict[str, Any] = {}
     for other in luts[1:]:
         diff.update({k: list(v) for k, v in fingerprint_diff(first.fingerprint, other.fingerprint, SAME_DEVICE).items()})

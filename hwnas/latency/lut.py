@@ -121,11 +121,18 @@ class LUT:
         return self.settings.get("precision", "fp32")
 
     @property
+    def batch_size(self) -> int:
+        """The batch its entries were timed at (torch-cuda profilers take one); 1 for every other LUT. Every
+        prediction of this LUT is ms per batch of this size, and every measurement against it is made at it."""
+        return int(self.settings.get("batch_size", 1))
+
+    @property
     def label(self) -> str:
         fp = self.fingerprint
         dev = fp.get("gpu") or fp.get("cpu_model", "?")
-        return f"{self.profiler} on {dev} ({fp.get('threads', '?')} thread(s))" + (f", {self.provenance}"
-                                                                               if self.provenance else "")
+        batch = f", batch {self.batch_size}" if self.batch_size != 1 else ""
+        return f"{self.profiler} on {dev} ({fp.get('threads', '?')} thread(s)){batch}" + (f", {self.provenance}"
+                                                                                       if self.provenance else "")
 
     @property
     def provenance(self) -> str:
@@ -201,6 +208,10 @@ class LUT:
         transfer = data.get("transfer")
         if transfer is not None:
             _check_transfer(transfer, source)
+        batch = data["settings"].get("batch_size", 1)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise LUTError(f"{source}: settings.batch_size must be a whole number >= 1, got {batch!r}; the file was "
+                           f"edited or is corrupt: rebuild the LUT")
         from hwnas.spaces.space import SpaceError, space_from_dict
 
         try:

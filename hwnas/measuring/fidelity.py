@@ -60,13 +60,15 @@ class FidelityReport:
     drift: dict[str, Any] | None = None             # the device's speed vs the LUT's reference (hwnas.measuring.drift)
     precision: str = "fp32"                         # the LUT's: its networks are measured at it (int8: QDQ)
     provenance: str = ""                             # "transferred from ..." for a transfer LUT
+    batch_size: int = 1                              # the LUT's: its networks are measured at it (ms per batch)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> str:
         head = f"{'method':34s} {'±5 %':>7s} {'±10 %':>7s} {'MAPE':>7s} {'worst':>8s} {'tau':>6s}"
-        notes = ", ".join(x for x in (self.precision, self.provenance) if x)
+        batch = f"batch {self.batch_size}" if self.batch_size != 1 else ""
+        notes = ", ".join(x for x in (self.precision, batch, self.provenance) if x)
         lines = [f"fidelity of {self.lut} ({self.profiler}, {notes}): {self.n} archs not used in calibration, seed {self.seed}, "
                  f"measured end-to-end in {self.rounds} round(s) of {self.processes} fresh process(es) each, "
                  f"lowest median kept", head, "-" * len(head)]
@@ -154,4 +156,4 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
                           {k: list(v) for k, v in diff.items()}, rounds,
                           error_stats(Y[1], Y[0]) if rounds >= 2 else None,
                           {**d.to_dict(), "before": before.to_dict(), "after": after.to_dict()} if d else None,
-                          lut.precision, lut.provenance)
+                          lut.precision, lut.provenance, lut.batch_size)

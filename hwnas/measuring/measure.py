@@ -57,22 +57,32 @@ def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
     pinned = str(lut.settings.get("pinning", "")).startswith("pinned")
     from hwnas.measuring.pairing import pairing_options
 
-    # an int8 LUT measures int8 models everywhere it is used; fp32 is every profiler's default, so not passed
+    # an int8 (fp16) LUT measures int8 (fp16) models everywhere it is used, a batch-32 LUT batches of 32; fp32
+    # and batch 1 are every profiler's defaults, so not passed (profilers without the options keep working)
     precision = {"precision": lut.precision} if lut.precision != "fp32" else {}
+    batch = {"batch_size": lut.batch_size} if lut.batch_size != 1 else {}
     return profiler_options(threads, overrides.pop("pin_cpu", AUTO_PIN if pinned else None),
-                            **{**pairing_options(lut), **precision, **overrides})
+                            **{**pairing_options(lut), **precision, **batch, **overrides})
 
 
 def available_profiler(name: str, options: dict[str, Any] | None = None, label: str = "profiler") -> Profiler:
     """``create_profiler(name, **options)``, or ProfilerUnavailable saying why it cannot run here."""
     options = options or {}
     if options.get("precision", "fp32") != "fp32":
-        from hwnas.measuring.precision import PrecisionMismatch, profiler_takes_precision
+        from hwnas.measuring.precision import PrecisionMismatch, kinds_of, profiler_precisions, takers
         from hwnas.profilers import get_profiler_class
 
-        if not profiler_takes_precision(get_profiler_class(name)):
-            raise PrecisionMismatch(f"{label} {name!r} times fp32 PyTorch modules only; {options['precision']} "
-                                    f"needs a profiler that quantizes and times ONNX models (ort-cpu, ort-mobile)")
+        want, have = options["precision"], profiler_precisions(get_profiler_class(name))
+        if want not in have:
+            raise PrecisionMismatch(f"{label} {name!r} times {kinds_of(get_profiler_class(name), have)} only; "
+                                    f"{want} needs a profiler that times it ({takers('precision', want)})")
+    if options.get("batch_size", 1) != 1:
+        from hwnas.measuring.precision import BatchSizeMismatch, profiler_batch_sizes, takers
+        from hwnas.profilers import get_profiler_class
+
+        if profiler_batch_sizes(get_profiler_class(name)) != "any":
+            raise BatchSizeMismatch(f"{label} {name!r} times batch 1 only; batch {options['batch_size']} needs a "
+                                    f"profiler that batches ({takers('batch_size')})")
     if options.get("device"):
         import inspect
 

@@ -80,6 +80,11 @@ def open_lut(out: Path, profiler: Any, space: SearchSpace, command: str, force: 
         if lut.precision != here:  # said first and alone: the fix is a flag, not another --out
             raise LUTError(f"{out} is an {lut.precision} LUT and this run measures {here}: a LUT never mixes "
                            f"precisions; run with --precision {lut.precision} to resume it, or give another --out")
+        here_batch = getattr(profiler, "batch_size", 1)
+        if lut.batch_size != here_batch:  # likewise: ms per batch of 1 and per batch of 32 are not one table
+            raise LUTError(f"{out} is a batch-{lut.batch_size} LUT and this run measures batch {here_batch}: a LUT "
+                           f"never mixes batch sizes; run with --batch-size {lut.batch_size} to resume it, or give "
+                           f"another --out")
         if lut.profiler != profiler.name:
             problems.append(f"profiler {lut.profiler!r} != {profiler.name!r}")
         diff = fingerprint_diff(lut.fingerprint, fp)
