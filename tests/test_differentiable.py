@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hwnas.core.errors import SearchError
-from hwnas.evaluate.supernet import Supernet
+from hwnas.evaluate.supernet import build_supernet
 from hwnas.latency.lut import LUT
 from hwnas.latency.predict import latency_predictor
 from hwnas.search import Constraints, run_search
@@ -36,7 +36,7 @@ def test_relaxed_forward_at_a_corner_is_that_arch(name):
     ratio of 1 must skip the expand conv as the single path does."""
     sp = _expand_one_space() if name == "demo-e1" else get_space(name)
     torch.manual_seed(0)
-    net = Supernet(sp).train()  # batch statistics: at initialisation, running ones shrink every output to ~0
+    net = build_supernet(sp).train()  # batch statistics: at initialisation, running ones shrink every output to ~0
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):

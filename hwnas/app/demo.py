@@ -7,6 +7,7 @@ here, hwnas.measuring.transfer; else, or with ``full_lut``, built here) -> super
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
