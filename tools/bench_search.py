@@ -40,7 +40,7 @@ from hwnas.search.strategies import create_strategy  # noqa: E402
 def search_loop(strategy, acc_fn, lat_fn, budget, generations):
     archive = {}
     for _ in range(generations):
-        archs = strategy.ask()
+        archs = getattr(strategy, "propose", strategy.ask)()  # propose: within the checkable constraints
         acc, lat = acc_fn(archs), lat_fn(archs)
         F = np.column_stack([-acc, lat])
         cv = np.maximum(0.0, lat / budget - 1.0) if budget else np.zeros(len(archs))
@@ -111,6 +111,8 @@ def main() -> int:
                     help="(b) hwnas strategies to compare with pymoo's NSGA-II [%(default)s]")
     ap.add_argument("--strategy-option", action="append", default=[], metavar="NAME:KEY=VALUE",
                     help="(b) an option of one strategy, e.g. predictor-guided:candidates=60; repeatable")
+    ap.add_argument("--unrestricted", action="store_true",
+                    help="(b) proposals unchecked against the budget (as search --proposals any)")
     args = ap.parse_args()
     options: dict[str, dict] = {}
     for item in args.strategy_option:
@@ -164,6 +166,10 @@ def main() -> int:
             s = create_strategy(name, space, population=args.population, seed=seed, **options.get(name, {}))
             # as a search run binds it: predictor-guided then prices candidates with the LUT, exactly
             s.bind(predictor=lat_pred, evaluator=None, constraints=Constraints(budget_ms=budget))
+            if hasattr(s, "restrict") and not args.unrestricted:  # as a search run restricts it (--proposals feasible)
+                from hwnas.search.feasible import Feasibility
+
+                s.restrict(Feasibility(lat_pred, Constraints(budget_ms=budget)))
             t = time.perf_counter()
             runs.setdefault(name, []).append(search_loop(s, acc_model.predict, lat_pred.predict_many, budget,
                                                          args.generations))
