@@ -40,7 +40,7 @@ from hwnas.search.strategies import create_strategy  # noqa: E402
 def search_loop(strategy, acc_fn, lat_fn, budget, generations):
     archive = {}
     for _ in range(generations):
-        archs = strategy.ask()
+        archs = getattr(strategy, "propose", strategy.ask)()  # propose: within the checkable constraints
         acc, lat = acc_fn(archs), lat_fn(archs)
         F = np.column_stack([-acc, lat])
         cv = np.maximum(0.0, lat / budget - 1.0) if budget else np.zeros(len(archs))
@@ -111,6 +111,8 @@ def main() -> int:
                     help="(b) hwnas strategies to compare with pymoo's NSGA-II [%(default)s]")
     ap.add_argument("--strategy-option", action="append", default=[], metavar="NAME:KEY=VALUE",
                     help="(b) an option of one strategy, e.g. predictor-guided:candidates=60; repeatable")
+    ap.add_argument("--unrestricted", action="store_true",
+                    help="(b) proposals unchecked against the budget (as search --proposals any)")
     args = ap.parse_args()
     options: dict[str, dict] = {}
     for item in args.strategy_option:
@@ -164,6 +166,10 @@ def main() -> int:
             s = create_strategy(name, space, population=args.population, seed=seed, **options.get(name, {}))
             # as a search run binds it: predictor-guided then prices candidates with the LUT, exactly
             s.bind(predictor=lat_pred, evaluator=None, constraints=Constraints(budget_ms=budget))
+            if hasattr(s, "restrict") and not args.unrestricted:  # as a search run restricts it (--proposals feasible)
+                from hwnas.search.feasible import Feasibility
+
+                s.restrict(Feasibility(lat_pred, Constraints(budget_ms=budget)))
             t = time.perf_counter()
             runs.setdefault(name, []).append(search_loop(s, acc_model.predict, lat_pred.predict_many, budget,
                                                          args.generations))
@@ -179,8 +185,9 @@ def main() -> int:
         return front_hv(dict(list(archive.items())[:k]), budget, ref)
 
     print("median hypervolume (min-max over seeds) after k evaluations; seconds per run (the strategy's own "
-          "overhead: accuracy and latency here cost microseconds)")
-    print(f"{'strategy':16s} " + " ".join(f"{'HV@' + str(m):>24s}" for m in marks) + f" {'s per run':>10s}")
+          "overhead: accuracy and latency here cost microseconds); over: evaluations over the budget after the "
+          "first generation, summed over seeds (all evaluations in brackets)")
+    print(f"{'strategy':16s} " + " ".join(f"{'HV@' + str(m):>24s}" for m in marks) + f" {'s per run':>10s} {'over':>12s}")
     table = {}
     for name, rs in runs.items():
         cells = []
@@ -189,7 +196,9 @@ def main() -> int:
             table.setdefault(name, {})[m] = statistics.median(hvs)
             cells.append(f"{statistics.median(hvs):8.2f} ({min(hvs):6.2f}-{max(hvs):6.2f})")
         took = f"{statistics.median(secs[name]):10.2f}" if name in secs else f"{'':>10s}"
-        print(f"{name:16s} " + " ".join(f"{c:>24s}" for c in cells) + f" {took}")
+        over = [[lat > budget for _, lat in r.values()] for r in rs]
+        later = sum(sum(o[args.population:]) for o in over)
+        print(f"{name:16s} " + " ".join(f"{c:>24s}" for c in cells) + f" {took} {later:>5d} ({sum(map(sum, over))})")
     if "pymoo NSGA-II" in table and evals in table["pymoo NSGA-II"]:
         goal = table["pymoo NSGA-II"][evals]
         for name in table:

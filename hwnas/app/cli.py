@@ -78,6 +78,17 @@ def finite_positive(text: str) -> float:
     return value
 
 
+def duration(text: str) -> float:
+    """A duration with its unit (90s, 30m, 2h, 1h30m), in seconds."""
+    from hwnas.core.errors import SearchError
+    from hwnas.search.termination import parse_duration
+
+    try:
+        return parse_duration(text)
+    except SearchError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--time-budget {text!r}: ")) from None
+
+
 def pin_choice(text: str) -> str:
     """'auto', 'none' or a CPU index (checked against this process's CPUs when measuring)."""
     if text in ("auto", "none") or (text.isdigit()):
@@ -502,7 +513,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     space = _space(args) if args.space_file else None
     constraints = Constraints(budget_ms=args.budget_ms, max_params_m=args.max_params_m,
                               max_memory_mb=args.max_memory_mb, min_accuracy=args.min_accuracy,
-                              max_layers=args.max_layers)
+                              max_layers=args.max_layers, max_macs_m=args.max_macs_m)
     ev_opts = _key_values(args.evaluator_option, "--evaluator-option")
     result = run_search(args.lut, args.out, evaluator=args.evaluator, evaluator_options=ev_opts,
                         strategy=args.strategy,
@@ -510,7 +521,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                         population=args.population, generations=args.generations, seed=args.seed,
                         constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
                         workers=args.workers, command=_command(), executor=args.executor,
-                        ray_address=args.ray_address, salvage=args.salvage)
+                        ray_address=args.ray_address, salvage=args.salvage, max_evaluations=args.max_evaluations,
+                        time_budget_s=args.time_budget, stop_when_stalled=args.stop_when_stalled,
+                        proposals=args.proposals)
     hv = result.history[-1]["hypervolume"] if result.history else 0.0
     print(f"search done: {result.evaluations} archs evaluated in {result.seconds:.1f} s"
           + (f" (resumed at generation {result.resumed_from})" if result.resumed_from is not None else "")
@@ -526,6 +539,12 @@ def cmd_search(args: argparse.Namespace) -> int:
               f"{b.macs_m:.0f} MMACs")
     else:
         print("no architecture met every constraint; the front is empty (see history.json)")
+    if result.stopped:
+        print(f"stopped: {result.stopped['message']}")
+    if result.outside and result.outside["total"]:
+        total, later = result.outside["total"], result.outside["after_first_generation"]
+        print("evaluations outside the constraints: " + ", ".join(
+            f"{k} {total[k]} ({later[k]} after the first generation)" for k in total))
     print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")
     return EXIT_OK if result.best else EXIT_FAIL
 
@@ -802,8 +821,19 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--max-memory-mb", type=finite_positive, help="constraint: peak activation memory (fp32) in MB")
     p.add_argument("--min-accuracy", type=finite_positive, help="constraint: minimum accuracy (evaluator's score)")
     p.add_argument("--max-layers", type=positive_int, help="constraint: number of blocks")
+    p.add_argument("--max-macs-m", type=finite_positive, help="constraint: multiply-accumulates in millions")
     p.add_argument("--objectives", nargs="+", default=["accuracy", "latency_ms"],
-                   help="accuracy latency_ms [params_m macs_m memory_mb]")
+                   help="accuracy latency_ms [params_m macs_m memory_mb]: the front, its hypervolume and front.csv "
+                        "use every one given")
+    p.add_argument("--proposals", choices=["feasible", "any"], default="feasible",
+                   help="feasible: every strategy proposes within the constraints known before evaluating (LUT "
+                        "latency, params, MACs, memory, layers); any: unchecked, as before [feasible]")
+    p.add_argument("--max-evaluations", type=positive_int, metavar="N",
+                   help="stop after N evaluations (the last generation is cut to fit)")
+    p.add_argument("--time-budget", type=duration, metavar="DURATION",
+                   help="stop when the run's wall time (every session, --resume included) reaches it: 90s, 30m, 2h")
+    p.add_argument("--stop-when-stalled", type=positive_int, metavar="K",
+                   help="stop when the front's hypervolume has not grown for K generations")
 
     p = add("supernet", cmd_supernet, "train a weight-sharing supernet of a space on a data set (resumable)",
             """

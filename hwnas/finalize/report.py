@@ -60,6 +60,51 @@ def plot_front(path: Path, evaluated: Sequence[SearchRecord], front: Sequence[Se
     return None
 
 
+LABELS = {"latency_ms": "latency, ms (predicted from the LUT)", "params_m": "parameters, M", "macs_m": "MACs, M",
+          "memory_mb": "peak activation memory, MB (fp32)"}
+LIMITS = {"latency_ms": "budget_ms", "params_m": "max_params_m", "macs_m": "max_macs_m", "memory_mb": "max_memory_mb"}
+
+
+def plot_projections(path: Path, evaluated: Sequence[SearchRecord], front: Sequence[SearchRecord],
+                     objectives: Sequence[str], constraints: dict[str, Any], pick: SearchRecord | None = None,
+                     title: str = "") -> str | None:
+    """A front of more than two objectives, drawn as its 2-D projections: accuracy against each cost, one
+    panel each (a front point may look dominated in one panel: it is better in another). None when drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'hwnas[plot]')"
+    costs = [o for o in objectives if o != "accuracy"]
+    fig, axes = plt.subplots(1, len(costs), figsize=(4.2 * len(costs), 4.2), dpi=110, sharey=True, squeeze=False)
+    for ax, o in zip(axes[0], costs):
+        if evaluated:
+            ax.scatter([getattr(r, o) for r in evaluated], [r.accuracy for r in evaluated], s=8, c="0.75",
+                       label=f"evaluated ({len(evaluated)})")
+        if front:
+            ax.scatter([getattr(r, o) for r in front], [r.accuracy for r in front], s=16, c="tab:blue",
+                       label=f"front in {len(objectives)} objectives ({len(front)})")
+        limit = constraints.get(LIMITS.get(o, ""))
+        if limit is not None:
+            ax.axvline(limit, c="tab:red", ls="--", label=f"limit {limit:g}")
+        if pick is not None:
+            ax.scatter([getattr(pick, o)], [pick.accuracy], marker="*", s=220, c="gold", edgecolors="k", zorder=5,
+                       label=f"best {pick.arch_id}")
+        ax.set_xlabel(LABELS.get(o, o))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("accuracy (search evaluator)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
+    return None
+
+
 def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f} ms"
 
@@ -177,6 +222,7 @@ def write_bundle_report(report: dict[str, Any], run: Any, out: Path) -> None:
 
 def render_run_md(run: Any) -> str:
     c = run.config
+    objectives = c.get("objectives") or ["accuracy", "latency_ms"]
     front = sorted(run.front, key=lambda r: r.latency_ms)
     out = [f"# hwnas search run `{run.path.name}`", "",
            f"- LUT: `{c['lut']}` ({c.get('lut_profiler')}{', ' + c['lut_provenance'] if c.get('lut_provenance') else ''}); "
@@ -184,11 +230,24 @@ def render_run_md(run: Any) -> str:
            f"- space: {c['space']['name']}; evaluator: {c['evaluator']}; strategy {c['strategy']}, "
            f"population {c['population']}, seed {c['seed']}",
            f"- constraints: {jsonio.dumps(c.get('constraints', {}))}",
-           f"- {len(run.evals)} archs evaluated; front of {len(front)}",
-           f"- commands: " + "; ".join(f"`{x}`" for x in run.commands), "",
-           "| arch | accuracy | predicted latency | params (M) | MMACs |", "|---|---|---|---|---|"]
+           f"- objectives: {', '.join(objectives)}" + (
+               " (the front is non-dominated in all of them; best: the most accurate, then the fastest)"
+               if len(objectives) > 2 else ""),
+           f"- {len(run.evals)} archs evaluated; front of {len(front)}"]
+    stopped = getattr(run, "stopped", None)
+    if stopped:
+        out.append(f"- stopped: {stopped.get('message')}")
+    outside = getattr(run, "outside", None)
+    if outside and outside.get("total"):
+        out.append("- evaluations outside the constraints: " + ", ".join(
+            f"{k} {v} ({outside['after_first_generation'].get(k, 0)} after the first generation)"
+            for k, v in outside["total"].items()))
+    memory = "memory_mb" in objectives
+    out += [f"- commands: " + "; ".join(f"`{x}`" for x in run.commands), "",
+            "| arch | accuracy | predicted latency | params (M) | MMACs |" + (" memory (MB) |" if memory else ""),
+            "|---|---|---|---|---|" + ("---|" if memory else "")]
     out += [f"| `{r.arch_id}` | {r.accuracy:.3f} | {r.latency_ms:.3f} ms | {r.params_m:.3f} | "
-            f"{r.macs_m:.1f} |" for r in front]
+            f"{r.macs_m:.1f} |" + (f" {r.memory_mb:.3f} |" if memory else "") for r in front]
     return "\n".join(out) + "\n"
 
 
@@ -231,13 +290,33 @@ def rerender(path: str | Path) -> list[Path]:
 
     best = best_record(run.front)
     pick = (best.arch_id, best.latency_ms, best.accuracy) if best is not None else None
-    note = plot_front(path / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick,
-                      title=f"{path.name}: search front (predicted latency)")
+    objectives = run.config.get("objectives") or ["accuracy", "latency_ms"]
+    if len(objectives) > 2:
+        note = plot_projections(path / "pareto.png", list(run.evals.values()), run.front, objectives,
+                                run.config.get("constraints", {}), best,
+                                title=f"{path.name}: search front in {len(objectives)} objectives, 2-D projections")
+    else:
+        note = plot_front(path / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick,
+                          title=f"{path.name}: search front (predicted latency)")
+    made = _front_file(path)
+    run.stopped, run.outside = made.get("stopped"), made.get("outside_constraints")
     warning = (f"\n> **WARNING: {changed}**: the predicted latencies above are the search's, not this LUT's.\n"
                if changed else "")
     atomic_write_text(path / "report.md", render_run_md(run) + warning + ("\n![front](pareto.png)\n" if note is None
                                                                   else f"\n(pareto.png not drawn: {note})\n"))
     return [path / "report.md", path / "pareto.png"]
+
+
+def _front_file(path: Path) -> dict[str, Any]:
+    """front.json's run-level keys (why the run stopped, its evaluations outside the constraints); {} when
+    the run is from before they were written."""
+    import json
+
+    try:
+        made = json.loads((path / "front.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return made if isinstance(made, dict) else {}
 
 
 def _describe_arch(r: dict) -> str:

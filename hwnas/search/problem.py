@@ -25,6 +25,7 @@ class Constraints:
     max_memory_mb: float | None = None
     min_accuracy: float | None = None
     max_layers: int | None = None
+    max_macs_m: float | None = None  # last: Constraints(...) given by position keeps its meaning
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -32,7 +33,8 @@ class Constraints:
     def violation(self, r: SearchRecord) -> float:
         v = 0.0
         for limit, value in ((self.budget_ms, r.latency_ms), (self.max_params_m, r.params_m),
-                             (self.max_memory_mb, r.memory_mb), (self.max_layers, r.layers)):
+                             (self.max_memory_mb, r.memory_mb), (self.max_layers, r.layers),
+                             (self.max_macs_m, r.macs_m)):
             if limit is not None and value > limit:
                 v += value / limit - 1.0
         if self.min_accuracy is not None and r.accuracy < self.min_accuracy:

@@ -16,10 +16,12 @@ from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.latency.lut import LUT, atomic_write_text, content_digest, content_table, describe_change
 from hwnas.latency.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
-from hwnas.search.pareto import best_record, hypervolume_2d, non_dominated_fronts
-from hwnas.search.problem import Constraints, Problem
+from hwnas.search.feasible import STATIC, Feasibility, outside_counts
+from hwnas.search.pareto import best_record, hypervolume, non_dominated_fronts
+from hwnas.search.problem import OBJECTIVES, Constraints, Problem
 from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy, strategy_options as options_of
+from hwnas.search.termination import Progress, Termination, format_duration
 from hwnas.spaces.space import SearchSpace, canonical_arch
 from hwnas.search.store import (SALVAGE, DiskFullError, RunLock, RunStore, StoreError, damage, is_write_failure,
                          salvage as salvage_store, shorten)
@@ -38,6 +40,8 @@ class SearchResult:
     evaluations: int
     seconds: float
     resumed_from: int | None
+    stopped: dict[str, Any] | None = None  # why the run stopped (hwnas.search.termination.Stop.to_dict)
+    outside: dict[str, Any] | None = None  # evaluations outside each constraint (see outside_summary)
 
 
 def check_budget(predictor: Predictor, budget_ms: float | None) -> tuple[Any, float]:
@@ -51,19 +55,41 @@ def check_budget(predictor: Predictor, budget_ms: float | None) -> tuple[Any, fl
 
 
 def pareto_front(records: Sequence[SearchRecord], problem: Problem) -> list[SearchRecord]:
-    """Non-dominated feasible records on (accuracy up, latency down), sorted by latency."""
+    """Non-dominated feasible records over every objective of the run (accuracy up, the others down), sorted
+    by latency."""
     feas = [r for r in records if problem.constraints.violation(r) <= 0]
     if not feas:
         return []
-    F = np.array([[-r.accuracy, r.latency_ms] for r in feas])
-    front = [feas[i] for i in non_dominated_fronts(F)[0]]
+    front = [feas[i] for i in non_dominated_fronts(problem.F(feas))[0]]
     return sorted(front, key=lambda r: (r.latency_ms, -r.accuracy, r.arch_id))
 
 
-def front_hypervolume(front: Sequence[SearchRecord], ref: tuple[float, float]) -> float:
+def hv_columns(objectives: Sequence[str]) -> list[str]:
+    """The objectives in the order of the hypervolume's reference point: accuracy, latency, then the others
+    as given (so a two-objective run's reference point is what it always was)."""
+    return ["accuracy", "latency_ms"] + [o for o in objectives if o not in ("accuracy", "latency_ms")]
+
+
+def front_hypervolume(front: Sequence[SearchRecord], ref: Sequence[float],
+                      objectives: Sequence[str] = ("accuracy", "latency_ms")) -> float:
+    """Hypervolume of ``front`` over the objectives ``ref`` has coordinates for (hv_columns), minimised:
+    exact for 2 and 3, a seeded Monte Carlo estimate beyond (hwnas.search.pareto.hypervolume)."""
     if not front:
         return 0.0
-    return hypervolume_2d(np.array([[-r.accuracy, r.latency_ms] for r in front]), ref)
+    cols = hv_columns(objectives)[:len(ref)]
+    return hypervolume(np.array([[-OBJECTIVES[o] * getattr(r, o) for o in cols] for r in front], float), ref)
+
+
+def hv_reference(records: Sequence[SearchRecord], problem: Problem) -> list[float]:
+    """Bounds of the hypervolume, fixed at the first generation: the lowest accuracy seen, each cost's
+    constraint (else 1.1 x the largest seen)."""
+    c = problem.constraints
+    limit = {"latency_ms": c.budget_ms, "params_m": c.max_params_m, "macs_m": c.max_macs_m,
+             "memory_mb": c.max_memory_mb}
+    ref = [-min(r.accuracy for r in records)]
+    for o in hv_columns(problem.objectives)[1:]:
+        ref.append(limit.get(o) or 1.1 * max(getattr(r, o) for r in records))
+    return ref
 
 
 @dataclass
@@ -79,6 +105,8 @@ class SearchPlan:
     dispatcher: Any
     config: dict[str, Any]
     lut_table: dict[str, Any] | None = None  # what the LUT's predictions are made of (hwnas.latency.lut.content_table)
+    termination: Termination | None = None
+    feasibility: Feasibility | None = None   # the constraints checkable before evaluating, when proposals keep to them
 
 
 def check_population(space: Any, population: int, generations: int) -> None:
@@ -105,7 +133,7 @@ def check_counts(population: int, generations: int, workers: int, seed: int = 0)
 
 def check_constraints(constraints: Constraints) -> None:
     """Limits are divided by (violation = value / limit - 1): zero or negative ones are typos."""
-    for name in ("budget_ms", "max_params_m", "max_memory_mb", "max_layers"):
+    for name in ("budget_ms", "max_params_m", "max_memory_mb", "max_layers", "max_macs_m"):
         value = getattr(constraints, name)
         if value is not None and not value > 0:
             raise SearchError(f"--{name.replace('_', '-')} must be > 0, got {value!r}")
@@ -135,16 +163,23 @@ def make_evaluator(name: str, options: dict[str, Any]) -> Any:
 def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict[str, Any] | None, strategy: str,
                 population: int, generations: int, seed: int, constraints: Constraints, objectives: Sequence[str],
                 space: SearchSpace | None, workers: int, strategy_options: dict[str, Any] | None,
-                executor: str = "local", ray_address: str | None = None) -> SearchPlan:
+                executor: str = "local", ray_address: str | None = None, max_evaluations: int | None = None,
+                time_budget_s: float | None = None, stop_when_stalled: int | None = None,
+                proposals: str = "feasible") -> SearchPlan:
     """Check every argument and build every object. Nothing may fail after --out is made: a typo that
     failed later left a run.sqlite that neither the corrected command nor --resume could use."""
     check_counts(population, generations, workers, seed)
+    termination = Termination.of(generations, max_evaluations, time_budget_s, stop_when_stalled)
+    if proposals not in PROPOSALS:
+        raise SearchError(f"--proposals must be one of {', '.join(PROPOSALS)}, got {proposals!r}")
     check_constraints(constraints)
     lut = LUT.load(lut_path)
     space = searchable_space(lut, lut_path, space)
     check_population(space, population, generations)
     predictor = latency_predictor(lut, space)
     fastest = check_budget(predictor, constraints.budget_ms)
+    feasibility = Feasibility(predictor, constraints)
+    check_static_limits(feasibility, space, seed)
     problem = Problem(predictor, None, constraints, objectives)
     strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
     dispatcher = make_dispatcher(workers, executor, ray_address)
@@ -167,7 +202,41 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
               # a resume must not silently continue with another model (see open_run)
               "strategy_defaults": json_values(options_of(strategy)), "population": population,
               "seed": seed, "constraints": constraints.to_dict(), "objectives": list(objectives)}
-    return SearchPlan(lut, space, predictor, fastest, inner, strat, problem, dispatcher, config, table)
+    if feasibility.active:  # only where it changes what is proposed (unconstrained runs' configs are as they were)
+        config["proposals"] = proposals
+    return SearchPlan(lut, space, predictor, fastest, inner, strat, problem, dispatcher, config, table, termination,
+                      feasibility if feasibility.active and proposals == "feasible" else None)
+
+
+PROPOSALS = ("feasible", "any")
+
+
+def check_static_limits(feasibility: Feasibility, space: Any, seed: int) -> None:
+    """A limit the space's smallest arch misses can be met by none (params, MACs, memory and layers grow with
+    every choice): refused, as a budget below the fastest arch is. When no arch of 200 sampled meets the
+    checkable limits together, say so: proposals are then found by repair, not by sampling."""
+    limits = {k: v for k, v in feasibility.limits.items() if k != "budget_ms"}
+    if not feasibility.active:
+        return
+    small = SearchRecord.of(space.smallest(), feasibility.predictor.predict(space.smallest()), 0.0)
+    for key, limit in limits.items():
+        value = getattr(small, STATIC[key])
+        if value > limit:
+            raise InfeasibleBudgetError(
+                f"--{key.replace('_', '-')} {limit:g} is below the smallest architecture of space {space.name!r}: "
+                f"{value:g} ({small.arch_id}); raise it to at least {value:g}, or search a smaller space")
+    import random
+
+    rng = random.Random(seed)
+    archs = [space.sample(rng) for _ in range(200)]
+    ok = int((feasibility.violations(archs) <= 0).sum())
+    if ok == 0:
+        lat = feasibility.predictor.predict_many(archs)
+        print(f"note: none of 200 random archs of space {space.name!r} meets the constraints "
+              f"{ {k: v for k, v in feasibility.limits.items()} } (their predicted latency {lat.min():.3f} to "
+              f"{lat.max():.3f} ms; the fastest arch {feasibility.predictor.fastest()[1]:.3f} ms): the feasible region "
+              f"is tiny, proposals are repaired into it with bounded effort and some evaluations may fall outside",
+              file=sys.stderr)
 
 
 def check_out(out: Path, resume: bool) -> None:
@@ -184,6 +253,8 @@ def open_run(store: RunStore, config: dict[str, Any], resume: bool, lut_table: d
     from hwnas import __version__
 
     old = store.get_meta("config")
+    if resume and isinstance(old, dict) and "proposals" not in old:
+        config.pop("proposals", None)  # a run from before proposals kept to the constraints continues as it began
     if resume and old is not None:
         options = ("strategy_options", "strategy_defaults", "lut_digest")
         diff = sorted(k for k in set(old) | set(config) if k not in options and old.get(k) != config.get(k))
@@ -275,18 +346,28 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
                objectives: Sequence[str] = ("accuracy", "latency_ms"), space: SearchSpace | None = None,
                resume: bool = False, workers: int = 1, progress: bool = True, command: str | None = None,
                strategy_options: dict[str, Any] | None = None, executor: str = "local",
-               ray_address: str | None = None, salvage: bool = False) -> SearchResult:
+               ray_address: str | None = None, salvage: bool = False, max_evaluations: int | None = None,
+               time_budget_s: float | None = None, stop_when_stalled: int | None = None,
+               proposals: str = "feasible") -> SearchResult:
     """``executor``: ``local`` (``workers`` 1: this process; more: a process pool) or ``ray`` (a local Ray,
     or the cluster at ``ray_address``). Every finished evaluation is stored at once; ``resume`` continues
     a killed run without evaluating anything again. ``salvage`` (a resume): a damaged run store is kept
-    aside and what is readable of it copied into a new one, which is then resumed."""
+    aside and what is readable of it copied into a new one, which is then resumed.
+
+    The run stops at the first of: ``generations``, ``max_evaluations`` (distinct archs evaluated; the last
+    generation is cut to fit), ``time_budget_s`` (wall time of all its sessions, between generations),
+    ``stop_when_stalled`` generations without hypervolume growth; why is in ``SearchResult.stopped``.
+    ``proposals``: ``feasible`` keeps every strategy's proposals within the constraints checkable before
+    evaluating (LUT latency, params, MACs, memory, layers); ``any`` lets every strategy propose from its own distribution unchecked (archs outside are evaluated and
+    ranked by their violation), as runs did before this option."""
     start = time.perf_counter()
     out = Path(out)
     resume = resume or salvage
     plan = plan_search(lut_path, evaluator=evaluator, evaluator_options=evaluator_options, strategy=strategy,
                        population=population, generations=generations, seed=seed, constraints=constraints,
                        objectives=objectives, space=space, workers=workers, strategy_options=strategy_options,
-                       executor=executor, ray_address=ray_address)
+                       executor=executor, ray_address=ray_address, max_evaluations=max_evaluations,
+                       time_budget_s=time_budget_s, stop_when_stalled=stop_when_stalled, proposals=proposals)
     check_out(out, resume)
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +391,7 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
             open_run(store, plan.config, resume, plan.lut_table)
             store.set_meta("commands", (store.get_meta("commands") or []) + [command or " ".join(sys.argv)])
             try:
-                return search_loop(store, plan, out, generations, progress, start)
+                return search_loop(store, plan, out, plan.termination, progress, start)
             finally:
                 plan.dispatcher.close()
         except Exception as e:
@@ -353,15 +434,22 @@ def salvage_damaged(db: Path) -> None:
           + "; the generations are replayed from the stored evaluations", file=sys.stderr)
 
 
-def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, progress: bool,
+def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termination, progress: bool,
                 start: float) -> SearchResult:
-    """Generations from the last committed one to ``generations``, each committed in one transaction;
-    the outputs and the complete marker at the end."""
+    """Generations from the last committed one until ``termination`` says stop, each committed in one
+    transaction with the run's elapsed time and its counts of evaluations outside the constraints; the
+    outputs, the reason it stopped and the complete marker at the end."""
     fastest_arch, fastest_ms = plan.fastest
     store.set_meta("fastest", {"arch": fastest_arch.to_dict(), "latency_ms": fastest_ms})
+    store.set_meta("termination", termination.to_dict())
     evaluator, strategy, problem = plan.config["evaluator"], plan.config["strategy"], plan.problem
     known = store.evals(evaluator)
     failures = store.failures(evaluator)
+    session = time.perf_counter()
+    before = float(store.get_meta("elapsed_s") or 0.0)  # the sessions before this one (a resumed run)
+
+    def elapsed() -> float:
+        return before + time.perf_counter() - session
 
     def on_failure(arch: Any, message: str) -> None:
         store.add_failure(evaluator, arch.to_dict(), arch.id, message)
@@ -371,6 +459,8 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
 
     def on_result(archs: Any, accs: Any) -> None:
         store.add_evals(evaluator, problem.records(archs, accs))
+        if termination.to_dict().get("time_budget_s") is not None:  # a killed generation's time still counts
+            store.set_meta("elapsed_s", elapsed())
         shown["done"] += len(archs)
         if shown["bar"] is not None:  # a large generation shows its progress, not only a bar at 0/1
             shown["bar"].set_postfix_str(f"{shown['done']:,} evaluated this generation", refresh=True)
@@ -380,6 +470,8 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
                              dispatcher=plan.dispatcher, on_failure=on_failure, on_result=on_result)
     problem.evaluator = cached
     strat = plan.strategy
+    if plan.feasibility is not None and plan.config.get("proposals") == "feasible":
+        strat.restrict(plan.feasibility)
     first_gen, resumed_from = 0, None
     last = store.last_generation()
     if last is not None:
@@ -390,16 +482,36 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
     # long run never sorts its whole archive (50,000 archs would need a 2.5 GB dominance matrix)
     front = pareto_front(list(archive.values()), problem)
     ref = store.get_meta("hv_ref")
-    budget_ms = problem.constraints.budget_ms
-    bar = tqdm(range(first_gen, generations), desc=f"search {strategy}", unit="gen", disable=not progress,
-               dynamic_ncols=True, initial=first_gen, total=generations)
+    outside = store.get_meta("outside") or {}  # generation -> {constraint: evaluations outside it}
+    hvs = [h["hypervolume"] for h in store.history()]
+    total = termination.criteria[0].n
+    bar = tqdm(desc=f"search {strategy}", unit="gen", disable=not progress, dynamic_ncols=True, initial=first_gen,
+               total=total)
     shown["bar"] = bar if progress else None
-    for gen in bar:
+    gen = first_gen
+    # the archs of the committed generations, failed ones too: what the evaluation cap counts (an evaluation
+    # stored by a generation killed part-way counts when its generation is replayed, as it did uninterrupted)
+    evaluated = set(store.evaluated_ids())
+    while True:
+        done = Progress(gen, len(evaluated), elapsed(), hvs)
+        stop = termination.stop(done)
+        if stop is not None:
+            break
         shown["done"] = 0
-        archs = strat.ask()
+        archs = strat.propose()
         # equivalent proposals (a cell's dead edges) are evaluated, stored and listed once, as their
         # canonical arch; the strategy is told about what it proposed
         networks = [canonical_arch(a) for a in archs]
+        left = termination.remaining(done)
+        if left is not None:  # the evaluation cap: the proposals that would evaluate past it are not made
+            keep, new = [], set()
+            for a, n in zip(archs, networks):
+                if n.id not in evaluated and n.id not in new:
+                    if len(new) == left:
+                        continue
+                    new.add(n.id)
+                keep.append((a, n))
+            archs, networks = [a for a, _ in keep], [n for _, n in keep]
         accs = cached.evaluate(networks)
         records = problem.records(networks, accs)
         store.add_evals(evaluator, [r for r in records if not r.failed])
@@ -407,35 +519,59 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, generations: int, 
         strat.tell(archs, F, cv)
         members = [(r.arch_id, float(v)) for r, v in zip(records, cv)]
         # once per network (recorded in the store's failures when it failed, and then in no front)
+        fresh = [r for r in {r.arch_id: r for r in records}.values() if r.arch_id not in evaluated]
+        evaluated.update(r.arch_id for r in records)
         records = list({r.arch_id: r for r in records if not r.failed}.values())
         archive.update({r.arch_id: r for r in records})
-        if ref is None:
-            lat_ref = budget_ms or 1.1 * max(r.latency_ms for r in records)
-            ref = [-min(r.accuracy for r in records), lat_ref]
+        if ref is None and records:
+            ref = hv_reference(records, problem)
             store.set_meta("hv_ref", ref)
         on_front = {f.arch_id for f in front}
         front = pareto_front(front + [r for r in records if r.arch_id not in on_front], problem)
-        hv = front_hypervolume(front, tuple(ref))
+        hv = front_hypervolume(front, tuple(ref), problem.objectives) if ref is not None else 0.0
+        hvs.append(hv)
         best_acc = max((r.accuracy for r in front), default=None)
-        store.commit_generation(gen, strategy, members, strat.state_dict(), hv, best_acc, len(archive))
+        outside[str(gen)] = outside_counts([r for r in fresh if not r.failed], problem.constraints)
+        store.commit_generation(gen, strategy, members, strat.state_dict(), hv, best_acc, len(archive),
+                                meta={"elapsed_s": elapsed(), "outside": outside})
+        bar.update(1)
         bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
                         refresh=False)
+        gen += 1
     bar.close()
+    stopped = {**stop.to_dict(), "generations": gen, "evaluations": len(evaluated), "elapsed_s": elapsed()}
+    store.set_meta("stopped", stopped)
     # the store keeps arch dicts with sorted keys: the outputs list every arch in the space's own order,
     # resumed or not
     front = [replace(r, arch=plan.space.arch_from_dict(r.arch).to_dict()) for r in front]
     best = best_record(front)
     history = store.history()
-    result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from)
+    for h in history:
+        if str(h["generation"]) in outside:
+            h["outside"] = outside[str(h["generation"])]
+    result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from,
+                          stopped, outside_summary(outside, problem.constraints))
     write_outputs(result, plan.config, store)
     store.mark_complete({"generations": len(history), "evaluations": len(archive)})
     return result
+
+
+def outside_summary(outside: dict[str, dict[str, int]], constraints: Constraints) -> dict[str, Any]:
+    """Per constraint: evaluations outside it in all, and after the first generation (the strategies'
+    goal there is 0 for every constraint checkable before evaluating)."""
+    keys = list(constraints.to_dict())
+    gens = sorted(outside, key=int)
+    total = {k: sum(outside[g].get(k, 0) for g in gens) for k in keys}
+    later = {k: sum(outside[g].get(k, 0) for g in gens[1:]) for k in keys}
+    return {"total": total, "after_first_generation": later}
 
 
 def write_outputs(result: SearchResult, config: dict[str, Any], store: RunStore) -> None:
     out = result.out
     made = {"config": config, "versions": store.get_meta("versions"), "commands": store.get_meta("commands")}
     failures = store.failures(config["evaluator"])
+    made.update({"objectives": config.get("objectives"), "stopped": result.stopped,
+                 "outside_constraints": result.outside})
     atomic_write_text(out / "front.json", jsonio.dumps({**made, "front": [r.to_dict() for r in result.front],
                                                         **({"failed_evaluations": failures} if failures else {})},
                                                        indent=1))

@@ -165,8 +165,13 @@ class RunStore:
 
     # -- generations ---------------------------------------------------------
     def commit_generation(self, generation: int, strategy: str, members: list[tuple[str, float]],
-                          state: dict[str, Any], hypervolume: float, best_acc: float | None, evaluations: int) -> None:
+                          state: dict[str, Any], hypervolume: float, best_acc: float | None, evaluations: int,
+                          meta: dict[str, Any] | None = None) -> None:
+        """``meta``: keys of the meta table written in the same transaction (what the run knows at this
+        generation: its elapsed time, its counts of evaluations outside the constraints)."""
         with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                [(k, jsonio.dumps(v, sort_keys=True)) for k, v in (meta or {}).items()])
             self.db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?,?)",
                                 [(generation, aid, strategy, v) for aid, v in members])
             self.db.execute("INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?)",

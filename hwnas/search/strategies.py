@@ -100,6 +100,7 @@ class Strategy:
         self.cv = np.zeros(0)
         self.seen: set[str] = set()
         self._id_cache: dict[bytes, str] = {}  # gene row -> arch id (see _fresh_genes); not state: rebuilt as used
+        self.feasibility: Any = None  # set by restrict(): proposals then stay within the checkable constraints
 
     # -- interface -----------------------------------------------------------
     def ask(self) -> list[Arch]:
@@ -115,15 +116,70 @@ class Strategy:
         candidates' latency with the LUT instead of learning it) takes it here and refuses what it cannot
         use. ``objectives`` name the columns of the ``F`` that ``tell`` receives. Most need nothing."""
 
+    def restrict(self, feasibility: Any) -> None:
+        """Propose only within ``feasibility``'s limits (hwnas.search.feasible.Feasibility: what the LUT and the
+        arch's layers tell before any evaluation). The run calls it when a checkable constraint is set."""
+        self.feasibility = feasibility if feasibility is not None and feasibility.active else None
+
+    def propose(self) -> list[Arch]:
+        """:meth:`ask`, then every proposal still outside the checkable constraints repaired: the built-in
+        strategies resample inside ``ask`` already (their own distribution, then a bounded repair), so this
+        catches what a strategy proposes by other means (Optuna's trials, a plugin's ``ask``)."""
+        archs = self.ask()
+        if self.feasibility is None or not archs:
+            return archs
+        v = self.feasibility.violations(archs)
+        if not (v > 0).any():
+            return archs
+        taken = {a.id for a, x in zip(archs, v) if x <= 0}
+        out = []
+        for a, x in zip(archs, v):
+            if x > 0:
+                a = self._repair(a, self.seen | taken)
+                taken.add(a.id)
+                self.seen.add(a.id)
+            out.append(a)
+        return out
+
+    def _repair(self, arch: Arch, seen: set[str]) -> Arch:
+        from hwnas.search.feasible import repair
+
+        feas = self.feasibility
+        return repair(arch, feas.violation, self.rng, self.mutate_prob, feas.anchor(), seen)
+
     # -- helpers -------------------------------------------------------------
     def _fresh(self, make: Callable[[], Arch], n: int) -> list[Arch]:
-        """``n`` archs from ``make`` not proposed before (falls back to repeats in a tiny space)."""
+        """``n`` archs from ``make`` not proposed before (falls back to repeats in a tiny space). Restricted
+        (:meth:`restrict`): an arch outside the checkable constraints is drawn again from ``make`` (the
+        strategy's own distribution), up to 50 times, and the least violating draw then repaired."""
+        if self.feasibility is not None:
+            return self._fresh_within(make, n)
         out: list[Arch] = []
         for _ in range(n):
             for _attempt in range(50):
                 a = make()
                 if a.id not in self.seen:
                     break
+            self.seen.add(a.id)
+            out.append(a)
+        return out
+
+    def _fresh_within(self, make: Callable[[], Arch], n: int) -> list[Arch]:
+        out: list[Arch] = []
+        violation = self.feasibility.violation
+        for _ in range(n):
+            best: tuple[float, Arch] | None = None
+            for _attempt in range(50):
+                a = make()
+                if a.id in self.seen:
+                    continue
+                v = violation(a)
+                if v <= 0:
+                    break
+                if best is None or v < best[0]:
+                    best = (v, a)
+            else:
+                a = self._repair(best[1] if best is not None else a, self.seen)
             self.seen.add(a.id)
             out.append(a)
         return out
@@ -158,9 +214,10 @@ class Strategy:
             if new:
                 cache.update(zip([keys[i] for i in new], self.space.gene_ids(G[new])))
             rows = []
+            bad = self._genes_outside(G, attempt)
             for i, key in enumerate(keys):
                 aid = cache[key]
-                if aid not in seen or attempt == 49:
+                if (aid not in seen and not bad[i]) or attempt == 49:
                     seen.add(aid)
                     rows.append(i)
                     ids.append(aid)
@@ -168,8 +225,30 @@ class Strategy:
                         break
             kept.append(G[rows])
             if len(ids) == n:
-                return self.space.archs_from_genes(np.concatenate(kept), ids)
+                archs = self.space.archs_from_genes(np.concatenate(kept), ids)
+                if self.feasibility is not None and attempt == 49:  # what the last round kept unchecked
+                    archs = self._repaired_last(archs)
+                return archs
         return []  # n == 0 (the last round keeps repeats, so n > 0 returned above)
+
+    def _genes_outside(self, G: np.ndarray, attempt: int) -> np.ndarray:
+        """Per gene row: outside the checkable constraints (restricted runs only; the last round keeps all)."""
+        if self.feasibility is None or attempt == 49:
+            return np.zeros(len(G), bool)
+        v = self.feasibility.genes_violations(G)
+        if v is None:
+            v = self.feasibility.violations(self.space.archs_from_genes(G))
+        return v > 0
+
+    def _repaired_last(self, archs: list[Arch]) -> list[Arch]:
+        v = self.feasibility.violations(archs)
+        out = []
+        for a, x in zip(archs, v):
+            if x > 0:
+                a = self._repair(a, self.seen)
+                self.seen.add(a.id)
+            out.append(a)
+        return out
 
     def _np_rng(self) -> np.random.Generator:
         """A numpy generator seeded from the strategy's RNG: vectorised steps draw from it, and the JSON state
@@ -322,31 +401,55 @@ def has_gene_variation(space: Any) -> bool:
 class Progressive(NSGA2):
     """NSGA-II over a sub-space that widens on a schedule (the seeds' ``ProgressiveSearcher``).
 
-    Phase ``k`` (0-based) of ``phases`` allows, per depth/kernel/expand gene of ``n`` choices, those up to
-    index ``ceil((k+1)(n-1)/phases)`` (a space lists them small to large: with 3 phases and 3 choices,
-    the two smallest, then all), so the search first settles the cheap end of the space
-    and then grows into the rest; resolution and width are free throughout, and the population carries
-    over from phase to phase. A phase lasts ``generations_per_phase`` generations; the last one is the
-    whole space."""
+    Phase ``k`` (0-based) of ``phases`` lasts ``generations_per_phase`` generations; the last one is the whole
+    space, and the population carries over from phase to phase, so the search first settles the cheap end
+    of the space and then grows into the rest.
+
+    * A MobileNetV3 space (depth/kernel/expand genes): phase ``k`` allows, per depth/kernel/expand gene of
+      ``n`` choices, those up to index ``ceil((k+1)(n-1)/phases)`` (a space lists them small to large: with 3
+      phases and 3 choices, the two smallest, then all); resolution and width are free throughout.
+    * Any other space (cells, plugins): the complexity measure is the arch's MACs, counted from its layers
+      through the space protocol (a cell's live weighted edges are what it computes), and phase ``k`` allows
+      the archs up to the ``(k+1)/phases`` quantile of the MACs of 256 archs sampled with the run's seed."""
 
     def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  crossover_prob: float = 0.9, phases: int = 3, generations_per_phase: int = 5):
         super().__init__(space, population, seed, mutate_prob, crossover_prob)
-        if not isinstance(space, SearchSpace):
-            raise ValueError(f"progressive widens depth/kernel/expand genes: space {space.name!r} has none")
         if int(phases) < 1:
             raise ValueError(f"phases must be >= 1, got {phases}")
         self.phases, self.generations_per_phase = int(phases), int(generations_per_phase)
         self.generation = 0
+        self._quantiles: list[float] | None = None
+        if not isinstance(space, SearchSpace):  # complexity caps (computed from a sampler of its own: the
+            rng = random.Random(seed)            # strategy's RNG stream is the same with or without them)
+            macs = sorted(complexity(space.sample(rng)) for _ in range(256))
+            self._quantiles = [macs[min(len(macs) - 1, math.ceil((k + 1) / self.phases * len(macs)) - 1)]
+                               for k in range(self.phases - 1)] + [math.inf]
+
+    def phase(self) -> int:
+        return min(self.phases - 1, self.generation // self.generations_per_phase)
 
     def caps(self) -> list[int]:
-        """The highest choice index each gene may take in the current phase."""
-        phase = min(self.phases - 1, self.generation // self.generations_per_phase)
+        """The highest choice index each gene may take in the current phase (MobileNetV3 spaces)."""
+        phase = self.phase()
         ub = self.space.gene_upper_bounds()
         return ub[:2] + [math.ceil((phase + 1) * u / self.phases) for u in ub[2:]]
 
+    def complexity_cap(self) -> float:
+        """The most MACs (millions) an arch may have in the current phase (spaces without gene caps)."""
+        return self._quantiles[self.phase()] if self._quantiles is not None else math.inf
+
     def _project(self, arch: Arch) -> Arch:
-        """Genes past the phase's cap are drawn again within it (clamping would pile them on the cap)."""
+        """Genes past the phase's cap are drawn again within it (clamping would pile them on the cap); an arch
+        over the phase's complexity is repaired into it (hwnas.search.feasible.repair, towards the smallest)."""
+        if self._quantiles is not None:
+            cap = self.complexity_cap()
+            if cap == math.inf or complexity(arch) <= cap:
+                return arch
+            from hwnas.search.feasible import repair
+
+            return repair(arch, lambda a: max(0.0, complexity(a) / max(cap, 1e-12) - 1.0), self.rng,
+                          self.mutate_prob, self.space.smallest(), self.seen)
         caps = self.caps()
         return self.space.from_genes([g if g <= c else self.rng.randint(0, c) for g, c in zip(arch.genes(), caps)])
 
@@ -367,6 +470,11 @@ class Progressive(NSGA2):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.generation = int(state["generation"])
+
+
+def complexity(arch: Arch) -> float:
+    """An arch's MACs in millions, from its layers: the complexity measure every space kind has."""
+    return sum(d.macs for d in arch.layers()) / 1e6
 
 
 @register_strategy("evolution")
