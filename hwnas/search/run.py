@@ -492,53 +492,55 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
     # the archs of the committed generations, failed ones too: what the evaluation cap counts (an evaluation
     # stored by a generation killed part-way counts when its generation is replayed, as it did uninterrupted)
     evaluated = set(store.evaluated_ids())
-    while True:
-        done = Progress(gen, len(evaluated), elapsed(), hvs)
-        stop = termination.stop(done)
-        if stop is not None:
-            break
-        shown["done"] = 0
-        archs = strat.propose()
-        # equivalent proposals (a cell's dead edges) are evaluated, stored and listed once, as their
-        # canonical arch; the strategy is told about what it proposed
-        networks = [canonical_arch(a) for a in archs]
-        left = termination.remaining(done)
-        if left is not None:  # the evaluation cap: the proposals that would evaluate past it are not made
-            keep, new = [], set()
-            for a, n in zip(archs, networks):
-                if n.id not in evaluated and n.id not in new:
-                    if len(new) == left:
-                        continue
-                    new.add(n.id)
-                keep.append((a, n))
-            archs, networks = [a for a, _ in keep], [n for _, n in keep]
-        accs = cached.evaluate(networks)
-        records = problem.records(networks, accs)
-        store.add_evals(evaluator, [r for r in records if not r.failed])
-        F, cv = problem.F(records), problem.cv(records)
-        strat.tell(archs, F, cv)
-        members = [(r.arch_id, float(v)) for r, v in zip(records, cv)]
-        # once per network (recorded in the store's failures when it failed, and then in no front)
-        fresh = [r for r in {r.arch_id: r for r in records}.values() if r.arch_id not in evaluated]
-        evaluated.update(r.arch_id for r in records)
-        records = list({r.arch_id: r for r in records if not r.failed}.values())
-        archive.update({r.arch_id: r for r in records})
-        if ref is None and records:
-            ref = hv_reference(records, problem)
-            store.set_meta("hv_ref", ref)
-        on_front = {f.arch_id for f in front}
-        front = pareto_front(front + [r for r in records if r.arch_id not in on_front], problem)
-        hv = front_hypervolume(front, tuple(ref), problem.objectives) if ref is not None else 0.0
-        hvs.append(hv)
-        best_acc = max((r.accuracy for r in front), default=None)
-        outside[str(gen)] = outside_counts([r for r in fresh if not r.failed], problem.constraints)
-        store.commit_generation(gen, strategy, members, strat.state_dict(), hv, best_acc, len(archive),
-                                meta={"elapsed_s": elapsed(), "outside": outside})
-        bar.update(1)
-        bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
-                        refresh=False)
-        gen += 1
-    bar.close()
+    try:  # closed on an error too: the error line must start a line of its own, not follow the bar
+        while True:
+            done = Progress(gen, len(evaluated), elapsed(), hvs)
+            stop = termination.stop(done)
+            if stop is not None:
+                break
+            shown["done"] = 0
+            archs = strat.propose()
+            # equivalent proposals (a cell's dead edges) are evaluated, stored and listed once, as their
+            # canonical arch; the strategy is told about what it proposed
+            networks = [canonical_arch(a) for a in archs]
+            left = termination.remaining(done)
+            if left is not None:  # the evaluation cap: the proposals that would evaluate past it are not made
+                keep, new = [], set()
+                for a, n in zip(archs, networks):
+                    if n.id not in evaluated and n.id not in new:
+                        if len(new) == left:
+                            continue
+                        new.add(n.id)
+                    keep.append((a, n))
+                archs, networks = [a for a, _ in keep], [n for _, n in keep]
+            accs = cached.evaluate(networks)
+            records = problem.records(networks, accs)
+            store.add_evals(evaluator, [r for r in records if not r.failed])
+            F, cv = problem.F(records), problem.cv(records)
+            strat.tell(archs, F, cv)
+            members = [(r.arch_id, float(v)) for r, v in zip(records, cv)]
+            # once per network (recorded in the store's failures when it failed, and then in no front)
+            fresh = [r for r in {r.arch_id: r for r in records}.values() if r.arch_id not in evaluated]
+            evaluated.update(r.arch_id for r in records)
+            records = list({r.arch_id: r for r in records if not r.failed}.values())
+            archive.update({r.arch_id: r for r in records})
+            if ref is None and records:
+                ref = hv_reference(records, problem)
+                store.set_meta("hv_ref", ref)
+            on_front = {f.arch_id for f in front}
+            front = pareto_front(front + [r for r in records if r.arch_id not in on_front], problem)
+            hv = front_hypervolume(front, tuple(ref), problem.objectives) if ref is not None else 0.0
+            hvs.append(hv)
+            best_acc = max((r.accuracy for r in front), default=None)
+            outside[str(gen)] = outside_counts([r for r in fresh if not r.failed], problem.constraints)
+            store.commit_generation(gen, strategy, members, strat.state_dict(), hv, best_acc, len(archive),
+                                    meta={"elapsed_s": elapsed(), "outside": outside})
+            bar.update(1)
+            bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
+                            refresh=False)
+            gen += 1
+    finally:
+        bar.close()
     stopped = {**stop.to_dict(), "generations": gen, "evaluations": len(evaluated), "elapsed_s": elapsed()}
     store.set_meta("stopped", stopped)
     # the store keeps arch dicts with sorted keys: the outputs list every arch in the space's own order,
