@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -198,3 +199,12 @@ def agent_venv(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
                     str(wheel)], check=True, capture_output=True)
     return venv
+
+
+def saved(path, key: str) -> dict:
+    """``key`` of a JSON file as last saved; {} before the first save (the file is replaced atomically, never
+    half), so a test can poll a build it is about to kill."""
+    try:
+        return json.loads(Path(path).read_text())[key]
+    except (OSError, ValueError, KeyError):
+        return {}

@@ -24,7 +24,7 @@ from hwnas.profilers._ort import export_onnx
 from hwnas.profilers._quant import choose_settings
 from hwnas.measuring.profiling import build_lut
 
-from conftest import ROOT
+from conftest import ROOT, saved
 
 
 def _cli(*argv) -> tuple[int, str, str]:
@@ -196,13 +196,6 @@ def test_finalize_of_an_int8_search_judges_the_int8_model(int8_run, tmp_path):
     assert not (tmp_path / "t").exists()
 
 
-def _entries(path) -> dict:
-    try:
-        return json.loads(path.read_text())["entries"]
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
 @pytest.mark.slow
 def test_a_killed_int8_build_resumes(tmp_path, small_space):
     out, space_file = tmp_path / "lut.json", _space_file(small_space, tmp_path)
@@ -211,13 +204,13 @@ def test_a_killed_int8_build_resumes(tmp_path, small_space):
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while len(_entries(out)) < 5:
+    while len(saved(out, "entries")) < 5:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "no block was saved"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    partial = len(_entries(out))
+    partial = len(saved(out, "entries"))
     assert LUT.load(out).precision == "int8"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

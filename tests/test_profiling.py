@@ -10,7 +10,7 @@ import pytest
 from hwnas.latency.lut import LUT, LUTError
 from hwnas.measuring.profiling import build_lut
 
-from conftest import ROOT
+from conftest import ROOT, saved
 
 
 def test_build_has_every_key_of_the_space(demo_lut, demo):
@@ -50,14 +50,6 @@ def test_corrupt_output_is_not_overwritten_without_force(demo, tmp_path):
     assert out.read_text() == "{ broken"
 
 
-def _entries(path) -> dict:
-    """The entries as last saved; {} before the first save (the file is replaced atomically, never half)."""
-    try:
-        return json.loads(path.read_text())["entries"]
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_resume_after_interruption(tmp_path, small_space, sig):
@@ -71,7 +63,7 @@ def test_resume_after_interruption(tmp_path, small_space, sig):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300  # a safety net only: the signal waits for the saved state
-    while len(_entries(out)) < 5:
+    while len(saved(out, "entries")) < 5:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "no block was saved"
         time.sleep(0.02)
@@ -79,7 +71,7 @@ def test_resume_after_interruption(tmp_path, small_space, sig):
     rc = proc.wait(timeout=60)
     if sig == signal.SIGINT:
         assert rc == 130 and b"run the same command again to resume" in proc.stderr.read()
-    entries = _entries(out)
+    entries = saved(out, "entries")
     partial = len(entries)
     assert partial >= 5 and not all(e.get("passes") == 2 for e in entries.values()), \
         "the build should have been killed part-way"

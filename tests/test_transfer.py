@@ -20,7 +20,7 @@ from hwnas.measuring.profiling import build_lut
 from hwnas.measuring.transfer import (PROGRESS_SUFFIX, Design, choose_networks, fit_transfer, block_type, feature_rows,
                             space_extremes, transfer_lut)
 
-from conftest import ROOT
+from conftest import ROOT, saved
 
 SHIPPED_DEMO = ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json"
 
@@ -170,13 +170,6 @@ def test_refining_measures_the_least_certain_blocks_and_refits(tmp_path, quick_d
     assert lut.transfer["device_seconds"]["blocks"] > 0
 
 
-def _rows(path) -> dict:
-    try:
-        return json.loads(path.read_text())["rows"]
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
 @pytest.mark.slow
 def test_a_killed_transfer_resumes_its_measurements(tmp_path, quick_donor, small_space):
     space_file, out = tmp_path / "space.json", tmp_path / "t.json"
@@ -187,20 +180,20 @@ def test_a_killed_transfer_resumes_its_measurements(tmp_path, quick_donor, small
            "--processes", "0", "--pin-cpu", "none", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300  # a safety net only
-    while len(_rows(progress)) < 2:
+    while len(saved(progress, "rows")) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "no network was saved"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    saved = _rows(progress)
+    stored = saved(progress, "rows")
     assert not out.exists()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"({12 - len(saved)} now, {len(saved)} resumed)" in done.stdout
+    assert f"({12 - len(stored)} now, {len(stored)} resumed)" in done.stdout
     rows = {r["arch_id"]: r for r in LUT.load(out).calibration["data"]}
     assert len(rows) == 12
-    for arch_id, row in saved.items():
+    for arch_id, row in stored.items():
         assert rows[arch_id]["measured"] == row["measured"]  # reused, not measured again
     assert not progress.exists()
 

@@ -23,6 +23,11 @@ SPACE = "demo"
 DATA = "fashion-small"  # embedded Fashion-MNIST subset: archs differ by points on it (digits: by noise)
 DEMO_THREADS = 1  # the demo's LUTs (shipped or built here) are one thread, pinned by the default rule
 IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": as on a device with no shipped LUT to use or transfer from
+
+
+def shipped_luts_ignored() -> bool:
+    """Whether HWNAS_IGNORE_SHIPPED_LUTS is set: neither a matching LUT nor a transfer donor is taken."""
+    return os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0")
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
 MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
 
@@ -57,12 +62,10 @@ def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | No
 
     With HWNAS_IGNORE_SHIPPED_LUTS=1 none matches: what a user whose CPU is not ours meets (and tests it).
     """
-    import os
-
     from hwnas.measuring.measure import available_profiler, profiler_options
     from hwnas.profilers import ProfilerUnavailable
 
-    if os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0"):
+    if shipped_luts_ignored():
         return None, [f"shipped LUTs ignored ({IGNORE_SHIPPED_ENV} is set)"]
     try:  # the demo's own settings (one thread, pinned), not any LUT's: a shipped LUT must have been built so
         profiler = available_profiler(profiler_name, profiler_options(DEMO_THREADS))
@@ -98,7 +101,7 @@ def donor_lut(profiler_name: str, space_name: str = SPACE) -> Path | None:
     """A shipped LUT of this profiler and space from another device, measured (not itself transferred): the
     donor of a transfer when none matches this machine. None with HWNAS_IGNORE_SHIPPED_LUTS set (a device with
     no shipped LUT to use or transfer from: the demo builds one block by block)."""
-    if os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0"):
+    if shipped_luts_ignored():
         return None
     for d in lut_dirs():
         for f in sorted(d.glob(f"*_{profiler_name}_{space_name}.json")):
