@@ -240,21 +240,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     else:
         report = build_lut(args.profiler, space, args.out, profiler_options=options, command=_command(),
                            force=args.force, cv_threshold=args.cv_threshold, recalibrate=args.recalibrate, **build)
-    print(f"LUT {report.path}: {report.entries} entries ({report.measured} block measurements now, "
-          f"{report.resumed} resumed from the file; {report.remeasured} entries kept a later, calmer measurement) "
-          f"in {report.seconds:.0f} s"
-          + ("; calibrated" if report.calibrated else ""))
-    from hwnas.latency.lut import LUT
-
-    calib = LUT.load(report.path).calibration
-    if calib and calib.get("complete"):
-        print(f"calibration: model {calib['model']}, fit MAPE {calib['fit_mape_pct']:.2f} % "
-              f"(uncalibrated LUT sum {calib['uncalibrated_mape_pct']:.2f} %) on {len(calib['data'])} whole networks")
-        from hwnas.measuring.calibrate import calibration_warning
-
-        warning = calibration_warning(calib)
-        if warning:
-            print(warning, file=sys.stderr)
+    for line in report.lines():
+        print(line)
+    if report.warning():
+        print(report.warning(), file=sys.stderr)
     return EXIT_OK
 
 
@@ -306,20 +295,10 @@ def _transfer(args: argparse.Namespace) -> int:
     r = transfer_lut(args.transfer_from, args.profiler, args.out, space=space, networks=args.networks or 20,
                      resolutions=args.resolutions, profiler_options=_profiler_options(args), processes=args.processes,
                      seed=args.seed, time_budget_s=budget, force=args.force, command=_command())
-    loo = (f"leave-one-out MAPE {r.loo_mape_pct:.1f} %, {r.loo_within_10_pct:.0f} % of networks within +-10 %"
-           if r.networks > 1 else "no leave-one-out error with one network")
-    print(f"LUT {r.path}: transferred from {r.donor} with {r.networks} networks measured here ({r.measured_now} now, "
-          f"{r.resumed} resumed){f', {r.blocks_measured} blocks measured individually' if r.blocks_measured else ''}; "
-          f"{loo}; device time {r.device_seconds['total']:.0f} s (networks {r.device_seconds['networks']:.0f} s, "
-          f"drift reference {r.device_seconds['reference']:.0f} s, blocks {r.device_seconds['blocks']:.0f} s); "
-          f"this device takes {r.fit['rho']:.3f}x the donor's time overall")
-    from hwnas.measuring.calibrate import POOR_FIT_PCT
-
-    if r.networks > 1 and r.loo_mape_pct > POOR_FIT_PCT:
-        print(f"WARNING: the transfer predicts networks it did not see only within {r.loo_mape_pct:.1f} % "
-              f"(above {POOR_FIT_PCT:.0f} %): measure more networks (--networks {2 * r.networks}, the measured ones "
-              f"are kept), add --time-budget to measure blocks, or build the LUT in full (drop --transfer-from)",
-              file=sys.stderr)
+    for line in r.lines():
+        print(line)
+    if r.warning():
+        print(r.warning(), file=sys.stderr)
     return EXIT_OK
 
 
@@ -384,6 +363,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.latency.lut import LUT
     from hwnas.latency.predict import latency_predictor
+    from hwnas.spaces.space import macs_m
 
     if not args.arch and args.sample < 1:
         raise CLIError("predict needs --arch FILE [FILE ...] or --sample N (N >= 1)")
@@ -396,7 +376,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     feats = predictor.features_many(archs)  # once: the prediction and the raw LUT sum both come from it
     preds = predictor.calibration.apply(feats)
     rows = [{"arch_id": a.id, "resolution": a.resolution, "summary": a.summary, "predicted_ms": round(float(p), 4),
-             "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(sum(d.macs for d in a.layers()) / 1e6, 1),
+             "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(macs_m(a), 1),
              **a.report_fields()}
             for a, p, f in zip(archs, preds, feats)]
     if args.json:
@@ -430,80 +410,24 @@ def _compare(args: argparse.Namespace) -> int:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     from hwnas.latency.lut import LUT
-    from hwnas.measuring.measure import arch_measurer, available_profiler, warn_if_foreign
-    from hwnas.profilers import capability
+    from hwnas.measuring.measured import measure_targets
 
     lut = LUT.load(args.lut) if args.lut else None
     name = args.profiler or (lut.profiler if lut else None)
     if not name:
         raise CLIError("measure needs --profiler NAME (or --lut FILE to use the LUT's profiler)")
     opts = _profiler_options(args, lut)
-    profiler = available_profiler(name, opts)
-    if lut:
-        warn_if_foreign(lut, profiler)
-    results = []
-    if args.model:
-        path = Path(args.model)
-        from hwnas.core.jsonio import path_problem
-
-        problem = path_problem(path, "a model file", "an .onnx or .ort file")
-        if problem:
-            raise CLIError(problem)
-        if not path.is_file():
-            raise CLIError(f"model file {str(path)!r} does not exist")
-        if not capability(profiler, "measures_onnx_files"):
-            raise CLIError(f"profiler {name!r} times torch modules, not ONNX files; use ort-cpu or ort-mobile")
-        from hwnas.measuring.modelfile import check_model_file
-
-        check_model_file(path)  # not ONNX, truncated, two inputs, a dynamic shape: said of the user's file
-        from hwnas.measuring.precision import check_file_for_lut, check_same, model_precision
-
-        if lut is not None:  # an fp32 file against an int8 prediction (or back) is refused, not reported
-            check_file_for_lut(path, lut)
-        elif args.precision is not None:
-            check_same(f"model {path.name}", model_precision(path), "--precision", args.precision,
-                       "drop --precision (a file is timed as it is), or give the model of that precision")
-        results.append((str(path), None, profiler.measure_onnx(path)))
     space = _space(args, lut)
-    predictor = None
-    if lut:
-        from hwnas.latency.predict import latency_predictor
-
-        predictor = latency_predictor(lut, space)
     archs = _load_archs(args, space) if (args.arch or args.sample) else []
-    drift = None
-    if predictor is not None and archs and not args.no_drift_check:
-        from hwnas.measuring.drift import NO_REFERENCE, check_drift
-
-        drift = check_drift(lut, opts)
-        print(f"drift: {drift.describe()}" if drift else NO_REFERENCE, file=sys.stderr)
-        if drift and drift.warning():
-            print(drift.warning(), file=sys.stderr)
-    measured = arch_measurer(name, opts, args.processes)(archs)
-    for arch, m in zip(archs, measured):
-        results.append((arch.id, predictor.predict(arch) if predictor else None, m))
-    if not results:
+    if not args.model and not archs:
         raise CLIError("measure needs a model file, --arch FILE or --sample N")
-    out = []
-    for what, pred, m in results:
-        row = {"what": what, "profiler": name, **m.to_dict()}
-        line = (f"{what}: measured median {m.median_ms:.3f} ms (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
-                f"CV {m.cv * 100:.1f} %, n={m.n}) with {name}")
-        if pred is not None:
-            err = (pred - m.median_ms) / m.median_ms * 100
-            row.update(predicted_ms=round(pred, 4), error_pct=round(err, 2))
-            line += f"; predicted {pred:.3f} ms{f' ({lut.provenance})' if lut.provenance else ''} ({err:+.1f} %"
-            if drift is not None:
-                fixed = drift.correct(m.median_ms)
-                row["drift_corrected_error_pct"] = round((pred - fixed) / fixed * 100, 2)
-                line += f", {row['drift_corrected_error_pct']:+.1f} % corrected for drift"
-            line += ")"
-        out.append(row)
-        if not args.json:
-            print(line)
+    r = measure_targets(name, opts, lut=lut, space=space, model=args.model, archs=archs, processes=args.processes,
+                        drift_check=not args.no_drift_check, precision=args.precision)
     if args.json:
-        print(jsonio.dumps({"fingerprint": profiler.fingerprint(), "drift": drift.to_dict() if drift else None,
-                          "results": out}, indent=1))
+        print(jsonio.dumps(r.to_dict(), indent=1))
+    else:
+        for item in r.items:
+            print(item.line())
     return EXIT_OK
 
 
@@ -634,24 +558,9 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     r = finalize(args.run, args.out, pick=args.pick, finetune_epochs=args.finetune_epochs, int8=args.int8,
                  profiler=args.profiler, force=args.force, processes=args.processes, checkpoint=args.checkpoint,
                  data=args.data, lut=args.lut, command=_command(), accept_lut_change=args.accept_lut_change)
-    lat = r["latency"]
-    m = lat["measured"]
-    pred = ""
-    if lat["predicted_ms"] is not None:
-        fixed = lat.get("prediction_error_drift_corrected_pct")
-        pred = (f"predicted {lat['predicted_ms']:.3f} ms ({lat['prediction_error_pct']:+.1f} %"
-                + (f"; {fixed:+.1f} % corrected for drift" if fixed is not None else "") + "), ")
-    print(f"{lat['verdict']}: measured median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}, "
-          f"CV {m['cv'] * 100:.1f} %) with {lat['profiler']}; {pred}budget "
-          + (f"{lat['budget_ms']:g} ms" if lat["budget_ms"] is not None else "none")
-          + (f"; over by {lat['gap_ms']:.3f} ms" if lat["verdict"] == "FAIL" else ""))
-    q = r.get("int8") or {}
-    if q.get("target"):
-        print(f"int8 (the LUT's precision; the verdict above is model.int8's): test accuracy "
-              f"{q['test_accuracy']:.2f} % against fp32 {q['fp32_test_accuracy']:.2f} % "
-              f"({q['accuracy_delta_pct']:+.2f}), top-1 agreement {q['top1_agreement_pct']:.1f} %")
-    print(f"test accuracy {r['accuracy']['test']:.2f} %; bundle: {args.out}/ ({', '.join(r['files'])})")
-    return EXIT_FAIL if lat["verdict"] == "FAIL" else EXIT_OK
+    for line in r.lines():
+        print(line)
+    return EXIT_FAIL if r.latency.failed else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -252,11 +252,11 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     report = finalize(run_dir, out / "final", force=True, command=command, log=lambda s: log(f"      {s}"))
     steps["finalize_s"] = time.perf_counter() - t
 
-    lat = report["latency"]
+    lat = report.latency
     summary = {
-        "front_size": len(result.front), "pick": report["arch_id"], "budget_ms": budget,
-        "predicted_ms": lat["predicted_ms"], "measured_ms": lat["measured"]["median_ms"], "verdict": lat["verdict"],
-        "test_accuracy": report["accuracy"]["test"], "report": str(out / "final" / "report.md"),
+        "front_size": len(result.front), "pick": report.arch_id, "budget_ms": budget,
+        "predicted_ms": lat.predicted_ms, "measured_ms": lat.measured_ms, "verdict": lat.verdict,
+        "test_accuracy": report.test_accuracy, "report": str(out / "final" / "report.md"),
         "lut": str(lut_path), "lut_provenance": lut.provenance or None, "wall_s": round(time.perf_counter() - start, 1),
         "steps_s": {k: round(v, 1) for k, v in steps.items()},
         "peak_rss_mib": round(peak_rss_mib(children=True), 1),
@@ -265,10 +265,6 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     atomic_write_text(out / "summary.json", jsonio.dumps(summary, indent=1))
     log("")
     log(f"front: {summary['front_size']} archs; pick {summary['pick']}: test accuracy {summary['test_accuracy']:.2f} %")
-    fixed = lat.get("prediction_error_drift_corrected_pct")
-    log(f"latency ({profiler}): predicted {summary['predicted_ms']:.3f} ms"
-        + (f" ({lut.provenance})" if lut.provenance else "") + f", measured {summary['measured_ms']:.3f} ms "
-        f"({lat['prediction_error_pct']:+.1f} %" + (f"; {fixed:+.1f} % corrected for drift" if fixed is not None else "")
-        + f"), budget {budget:.3f} ms -> {summary['verdict']}")
+    log(lat.line())
     log(f"report: {summary['report']}  (wall time {summary['wall_s']:.0f} s, peak RSS {summary['peak_rss_mib']:.0f} MiB)")
     return summary

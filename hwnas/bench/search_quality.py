@@ -23,7 +23,7 @@ from hwnas.latency.predict import Predictor, latency_predictor
 from hwnas.search.problem import Constraints
 from hwnas.search.records import SearchRecord
 from hwnas.search.run import run_search, searchable_space
-from hwnas.spaces.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, Space
 from hwnas.search.store import RunStore
 
 
@@ -92,7 +92,7 @@ def budget_in_the_middle(predictor: Predictor, n: int = 2000, seed: int = 0) -> 
     return median, fastest, largest
 
 
-def latency_twin(space: SearchSpace, predictor: Predictor, target_ms: float, rng: random.Random,
+def latency_twin(space: Space, predictor: Predictor, target_ms: float, rng: random.Random,
                  exclude: set[str], tolerance: float = 0.05, tries: int = 200, batch: int = 500) -> Arch:
     """A uniformly random arch whose predicted latency is within ``tolerance`` of ``target_ms`` (rejection
     sampling: the first hit of random draws, so the twin is random among the archs of that latency)."""
@@ -121,7 +121,7 @@ def run_search_quality(lut_path: str | Path, workdir: str | Path, *, evaluator: 
                        evaluator_options: dict[str, Any] | None = None, recipe: Recipe = Recipe(),
                        seeds: Sequence[int] = (0, 1, 2), top: int = 5, tolerance: float = 0.05,
                        budget_ms: float | None = None, population: int = 24, generations: int = 15, seed: int = 0,
-                       workers: int = 2, space: SearchSpace | None = None, progress: bool = True,
+                       workers: int = 2, space: Space | None = None, progress: bool = True,
                        log: Callable[[str], None] = print) -> SearchQuality:
     """Search, pick, twin, train (cached in ``workdir`` with the reference's trainings), compare."""
     workdir = Path(workdir)

@@ -6,6 +6,11 @@ from typing import Any, Sequence
 import numpy as np
 
 
+def error_pct(predicted: float, measured: float) -> float:
+    """Signed prediction error in percent of the measurement: + when the prediction is too slow."""
+    return (predicted - measured) / measured * 100
+
+
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's tau-b (ties handled), O(n^2): n is tens to a few thousands here."""
     x, y = np.asarray(x, float), np.asarray(y, float)

@@ -18,7 +18,7 @@ from torch import nn
 
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.core.metrics import kendall_tau
-from hwnas.spaces.space import Arch, SearchSpace, space_from_dict
+from hwnas.spaces.space import Arch, Space, space_from_dict
 
 
 class MLP(nn.Module):
@@ -49,7 +49,7 @@ def encode_batch(archs: Sequence[Arch]) -> torch.Tensor:
 
 
 class AccuracyPredictor:
-    def __init__(self, space: SearchSpace, hidden: int = 400, layers: int = 3, seed: int = 0):
+    def __init__(self, space: Space, hidden: int = 400, layers: int = 3, seed: int = 0):
         torch.manual_seed(seed)
         self.space = space
         self.model = MLP(space.encoding_size, hidden, layers).eval()
@@ -146,7 +146,7 @@ class PredictorEvaluator:
         return self.predictor.predict(archs).tolist()
 
 
-def fit_on_evaluator(space: SearchSpace, evaluator: Any, n_archs: int = 200, seed: int = 0,
+def fit_on_evaluator(space: Space, evaluator: Any, n_archs: int = 200, seed: int = 0,
                      exclude: Sequence[Arch] = (), epochs: int = 300) -> tuple[AccuracyPredictor, FitReport, list[Arch]]:
     """Sample ``n_archs`` distinct archs (none of ``exclude``), score them with ``evaluator`` (e.g. the
     supernet) and fit the MLP; the report's held-out Kendall tau says how far to trust it."""

@@ -15,7 +15,9 @@ One job per module:
 - :mod:`~hwnas.finalize.mobile`: the mobile artefacts (``.ort``, int8);
 - :mod:`~hwnas.finalize.verdict`: measuring with the LUT's settings, and the verdict against the budget;
 - :mod:`~hwnas.finalize.bundle`: the bundle directory (refuse, stage, publish atomically);
-- :mod:`~hwnas.finalize.pipeline`: the whole path, ``finalize()``.
+- :mod:`~hwnas.finalize.pipeline`: the whole path, ``finalize()``;
+- :mod:`~hwnas.finalize.result`: what it returns (:class:`FinalizeResult`, its :class:`LatencyVerdict` and the
+  one verdict line the CLI and the demo print).
 
 The names below are the public ones (``from hwnas.finalize import finalize, read_run, ...``).
 """
@@ -24,12 +26,13 @@ from hwnas.finalize.mobile import has_vnni, quantize_int8, to_ort_format
 from hwnas.finalize.onnx_export import (OPSET, PARITY_ATOL, ParityError, check_parity, export, onnx_accuracy,
                                         ort_predict, ort_session)
 from hwnas.finalize.pipeline import build_bundle, finalize
+from hwnas.finalize.result import FinalizeResult, LatencyVerdict
 from hwnas.finalize.source import FinalizeError, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import drift_of_prediction, latency_verdict, measure_artifact
 from hwnas.search.runs import Run, read_run
 
 __all__ = [
-    "OPSET", "PARITY_ATOL", "REPORT_FORMAT", "FinalizeError", "ParityError", "Run", "build_bundle", "check_out",
+    "OPSET", "PARITY_ATOL", "REPORT_FORMAT", "FinalizeError", "FinalizeResult", "LatencyVerdict", "ParityError", "Run", "build_bundle", "check_out",
     "check_parity", "drift_of_prediction", "export", "finalize", "has_vnni", "inherited_model", "is_bundle",
     "latency_verdict", "measure_artifact", "onnx_accuracy", "ort_predict", "ort_session", "pick_record", "publish",
     "quantize_int8", "read_run", "resolve_lut", "staging_dir", "to_ort_format",

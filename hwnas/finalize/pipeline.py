@@ -16,12 +16,13 @@ from hwnas.evaluate.train import train_arch
 from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
 from hwnas.finalize.mobile import int8_checks, quant_settings_for, quantize_int8, to_ort_format
 from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
+from hwnas.finalize.result import FinalizeResult
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
 from hwnas.latency.lut import LUT, atomic_write_text, now_iso
 from hwnas.search.runs import Run, read_run
 from hwnas.search.records import SearchRecord
-from hwnas.spaces.space import Arch
+from hwnas.spaces.space import Arch, layer_costs
 from hwnas.profilers import capability, get_profiler_class
 
 
@@ -29,7 +30,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
              int8: bool = False, profiler: str | None = None, force: bool = False, processes: int = 2,
              checkpoint: str | Path | None = None, data: str | None = None, lut: str | Path | None = None,
              parity_images: int = 64, parity_atol: float = PARITY_ATOL, seed: int = 0, command: str | None = None,
-             log: Any = print, accept_lut_change: bool = False) -> dict[str, Any]:
+             log: Any = print, accept_lut_change: bool = False) -> FinalizeResult:
     """Build the bundle in a directory beside ``out`` and move it into place only when every step and
     check passed: a failure (parity, a measurement, Ctrl-C) leaves the old bundle, or nothing.
 
@@ -52,7 +53,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
                               parity_atol=parity_atol, seed=seed, command=command, log=log, start=start,
                               lut_match=lut_match)
         publish(stage, out)
-    return report
+    return FinalizeResult(out, report)
 
 
 def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
@@ -114,10 +115,11 @@ def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage
             quant["note"] = f"{profiler_name} does not run ONNX files; finalize with --profiler ort-cpu to time it"
 
     layers = arch.layers()
+    macs, params = layer_costs(layers)
     report = {
         "format": REPORT_FORMAT, "version": 1, "created": now_iso(),
         "run": str(run.path.resolve()), "pick": pick, "arch_id": arch.id, "arch": arch.to_dict(),
-        "params_m": sum(d.params for d in layers) / 1e6, "macs_m": sum(d.macs for d in layers) / 1e6,
+        "params_m": params / 1e6, "macs_m": macs / 1e6,
         "weights": weights, "data": splits.config(), "accuracy": acc, "onnx": export_info, "parity": parity,
         "latency": latency, "int8": quant,
         "files": bundle_files(stage),

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hwnas.core.metrics import error_pct
 from hwnas.latency.lut import LUT
 from hwnas.latency.predict import latency_predictor
 from hwnas.measuring.profiling import retry_while_noisy
@@ -38,7 +39,7 @@ def latency_verdict(lut: LUT, profiler_name: str, arch: Arch, model: nn.Module, 
     verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")  # raw, never corrected
     latency = {"profiler": profiler_name, "precision": lut.precision, "measured_file": what, "measured": m.to_dict(),
                "predicted_ms": predicted, "budget_ms": budget, "verdict": verdict,
-               "prediction_error_pct": None if predicted is None else (predicted - m.median_ms) / m.median_ms * 100,
+               "prediction_error_pct": None if predicted is None else error_pct(predicted, m.median_ms),
                "gap_ms": None if budget is None else m.median_ms - budget, "fingerprint_diff": diff,
                **drift_of_prediction(lut, predicted, m.median_ms, processes, log)}
     return latency, m, fingerprint_here
@@ -94,11 +95,11 @@ def drift_of_prediction(lut: LUT, predicted: float | None, measured_ms: float, p
     if drift is None:
         log(NO_REFERENCE)
         return {"drift": None, "prediction_error_drift_corrected_pct": None}
-    fixed = drift.correct(measured_ms)
     log(f"drift: {drift.describe()}")
     if drift.warning():
         log(drift.warning())
-    return {"drift": drift.to_dict(), "prediction_error_drift_corrected_pct": (predicted - fixed) / fixed * 100}
+    return {"drift": drift.to_dict(), "prediction_error_drift_corrected_pct": drift.corrected_error_pct(predicted,
+                                                                                                    measured_ms)}
 
 
 def _calm(measure: Any, processes: int, cv_threshold: float = 0.05, retries: int = 2, span_s: float = 0.0,

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hwnas.core.metrics import error_pct
 from hwnas.latency.lut import LUT, now_iso
 
 REFERENCE_NETS = 3          # smallest, largest and one random network of the space
@@ -66,6 +67,10 @@ class Drift:
     def correct(self, measured_ms: float) -> float:
         """The measured latency as the device would have shown it when the LUT was built."""
         return measured_ms / self.factor
+
+    def corrected_error_pct(self, predicted_ms: float, measured_ms: float) -> float:
+        """The prediction's error against the measurement as the device would have shown it at build time."""
+        return error_pct(predicted_ms, self.correct(measured_ms))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "pct": round(self.pct, 3), "exceeds_noise": self.exceeds_noise,

@@ -16,9 +16,9 @@ from hwnas.measuring.sampling import sample_archs
 from hwnas.measuring.drift import NO_REFERENCE, check_drift, combine
 from hwnas.latency.lut import LUT
 from hwnas.measuring.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign
-from hwnas.core.metrics import kendall_tau
+from hwnas.core.metrics import error_pct, kendall_tau
 from hwnas.latency.predict import covered_resolutions, latency_predictor
-from hwnas.spaces.space import Arch
+from hwnas.spaces.space import Arch, layer_costs
 
 
 def error_stats(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
@@ -41,8 +41,8 @@ def proportional_fit(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def arch_cost(arch: Arch) -> tuple[float, float]:
-    layers = arch.layers()
-    return float(sum(d.macs for d in layers)), float(sum(d.params for d in layers))
+    macs, params = layer_costs(arch.layers())
+    return float(macs), float(params)
 
 
 @dataclass
@@ -150,7 +150,7 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
             methods[f"latency ∝ {cost} (baseline)"] = error_stats(a * costs[:, i], y)
     rows = [{"arch_id": a.id, "resolution": a.resolution, "measured_ms": round(float(m), 5),
              "measured_rounds_ms": [round(float(v), 5) for v in Y[:, i]],
-             "predicted_ms": round(float(p), 5), "error_pct": round(float((p - m) / m * 100), 3),
+             "predicted_ms": round(float(p), 5), "error_pct": round(float(error_pct(p, m)), 3),
              "macs_m": round(c[0] / 1e6, 2)} for i, (a, m, p, c) in enumerate(zip(archs, y, preds, costs))]
     return FidelityReport(str(lut.path), lut.profiler, len(archs), seed, processes, methods, rows,
                           {k: list(v) for k, v in diff.items()}, rounds,

@@ -18,12 +18,15 @@ from tqdm.auto import tqdm
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measuring.measure import available_profiler, in_process_settings
-from hwnas.spaces.space import SearchSpace
+from hwnas.spaces.space import Space
 from hwnas.profilers import Measurement
 
 
 @dataclass(frozen=True)
-class BuildReport:
+class LutBuildResult:
+    """What a LUT build did: the file, its entries, how many block measurements were made now or resumed,
+    and the calibration it ended with (the LUT's own record, None when built with --no-calibrate)."""
+
     path: Path
     entries: int
     measured: int      # block measurements made by this call (entries x passes)
@@ -31,6 +34,27 @@ class BuildReport:
     remeasured: int    # entries whose kept median came from a retry or a later pass
     seconds: float
     calibrated: bool
+    calibration: dict[str, Any] | None = None
+
+    def lines(self) -> list[str]:
+        """What ``hwnas profile`` prints on stdout."""
+        out = [f"LUT {self.path}: {self.entries} entries ({self.measured} block measurements now, {self.resumed} "
+               f"resumed from the file; {self.remeasured} entries kept a later, calmer measurement) in "
+               f"{self.seconds:.0f} s" + ("; calibrated" if self.calibrated else "")]
+        calib = self.calibration
+        if calib and calib.get("complete"):
+            out.append(f"calibration: model {calib['model']}, fit MAPE {calib['fit_mape_pct']:.2f} % (uncalibrated "
+                       f"LUT sum {calib['uncalibrated_mape_pct']:.2f} %) on {len(calib['data'])} whole networks")
+        return out
+
+    def warning(self) -> str | None:
+        """The calibration's own warning (it fits its networks poorly), for stderr."""
+        from hwnas.measuring.calibrate import calibration_warning
+
+        return calibration_warning(self.calibration)
+
+
+BuildReport = LutBuildResult  # the name before 0.x typed results; kept for one release
 
 
 def entry_from(m: Measurement, attempts: int) -> dict[str, Any]:
@@ -64,7 +88,7 @@ def measure_stable(profiler: Any, module: Any, input_shape: tuple[int, ...], cv_
                              cv_threshold, retries)
 
 
-def open_lut(out: Path, profiler: Any, space: SearchSpace, command: str, force: bool) -> LUT:
+def open_lut(out: Path, profiler: Any, space: Space, command: str, force: bool) -> LUT:
     """A fresh LUT, or the one at ``out`` when it was made by this profiler, device and space (resume)."""
     fp = profiler.fingerprint()
     if out.exists() and not force:
@@ -100,7 +124,7 @@ def open_lut(out: Path, profiler: Any, space: SearchSpace, command: str, force: 
                command=command, path=out)
 
 
-def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolutions: Iterable[int] | None = None,
+def build_lut(profiler_name: str, space: Space, out: str | Path, *, resolutions: Iterable[int] | None = None,
               profiler_options: dict[str, Any] | None = None, command: str | None = None, force: bool = False,
               cv_threshold: float = 0.05, retries: int = 2, calibrate: bool = True, calib_archs: int = 30,
               seed: int = 0, progress: bool = True, recalibrate: bool = False, processes: int = 2,
@@ -234,5 +258,5 @@ def build_lut(profiler_name: str, space: SearchSpace, out: str | Path, *, resolu
                   file=sys.stderr)
         record_reference(lut, options, seed=seed)
         lut.save(out)
-    return BuildReport(out, len(lut.entries), len(descs) * passes - resumed, resumed, remeasured,
-                       time.perf_counter() - start, calibrated)
+    return LutBuildResult(out, len(lut.entries), len(descs) * passes - resumed, resumed, remeasured,
+                          time.perf_counter() - start, calibrated, lut.calibration or None)

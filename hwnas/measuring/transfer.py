@@ -377,7 +377,7 @@ def check_donor(donor, donor_path, space, resolutions: Sequence[int], profiler_n
 
 
 @dataclass(frozen=True)
-class TransferReport:
+class TransferResult:
     """What a transfer did: the LUT written, how many networks and blocks it measured now or reused, the fit's
     leave-one-out error, and the device time spent (networks, drift reference, refinement)."""
 
@@ -392,6 +392,30 @@ class TransferReport:
     device_seconds: dict[str, float]
     seconds: float
     fit: dict[str, Any]
+
+    def lines(self) -> list[str]:
+        """What ``hwnas profile --transfer-from`` prints on stdout."""
+        loo = (f"leave-one-out MAPE {self.loo_mape_pct:.1f} %, {self.loo_within_10_pct:.0f} % of networks within "
+               f"+-10 %" if self.networks > 1 else "no leave-one-out error with one network")
+        d = self.device_seconds
+        blocks = f", {self.blocks_measured} blocks measured individually" if self.blocks_measured else ""
+        return [f"LUT {self.path}: transferred from {self.donor} with {self.networks} networks measured here "
+                f"({self.measured_now} now, {self.resumed} resumed){blocks}; {loo}; device time {d['total']:.0f} s "
+                f"(networks {d['networks']:.0f} s, drift reference {d['reference']:.0f} s, blocks {d['blocks']:.0f} s);"
+                f" this device takes {self.fit['rho']:.3f}x the donor's time overall"]
+
+    def warning(self) -> str | None:
+        """When the fit predicts the networks it did not see poorly: what to do, for stderr."""
+        from hwnas.measuring.calibrate import POOR_FIT_PCT
+
+        if self.networks <= 1 or self.loo_mape_pct <= POOR_FIT_PCT:
+            return None
+        return (f"WARNING: the transfer predicts networks it did not see only within {self.loo_mape_pct:.1f} % "
+                f"(above {POOR_FIT_PCT:.0f} %): measure more networks (--networks {2 * self.networks}, the measured "
+                f"ones are kept), add --time-budget to measure blocks, or build the LUT in full (drop --transfer-from)")
+
+
+TransferReport = TransferResult  # the name before typed results; kept for one release
 
 
 def _progress_path(out) -> Any:
@@ -705,7 +729,7 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
         ppath.unlink()
     except FileNotFoundError:
         pass
-    return TransferReport(out, str(donor_path), len(chosen), len(todo), resumed, len(blocks),
+    return TransferResult(out, str(donor_path), len(chosen), len(todo), resumed, len(blocks),
                           fit.loo_mape_pct, fit.loo_within_10_pct, device_s, time.perf_counter() - start, summary)
 
 

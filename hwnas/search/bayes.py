@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
-from hwnas.spaces.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, Space
 
 def _optuna() -> Any:
     try:
@@ -33,7 +33,7 @@ def _optuna() -> Any:
 class Bayesian(ArchiveStrategy):
     """Optuna's multivariate TPE over the genes, a generation per ask (see the module docstring)."""
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
         super().__init__(space, population, seed, mutate_prob)
         self.optuna = _optuna()
         dist = self.optuna.distributions.CategoricalDistribution

@@ -31,7 +31,7 @@ from hwnas.search.pareto import non_dominated_fronts, rank_and_crowding, survive
 from hwnas.search.problem import FAILED_VIOLATION
 from hwnas.search.surrogates import SURROGATES, BayesianLinear, MLPEnsemble, Surrogate
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
-from hwnas.spaces.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, Space
 
 
 def _staircase(front: np.ndarray, ref: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,7 +72,7 @@ def _ehvi_fits(objectives: Sequence[str]) -> bool:
 class PredictorGuided(ArchiveStrategy):
     """Surrogate-guided search: expected hypervolume improvement or Thompson sampling (see the module docstring)."""
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  ensemble: int = 5, candidates: int = 60, hidden: int = 64, steps: int = 200,
                  random_share: float = 0.1, acquisition: str = "auto", surrogate: str = "linear"):
         super().__init__(space, population, seed, mutate_prob)

@@ -37,9 +37,12 @@ class SearchRecord:
     @classmethod
     def of(cls, arch: Arch, latency_ms: float, accuracy: float) -> SearchRecord:
         """The record of ``arch``: its costs counted from its layers."""
+        from hwnas.spaces.space import layer_costs
+
         layers = arch.layers()
+        macs, params = layer_costs(layers)
         return cls(arch_id=arch.id, arch=arch.to_dict(), latency_ms=float(latency_ms),
-                   params_m=sum(d.params for d in layers) / 1e6, macs_m=sum(d.macs for d in layers) / 1e6,
+                   params_m=params / 1e6, macs_m=macs / 1e6,
                    # a cell network with no path is a constant: no layers, nothing live
                    memory_mb=max((d.activation_elems for d in layers), default=0) * 4 / 2**20,
                    layers=len(layers), accuracy=float(accuracy))

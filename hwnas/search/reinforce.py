@@ -21,7 +21,7 @@ from torch import nn
 
 from hwnas.search.pareto import rank_and_crowding
 from hwnas.search.strategies import Strategy, register_strategy
-from hwnas.spaces.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, Space
 
 
 class Controller(nn.Module):
@@ -82,7 +82,7 @@ def _from_json(obj: Any) -> Any:
 class Reinforce(Strategy):
     """Policy-gradient controller; the reward is the constrained Pareto rank (see the module docstring)."""
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  hidden: int = 64, lr: float = 0.005, baseline_decay: float = 0.9, entropy_weight: float = 0.001):
         super().__init__(space, population, seed, mutate_prob)
         if not 0.0 <= baseline_decay < 1.0:

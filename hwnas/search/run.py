@@ -22,7 +22,7 @@ from hwnas.search.problem import OBJECTIVES, Constraints, Problem
 from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy, strategy_options as options_of
 from hwnas.search.termination import Progress, Termination, format_duration
-from hwnas.spaces.space import SearchSpace, canonical_arch
+from hwnas.spaces.space import Space, canonical_arch
 from hwnas.search.store import (SALVAGE, DiskFullError, RunLock, RunStore, StoreError, damage, is_write_failure,
                          salvage as salvage_store, shorten)
 
@@ -96,7 +96,7 @@ def hv_reference(records: Sequence[SearchRecord], problem: Problem) -> list[floa
 class SearchPlan:
     """Everything a search needs, built and checked before a file is written."""
     lut: LUT
-    space: SearchSpace
+    space: Space
     predictor: Predictor
     fastest: tuple[Any, float]
     evaluator: Any
@@ -139,7 +139,7 @@ def check_constraints(constraints: Constraints) -> None:
             raise SearchError(f"--{name.replace('_', '-')} must be > 0, got {value!r}")
 
 
-def searchable_space(lut: LUT, lut_path: str | Path, space: SearchSpace | None) -> SearchSpace:
+def searchable_space(lut: LUT, lut_path: str | Path, space: Space | None) -> Space:
     """The space restricted to the resolutions the LUT covers completely."""
     space = space or lut.search_space()
     covered = covered_resolutions(lut, space)
@@ -162,7 +162,7 @@ def make_evaluator(name: str, options: dict[str, Any]) -> Any:
 
 def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict[str, Any] | None, strategy: str,
                 population: int, generations: int, seed: int, constraints: Constraints, objectives: Sequence[str],
-                space: SearchSpace | None, workers: int, strategy_options: dict[str, Any] | None,
+                space: Space | None, workers: int, strategy_options: dict[str, Any] | None,
                 executor: str = "local", ray_address: str | None = None, max_evaluations: int | None = None,
                 time_budget_s: float | None = None, stop_when_stalled: int | None = None,
                 proposals: str = "feasible") -> SearchPlan:
@@ -343,7 +343,7 @@ def discard_new_run(out: Path, made_out: bool) -> None:
 def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy:synflow",
                evaluator_options: dict[str, Any] | None = None, strategy: str = "nsga2", population: int = 50,
                generations: int = 20, seed: int = 0, constraints: Constraints = Constraints(),
-               objectives: Sequence[str] = ("accuracy", "latency_ms"), space: SearchSpace | None = None,
+               objectives: Sequence[str] = ("accuracy", "latency_ms"), space: Space | None = None,
                resume: bool = False, workers: int = 1, progress: bool = True, command: str | None = None,
                strategy_options: dict[str, Any] | None = None, executor: str = "local",
                ray_address: str | None = None, salvage: bool = False, max_evaluations: int | None = None,

@@ -16,7 +16,7 @@ import numpy as np
 from hwnas.core.errors import SearchError
 from hwnas.core.registry import Registry
 from hwnas.search.pareto import rank_and_crowding, survive
-from hwnas.spaces.space import Arch, SearchSpace
+from hwnas.spaces.space import Arch, Space, kind_part, macs_m
 
 # set by the run loop, never by a user's --strategy-option
 RESERVED = ("population", "seed")
@@ -53,7 +53,7 @@ def strategy_options(name: str) -> dict[str, Any]:
     return STRATEGIES.options(name) or {}
 
 
-def create_strategy(name: str, space: SearchSpace, **options: Any) -> "Strategy":
+def create_strategy(name: str, space: Space, **options: Any) -> "Strategy":
     """``options``: the run's population and seed, plus the user's strategy options; an unknown or
     mistyped key is refused with the ones the strategy takes (never silently ignored)."""
     cls = _strategy_class(name)
@@ -85,7 +85,7 @@ class Strategy:
 
     name = "base"
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
         if population < 2:
             raise SearchError(f"population must be >= 2, got {population}")
         self.space = space
@@ -291,7 +291,7 @@ class ArchiveStrategy(Strategy):
     what model-based strategies refit on each generation. All of it is in the state, so a resumed run
     refits the same model."""
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None):
         super().__init__(space, population, seed, mutate_prob)
         self.generation = 0
         self.archive: list[list[int]] = []
@@ -321,7 +321,7 @@ class ArchiveStrategy(Strategy):
 class NSGA2(Strategy):
     """NSGA-II (Deb et al. 2002) with constraint-domination, binary tournaments, Arch crossover/mutation."""
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  crossover_prob: float = 0.9):
         super().__init__(space, population, seed, mutate_prob)
         self.crossover_prob = crossover_prob
@@ -391,10 +391,9 @@ class NSGA2(Strategy):
 
 
 def has_gene_variation(space: Any) -> bool:
-    """Whether ``space`` varies whole gene matrices (the MobileNetV3 space does); other spaces are varied
-    arch by arch with ``Arch.crossover`` / ``Arch.mutate``."""
-    return all(hasattr(space, m) for m in ("gene_matrix", "crossover_genes", "mutate_genes", "canonical_genes",
-                                           "archs_from_genes", "gene_ids"))
+    """Whether ``space``'s kind varies whole gene matrices (its ``KindParts.gene_ops``: the MobileNetV3 kind
+    does); other spaces are varied arch by arch with ``Arch.crossover`` / ``Arch.mutate``."""
+    return bool(kind_part(space, "gene_ops"))
 
 
 @register_strategy("progressive")
@@ -412,7 +411,7 @@ class Progressive(NSGA2):
       through the space protocol (a cell's live weighted edges are what it computes), and phase ``k`` allows
       the archs up to the ``(k+1)/phases`` quantile of the MACs of 256 archs sampled with the run's seed."""
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  crossover_prob: float = 0.9, phases: int = 3, generations_per_phase: int = 5):
         super().__init__(space, population, seed, mutate_prob, crossover_prob)
         if int(phases) < 1:
@@ -420,7 +419,8 @@ class Progressive(NSGA2):
         self.phases, self.generations_per_phase = int(phases), int(generations_per_phase)
         self.generation = 0
         self._quantiles: list[float] | None = None
-        if not isinstance(space, SearchSpace):  # complexity caps (computed from a sampler of its own: the
+        self._gene_caps = kind_part(space, "progressive_caps")
+        if self._gene_caps is None:  # complexity caps (computed from a sampler of its own: the
             rng = random.Random(seed)            # strategy's RNG stream is the same with or without them)
             macs = sorted(complexity(space.sample(rng)) for _ in range(256))
             self._quantiles = [macs[min(len(macs) - 1, math.ceil((k + 1) / self.phases * len(macs)) - 1)]
@@ -430,10 +430,8 @@ class Progressive(NSGA2):
         return min(self.phases - 1, self.generation // self.generations_per_phase)
 
     def caps(self) -> list[int]:
-        """The highest choice index each gene may take in the current phase (MobileNetV3 spaces)."""
-        phase = self.phase()
-        ub = self.space.gene_upper_bounds()
-        return ub[:2] + [math.ceil((phase + 1) * u / self.phases) for u in ub[2:]]
+        """The highest choice index each gene may take in the current phase (kinds with a gene schedule)."""
+        return self._gene_caps(self.space, self.phase(), self.phases)
 
     def complexity_cap(self) -> float:
         """The most MACs (millions) an arch may have in the current phase (spaces without gene caps)."""
@@ -472,9 +470,7 @@ class Progressive(NSGA2):
         self.generation = int(state["generation"])
 
 
-def complexity(arch: Arch) -> float:
-    """An arch's MACs in millions, from its layers: the complexity measure every space kind has."""
-    return sum(d.macs for d in arch.layers()) / 1e6
+complexity = macs_m  # the complexity measure every space kind has
 
 
 @register_strategy("evolution")
@@ -484,7 +480,7 @@ class RegularizedEvolution(Strategy):
     With several objectives the tournament winner is the best by constraint-domination rank.
     """
 
-    def __init__(self, space: SearchSpace, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
+    def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  sample_size: int = 10):
         super().__init__(space, population, seed, mutate_prob)
         self.sample_size = sample_size

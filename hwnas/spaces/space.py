@@ -51,11 +51,35 @@ class KindParts:
     ``latency_predictor``: a dense fast path, ``cls(lut, space, calibrated)`` (None: the generic sum over
     ``layers()``, :class:`hwnas.latency.predict.LayerSumPredictor`); ``supernet``: the weight-sharing supernet,
     ``cls(space, width)`` (None: the kind has none, the ``supernet`` evaluator refuses it);
-    ``supernet_sampling``: its default path sampling."""
+    ``supernet_sampling``: its default path sampling; ``gene_ops``: the space varies whole gene matrices at once
+    (``gene_matrix``, ``crossover_genes``, ``mutate_genes``, ``canonical_genes``, ``archs_from_genes``,
+    ``gene_ids``: the evolutionary strategies' vectorised path); ``progressive_caps``: ``fn(space, phase,
+    phases) -> [highest gene index]`` for the ``progressive`` strategy's schedule (None: it caps MACs instead)."""
 
     latency_predictor: str | None = None
     supernet: str | None = None
     supernet_sampling: str = "uniform"
+    gene_ops: bool = False
+    progressive_caps: str | None = None
+
+
+def layer_costs(layers: Sequence[Any]) -> tuple[int, int]:
+    """(multiply-accumulates, parameters) of a network's layers: the one count every report, record, baseline
+    and strategy uses, whatever the kind (``arch.layers()``)."""
+    return sum(d.macs for d in layers), sum(d.params for d in layers)
+
+
+def macs_m(arch: Any) -> float:
+    """An arch's multiply-accumulates in millions (see :func:`layer_costs`)."""
+    return layer_costs(arch.layers())[0] / 1e6
+
+
+def progressive_caps(space: "SearchSpace", phase: int, phases: int) -> list[int]:
+    """The MobileNetV3 kind's schedule for ``progressive``: in phase ``phase`` of ``phases`` each depth, kernel
+    and expand gene of ``n`` choices may go up to index ``ceil((phase+1)(n-1)/phases)`` (choices are listed
+    small to large); resolution and width are free throughout."""
+    ub = space.gene_upper_bounds()
+    return ub[:2] + [math.ceil((phase + 1) * u / phases) for u in ub[2:]]
 
 
 def kind_part(space: Any, name: str) -> Any:
@@ -84,7 +108,8 @@ class SearchSpace:
 
     kind = "mbv3"  # a class attribute, not a field: to_dict and the digest stay as they were
     parts = KindParts(latency_predictor="hwnas.latency.predict:LatencyPredictor",
-                      supernet="hwnas.evaluate.supernet:Supernet")
+                      supernet="hwnas.evaluate.supernet:Supernet", gene_ops=True,
+                      progressive_caps="hwnas.spaces.space:progressive_caps")
     name: str
     stages: tuple[StageSpec, ...]
     depths: tuple[int, ...] = (2, 3, 4)
