@@ -5,6 +5,6 @@
 # Extra arguments go to `hwnas demo` (e.g. --data digits, --profiler ort-mobile, --epochs 15, --force).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$(bash "$root/scripts/env.sh")"
+venv="$(bash "$root/scripts/env.sh" demo)"  # only what the demo uses; the test command adds the dev extras
 cd "$root"
 exec "$venv/bin/hwnas" demo "$@"
