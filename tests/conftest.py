@@ -88,11 +88,34 @@ def newcomer_demo(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def calibrated_lut_path(newcomer_demo, tmp_path_factory) -> Path:
+def demo_lut_build(tmp_path_factory) -> dict:
+    """The demo's LUT step for a newcomer whose CPU matches no shipped LUT (``hwnas demo --quick --full-lut``),
+    in this process: ``build_lut`` called as ``run_demo`` calls it (isolated pinned workers, one pass,
+    calibration on 20 networks, the drift reference), at the demo space's smallest resolution so it takes
+    seconds; the whole demo, every resolution, is the slow stage's (tests/test_demo.py). What this process's
+    affinity and torch threads were before and after is kept: the build must leave them alone."""
+    import torch
+
+    from hwnas.app.demo import DEMO_THREADS
+    from hwnas.measuring.measure import profiler_options
+
+    out = tmp_path_factory.mktemp("demo-lut") / "lut_ort-cpu_demo.json"
+    space = get_space("demo")
+    options = profiler_options(DEMO_THREADS)
+    options["policy"] = TimingPolicy.quick()
+    before = (os.sched_getaffinity(0), torch.get_num_threads())
+    build_lut("ort-cpu", space, out, resolutions=[min(space.resolutions)], profiler_options=options, calib_archs=20,
+              seed=0, command="pytest demo_lut_build", processes=1, progress=False)
+    after = (os.sched_getaffinity(0), torch.get_num_threads())
+    return {"lut": out, "before": before, "after": after}
+
+
+@pytest.fixture(scope="session")
+def calibrated_lut_path(demo_lut_build, tmp_path_factory) -> Path:
     """A complete ort-cpu LUT of the demo space as users' machines build it: isolated pinned workers (one
     pass), calibration on 20 networks and the drift reference; short timing runs. A copy: tests read it."""
     out = tmp_path_factory.mktemp("lut") / "demo-ort-cpu.json"
-    out.write_bytes(newcomer_demo["lut"].read_bytes())
+    out.write_bytes(demo_lut_build["lut"].read_bytes())
     return out
 
 

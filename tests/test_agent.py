@@ -169,6 +169,7 @@ def device_lut(agent, token, demo, quick_policy, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # an end-to-end LUT build (the second stage runs it)
 def test_a_lut_built_through_the_agent_has_the_structure_of_a_local_one(device_lut, agent, token, demo,
                                                                        quick_policy, tmp_path):
     from hwnas.latency.lut import LUT

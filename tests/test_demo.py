@@ -84,3 +84,31 @@ def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(newcom
     assert measured() == lut_before  # complete: nothing measured again
     assert json.loads((out / "summary.json").read_text())["pick"] == summary["pick"]
     assert json.loads((out / "summary.json").read_text())["command"].startswith("hwnas demo")
+
+
+@pytest.mark.slow
+def test_demo_on_a_machine_no_shipped_lut_matches_transfers_and_reuses_it(tmp_path, monkeypatch):
+    """The newcomer's usual path: no shipped LUT is this machine's, so the demo transfers one from a shipped
+    LUT of the same profiler and space (20 networks measured here), searches and judges with it, and a second
+    run reuses the transfer LUT instead of measuring again."""
+    from conftest import NEWCOMER_ARGS
+
+    from hwnas.latency.lut import LUT
+
+    monkeypatch.setenv("HWNAS_IGNORE_SHIPPED_LUTS", "match")  # no match here, whatever this CPU; donors kept
+    out = tmp_path / "demo"
+    r = run_cli("demo", "--out", str(out), *NEWCOMER_ARGS, "--quick", timeout=900)
+    assert r.returncode in (0, 1), (r.stdout[-3000:], r.stderr[-2000:])  # 1 = measured over the budget
+    assert "no shipped ort-cpu LUT matches this machine; transferring from" in r.stdout
+    lut_path = out / "lut_ort-cpu_demo_transfer.json"
+    lut = LUT.load(lut_path)
+    assert lut.transfer["networks"] == 20 and lut.reference is not None
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lut"] == str(lut_path) and summary["lut_provenance"].startswith("transferred from")
+    assert summary["predicted_ms"] > 0 and summary["measured_ms"] > 0
+    assert "transferred from" in r.stdout.splitlines()[-2]  # the verdict line says where the prediction came from
+    before = lut_path.read_bytes()
+    r2 = run_cli("demo", "--out", str(out), *NEWCOMER_ARGS, "--quick", timeout=900)
+    assert r2.returncode in (0, 1), (r2.stdout[-3000:], r2.stderr[-2000:])
+    assert f"[1/4] LUT: reusing {lut_path}, transferred from" in r2.stdout and "already trained" in r2.stdout
+    assert lut_path.read_bytes() == before

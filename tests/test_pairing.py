@@ -39,6 +39,7 @@ def paired_lut(tmp_path_factory, small_space, quick_policy):
     return out
 
 
+@pytest.mark.slow  # an end-to-end LUT build (the second stage runs it)
 def test_a_paired_lut_records_its_reference_and_stays_paired(paired_lut, small_space, quick_policy):
     from hwnas.latency.lut import LUT
     from hwnas.measuring.measure import lut_profiler_options, profiler_options
@@ -66,6 +67,7 @@ def test_paired_refused_for_a_profiler_of_modules(small_space, quick_policy, tmp
                   calibrate=False, progress=False, processes=0, paired=True)
 
 
+@pytest.mark.slow  # an end-to-end LUT build (the second stage runs it)
 def test_paired_measurement_through_the_agent(paired_lut, tmp_path, agent_venv):
     """The device pairs too: the reference is sent like any model, and the agent alternates the two."""
     from hwnas.latency.lut import LUT

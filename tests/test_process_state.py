@@ -66,10 +66,10 @@ def test_build_lut_in_process_fresh_resumed_complete(unchanged, tmp_path, small_
 
 
 @needs_two_cpus
-def test_build_lut_isolated_with_calibration_and_reference(newcomer_demo, calibrated_lut_path):
-    """The shared fixture builds as users do (the demo in this process: pinned workers, calibration, drift
-    reference, then training); it recorded this process's affinity and threads before and after."""
-    assert newcomer_demo["before"] == newcomer_demo["after"]
+def test_build_lut_isolated_with_calibration_and_reference(demo_lut_build, calibrated_lut_path):
+    """The shared fixture builds as the demo does (in this process: pinned workers, calibration, drift
+    reference); it recorded this process's affinity and threads before and after."""
+    assert demo_lut_build["before"] == demo_lut_build["after"]
     lut = LUT.load(calibrated_lut_path)
     assert lut.calibration["complete"] and lut.reference and len(lut.reference["best_ms"]) == 3
     assert lut.fingerprint["pinning"] == f"pinned to cpu {auto_pin(1)}"  # the workers were pinned, this process not

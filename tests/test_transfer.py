@@ -126,6 +126,7 @@ def test_a_built_lut_is_not_replaced_by_a_transfer_nor_a_transfer_lut_extended_b
                   calibrate=False, progress=False, processes=0)
 
 
+@pytest.mark.slow  # an end-to-end LUT build (the second stage runs it)
 def test_transfer_between_two_real_luts_a_quick_one_and_a_full_one(tmp_path, quick_donor, small_space):
     """Donor: the quick torch-cpu LUT. Target: ort-cpu on this machine with the default timing policy, as a full
     build would time it (built here beside it). The transfer LUT is a LUT like any other: every block, a

@@ -22,11 +22,19 @@ from hwnas.profilers._host import peak_rss_mib
 SPACE = "demo"
 DATA = "fashion-small"  # embedded Fashion-MNIST subset: archs differ by points on it (digits: by noise)
 DEMO_THREADS = 1  # the demo's LUTs (shipped or built here) are one thread, pinned by the default rule
-IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": as on a device with no shipped LUT to use or transfer from
+IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": as on a device with no shipped LUT to use or transfer from;
+#                                                  "match": as on a device no shipped LUT matches (donors kept)
 
 
 def shipped_luts_ignored() -> bool:
-    """Whether HWNAS_IGNORE_SHIPPED_LUTS is set: neither a matching LUT nor a transfer donor is taken."""
+    """Whether HWNAS_IGNORE_SHIPPED_LUTS is set (but not to ``match``): neither a matching LUT nor a transfer
+    donor is taken."""
+    return os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0", "match")
+
+
+def matching_luts_ignored() -> bool:
+    """Whether HWNAS_IGNORE_SHIPPED_LUTS is set at all: no shipped LUT counts as this machine's (with ``match``
+    a shipped one may still be the donor of a transfer, what a newcomer whose CPU is not ours meets)."""
     return os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0")
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
 MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
@@ -60,13 +68,14 @@ def lut_dirs() -> list[Path]:
 def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | None, list[str]]:
     """A shipped LUT of this profiler and space whose device fingerprint matches here, and why others did not.
 
-    With HWNAS_IGNORE_SHIPPED_LUTS=1 none matches: what a user whose CPU is not ours meets (and tests it).
+    With HWNAS_IGNORE_SHIPPED_LUTS=1 (or =match) none matches: what a user whose CPU is not ours meets (and
+    tests it).
     """
     from hwnas.measuring.measure import available_profiler, profiler_options
     from hwnas.profilers import ProfilerUnavailable
 
-    if shipped_luts_ignored():
-        return None, [f"shipped LUTs ignored ({IGNORE_SHIPPED_ENV} is set)"]
+    if matching_luts_ignored():
+        return None, [f"shipped LUTs ignored as this machine's ({IGNORE_SHIPPED_ENV} is set)"]
     try:  # the demo's own settings (one thread, pinned), not any LUT's: a shipped LUT must have been built so
         profiler = available_profiler(profiler_name, profiler_options(DEMO_THREADS))
     except ProfilerUnavailable as e:
