@@ -102,6 +102,7 @@ class LUT:
     updated: str = ""
     hwnas_version: str = ""
     path: Path | None = field(default=None, compare=False)
+    _parsed: tuple[Any, Any] | None = field(default=None, compare=False, repr=False)  # (space dict, its Space)
 
     # -- access --------------------------------------------------------------
     def median(self, key: str) -> float:
@@ -111,10 +112,13 @@ class LUT:
         return [k for k in keys if k not in self.entries]
 
     def search_space(self):
-        """The space this LUT was built for, of its kind (``mbv3``, ``cell``)."""
+        """The space this LUT was built for, of its kind (``mbv3``, ``cell``): parsed once, when the LUT was read
+        (and again only if ``space`` was replaced since)."""
         from hwnas.spaces.space import space_from_dict
 
-        return space_from_dict(self.space, source=f"{self.path or 'LUT'}: space")
+        if self._parsed is None or self._parsed[0] is not self.space:
+            self._parsed = (self.space, space_from_dict(self.space, source=f"{self.path or 'LUT'}: space"))
+        return self._parsed[1]
 
     @property
     def precision(self) -> str:
@@ -215,7 +219,7 @@ class LUT:
         from hwnas.spaces.space import SpaceError, space_from_dict
 
         try:
-            space_from_dict(data["space"], source="space")
+            parsed = space_from_dict(data["space"], source="space")
         except SpaceError as e:
             raise LUTError(f"{source}: its search space is invalid: {e}") from None
         return cls(
@@ -223,6 +227,7 @@ class LUT:
             space=data["space"], entries=dict(data["entries"]), calibration=calib, reference=ref,
             transfer=transfer, command=data["command"],
             created=data["created"], updated=data.get("updated", ""), hwnas_version=data.get("hwnas_version", ""),
+            _parsed=(data["space"], parsed),
         )
 
     @classmethod
