@@ -96,13 +96,11 @@ def demo_lut_build(tmp_path_factory) -> dict:
     affinity and torch threads were before and after is kept: the build must leave them alone."""
     import torch
 
-    from hwnas.app.demo import DEMO_THREADS
-    from hwnas.measuring.measure import profiler_options
+    from hwnas.app.demo import demo_profiler_options
 
     out = tmp_path_factory.mktemp("demo-lut") / "lut_ort-cpu_demo.json"
     space = get_space("demo")
-    options = profiler_options(DEMO_THREADS)
-    options["policy"] = TimingPolicy.quick()
+    options = demo_profiler_options(quick=True)
     before = (os.sched_getaffinity(0), torch.get_num_threads())
     build_lut("ort-cpu", space, out, resolutions=[min(space.resolutions)], profiler_options=options, calib_archs=20,
               seed=0, command="pytest demo_lut_build", processes=1, progress=False)

@@ -242,8 +242,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
                            force=args.force, cv_threshold=args.cv_threshold, recalibrate=args.recalibrate, **build)
     for line in report.lines():
         print(line)
-    if report.warning():
-        print(report.warning(), file=sys.stderr)
+    if warning := report.warning():
+        print(warning, file=sys.stderr)
     return EXIT_OK
 
 
@@ -297,8 +297,8 @@ def _transfer(args: argparse.Namespace) -> int:
                      seed=args.seed, time_budget_s=budget, force=args.force, command=_command())
     for line in r.lines():
         print(line)
-    if r.warning():
-        print(r.warning(), file=sys.stderr)
+    if warning := r.warning():
+        print(warning, file=sys.stderr)
     return EXIT_OK
 
 

@@ -26,16 +26,36 @@ IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": as on a device with no 
 #                                                  "match": as on a device no shipped LUT matches (donors kept)
 
 
+def _ignore_mode() -> str:
+    """HWNAS_IGNORE_SHIPPED_LUTS: "" (unset or 0), "match" or anything else (= all)."""
+    value = os.environ.get(IGNORE_SHIPPED_ENV, "").strip()
+    return "" if value in ("", "0") else value
+
+
 def shipped_luts_ignored() -> bool:
     """Whether HWNAS_IGNORE_SHIPPED_LUTS is set (but not to ``match``): neither a matching LUT nor a transfer
     donor is taken."""
-    return os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0", "match")
+    return _ignore_mode() not in ("", "match")
 
 
 def matching_luts_ignored() -> bool:
     """Whether HWNAS_IGNORE_SHIPPED_LUTS is set at all: no shipped LUT counts as this machine's (with ``match``
     a shipped one may still be the donor of a transfer, what a newcomer whose CPU is not ours meets)."""
-    return os.environ.get(IGNORE_SHIPPED_ENV, "").strip() not in ("", "0")
+    return _ignore_mode() != ""
+
+
+def demo_profiler_options(quick: bool) -> dict[str, Any]:
+    """The demo's measuring settings for a LUT it makes: one thread, pinned by the default rule; ``quick``: the
+    short timing policy of previews and tests."""
+    from hwnas.measuring.measure import profiler_options
+    from hwnas.profilers.base import TimingPolicy
+
+    options = profiler_options(DEMO_THREADS)
+    if quick:
+        options["policy"] = TimingPolicy.quick()
+    return options
+
+
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
 MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
 
@@ -176,20 +196,14 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
             log(f"[1/4] LUT: no shipped {profiler} LUT matches this machine; transferring from {donor} "
                 f"({TRANSFER_NETWORKS} networks measured here, then the drift reference; --full-lut builds one "
                 f"block by block instead)")
-            from hwnas.measuring.measure import profiler_options
             from hwnas.measuring.transfer import transfer_lut
 
-            options = profiler_options(DEMO_THREADS)
-            if quick:
-                from hwnas.profilers.base import TimingPolicy
-
-                options["policy"] = TimingPolicy.quick()
-            transfer_lut(donor, profiler, lut_path, space=space, networks=TRANSFER_NETWORKS, profiler_options=options,
-                         processes=1 if quick else 2, seed=seed, command=command, log=log)
-            tr = LUT.load(lut_path).transfer
-            log(f"      transfer LUT {lut_path}: leave-one-out MAPE {tr['loo_mape_pct']:.1f} % on its "
-                f"{tr['networks']} networks ({tr['loo_within_10_pct']:.0f} % within +-10 %), device time "
-                f"{tr['device_seconds']['total']:.0f} s")
+            tr = transfer_lut(donor, profiler, lut_path, space=space, networks=TRANSFER_NETWORKS,
+                              profiler_options=demo_profiler_options(quick), processes=1 if quick else 2, seed=seed,
+                              command=command, log=log)
+            log(f"      transfer LUT {lut_path}: leave-one-out MAPE {tr.loo_mape_pct:.1f} % on its "
+                f"{tr.networks} networks ({tr.loo_within_10_pct:.0f} % within +-10 %), device time "
+                f"{tr.device_seconds['total']:.0f} s")
     else:
         for n in notes:
             log(f"      {n}")
@@ -205,14 +219,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         if switched:
             log(f"      {lut_path} was begun {'with' if quick else 'without'} --quick: it goes on that way "
                 f"(--force starts over)")
-        from hwnas.measuring.measure import profiler_options
-
-        options = profiler_options(DEMO_THREADS)
-        if quick:
-            from hwnas.profilers.base import TimingPolicy
-
-            options["policy"] = TimingPolicy.quick()
-        build_lut(profiler, space, lut_path, profiler_options=options, calib_archs=20, seed=seed, command=command,
+        build_lut(profiler, space, lut_path, profiler_options=demo_profiler_options(quick), calib_archs=20, seed=seed, command=command,
                   processes=passes)
     from hwnas.measuring.calibrate import calibration_warning
 
