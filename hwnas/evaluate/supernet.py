@@ -36,7 +36,7 @@ from hwnas.core.errors import InputError
 from hwnas.spaces.blocks import LayerDesc, MBConv, Network, build_model, make_divisible, se_channels
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
-from hwnas.evaluate.device import deterministic, device_of, resolve_device, to_cpu
+from hwnas.evaluate.device import cpu_layout, deterministic, device_of, resolve_device, to_cpu
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
 from hwnas.latency.lut import atomic_write
 from hwnas.spaces.space import Arch, SearchSpace, kind_part, space_from_dict
@@ -370,7 +370,7 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
     dev = resolve_device(device)
     deterministic(dev)
     torch.manual_seed(config.seed)
-    net = build_supernet(space, config.width).to(dev)
+    net = cpu_layout(build_supernet(space, config.width).to(dev), dev)
     steps_per_epoch = max(1, len(splits.train) // config.batch_size)
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
                           weight_decay=config.weight_decay)
@@ -503,12 +503,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_supernet(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The supernet in a checkpoint (a ``Supernet`` or, for a cell space, a ``CellSupernet``), in eval mode."""
+    """The supernet in a checkpoint (a ``Supernet`` or, for a cell space, a ``CellSupernet``), in eval mode,
+    on the CPU in the layout it trained in there (``cpu_layout``)."""
     blob = read_checkpoint(path)
     space = space_from_dict(blob["space"], source=f"{path}: space")
     net = build_supernet(space, blob["width"])
     net.load_state_dict(blob["state"])
-    return net.eval(), blob
+    return cpu_layout(net, torch.device("cpu")).eval(), blob
 
 
 @register_evaluator("supernet")
@@ -565,7 +566,8 @@ class SupernetEvaluator:
     def net(self) -> nn.Module:
         if self._net is None:
             net, _ = load_supernet(self.checkpoint)
-            self._net = net.to(resolve_device(self.device))
+            dev = resolve_device(self.device)
+            self._net = cpu_layout(net.to(dev), dev)
         return self._net
 
     def evaluate(self, archs: Sequence[Any]) -> list[float]:

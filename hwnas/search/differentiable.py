@@ -68,7 +68,7 @@ class Differentiable(Strategy):
     # -- wiring: the run gives the strategy its predictor, evaluator and constraints -------------
     def bind(self, *, predictor: Any, evaluator: Any, constraints: Any, objectives: Sequence[str] = ()) -> None:
         from hwnas.evaluate.data import load_data
-        from hwnas.evaluate.device import resolve_device
+        from hwnas.evaluate.device import cpu_layout, resolve_device
         from hwnas.evaluate.supernet import CheckpointError, SupernetEvaluator, load_supernet
 
         if not isinstance(evaluator, SupernetEvaluator):
@@ -88,7 +88,7 @@ class Differentiable(Strategy):
         except CheckpointError as e:
             raise SearchError(f"--evaluator-option checkpoint={evaluator.checkpoint}: {e}") from None
         self.device = resolve_device(evaluator.device)
-        self._net = net.to(self.device)
+        self._net = cpu_layout(net.to(self.device), self.device)
         self._weights0 = {k: v.clone() for k, v in net.state_dict().items()}
         self._splits = load_data(evaluator.data, evaluator.split_seed, limit=evaluator.data_limit)
         if not len(self._splits.train) or not len(self._splits.val):
