@@ -56,7 +56,7 @@ class RemoteDevice:
             raise ProfilerConfigError(f"--device {url} needs --token-file FILE (the agent's shared token)")
         try:  # a malformed URL or an unreadable token is bad input now, not a connection error later
             parse_url(url)
-            read_token(token_file, private=False)
+            read_token(token_file)
         except ValueError as e:
             raise ProfilerConfigError(str(e)) from None
         self.url, self.token_file = url, str(token_file)

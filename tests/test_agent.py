@@ -90,6 +90,7 @@ def test_refused_requests_leave_the_agent_serving(agent, token, tmp_path):
     model = tiny_onnx(tmp_path)
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-agents-token-0123456789")
+    wrong.chmod(0o600)  # private, or the client refuses it before the agent can
     with pytest.raises(AgentError, match="authentication failed"):
         AgentClient(agent.url, wrong).connect()
     with pytest.raises(ValueError, match="cannot read the token file"):

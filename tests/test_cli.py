@@ -199,3 +199,15 @@ def test_an_empty_device_is_refused_not_measured_here(tmp_path):
     r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "",
                  "--token-file", str(token))
     assert r.returncode == 2 and "--device is empty" in r.stderr, r.stderr
+
+
+def test_a_token_file_other_users_can_read_is_refused_on_the_host_too(tmp_path):
+    """The host read a world-readable token without a word (only the agent refused one); whoever reads it can
+    drive the device. Refused before any connection, in one line, with the fix."""
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-test-token")
+    token.chmod(0o644)
+    r = cli_here("measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device",
+                 "tcp://127.0.0.1:9", "--token-file", str(token))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "open to other users (mode 644); make it private: chmod 600" in r.stderr, r.stderr

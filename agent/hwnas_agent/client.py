@@ -37,7 +37,7 @@ class AgentClient:
                  handshake_timeout: float = HANDSHAKE_TIMEOUT):
         self.url = url
         self.host, self.port = parse_url(url)
-        self.token = read_token(token_file, private=False)
+        self.token = read_token(token_file)
         self.timeout = timeout
         self.handshake_timeout = min(timeout, handshake_timeout)
         self.sock: Optional[socket.socket] = None

@@ -27,8 +27,8 @@ class ProtocolError(RuntimeError):
 
 def read_token(path: "str | Path", private: bool = True) -> bytes:
     """The shared token from ``path``: at least 16 characters, surrounding white space ignored. ``private``
-    (the agent's side, where the token guards the device): refused when other users may read or replace it,
-    as ssh refuses such a key."""
+    (both sides: on the agent it guards the device, and on the host whoever reads it can drive the device
+    too): refused when other users may read or replace it, as ssh refuses such a key."""
     import errno
     import os
     import stat
