@@ -18,7 +18,7 @@ from hwnas.measuring.measure import profiler_options
 from hwnas.latency.predict import latency_predictor
 from hwnas.measuring.profiling import build_lut
 from hwnas.measuring.transfer import (PROGRESS_SUFFIX, Design, choose_networks, fit_transfer, block_type, feature_rows,
-                            space_extremes, transfer_lut)
+                            recalibrated_donor, space_extremes, transfer_lut)
 
 from conftest import ROOT, saved
 
@@ -69,6 +69,52 @@ def test_the_fit_recovers_a_known_per_type_scaling():
     assert np.max(np.abs(pred / want - 1)) < 0.01
     assert fit.loo_mape_pct < 1.0
 
+
+
+def _shipped_demo_design(networks: int):
+    """The shipped demo LUT's transfer design and the networks a transfer of that size would measure."""
+    donor = LUT.load(SHIPPED_DEMO)
+    space = donor.search_space()
+    design = Design(donor, space, sorted({d.key for d in space.all_layers()}))
+    pool = sample_archs(space, 300, 0, extremes=False)
+    return design, choose_networks(design, pool, space_extremes(space, space.resolutions), networks)
+
+
+def test_a_device_that_differs_by_per_block_overhead_is_fitted_by_the_recalibrated_donor():
+    """torch-cpu against an ort-cpu donor: the same blocks in the same proportions, plus a framework cost per
+    block (measured: the per-type fit, pulled toward the donor, 76 % within +-10 % where this refit had 100 %).
+    The recalibrated donor (calibrate's models on the donor's block sums) fits such a device exactly, its
+    leave-one-out error far below the per-type fit's, which is what transfer_lut compares to pick one."""
+    design, nets = _shipped_demo_design(20)
+    C, io_, n = design.counts(nets)
+    raw = feature_rows(design.d, C, io_, n)
+    y = 0.4 * raw[:, 0] + 0.02 * n + 0.01  # 0.4x the donor's block sum, 20 us per block, 10 us per network
+    recal = recalibrated_donor(design, C, io_, n, y)
+    assert recal.model in ("boundary", "donor+macs") and recal.loo_mape_pct < 0.01
+    assert recal.loo_within_10_pct == 100.0 and len(recal.loo_errors_pct) == 20
+    assert recal.coef == pytest.approx([1.0, 0.0, 0.02, 0.01], abs=1e-6)  # the scale lives in the blocks
+    assert recal.block_ms == pytest.approx(0.4 * design.d, rel=1e-6) and recal.rho == pytest.approx(0.4)
+    assert fit_transfer(design, C, io_, n, y).loo_mape_pct > 10 * recal.loo_mape_pct
+    assert recalibrated_donor(design, C[:1], io_[:1], n[:1], y[:1]) is None  # one network: no leave-one-out error
+
+
+def test_a_device_whose_compute_costs_more_is_fitted_by_the_donor_plus_a_cost_per_mac():
+    """x86 -> an emulated Cortex-A76 (qemu): MACs alone ranked its networks better than the donor's blocks
+    (tau 0.896 against 0.83). A device whose block costs are part the donor's, part MACs: donor+macs finds both
+    parts and predicts networks it did not see exactly, where the block sums under calibrate's models cannot."""
+    design, nets = _shipped_demo_design(20)
+    space = design.space
+    true_block = 5.0 * design.d + 40.0 * design.mac_scale * design.macs
+    C, io_, n = design.counts(nets)
+    y = C @ true_block + 0.5
+    recal = recalibrated_donor(design, C, io_, n, y)
+    assert recal.model == "donor+macs" and recal.loo_mape_pct < 0.01, recal.scores
+    assert recal.scores["transfer:boundary"] > 1.0  # the donor's block sums alone miss it
+    assert recal.block_ms == pytest.approx(true_block, rel=1e-6)
+    held = sample_archs(space, 30, 1, exclude={x.id for x in nets}, extremes=False)
+    Ch, ioh, nh = design.counts(held)
+    pred = feature_rows(recal.block_ms, Ch, ioh, nh) @ recal.coef
+    assert pred == pytest.approx(Ch @ true_block + 0.5, rel=1e-6)
 
 def test_networks_span_the_latency_range_and_block_types_and_are_nested():
     donor = LUT.load(SHIPPED_DEMO)
@@ -145,6 +191,11 @@ def test_transfer_between_two_real_luts_a_quick_one_and_a_full_one(tmp_path, qui
     assert t["donor"]["path"] == str(quick_donor) and t["donor"]["profiler"] == "torch-cpu"
     assert t["networks"] == 6 == len(lut.calibration["data"]) == r.networks
     assert t["loo_mape_pct"] >= 0 and len(t["loo_errors_pct"]) == 6
+    # the model written is the one with the lower leave-one-out error of the two, and the record says which
+    scores = lut.calibration["loo_mape_pct"]
+    assert lut.calibration["model"] in scores and scores[lut.calibration["model"]] <= scores["transfer"]
+    assert t["model"] == ("per-type-ridge" if lut.calibration["model"] == "transfer" else "donor-blocks-recalibrated")
+    assert t["loo_mape_pct"] == pytest.approx(scores[lut.calibration["model"]], abs=1e-3)
     assert lut.reference is not None and len(lut.reference["archs"]) == 3  # the same drift reference as any LUT
     assert all(e.get("transferred") for e in lut.entries.values())
     archs = sample_archs(small_space, 10, 3, [24], extremes=False)
@@ -266,3 +317,27 @@ def test_a_donor_of_another_precision_is_refused(tmp_path, quick_donor):
                       "--out", tmp_path / "t.json")
     assert rc == 2 and "is int8 but this transfer is fp32" in err and "add --precision int8" in err, err
     assert not (tmp_path / "t.json").exists()
+
+
+def test_more_networks_than_a_full_build_costs_are_refused_before_measuring(tmp_path):
+    """--networks 10000 (was: accepted silently, and capped by the candidate pool without a word)."""
+    out = tmp_path / "t.json"
+    rc, _, err = _cli("profile", "--transfer-from", SHIPPED_DEMO, "--networks", "10000", "--out", out)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--networks must be a whole number from 1 to 200, got 10000" in err and "drop --transfer-from" in err
+    assert not out.exists() and not (tmp_path / (out.name + PROGRESS_SUFFIX)).exists()
+
+
+def test_a_transfer_lut_as_donor_is_recorded_and_warned_about(tmp_path, quick_donor, quick_policy):
+    """A transfer of a transfer fits on a fit (was: taken silently): the LUT names the donor's own donor and the
+    result warns, saying what is better."""
+    opts = profiler_options(1, pin_cpu=None, policy=quick_policy)
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    transfer_lut(quick_donor, "torch-cpu", first, networks=2, resolutions=[24], processes=0, reference=False,
+                 profiler_options=opts, progress=False)
+    r = transfer_lut(first, "torch-cpu", second, networks=2, resolutions=[24], processes=0, reference=False,
+                     profiler_options=opts, progress=False)
+    assert r.donor_transferred_from == str(quick_donor)
+    assert LUT.load(second).transfer["donor"]["transferred_from"] == str(quick_donor)
+    assert "is itself a transfer" in r.warning() and "a donor built in full" in r.warning()
+    assert "transferred_from" not in LUT.load(first).transfer["donor"]

@@ -100,6 +100,11 @@ def test_transfer_result_lines_and_warning():
     assert line.endswith("this device takes 0.812x the donor's time overall") and r.warning() is None
     assert "--networks 40" in TransferResult(**{**base, "loo_mape_pct": 14.0}).warning()
     assert "no leave-one-out error" in TransferResult(**{**base, "networks": 1}).lines()[0]
+    ridge = TransferResult(**{**base, "fit": {"rho": 0.812, "model": "per-type-ridge"}}).lines()[0]
+    assert ridge.endswith("0.812x the donor's time overall; model: per-type ridge")
+    recal = {"rho": 0.5, "model": "donor-blocks-recalibrated", "calibration_model": "donor+macs"}
+    assert TransferResult(**{**base, "fit": recal}).lines()[0].endswith(
+        "0.500x the donor's time overall; model: the donor's blocks recalibrated (donor+macs)")
 
 
 def test_a_kind_declares_its_gene_ops_and_progressive_schedule():

@@ -21,6 +21,7 @@ build. ±10 %, MAPE, worst error and Kendall tau, as tools/bench_fidelity.py. Ti
 quiet device: run nothing else beside it.
 """
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -57,6 +58,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="short timing runs: a smoke test of the tool only")
     ap.add_argument("--out", type=Path, required=True, help="directory for the transfer LUTs")
     ap.add_argument("--json", type=Path, help="write every figure and per-network row here")
+    ap.add_argument("--held-out-from", type=Path, metavar="JSON",
+                    help="the held-out measurements of an earlier --json of this pair (same networks, checked by id) "
+                         "instead of measuring them again: a refit of the same data after a change of the model. "
+                         "With the same --out, the transfers reuse their networks' measurements too")
     ap.add_argument("--device", metavar="tcp://HOST:PORT", help="measure on that device's hwnas-agent")
     ap.add_argument("--token-file", help="the agent's token file (with --device)")
     args = ap.parse_args()
@@ -86,7 +91,12 @@ def _run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "transfer.json"
     luts: dict[int, Path] = {}
+    # a refit (--held-out-from): every transfer starts from the largest one's networks, measured before
+    largest = args.out / f"transfer_N{max(args.ns)}.json"
+    reuse = largest if args.held_out_from and largest.exists() else None
     for n in sorted(set(args.ns)):
+        if reuse is not None:
+            shutil.copyfile(reuse, work)
         r = transfer_lut(args.donor, profiler, work, space=space, networks=n, resolutions=args.resolutions,
                          profiler_options=options, processes=args.processes, command=" ".join(sys.argv))
         luts[n] = args.out / f"transfer_N{n}.json"
@@ -121,17 +131,25 @@ def _run(args: argparse.Namespace) -> int:
 
     mopts = lut_profiler_options(biggest, **({"policy": extra["policy"]} if extra else {}))
     passes, rounds = max(1, args.processes), max(1, args.rounds)
-    bar = tqdm(desc=f"held-out: {len(held)} networks x {rounds} round(s) x {passes} process(es)", unit="net",
-               total=len(held) * passes * rounds, dynamic_ncols=True)
-    measure = arch_measurer(profiler, mopts, args.processes, bar)
-    Y = []
-    for k in range(rounds):
-        order = list(range(len(held)))[::(-1 if k % 2 else 1)]
-        y_k = np.empty(len(held))
-        y_k[order] = [m.median_ms for m in measure([held[i] for i in order])]
-        Y.append(y_k)
-    bar.close()
-    Y = np.vstack(Y)
+    if args.held_out_from:
+        earlier = json.loads(args.held_out_from.read_text())["held_out"]
+        if [r["arch_id"] for r in earlier] != [a.id for a in held]:
+            print(f"error: {args.held_out_from} holds other held-out networks than this run's (another space, "
+                  f"seed, --held-out or transfer networks): measure them instead", file=sys.stderr)
+            return 2
+        Y = np.array([r["measured_rounds_ms"] for r in earlier], float).T
+    else:
+        bar = tqdm(desc=f"held-out: {len(held)} networks x {rounds} round(s) x {passes} process(es)", unit="net",
+                   total=len(held) * passes * rounds, dynamic_ncols=True)
+        measure = arch_measurer(profiler, mopts, args.processes, bar)
+        Y = []
+        for k in range(rounds):
+            order = list(range(len(held)))[::(-1 if k % 2 else 1)]
+            y_k = np.empty(len(held))
+            y_k[order] = [m.median_ms for m in measure([held[i] for i in order])]
+            Y.append(y_k)
+        bar.close()
+        Y = np.vstack(Y)
     y = Y.min(axis=0)
 
     rows = []
@@ -161,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.full_lut:
         full = LUT.load(args.full_lut)
         rows.append(_row("full build", None, full_s, error_stats(latency_predictor(full, space).predict_many(held), y)))
-    repeat = error_stats(Y[1], Y[0]) if rounds >= 2 else None
+    repeat = error_stats(Y[1], Y[0]) if len(Y) >= 2 else None
     if repeat:
         rows.append(_row("repeatability: round 2 vs round 1", None, None, repeat))
 
