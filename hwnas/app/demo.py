@@ -82,7 +82,9 @@ def prepare_out(out: Path, force: bool) -> None:
 
 
 def lut_dirs() -> list[Path]:
-    return [Path.cwd() / "luts", Path(__file__).resolve().parents[2] / "luts"]
+    """``luts/`` here first, kept relative so that messages and a transfer's recorded donor read as a user
+    would type them; then the package's own (absolute: an installed package lies elsewhere)."""
+    return [Path("luts"), Path(__file__).resolve().parents[2] / "luts"]
 
 
 def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | None, list[str]]:
