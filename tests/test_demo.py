@@ -1,5 +1,6 @@
 """`hwnas demo` (hwnas/app/demo.py): the whole pipeline, at toy settings, and its resume."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,34 @@ def test_matching_lut_does_not_pin_this_process():
     path, notes = matching_lut("ort-cpu")
     assert os.sched_getaffinity(0) == before
     assert path is not None or notes  # either a match, or the reasons there is none
+
+
+def _shipped(name: str) -> dict:
+    from hwnas.latency.lut import LUT
+
+    return LUT.load(Path(__file__).resolve().parents[1] / "luts" / name).fingerprint
+
+
+def test_the_donor_is_the_shipped_device_closest_to_this_one(monkeypatch):
+    """Two shipped ort-cpu demo LUTs (AVX2 EPYC, AVX-512 EPYC): an AVX-512 machine (the Intel Xeon this was
+    written on) transfers from the AVX-512 one, an AVX2-only machine from the AVX2 one, whatever their names'
+    order; another machine kind ranks below every x86 donor."""
+    import hwnas.app.demo as demo
+    from hwnas.measuring.transfer import donor_closeness
+
+    avx2, avx512 = _shipped("amd-epyc-2c_ort-cpu_demo.json"), _shipped("amd-epyc-avx512-2c_ort-cpu_demo.json")
+    xeon = {**avx2, "cpu_model": "Intel(R) Xeon(R) Processor", "cpu_flags": "avx2 avx512f avx512_vnni avx_vnni amx_tile fma"}
+    laptop = {**avx2, "cpu_model": "Intel(R) Core(TM) i7", "cpu_flags": "avx2 fma"}
+    assert donor_closeness(avx512, xeon) > donor_closeness(avx2, xeon)
+    assert donor_closeness(avx2, laptop) > donor_closeness(avx512, laptop)
+    arm = {**avx512, "machine": "aarch64", "cpu_flags": "asimd"}
+    assert donor_closeness(arm, xeon) < min(donor_closeness(avx2, xeon), donor_closeness(avx512, xeon))
+
+    monkeypatch.delenv(demo.IGNORE_SHIPPED_ENV, raising=False)
+    monkeypatch.setattr(demo, "this_fingerprint", lambda name: xeon)
+    assert demo.donor_lut("ort-cpu").name == "amd-epyc-avx512-2c_ort-cpu_demo.json"
+    monkeypatch.setattr(demo, "this_fingerprint", lambda name: laptop)
+    assert demo.donor_lut("ort-cpu").name == "amd-epyc-2c_ort-cpu_demo.json"
 
 
 def test_force_deletes_only_a_directory_the_demo_made(tmp_path):

@@ -87,41 +87,55 @@ def lut_dirs() -> list[Path]:
     return [Path("luts"), Path(__file__).resolve().parents[2] / "luts"]
 
 
+def shipped_luts(profiler_name: str, space_name: str = SPACE) -> list[Path]:
+    """The shipped LUT files of this profiler and space (by name; each directory of lut_dirs() once)."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for d in lut_dirs():
+        for f in sorted(d.glob(f"*_{profiler_name}_{space_name}.json")):
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                found.append(f)
+    return found
+
+
+def this_fingerprint(profiler_name: str) -> dict[str, Any]:
+    """This machine's fingerprint under the demo's own settings (one thread, pinned), not any LUT's: a shipped
+    LUT must have been built so. ProfilerUnavailable when the profiler cannot run here."""
+    from hwnas.measuring.measure import available_profiler, profiler_options
+
+    # without prepare(): pinning this process would starve the training that follows
+    return available_profiler(profiler_name, profiler_options(DEMO_THREADS)).fingerprint()
+
+
 def matching_lut(profiler_name: str, space_name: str = SPACE) -> tuple[Path | None, list[str]]:
     """A shipped LUT of this profiler and space whose device fingerprint matches here, and why others did not.
 
     With HWNAS_IGNORE_SHIPPED_LUTS=1 (or =match) none matches: what a user whose CPU is not ours meets (and
     tests it).
     """
-    from hwnas.measuring.measure import available_profiler, profiler_options
     from hwnas.profilers import ProfilerUnavailable
 
     if matching_luts_ignored():
         return None, [f"shipped LUTs ignored as this machine's ({IGNORE_SHIPPED_ENV} is set)"]
-    try:  # the demo's own settings (one thread, pinned), not any LUT's: a shipped LUT must have been built so
-        profiler = available_profiler(profiler_name, profiler_options(DEMO_THREADS))
+    try:
+        here = this_fingerprint(profiler_name)
     except ProfilerUnavailable as e:
         return None, [str(e)]
-    here = profiler.fingerprint()  # without prepare(): pinning this process would starve the training that follows
     notes: list[str] = []
-    seen: set[Path] = set()
-    for d in lut_dirs():
-        for f in sorted(d.glob(f"*_{profiler_name}_{space_name}.json")):
-            if f.resolve() in seen:
-                continue
-            seen.add(f.resolve())
-            try:
-                lut = LUT.load(f)
-            except LUTError as e:
-                notes.append(f"{f}: {e}")
-                continue
-            diff = fingerprint_diff(lut.fingerprint, here)
-            if lut.precision != "fp32":  # the demo searches and judges fp32 (an int8 LUT names itself *_int8)
-                notes.append(f"{f}: an {lut.precision} LUT")
-                continue
-            if not diff and lut.profiler == profiler_name:
-                return f, notes
-            notes.append(f"{f}: other device ({', '.join(sorted(diff))} differ)")
+    for f in shipped_luts(profiler_name, space_name):
+        try:
+            lut = LUT.load(f)
+        except LUTError as e:
+            notes.append(f"{f}: {e}")
+            continue
+        diff = fingerprint_diff(lut.fingerprint, here)
+        if lut.precision != "fp32":  # the demo searches and judges fp32 (an int8 LUT names itself *_int8)
+            notes.append(f"{f}: an {lut.precision} LUT")
+            continue
+        if not diff and lut.profiler == profiler_name:
+            return f, notes
+        notes.append(f"{f}: other device ({', '.join(sorted(diff))} differ)")
     return None, notes
 
 
@@ -129,20 +143,31 @@ TRANSFER_NETWORKS = 20  # about a minute of device time for the demo space on or
 
 
 def donor_lut(profiler_name: str, space_name: str = SPACE) -> Path | None:
-    """A shipped LUT of this profiler and space from another device, measured (not itself transferred): the
-    donor of a transfer when none matches this machine. None with HWNAS_IGNORE_SHIPPED_LUTS set (a device with
-    no shipped LUT to use or transfer from: the demo builds one block by block)."""
+    """The shipped LUT of this profiler and space, measured on another device (not itself transferred), whose
+    device is closest to this one (hwnas.measuring.transfer.donor_closeness: machine, then CPU flags in common):
+    the donor of a transfer when none matches this machine. None with HWNAS_IGNORE_SHIPPED_LUTS set (a device
+    with no shipped LUT to use or transfer from: the demo builds one block by block)."""
+    from hwnas.measuring.transfer import donor_closeness
+    from hwnas.profilers import ProfilerUnavailable
+
     if shipped_luts_ignored():
         return None
-    for d in lut_dirs():
-        for f in sorted(d.glob(f"*_{profiler_name}_{space_name}.json")):
-            try:
-                lut = LUT.load(f)
-            except LUTError:
-                continue
-            if lut.profiler == profiler_name and not lut.transfer:
-                return f
-    return None
+    try:
+        here = this_fingerprint(profiler_name)
+    except ProfilerUnavailable:
+        here = {}
+    best: tuple[tuple, Path] | None = None
+    for f in shipped_luts(profiler_name, space_name):
+        try:
+            lut = LUT.load(f)
+        except LUTError:
+            continue
+        if lut.profiler != profiler_name or lut.transfer or lut.precision != "fp32":
+            continue
+        score = donor_closeness(lut.fingerprint, here)
+        if best is None or score > best[0]:  # ties: the first by name
+            best = (score, f)
+    return None if best is None else best[1]
 
 
 def begun_quick(lut_path: Path) -> bool | None:
@@ -195,9 +220,9 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         if existing is not None and existing.transfer:
             log(f"[1/4] LUT: reusing {lut_path}, {existing.provenance}")
         else:
-            log(f"[1/4] LUT: no shipped {profiler} LUT matches this machine; transferring from {donor} "
-                f"({TRANSFER_NETWORKS} networks measured here, then the drift reference; --full-lut builds one "
-                f"block by block instead)")
+            log(f"[1/4] LUT: no shipped {profiler} LUT matches this machine; transferring from {donor}, the "
+                f"closest shipped device ({TRANSFER_NETWORKS} networks measured here, then the drift reference; "
+                f"--full-lut builds one block by block instead)")
             from hwnas.measuring.transfer import transfer_lut
 
             tr = transfer_lut(donor, profiler, lut_path, space=space, networks=TRANSFER_NETWORKS,

@@ -73,6 +73,22 @@ def device_kind(fingerprint: dict[str, Any]) -> str:
     return "gpu" if fingerprint.get("gpu") or str(fingerprint.get("device", "")).startswith("cuda") else "cpu"
 
 
+def donor_closeness(donor_fp: dict[str, Any], here: dict[str, Any]) -> tuple[int, float, int, int]:
+    """How alike a donor's device is to this one (larger: closer), to choose among several donors.
+
+    In order: the same kind (CPU or GPU) and machine (x86_64, aarch64); the share of CPU feature flags in common
+    (ONNX Runtime and torch pick kernels by ISA, so AVX-512 or VNNI change *which* blocks are expensive, not only
+    how fast everything is: what a per-type fit must otherwise learn from its few networks); the same CPU model;
+    the same runtime versions.
+    """
+    same_kind = int(device_kind(donor_fp) == device_kind(here) and donor_fp.get("machine") == here.get("machine"))
+    a, b = set(str(donor_fp.get("cpu_flags") or "").split()), set(str(here.get("cpu_flags") or "").split())
+    flags = round(len(a & b) / len(a | b), 6) if a | b else 0.0
+    same_model = int(donor_fp.get("cpu_model") == here.get("cpu_model"))
+    same_runtime = sum(donor_fp.get(k) == here.get(k) for k in ("onnxruntime", "torch"))
+    return same_kind, flags, same_model, same_runtime
+
+
 def donor_coef(donor) -> np.ndarray:
     """The donor's calibration over FEATURES; the plain block sum when it has none."""
     c = (donor.calibration or {}).get("coef")
