@@ -143,8 +143,9 @@ TRANSFER_NETWORKS = 20  # about a minute of device time for the demo space on or
 
 
 def donor_lut(profiler_name: str, space_name: str = SPACE) -> Path | None:
-    """The shipped LUT of this profiler and space, measured on another device (not itself transferred), whose
-    device is closest to this one (hwnas.measuring.transfer.donor_closeness: machine, then CPU flags in common):
+    """The shipped LUT of this profiler and space, measured on another device (not itself transferred, not this
+    device's), whose device is closest to this one (hwnas.measuring.transfer.donor_closeness: machine, then CPU
+    flags in common):
     the donor of a transfer when none matches this machine. None with HWNAS_IGNORE_SHIPPED_LUTS set (a device
     with no shipped LUT to use or transfer from: the demo builds one block by block)."""
     from hwnas.measuring.transfer import donor_closeness
@@ -164,6 +165,8 @@ def donor_lut(profiler_name: str, space_name: str = SPACE) -> Path | None:
             continue
         if lut.profiler != profiler_name or lut.transfer or lut.precision != "fp32":
             continue
+        if here and not fingerprint_diff(lut.fingerprint, here):
+            continue  # this very device's (HWNAS_IGNORE_SHIPPED_LUTS=match): a stranger has no such LUT
         score = donor_closeness(lut.fingerprint, here)
         if best is None or score > best[0]:  # ties: the first by name
             best = (score, f)
