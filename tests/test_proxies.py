@@ -39,3 +39,37 @@ def test_a_misspelt_option_is_refused_not_dropped():
     with pytest.raises(EvaluatorError, match=r"proxy:synflow takes no option\(s\) \['sed'\]"):
         create_evaluator("proxy:synflow", sed=1)
     assert create_evaluator("proxy:synflow", data="digits", seed=2).config()["seed"] == 2
+
+
+def test_meco_is_data_free_and_prefers_decorrelated_channels(demo):
+    """MeCo reads no data (its config has none, data options change nothing) and scores the largest demo
+    network above the smallest: more layers with decorrelated channels add more smallest eigenvalues."""
+    from hwnas.evaluate.proxies import meco
+
+    assert "data" not in create_evaluator("proxy:meco", data="digits").config()
+    assert create_evaluator("proxy:meco", data="digits").evaluate([demo.largest()]) == \
+        create_evaluator("proxy:meco").evaluate([demo.largest()])
+    assert meco(demo.largest()) > meco(demo.smallest()) > 0
+
+
+def test_meco_counts_each_feature_map_once():
+    """A container's output is its last child's: hooking leaves only, nesting a network deeper must not
+    change its score (the paper's every-module hook would count the container's output again)."""
+    import torch
+    from torch import nn
+
+    from hwnas.evaluate import proxies
+
+    class Flat:  # the least an arch needs to be scored: a space (channels), a resolution, a build()
+        resolution, space = 8, type("S", (), {"in_channels": 3})()
+
+        def __init__(self, nested: bool):
+            self.nested = nested
+
+        def build(self) -> nn.Module:
+            torch.manual_seed(0)
+            convs = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)]
+            return nn.Sequential(nn.Sequential(*convs)) if self.nested else nn.Sequential(*convs)
+
+    assert proxies.meco(Flat(True)) == pytest.approx(proxies.meco(Flat(False)))
+    assert proxies.meco(Flat(False)) > 0

@@ -37,6 +37,13 @@ def connected_taus(space, bench) -> dict:
             "kendall_tau": {name: kendall_tau([s[i] for i in keep], ref) for name, s in bench.scores.items()}}
 
 
+def shipped_lut(space) -> Path | None:
+    """A shipped ort-cpu LUT of ``space`` (by name): the latency the bins are drawn from when --lut is not given."""
+    root = Path(__file__).resolve().parents[1]
+    found = sorted((root / "luts").glob(f"*_ort-cpu_{space.name}.json"))
+    return found[0].relative_to(root) if found else None  # as a user types it (the bench runs from the root)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="fashion-mnist")
@@ -67,6 +74,8 @@ def main() -> None:
                     help="supernet checkpoints and reference trainings go here, and are reused")
     ap.add_argument("--reference-dir", help="reference trainings are saved here and reused [--workdir]")
     ap.add_argument("--json", help="write every score and the table here")
+    ap.add_argument("--lut", type=Path, help="LUT of the space pricing the archs for the tau within latency bins "
+                                             "[a shipped ort-cpu LUT of the space, if there is one]")
     ap.add_argument("--no-supernet", action="store_true", help="skip the supernet and the predictor (proxies only)")
     ap.add_argument("--no-predictor", action="store_true",
                     help="skip the accuracy predictor (it scores --predictor-archs archs with the supernet: minutes)")
@@ -84,7 +93,8 @@ def main() -> None:
                                 a.reference_seeds, with_supernet=not a.no_supernet, saved_only=a.saved_only,
                                 with_predictor=not a.no_predictor,
                                 bn_batches=a.bn_batches,
-                                reference_dir=Path(a.reference_dir) if a.reference_dir else None)
+                                reference_dir=Path(a.reference_dir) if a.reference_dir else None,
+                                latency_lut=a.lut or shipped_lut(space))
     print(f"\n{bench.n_archs} archs of space {space.name!r} on {bench.data!r}, seed {a.seed}; reference: {recipe.describe()}")
     print(format_table(bench))
     if bench.supernet.get("peak_rss_mib"):

@@ -321,6 +321,10 @@ def _export_bundle(args: argparse.Namespace) -> int:
 
 
 def _load_archs(args: argparse.Namespace, space) -> list:
+    if getattr(args, "archs", None):  # one list file: JSON list, JSON Lines, or the kind's text form a line
+        from hwnas.spaces.archlist import read_arch_list
+
+        return read_arch_list(space, args.archs)
     if args.arch:  # a file of one arch, or of one per line (JSON Lines: what `hwnas sample --n N --out` writes)
         from hwnas.spaces.space import ArchError
 
@@ -365,8 +369,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.latency.predict import latency_predictor
     from hwnas.spaces.space import macs_m
 
-    if not args.arch and args.sample < 1:
-        raise CLIError("predict needs --arch FILE [FILE ...] or --sample N (N >= 1)")
+    if not args.arch and not getattr(args, "archs", None) and args.sample < 1:
+        raise CLIError("predict needs --arch FILE [FILE ...], --archs LIST or --sample N (N >= 1)")
     if len(args.lut) > 1:
         return _compare(args)
     lut = LUT.load(args.lut[0])
@@ -507,6 +511,26 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """``hwnas score``: an accuracy evaluator's scores for a list of archs, as ``predict`` gives latencies."""
+    from hwnas.evaluate.arch_scores import score_archs
+    from hwnas.spaces.archlist import read_arch_list
+
+    space = _space(args)
+    archs = read_arch_list(space, args.archs)
+    result = score_archs(archs, args.evaluator, _key_values(args.evaluator_option, "--evaluator-option"),
+                         data=args.data)
+    if args.json:
+        from hwnas.latency.lut import atomic_write_text
+
+        atomic_write_text(Path(args.json), jsonio.dumps(result.to_dict(), indent=1) + "\n")
+    if not args.quiet or not args.json:
+        print("\n".join(result.lines()))
+    if args.json:
+        print(f"scores written to {args.json}")
+    return EXIT_OK
 
 
 def cmd_supernet(args: argparse.Namespace) -> int:
@@ -669,6 +693,9 @@ hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --jso
                         "with --breakdown, per block")
     _add_space(p, default=None)
     p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
+    p.add_argument("--archs", type=Path, metavar="FILE",
+                   help="a list of archs in one file: a JSON list, JSON Lines, or for a cell space NAS-Bench-201 "
+                        "strings one a line")
     p.add_argument("--sample", type=int, default=0, help="predict N random archs instead")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
     p.add_argument("--seed", type=seed_int, default=0)
@@ -703,7 +730,9 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--space", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", type=dir_path, required=True, help="run directory")
     p.add_argument("--budget-ms", type=finite_positive, help="latency budget (predicted ms on the LUT's device)")
-    p.add_argument("--evaluator", default="proxy:synflow", help="accuracy evaluator [proxy:synflow]")
+    p.add_argument("--evaluator", default="proxy:meco",
+                   help="accuracy evaluator (hwnas plugins --kind evaluator); the default is data-free and the best "
+                        "measured one on public ground truth (docs/evaluators.md) [proxy:meco]")
     p.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
                    help="evaluator setting, repeatable (e.g. path=predictor.pt for --evaluator predictor)")
     p.add_argument("--strategy", default="nsga2",
@@ -843,6 +872,27 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
                    help="when no shipped LUT matches this machine, build one block by block (minutes) instead of "
                         "transferring one from a shipped LUT of the same profiler and space (about a minute)")
     _add_device_flags(p)
+
+    p = add("score", cmd_score, "score a list of architectures with an accuracy evaluator (higher = predicted "
+            "more accurate): what predict is for latency",
+            """
+hwnas score --space cell --archs nb201.txt --data none --json scores.json   # NAS-Bench-201 strings, data-free
+hwnas sample --space demo --n 20 --out archs.jsonl && hwnas score --space demo --archs archs.jsonl
+hwnas score --space demo --archs archs.jsonl --evaluator proxy:naswot --data fashion-small""")
+    _add_space(p)
+    p.add_argument("--archs", type=Path, required=True, metavar="FILE",
+                   help="the archs: a JSON list of arch objects, JSON Lines (hwnas sample --n N --out), or for a cell "
+                        "space NAS-Bench-201 strings one a line")
+    p.add_argument("--evaluator", help="accuracy evaluator (hwnas plugins --kind evaluator) [proxy:meco, the best "
+                                       "measured: docs/evaluators.md]")
+    p.add_argument("--evaluator-option", action="append", metavar="KEY=VALUE",
+                   help="evaluator setting, repeatable (e.g. checkpoint=sn.pt for --evaluator supernet)")
+    p.add_argument("--data", metavar="NAME|none",
+                   help="data set for an evaluator that needs data (fashion-small, fashion-mnist, digits, a folder, "
+                        "npz:FILE ...); none: data-free evaluators only")
+    p.add_argument("--json", type=file_path, metavar="OUT",
+                   help="write {evaluator, config, results: [{arch_id, score}, ...]} here, in the order given")
+    p.add_argument("--quiet", action="store_true", help="with --json: print only where the scores went")
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")

@@ -20,8 +20,8 @@ from hwnas.core.errors import InputError
 from hwnas.bench.reference import Recipe, agreement, saved_reference, train_reference
 from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
 from hwnas.evaluate.vote import VoteEvaluator, rank_vote
-from hwnas.core.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
-from hwnas.spaces.space import SearchSpace
+from hwnas.core.metrics import kendall_tau, kendall_tau_near, kendall_tau_top, kendall_tau_within, pairs_near, spearman_rho
+from hwnas.spaces.space import SearchSpace, layer_costs
 from hwnas.profilers._host import peak_rss_mib
 
 
@@ -34,6 +34,7 @@ class Row:
     note: str = ""
     tau_within_resolution: float | None = None  # pairs of the same input resolution only
     tau_top10: float | None = None              # among the reference's 10 best
+    tau_near_latency: float | None = None       # pairs within 5 % of each other's predicted latency only
 
 
 @dataclass
@@ -49,6 +50,7 @@ class EvaluatorBench:
     archs: list[dict[str, Any]] = field(default_factory=list)
     reference_runs: list[list[float]] = field(default_factory=list)
     recipe: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)  # the LUT that priced the archs for the bins, and pairs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +108,8 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
                         reference_seeds: int = 2, log: Callable[[str], None] = print,
                         vote_reference: int = 64, with_supernet: bool = True,
                         saved_only: bool = False, bn_batches: int = 4,
-                        reference_dir: Path | None = None, with_predictor: bool = True) -> EvaluatorBench:
+                        reference_dir: Path | None = None, with_predictor: bool = True,
+                        latency_lut: Path | None = None) -> EvaluatorBench:
     """Rank ``n_archs`` archs of ``space`` with every evaluator and compare with the reference (``recipe``,
     the mean over ``reference_seeds`` training seeds 0, 1, ...). With 2+ seeds the tau between two seeds'
     rankings is reported too: the noise ceiling no cheap evaluator can be expected to beat.
@@ -143,7 +146,8 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
 
     # 3. zero-cost proxies, their vote, and the free baseline every evaluator must beat
     for name in [*PROXIES, "vote"]:
-        opts = {"seed": seed} if name == "synflow" else {"seed": seed, "data": data, "data_limit": limit}
+        data_free = name in PROXIES and not PROXIES[name][1]
+        opts = {"seed": seed} if data_free else {"seed": seed, "data": data, "data_limit": limit}
         if name == "vote":
             opts["reference"] = vote_reference
         ev = create_evaluator(f"proxy:{name}", **opts)  # synflow is data-free
@@ -157,9 +161,21 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     notes["rank vote over these archs"] = f"mean rank of {', '.join(members)} (the literature's vote)"
     notes["proxy:vote"] = (f"mean percentile of {', '.join(members)} vs {vote_reference} reference archs "
                            f"(usable in a search)")
-    scores["resolution alone"] = [float(a.resolution) for a in archs]
-    secs["resolution alone"] = 0.0
-    notes["resolution alone"] = "free baseline: bigger input, higher score"
+    costs = [layer_costs(a.layers()) for a in archs]
+    for name, values, note in (("MACs alone", [float(m) for m, _ in costs], "size baseline: more MACs, higher score"),
+                               ("params alone", [float(p) for _, p in costs], "size baseline: more parameters"),
+                               ("resolution alone", [float(a.resolution) for a in archs],
+                                "free baseline: bigger input, higher score")):
+        scores[name], secs[name], notes[name] = values, 0.0, note
+    latency: dict[str, Any] = {}
+    predicted = None
+    if latency_lut is not None:
+        from hwnas.latency.lut import LUT
+        from hwnas.latency.predict import latency_predictor
+
+        lut = LUT.load(latency_lut)
+        predicted = [float(v) for v in latency_predictor(lut, space).predict_many(archs)]
+        latency = {"lut": str(latency_lut), "predicted_ms": predicted, "pairs_within_5pct": pairs_near(predicted)}
 
     # 4. reference: training from scratch, once per seed, saved as it comes
     if not saved_only:
@@ -170,8 +186,9 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
     reference = [sum(v) / len(v) for v in zip(*runs)]
 
     res = [a.resolution for a in archs]
+    near = (lambda s: kendall_tau_near(s, reference, predicted)) if predicted else (lambda s: None)
     rows = [Row(name, kendall_tau(s, reference), spearman_rho(s, reference), secs[name], notes.get(name, ""),
-                kendall_tau_within(s, reference, res), kendall_tau_top(s, reference, 10))
+                kendall_tau_within(s, reference, res), kendall_tau_top(s, reference, 10), near(s))
             for name, s in scores.items()]
     label = "train (reference)" if reference_seeds == 1 else f"train, mean of {reference_seeds} seeds (reference)"
     rows.append(Row(label, 1.0, 1.0, secs["train"], recipe.describe()))
@@ -180,23 +197,28 @@ def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Reci
         rows.append(Row("train seed 0 vs 1" if reference_seeds == 2 else f"train, seeds pairwise ({reference_seeds})",
                         ag.kendall_tau, ag.spearman_rho, secs["train"],
                         f"noise ceiling: seed noise sd {ag.seed_noise_sd:.2f} points, spread between archs sd "
-                        f"{ag.arch_spread_sd:.2f}", ag.tau_within_resolution, ag.tau_top10))
+                        f"{ag.arch_spread_sd:.2f}", ag.tau_within_resolution, ag.tau_top10,
+                        kendall_tau_near(runs[0], runs[1], predicted) if predicted else None))
     return EvaluatorBench(space.name, data if limit is None else f"{data} ({limit}/class)", n_archs, seed, rows,
-                          reference, scores, sn_info, [a.to_dict() for a in archs], runs, asdict(recipe))
+                          reference, scores, sn_info, [a.to_dict() for a in archs], runs, asdict(recipe), latency)
 
 
 def format_table(bench: EvaluatorBench) -> str:
     w = max(len("evaluator"), *(len(r.evaluator) for r in bench.rows))
     lines = [f"{'evaluator':<{w}} {'Kendall tau':>11} {'same-res tau':>12} {'top-10 tau':>10} {'Spearman':>9} "
-             f"{'s/eval':>9}", "-" * (w + 56)]
+             f"{'±5% lat. tau':>12} {'s/eval':>9}", "-" * (w + 69)]
 
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
 
     for r in bench.rows:
         lines.append(f"{r.evaluator:<{w}} {r.kendall_tau:>11.3f} {fmt(r.tau_within_resolution):>12} "
-                     f"{fmt(r.tau_top10):>10} {r.spearman_rho:>9.3f} {r.secs_per_eval:>9.3f}")
+                     f"{fmt(r.tau_top10):>10} {r.spearman_rho:>9.3f} {fmt(r.tau_near_latency):>12} "
+                     f"{r.secs_per_eval:>9.3f}")
     ref = bench.reference
+    if bench.latency:
+        lines.append(f"±5% lat. tau: pairs within 5 % of each other's latency predicted by {bench.latency['lut']} "
+                     f"only ({bench.latency['pairs_within_5pct']} pairs)")
     lines.append(f"reference accuracy ({bench.recipe.get('part', 'val')}, %): min {min(ref):.1f}, median {sorted(ref)[len(ref) // 2]:.1f}, "
                  f"max {max(ref):.1f}")
     return "\n".join(lines)

@@ -91,14 +91,14 @@ def loads_file(path: str | Path, error: type[Exception], what: str) -> Any:
     JSON: the message says which, where, and that the file is ``what`` ("an architecture file", "a LUT").
     """
     path = Path(path)
-    return _parse(_read_text(path, error, what), str(path), error, what)
+    return _parse(read_text(path, error, what), str(path), error, what)
 
 
 def loads_records(path: str | Path, error: type[Exception], what: str) -> list[tuple[str, Any]]:
     """One JSON value, or JSON Lines (one value a line, as ``hwnas sample --n N --out`` writes), as strictly as
     :func:`loads_file`: ``(where, value)`` for each, ``where`` naming the file (and the line)."""
     path = Path(path)
-    text = _read_text(path, error, what)
+    text = read_text(path, error, what)
     try:
         return [(str(path), json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys))]
     except json.JSONDecodeError as e:
@@ -110,7 +110,7 @@ def loads_records(path: str | Path, error: type[Exception], what: str) -> list[t
             for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-def _read_text(path: Path, error: type[Exception], what: str) -> str:
+def read_text(path: Path, error: type[Exception], what: str) -> str:
     problem = path_problem(path, what, "a JSON file")
     if problem:
         raise error(problem)

@@ -57,6 +57,28 @@ def kendall_tau_within(x: Sequence[float], y: Sequence[float], groups: Sequence[
     return float((dx * dy).sum() / denom) if denom else 0.0
 
 
+def kendall_tau_near(x: Sequence[float], y: Sequence[float], latency: Sequence[float], tol: float = 0.05) -> float:
+    """Kendall's tau over pairs of about the same latency only (within ``tol`` of each other, relative): among
+    networks a budget cannot tell apart, does ``x`` pick the more accurate? The question a hardware-aware
+    search asks of its accuracy axis; size alone answers it poorly, since networks of the same latency
+    have about the same size."""
+    x, y, t = np.asarray(x, float), np.asarray(y, float), np.asarray(latency, float)
+    iu = np.triu_indices(len(x), 1)
+    ratio = (np.maximum(t[:, None], t[None, :]) / np.minimum(t[:, None], t[None, :]))[iu]
+    near = ratio <= 1 + tol
+    dx = np.sign(x[:, None] - x[None, :])[iu][near]
+    dy = np.sign(y[:, None] - y[None, :])[iu][near]
+    denom = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
+    return float((dx * dy).sum() / denom) if denom else 0.0
+
+
+def pairs_near(latency: Sequence[float], tol: float = 0.05) -> int:
+    """How many pairs :func:`kendall_tau_near` compares (its figure means little below a few dozen)."""
+    t = np.asarray(latency, float)
+    iu = np.triu_indices(len(t), 1)
+    return int(((np.maximum(t[:, None], t[None, :]) / np.minimum(t[:, None], t[None, :]))[iu] <= 1 + tol).sum())
+
+
 def kendall_tau_top(x: Sequence[float], y: Sequence[float], k: int) -> float:
     """Kendall's tau among the ``k`` best by ``y`` (the reference): does the ranker order the top as well?"""
     x, y = np.asarray(x, float), np.asarray(y, float)

@@ -102,8 +102,46 @@ def snip(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     return _log(total)
 
 
+def meco(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+    """MeCo (Jiang et al., NeurIPS 2023): the sum over the network's feature maps of the smallest eigenvalue of
+    the Pearson correlation matrix between their channels, from one forward pass of the untrained network.
+
+    Channels that are close to linear combinations of each other (a small eigenvalue) carry less: a network
+    whose layers keep their channels decorrelated ranks higher. Data-free here: the input is one seeded
+    Gaussian image, and BN normalises with that image's own statistics (train mode, as at the start of
+    training). Every leaf module's output counts once (the paper hooks every module, so a container and its
+    last child count twice; leaves make the score independent of how a kind nests its modules). A feature map
+    of one position (after global pooling) or one channel has no correlation matrix and adds nothing; a channel
+    that is constant has no correlation with the others, which counts as zero, as in the paper."""
+    model = _model(arch, seed).train()
+    total = 0.0
+
+    def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
+        nonlocal total
+        f = (out[0] if isinstance(out, (tuple, list)) else out)
+        if not isinstance(f, torch.Tensor) or f.dim() < 2:
+            return
+        f = f[0].detach().reshape(f.shape[1], -1).double()  # the one image: channels x positions
+        if f.shape[0] < 2 or f.shape[1] < 2:
+            return
+        corr = torch.nan_to_num(torch.corrcoef(f), nan=0.0, posinf=0.0, neginf=0.0)
+        total += float(torch.linalg.eigvalsh(corr)[0])
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if next(m.children(), None) is None]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, arch.space.in_channels, arch.resolution, arch.resolution, generator=g)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
 PROXIES: dict[str, tuple[Callable[..., float], bool]] = {  # name -> (function, needs data)
     "synflow": (synflow, False),
+    "meco": (meco, False),
     "naswot": (naswot, True),
     "grad_norm": (grad_norm, True),
     "snip": (snip, True),
@@ -148,7 +186,7 @@ class ProxyEvaluator:
 def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
     def make(seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64,
              data_limit: int | None = None) -> ProxyEvaluator:
-        if proxy == "synflow":  # data-free: data options do not change its score
+        if not PROXIES[proxy][1]:  # data-free: data options do not change its score
             return ProxyEvaluator(proxy, seed=seed)
         return ProxyEvaluator(proxy, seed=seed, data=data, split_seed=split_seed, batch_size=batch_size,
                               data_limit=data_limit)

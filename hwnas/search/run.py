@@ -340,7 +340,7 @@ def discard_new_run(out: Path, made_out: bool) -> None:
             pass
 
 
-def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy:synflow",
+def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy:meco",
                evaluator_options: dict[str, Any] | None = None, strategy: str = "nsga2", population: int = 50,
                generations: int = 20, seed: int = 0, constraints: Constraints = Constraints(),
                objectives: Sequence[str] = ("accuracy", "latency_ms"), space: Space | None = None,

@@ -35,6 +35,9 @@ from hwnas.spaces.blocks import LayerDesc
 from hwnas.spaces.space import KindParts, SPACES, ArchError, SpaceError, _check_fields, check_arch_space, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
+# NAS-Bench-201's names of the same operations (its cell strings and benchmark files use them)
+NB201_OPS = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv1x1", "nor_conv_3x3": "conv3x3",
+             "avg_pool_3x3": "avgpool3x3"}
 
 
 @SPACES.register("cell")
@@ -171,6 +174,33 @@ class CellSpace:
         arch.validate(source)
         return arch
 
+    def arch_from_text(self, text: str, source: str = "arch") -> "CellArch":
+        """An arch from NAS-Bench-201's string form, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (the form its
+        benchmark files and papers index cells by), at the space's smallest resolution; the node count
+        follows from the string (a 4-node cell has 6 edges)."""
+        ops: list[str] = []
+        nodes = [n for n in text.strip().strip("|").split("|+|")] if text.strip() else []
+        if len(nodes) != self.nodes - 1:
+            raise ArchError(f"{source}: {text.strip()!r} is not a NAS-Bench-201 cell string of this space's "
+                            f"{self.nodes} nodes (e.g. {self.nb201_example()!r})")
+        for j, node in enumerate(nodes, start=1):
+            tokens = node.strip("|").split("|")
+            if len(tokens) != j:
+                raise ArchError(f"{source}: node {j} of {text.strip()!r} lists {len(tokens)} inputs; it takes {j}")
+            for i, token in enumerate(tokens):
+                name, _, frm = token.partition("~")
+                if frm != str(i) or name not in NB201_OPS:
+                    raise ArchError(f"{source}: {token!r} in {text.strip()!r} is not OP~{i} with OP one of "
+                                    f"{sorted(NB201_OPS)}")
+                ops.append(NB201_OPS[name])
+        arch = CellArch(self, min(self.resolutions), tuple(ops))
+        arch.validate(source)
+        return arch
+
+    def nb201_example(self) -> str:
+        """A cell string of this space's shape, every edge ``skip_connect``: what a message shows."""
+        return "|" + "|+|".join("|".join(f"skip_connect~{i}" for i in range(j)) for j in range(1, self.nodes)) + "|"
+
     def load_arch(self, path: str | Path) -> "CellArch":
         return self.arch_from_dict(jsonio.loads_file(path, ArchError, "architecture file"), source=str(path))
 
@@ -261,6 +291,14 @@ class CellArch:
     def layers(self) -> list[LayerDesc]:
         """The LUT keys of this network (stem, live edge ops and node adds per cell, reductions, head)."""
         return network_layers(self.space, self.ops, self.resolution)
+
+    @property
+    def nb201(self) -> str:
+        """The cell in NAS-Bench-201's string form (``|nor_conv_3x3~0|+|...``), as its benchmark files index it."""
+        names = {ours: theirs for theirs, ours in NB201_OPS.items()}
+        it = iter(self.ops)
+        return "|" + "|+|".join("|".join(f"{names[next(it)]}~{i}" for i in range(j))
+                                for j in range(1, self.space.nodes)) + "|"
 
     def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "CellArch":
         rng, sp = _rng(rng), self.space
