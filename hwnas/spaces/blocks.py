@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import torch
 from torch import nn
@@ -31,6 +31,53 @@ STRIDED = ("conv", "mbconv", "rcb", "avgpool", "resblock")  # keys carry kernel 
 WITH_MID = ("mbconv", "head")                                 # keys carry the inner width
 HEADS = ("head", "poolhead")                                  # output [1, cout]
 SE_REDUCTION = 4
+
+
+@dataclass(frozen=True)
+class BlockType:
+    """A block type a kind brings beside the built-in ones (:data:`OPS`): how a descriptor of it builds its
+    module and counts its cost. Registered in :data:`BLOCK_TYPES` by name (the descriptor's ``op``), built-in
+    kinds in code and plugins under the ``hwnas.blocks`` entry-point group, so every path that rebuilds a
+    block from its LUT key (fresh measuring processes, the agent's host-side export, bundles) finds it.
+
+    ``strided``/``with_mid``/``with_heads``: whether its key carries kernel and stride, the inner width, the
+    attention heads; ``head``: its output is ``[1, cout]`` (a classifier)."""
+
+    build: Callable[["LayerDesc"], nn.Module]
+    macs: Callable[["LayerDesc"], int]
+    params: Callable[["LayerDesc"], int]
+    strided: bool = True
+    with_mid: bool = False
+    with_heads: bool = False
+    head: bool = False
+    activation_elems: Callable[["LayerDesc"], int] | None = None
+
+
+def _block_types():
+    from hwnas.core.registry import Registry  # the registry module imports nothing of spaces: no cycle
+
+    reg = Registry("block type", "hwnas.blocks", ValueError)
+    for name in ("dwsep", "bottleneck", "attention", "concat"):  # the network kind's (hwnas.spaces.network_blocks)
+        reg.register(name, f"hwnas.spaces.network_blocks:{name.upper()}")
+    return reg
+
+
+BLOCK_TYPES = _block_types()
+_LOADED: dict[str, BlockType] = {}
+
+
+def block_type(op: str) -> BlockType | None:
+    """The registered :class:`BlockType` of ``op``; None for a built-in op (or an unknown one)."""
+    if op in OPS:
+        return None
+    if op not in _LOADED:
+        if op not in BLOCK_TYPES:
+            return None
+        found = BLOCK_TYPES.get(op)
+        if not isinstance(found, BlockType):
+            raise ValueError(f"block type {op!r} is registered as {type(found).__name__}, not a BlockType")
+        _LOADED[op] = found
+    return _LOADED[op]
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -67,27 +114,37 @@ class LayerDesc:
     mid: int = 0
     se: bool = False
     act: str = "relu"
+    heads: int = 0  # attention heads (block types with_heads only)
 
     def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise ValueError(f"unknown layer op {self.op!r}; expected one of {OPS}")
+        if self.op not in OPS and block_type(self.op) is None:
+            raise ValueError(f"unknown layer op {self.op!r}; expected one of {OPS + tuple(BLOCK_TYPES.names())} "
+                             f"(a plugin registers more under the 'hwnas.blocks' entry-point group)")
         if self.act not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.act!r}; expected one of {sorted(ACTIVATIONS)}")
         for name in ("cin", "cout", "res", "kernel", "stride"):
             if getattr(self, name) < 1:
                 raise ValueError(f"layer {name} must be >= 1, got {getattr(self, name)}")
-        if self.op in ("mbconv", "head") and self.mid < 1:
+        if (self.op in ("mbconv", "head") or self._type_says("with_mid")) and self.mid < 1:
             raise ValueError(f"{self.op} layer needs mid >= 1, got {self.mid}")
+        if self._type_says("with_heads") and (self.heads < 1 or self.mid % self.heads):
+            raise ValueError(f"{self.op} layer needs heads >= 1 dividing mid {self.mid}, got {self.heads}")
+
+    def _type_says(self, flag: str) -> bool:
+        bt = block_type(self.op)
+        return bool(bt is not None and getattr(bt, flag))
 
     # -- identity -------------------------------------------------------------
     @property
     def key(self) -> str:
         """Canonical string form; the LUT key."""
         parts = [self.op, f"r{self.res}", f"i{self.cin}", f"o{self.cout}"]
-        if self.op in STRIDED:
+        if self.op in STRIDED or self._type_says("strided"):
             parts += [f"k{self.kernel}", f"s{self.stride}"]
-        if self.op in WITH_MID:
+        if self.op in WITH_MID or self._type_says("with_mid"):
             parts.append(f"m{self.mid}")
+        if self._type_says("with_heads"):
+            parts.append(f"h{self.heads}")
         if self.se:
             parts.append("se")
         parts.append(self.act)
@@ -97,12 +154,12 @@ class LayerDesc:
     def from_key(cls, key: str) -> "LayerDesc":
         """Parse a key written by :attr:`key` (used to re-profile a LUT's entries)."""
         parts = key.split(":")
-        if len(parts) < 3 or parts[0] not in OPS:
+        if len(parts) < 3 or (parts[0] not in OPS and block_type(parts[0]) is None):
             raise ValueError(f"not a layer key: {key!r}")
         fields: dict = {"op": parts[0], "act": parts[-1], "se": "se" in parts[1:-1]}
-        names = {"r": "res", "i": "cin", "o": "cout", "k": "kernel", "s": "stride", "m": "mid"}
+        names = {"r": "res", "i": "cin", "o": "cout", "k": "kernel", "s": "stride", "m": "mid", "h": "heads"}
         for part in parts[1:-1]:
-            m = re.fullmatch(r"([riokms])(\d+)", part)
+            m = re.fullmatch(r"([riokmsh])(\d+)", part)
             if m:
                 fields[names[m.group(1)]] = int(m.group(2))
             elif part != "se":
@@ -114,8 +171,12 @@ class LayerDesc:
 
     # -- shapes and cost ------------------------------------------------------
     @property
+    def is_head(self) -> bool:
+        return self.op in HEADS or self._type_says("head")
+
+    @property
     def out_res(self) -> int:
-        return 1 if self.op in HEADS else math.ceil(self.res / self.stride)
+        return 1 if self.is_head else math.ceil(self.res / self.stride)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -123,7 +184,7 @@ class LayerDesc:
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        if self.op in HEADS:
+        if self.is_head:
             return (1, self.cout)
         return (1, self.cout, self.out_res, self.out_res)
 
@@ -138,6 +199,8 @@ class LayerDesc:
     @property
     def macs(self) -> int:
         """Multiply-accumulates of convolutions and linear layers (BN, activations, pooling excluded)."""
+        if (bt := block_type(self.op)) is not None:
+            return bt.macs(self)
         o2 = self.out_res**2
         if self.op in ("conv", "rcb"):
             return self.kernel**2 * self.cin * self.cout * o2
@@ -159,6 +222,8 @@ class LayerDesc:
     @property
     def params(self) -> int:
         """Trainable parameters, counted from the structure (tested against ``build()``)."""
+        if (bt := block_type(self.op)) is not None:
+            return bt.params(self)
         if self.op in ("conv", "rcb"):
             return self.kernel**2 * self.cin * self.cout + 2 * self.cout
         if self.op == "head":
@@ -180,12 +245,16 @@ class LayerDesc:
     @property
     def activation_elems(self) -> int:
         """Largest live activation inside the block (elements), for peak-memory estimates."""
-        if self.op in HEADS:
+        if (bt := block_type(self.op)) is not None and bt.activation_elems is not None:
+            return bt.activation_elems(self)
+        if self.is_head:
             return self.cin * self.res**2
         inner = self.mid * max(self.res, self.out_res) ** 2 if self.op == "mbconv" else 0
         return max(self.cin * self.res**2 + self.cout * self.out_res**2, inner + self.cin * self.res**2)
 
     def build(self) -> nn.Module:
+        if (bt := block_type(self.op)) is not None:
+            return bt.build(self)
         if self.op == "conv":
             return ConvBNAct(self.cin, self.cout, self.kernel, self.stride, self.act)
         if self.op == "mbconv":

@@ -40,6 +40,7 @@ class ArchError(InputError):
 # add kinds under the hwnas.spaces entry-point group. The cell kind imports torch: named here, loaded when read.
 SPACES = Registry("space", "hwnas.spaces", SpaceError, label="space kind")
 SPACES.register("cell", "hwnas.spaces.cells:CellSpace")
+SPACES.register("network", "hwnas.spaces.network:NetworkSpace")
 
 
 @dataclass(frozen=True)
