@@ -229,3 +229,24 @@ def saved(path, key: str) -> dict:
         return json.loads(Path(path).read_text())[key]
     except (OSError, ValueError, KeyError):
         return {}
+
+
+MY_SPACE = {  # a user's own family, as a space file: no code
+    "kind": "network", "name": "my-family", "stage_counts": [2, 3], "strides": [2, 2, 2],
+    "widths": [[8, 16], [16, 24], [24, 32]],
+    "layer_types": [["conv", "dwsep"], ["dwsep", "mbconv"], ["mbconv", "attention"]],
+    "depths": [1, 2], "kernels": [3], "expands": [2], "connections": ["sequential", "residual"],
+    "resolutions": [16], "stem_width": 8, "head_width": 32, "in_channels": 3, "num_classes": 4,
+}
+
+
+@pytest.fixture(scope="session")
+def my_lut(tmp_path_factory):
+    """A user's own network space file (MY_SPACE) and its quick ort-cpu LUT (built once per session)."""
+    d = tmp_path_factory.mktemp("my")
+    (d / "my.json").write_text(json.dumps(MY_SPACE))
+    from hwnas.profilers.base import TimingPolicy
+
+    build_lut("ort-cpu", get_space(d / "my.json"), d / "lut.json", profiler_options={"policy": TimingPolicy.quick()},
+              calibrate=True, calib_archs=6, progress=False, command="pytest", processes=0)
+    return d

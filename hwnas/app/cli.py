@@ -533,6 +533,39 @@ def cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    """``hwnas scale``: compound scaling of a base arch under a latency budget, priced by the LUT."""
+    from hwnas.latency.compound import compound_scale
+    from hwnas.latency.lut import LUT, atomic_write_text
+    from hwnas.latency.predict import latency_predictor
+
+    lut = LUT.load(args.lut)
+    space = _space(args, lut)
+    predictor = latency_predictor(lut, space)
+    base = space.load_arch(args.arch)
+    coefficients = None
+    if args.alpha_beta_gamma:
+        try:
+            coefficients = [tuple(float(v) for v in args.alpha_beta_gamma.split(","))]
+            assert len(coefficients[0]) == 3
+        except (ValueError, AssertionError):
+            raise CLIError(f"--alpha-beta-gamma takes three numbers a,b,g (e.g. 1.2,1.1,1.15), got "
+                           f"{args.alpha_beta_gamma!r}") from None
+    score = None
+    if args.evaluator != "none":
+        from hwnas.evaluate.arch_scores import score_archs
+
+        score = lambda archs: score_archs(archs, args.evaluator, data=args.data).scores  # noqa: E731
+    result = compound_scale(predictor, base, args.budget_ms, coefficients, score,
+                            None if args.evaluator == "none" else args.evaluator)
+    print("\n".join(result.lines()))
+    atomic_write_text(Path(args.out), jsonio.dumps(result.pick.arch.to_dict(), indent=1) + "\n")
+    p = result.pick
+    print(f"wrote {args.out}: alpha {p.alpha:g}, beta {p.beta:g}, gamma {p.gamma:g}, phi {p.phi:g}; predicted "
+          f"{p.predicted_ms:.3f} ms ({lut.label}); measure it: hwnas measure --lut {args.lut} --arch {args.out}")
+    return EXIT_OK
+
+
 def cmd_supernet(args: argparse.Namespace) -> int:
     from hwnas.evaluate.supernet import SupernetConfig, default_sampling, train_supernet
 
@@ -893,6 +926,26 @@ hwnas score --space demo --archs archs.jsonl --evaluator proxy:naswot --data fas
     p.add_argument("--json", type=file_path, metavar="OUT",
                    help="write {evaluator, config, results: [{arch_id, score}, ...]} here, in the order given")
     p.add_argument("--quiet", action="store_true", help="with --json: print only where the scores went")
+
+    p = add("scale", cmd_scale, "compound scaling (EfficientNet): grow a base arch's depth, width and resolution "
+            "together to the largest step whose LUT-predicted latency fits the budget",
+            """
+hwnas sample --space network-demo --seed 1 --out base.json
+hwnas scale --lut luts/LUT.json --arch base.json --budget-ms 0.1 --out scaled.json          # grid, scored by proxy:meco
+hwnas scale --lut luts/LUT.json --arch base.json --budget-ms 0.1 --alpha-beta-gamma 1.2,1.1,1.15 --out scaled.json""")
+    p.add_argument("--lut", type=Path, required=True, help="LUT of the space, on the target device")
+    _add_space(p, default=None)
+    p.add_argument("--arch", type=Path, required=True, help="the base architecture (JSON)")
+    p.add_argument("--budget-ms", type=finite_positive, required=True, help="latency budget in ms (predicted)")
+    p.add_argument("--alpha-beta-gamma", metavar="A,B,G",
+                   help="scale with these coefficients only (depth, width, resolution) [the grid with "
+                        "alpha*beta^2*gamma^2 within 0.1 of 2]")
+    p.add_argument("--grid", action="store_true", help="search the grid (the default without --alpha-beta-gamma)")
+    p.add_argument("--evaluator", default="proxy:meco",
+                   help="rank the grid's candidates with this evaluator; none: take the one using most of the "
+                        "budget [proxy:meco]")
+    p.add_argument("--data", help="data set for an evaluator that reads data")
+    p.add_argument("--out", type=file_path, required=True, help="the scaled arch (JSON), an arch of the same kind")
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")

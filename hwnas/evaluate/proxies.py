@@ -102,14 +102,19 @@ def snip(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     return _log(total)
 
 
+MECO_BATCH = 8
+
+
 def meco(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     """MeCo (Jiang et al., NeurIPS 2023): the sum over the network's feature maps of the smallest eigenvalue of
     the Pearson correlation matrix between their channels, from one forward pass of the untrained network.
 
     Channels that are close to linear combinations of each other (a small eigenvalue) carry less: a network
-    whose layers keep their channels decorrelated ranks higher. Data-free here: the input is one seeded
-    Gaussian image, and BN normalises with that image's own statistics (train mode, as at the start of
-    training). Every leaf module's output counts once (the paper hooks every module, so a container and its
+    whose layers keep their channels decorrelated ranks higher. Data-free here: the input is a batch of
+    ``MECO_BATCH`` seeded Gaussian images and the correlations are those of the first image's feature maps
+    (as the paper's code reads its batch), BN normalising with the batch's statistics (train mode, as at the
+    start of training; a batch, not one image, so a 1x1 feature map still has statistics). Every leaf module's
+    output counts once (the paper hooks every module, so a container and its
     last child count twice; leaves make the score independent of how a kind nests its modules). A feature map
     of one position (after global pooling) or one channel has no correlation matrix and adds nothing; a channel
     that is constant has no correlation with the others, which counts as zero, as in the paper."""
@@ -121,7 +126,7 @@ def meco(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
         f = (out[0] if isinstance(out, (tuple, list)) else out)
         if not isinstance(f, torch.Tensor) or f.dim() < 2:
             return
-        f = f[0].detach().reshape(f.shape[1], -1).double()  # the one image: channels x positions
+        f = f[0].detach().reshape(f.shape[1], -1).double()  # the first image: channels x positions
         if f.shape[0] < 2 or f.shape[1] < 2:
             return
         corr = torch.nan_to_num(torch.corrcoef(f), nan=0.0, posinf=0.0, neginf=0.0)
@@ -129,7 +134,7 @@ def meco(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if next(m.children(), None) is None]
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, arch.space.in_channels, arch.resolution, arch.resolution, generator=g)
+    x = torch.randn(MECO_BATCH, arch.space.in_channels, arch.resolution, arch.resolution, generator=g)
     try:
         with torch.no_grad():
             model(x)

@@ -491,6 +491,15 @@ class NetworkArch:
         res = self.resolution if rng.random() < 0.5 else other.resolution
         return NetworkArch(self.space, res, stages).canonical()
 
+    def scaled(self, depth: float, width: float, resolution: float) -> "NetworkArch":
+        """Compound scaling (EfficientNet): every stage's depth x ``depth``, width x ``width`` and the input
+        resolution x ``resolution``, each snapped to the nearest value the space allows (ties upward), so the
+        LUT that covers the space prices the result."""
+        sp = self.space
+        stages = tuple(_with(s, depth=_nearest(sp.depths, s.depth * depth), width=_nearest(sp.widths[p], s.width * width))
+                       for p, s in enumerate(self.stages))
+        return NetworkArch(sp, _nearest(sp.resolutions, self.resolution * resolution), stages).canonical()
+
     def genes(self) -> list[int]:
         sp = self.space
         g = [sp.resolutions.index(self.resolution), sp.stage_counts.index(len(self.stages))]
@@ -508,6 +517,11 @@ class NetworkArch:
 
     def build(self) -> nn.Module:
         return NetworkGraphModel(self.graph())
+
+
+def _nearest(choices: Sequence[int], target: float) -> int:
+    """The allowed value closest to ``target`` (the larger of two equally close)."""
+    return min(choices, key=lambda v: (abs(v - target), -v))
 
 
 def _with(stage: Stage, **changes: Any) -> Stage:

@@ -76,6 +76,7 @@ class Attention(nn.Module):
     def __init__(self, d: LayerDesc):
         super().__init__()
         self.heads, self.dim = d.heads, d.mid
+        self.scale = 1.0 / math.sqrt(d.mid // d.heads)
         self.local = ConvBNAct(d.cin, d.cin, d.kernel, d.stride, d.act, groups=d.cin)
         self.to_tokens = nn.Conv2d(d.cin, d.mid, 1, bias=False)
         self.norm1, self.norm2 = nn.LayerNorm(d.mid), nn.LayerNorm(d.mid)
@@ -90,9 +91,10 @@ class Attention(nn.Module):
         y = self.to_tokens(self.local(x))
         b, c, h, w = y.shape
         t = y.flatten(2).transpose(1, 2)  # [b, h*w, c]
-        q, k, v = self.qkv(self.norm1(t)).reshape(b, h * w, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        att = torch.softmax(q @ k.transpose(-2, -1) * (1.0 / math.sqrt(c // self.heads)), dim=-1)
-        t = t + self.proj((att @ v).transpose(1, 2).reshape(b, h * w, c))
+        q, k, v = self.qkv(self.norm1(t)).reshape(b, h * w, 3, self.heads, self.dim // self.heads) \
+            .permute(2, 0, 3, 1, 4).unbind(0)
+        att = torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)
+        t = t + self.proj((att @ v).transpose(1, 2).reshape(b, h * w, self.dim))
         t = t + self.mlp(self.norm2(t))
         out = self.fold(t.transpose(1, 2).reshape(b, c, h, w))
         return x + out if self.residual else out
