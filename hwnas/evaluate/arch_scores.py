@@ -2,7 +2,7 @@
 latency.
 
 Which evaluator when none is named is decided by measurement (docs/evaluators.md): on NAS-Bench-201's public
-accuracies the data-free MeCo proxy ranks 1,000 networks at Spearman 0.91 against CIFAR-10, where their
+accuracies the data-free MeCo proxy ranks 1,000 networks at Spearman 0.92 against CIFAR-10, where their
 parameter count reaches 0.80 and synflow 0.78 (``tools/bench_nb201_proxies.py``), so it is the default with
 or without data until an evaluator that uses the data is shown to beat it.
 """

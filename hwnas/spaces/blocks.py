@@ -59,6 +59,8 @@ def _block_types():
     reg = Registry("block type", "hwnas.blocks", ValueError)
     for name in ("dwsep", "bottleneck", "attention", "concat"):  # the network kind's (hwnas.spaces.network_blocks)
         reg.register(name, f"hwnas.spaces.network_blocks:{name.upper()}")
+    for name in ("sepconv", "dilconv", "maxpool", "factreduce", "gaphead"):  # the DARTS kind's
+        reg.register(name, f"hwnas.spaces.darts_blocks:{name.upper()}")
     return reg
 
 

@@ -41,6 +41,7 @@ class ArchError(InputError):
 SPACES = Registry("space", "hwnas.spaces", SpaceError, label="space kind")
 SPACES.register("cell", "hwnas.spaces.cells:CellSpace")
 SPACES.register("network", "hwnas.spaces.network:NetworkSpace")
+SPACES.register("darts", "hwnas.spaces.darts:DartsSpace")
 
 
 @dataclass(frozen=True)
