@@ -42,6 +42,7 @@ SPACES = Registry("space", "hwnas.spaces", SpaceError, label="space kind")
 SPACES.register("cell", "hwnas.spaces.cells:CellSpace")
 SPACES.register("network", "hwnas.spaces.network:NetworkSpace")
 SPACES.register("darts", "hwnas.spaces.darts:DartsSpace")
+SPACES.register("mixed", "hwnas.spaces.mixed:MixedSpace")
 
 
 @dataclass(frozen=True)
