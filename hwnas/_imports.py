@@ -2,7 +2,7 @@
 
 - In a source checkout that is not installed, ``hwnas.profilers`` is the repository's top-level ``profilers/``
   folder (an installed hwnas has it there already: pyproject's package-dir).
-- Module paths of hwnas before its packages (0.1): ``hwnas.space`` is now ``hwnas.spaces.space``, and so on.
+- Module paths of hwnas before its packages (0.1): ``hwnas.space`` is now ``hwnas.spaces.base``, and so on.
   Third-party plugins written against the old paths keep importing for one release: each old name is an alias of the
 new module (the same objects, so ``isinstance`` and monkeypatching work), with a DeprecationWarning naming the new
 path. Data files never held module paths, so LUTs, arch files, run stores and bundles need nothing from here."""
@@ -21,7 +21,7 @@ MOVED = {
     "hwnas.jsonio": "hwnas.core.jsonio",
     "hwnas.registry": "hwnas.core.registry",
     "hwnas.metrics": "hwnas.core.metrics",
-    "hwnas.space": "hwnas.spaces.space",
+    "hwnas.space": "hwnas.spaces.base",
     "hwnas.blocks": "hwnas.spaces.blocks",
     "hwnas.cells": "hwnas.spaces.cells",
     "hwnas.lut": "hwnas.latency.lut",

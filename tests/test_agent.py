@@ -237,10 +237,10 @@ def test_kill_the_agent_mid_build_restart_it_and_the_same_command_resumes(agent_
 
 def _search(lut_path: Path, tiny_supernet, out: Path) -> Path:
     from hwnas.latency.lut import LUT
-    from hwnas.latency.predict import LatencyPredictor
+    from hwnas.latency.predict import MBv3LatencyPredictor
     from hwnas.search import Constraints, run_search
 
-    pred = LatencyPredictor(LUT.load(lut_path))
+    pred = MBv3LatencyPredictor(LUT.load(lut_path))
     _, fastest = pred.fastest()
     run_search(lut_path, out, evaluator="supernet", evaluator_options={"checkpoint": str(tiny_supernet[0])},
                population=6, generations=1, seed=0, constraints=Constraints(budget_ms=fastest * 3),

@@ -13,7 +13,7 @@ from hwnas.measuring.measured import MeasuredItem, MeasureResult
 from hwnas.measuring.profiling import LutBuildResult
 from hwnas.measuring.transfer import TransferResult
 from hwnas.profilers import Measurement
-from hwnas.spaces.space import get_space, kind_part, layer_costs, macs_m
+from hwnas.spaces.base import get_space, kind_part, layer_costs, macs_m
 
 
 def _m(median: float) -> Measurement:

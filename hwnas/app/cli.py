@@ -133,7 +133,7 @@ def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None
 
 
 def _space(args: argparse.Namespace, lut=None):
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     if getattr(args, "space_file", None):
         return get_space(args.space_file)
@@ -274,7 +274,7 @@ def _refuse_paired_offline(args: argparse.Namespace) -> None:
 
 def _transfer(args: argparse.Namespace) -> int:
     """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
     from hwnas.measuring.transfer import parse_duration, transfer_lut
 
     for flag, given in (("--import-timings", args.import_timings), ("--export-bundle", args.export_bundle),
@@ -322,7 +322,7 @@ def _export_bundle(args: argparse.Namespace) -> int:
 
 def _load_archs(args: argparse.Namespace, space) -> list:
     if args.arch:  # a file of one arch, or of one per line (JSON Lines: what `hwnas sample --n N --out` writes)
-        from hwnas.spaces.space import ArchError
+        from hwnas.spaces.base import ArchError
 
         return [space.arch_from_dict(data, source=where) for p in args.arch
                 for where, data in jsonio.loads_records(p, ArchError, "architecture file")]
@@ -363,7 +363,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.latency.lut import LUT
     from hwnas.latency.predict import latency_predictor
-    from hwnas.spaces.space import macs_m
+    from hwnas.spaces.base import macs_m
 
     if not args.arch and args.sample < 1:
         raise CLIError("predict needs --arch FILE [FILE ...] or --sample N (N >= 1)")
@@ -536,7 +536,7 @@ def cmd_predictor(args: argparse.Namespace) -> int:
     from hwnas.evaluate import create_evaluator
     from hwnas.evaluate.predictor import fit_on_evaluator
     from hwnas.evaluate.supernet import read_checkpoint
-    from hwnas.spaces.space import space_from_dict
+    from hwnas.spaces.base import space_from_dict
 
     if args.out.exists() and not args.force:
         raise CLIError(f"{args.out} already exists; choose another --out or add --force")

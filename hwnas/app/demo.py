@@ -201,7 +201,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     from hwnas.latency.predict import latency_predictor
     from hwnas.measuring.profiling import build_lut
     from hwnas.search import Constraints, run_search
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     start = time.perf_counter()
     out = Path(out)

@@ -31,7 +31,7 @@ REQUIRED: Any = _Required()  # an option's "default" when the constructor has no
 
 # kind -> where its registry lives (importing a registry's module registers its built-ins)
 HOMES = {"profiler": "hwnas.profilers.registry:PROFILERS", "strategy": "hwnas.search.strategies:STRATEGIES",
-         "evaluator": "hwnas.evaluate.base:EVALUATORS", "space": "hwnas.spaces.space:SPACES"}
+         "evaluator": "hwnas.evaluate.base:EVALUATORS", "space": "hwnas.spaces.base:SPACES"}
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ def _describe_arch(r: dict) -> str:
 
 def _spaces_of(r: dict) -> Iterator[Any]:
     from hwnas.search.runs import read_run
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     for find in (lambda: read_run(r["run"]).space, lambda: get_space(r["arch"].get("space", ""))):
         try:

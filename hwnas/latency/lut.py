@@ -114,7 +114,7 @@ class LUT:
     def search_space(self):
         """The space this LUT was built for, of its kind (``mbv3``, ``cell``): parsed once, when the LUT was read
         (and again only if ``space`` was replaced since)."""
-        from hwnas.spaces.space import space_from_dict
+        from hwnas.spaces.base import space_from_dict
 
         if self._parsed is None or self._parsed[0] is not self.space:
             self._parsed = (self.space, space_from_dict(self.space, source=f"{self.path or 'LUT'}: space"))
@@ -154,7 +154,7 @@ class LUT:
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         from hwnas import __version__
-        from hwnas.spaces.space import space_from_dict
+        from hwnas.spaces.base import space_from_dict
 
         return {
             "format": FORMAT,
@@ -216,7 +216,7 @@ class LUT:
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise LUTError(f"{source}: settings.batch_size must be a whole number >= 1, got {batch!r}; the file was "
                            f"edited or is corrupt: rebuild the LUT")
-        from hwnas.spaces.space import SpaceError, space_from_dict
+        from hwnas.spaces.base import SpaceError, space_from_dict
 
         try:
             parsed = space_from_dict(data["space"], source="space")

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measuring.measure import available_profiler, in_process_settings
-from hwnas.spaces.space import Space
+from hwnas.spaces.base import Space
 from hwnas.profilers import Measurement
 
 

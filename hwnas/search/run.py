@@ -22,7 +22,7 @@ from hwnas.search.problem import OBJECTIVES, Constraints, Problem
 from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy, strategy_options as options_of
 from hwnas.search.termination import Progress, Termination, format_duration
-from hwnas.spaces.space import Space, canonical_arch
+from hwnas.spaces.base import Space, canonical_arch
 from hwnas.search.store import (SALVAGE, DiskFullError, RunLock, RunStore, StoreError, damage, is_write_failure,
                          salvage as salvage_store, shorten)
 
