@@ -269,10 +269,10 @@ def rerender(path: str | Path) -> list[Path]:
         if missing:
             raise FinalizeError(f"{bundle} lacks {missing}: it is not a complete hwnas finalize report (edited, or "
                                 f"from another version); run finalize again")
-        changed = lut_change_note((report.get("lut") or {}).get("path"), (report.get("lut") or {}).get("digest"))
-        if changed:
-            print(f"WARNING: {changed}; the report shows the LUT as finalize read it", file=sys.stderr)
-        try:
+        try:  # a field of the wrong shape (a "lut" that is not an object, say) is refused as the file's fault
+            changed = lut_change_note((report.get("lut") or {}).get("path"), (report.get("lut") or {}).get("digest"))
+            if changed:
+                print(f"WARNING: {changed}; the report shows the LUT as finalize read it", file=sys.stderr)
             write_bundle_report(report, read_run(report["run"]), path)
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field inside has the wrong shape
             if isinstance(e, InputError):
