@@ -256,7 +256,7 @@ def test_finalize_measures_its_verdict_on_the_device(device_lut, agent, token, t
     run = _search(device_lut, tiny_supernet, tmp_path / "search")
     with target_device(agent.url, str(token)):
         report = finalize(run, tmp_path / "dist", processes=1, log=lambda *a, **k: None)
-    lat = report["latency"]
+    lat = report.report["latency"]
     assert lat["verdict"] in ("PASS", "FAIL") and lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0
     assert lat["fingerprint_diff"] == {}  # the device that measured is the LUT's device
     onnx = (tmp_path / "dist" / "model.onnx").read_bytes()

@@ -169,8 +169,8 @@ def test_a_cell_search_finalizes_with_parity_ort_and_a_measured_verdict(trained,
     run_search(lut, run, evaluator="supernet", evaluator_options={"checkpoint": str(trained[0])}, population=4,
                generations=1, seed=0, constraints=Constraints(budget_ms=0.2), progress=False)
     report = finalize(run, tmp_path / "final", processes=0, command="pytest", log=lambda s: None)
-    assert report["parity"]["top1_agree"] == report["parity"]["images"] and report["parity"]["max_abs_diff"] < 1e-4
+    assert report.report["parity"]["top1_agree"] == report.report["parity"]["images"] and report.report["parity"]["max_abs_diff"] < 1e-4
     assert (tmp_path / "final" / "model.onnx").is_file() and (tmp_path / "final" / "model.ort").is_file()
-    lat = report["latency"]
+    lat = report.report["latency"]
     assert lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0 and lat["verdict"] in ("PASS", "FAIL")
     assert "cell edge ops" in (tmp_path / "final" / "report.md").read_text()

@@ -177,10 +177,10 @@ def test_finalize_of_an_int8_search_judges_the_int8_model(int8_run, tmp_path):
     run_dir, lut_path = int8_run
     assert read_run(run_dir).config["lut_precision"] == "int8"
     r = finalize(run_dir, tmp_path / "b", processes=0, command="pytest", log=lambda s: None)
-    lat, q = r["latency"], r["int8"]
+    lat, q = r.report["latency"], r.int8
     assert lat["precision"] == "int8" and lat["measured_file"].endswith("model.int8.onnx")
     lut = LUT.load(lut_path)
-    arch = lut.search_space().arch_from_dict(r["arch"])
+    arch = lut.search_space().arch_from_dict(r.report["arch"])
     assert lat["predicted_ms"] == pytest.approx(latency_predictor(lut, arch.space).predict(arch))
     assert lat["verdict"] == ("PASS" if lat["measured"]["median_ms"] <= lat["budget_ms"] else "FAIL")
     assert q["target"] is True and q["calibration_data"].endswith("training images")

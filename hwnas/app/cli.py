@@ -14,7 +14,6 @@ import math
 import os
 import shlex
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -882,7 +881,6 @@ def _main(argv: Sequence[str] | None) -> int:
     from hwnas.core.errors import CheckFailed, InputError, describe_os_error
     from hwnas.profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
 
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         if getattr(args, "agent_url", None) is not None:
             if not args.agent_url.strip():  # an unset shell variable: --device "$BOARD" measured here, silently

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -162,10 +161,7 @@ def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
 
 # one factory per proxy, each a module attribute, so the registry's target hwnas.evaluate.proxies:proxy_NAME
 # names it; its signature is what the registry checks options against (a typo is refused, not dropped)
-for _name in PROXIES:
-    globals()[f"proxy_{_name}"] = register_evaluator(f"proxy:{_name}")(_factory(_name))
-
-
-def score_all(archs: Sequence[SpaceArch], seed: int = 0, data: str = "digits") -> dict[str, np.ndarray]:
-    """Every proxy for every arch (the benchmark's table)."""
-    return {name: np.array(ProxyEvaluator(name, seed=seed, data=data).evaluate(archs)) for name in PROXIES}
+proxy_synflow = register_evaluator("proxy:synflow")(_factory("synflow"))
+proxy_naswot = register_evaluator("proxy:naswot")(_factory("naswot"))
+proxy_grad_norm = register_evaluator("proxy:grad_norm")(_factory("grad_norm"))
+proxy_snip = register_evaluator("proxy:snip")(_factory("snip"))

@@ -10,7 +10,6 @@ what they would have given live.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -144,8 +143,3 @@ def check_timings(path: str | Path, profiler_name: str, space: Any, options: dic
         raise BundleError(f"--import-timings {path} does not belong to this command: " + "; ".join(problems)
                           + ". Import it with the flags it was exported with, or export a new bundle")
     return manifest
-
-
-def import_report(manifest: dict[str, Any], stream: Any = sys.stderr) -> None:
-    print(f"importing {len(manifest['items'])} timed items of the bundle exported {manifest.get('created')} "
-          f"({manifest.get('command') or 'hwnas profile --export-bundle'})", file=stream)

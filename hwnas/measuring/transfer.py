@@ -508,8 +508,6 @@ class TransferResult:
         return f"{chained}\n{poor}" if chained else poor
 
 
-TransferReport = TransferResult  # the name before typed results; kept for one release
-
 
 def _progress_path(out) -> Any:
     from pathlib import Path
@@ -624,7 +622,7 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
                  resolutions: Sequence[int] | None = None, profiler_options: dict[str, Any] | None = None,
                  processes: int = 2, seed: int = 0, time_budget_s: float | None = None,
                  max_refine_blocks: int | None = None, reference: bool = True, force: bool = False,
-                 command: str | None = None, progress: bool = True, log=None) -> TransferReport:
+                 command: str | None = None, progress: bool = True, log=None) -> TransferResult:
     """Write at ``out`` a LUT of ``profiler_name`` on this device fitted from ``donor_path`` and ``networks``
     whole networks measured here (``processes`` fresh processes each, lowest median; 0: in this process).
 
