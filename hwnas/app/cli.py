@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hwnas.core import jsonio
+from hwnas.core.errors import (EXIT_BROKEN_PIPE, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
+                               HwnasError)
 
-EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
+class CLIError(HwnasError):
+    """A flag or a combination of flags the command cannot take (exit 2 unless told)."""
 
-class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_INPUT):
         super().__init__(message)
-        self.code = code
+        self.exit_code = code
 
 
 def _examples(text: str) -> str:
@@ -878,8 +879,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
-    from hwnas.core.errors import CheckFailed, InputError, describe_os_error
-    from hwnas.profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
+    from hwnas.core.errors import describe_os_error
 
     try:
         if getattr(args, "agent_url", None) is not None:
@@ -898,15 +898,11 @@ def _main(argv: Sequence[str] | None) -> int:
                  else "run the same command again to resume")  # search and supernet refuse an --out without it
         print(f"\ninterrupted; what was saved is kept ({again})", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (CLIError, InputError, ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError,
-            CheckFailed) as e:
+    except HwnasError as e:  # the root of every error hwnas raises for the user: its code, one line
         if args.debug:
             raise
-        code = getattr(e, "code", None) or (
-            EXIT_UNAVAILABLE if isinstance(e, (ProfilerUnavailable, ProviderFallbackError))
-            else EXIT_FAIL if isinstance(e, CheckFailed) else EXIT_INPUT)
         print(f"hwnas {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
-        return code
+        return e.exit_code
     except BrokenPipeError:
         raise
     except Exception as e:  # a bug in hwnas, not bad input: its own exit code, and the traceback kept
