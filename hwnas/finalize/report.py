@@ -257,7 +257,8 @@ REPORT_KEYS = ("run", "arch_id", "arch", "latency", "accuracy", "parity", "onnx"
 
 def rerender(path: str | Path) -> list[Path]:
     """Re-render report.md and pareto.png of a finalize bundle (has report.json) or a search run."""
-    from hwnas.finalize import FinalizeError, read_run
+    from hwnas.finalize.source import FinalizeError
+    from hwnas.search.runs import read_run
 
     path = Path(path)
     bundle = path / "report.json"
