@@ -486,7 +486,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     archs = [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.n)]
     text = "\n".join(a.to_json() for a in archs) if args.n > 1 else jsonio.dumps(archs[0].to_dict(), indent=1)
     if args.out:
-        from hwnas.latency.lut import atomic_write_text
+        from hwnas.core.files import atomic_write_text
 
         atomic_write_text(Path(args.out), text + "\n")  # a full disk leaves the old file, never half of the new
         print(f"wrote {args.out}")

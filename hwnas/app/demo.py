@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
-from hwnas.latency.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
+from hwnas.core.files import atomic_write_text
+from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.profilers._host import peak_rss_mib
 
 SPACE = "demo"

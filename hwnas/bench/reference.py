@@ -95,7 +95,7 @@ def save(path: Path, store: dict[str, Any]) -> None:
     (bench_reference and bench_evaluators, say) both keep their trainings."""
     import fcntl
 
-    from hwnas.latency.lut import atomic_write_text
+    from hwnas.core.files import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:

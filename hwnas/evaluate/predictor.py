@@ -94,8 +94,8 @@ class AccuracyPredictor:
         return FitReport(len(train), len(val), kendall_tau(pred, y[val]), float(np.abs(pred - y[val]).mean()))
 
     def save(self, path: str | Path) -> None:
-        """Atomically (hwnas.latency.lut.atomic_write): a full disk or Ctrl-C leaves the old file, never half of one."""
-        from hwnas.latency.lut import atomic_write
+        """Atomically (hwnas.core.files.atomic_write): a full disk or Ctrl-C leaves the old file, never half of one."""
+        from hwnas.core.files import atomic_write
 
         blob = {"space": self.space.to_dict(), "hidden": self.hidden, "layers": self.layers,
                 "mean": self.mean, "std": self.std, "state": self.model.state_dict()}

@@ -31,7 +31,7 @@ from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import cpu_layout, deterministic, device_of, resolve_device, to_cpu
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
-from hwnas.latency.lut import atomic_write
+from hwnas.core.files import atomic_write
 from hwnas.spaces.base import kind_part, space_from_dict
 
 CHECKPOINT_FORMAT = "hwnas-supernet"

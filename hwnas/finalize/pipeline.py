@@ -19,7 +19,8 @@ from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_a
 from hwnas.finalize.result import FinalizeResult
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
-from hwnas.latency.lut import LUT, atomic_write_text, now_iso
+from hwnas.core.files import atomic_write_text
+from hwnas.latency.lut import LUT, now_iso
 from hwnas.search.runs import Run, read_run
 from hwnas.search.records import SearchRecord
 from hwnas.spaces.base import SpaceArch, layer_costs

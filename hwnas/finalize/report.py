@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
-from hwnas.latency.lut import atomic_write, atomic_write_text
+from hwnas.core.files import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from hwnas.search.records import SearchRecord

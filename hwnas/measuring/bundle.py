@@ -20,7 +20,8 @@ from hwnas.core import jsonio
 from hwnas.spaces.blocks import build_model
 from hwnas.measuring.replay import BundleError
 from hwnas.measuring.stability import EXTRA_PASSES, agreement_tolerance
-from hwnas.latency.lut import atomic_write_text, now_iso
+from hwnas.core.files import atomic_write_text
+from hwnas.latency.lut import now_iso
 from hwnas.measuring.measure import available_profiler
 from hwnas.profilers._remote import REPLAY, remote_settings
 

@@ -639,7 +639,8 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
 
     from hwnas.core import jsonio
     from hwnas.measuring.sampling import sample_archs
-    from hwnas.latency.lut import LUT, atomic_write_text, content_digest, content_table, now_iso
+    from hwnas.core.files import atomic_write_text
+    from hwnas.latency.lut import LUT, content_digest, content_table, now_iso
     from hwnas.measuring.measure import arch_measurer, available_profiler, in_process_settings, profiler_options as popts
     from hwnas.measuring.profiling import entry_from
 
