@@ -5,17 +5,25 @@ from typing import Any, Protocol, runtime_checkable
 
 from hwnas_agent.timing import Measurement, TimingPolicy, time_callable  # noqa: F401 - one timing loop, host and device
 
+from hwnas.core.errors import EXIT_INPUT, EXIT_UNAVAILABLE, HwnasError
 
-class ProfilerConfigError(ValueError):
+
+class ProfilerConfigError(HwnasError, ValueError):
     """An unknown profiler name or a setting it cannot take (threads, CPU to pin, optimisation level)."""
 
+    exit_code = EXIT_INPUT
 
-class ProfilerUnavailable(RuntimeError):
+
+class ProfilerUnavailable(HwnasError, RuntimeError):
     """The profiler cannot run here; the message says why and what to do."""
 
+    exit_code = EXIT_UNAVAILABLE
 
-class ProviderFallbackError(RuntimeError):
+
+class ProviderFallbackError(HwnasError, RuntimeError):
     """ONNX Runtime ran on other execution providers than were asked for (it only warns by itself)."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 @runtime_checkable

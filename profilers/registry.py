@@ -9,7 +9,6 @@ Nothing is imported until a profiler is asked for by name or listed.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from hwnas.profilers._common import capability
@@ -24,23 +23,7 @@ BUILTIN = {  # named here, not by decorators in their modules: nothing of a prof
     "ort-cpu": "hwnas.profilers.ort_cpu:OrtCPUProfiler",
     "ort-mobile": "hwnas.profilers.ort_mobile:OrtMobileProfiler",
 }
-ProfilerInfo = PluginInfo  # name, kind, source ("builtin" or the distribution), target, unavailable (why not)
-LEGACY_PREFIX = "profilers."  # before 0.2 the plugins installed as a top-level ``profilers`` package
-
-
-def _current(target: str) -> str:
-    """``target`` with the old top-level ``profilers`` package renamed ``hwnas.profilers`` (with a warning)."""
-    module, sep, attr = target.partition(":")
-    if not (module.startswith(LEGACY_PREFIX) or module == LEGACY_PREFIX[:-1]):
-        return target
-    new = "hwnas." + module
-    warnings.warn(f"entry point {target!r} names the old top-level 'profilers' package; it is now "
-                  f"{new!r} (the old name keeps loading for one release)", DeprecationWarning, stacklevel=5)
-    return new + sep + attr
-
-
-PROFILERS = Registry("profiler", GROUP, ProfilerConfigError, available=lambda cls: cls().availability(),
-                     rename=_current)
+PROFILERS = Registry("profiler", GROUP, ProfilerConfigError, available=lambda cls: cls().availability())
 for _name, _target in BUILTIN.items():
     PROFILERS.register(_name, _target)
 
@@ -63,6 +46,6 @@ def create_profiler(name: str, **options: Any) -> Profiler:
     return profiler
 
 
-def list_profilers() -> list[ProfilerInfo]:
+def list_profilers() -> list[PluginInfo]:
     """Every profiler with where it came from and, when it cannot run here, why (a broken plugin: its error)."""
     return PROFILERS.infos()

@@ -8,7 +8,7 @@ import pytest
 
 from hwnas.latency.lut import LUT
 from hwnas.measuring.profiling import build_lut
-from hwnas.spaces.space import get_space
+from hwnas.spaces.base import get_space
 from hwnas.profilers.base import TimingPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,10 +43,10 @@ def small_space():
     """The demo space cut to two stages (20 blocks per resolution): builds that must run whole, in seconds."""
     import json
 
-    from hwnas.spaces.space import SearchSpace
+    from hwnas.spaces.mbv3 import MBv3Space
 
     d = json.loads((ROOT / "hwnas" / "spaces" / "demo.json").read_text())
-    return SearchSpace.from_dict({**d, "name": "demo-2-stages", "stages": d["stages"][:2], "depths": [1, 2],
+    return MBv3Space.from_dict({**d, "name": "demo-2-stages", "stages": d["stages"][:2], "depths": [1, 2],
                                   "expands": [2, 3]})
 
 
@@ -175,15 +175,15 @@ def tiny_supernet(tmp_path_factory, demo, tiny_data):
 def tiny_run(tmp_path_factory, demo_lut_path, tiny_supernet, demo):
     """A finished search over the demo space (24 px LUT) scored by the tiny supernet, with a budget."""
     from hwnas.latency.lut import LUT
-    from hwnas.latency.predict import LatencyPredictor
+    from hwnas.latency.predict import MBv3LatencyPredictor
     from hwnas.search import Constraints, run_search
-    from hwnas.spaces.space import Arch
+    from hwnas.spaces.mbv3 import MBv3Arch
 
     lut = LUT.load(demo_lut_path)
-    pred = LatencyPredictor(lut)
+    pred = MBv3LatencyPredictor(lut)
     _, fastest = pred.fastest()
     big = demo.largest()
-    largest = pred.predict(Arch(demo, 24, big.width, big.kernels, big.expands))  # the LUT covers 24 px only
+    largest = pred.predict(MBv3Arch(demo, 24, big.width, big.kernels, big.expands))  # the LUT covers 24 px only
     budget = fastest + 0.35 * (largest - fastest)  # as the demo picks it: feasible archs exist whatever the timings
     out = tmp_path_factory.mktemp("run") / "search"
     run_search(demo_lut_path, out, evaluator="supernet", evaluator_options={"checkpoint": str(tiny_supernet[0])},

@@ -237,10 +237,10 @@ def test_kill_the_agent_mid_build_restart_it_and_the_same_command_resumes(agent_
 
 def _search(lut_path: Path, tiny_supernet, out: Path) -> Path:
     from hwnas.latency.lut import LUT
-    from hwnas.latency.predict import LatencyPredictor
+    from hwnas.latency.predict import MBv3LatencyPredictor
     from hwnas.search import Constraints, run_search
 
-    pred = LatencyPredictor(LUT.load(lut_path))
+    pred = MBv3LatencyPredictor(LUT.load(lut_path))
     _, fastest = pred.fastest()
     run_search(lut_path, out, evaluator="supernet", evaluator_options={"checkpoint": str(tiny_supernet[0])},
                population=6, generations=1, seed=0, constraints=Constraints(budget_ms=fastest * 3),
@@ -256,7 +256,7 @@ def test_finalize_measures_its_verdict_on_the_device(device_lut, agent, token, t
     run = _search(device_lut, tiny_supernet, tmp_path / "search")
     with target_device(agent.url, str(token)):
         report = finalize(run, tmp_path / "dist", processes=1, log=lambda *a, **k: None)
-    lat = report["latency"]
+    lat = report.report["latency"]
     assert lat["verdict"] in ("PASS", "FAIL") and lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0
     assert lat["fingerprint_diff"] == {}  # the device that measured is the LUT's device
     onnx = (tmp_path / "dist" / "model.onnx").read_bytes()

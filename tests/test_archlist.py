@@ -4,7 +4,7 @@ import json
 import pytest
 
 from hwnas.spaces.archlist import read_arch_list
-from hwnas.spaces.space import ArchError, get_space
+from hwnas.spaces.base import ArchError, get_space
 
 NB201 = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
          "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",

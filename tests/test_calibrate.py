@@ -10,7 +10,7 @@ import pytest
 
 from hwnas.measuring.calibrate import MODELS, calibrate_lut, choose_model, fit, sample_archs
 from hwnas.latency.lut import LUT
-from hwnas.latency.predict import LatencyPredictor
+from hwnas.latency.predict import MBv3LatencyPredictor
 
 from conftest import ROOT
 
@@ -61,7 +61,7 @@ def test_calibration_on_real_measurements(demo_lut_path, quick_policy, tmp_path)
     again = LUT.load(lut.path)
     assert again.calibration["coef"] == calib["coef"]
     arch = again.search_space().arch_from_dict(calib["data"][0]["arch"])
-    pred = LatencyPredictor(again).predict(arch)
+    pred = MBv3LatencyPredictor(again).predict(arch)
     assert pred == pytest.approx(np.dot(calib["data"][0]["features"], calib["coef"]), rel=1e-4)
     # resumes: a second call measures nothing new
     calib2 = calibrate_lut(again, "torch-cpu", opts, n_archs=8, seed=0, resolutions=[24], progress=False, save=False)

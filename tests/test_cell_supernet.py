@@ -9,9 +9,10 @@ from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate.cell_supernet import CellSupernet
 from hwnas.evaluate.data import load_data
-from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, build_supernet, evaluate_subnet, load_supernet,
+from hwnas.evaluate.mbv3_supernet import MBv3Supernet
+from hwnas.evaluate.supernet import (CheckpointError, SupernetConfig, build_supernet, evaluate_subnet, load_supernet,
                                      read_checkpoint, recalibrate_bn, train_supernet)
-from hwnas.spaces.space import get_space
+from hwnas.spaces.base import get_space
 
 DATA, LIMIT = "fashion-small", 20  # real Fashion-MNIST images (embedded), 20 per class: a few steps an epoch
 
@@ -132,7 +133,7 @@ def test_evaluator_scores_one_per_arch_and_refuses_other_spaces(trained, cells, 
     with pytest.raises(CheckpointError, match="differs from the supernet's space"):
         ev.evaluate([mbv3.sample(0)])
     with pytest.raises(CheckpointError, match="differs from the supernet's space"):
-        Supernet(mbv3).check(cells.sample(0))
+        MBv3Supernet(mbv3).check(cells.sample(0))
 
 
 def test_cli_trains_a_cell_supernet(tmp_path):
@@ -168,8 +169,8 @@ def test_a_cell_search_finalizes_with_parity_ort_and_a_measured_verdict(trained,
     run_search(lut, run, evaluator="supernet", evaluator_options={"checkpoint": str(trained[0])}, population=4,
                generations=1, seed=0, constraints=Constraints(budget_ms=0.2), progress=False)
     report = finalize(run, tmp_path / "final", processes=0, command="pytest", log=lambda s: None)
-    assert report["parity"]["top1_agree"] == report["parity"]["images"] and report["parity"]["max_abs_diff"] < 1e-4
+    assert report.report["parity"]["top1_agree"] == report.report["parity"]["images"] and report.report["parity"]["max_abs_diff"] < 1e-4
     assert (tmp_path / "final" / "model.onnx").is_file() and (tmp_path / "final" / "model.ort").is_file()
-    lat = report["latency"]
+    lat = report.report["latency"]
     assert lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0 and lat["verdict"] in ("PASS", "FAIL")
     assert "cell edge ops" in (tmp_path / "final" / "report.md").read_text()

@@ -10,7 +10,7 @@ from hwnas.spaces.cells import CellArch, CellSpace
 from hwnas.evaluate.data import load_data
 from hwnas.evaluate.proxies import naswot
 from hwnas.evaluate.train import train_arch
-from hwnas.spaces.space import ArchError, SpaceError, get_space, list_spaces
+from hwnas.spaces.base import ArchError, SpaceError, get_space, list_spaces
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def test_measure_arch_with_lut_reports_prediction_error(demo_lut_path, tmp_path,
 
 def test_measure_an_onnx_file(tmp_path, capsys):
     from hwnas.spaces.blocks import build_model
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
     from hwnas.profilers._ort import export_onnx
 
     arch = get_space("demo").sample(0)

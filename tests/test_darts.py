@@ -10,7 +10,7 @@ from hwnas.latency.lut import LUT
 from hwnas.latency.predict import LayerSumPredictor, latency_predictor
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.spaces.darts import DartsArch, DartsSpace
-from hwnas.spaces.space import ArchError, SpaceError, get_space, list_spaces
+from hwnas.spaces.base import ArchError, SpaceError, get_space, list_spaces
 
 # DARTS's published second-order genotype (DARTS_V2 in its genotypes.py)
 DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "

@@ -11,7 +11,7 @@ from hwnas.latency.lut import LUT
 from hwnas.latency.predict import latency_predictor
 from hwnas.search import Constraints, run_search
 from hwnas.search.strategies import create_strategy, list_strategies, strategy_options
-from hwnas.spaces.space import get_space
+from hwnas.spaces.base import get_space
 from hwnas.search.store import RunStore
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from hwnas.measuring.fidelity import error_stats, proportional_fit, run_fidelity
 from hwnas.latency.lut import LUT
-from hwnas.spaces.space import Arch
+from hwnas.spaces.mbv3 import MBv3Arch
 
 
 def test_error_stats_by_hand():
@@ -16,7 +16,7 @@ def test_error_stats_by_hand():
 
 def test_fidelity_run_on_real_measurements(demo_lut_path, demo, quick_policy):
     lut = LUT.load(demo_lut_path)
-    rng_archs = [Arch(demo, 24, a.width, a.kernels, a.expands) for a in (demo.sample(s) for s in range(6))]
+    rng_archs = [MBv3Arch(demo, 24, a.width, a.kernels, a.expands) for a in (demo.sample(s) for s in range(6))]
     report = run_fidelity(lut, options={"policy": quick_policy}, archs=rng_archs, progress=False, processes=0)
     assert report.n == 6 and len(report.rows) == 6
     assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in report.rows)

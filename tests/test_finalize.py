@@ -29,18 +29,18 @@ def test_bundle_holds_checked_models_and_reports(bundle, tiny_run):
     assert model.opset_import[0].version >= 17
     assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["logits"]
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    assert dims == [1, 3, r["arch"]["resolution"], r["arch"]["resolution"]]
-    assert r["parity"]["max_abs_diff"] <= 1e-4 and r["parity"]["top1_agree"] == r["parity"]["images"]
+    assert dims == [1, 3, r.report["arch"]["resolution"], r.report["arch"]["resolution"]]
+    assert r.report["parity"]["max_abs_diff"] <= 1e-4 and r.report["parity"]["top1_agree"] == r.report["parity"]["images"]
     saved = json.loads((out / "report.json").read_text())
-    assert saved["arch_id"] == r["arch_id"] and saved["command"] == "pytest"
+    assert saved["arch_id"] == r.arch_id and saved["command"] == "pytest"
     assert saved["run"] == str(tiny_run.resolve())
     front = json.loads((tiny_run / "front.json").read_text())["front"]
-    assert r["arch_id"] == max(front, key=lambda x: (x["accuracy"], -x["latency_ms"]))["arch_id"]
+    assert r.arch_id == max(front, key=lambda x: (x["accuracy"], -x["latency_ms"]))["arch_id"]
 
 
 def test_verdict_is_from_the_measured_median(bundle):
     _, r = bundle
-    lat = r["latency"]
+    lat = r.report["latency"]
     m = lat["measured"]
     assert m["median_ms"] > 0 and m["p10_ms"] <= m["median_ms"] <= m["p90_ms"]
     assert lat["verdict"] == ("PASS" if m["median_ms"] <= lat["budget_ms"] else "FAIL")
@@ -51,9 +51,9 @@ def test_verdict_is_from_the_measured_median(bundle):
 
 def test_accuracies_and_int8(bundle):
     _, r = bundle
-    acc = r["accuracy"]
+    acc = r.report["accuracy"]
     assert 0 <= acc["test"] <= 100 and abs(acc["onnx_test"] - acc["test"]) <= 1.0
-    q = r["int8"]
+    q = r.int8
     assert q["format"] == "QDQ static" and q["measured"]["median_ms"] > 0 and 0 <= q["test_accuracy"] <= 100
     qmodel = onnx.load(str(bundle[0] / "model.int8.onnx"))
     assert any(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)
@@ -63,7 +63,7 @@ def test_ort_file_runs_and_matches(bundle):
     import onnxruntime as ort
 
     out, r = bundle
-    res = r["arch"]["resolution"]
+    res = r.report["arch"]["resolution"]
     x = np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32)
     a = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     b = ort.InferenceSession(str(out / "model.ort"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
@@ -79,8 +79,8 @@ def test_torch_profiler_measures_the_module(tiny_run, tmp_path):
     before = _store_state(tiny_run)
     r = finalize(tiny_run, tmp_path / "t", processes=0, log=lambda s: None)
     assert _store_state(tiny_run) == before  # the run store is read, never written (no -wal/-shm either)
-    assert r["latency"]["measured_file"].startswith("the PyTorch module")
-    lat = r["latency"]
+    assert r.report["latency"]["measured_file"].startswith("the PyTorch module")
+    lat = r.report["latency"]
     assert lat["profiler"] == "torch-cpu" and lat["predicted_ms"] is not None and not lat["fingerprint_diff"]
     assert "PyTorch module" in lat["measured_file"]
     # the stored median is rounded to 1 ns; the error was computed before rounding
@@ -123,8 +123,8 @@ def test_force_replaces_the_bundle_as_a_whole(tiny_run, tmp_path):
     first = finalize(tiny_run, out, processes=0, log=lambda s: None)
     (out / "stale.onnx").write_bytes(b"from an older finalize")
     again = finalize(tiny_run, out, force=True, processes=0, log=lambda s: None)
-    assert "stale.onnx" not in _tree(out) and set(again["files"]) == set(first["files"])
-    assert json.loads((out / "report.json").read_text())["created"] == again["created"]
+    assert "stale.onnx" not in _tree(out) and set(again.files) == set(first.files)
+    assert json.loads((out / "report.json").read_text())["created"] == again.report["created"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
     mask = os.umask(0)
     os.umask(mask)

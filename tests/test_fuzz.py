@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from conftest import ROOT
 from hwnas.core.errors import InputError
 from hwnas.latency.lut import LUT
-from hwnas.latency.predict import LatencyPredictor
-from hwnas.spaces.space import SearchSpace, get_space
+from hwnas.latency.predict import MBv3LatencyPredictor
+from hwnas.spaces.base import get_space
+from hwnas.spaces.mbv3 import MBv3Space
 
 FUZZ_CASES = {"n": 0}
 # HWNAS_FUZZ_EXAMPLES=2000 for a longer hunt; 150 per parser keeps the suite's share at ~5 s
@@ -91,7 +92,7 @@ def test_arch_files_of_any_bytes(tmp_path_factory, raw):
 @given(st.integers(0, 10**6), json_values, st.booleans())
 def test_space_dicts(i, value, drop):
     data = _mutate(SPACE_DICT, i, value, drop)
-    space = _ok_or_input_error(lambda: SearchSpace.from_dict(data))
+    space = _ok_or_input_error(lambda: MBv3Space.from_dict(data))
     if space is not None:
         space.smallest().layers()
 
@@ -101,7 +102,7 @@ def test_space_dicts(i, value, drop):
 def test_space_toml_text(tmp_path_factory, text):
     p = tmp_path_factory.mktemp("space") / "space.toml"
     p.write_text(text)
-    _ok_or_input_error(lambda: SearchSpace.from_file(p))
+    _ok_or_input_error(lambda: MBv3Space.from_file(p))
 
 
 @FUZZ
@@ -111,7 +112,7 @@ def test_lut_dicts_then_predict(i, value, drop):
 
     def load_and_predict():
         lut = LUT.from_dict(data)
-        pred = LatencyPredictor(lut)
+        pred = MBv3LatencyPredictor(lut)
         ms = pred.predict(pred.space.smallest())
         assert ms > 0  # a LUT that loads never predicts 0, negative or NaN
         return lut

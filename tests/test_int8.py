@@ -151,7 +151,7 @@ def test_predict_compares_fp32_with_int8(luts):
 @pytest.fixture(scope="module")
 def int8_run(tmp_path_factory, demo, tiny_supernet, quick_policy):
     """A search over the demo space (24 px) priced by an int8 ort-cpu LUT, scored by the tiny supernet."""
-    from hwnas.latency.predict import LatencyPredictor
+    from hwnas.latency.predict import MBv3LatencyPredictor
     from hwnas.search import Constraints, run_search
 
     d = tmp_path_factory.mktemp("int8run")
@@ -159,7 +159,7 @@ def int8_run(tmp_path_factory, demo, tiny_supernet, quick_policy):
     build_lut("ort-cpu", demo, lut_path, resolutions=[24],
               profiler_options={"policy": quick_policy, "pin_cpu": None, "precision": "int8"},
               calibrate=False, progress=False, processes=0, command="pytest int8_run")
-    pred = LatencyPredictor(LUT.load(lut_path))
+    pred = MBv3LatencyPredictor(LUT.load(lut_path))
     _, fastest = pred.fastest()
     out = d / "search"
     run_search(lut_path, out, evaluator="supernet", evaluator_options={"checkpoint": str(tiny_supernet[0])},
@@ -177,10 +177,10 @@ def test_finalize_of_an_int8_search_judges_the_int8_model(int8_run, tmp_path):
     run_dir, lut_path = int8_run
     assert read_run(run_dir).config["lut_precision"] == "int8"
     r = finalize(run_dir, tmp_path / "b", processes=0, command="pytest", log=lambda s: None)
-    lat, q = r["latency"], r["int8"]
+    lat, q = r.report["latency"], r.int8
     assert lat["precision"] == "int8" and lat["measured_file"].endswith("model.int8.onnx")
     lut = LUT.load(lut_path)
-    arch = lut.search_space().arch_from_dict(r["arch"])
+    arch = lut.search_space().arch_from_dict(r.report["arch"])
     assert lat["predicted_ms"] == pytest.approx(latency_predictor(lut, arch.space).predict(arch))
     assert lat["verdict"] == ("PASS" if lat["measured"]["median_ms"] <= lat["budget_ms"] else "FAIL")
     assert q["target"] is True and q["calibration_data"].endswith("training images")

@@ -1,7 +1,8 @@
 """The packages show the data flow, and the arrows point one way (the layout in docs/layout.md).
 
 Every import of hwnas code, at module level or inside a function (not under ``TYPE_CHECKING``), goes to its own
-package or to one below it in LAYERS; and no modules import each other in a cycle."""
+package or to one below it in LAYERS; no module imports its own package's ``__init__``; and no modules import
+each other in a cycle."""
 from __future__ import annotations
 
 import ast
@@ -73,6 +74,19 @@ def test_imports_point_down_the_layers():
             elif target != "hwnas" and layer(target) > layer(name):
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target} ({LAYERS[layer(name)]} is below "
                              f"{LAYERS[layer(target)]})")
+    assert wrong == []
+
+
+def test_no_module_imports_its_own_package():
+    """A module never imports its own package's ``__init__``, at module level or inside a function: the
+    ``__init__`` re-exports the package's modules, so such an import is a cycle (module -> package -> the
+    modules it re-exports -> ... -> module) that the cycle test below forgives for re-exports. Import the
+    module that defines the name instead."""
+    mods = modules()
+    wrong = [f"{path.relative_to(ROOT)}:{line} imports its own package {target}"
+             for name, path in mods.items() if name not in OUTSIDE
+             for target, line, _ in imports(path, set(mods))
+             if name.startswith(target + ".") and mods[target].name == "__init__.py" and target != "hwnas"]
     assert wrong == []
 
 

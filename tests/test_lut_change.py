@@ -102,7 +102,7 @@ def test_finalize_with_accept_lut_change_goes_on_and_the_report_says_so(tiny_run
     out = tmp_path / "dist"
     r = finalize(tiny_run, out, lut=changed_lut, processes=0, log=said.append, accept_lut_change=True)
     assert any(s.startswith("WARNING: the LUT") and "--accept-lut-change" in s for s in said), said
-    assert r["lut"]["matches_run"] is False and r["lut"]["digest"] != r["lut"]["run_digest"]
+    assert r.report["lut"]["matches_run"] is False and r.report["lut"]["digest"] != r.report["lut"]["run_digest"]
     assert "not the one the run was searched with" in (out / "report.md").read_text()
     # the LUT changes again after finalize: report warns on stderr
     _scale(changed_lut, 2.0)

@@ -9,7 +9,7 @@ import torch
 from hwnas.latency.lut import LUT
 from hwnas.latency.predict import LayerSumPredictor, latency_predictor
 from hwnas.spaces.mixed import MixedArch, MixedSpace
-from hwnas.spaces.space import ArchError, SpaceError, get_space, list_spaces
+from hwnas.spaces.base import ArchError, SpaceError, get_space, list_spaces
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from hwnas.latency.lut import LUT
 from hwnas.latency.predict import LayerSumPredictor, latency_predictor
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.spaces.network import NetworkArch, NetworkSpace, Stage
-from hwnas.spaces.space import ArchError, SpaceError, get_space, list_spaces
+from hwnas.spaces.base import ArchError, SpaceError, get_space, list_spaces
 
 
 @pytest.fixture(scope="module")

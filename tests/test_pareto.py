@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from hwnas.search.pareto import (constrained_dominates, constrained_fronts, crowding_distance, dominates,
-                                 hypervolume_2d, non_dominated_fronts, survive)
+from hwnas.search.pareto import (constrained_fronts, crowding_distance, dominates, hypervolume_2d, non_dominated_fronts,
+                                 survive)
 
 
 def brute_force_first_front(F):
@@ -26,12 +26,12 @@ def test_non_dominated_sort_matches_brute_force(seed):
 
 
 def test_constraint_domination_ordering():
-    f_good, f_bad = np.array([0.0, 0.0]), np.array([5.0, 5.0])
-    assert constrained_dominates(f_bad, 0.0, f_good, 0.1)          # feasible beats infeasible
-    assert not constrained_dominates(f_good, 0.1, f_bad, 0.0)
-    assert constrained_dominates(f_bad, 0.1, f_good, 0.5)          # less violation wins
-    assert constrained_dominates(f_good, 0.0, f_bad, 0.0)          # then Pareto dominance
-    assert not constrained_dominates(np.array([0.0, 1.0]), 0.0, np.array([1.0, 0.0]), 0.0)
+    # feasible before infeasible, less violation before more, Pareto dominance among the feasible
+    f_good, f_bad = [0.0, 0.0], [5.0, 5.0]
+    assert [f.tolist() for f in constrained_fronts(np.array([f_good, f_bad]), np.array([0.1, 0.0]))] == [[1], [0]]
+    assert [f.tolist() for f in constrained_fronts(np.array([f_good, f_bad]), np.array([0.5, 0.1]))] == [[1], [0]]
+    assert [f.tolist() for f in constrained_fronts(np.array([f_bad, f_good]), np.zeros(2))] == [[1], [0]]
+    assert [sorted(f.tolist()) for f in constrained_fronts(np.array([[0.0, 1.0], [1.0, 0.0]]), np.zeros(2))] == [[0, 1]]
     F = np.array([[1, 1], [0, 2], [2, 0], [0, 0], [9, 9]], float)
     cv = np.array([0, 0, 0, 0.5, 0.2])
     fronts = [sorted(f.tolist()) for f in constrained_fronts(F, cv)]

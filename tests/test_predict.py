@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 
 from hwnas.latency.lut import LUT
-from hwnas.latency.predict import Calibration, LatencyPredictor, MissingEntriesError
-from hwnas.spaces.space import Arch
+from hwnas.latency.predict import Calibration, MBv3LatencyPredictor, MissingEntriesError
+from hwnas.spaces.mbv3 import MBv3Arch
 
 
 def _archs_at(space, res, n, seed=0):
     rng = random.Random(seed)
-    return [Arch(space, res, a.width, a.kernels, a.expands) for a in (space.sample(rng) for _ in range(n))]
+    return [MBv3Arch(space, res, a.width, a.kernels, a.expands) for a in (space.sample(rng) for _ in range(n))]
 
 
 def test_uncalibrated_prediction_is_the_sum_of_lut_entries(demo_lut, demo):
-    predictor = LatencyPredictor(demo_lut, calibrated=False)
+    predictor = MBv3LatencyPredictor(demo_lut, calibrated=False)
     for arch in _archs_at(demo, 24, 20):
         expected = sum(demo_lut.entries[d.key]["median_ms"] for d in arch.layers())
         assert predictor.predict(arch) == pytest.approx(expected, rel=1e-12)
@@ -22,7 +22,7 @@ def test_uncalibrated_prediction_is_the_sum_of_lut_entries(demo_lut, demo):
 
 
 def test_predict_many_equals_predict(demo_lut, demo):
-    predictor = LatencyPredictor(demo_lut)
+    predictor = MBv3LatencyPredictor(demo_lut)
     archs = _archs_at(demo, 24, 50, seed=1)
     many = predictor.predict_many(archs)
     assert many.shape == (50,)
@@ -32,7 +32,7 @@ def test_predict_many_equals_predict(demo_lut, demo):
 
 def test_calibration_is_applied(demo_lut, demo):
     demo_lut.calibration = {"coef": [0.5, 0.0, 0.01, 0.2], "model": "boundary"}
-    predictor = LatencyPredictor(demo_lut)
+    predictor = MBv3LatencyPredictor(demo_lut)
     arch = _archs_at(demo, 24, 1)[0]
     raw = sum(demo_lut.entries[d.key]["median_ms"] for d in arch.layers())
     assert predictor.predict(arch) == pytest.approx(0.5 * raw + 0.01 * len(arch.layers()) + 0.2)
@@ -41,7 +41,7 @@ def test_calibration_is_applied(demo_lut, demo):
 
 def test_missing_entries_fail_with_the_keys_and_the_fill_command(demo_lut_path, demo):
     lut = LUT.load(demo_lut_path)
-    predictor = LatencyPredictor(lut)
+    predictor = MBv3LatencyPredictor(lut)
     arch = _archs_at(demo, 32, 1)[0]  # the fixture LUT only holds 24 px
     with pytest.raises(MissingEntriesError) as e:
         predictor.predict(arch)
@@ -53,13 +53,13 @@ def test_missing_entries_fail_with_the_keys_and_the_fill_command(demo_lut_path, 
     gone = arch24.layers()[3].key
     del lut.entries[gone]
     with pytest.raises(MissingEntriesError, match=gone):
-        LatencyPredictor(lut).predict_many([_archs_at(demo, 24, 1, seed=5)[0], arch24])
+        MBv3LatencyPredictor(lut).predict_many([_archs_at(demo, 24, 1, seed=5)[0], arch24])
 
 
 def test_latency_grows_with_the_network(demo_lut, demo):
-    predictor = LatencyPredictor(demo_lut, calibrated=False)
-    small = Arch(demo, 24, 1.0, *(lambda a: (a.kernels, a.expands))(demo.smallest()))
-    big = Arch(demo, 24, 1.0, *(lambda a: (a.kernels, a.expands))(demo.largest()))
+    predictor = MBv3LatencyPredictor(demo_lut, calibrated=False)
+    small = MBv3Arch(demo, 24, 1.0, *(lambda a: (a.kernels, a.expands))(demo.smallest()))
+    big = MBv3Arch(demo, 24, 1.0, *(lambda a: (a.kernels, a.expands))(demo.largest()))
     assert predictor.predict(big) > 1.5 * predictor.predict(small)
 
 
@@ -68,7 +68,7 @@ def test_fastest_is_a_true_minimum(demo_lut, demo):
 
     demo_lut.calibration = {"coef": [0.9, 0.05, 0.01, 0.1], "model": "boundary"}
     space = replace(demo, resolutions=(24,))
-    predictor = LatencyPredictor(demo_lut, space)
+    predictor = MBv3LatencyPredictor(demo_lut, space)
     arch, fastest = predictor.fastest()
     assert fastest == pytest.approx(predictor.predict(arch))
     rng = random.Random(0)
@@ -92,7 +92,7 @@ def test_generic_layer_sum_agrees_with_the_dense_mbv3_tables(demo_lut, demo):
     demo_lut.calibration = {"coef": [1.1, 0.3, 0.002, 0.01], "model": "boundary"}
     archs = _archs_at(demo, 24, 100, seed=3)
     dense, generic = latency_predictor(demo_lut, demo), LayerSumPredictor(demo_lut, demo)
-    assert isinstance(dense, LatencyPredictor)
+    assert isinstance(dense, MBv3LatencyPredictor)
     assert np.allclose(dense.features_many(archs), generic.features_many(archs), rtol=0, atol=1e-9)
     assert np.allclose(dense.predict_many(archs), generic.predict_many(archs), rtol=0, atol=1e-9)
     assert dense.breakdown(archs[0]) == generic.breakdown(archs[0])
@@ -108,7 +108,7 @@ def test_predict_genes_is_predict_many_without_the_archs(demo_lut, demo):
 
     demo_lut.calibration = {"coef": [1.1, 0.3, 0.002, 0.01], "model": "boundary"}
     space = replace(demo, resolutions=(24,))
-    predictor = LatencyPredictor(demo_lut, space)
+    predictor = MBv3LatencyPredictor(demo_lut, space)
     archs = [space.sample(random.Random(s)) for s in range(200)]
     G = space.gene_matrix(archs)
     many = predictor.predict_many(archs)
@@ -122,7 +122,7 @@ def test_predict_genes_is_predict_many_without_the_archs(demo_lut, demo):
     gone = archs[0].layers()[3].key
     del demo_lut.entries[gone]
     with pytest.raises(MissingEntriesError, match=gone):
-        LatencyPredictor(demo_lut, space).predict_genes(G)
+        MBv3LatencyPredictor(demo_lut, space).predict_genes(G)
     predictor.calibration = Calibration((2.0, 0.0, 0.0, 1.0), "set later")
     assert np.allclose(predictor.predict_many(archs[1:]), 2.0 * predictor.features_many(archs[1:])[:, 0] + 1.0,
                        rtol=1e-12, atol=0)

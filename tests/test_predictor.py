@@ -43,13 +43,14 @@ def test_save_load_and_use_as_evaluator(demo, scored, tmp_path):
 
 def test_archs_of_a_resolution_restricted_space_are_predicted_in_the_trained_space(demo):
     """A search over a LUT of some resolutions has a smaller space; its archs still get a prediction."""
-    from hwnas.spaces.space import ArchError, SearchSpace
+    from hwnas.spaces.base import ArchError
+    from hwnas.spaces.mbv3 import MBv3Space
 
     predictor = AccuracyPredictor(demo)
-    sub = SearchSpace.from_dict({**demo.to_dict(), "resolutions": [demo.resolutions[0]]})
+    sub = MBv3Space.from_dict({**demo.to_dict(), "resolutions": [demo.resolutions[0]]})
     archs = [sub.sample(random.Random(i)) for i in range(3)]
     same = [demo.arch_from_dict(a.to_dict()) for a in archs]
     assert predictor.predict(archs).tolist() == predictor.predict(same).tolist()
-    other = SearchSpace.from_dict({**demo.to_dict(), "resolutions": [demo.resolutions[-1] + 8]})
+    other = MBv3Space.from_dict({**demo.to_dict(), "resolutions": [demo.resolutions[-1] + 8]})
     with pytest.raises(ArchError, match="accuracy predictor"):
         predictor.predict([other.sample(random.Random(0))])

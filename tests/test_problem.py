@@ -7,7 +7,7 @@ import pytest
 from hwnas.core.errors import InputError
 from hwnas.search.problem import Constraints, Problem
 from hwnas.search.records import RecordError, SearchRecord
-from hwnas.spaces.space import get_space
+from hwnas.spaces.base import get_space
 
 
 @pytest.fixture(scope="module")

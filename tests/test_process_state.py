@@ -98,4 +98,4 @@ def test_finalize_measuring_in_process(unchanged, tiny_run, tmp_path):
 
     report = finalize(tiny_run, tmp_path / "bundle", processes=0, profiler="torch-cpu", command="pytest",
                       log=lambda s: None)
-    assert report["latency"]["measured"]["median_ms"] > 0
+    assert report.report["latency"]["measured"]["median_ms"] > 0

@@ -185,19 +185,6 @@ def test_a_plugin_written_before_the_flags_still_times_onnx_files():
     assert not capability(Old, "measures_ort_format")
 
 
-def test_legacy_profilers_entry_point_string_loads_with_a_deprecation_warning(tmp_path, monkeypatch):
-    """A plugin whose entry point still names the old top-level ``profilers`` package keeps loading (one release)."""
-    dist = tmp_path / "hwnas_old_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hwnas-old-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[hwnas.profilers]\nold-ort = profilers.ort_cpu:OrtCPUProfiler\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    from hwnas.profilers.ort_cpu import OrtCPUProfiler
-
-    with pytest.warns(DeprecationWarning, match="hwnas.profilers.ort_cpu"):
-        assert get_profiler_class("old-ort") is OrtCPUProfiler
-
-
 def test_the_wheel_installs_no_top_level_profilers_package():
     """pyproject maps the repository's profilers/ folder to hwnas.profilers; every package folder is listed."""
     import tomllib

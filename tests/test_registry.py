@@ -227,7 +227,7 @@ def _profiler(bad):
 
 def _strategy(bad):
     from hwnas.search.strategies import create_strategy
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     return create_strategy("nsga2", get_space("demo"), population=4, seed=0, **bad)
 
@@ -239,7 +239,7 @@ def _evaluator(bad):
 
 
 def _space(bad):
-    from hwnas.spaces.space import SPACES
+    from hwnas.spaces.base import SPACES
 
     return SPACES.create("cell", name="x", **bad)
 
@@ -283,7 +283,7 @@ def test_the_documented_strategy_and_evaluator_run_a_real_search(my_package, dem
     from hwnas.evaluate import create_evaluator, list_evaluators
     from hwnas.search import run_search
     from hwnas.search.strategies import create_strategy, list_strategies, strategy_options
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     assert "climb" in list_strategies() and "macs" in list_evaluators() and "my_package.climb" not in sys.modules
     assert strategy_options("climb") == {"mutate_prob": None, "steps": 1}
@@ -308,7 +308,7 @@ def test_the_documented_strategy_through_hwnas_search(my_package, demo_lut_path)
 
 def test_the_documented_space_kind_reads_a_file_of_that_kind(my_package, tmp_path):
     from hwnas.spaces.cells import CellSpace
-    from hwnas.spaces.space import SpaceError, get_space
+    from hwnas.spaces.base import SpaceError, get_space
 
     path = tmp_path / "nb201-c100.json"
     path.write_text(json.dumps({"kind": "nb201", "name": "nb201-c100", "num_classes": 100}))

@@ -245,7 +245,7 @@ def test_the_report_draws_every_projection(tmp_path):
 
 def test_progressive_runs_on_cell_demo_and_widens(tmp_path):
     from hwnas.search.strategies import complexity, create_strategy
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     space = get_space("cell-demo")
     s = create_strategy("progressive", space, population=6, seed=0,

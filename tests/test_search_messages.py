@@ -97,7 +97,7 @@ def test_a_population_larger_than_the_space_is_refused_and_a_large_search_says_i
            "--population 100,000 is more than the 15,625 archs space 'cell-demo' holds")
     assert not (tmp_path / "r").exists()
     from hwnas.search.run import check_population
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     check_population(get_space("cell-demo"), 2000, 6)
     assert "note: up to 12,000 evaluations" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import pytest
 from hwnas.core.errors import InputError
 from hwnas.bench.reference import Recipe
 from hwnas.latency.lut import LUT
-from hwnas.latency.predict import LatencyPredictor
+from hwnas.latency.predict import MBv3LatencyPredictor
 from hwnas.bench.search_quality import budget_in_the_middle, format_quality, latency_twin, run_search_quality
 
 
@@ -35,7 +35,7 @@ def test_searched_archs_are_paired_with_latency_twins_and_trained(demo_lut_path,
 
 
 def test_an_impossible_latency_twin_is_a_clear_error(demo_lut_path, demo):
-    predictor = LatencyPredictor(LUT.load(demo_lut_path), demo.with_resolutions([24]))
+    predictor = MBv3LatencyPredictor(LUT.load(demo_lut_path), demo.with_resolutions([24]))
     budget, fastest, largest = budget_in_the_middle(predictor)
     with pytest.raises(InputError, match="widen --tolerance"):
         latency_twin(predictor.space, predictor, largest * 10, random.Random(0), set(), tries=2, batch=50)

@@ -41,13 +41,13 @@ def test_search_writes_front_and_is_reproducible(demo_lut_path, tmp_path):
 
 def test_budget_constraint_is_respected(demo_lut_path, tmp_path):
     from hwnas.latency.lut import LUT
-    from hwnas.latency.predict import LatencyPredictor
+    from hwnas.latency.predict import MBv3LatencyPredictor
     from hwnas.latency.predict import covered_resolutions
     from dataclasses import replace
 
     lut = LUT.load(demo_lut_path)
     space = replace(lut.search_space(), resolutions=covered_resolutions(lut, lut.search_space()))
-    predictor = LatencyPredictor(lut, space)
+    predictor = MBv3LatencyPredictor(lut, space)
     _, fastest = predictor.fastest()
     # half way up the space's range: 1.3x the fastest left no arch feasible on some quick LUTs
     budget = fastest + (predictor.predict(space.largest()) - fastest) / 2
@@ -304,7 +304,7 @@ class _FailsOnSomeArchs:
 def test_an_arch_the_evaluator_fails_on_is_recorded_and_the_search_goes_on(demo_lut_path, tmp_path, monkeypatch):
     from hwnas.evaluate import base
     from hwnas.evaluate.base import EvaluationFailed, evaluate_each
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     ev = _FailsOnSomeArchs()
     monkeypatch.setitem(base._REGISTRY, ev.name, lambda **kw: ev)

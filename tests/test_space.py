@@ -4,7 +4,8 @@ import random
 import numpy as np
 import pytest
 
-from hwnas.spaces.space import ArchError, SearchSpace, SpaceError, get_space, list_spaces
+from hwnas.spaces.base import ArchError, SpaceError, get_space, list_spaces
+from hwnas.spaces.mbv3 import MBv3Space
 
 
 def test_shipped_spaces(mbv3, demo):
@@ -30,9 +31,9 @@ def test_arch_json_round_trip(mbv3, tmp_path):
 def test_space_round_trip_and_digest(mbv3, tmp_path):
     path = tmp_path / "space.json"
     path.write_text(json.dumps(mbv3.to_dict()))
-    again = SearchSpace.from_file(path)
+    again = MBv3Space.from_file(path)
     assert again == mbv3 and again.digest == mbv3.digest
-    changed = SearchSpace.from_dict({**mbv3.to_dict(), "kernels": [3, 5]})
+    changed = MBv3Space.from_dict({**mbv3.to_dict(), "kernels": [3, 5]})
     assert changed.digest != mbv3.digest
 
 
@@ -175,7 +176,7 @@ def test_arch_missing_field_and_bad_file(mbv3, tmp_path):
 ])
 def test_space_validation_errors(mbv3, change, message):
     with pytest.raises(SpaceError, match=message):
-        SearchSpace.from_dict({**mbv3.to_dict(), **change}, source="my.json")
+        MBv3Space.from_dict({**mbv3.to_dict(), **change}, source="my.json")
 
 
 def test_space_file_errors(tmp_path):
@@ -230,9 +231,9 @@ def test_with_resolutions_renames_and_validates(mbv3):
 
 def _spaces_for_genes(mbv3, demo):
     """The shipped spaces, one with float expands and several widths, and one whose stage codes pass int64."""
-    odd = SearchSpace.from_dict({**mbv3.to_dict(), "name": "odd", "expands": [2.5, 4, 6.25],
+    odd = MBv3Space.from_dict({**mbv3.to_dict(), "name": "odd", "expands": [2.5, 4, 6.25],
                                  "width_mults": [0.75, 1, 1.25], "depths": [1, 3, 4]})
-    deep = SearchSpace.from_dict({**demo.to_dict(), "name": "deep", "depths": [1, 40], "kernels": [3, 5, 7]})
+    deep = MBv3Space.from_dict({**demo.to_dict(), "name": "deep", "depths": [1, 40], "kernels": [3, 5, 7]})
     return (mbv3, demo, odd, deep)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.space import ArchError, KindParts, Space, SpaceArch, kind_part, space_from_dict
+from hwnas.spaces.base import ArchError, KindParts, Space, SpaceArch, kind_part, space_from_dict
 
 KERNELS = (1, 3)
 
@@ -211,5 +211,30 @@ def test_sample_predict_search_finalize_on_a_kind_from_this_file(chain, tmp_path
     summary = finalize(tmp_path / "run", tmp_path / "dist", processes=0, data="digits", parity_images=16,
                        log=lambda *a, **k: None)
     report = (tmp_path / "dist" / "report.md").read_text()
-    assert summary["latency"]["verdict"] in ("PASS", "FAIL") and summary["latency"]["measured"]["median_ms"] > 0
+    assert summary.report["latency"]["verdict"] in ("PASS", "FAIL") and summary.report["latency"]["measured"]["median_ms"] > 0
     assert "chain kernels [" in report  # the kind's own describe(), with no branch for it in report.py
+
+
+def test_each_kind_has_its_own_names_and_the_generic_ones_are_gone():
+    """The MobileNetV3 kind is one kind among others: its classes carry its name (``MBv3Space``, ``MBv3Arch``,
+    ``MBv3LatencyPredictor``, ``MBv3Supernet``), and the names every kind shares are the protocols'."""
+    import importlib
+    import importlib.util
+
+    import hwnas.spaces.base as base
+    import hwnas.spaces.cells as cells
+    import hwnas.spaces.mbv3 as mbv3
+    from hwnas.evaluate import cell_supernet, mbv3_supernet, supernet
+    from hwnas.latency import predict
+
+    assert importlib.util.find_spec("hwnas.spaces.space") is None
+    for module in (importlib.import_module("hwnas.spaces"), base, mbv3, cells):
+        assert not {"Arch", "SearchSpace"} & set(vars(module)), module.__name__
+    assert not hasattr(predict, "LatencyPredictor") and not hasattr(supernet, "Supernet")
+    assert mbv3.MBv3Space.kind == "mbv3" and cells.CellSpace.kind == "cell"
+    for space in (base.get_space("demo"), base.get_space("cell-demo")):
+        assert isinstance(space, base.Space) and isinstance(space.sample(0), base.SpaceArch)
+    assert kind_part(base.get_space("demo"), "supernet") is mbv3_supernet.MBv3Supernet
+    assert kind_part(base.get_space("cell-demo"), "supernet") is cell_supernet.CellSupernet
+    assert kind_part(base.get_space("demo"), "latency_predictor") is predict.MBv3LatencyPredictor
+    assert kind_part(base.get_space("cell-demo"), "latency_predictor") is predict.CellLatencyPredictor

@@ -102,7 +102,7 @@ def test_nsga2_varies_gene_matrices_where_the_space_can(name, demo):
     """An mbv3-kind space goes through the gene-matrix path; the archs it makes are the archs their genes
     name (same id as through the JSON), and a cell space, which has no such path, still searches."""
     from hwnas.search.strategies import has_gene_variation
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     cells = get_space("cell-demo")
     assert has_gene_variation(demo) and not has_gene_variation(cells)

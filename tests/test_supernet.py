@@ -6,13 +6,14 @@ import torch
 from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.evaluate.data import load_data
 from hwnas.evaluate.scoring import batchnorms
-from hwnas.evaluate.supernet import (CheckpointError, Supernet, SupernetConfig, evaluate_subnet,
+from hwnas.evaluate.mbv3_supernet import MBv3Supernet
+from hwnas.evaluate.supernet import (CheckpointError, SupernetConfig, evaluate_subnet,
                                      load_supernet, recalibrate_bn, train_supernet)
 
 
 def test_extract_equals_the_supernet_forward(demo):
     torch.manual_seed(0)
-    net = Supernet(demo)
+    net = MBv3Supernet(demo)
     splits = load_data("digits")
     for seed in range(4):
         arch = demo.sample(seed)
@@ -28,7 +29,7 @@ def test_extract_equals_the_supernet_forward(demo):
 
 
 def test_smaller_kernel_is_the_centre_of_the_larger(demo):
-    net = Supernet(demo)
+    net = MBv3Supernet(demo)
     arch = demo.smallest()  # kernel 3 everywhere; the supernet holds 5x5
     block = net.extract(arch).blocks[2]
     big = net.stages[0][0].block.depthwise[0].weight
@@ -37,7 +38,7 @@ def test_smaller_kernel_is_the_centre_of_the_larger(demo):
 
 
 def test_bn_recalibration_changes_running_stats(demo):
-    net = Supernet(demo)
+    net = MBv3Supernet(demo)
     splits = load_data("digits")
     arch = demo.sample(3)
     before = [bn.running_mean.clone() for bn in batchnorms(net)]

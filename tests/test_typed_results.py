@@ -2,6 +2,7 @@
 comes from these, so the same numbers read the same everywhere."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hwnas.measuring.measured import MeasuredItem, MeasureResult
 from hwnas.measuring.profiling import LutBuildResult
 from hwnas.measuring.transfer import TransferResult
 from hwnas.profilers import Measurement
-from hwnas.spaces.space import get_space, kind_part, layer_costs, macs_m
+from hwnas.spaces.base import get_space, kind_part, layer_costs, macs_m
 
 
 def _m(median: float) -> Measurement:
@@ -50,11 +51,12 @@ def test_verdict_line_of_a_fail_gives_the_gap_and_without_prediction_says_none()
     assert nb.line().endswith("budget none") and not nb.failed
 
 
-def test_finalize_result_reads_as_the_report_and_prints_one_summary(tmp_path):
+def test_finalize_result_is_typed_and_prints_one_summary(tmp_path):
     report = {"arch_id": "abc", "accuracy": {"test": 81.234}, "files": ["model.onnx", "report.json"],
               "latency": _latency(), "int8": None, "lut": {"provenance": None}}
     r = FinalizeResult(tmp_path / "dist", report)
-    assert r["latency"]["verdict"] == "PASS" and dict(r) == report and len(r) == len(report)  # the old dict reads
+    assert r.latency.verdict == "PASS" and r.report is report
+    assert not isinstance(r, Mapping)  # callers read the typed attributes (or .report), not a dict
     assert (r.arch_id, r.test_accuracy, r.files) == ("abc", 81.234, ["model.onnx", "report.json"])
     lines = r.lines()
     assert lines[0] == r.latency.line()

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hwnas.core.metrics import kendall_tau
     from hwnas.evaluate.supernet import SupernetConfig, SupernetEvaluator, default_sampling, train_supernet
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     space = get_space("demo")
     ref = json.loads(args.reference.read_text())

@@ -59,7 +59,7 @@ def ray_start_s() -> float:
     """A fresh local Ray instance and one actor holding an evaluator, until its first answer."""
     from hwnas.evaluate import create_evaluator
     from hwnas.search.dispatch import RayDispatcher
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     arch = get_space("demo").sample(0)
     start = time.perf_counter()
@@ -75,7 +75,7 @@ def task_overhead_ms(n: int, repeats: int = 3) -> dict:
     """Median over ``repeats`` of (N tasks on a warm Ray actor - N evaluations in this process) / N."""
     from hwnas.evaluate import create_evaluator
     from hwnas.search.dispatch import RayDispatcher
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     import torch
 

@@ -22,7 +22,7 @@ from hwnas.bench.evaluators import format_table, run_evaluator_bench  # noqa: E4
 from hwnas.bench.reference import Recipe, workers_default  # noqa: E402
 from hwnas.evaluate.supernet import SupernetConfig  # noqa: E402
 from hwnas.core.metrics import kendall_tau  # noqa: E402
-from hwnas.spaces.space import get_space  # noqa: E402
+from hwnas.spaces.base import get_space  # noqa: E402
 
 
 def connected_taus(space, bench) -> dict:

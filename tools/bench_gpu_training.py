@@ -21,7 +21,7 @@ from hwnas.core import jsonio  # noqa: E402
 def supernet(args: argparse.Namespace) -> dict:
     from hwnas.evaluate.data import load_data
     from hwnas.evaluate.supernet import SupernetConfig, train_supernet
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     space = get_space(args.space)
     cfg = SupernetConfig(data=args.data, epochs=1, batch_size=args.batch_size, data_limit=args.data_limit)
@@ -38,7 +38,7 @@ def train(args: argparse.Namespace) -> dict:
     from hwnas.evaluate.data import load_data
     from hwnas.evaluate.device import device_of, resolve_device
     from hwnas.evaluate.train import train_arch
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     space = get_space(args.space)
     t0 = time.perf_counter()

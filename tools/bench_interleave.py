@@ -72,7 +72,7 @@ def main() -> int:
 
     from hwnas.spaces.blocks import build_model
     from hwnas.profilers._ort import export_onnx
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     space, rng = get_space("demo"), random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="hwnas-interleave-"))

@@ -30,7 +30,7 @@ def time_layout(space_name: str, data: str, channels_last: bool, steps: int, war
 
     from hwnas.evaluate.data import load_data
     from hwnas.evaluate.supernet import build_supernet, default_sampling, soft_cross_entropy
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     space = get_space(space_name)
     splits = load_data(data, 0)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwnas.core import jsonio  # noqa: E402
 from hwnas.bench.reference import (Recipe, agreement, saved_reference, train_reference,  # noqa: E402
                                      workers_default)
-from hwnas.spaces.space import get_space  # noqa: E402
+from hwnas.spaces.base import get_space  # noqa: E402
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ def _row(name: str, n: int | None, seconds: float | None, stats: dict) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
     from hwnas.measuring.transfer import transfer_lut
 
     donor = LUT.load(args.donor)

@@ -14,20 +14,20 @@ import math
 import os
 import shlex
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hwnas.core import jsonio
+from hwnas.core.errors import (EXIT_BROKEN_PIPE, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
+                               HwnasError)
 
-EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
+class CLIError(HwnasError):
+    """A flag or a combination of flags the command cannot take (exit 2 unless told)."""
 
-class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_INPUT):
         super().__init__(message)
-        self.code = code
+        self.exit_code = code
 
 
 def _examples(text: str) -> str:
@@ -133,7 +133,7 @@ def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None
 
 
 def _space(args: argparse.Namespace, lut=None):
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     if getattr(args, "space_file", None):
         return get_space(args.space_file)
@@ -274,7 +274,7 @@ def _refuse_paired_offline(args: argparse.Namespace) -> None:
 
 def _transfer(args: argparse.Namespace) -> int:
     """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
     from hwnas.measuring.transfer import parse_duration, transfer_lut
 
     for flag, given in (("--import-timings", args.import_timings), ("--export-bundle", args.export_bundle),
@@ -326,7 +326,7 @@ def _load_archs(args: argparse.Namespace, space) -> list:
 
         return read_arch_list(space, args.archs)
     if args.arch:  # a file of one arch, or of one per line (JSON Lines: what `hwnas sample --n N --out` writes)
-        from hwnas.spaces.space import ArchError
+        from hwnas.spaces.base import ArchError
 
         return [space.arch_from_dict(data, source=where) for p in args.arch
                 for where, data in jsonio.loads_records(p, ArchError, "architecture file")]
@@ -367,7 +367,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hwnas.latency.lut import LUT
     from hwnas.latency.predict import latency_predictor
-    from hwnas.spaces.space import macs_m
+    from hwnas.spaces.base import macs_m
 
     if not args.arch and not getattr(args, "archs", None) and args.sample < 1:
         raise CLIError("predict needs --arch FILE [FILE ...], --archs LIST or --sample N (N >= 1)")
@@ -490,7 +490,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     archs = [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.n)]
     text = "\n".join(a.to_json() for a in archs) if args.n > 1 else jsonio.dumps(archs[0].to_dict(), indent=1)
     if args.out:
-        from hwnas.latency.lut import atomic_write_text
+        from hwnas.core.files import atomic_write_text
 
         atomic_write_text(Path(args.out), text + "\n")  # a full disk leaves the old file, never half of the new
         print(f"wrote {args.out}")
@@ -523,7 +523,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     result = score_archs(archs, args.evaluator, _key_values(args.evaluator_option, "--evaluator-option"),
                          data=args.data)
     if args.json:
-        from hwnas.latency.lut import atomic_write_text
+        from hwnas.core.files import atomic_write_text
 
         atomic_write_text(Path(args.json), jsonio.dumps(result.to_dict(), indent=1) + "\n")
     if not args.quiet or not args.json:
@@ -536,7 +536,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_scale(args: argparse.Namespace) -> int:
     """``hwnas scale``: compound scaling of a base arch under a latency budget, priced by the LUT."""
     from hwnas.latency.compound import compound_scale
-    from hwnas.latency.lut import LUT, atomic_write_text
+    from hwnas.core.files import atomic_write_text
+    from hwnas.latency.lut import LUT
     from hwnas.latency.predict import latency_predictor
 
     lut = LUT.load(args.lut)
@@ -593,7 +594,7 @@ def cmd_predictor(args: argparse.Namespace) -> int:
     from hwnas.evaluate import create_evaluator
     from hwnas.evaluate.predictor import fit_on_evaluator
     from hwnas.evaluate.supernet import read_checkpoint
-    from hwnas.spaces.space import space_from_dict
+    from hwnas.spaces.base import space_from_dict
 
     if args.out.exists() and not args.force:
         raise CLIError(f"{args.out} already exists; choose another --out or add --force")
@@ -982,10 +983,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
-    from hwnas.core.errors import CheckFailed, InputError, describe_os_error
-    from hwnas.profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
+    from hwnas.core.errors import describe_os_error
 
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         if getattr(args, "agent_url", None) is not None:
             if not args.agent_url.strip():  # an unset shell variable: --device "$BOARD" measured here, silently
@@ -1003,15 +1002,11 @@ def _main(argv: Sequence[str] | None) -> int:
                  else "run the same command again to resume")  # search and supernet refuse an --out without it
         print(f"\ninterrupted; what was saved is kept ({again})", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (CLIError, InputError, ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError,
-            CheckFailed) as e:
+    except HwnasError as e:  # the root of every error hwnas raises for the user: its code, one line
         if args.debug:
             raise
-        code = getattr(e, "code", None) or (
-            EXIT_UNAVAILABLE if isinstance(e, (ProfilerUnavailable, ProviderFallbackError))
-            else EXIT_FAIL if isinstance(e, CheckFailed) else EXIT_INPUT)
         print(f"hwnas {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
-        return code
+        return e.exit_code
     except BrokenPipeError:
         raise
     except Exception as e:  # a bug in hwnas, not bad input: its own exit code, and the traceback kept

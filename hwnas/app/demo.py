@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
-from hwnas.latency.lut import LUT, LUTError, atomic_write_text, fingerprint_diff
+from hwnas.core.files import atomic_write_text
+from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.profilers._host import peak_rss_mib
 
 SPACE = "demo"
@@ -201,7 +202,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     from hwnas.latency.predict import latency_predictor
     from hwnas.measuring.profiling import build_lut
     from hwnas.search import Constraints, run_search
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     start = time.perf_counter()
     out = Path(out)

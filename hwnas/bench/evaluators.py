@@ -21,7 +21,7 @@ from hwnas.bench.reference import Recipe, agreement, saved_reference, train_refe
 from hwnas.evaluate.supernet import SupernetConfig, read_checkpoint, train_supernet
 from hwnas.evaluate.vote import VoteEvaluator, rank_vote
 from hwnas.core.metrics import kendall_tau, kendall_tau_near, kendall_tau_top, kendall_tau_within, pairs_near, spearman_rho
-from hwnas.spaces.space import SearchSpace, layer_costs
+from hwnas.spaces.base import Space, layer_costs
 from hwnas.profilers._host import peak_rss_mib
 
 
@@ -63,7 +63,7 @@ def _digested(cfg: SupernetConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in added or v != added[k]}
 
 
-def _supernet_rows(space: SearchSpace, workdir: Path, cfg: SupernetConfig, archs: list, predictor_archs: int,
+def _supernet_rows(space: Space, workdir: Path, cfg: SupernetConfig, archs: list, predictor_archs: int,
                    seed: int, scores: dict[str, list[float]], secs: dict[str, float], notes: dict[str, str],
                    log: Callable[[str], None], bn_batches: int = 4, with_predictor: bool = True) -> dict[str, Any]:
     """1. the supernet (trained once per config into ``workdir``) and 2. the accuracy predictor fitted on
@@ -103,7 +103,7 @@ def _supernet_rows(space: SearchSpace, workdir: Path, cfg: SupernetConfig, archs
     return sn_info
 
 
-def run_evaluator_bench(space: SearchSpace, workdir: Path, recipe: Recipe = Recipe(), n_archs: int = 30, seed: int = 0,
+def run_evaluator_bench(space: Space, workdir: Path, recipe: Recipe = Recipe(), n_archs: int = 30, seed: int = 0,
                         supernet: SupernetConfig | None = None, predictor_archs: int = 200, workers: int = 2,
                         reference_seeds: int = 2, log: Callable[[str], None] = print,
                         vote_reference: int = 64, with_supernet: bool = True,

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from hwnas.core.errors import InputError
 from hwnas.core.metrics import kendall_tau, kendall_tau_near, pairs_near, spearman_rho
-from hwnas.spaces.space import get_space, layer_costs
+from hwnas.spaces.base import get_space, layer_costs
 
 DATASETS = {"cifar10": "cifar10_test_acc_200ep", "cifar100": "cifar100_test_acc_200ep",
             "imagenet16-120": "imagenet16_120_test_acc_200ep"}

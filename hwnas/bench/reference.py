@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
 from hwnas.core.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)  # pool workers: one per core (never the calling process)
 
 
-def _train_one(recipe: Recipe, seed: int, arch: Arch) -> tuple[float, float]:
+def _train_one(recipe: Recipe, seed: int, arch: SpaceArch) -> tuple[float, float]:
     """Accuracy and cost: CPU seconds on the CPU, wall seconds on a GPU."""
     from hwnas.evaluate.device import resolve_device
 
@@ -95,7 +95,7 @@ def save(path: Path, store: dict[str, Any]) -> None:
     (bench_reference and bench_evaluators, say) both keep their trainings."""
     import fcntl
 
-    from hwnas.latency.lut import atomic_write_text
+    from hwnas.core.files import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
@@ -107,11 +107,11 @@ def save(path: Path, store: dict[str, Any]) -> None:
         atomic_write_text(path, jsonio.dumps(store, indent=1))
 
 
-def _key(seed: int, arch: Arch) -> str:
+def _key(seed: int, arch: SpaceArch) -> str:
     return f"{seed}:{arch.id}"
 
 
-def train_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int], workers: int = 2,
+def train_reference(archs: Sequence[SpaceArch], recipe: Recipe, seeds: Sequence[int], workers: int = 2,
                     cache: Path | None = None, progress: bool = True) -> tuple[dict[int, list[float]], float]:
     """Accuracy of every arch for every seed (``{seed: [acc in arch order]}``) and the median cost of one
     training (CPU seconds; wall seconds on a GPU). ``cache``: a folder; results already there (same recipe)
@@ -126,7 +126,7 @@ def train_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int],
     bar = tqdm(total=len(seeds) * len(archs), initial=len(seeds) * len(archs) - len(todo), unit="training",
                desc=f"reference: {len(archs)} archs x {len(seeds)} seed(s)", disable=not progress, dynamic_ncols=True)
 
-    def keep(seed: int, arch: Arch, acc: float, cpu_s: float) -> None:
+    def keep(seed: int, arch: SpaceArch, acc: float, cpu_s: float) -> None:
         store["scores"][_key(seed, arch)] = round(float(acc), 4)
         store["cpu_s"][_key(seed, arch)] = round(float(cpu_s), 2)
         if path is not None:
@@ -157,8 +157,8 @@ def train_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int],
     return runs, float(np.median(cpu)) if cpu else float("nan")
 
 
-def saved_reference(archs: Sequence[Arch], recipe: Recipe, seeds: Sequence[int],
-                    cache: Path) -> tuple[list[Arch], dict[int, list[float]], float]:
+def saved_reference(archs: Sequence[SpaceArch], recipe: Recipe, seeds: Sequence[int],
+                    cache: Path) -> tuple[list[SpaceArch], dict[int, list[float]], float]:
     """What a (maybe unfinished) reference run saved: the archs trained with every seed, their accuracies
     and the median cost of one training. Nothing is trained."""
     path = Path(cache) / f"reference-{recipe.digest}.json"
@@ -182,7 +182,7 @@ class Agreement:
     resolution_tau: float     # the free baseline: input resolution alone vs the mean accuracy
 
 
-def agreement(runs: dict[int, list[float]], archs: Sequence[Arch]) -> Agreement:
+def agreement(runs: dict[int, list[float]], archs: Sequence[SpaceArch]) -> Agreement:
     """Pairwise over seeds (the mean of every pair's statistic)."""
     seeds = sorted(runs)
     if len(seeds) < 2:

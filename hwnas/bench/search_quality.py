@@ -23,7 +23,7 @@ from hwnas.latency.predict import Predictor, latency_predictor
 from hwnas.search.problem import Constraints
 from hwnas.search.records import SearchRecord
 from hwnas.search.run import run_search, searchable_space
-from hwnas.spaces.space import Arch, Space
+from hwnas.spaces.base import Space, SpaceArch
 from hwnas.search.store import RunStore
 
 
@@ -93,7 +93,7 @@ def budget_in_the_middle(predictor: Predictor, n: int = 2000, seed: int = 0) -> 
 
 
 def latency_twin(space: Space, predictor: Predictor, target_ms: float, rng: random.Random,
-                 exclude: set[str], tolerance: float = 0.05, tries: int = 200, batch: int = 500) -> Arch:
+                 exclude: set[str], tolerance: float = 0.05, tries: int = 200, batch: int = 500) -> SpaceArch:
     """A uniformly random arch whose predicted latency is within ``tolerance`` of ``target_ms`` (rejection
     sampling: the first hit of random draws, so the twin is random among the archs of that latency)."""
     for _ in range(tries):

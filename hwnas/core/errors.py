@@ -1,20 +1,40 @@
 """The kinds of failure a user can act on, so every command ends with an exit code scripts can trust.
 
-``InputError``: what the user gave is wrong (a file, a flag, an architecture, a LUT): exit 2, one line
-that says what and what to do. Each module derives its own (``LUTError``, ``ArchError``, ``DataError``…)
-and raises it where the bad input is detected. ``CheckFailed``: the input was fine but a check did not
-pass (a verdict, parity): exit 1. Anything else escaping a command is a bug in hwnas: exit 4, with
-the traceback written to a file (``hwnas.app.cli``).
+Every error hwnas raises for the user to act on derives from one root, :class:`HwnasError`, which carries the
+command's exit code (``exit_code``, as Optuna's ``OptunaError`` roots its errors): the CLI catches the root and
+exits with its code, one line on stderr that says what and what to do.
+
+``InputError``: what the user gave is wrong (a file, a flag, an architecture, a LUT): exit 2. Each module
+derives its own (``LUTError``, ``ArchError``, ``DataError``…) and raises it where the bad input is detected.
+``CheckFailed``: the input was fine but a check did not pass (a verdict, parity): exit 1. The profilers' own
+(``hwnas.profilers.base``): a setting a profiler cannot take, exit 2; a profiler that cannot run here, exit 3.
+Anything else escaping a command is a bug in hwnas: exit 4, with the traceback written to a file
+(``hwnas.app.cli``).
 """
 from __future__ import annotations
 
+# what a command exits with (hwnas.app.cli): 0 done, 1 a check failed, 2 bad input, 3 the device or runtime is not
+# available here, 4 a bug in hwnas, 130 interrupted, 141 its reader closed the pipe
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
-class InputError(ValueError):
+
+class HwnasError(Exception):
+    """The root of every error hwnas raises for the user to act on; ``exit_code`` is the command's exit code."""
+
+    exit_code: int = EXIT_INPUT
+
+
+class InputError(HwnasError, ValueError):
     """Bad input; the message names the file/field and the fix."""
 
+    exit_code = EXIT_INPUT
 
-class CheckFailed(RuntimeError):
+
+class CheckFailed(HwnasError, RuntimeError):
     """A check on good input failed (e.g. ONNX parity)."""
+
+    exit_code = EXIT_FAIL
 
 
 class SearchError(InputError):

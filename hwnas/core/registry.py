@@ -31,7 +31,7 @@ REQUIRED: Any = _Required()  # an option's "default" when the constructor has no
 
 # kind -> where its registry lives (importing a registry's module registers its built-ins)
 HOMES = {"profiler": "hwnas.profilers.registry:PROFILERS", "strategy": "hwnas.search.strategies:STRATEGIES",
-         "evaluator": "hwnas.evaluate.base:EVALUATORS", "space": "hwnas.spaces.space:SPACES"}
+         "evaluator": "hwnas.evaluate.base:EVALUATORS", "space": "hwnas.spaces.base:SPACES"}
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,17 @@ class Registry:
     so a caller that catches ``TypeError`` to say which flag gave the options keeps working. ``label``: what
     messages call one ("space kind"). ``hidden``: options the caller always sets itself (a strategy's space,
     population and seed): accepted, never listed as the user's to set. ``available(obj)``: why a loaded plugin
-    cannot run here, or None (profilers). ``rename(target)``: the current name of an old ``module:attr``.
+    cannot run here, or None (profilers).
     """
 
     def __init__(self, kind: str, group: str, error: type[Exception] = LookupError, *, label: str | None = None,
-                 hidden: Iterable[str] = (), available: Callable[[Any], str | None] | None = None,
-                 rename: Callable[[str], str] | None = None):
+                 hidden: Iterable[str] = (), available: Callable[[Any], str | None] | None = None):
         self.kind, self.group, self.error, self.label = kind, group, error, label or kind
         self.option_error: type[Exception] = error if issubclass(error, TypeError) else type(
             "UnknownOption", (error, TypeError),
             {"__module__": __name__, "__doc__": f"An option the {kind} does not take ({error.__name__}, TypeError)."})
         self.hidden = tuple(hidden)
-        self._available, self._rename = available, rename
+        self._available = available
         self._builtins: dict[str, Any] = {}  # name -> the object, or a lazy "module:attr" string
 
     # -- registering -----------------------------------------------------------
@@ -117,7 +116,7 @@ class Registry:
         return obj if isinstance(obj, str) else target_of(obj)
 
     def _resolve(self, target: str) -> Any:
-        return resolve(self._rename(target) if self._rename else target)
+        return resolve(target)
 
     def where(self, name: str, plugins: dict[str, Any] | None = None) -> tuple[str, str]:
         """(source, target) of ``name``, nothing imported: ``builtin`` or the distribution, and ``module:attr``."""

@@ -8,7 +8,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
 from hwnas.core.registry import Registry
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 
 class EvaluatorError(InputError):
@@ -24,7 +24,7 @@ class Evaluator(Protocol):
     def config(self) -> dict[str, Any]:
         """Everything that changes the score (data, seed, epochs…): part of the cache key."""
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
         ...
 
 
@@ -65,7 +65,7 @@ class Scores(list):
         self.raised = dict(raised or {})  # the exceptions themselves: re-raised when nothing could be scored
 
 
-def evaluate_each(evaluator: Evaluator, archs: Sequence[Arch]) -> Scores:
+def evaluate_each(evaluator: Evaluator, archs: Sequence[SpaceArch]) -> Scores:
     """``evaluator.evaluate(archs)``; when it raises, each arch again on its own, so one arch the evaluator
     cannot score (a deterministic failure) becomes NaN with its message instead of failing the others; a
     NaN score is a failure too. A worker that dies is not an evaluator error: it is not caught here (the
@@ -116,7 +116,7 @@ def transient(e: BaseException) -> bool:
 _MEMORY_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "alloc_failed")
 
 
-def _failure(arch: Arch, e: Exception) -> Scores:
+def _failure(arch: SpaceArch, e: Exception) -> Scores:
     """NaN and the message; the exception itself only when it is bad input (it names what to fix) and
     survives pickling (results cross process boundaries; an exception that cannot be rebuilt there
     would break the pool)."""
@@ -145,8 +145,8 @@ class CachedEvaluator:
     """Wraps an evaluator so no (arch, config) pair is evaluated twice; ``seed`` pre-fills it (resume)."""
 
     def __init__(self, inner: Evaluator, seed: dict[str, float] | None = None, dispatcher: Any = None,
-                 on_result: Callable[[list[Arch], list[float]], None] | None = None,
-                 on_failure: Callable[[Arch, str], None] | None = None):
+                 on_result: Callable[[list[SpaceArch], list[float]], None] | None = None,
+                 on_failure: Callable[[SpaceArch, str], None] | None = None):
         """``on_result(archs, scores)`` is called as each chunk of new evaluations finishes (the run loop
         stores them there, so nothing finished is lost to a kill). An arch the evaluator raises for scores
         NaN and goes to ``on_failure(arch, message)`` instead (recorded, never retried); but while no arch
@@ -163,7 +163,7 @@ class CachedEvaluator:
     def config(self) -> dict[str, Any]:
         return self.inner.config()
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
         todo = list({a.id: a for a in archs if a.id not in self.cache}.values())
         self.hits += len(archs) - len(todo)
         self.misses += len(todo)
@@ -174,7 +174,7 @@ class CachedEvaluator:
             else:
                 chunks = [todo]
                 results = iter([(0, evaluate_each(self.inner, todo))])
-            failures: list[tuple[Arch, str, BaseException | None]] = []
+            failures: list[tuple[SpaceArch, str, BaseException | None]] = []
             for i, scores in results:
                 errors = getattr(scores, "errors", {})
                 good = [(a, float(v)) for a, v in zip(chunks[i], scores) if a.id not in errors]

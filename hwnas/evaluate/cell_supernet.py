@@ -74,6 +74,7 @@ class CellSupernet(nn.Module):
     """Every network of a cell space in one set of weights; ``forward(x, arch)`` runs one of them."""
 
     width = None  # a cell space has no width multiplier (the MBv3 supernet holds one width)
+    fair_sampling = True  # FairNAS: one student per op of the space (students(sampling="fair"))
 
     def __init__(self, space: CellSpace, width: float | None = None):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Accuracy predictor (Once-for-All style): an MLP on ``Arch.encode()``.
+"""Accuracy predictor (Once-for-All style): an MLP on ``SpaceArch.encode()``.
 
 Trained on (arch, score) pairs from any evaluator (supernet accuracy, short
 training); once trained it scores thousands of archs per millisecond, which is
@@ -18,7 +18,7 @@ from torch import nn
 
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.core.metrics import kendall_tau
-from hwnas.spaces.space import Arch, Space, space_from_dict
+from hwnas.spaces.base import Space, SpaceArch, space_from_dict
 
 
 class MLP(nn.Module):
@@ -43,7 +43,7 @@ class FitReport:
     val_mae: float
 
 
-def encode_batch(archs: Sequence[Arch]) -> torch.Tensor:
+def encode_batch(archs: Sequence[SpaceArch]) -> torch.Tensor:
     # float32 whatever the space's encoder returns (the cell space's is float64)
     return torch.as_tensor(archs[0].space.encode_many(archs), dtype=torch.float32) if archs else torch.zeros(0)
 
@@ -56,7 +56,7 @@ class AccuracyPredictor:
         self.hidden, self.layers = hidden, layers
         self.mean, self.std = 0.0, 1.0
 
-    def _own(self, archs: Sequence[Arch]) -> list[Arch]:
+    def _own(self, archs: Sequence[SpaceArch]) -> list[SpaceArch]:
         """Archs re-expressed in the space the MLP was trained on: a search over a LUT restricted to some
         resolutions has a smaller space (another encoding), yet its archs are archs of this one."""
         if not archs or archs[0].space.digest == self.space.digest:  # cached per space: cheap on the hot path
@@ -65,10 +65,10 @@ class AccuracyPredictor:
         return [self.space.arch_from_dict(a.to_dict(), source=src) for a in archs]
 
     @torch.no_grad()
-    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+    def predict(self, archs: Sequence[SpaceArch]) -> np.ndarray:
         return (self.model(encode_batch(self._own(archs))).numpy() * self.std + self.mean).astype(float)
 
-    def fit(self, archs: Sequence[Arch], scores: Sequence[float], epochs: int = 300, lr: float = 1e-3,
+    def fit(self, archs: Sequence[SpaceArch], scores: Sequence[float], epochs: int = 300, lr: float = 1e-3,
             val_frac: float = 0.2, seed: int = 0) -> FitReport:
         idx = list(range(len(archs)))
         random.Random(seed).shuffle(idx)
@@ -94,8 +94,8 @@ class AccuracyPredictor:
         return FitReport(len(train), len(val), kendall_tau(pred, y[val]), float(np.abs(pred - y[val]).mean()))
 
     def save(self, path: str | Path) -> None:
-        """Atomically (hwnas.latency.lut.atomic_write): a full disk or Ctrl-C leaves the old file, never half of one."""
-        from hwnas.latency.lut import atomic_write
+        """Atomically (hwnas.core.files.atomic_write): a full disk or Ctrl-C leaves the old file, never half of one."""
+        from hwnas.core.files import atomic_write
 
         blob = {"space": self.space.to_dict(), "hidden": self.hidden, "layers": self.layers,
                 "mean": self.mean, "std": self.std, "state": self.model.state_dict()}
@@ -142,12 +142,12 @@ class PredictorEvaluator:
             digest = sum(float(p.abs().sum()) for p in self.predictor.model.parameters())
         return {"path": self.path, "weights_checksum": round(digest, 6)}
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
         return self.predictor.predict(archs).tolist()
 
 
 def fit_on_evaluator(space: Space, evaluator: Any, n_archs: int = 200, seed: int = 0,
-                     exclude: Sequence[Arch] = (), epochs: int = 300) -> tuple[AccuracyPredictor, FitReport, list[Arch]]:
+                     exclude: Sequence[SpaceArch] = (), epochs: int = 300) -> tuple[AccuracyPredictor, FitReport, list[SpaceArch]]:
     """Sample ``n_archs`` distinct archs (none of ``exclude``), score them with ``evaluator`` (e.g. the
     supernet) and fit the MLP; the report's held-out Kendall tau says how far to trust it."""
     archs = space.sample_distinct(n_archs, random.Random(seed), exclude=[a.id for a in exclude])

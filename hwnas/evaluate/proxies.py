@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +17,7 @@ from torch import nn
 from hwnas.spaces.blocks import ACTIVATIONS, build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # The score of a network with no signal at all (zero gradients, a singular kernel): log of the smallest
@@ -30,7 +29,7 @@ def _log(total: float) -> float:
     return math.log(total) if total > 0 else NO_SIGNAL
 
 
-def _model(arch: Arch, seed: int) -> nn.Module:
+def _model(arch: SpaceArch, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return build_model(arch)
 
@@ -40,7 +39,7 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
-def synflow(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+def synflow(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
     """log SynFlow (Tanaka et al. 2020): sum |θ · dR/dθ| with |θ| weights and an all-ones input.
 
     Data-free. Computed in float64 with BN in eval mode (an identity at init), so
@@ -57,7 +56,7 @@ def synflow(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     return _log(total)
 
 
-def naswot(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+def naswot(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
     """NASWOT (Mellor et al. 2021): log|det K|, K the Hamming-similarity kernel of the binary activation codes.
 
     Networks whose activations separate the inputs of a batch score higher.
@@ -84,7 +83,7 @@ def naswot(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     return float(logdet) if float(sign) > 0 else NO_SIGNAL
 
 
-def grad_norm(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+def grad_norm(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
     """GradNorm (Abdelfattah et al. 2021): log of the summed L2 norms of the loss gradients of the weights."""
     assert batch is not None
     model = _model(arch, seed).train()
@@ -93,7 +92,7 @@ def grad_norm(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
     return _log(total)
 
 
-def snip(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+def snip(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
     """SNIP (Lee et al. 2019) summed over the network: log sum |θ · dL/dθ| on one batch."""
     assert batch is not None
     model = _model(arch, seed).train()
@@ -172,12 +171,12 @@ class ProxyEvaluator:
             cfg.update(splits.config(), batch_size=self.batch_size)
         return cfg
 
-    def batch(self, splits: Splits, arch: Arch) -> Batch:
+    def batch(self, splits: Splits, arch: SpaceArch) -> Batch:
         g = torch.Generator().manual_seed(self.seed)
         x, y = next(splits.batches("train", self.batch_size, g))
         return splits.inputs(x, arch.resolution, arch.space.in_channels), y
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
         splits = load_data(self.data, self.split_seed, limit=self.data_limit) if self.needs_data else None
         if splits is not None and archs:
             splits.check_space(archs[0].space.in_channels, archs[0].space.num_classes)
@@ -205,10 +204,8 @@ def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
 
 # one factory per proxy, each a module attribute, so the registry's target hwnas.evaluate.proxies:proxy_NAME
 # names it; its signature is what the registry checks options against (a typo is refused, not dropped)
-for _name in PROXIES:
-    globals()[f"proxy_{_name}"] = register_evaluator(f"proxy:{_name}")(_factory(_name))
-
-
-def score_all(archs: Sequence[Arch], seed: int = 0, data: str = "digits") -> dict[str, np.ndarray]:
-    """Every proxy for every arch (the benchmark's table)."""
-    return {name: np.array(ProxyEvaluator(name, seed=seed, data=data).evaluate(archs)) for name in PROXIES}
+proxy_synflow = register_evaluator("proxy:synflow")(_factory("synflow"))
+proxy_meco = register_evaluator("proxy:meco")(_factory("meco"))
+proxy_naswot = register_evaluator("proxy:naswot")(_factory("naswot"))
+proxy_grad_norm = register_evaluator("proxy:grad_norm")(_factory("grad_norm"))
+proxy_snip = register_evaluator("proxy:snip")(_factory("snip"))

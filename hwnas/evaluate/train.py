@@ -18,7 +18,7 @@ from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data
 from hwnas.evaluate.device import deterministic, resolve_device
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 
 @dataclass
@@ -29,7 +29,7 @@ class TrainResult:
     model: nn.Module  # with the weights of the best epoch
 
 
-def train_arch(arch: Arch, splits: Splits, max_epochs: int = 12, patience: int = 3, batch_size: int = 64,
+def train_arch(arch: SpaceArch, splits: Splits, max_epochs: int = 12, patience: int = 3, batch_size: int = 64,
                lr: float = 0.1, weight_decay: float = 5e-5, label_smoothing: float = 0.1, seed: int = 0,
                model: nn.Module | None = None, augment: bool = True, part: str = "val",
                device: str | torch.device = "auto") -> TrainResult:
@@ -108,7 +108,7 @@ class EarlyStoppingEvaluator:
                 "torch": torch.__version__, **({} if self.part == "val" else {"part": self.part}),
                 **({} if resolve_device(self.device).type == "cpu" else {"device": resolve_device(self.device).type})}
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
         splits = load_data(self.data, self.split_seed, limit=self.data_limit)
         out = []
         for a in archs:

@@ -18,7 +18,7 @@ import numpy as np
 
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.proxies import PROXIES, ProxyEvaluator
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 DEFAULT_MEMBERS = ("synflow", "naswot", "snip")
 
@@ -70,7 +70,7 @@ class VoteEvaluator:
             self._space_digest = space.digest
         return self._refs
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
         if not archs:
             return []
         refs = self._reference_scores(archs[0].space)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hwnas.finalize.source import FinalizeError
-from hwnas.latency.lut import current_umask, fsync_dir
+from hwnas.core.files import current_umask, fsync_dir
 
 try:
     import fcntl

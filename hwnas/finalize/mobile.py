@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.evaluate.data import Splits
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 
 def to_ort_format(onnx_path: Path, out: Path, name: str = "model.ort", target_platform: str | None = None) -> Path:
@@ -43,7 +43,7 @@ def quant_settings_for(lut: Any) -> Any:
     return choose_settings(fp.get("machine"), fp.get("cpu_flags"))
 
 
-def quantize_int8(onnx_path: Path, out_path: Path, splits: Splits, arch: Arch, n_calib: int = 128,
+def quantize_int8(onnx_path: Path, out_path: Path, splits: Splits, arch: SpaceArch, n_calib: int = 128,
                   settings: Any = None) -> dict[str, Any]:
     """Static QDQ int8 calibrated on ``n_calib`` training images, with ``settings`` (a QuantSettings: an int8
     LUT's, see :func:`quant_settings_for`; default: this host's rule). The same code quantizes LUT blocks."""
@@ -65,7 +65,7 @@ def quantize_int8(onnx_path: Path, out_path: Path, splits: Splits, arch: Arch, n
             "bytes": out_path.stat().st_size}
 
 
-def int8_checks(q_path: Path, onnx_path: Path, splits: Splits, arch: Arch) -> dict[str, Any]:
+def int8_checks(q_path: Path, onnx_path: Path, splits: Splits, arch: SpaceArch) -> dict[str, Any]:
     """The int8 model against the fp32 one on the whole test split: each one's accuracy, the difference, and how
     often they give the same top-1 class (a quantization that flips many answers shows there first)."""
     import numpy as np

@@ -12,7 +12,7 @@ from torch import nn
 
 from hwnas.core.errors import CheckFailed
 from hwnas.evaluate.data import Splits
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 OPSET = 17
 PARITY_ATOL = 1e-4
@@ -24,7 +24,7 @@ class ParityError(CheckFailed):
     code = 1  # a check failed (CLI exit code)
 
 
-def export(model: nn.Module, arch: Arch, path: Path) -> dict[str, Any]:
+def export(model: nn.Module, arch: SpaceArch, path: Path) -> dict[str, Any]:
     import onnx
 
     shape = (1, arch.space.in_channels, arch.resolution, arch.resolution)
@@ -74,7 +74,7 @@ def check_parity(model: nn.Module, onnx_path: Path, x: torch.Tensor, atol: float
     return result
 
 
-def onnx_accuracy(path: Path, splits: Splits, part: str, arch: Arch) -> float:
+def onnx_accuracy(path: Path, splits: Splits, part: str, arch: SpaceArch) -> float:
     x, y = splits.tensors(part, arch.resolution, arch.space.in_channels)
     pred = ort_predict(ort_session(path), x).argmax(1)
     return 100.0 * float((pred == y.numpy()).mean())

@@ -19,10 +19,11 @@ from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_a
 from hwnas.finalize.result import FinalizeResult
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
-from hwnas.latency.lut import LUT, atomic_write_text, now_iso
+from hwnas.core.files import atomic_write_text
+from hwnas.latency.lut import LUT, now_iso
 from hwnas.search.runs import Run, read_run
 from hwnas.search.records import SearchRecord
-from hwnas.spaces.space import Arch, layer_costs
+from hwnas.spaces.base import SpaceArch, layer_costs
 from hwnas.profilers import capability, get_profiler_class
 
 
@@ -56,7 +57,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     return FinalizeResult(out, report)
 
 
-def build_bundle(run: Run, record: SearchRecord, arch: Arch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
+def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
                  finetune_epochs: int, int8: bool, profiler_name: str, processes: int,
                  checkpoint: str | Path | None, data: str | None, parity_images: int, parity_atol: float,
                  seed: int, command: str | None, log: Any, start: float,
@@ -156,7 +157,7 @@ def check_profiler_precision(lut: LUT, profiler_name: str) -> None:
                                 f"that batches ({takers('batch_size')})")
 
 
-def _int8_model(onnx_path: Path, stage: Path, splits: Any, arch: Arch, lut: LUT,
+def _int8_model(onnx_path: Path, stage: Path, splits: Any, arch: SpaceArch, lut: LUT,
                 log: Any) -> tuple[Path, Path, dict[str, Any]]:
     """model.int8.onnx (quantized as the LUT says, calibrated on training images), its checks against the fp32
     model on the test split, and model.int8.ort (what ort-mobile runs)."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
-from hwnas.latency.lut import atomic_write, atomic_write_text
+from hwnas.core.files import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from hwnas.search.records import SearchRecord
@@ -257,7 +257,8 @@ REPORT_KEYS = ("run", "arch_id", "arch", "latency", "accuracy", "parity", "onnx"
 
 def rerender(path: str | Path) -> list[Path]:
     """Re-render report.md and pareto.png of a finalize bundle (has report.json) or a search run."""
-    from hwnas.finalize import FinalizeError, read_run
+    from hwnas.finalize.source import FinalizeError
+    from hwnas.search.runs import read_run
 
     path = Path(path)
     bundle = path / "report.json"
@@ -269,10 +270,10 @@ def rerender(path: str | Path) -> list[Path]:
         if missing:
             raise FinalizeError(f"{bundle} lacks {missing}: it is not a complete hwnas finalize report (edited, or "
                                 f"from another version); run finalize again")
-        changed = lut_change_note((report.get("lut") or {}).get("path"), (report.get("lut") or {}).get("digest"))
-        if changed:
-            print(f"WARNING: {changed}; the report shows the LUT as finalize read it", file=sys.stderr)
-        try:
+        try:  # a field of the wrong shape (a "lut" that is not an object, say) is refused as the file's fault
+            changed = lut_change_note((report.get("lut") or {}).get("path"), (report.get("lut") or {}).get("digest"))
+            if changed:
+                print(f"WARNING: {changed}; the report shows the LUT as finalize read it", file=sys.stderr)
             write_bundle_report(report, read_run(report["run"]), path)
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field inside has the wrong shape
             if isinstance(e, InputError):
@@ -333,7 +334,7 @@ def _describe_arch(r: dict) -> str:
 
 def _spaces_of(r: dict) -> Iterator[Any]:
     from hwnas.search.runs import read_run
-    from hwnas.spaces.space import get_space
+    from hwnas.spaces.base import get_space
 
     for find in (lambda: read_run(r["run"]).space, lambda: get_space(r["arch"].get("space", ""))):
         try:

@@ -4,10 +4,9 @@ The report (``report.json``) stays the record on disk; :class:`FinalizeResult` w
 demo print the same line from the same numbers instead of each digging in the nested dict."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -58,21 +57,12 @@ class LatencyVerdict:
 
 
 @dataclass(frozen=True)
-class FinalizeResult(Mapping):
-    """The bundle finalize published at ``out`` and its report. Reading it as the report dict
-    (``result["latency"]``) keeps working: it is a read-only mapping over ``report``."""
+class FinalizeResult:
+    """The bundle finalize published at ``out`` and its report (``report``: what ``report.json`` holds); callers
+    read the typed attributes below."""
 
     out: Path
     report: dict[str, Any]
-
-    def __getitem__(self, key: str) -> Any:
-        return self.report[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.report)
-
-    def __len__(self) -> int:
-        return len(self.report)
 
     @property
     def arch_id(self) -> str:

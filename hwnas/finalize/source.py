@@ -13,7 +13,7 @@ from hwnas.evaluate.train import train_arch
 from hwnas.latency.lut import LUT
 from hwnas.search.runs import Run, RunError
 from hwnas.search.records import SearchRecord
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 FinalizeError = RunError
 """Bad input to finalize (run directory, pick, checkpoint, output directory): one class with ``read_run``'s
@@ -49,7 +49,7 @@ def resolve_lut(run: Run, lut: str | Path | None) -> LUT:
     raise FinalizeError(f"the run's LUT {run.config['lut']!r} was not found; pass it with --lut")
 
 
-def check_lut_for_run(run: Run, lut: LUT, record: SearchRecord, arch: Arch, accept_change: bool = False,
+def check_lut_for_run(run: Run, lut: LUT, record: SearchRecord, arch: SpaceArch, accept_change: bool = False,
                       log: Any = print) -> dict[str, Any]:
     """Refuse, before any export, a LUT that cannot price the picked arch (built for another space) or whose
     content is no longer what the run was searched with (unless ``accept_change``: then say so).
@@ -93,7 +93,7 @@ def check_lut_for_run(run: Run, lut: LUT, record: SearchRecord, arch: Arch, acce
     return info
 
 
-def inherited_model(run: Run, arch: Arch, checkpoint: str | Path | None, splits: Splits | None,
+def inherited_model(run: Run, arch: SpaceArch, checkpoint: str | Path | None, splits: Splits | None,
                     data: str | None, seed: int = 0) -> tuple[nn.Module, Splits, dict[str, Any]]:
     """The arch with the supernet's weights (BN recalibrated); or trained from scratch when the run
     has no supernet (e.g. a proxy search) and none is given."""

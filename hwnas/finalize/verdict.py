@@ -14,11 +14,11 @@ from hwnas.core.metrics import error_pct
 from hwnas.latency.lut import LUT
 from hwnas.latency.predict import latency_predictor
 from hwnas.measuring.profiling import retry_while_noisy
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 from hwnas.profilers import capability, get_profiler_class
 
 
-def latency_verdict(lut: LUT, profiler_name: str, arch: Arch, model: nn.Module, onnx_path: Path, ort_path: Path,
+def latency_verdict(lut: LUT, profiler_name: str, arch: SpaceArch, model: nn.Module, onnx_path: Path, ort_path: Path,
                     out: Path, budget: float | None, processes: int,
                     log: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """Measure what the device runs (the ``.ort`` file for a profiler that ``measures_ort_format``, else the
@@ -45,7 +45,7 @@ def latency_verdict(lut: LUT, profiler_name: str, arch: Arch, model: nn.Module, 
     return latency, m, fingerprint_here
 
 
-def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module, arch: Arch,
+def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module, arch: SpaceArch,
                      processes: int, shown_as: Path | None = None,
                      warn: bool = True) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
     """Measure with the LUT's settings; a profiler that measures ONNX files times the file, others the module.

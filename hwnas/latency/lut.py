@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
+from hwnas.core.files import atomic_write_text
 
 FORMAT = "hwnas-lut"
 SCHEMA_VERSION = 1
@@ -114,7 +112,7 @@ class LUT:
     def search_space(self):
         """The space this LUT was built for, of its kind (``mbv3``, ``cell``): parsed once, when the LUT was read
         (and again only if ``space`` was replaced since)."""
-        from hwnas.spaces.space import space_from_dict
+        from hwnas.spaces.base import space_from_dict
 
         if self._parsed is None or self._parsed[0] is not self.space:
             self._parsed = (self.space, space_from_dict(self.space, source=f"{self.path or 'LUT'}: space"))
@@ -154,7 +152,7 @@ class LUT:
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         from hwnas import __version__
-        from hwnas.spaces.space import space_from_dict
+        from hwnas.spaces.base import space_from_dict
 
         return {
             "format": FORMAT,
@@ -216,7 +214,7 @@ class LUT:
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise LUTError(f"{source}: settings.batch_size must be a whole number >= 1, got {batch!r}; the file was "
                            f"edited or is corrupt: rebuild the LUT")
-        from hwnas.spaces.space import SpaceError, space_from_dict
+        from hwnas.spaces.base import SpaceError, space_from_dict
 
         try:
             parsed = space_from_dict(data["space"], source="space")
@@ -291,73 +289,6 @@ def _check_calibration(calib: Any, source: str) -> None:
         if isinstance(feats, list) and len(feats) == len(coef) and all(_finite(f) for f in feats):
             if sum(c * f for c, f in zip(coef, feats)) <= 0:
                 raise bad(f"predicts <= 0 ms for network {row.get('arch_id')!r} it was fitted on")
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """``write(f)`` into a temp file in the same folder, fsync, then rename over the target: a reader (or
-    a resume after kill -9) sees the old file or the new one, never half of one.
-
-    The file gets the mode a plain ``open()`` would give it (``mkstemp`` alone makes every file 0600),
-    the temp file is removed on any failure (Ctrl-C included), and the folder is fsynced after the
-    rename so the new name itself survives a power cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _target_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def _target_mode(path: Path) -> int:
-    """The replaced file's permission bits, or for a new file what the umask allows (0o666 & ~umask)."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~current_umask()
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where Linux allows (``os.umask`` alone must set it
-    to read it, which races with other threads creating files)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable; skipped where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a directory; the rename itself has happened
-    finally:
-        os.close(fd)
 
 
 def fingerprint_diff(a: dict[str, Any], b: dict[str, Any], fields: tuple[str, ...] = DEVICE_FIELDS) -> dict[str, tuple]:

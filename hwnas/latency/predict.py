@@ -17,7 +17,8 @@ import numpy as np
 from hwnas.core.errors import InputError
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.latency.lut import FEATURES, LUT
-from hwnas.spaces.space import Arch, SearchSpace, kind_part
+from hwnas.spaces.base import kind_part
+from hwnas.spaces.mbv3 import MBv3Arch, MBv3Space
 
 
 class MissingEntriesError(InputError):
@@ -62,8 +63,11 @@ class Calibration:
         return feats @ np.asarray(self.coef)
 
 
-class LatencyPredictor:
-    def __init__(self, lut: LUT, space: SearchSpace | None = None, calibrated: bool = True):
+class MBv3LatencyPredictor:
+    """The MobileNetV3 kind's dense fast path: the LUT as tables indexed by (resolution, width, block
+    position, kernel, expand), so many archs (or a gene matrix) are priced with one numpy gather."""
+
+    def __init__(self, lut: LUT, space: MBv3Space | None = None, calibrated: bool = True):
         self.lut = lut
         self.space = space or lut.search_space()
         self.calibration = Calibration.from_lut(lut) if calibrated else Calibration()
@@ -78,7 +82,7 @@ class LatencyPredictor:
             for wi, w in enumerate(sp.width_mults):
                 for ki, k in enumerate(sp.kernels):
                     for ei, e in enumerate(sp.expands):
-                        arch = Arch(sp, r, w, tuple((k,) * D for _ in sp.stages), tuple((e,) * D for _ in sp.stages))
+                        arch = MBv3Arch(sp, r, w, tuple((k,) * D for _ in sp.stages), tuple((e,) * D for _ in sp.stages))
                         layers = sp.layers(arch)
                         fixed = [layers[0], layers[1], layers[-2], layers[-1]]
                         if ki == 0 and ei == 0:
@@ -112,17 +116,17 @@ class LatencyPredictor:
         return [ms, sum(io_melems(d) for d in descs), float(len(descs))]
 
     # -- encoding ------------------------------------------------------------
-    def _own(self, archs: Sequence[Arch]) -> Sequence[Arch]:
+    def _own(self, archs: Sequence[MBv3Arch]) -> Sequence[MBv3Arch]:
         """``archs`` as archs of this predictor's space: an arch's genes index its own space's choice lists,
         so one from an equal-shaped space with other lists (a LUT's restricted resolutions) is rebuilt here,
         wherever it sits in the batch."""
         sp = self.space
         if all(a.space is sp for a in archs):
             return archs
-        return [a if a.space is sp or a.space == sp else Arch(sp, a.resolution, a.width, a.kernels, a.expands)
+        return [a if a.space is sp or a.space == sp else MBv3Arch(sp, a.resolution, a.width, a.kernels, a.expands)
                 for a in archs]
 
-    def indices(self, archs: Sequence[Arch]) -> tuple[np.ndarray, ...]:
+    def indices(self, archs: Sequence[MBv3Arch]) -> tuple[np.ndarray, ...]:
         """Archs as integer gene arrays: resolution idx, width idx, kernel idx [N,S,D], expand idx, mask."""
         sp = self.space
         n, S, D = len(archs), len(sp.stages), sp.max_depth
@@ -137,7 +141,7 @@ class LatencyPredictor:
         e = G[:, 3 + S::2].reshape(n, S, D)
         return G[:, 0], G[:, 1], k, e, mask
 
-    def features_many(self, archs: Sequence[Arch]) -> np.ndarray:
+    def features_many(self, archs: Sequence[MBv3Arch]) -> np.ndarray:
         """Raw (uncalibrated) features, shape [N, 4]: LUT sum in ms, boundary Melems, blocks, 1."""
         r, w, k, e, mask = self.indices(archs)
         rr, ww = r[:, None, None], w[:, None, None]
@@ -150,7 +154,7 @@ class LatencyPredictor:
         return np.concatenate([feats, np.ones((len(archs), 1))], axis=1)
 
     # -- prediction ----------------------------------------------------------
-    def predict_many(self, archs: Sequence[Arch]) -> np.ndarray:
+    def predict_many(self, archs: Sequence[MBv3Arch]) -> np.ndarray:
         """Predicted latency in ms for each arch."""
         if len(archs) == 0:
             return np.zeros(0)
@@ -163,8 +167,8 @@ class LatencyPredictor:
         return self._predict_genes(G, archs)
 
     def predict_genes(self, G: np.ndarray) -> np.ndarray:
-        """Predicted latency in ms for each row of a gene matrix [N, genes] (:meth:`SearchSpace.gene_matrix`,
-        :meth:`Arch.genes`): the search's fast path, no archs needed."""
+        """Predicted latency in ms for each row of a gene matrix [N, genes] (:meth:`MBv3Space.gene_matrix`,
+        :meth:`MBv3Arch.genes`): the search's fast path, no archs needed."""
         ub = np.asarray(self.space.gene_upper_bounds())
         G = np.asarray(G, dtype=np.intp).reshape(-1, len(ub))
         outside = ((G < 0) | (G > ub)).any(1)
@@ -172,7 +176,7 @@ class LatencyPredictor:
             raise InputError(f"gene row {G[outside][0].tolist()} lies outside the space's bounds 0..{ub.tolist()}")
         return self._predict_genes(G, None)
 
-    def _predict_genes(self, G: np.ndarray, archs: Sequence[Arch] | None) -> np.ndarray:
+    def _predict_genes(self, G: np.ndarray, archs: Sequence[MBv3Arch] | None) -> np.ndarray:
         sp = self.space
         if self.calibration.coef != self._tables_coef:  # a calibration set after construction
             self._latency_tables()
@@ -190,10 +194,10 @@ class LatencyPredictor:
             self._raise_missing(archs[i] if archs is not None else sp.from_genes(G[i]))
         return out
 
-    def predict(self, arch: Arch) -> float:
+    def predict(self, arch: MBv3Arch) -> float:
         return float(self.predict_many([arch])[0])
 
-    def breakdown(self, arch: Arch) -> list[tuple[str, float]]:
+    def breakdown(self, arch: MBv3Arch) -> list[tuple[str, float]]:
         """(layer key, LUT median ms) for each layer, in order."""
         keys = [d.key for d in arch.layers()]
         missing = self.lut.missing(keys)
@@ -204,11 +208,11 @@ class LatencyPredictor:
     def fill_command(self, resolutions: Sequence[int] | None = None) -> str:
         return fill_command(self.lut, self.space, resolutions)
 
-    def _raise_missing(self, arch: Arch) -> None:
+    def _raise_missing(self, arch: MBv3Arch) -> None:
         missing = self.lut.missing([d.key for d in arch.layers()])
         raise MissingEntriesError(missing, self.fill_command([arch.resolution]))
 
-    def fastest(self) -> tuple[Arch, float]:
+    def fastest(self) -> tuple[MBv3Arch, float]:
         """The arch with the lowest predicted latency, exactly.
 
         The calibrated latency is linear in per-block features, so it is a sum of
@@ -238,7 +242,7 @@ class LatencyPredictor:
                     total += cost
                     kernels.append(tuple(ks)), expands.append(tuple(es))
                 if total < best[1]:
-                    best = (Arch(sp, r, w, tuple(kernels), tuple(expands)), float(total))
+                    best = (MBv3Arch(sp, r, w, tuple(kernels), tuple(expands)), float(total))
         arch = best[0]
         if arch is None:
             raise MissingEntriesError([], self.fill_command())
@@ -264,7 +268,7 @@ class LayerSumPredictor:
     """Any kind of space: the LUT entries of ``arch.layers()`` summed, then the LUT's calibration.
 
     The generic path of the space protocol (a cell space uses it; for ``mbv3`` it agrees with
-    :class:`LatencyPredictor`'s dense tables to 1e-9, which is tested). Per arch it walks the layer
+    :class:`MBv3LatencyPredictor`'s dense tables to 1e-9, which is tested). Per arch it walks the layer
     list in Python (about 10^4 archs/s), so spaces that search at scale get a dense fast path.
     """
 
@@ -434,14 +438,14 @@ def _keep_min(archs: Sequence, ms: np.ndarray, best, best_ms: float):
 
 def latency_predictor(lut: LUT, space=None, calibrated: bool = True) -> Predictor:
     """The predictor for ``space`` (default: the LUT's): its kind's dense fast path where it brings one
-    (``mbv3``, ``cell``: :class:`hwnas.spaces.space.KindParts`), else the generic layer sum."""
+    (``mbv3``, ``cell``: :class:`hwnas.spaces.base.KindParts`), else the generic layer sum."""
     space = space or lut.search_space()
     return (kind_part(space, "latency_predictor") or LayerSumPredictor)(lut, space, calibrated)
 
 
 def fill_command(lut: LUT, space, resolutions: Sequence[int] | None = None) -> str:
     """The command that fills the LUT's missing entries (for ``space``, at ``resolutions``)."""
-    from hwnas.spaces.space import get_space, list_spaces
+    from hwnas.spaces.base import get_space, list_spaces
 
     shipped = space.name in list_spaces() and get_space(space.name).to_dict() == space.to_dict()
     space_arg = f"--space {space.name}" if shipped else "--space-file SPACE.json"

@@ -10,7 +10,6 @@ what they would have given live.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +20,8 @@ from hwnas.core import jsonio
 from hwnas.spaces.blocks import build_model
 from hwnas.measuring.replay import BundleError
 from hwnas.measuring.stability import EXTRA_PASSES, agreement_tolerance
-from hwnas.latency.lut import atomic_write_text, now_iso
+from hwnas.core.files import atomic_write_text
+from hwnas.latency.lut import now_iso
 from hwnas.measuring.measure import available_profiler
 from hwnas.profilers._remote import REPLAY, remote_settings
 
@@ -144,8 +144,3 @@ def check_timings(path: str | Path, profiler_name: str, space: Any, options: dic
         raise BundleError(f"--import-timings {path} does not belong to this command: " + "; ".join(problems)
                           + ". Import it with the flags it was exported with, or export a new bundle")
     return manifest
-
-
-def import_report(manifest: dict[str, Any], stream: Any = sys.stderr) -> None:
-    print(f"importing {len(manifest['items'])} timed items of the bundle exported {manifest.get('created')} "
-          f"({manifest.get('command') or 'hwnas profile --export-bundle'})", file=stream)

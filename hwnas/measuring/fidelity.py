@@ -18,7 +18,7 @@ from hwnas.latency.lut import LUT
 from hwnas.measuring.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign
 from hwnas.core.metrics import error_pct, kendall_tau
 from hwnas.latency.predict import covered_resolutions, latency_predictor
-from hwnas.spaces.space import Arch, layer_costs
+from hwnas.spaces.base import SpaceArch, layer_costs
 
 
 def error_stats(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
@@ -40,7 +40,7 @@ def proportional_fit(x: np.ndarray, y: np.ndarray) -> float:
     return float(r.sum() / (r * r).sum())
 
 
-def arch_cost(arch: Arch) -> tuple[float, float]:
+def arch_cost(arch: SpaceArch) -> tuple[float, float]:
     macs, params = layer_costs(arch.layers())
     return float(macs), float(params)
 
@@ -97,7 +97,7 @@ class FidelityReport:
 
 
 def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, options: dict[str, Any] | None = None,
-                 archs: Sequence[Arch] | None = None, processes: int = 2, rounds: int = 2,
+                 archs: Sequence[SpaceArch] | None = None, processes: int = 2, rounds: int = 2,
                  drift: bool = True) -> FidelityReport:
     """Measure ``n`` held-out archs (``rounds`` times, order reversed every other round) and compare.
 

@@ -44,7 +44,7 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
         return out
     if kind == "file":  # an ONNX/.ort file (ORT profilers)
         return [profiler.measure_onnx(path).to_dict() for path in items]
-    from hwnas.spaces.space import space_from_dict
+    from hwnas.spaces.base import space_from_dict
 
     space = space_from_dict(space_dict)
     if kind == "module":  # (state_dict file, arch dict): a finalized model with its weights

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from hwnas.latency.lut import LUT, fingerprint_diff
 from hwnas.measuring.isolate import measure_arch, measure_isolated
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 from hwnas.profilers import Measurement, Profiler, ProfilerUnavailable, create_profiler
 
 AUTO_PIN = "auto"
@@ -128,13 +128,13 @@ def in_process_settings(profiler: Any) -> contextlib.AbstractContextManager:
 
 
 def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 2,
-                  progress: Any = None) -> Callable[[Sequence[Arch]], list[Measurement]]:
+                  progress: Any = None) -> Callable[[Sequence[SpaceArch]], list[Measurement]]:
     """A function that measures archs end-to-end: in ``processes`` fresh processes (lowest median kept),
     or in this process when ``processes`` is 0. ``progress`` (a tqdm bar) is advanced per result."""
     if processes <= 0:
         profiler = create_profiler(profiler_name, **options)
 
-        def in_process(archs: Sequence[Arch]) -> list[Measurement]:
+        def in_process(archs: Sequence[SpaceArch]) -> list[Measurement]:
             out = []
             with in_process_settings(profiler):
                 for a in archs:
@@ -145,7 +145,7 @@ def arch_measurer(profiler_name: str, options: dict[str, Any], processes: int = 
 
         return in_process
 
-    def isolated(archs: Sequence[Arch]) -> list[Measurement]:
+    def isolated(archs: Sequence[SpaceArch]) -> list[Measurement]:
         if not archs:
             return []
 

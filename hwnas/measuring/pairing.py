@@ -35,7 +35,7 @@ def reference_arch(space: Any, seed: int = 0) -> Any:
 def reference_file(space: Any, arch: Any) -> Path:
     """The reference network as an ONNX file, exported once per (space, arch) into a cache directory."""
     from hwnas.spaces.blocks import build_model
-    from hwnas.latency.lut import atomic_write
+    from hwnas.core.files import atomic_write
     from hwnas.profilers._ort import export_onnx
 
     root = Path(tempfile.gettempdir()) / f"hwnas-pairing-{os.getuid() if hasattr(os, 'getuid') else 'user'}"

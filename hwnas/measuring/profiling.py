@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measuring.measure import available_profiler, in_process_settings
-from hwnas.spaces.space import Space
+from hwnas.spaces.base import Space
 from hwnas.profilers import Measurement
 
 
@@ -53,8 +53,6 @@ class LutBuildResult:
 
         return calibration_warning(self.calibration)
 
-
-BuildReport = LutBuildResult  # the name before 0.x typed results; kept for one release
 
 
 def entry_from(m: Measurement, attempts: int) -> dict[str, Any]:
@@ -128,7 +126,7 @@ def build_lut(profiler_name: str, space: Space, out: str | Path, *, resolutions:
               profiler_options: dict[str, Any] | None = None, command: str | None = None, force: bool = False,
               cv_threshold: float = 0.05, retries: int = 2, calibrate: bool = True, calib_archs: int = 30,
               seed: int = 0, progress: bool = True, recalibrate: bool = False, processes: int = 2,
-              chunk: int = 24, reference: bool | None = None, paired: bool = False) -> BuildReport:
+              chunk: int = 24, reference: bool | None = None, paired: bool = False) -> LutBuildResult:
     """Time every block of ``space`` (at ``resolutions``) and write/extend the LUT at ``out``.
 
     ``processes`` >= 1: each entry is measured in that many passes, each in fresh worker processes

@@ -33,7 +33,7 @@ def replay(device: str, kind: str, items: Sequence[Any], space_dict: dict | None
     if kind == "layer":
         ids = list(items)
     elif kind == "arch":
-        from hwnas.spaces.space import space_from_dict
+        from hwnas.spaces.base import space_from_dict
 
         space = space_from_dict(space_dict)
         ids = [f"arch:{space.arch_from_dict(a).id}" for a in items]

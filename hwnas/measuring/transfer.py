@@ -508,8 +508,6 @@ class TransferResult:
         return f"{chained}\n{poor}" if chained else poor
 
 
-TransferReport = TransferResult  # the name before typed results; kept for one release
-
 
 def _progress_path(out) -> Any:
     from pathlib import Path
@@ -624,7 +622,7 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
                  resolutions: Sequence[int] | None = None, profiler_options: dict[str, Any] | None = None,
                  processes: int = 2, seed: int = 0, time_budget_s: float | None = None,
                  max_refine_blocks: int | None = None, reference: bool = True, force: bool = False,
-                 command: str | None = None, progress: bool = True, log=None) -> TransferReport:
+                 command: str | None = None, progress: bool = True, log=None) -> TransferResult:
     """Write at ``out`` a LUT of ``profiler_name`` on this device fitted from ``donor_path`` and ``networks``
     whole networks measured here (``processes`` fresh processes each, lowest median; 0: in this process).
 
@@ -641,7 +639,8 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
 
     from hwnas.core import jsonio
     from hwnas.measuring.sampling import sample_archs
-    from hwnas.latency.lut import LUT, atomic_write_text, content_digest, content_table, now_iso
+    from hwnas.core.files import atomic_write_text
+    from hwnas.latency.lut import LUT, content_digest, content_table, now_iso
     from hwnas.measuring.measure import arch_measurer, available_profiler, in_process_settings, profiler_options as popts
     from hwnas.measuring.profiling import entry_from
 

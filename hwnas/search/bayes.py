@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
-from hwnas.spaces.space import Arch, Space
+from hwnas.spaces.base import Space, SpaceArch
 
 def _optuna() -> Any:
     try:
@@ -52,7 +52,7 @@ class Bayesian(ArchiveStrategy):
                 for genes, row in zip(self.archive, self.targets)])
         return study
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[SpaceArch]:
         if len(self.archive) < self.population:  # nothing to model yet: a uniform first generation
             return self._random_batch(self.population)
         study, out = self._study(), []

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from hwnas.core.errors import SearchError
 from hwnas.search.strategies import Strategy, generation_seed, register_strategy
-from hwnas.spaces.space import canonical_arch
+from hwnas.spaces.base import canonical_arch
 
 
 @register_strategy("differentiable")

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 from hwnas.core.errors import SearchError
 from hwnas.evaluate.base import evaluate_each, transient
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 RAY_INSTALL = "pip install 'hwnas[ray]'"
 
@@ -24,10 +24,10 @@ RAY_INSTALL = "pip install 'hwnas[ray]'"
 class Dispatcher(Protocol):
     workers: int
 
-    def split(self, archs: Sequence[Arch]) -> list[list[Arch]]:
+    def split(self, archs: Sequence[SpaceArch]) -> list[list[SpaceArch]]:
         ...
 
-    def imap(self, evaluator: Any, chunks: Sequence[Sequence[Arch]]) -> Iterator[tuple[int, list[float]]]:
+    def imap(self, evaluator: Any, chunks: Sequence[Sequence[SpaceArch]]) -> Iterator[tuple[int, list[float]]]:
         ...
 
     def close(self) -> None:
@@ -41,7 +41,7 @@ def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
     return [list(items[bounds[i]:bounds[i + 1]]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
-def _evaluate_chunk(evaluator: Any, archs: Sequence[Arch]) -> list[float]:
+def _evaluate_chunk(evaluator: Any, archs: Sequence[SpaceArch]) -> list[float]:
     import torch
 
     torch.set_num_threads(1)  # the pool already uses the cores
@@ -54,10 +54,10 @@ class SerialDispatcher:
     def close(self) -> None:
         pass
 
-    def split(self, archs: Sequence[Arch]) -> list[list[Arch]]:
+    def split(self, archs: Sequence[SpaceArch]) -> list[list[SpaceArch]]:
         return [[a] for a in archs]
 
-    def imap(self, evaluator: Any, chunks: Sequence[Sequence[Arch]]) -> Iterator[tuple[int, list[float]]]:
+    def imap(self, evaluator: Any, chunks: Sequence[Sequence[SpaceArch]]) -> Iterator[tuple[int, list[float]]]:
         for i, c in enumerate(chunks):
             yield i, evaluate_each(evaluator, c)
 
@@ -69,10 +69,10 @@ class PoolDispatcher:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
-    def split(self, archs: Sequence[Arch]) -> list[list[Arch]]:
+    def split(self, archs: Sequence[SpaceArch]) -> list[list[SpaceArch]]:
         return split(archs, self.workers)
 
-    def imap(self, evaluator: Any, chunks: Sequence[Sequence[Arch]]) -> Iterator[tuple[int, list[float]]]:
+    def imap(self, evaluator: Any, chunks: Sequence[Sequence[SpaceArch]]) -> Iterator[tuple[int, list[float]]]:
         if self._pool is None:
             import multiprocessing as mp
 
@@ -107,7 +107,7 @@ class _EvaluatorActor:
         torch.set_num_threads(max(1, threads))
         self.evaluator = evaluator
 
-    def evaluate(self, archs: Sequence[Arch]) -> list[float]:
+    def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
         return evaluate_each(self.evaluator, archs)
 
 
@@ -164,10 +164,10 @@ class RayDispatcher:
             self.ray.kill(a)
         self._actors, self._evaluator, self._ref = [], None, None
 
-    def split(self, archs: Sequence[Arch]) -> list[list[Arch]]:
+    def split(self, archs: Sequence[SpaceArch]) -> list[list[SpaceArch]]:
         return [[a] for a in archs]  # one task per arch: balanced, and each result stored as it comes
 
-    def imap(self, evaluator: Any, chunks: Sequence[Sequence[Arch]]) -> Iterator[tuple[int, list[float]]]:
+    def imap(self, evaluator: Any, chunks: Sequence[Sequence[SpaceArch]]) -> Iterator[tuple[int, list[float]]]:
         if evaluator is not self._evaluator:
             self.close()
             self._start(evaluator)

@@ -1,6 +1,6 @@
 """Predictor-guided search (BANANAS-style; the seeds' ``PredictorGuidedNAS``).
 
-Every generation: fit a surrogate on ``Arch.encode()`` to everything evaluated so far (each objective
+Every generation: fit a surrogate on ``SpaceArch.encode()`` to everything evaluated so far (each objective
 column and the constraint violation are outputs; ``surrogate=linear``, Bayesian linear regression, by
 default, or ``mlp``, an ensemble of small MLPs: hwnas.search.surrogates), propose many candidates by
 mutating and crossing the current elite (plus a few uniform samples), and pick the ``population`` to
@@ -31,7 +31,7 @@ from hwnas.search.pareto import non_dominated_fronts, rank_and_crowding, survive
 from hwnas.search.problem import FAILED_VIOLATION
 from hwnas.search.surrogates import SURROGATES, BayesianLinear, MLPEnsemble, Surrogate
 from hwnas.search.strategies import ArchiveStrategy, generation_seed, register_strategy
-from hwnas.spaces.space import Arch, Space
+from hwnas.spaces.base import Space, SpaceArch
 
 
 def _staircase(front: np.ndarray, ref: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,7 +106,7 @@ class PredictorGuided(ArchiveStrategy):
                              "a search run binds it, a hand-driven one must call bind() or use acquisition=front")
         return self.acquisition
 
-    def _first_batch(self) -> list[Arch]:
+    def _first_batch(self) -> list[SpaceArch]:
         """Bound: the first generation (nothing to learn from yet) spread evenly over the values of the exact
         objective (latency when it is one) among random archs that meet the constraints, so no evaluation is
         spent over the budget and the front's whole range is sampled from the start."""
@@ -132,7 +132,7 @@ class PredictorGuided(ArchiveStrategy):
         self.seen.update(a.id for a in archs)
         return archs
 
-    def _ehvi_order(self, cands: list[Arch], mean: np.ndarray, std: np.ndarray) -> np.ndarray | None:
+    def _ehvi_order(self, cands: list[SpaceArch], mean: np.ndarray, std: np.ndarray) -> np.ndarray | None:
         """The batch picked greedily by expected hypervolume improvement (accuracy from the surrogate's mean
         and spread, the other objective exact), each pick added to the front at its predicted mean before the
         next (the "Kriging believer" batch rule). None when no candidate meets the constraints."""
@@ -168,7 +168,7 @@ class PredictorGuided(ArchiveStrategy):
         rest = [int(i) for i in np.argsort(cv, kind="stable") if int(i) not in taken]
         return (chosen + rest)[:self.population]
 
-    def _exact_scores(self, cands: list[Arch], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _exact_scores(self, cands: list[SpaceArch], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives and violations of ``cands`` with the LUT's latency and the exact static measures,
         the surrogate's sampled accuracy in the accuracy column."""
         from hwnas.search.problem import OBJECTIVES
@@ -202,8 +202,8 @@ class PredictorGuided(ArchiveStrategy):
         tol = 0.5 * seen[seen > 0].min()
         return np.where(predicted <= tol, 0.0, predicted)
 
-    def _candidates(self) -> list[Arch]:
-        pool: list[Arch] = []
+    def _candidates(self) -> list[SpaceArch]:
+        pool: list[SpaceArch] = []
         n_random = int(round(self.random_share * self.candidates * self.population))
         for _ in range(self.candidates * self.population - n_random):
             a = self.pop[self.rng.randrange(len(self.pop))]
@@ -218,7 +218,7 @@ class PredictorGuided(ArchiveStrategy):
                 fresh.append(a)
         return fresh
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[SpaceArch]:
         acquisition = self._acquisition()
         if len(self.archive) < self.population:  # nothing to learn from yet
             return self._first_batch() if self._exact is not None else self._random_batch(self.population)

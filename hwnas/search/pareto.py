@@ -19,14 +19,6 @@ def dominates(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(a <= b) and np.any(a < b))
 
 
-def constrained_dominates(fa: np.ndarray, cva: float, fb: np.ndarray, cvb: float) -> bool:
-    if cva <= 0 and cvb > 0:
-        return True
-    if cva > 0 or cvb > 0:
-        return cva < cvb
-    return dominates(fa, fb)
-
-
 def non_dominated_fronts(F: np.ndarray) -> list[np.ndarray]:
     """Fast non-dominated sort (Deb et al. 2002) with a vectorised dominance matrix."""
     F = np.asarray(F, float)

@@ -10,7 +10,7 @@ import numpy as np
 from hwnas.core.errors import SearchError
 from hwnas.latency.predict import Predictor
 from hwnas.search.records import SearchRecord
-from hwnas.spaces.space import Arch
+from hwnas.spaces.base import SpaceArch
 
 # name -> +1 to maximise, -1 to minimise
 OBJECTIVES = {"accuracy": +1, "latency_ms": -1, "params_m": -1, "macs_m": -1, "memory_mb": -1}
@@ -51,7 +51,7 @@ class Problem:
         self.predictor, self.evaluator, self.constraints = predictor, evaluator, constraints
         self.objectives = tuple(objectives)
 
-    def records(self, archs: Sequence[Arch], accuracies: Sequence[float]) -> list[SearchRecord]:
+    def records(self, archs: Sequence[SpaceArch], accuracies: Sequence[float]) -> list[SearchRecord]:
         lat = self.predictor.predict_many(archs)
         return [SearchRecord.of(a, l, acc) for a, l, acc in zip(archs, lat, accuracies)]
 

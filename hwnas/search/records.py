@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from hwnas.core.errors import InputError
 
 if TYPE_CHECKING:
-    from hwnas.spaces.space import Arch
+    from hwnas.spaces.base import SpaceArch
 
 
 class RecordError(InputError):
@@ -35,9 +35,9 @@ class SearchRecord:
     accuracy: float       # the search evaluator's score
 
     @classmethod
-    def of(cls, arch: Arch, latency_ms: float, accuracy: float) -> SearchRecord:
+    def of(cls, arch: SpaceArch, latency_ms: float, accuracy: float) -> SearchRecord:
         """The record of ``arch``: its costs counted from its layers."""
-        from hwnas.spaces.space import layer_costs
+        from hwnas.spaces.base import layer_costs
 
         layers = arch.layers()
         macs, params = layer_costs(layers)

@@ -21,7 +21,7 @@ from torch import nn
 
 from hwnas.search.pareto import rank_and_crowding
 from hwnas.search.strategies import Strategy, register_strategy
-from hwnas.spaces.space import Arch, Space
+from hwnas.spaces.base import Space, SpaceArch
 
 
 class Controller(nn.Module):
@@ -98,7 +98,7 @@ class Reinforce(Strategy):
         self._genes: dict[str, list[int]] = {}  # what the controller emitted for each asked arch
 
     @torch.no_grad()
-    def _sample(self, n: int) -> list[Arch]:
+    def _sample(self, n: int) -> list[SpaceArch]:
         """``n`` archs drawn gene by gene (a batch through the LSTM) with this strategy's RNG (inverse CDF),
         so that state_dict() holds every source of randomness."""
         token, state = self.controller.start(n)
@@ -114,13 +114,13 @@ class Reinforce(Strategy):
             self._genes.setdefault(a.id, row.tolist())  # the first row that gave this arch is the one asked
         return archs
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[SpaceArch]:
         self._genes = {}
         batch = iter(self._sample(self.population))
         # the batch first; an arch proposed before is replaced by fresh draws (a converged policy repeats)
         return self._fresh(lambda: next(batch, None) or self._sample(1)[0], self.population)
 
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def tell(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         F, cv = np.asarray(F, float), np.asarray(cv, float)
         allF = np.vstack([self.F, F]) if len(self.pop) else F
         allcv = np.concatenate([self.cv, cv])

@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError, SearchError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
-from hwnas.latency.lut import LUT, atomic_write_text, content_digest, content_table, describe_change
+from hwnas.core.files import atomic_write_text
+from hwnas.latency.lut import LUT, content_digest, content_table, describe_change
 from hwnas.latency.predict import Predictor, covered_resolutions, latency_predictor
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.feasible import STATIC, Feasibility, outside_counts
@@ -22,7 +23,7 @@ from hwnas.search.problem import OBJECTIVES, Constraints, Problem
 from hwnas.search.records import SearchRecord
 from hwnas.search.strategies import create_strategy, strategy_options as options_of
 from hwnas.search.termination import Progress, Termination, format_duration
-from hwnas.spaces.space import Space, canonical_arch
+from hwnas.spaces.base import Space, canonical_arch
 from hwnas.search.store import (SALVAGE, DiskFullError, RunLock, RunStore, StoreError, damage, is_write_failure,
                          salvage as salvage_store, shorten)
 

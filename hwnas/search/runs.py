@@ -12,7 +12,7 @@ from typing import Any
 
 from hwnas.core.errors import InputError
 from hwnas.search.records import SearchRecord
-from hwnas.spaces.space import Space, space_from_dict
+from hwnas.spaces.base import Space, space_from_dict
 from hwnas.search.store import SALVAGE, RunStore, StoreError
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from hwnas.core.errors import SearchError
 from hwnas.core.registry import Registry
 from hwnas.search.pareto import rank_and_crowding, survive
-from hwnas.spaces.space import Arch, Space, kind_part, macs_m
+from hwnas.spaces.base import Space, SpaceArch, kind_part, macs_m
 
 # set by the run loop, never by a user's --strategy-option
 RESERVED = ("population", "seed")
@@ -95,7 +95,7 @@ class Strategy:
         # 0.15 per gene reached median HV 121 against 140 at 1/47.
         self.mutate_prob = mutate_prob if mutate_prob is not None else 1.0 / len(space.gene_upper_bounds())
         self.rng = random.Random(seed)
-        self.pop: list[Arch] = []
+        self.pop: list[SpaceArch] = []
         self.F = np.zeros((0, 0))
         self.cv = np.zeros(0)
         self.seen: set[str] = set()
@@ -103,10 +103,10 @@ class Strategy:
         self.feasibility: Any = None  # set by restrict(): proposals then stay within the checkable constraints
 
     # -- interface -----------------------------------------------------------
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[SpaceArch]:
         raise NotImplementedError
 
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def tell(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         raise NotImplementedError
 
     def bind(self, *, predictor: Any, evaluator: Any, constraints: Any,
@@ -121,7 +121,7 @@ class Strategy:
         arch's layers tell before any evaluation). The run calls it when a checkable constraint is set."""
         self.feasibility = feasibility if feasibility is not None and feasibility.active else None
 
-    def propose(self) -> list[Arch]:
+    def propose(self) -> list[SpaceArch]:
         """:meth:`ask`, then every proposal still outside the checkable constraints repaired: the built-in
         strategies resample inside ``ask`` already (their own distribution, then a bounded repair), so this
         catches what a strategy proposes by other means (Optuna's trials, a plugin's ``ask``)."""
@@ -141,20 +141,20 @@ class Strategy:
             out.append(a)
         return out
 
-    def _repair(self, arch: Arch, seen: set[str]) -> Arch:
+    def _repair(self, arch: SpaceArch, seen: set[str]) -> SpaceArch:
         from hwnas.search.feasible import repair
 
         feas = self.feasibility
         return repair(arch, feas.violation, self.rng, self.mutate_prob, feas.anchor(), seen)
 
     # -- helpers -------------------------------------------------------------
-    def _fresh(self, make: Callable[[], Arch], n: int) -> list[Arch]:
+    def _fresh(self, make: Callable[[], SpaceArch], n: int) -> list[SpaceArch]:
         """``n`` archs from ``make`` not proposed before (falls back to repeats in a tiny space). Restricted
         (:meth:`restrict`): an arch outside the checkable constraints is drawn again from ``make`` (the
         strategy's own distribution), up to 50 times, and the least violating draw then repaired."""
         if self.feasibility is not None:
             return self._fresh_within(make, n)
-        out: list[Arch] = []
+        out: list[SpaceArch] = []
         for _ in range(n):
             for _attempt in range(50):
                 a = make()
@@ -164,11 +164,11 @@ class Strategy:
             out.append(a)
         return out
 
-    def _fresh_within(self, make: Callable[[], Arch], n: int) -> list[Arch]:
-        out: list[Arch] = []
+    def _fresh_within(self, make: Callable[[], SpaceArch], n: int) -> list[SpaceArch]:
+        out: list[SpaceArch] = []
         violation = self.feasibility.violation
         for _ in range(n):
-            best: tuple[float, Arch] | None = None
+            best: tuple[float, SpaceArch] | None = None
             for _attempt in range(50):
                 a = make()
                 if a.id in self.seen:
@@ -184,7 +184,7 @@ class Strategy:
             out.append(a)
         return out
 
-    def _survive(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def _survive(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         """The elite becomes the best ``population`` of elite + ``archs`` (NSGA-II survival)."""
         F = np.asarray(F, float)
         pool = self.pop + list(archs)
@@ -194,10 +194,10 @@ class Strategy:
         self.pop = [pool[i] for i in keep]
         self.F, self.cv = allF[keep], allcv[keep]
 
-    def _random_batch(self, n: int) -> list[Arch]:
+    def _random_batch(self, n: int) -> list[SpaceArch]:
         return self._fresh(lambda: self.space.sample(self.rng), n)
 
-    def _fresh_genes(self, make: Callable[[int], np.ndarray], n: int) -> list[Arch]:
+    def _fresh_genes(self, make: Callable[[int], np.ndarray], n: int) -> list[SpaceArch]:
         """:meth:`_fresh` on gene matrices: ``make(k)`` proposes ``k`` canonical gene rows at once, twice as many
         as archs are still wanted; rows whose arch was proposed before are passed over. After 50 rounds, what
         is still wanted is filled with repeats (a tiny space). Only the archs kept are made."""
@@ -240,7 +240,7 @@ class Strategy:
             v = self.feasibility.violations(self.space.archs_from_genes(G))
         return v > 0
 
-    def _repaired_last(self, archs: list[Arch]) -> list[Arch]:
+    def _repaired_last(self, archs: list[SpaceArch]) -> list[SpaceArch]:
         v = self.feasibility.violations(archs)
         out = []
         for a, x in zip(archs, v):
@@ -297,10 +297,10 @@ class ArchiveStrategy(Strategy):
         self.archive: list[list[int]] = []
         self.targets = np.zeros((0, 0))  # [evaluated, objectives + 1]: the violation last
 
-    def archive_archs(self) -> list[Arch]:
+    def archive_archs(self) -> list[SpaceArch]:
         return [self.space.from_genes(g) for g in self.archive]
 
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def tell(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         rows = np.column_stack([np.asarray(F, float), np.asarray(cv, float)])
         self.archive += [a.genes() for a in archs]
         self.targets = np.vstack([self.targets, rows]) if self.targets.size else rows
@@ -319,7 +319,7 @@ class ArchiveStrategy(Strategy):
 
 @register_strategy("nsga2")
 class NSGA2(Strategy):
-    """NSGA-II (Deb et al. 2002) with constraint-domination, binary tournaments, Arch crossover/mutation."""
+    """NSGA-II (Deb et al. 2002) with constraint-domination, binary tournaments, SpaceArch crossover/mutation."""
 
     def __init__(self, space: Space, population: int = 50, seed: int = 0, mutate_prob: float | None = None,
                  crossover_prob: float = 0.9):
@@ -334,7 +334,7 @@ class NSGA2(Strategy):
             return i if crowd[i] > crowd[j] else j
         return i if self.rng.random() < 0.5 else j
 
-    def _project(self, arch: Arch) -> Arch:
+    def _project(self, arch: SpaceArch) -> SpaceArch:
         """Where a proposal must lie (subclasses restrict the space; here: anywhere)."""
         return arch
 
@@ -348,14 +348,14 @@ class NSGA2(Strategy):
         cls = type(self)
         return cls._project is NSGA2._project or cls._project_genes is not NSGA2._project_genes
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[SpaceArch]:
         if not self.pop:
             return self._fresh(lambda: self._project(self.space.sample(self.rng)), self.population)
         rank, crowd = rank_and_crowding(self.F, self.cv)
         if has_gene_variation(self.space) and self._genes_project_like_archs():
             return self._ask_genes(rank, crowd)
 
-        def child() -> Arch:
+        def child() -> SpaceArch:
             a = self.pop[self._tournament(rank, crowd)]
             if self.rng.random() < self.crossover_prob:
                 a = a.crossover(self.pop[self._tournament(rank, crowd)], self.rng)
@@ -363,7 +363,7 @@ class NSGA2(Strategy):
 
         return self._fresh(child, self.population)
 
-    def _ask_genes(self, rank: np.ndarray, crowd: np.ndarray) -> list[Arch]:
+    def _ask_genes(self, rank: np.ndarray, crowd: np.ndarray) -> list[SpaceArch]:
         """The generation made on the population's gene matrix: tournaments, crossover and mutation of all
         children at once (the space's ``crossover_genes`` / ``mutate_genes``), archs made only for the kept."""
         sp, rng = self.space, self._np_rng()
@@ -386,13 +386,13 @@ class NSGA2(Strategy):
 
         return self._fresh_genes(children, self.population)
 
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def tell(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         self._survive(archs, F, cv)
 
 
 def has_gene_variation(space: Any) -> bool:
     """Whether ``space``'s kind varies whole gene matrices (its ``KindParts.gene_ops``: the MobileNetV3 kind
-    does); other spaces are varied arch by arch with ``Arch.crossover`` / ``Arch.mutate``."""
+    does); other spaces are varied arch by arch with ``SpaceArch.crossover`` / ``SpaceArch.mutate``."""
     return bool(kind_part(space, "gene_ops"))
 
 
@@ -437,7 +437,7 @@ class Progressive(NSGA2):
         """The most MACs (millions) an arch may have in the current phase (spaces without gene caps)."""
         return self._quantiles[self.phase()] if self._quantiles is not None else math.inf
 
-    def _project(self, arch: Arch) -> Arch:
+    def _project(self, arch: SpaceArch) -> SpaceArch:
         """Genes past the phase's cap are drawn again within it (clamping would pile them on the cap); an arch
         over the phase's complexity is repaired into it (hwnas.search.feasible.repair, towards the smallest)."""
         if self._quantiles is not None:
@@ -459,7 +459,7 @@ class Progressive(NSGA2):
             G[over] = rng.integers(0, caps[over] + 1)
         return self.space.canonical_genes(G)
 
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def tell(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         super().tell(archs, F, cv)
         self.generation += 1
 
@@ -485,11 +485,11 @@ class RegularizedEvolution(Strategy):
         super().__init__(space, population, seed, mutate_prob)
         self.sample_size = sample_size
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[SpaceArch]:
         if not self.pop:
             return self._random_batch(self.population)
 
-        def child() -> Arch:
+        def child() -> SpaceArch:
             idx = [self.rng.randrange(len(self.pop)) for _ in range(min(self.sample_size, len(self.pop)))]
             rank, crowd = rank_and_crowding(self.F[idx], self.cv[idx])
             best = idx[int(np.lexsort((-crowd, rank))[0])]
@@ -497,7 +497,7 @@ class RegularizedEvolution(Strategy):
 
         return self._fresh(child, self.population)
 
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def tell(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         self.pop = (self.pop + list(archs))[-self.population:]  # oldest first, so the oldest age out
         allF = np.vstack([self.F, F]) if self.F.size else np.asarray(F, float)
         self.F = allF[-self.population:]
@@ -508,8 +508,8 @@ class RegularizedEvolution(Strategy):
 class RandomSearch(Strategy):
     """Uniform samples of the space: the baseline every strategy must beat."""
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[SpaceArch]:
         return self._random_batch(self.population)
 
-    def tell(self, archs: Sequence[Arch], F: np.ndarray, cv: np.ndarray) -> None:
+    def tell(self, archs: Sequence[SpaceArch], F: np.ndarray, cv: np.ndarray) -> None:
         pass

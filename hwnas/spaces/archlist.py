@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.core import jsonio
-from hwnas.spaces.space import ArchError
+from hwnas.spaces.base import ArchError
 
 MAX_ARCHS = 1_000_000  # a list longer than this is a mistake (a wrong file), not a workload
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hwnas.spaces.space import Arch
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -371,7 +368,14 @@ class Network(nn.Module):
         return self.blocks(x)
 
 
-def build_model(arch: "Arch") -> Network:
+class HasLayers(Protocol):
+    """What :func:`build_model` needs of an arch (of any kind): its layer descriptors. Named here, not as
+    ``hwnas.spaces.base.SpaceArch``, so that blocks and base do not import each other."""
+
+    def layers(self) -> list[LayerDesc]: ...
+
+
+def build_model(arch: HasLayers) -> Network:
     """Compose the network of ``arch`` from exactly the modules its descriptors build (an arch of another
     kind of space, a cell arch say, builds its own)."""
     build = getattr(arch, "build", None)

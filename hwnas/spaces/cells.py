@@ -7,7 +7,7 @@ edge is one of ``none`` (no connection), ``skip``, ``conv1x1``, ``conv3x3`` (ReL
 block (stride 2) between stages, BN-ReLU, global pooling, a linear classifier. A cell whose output
 node is reached by no path gives zeros, as in NAS-Bench-201.
 
-Space files say ``"kind": "cell"``; ``hwnas.spaces.space.get_space`` reads them. Latency: a cell network is
+Space files say ``"kind": "cell"``; ``hwnas.spaces.base.get_space`` reads them. Latency: a cell network is
 priced as the sum of its blocks' LUT entries (:meth:`CellArch.layers`): the stem, each *live* edge's
 op (``conv1x1``/``conv3x3``/``avgpool3x3``; ``skip`` and ``none`` are free), one ``add`` per extra input
 of a node, the reduction blocks and the head. An edge is live when it lies on a path from the cell's
@@ -32,7 +32,9 @@ from hwnas.spaces import blocks
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.space import KindParts, SPACES, ArchError, SpaceError, _check_fields, check_arch_space, checked_resolutions, _number, _rng, _string, at_resolutions, distinct_samples, read_fields
+from hwnas.spaces.base import (SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
+                               check_fields, checked_resolutions, distinct_samples, read_fields, read_number,
+                               read_string)
 
 OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
 # NAS-Bench-201's names of the same operations (its cell strings and benchmark files use them)
@@ -62,7 +64,7 @@ class CellSpace:
     def from_dict(cls, data: Any, source: str = "space") -> "CellSpace":
         def convert(name: str, value: Any, where: str) -> Any:
             if name in ("name", "description", "kind"):
-                return _string(value, where)
+                return read_string(value, where)
             if name == "ops":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise SpaceError(f"{where} must be a list of operation names from {list(OPS)}")
@@ -70,8 +72,8 @@ class CellSpace:
             if name in ("channels", "resolutions"):
                 if not isinstance(value, list):
                     raise SpaceError(f"{where} must be a list of whole numbers, got {value!r}")
-                return tuple(_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
-            return _number(value, int, where)
+                return tuple(read_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
+            return read_number(value, int, where)
 
         return read_fields(cls, data, source, ("name", "kind", "channels"), convert)
 
@@ -147,12 +149,12 @@ class CellSpace:
 
     # -- architectures -------------------------------------------------------
     def sample(self, rng: random.Random | int | None = None) -> "CellArch":
-        rng = _rng(rng)
+        rng = as_rng(rng)
         return CellArch(self, rng.choice(self.resolutions), tuple(rng.choice(self.ops) for _ in self.edges))
 
     def sample_distinct(self, n: int, rng: random.Random | int | None = None,
                         exclude: Iterable[str] = ()) -> list["CellArch"]:
-        return distinct_samples(self.sample, n, _rng(rng), exclude)
+        return distinct_samples(self.sample, n, as_rng(rng), exclude)
 
     def largest(self) -> "CellArch":
         big = "conv3x3" if "conv3x3" in self.ops else self.ops[-1]
@@ -166,11 +168,11 @@ class CellSpace:
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
         check_arch_space(data, self, {"kernels", "expands", "depths", "width"}, source)
-        _check_fields(data, {"space", "resolution", "ops"}, ("resolution", "ops"), source, ArchError)
+        check_fields(data, {"space", "resolution", "ops"}, ("resolution", "ops"), source, ArchError)
         ops = data["ops"]
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise ArchError(f"{source}: field 'ops' must list {len(self.edges)} operation names")
-        arch = CellArch(self, _number(data["resolution"], int, f"{source}: field 'resolution'", ArchError), tuple(ops))
+        arch = CellArch(self, read_number(data["resolution"], int, f"{source}: field 'resolution'", ArchError), tuple(ops))
         arch.validate(source)
         return arch
 
@@ -301,12 +303,12 @@ class CellArch:
                                 for j in range(1, self.space.nodes)) + "|"
 
     def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "CellArch":
-        rng, sp = _rng(rng), self.space
+        rng, sp = as_rng(rng), self.space
         res = rng.choice(sp.resolutions) if rng.random() < prob else self.resolution
         return CellArch(sp, res, tuple(rng.choice(sp.ops) if rng.random() < prob else o for o in self.ops))
 
     def crossover(self, other: "CellArch", rng: random.Random | int | None = None) -> "CellArch":
-        rng = _rng(rng)
+        rng = as_rng(rng)
         pick = lambda a, b: a if rng.random() < 0.5 else b  # noqa: E731
         return CellArch(self.space, pick(self.resolution, other.resolution),
                         tuple(pick(a, b) for a, b in zip(self.ops, other.ops)))

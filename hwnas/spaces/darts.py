@@ -33,7 +33,7 @@ from torch import nn
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.space import (KindParts, SPACES, ArchError, SpaceError, _check_fields, _number, _rng, _string,
+from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, check_fields, read_number, as_rng, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, read_fields)
 
 OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
@@ -63,7 +63,7 @@ class DartsSpace:
     def from_dict(cls, data: Any, source: str = "space") -> "DartsSpace":
         def convert(name: str, value: Any, where: str) -> Any:
             if name in ("name", "description", "kind"):
-                return _string(value, where)
+                return read_string(value, where)
             if name == "ops":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise SpaceError(f"{where} must be a list of operation names from {list(OPS)}")
@@ -71,8 +71,8 @@ class DartsSpace:
             if name == "resolutions":
                 if not isinstance(value, list):
                     raise SpaceError(f"{where} must be a list of whole numbers, got {value!r:.40}")
-                return tuple(_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
-            return _number(value, int, where)
+                return tuple(read_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
+            return read_number(value, int, where)
 
         return read_fields(cls, data, source, ("name", "kind"), convert)
 
@@ -178,12 +178,12 @@ class DartsSpace:
         return tuple(out)
 
     def sample(self, rng: random.Random | int | None = None) -> "DartsArch":
-        rng = _rng(rng)
+        rng = as_rng(rng)
         return DartsArch(self, rng.choice(self.resolutions), self._random_cell(rng), self._random_cell(rng))
 
     def sample_distinct(self, n: int, rng: random.Random | int | None = None,
                         exclude: Iterable[str] = ()) -> list["DartsArch"]:
-        return distinct_samples(self.sample, n, _rng(rng), exclude)
+        return distinct_samples(self.sample, n, as_rng(rng), exclude)
 
     def _uniform(self, op: str, res: int) -> "DartsArch":
         cell = tuple((op, j) for i in range(self.nodes) for j in (i, i + 1))
@@ -201,15 +201,15 @@ class DartsSpace:
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
         check_arch_space(data, self, {"ops", "kernels", "expands", "depths", "width", "stages"}, source)
-        _check_fields(data, {"space", "resolution", "normal", "reduce"}, ("resolution", "normal", "reduce"), source,
+        check_fields(data, {"space", "resolution", "normal", "reduce"}, ("resolution", "normal", "reduce"), source,
                       ArchError)
         cells = []
         for name in CELL_TYPES:
             raw = data[name]
             if not isinstance(raw, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in raw):
                 raise ArchError(f"{source}: field {name!r} must list [op, input] pairs, two per node")
-            cells.append(tuple((str(op), _number(j, int, f"{source}: {name} input", ArchError)) for op, j in raw))
-        arch = DartsArch(self, _number(data["resolution"], int, f"{source}: field 'resolution'", ArchError), *cells)
+            cells.append(tuple((str(op), read_number(j, int, f"{source}: {name} input", ArchError)) for op, j in raw))
+        arch = DartsArch(self, read_number(data["resolution"], int, f"{source}: field 'resolution'", ArchError), *cells)
         arch.validate(source)
         return arch
 
@@ -388,13 +388,13 @@ class DartsArch:
     def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "DartsArch":
         """Each gene (a node's input pair, each of its ops) redrawn with probability ``prob``: rewiring and
         op changes; every result is a valid genotype."""
-        rng, sp = _rng(rng), self.space
+        rng, sp = as_rng(rng), self.space
         g = [rng.randint(0, u) if rng.random() < prob else v for v, u in zip(self.genes(), sp.gene_upper_bounds())]
         return sp.from_genes(g)
 
     def crossover(self, other: "DartsArch", rng: random.Random | int | None = None) -> "DartsArch":
         """Node by node from either parent (a node's pair and ops stay together)."""
-        rng = _rng(rng)
+        rng = as_rng(rng)
         pick = lambda a, b: a if rng.random() < 0.5 else b  # noqa: E731
         cells = []
         for name in CELL_TYPES:

@@ -29,7 +29,7 @@ from torch import nn
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.spaces.cells import Cell, CellSpace, cell_layers, live_edges
-from hwnas.spaces.space import (KindParts, SPACES, ArchError, SpaceError, _check_fields, _number, _rng, _string,
+from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, check_fields, read_number, as_rng, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, get_space,
                                 read_fields)
 
@@ -56,18 +56,18 @@ class MixedSpace:
         def ints(value: Any, where: str) -> tuple[int, ...]:
             if not isinstance(value, list) or not value:
                 raise SpaceError(f"{where} must be a non-empty list of whole numbers, got {value!r:.60}")
-            return tuple(_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
+            return tuple(read_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
 
         def convert(name: str, value: Any, where: str) -> Any:
             if name in ("name", "description", "kind", "cell"):
-                return _string(value, where)
+                return read_string(value, where)
             if name == "widths":
                 if not isinstance(value, list) or not value or not all(isinstance(v, list) for v in value):
                     raise SpaceError(f"{where} must list one width list per stage position, got {value!r:.60}")
                 return tuple(ints(v, f"{where}[{i}]") for i, v in enumerate(value))
             if name in ("stage_counts", "depths", "resolutions"):
                 return ints(value, where)
-            return _number(value, int, where)
+            return read_number(value, int, where)
 
         return read_fields(cls, data, source, ("name", "kind", "cell", "stage_counts", "widths"), convert)
 
@@ -172,7 +172,7 @@ class MixedSpace:
 
     # -- architectures -------------------------------------------------------
     def sample(self, rng: random.Random | int | None = None) -> "MixedArch":
-        rng = _rng(rng)
+        rng = as_rng(rng)
         n = rng.choice(self.stage_counts)
         stages = tuple((rng.choice(self.widths[p]), rng.choice(self.depths)) for p in range(n))
         return MixedArch(self, rng.choice(self.resolutions), stages,
@@ -180,7 +180,7 @@ class MixedSpace:
 
     def sample_distinct(self, n: int, rng: random.Random | int | None = None,
                         exclude: Iterable[str] = ()) -> list["MixedArch"]:
-        return distinct_samples(self.sample, n, _rng(rng), exclude)
+        return distinct_samples(self.sample, n, as_rng(rng), exclude)
 
     def largest(self) -> "MixedArch":
         big = "conv3x3" if "conv3x3" in self.ops else self.ops[-1]
@@ -198,16 +198,16 @@ class MixedSpace:
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
         check_arch_space(data, self, {"kernels", "expands", "width", "normal"}, source)
-        _check_fields(data, {"space", "resolution", "stages", "ops"}, ("resolution", "stages", "ops"), source, ArchError)
+        check_fields(data, {"space", "resolution", "stages", "ops"}, ("resolution", "stages", "ops"), source, ArchError)
         stages = data["stages"]
         if not isinstance(stages, list) or not all(isinstance(s, dict) and set(s) == {"width", "depth"} for s in stages):
             raise ArchError(f"{source}: field 'stages' must list {{\"width\": W, \"depth\": D}} objects")
         ops = data["ops"]
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise ArchError(f"{source}: field 'ops' must list {len(self.edges)} operation names")
-        arch = MixedArch(self, _number(data["resolution"], int, f"{source}: field 'resolution'", ArchError),
-                         tuple((_number(s["width"], int, f"{source}: stage width", ArchError),
-                                _number(s["depth"], int, f"{source}: stage depth", ArchError)) for s in stages),
+        arch = MixedArch(self, read_number(data["resolution"], int, f"{source}: field 'resolution'", ArchError),
+                         tuple((read_number(s["width"], int, f"{source}: stage width", ArchError),
+                                read_number(s["depth"], int, f"{source}: stage depth", ArchError)) for s in stages),
                          tuple(ops))
         arch.validate(source)
         return arch
@@ -324,13 +324,13 @@ class MixedArch:
     def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "MixedArch":
         """Macro and micro genes redrawn with probability ``prob`` each (a stage added or dropped with the stage
         count); repaired where the cell loses its path."""
-        rng, sp = _rng(rng), self.space
+        rng, sp = as_rng(rng), self.space
         g = [rng.randint(0, u) if rng.random() < prob else v for v, u in zip(self.genes(), sp.gene_upper_bounds())]
         return sp.from_genes(g)
 
     def crossover(self, other: "MixedArch", rng: random.Random | int | None = None) -> "MixedArch":
         """The macro of one parent with the cell of the other, or each part from either: gene by gene."""
-        rng, sp = _rng(rng), self.space
+        rng, sp = as_rng(rng), self.space
         g = [a if rng.random() < 0.5 else b for a, b in zip(self.genes(), other.genes())]
         return sp.from_genes(g)
 

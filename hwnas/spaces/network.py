@@ -41,7 +41,7 @@ from torch import nn
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import ACTIVATIONS, LayerDesc, make_divisible
-from hwnas.spaces.space import (KindParts, SPACES, ArchError, SpaceError, _check_fields, _number, _rng, _string,
+from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, check_fields, read_number, as_rng, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, read_fields)
 
 LAYER_TYPES = ("conv", "dwsep", "bottleneck", "mbconv", "attention")
@@ -84,7 +84,7 @@ class NetworkSpace:
         def ints(value: Any, where: str) -> tuple[int, ...]:
             if not isinstance(value, list) or not value:
                 raise SpaceError(f"{where} must be a non-empty list of whole numbers, got {value!r:.60}")
-            return tuple(_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
+            return tuple(read_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
 
         def strings(value: Any, where: str) -> tuple[str, ...]:
             if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
@@ -100,7 +100,7 @@ class NetworkSpace:
 
         def convert(name: str, value: Any, where: str) -> Any:
             if name in ("name", "description", "kind", "act"):
-                return _string(value, where)
+                return read_string(value, where)
             if name == "se":
                 if not isinstance(value, bool):
                     raise SpaceError(f"{where} must be true or false, got {value!r:.40}")
@@ -113,7 +113,7 @@ class NetworkSpace:
                 return strings(value, where)
             if name in ("stage_counts", "strides", "depths", "kernels", "expands", "resolutions"):
                 return ints(value, where)
-            return _number(value, int, where)
+            return read_number(value, int, where)
 
         return read_fields(cls, data, source, ("name", "kind", "stage_counts", "strides", "widths", "layer_types"),
                            convert)
@@ -230,7 +230,7 @@ class NetworkSpace:
 
     # -- architectures -------------------------------------------------------
     def sample(self, rng: random.Random | int | None = None) -> "NetworkArch":
-        rng = _rng(rng)
+        rng = as_rng(rng)
         n = rng.choice(self.stage_counts)
         stages = tuple(Stage(rng.choice(self.layer_types[p]), rng.choice(self.depths), rng.choice(self.widths[p]),
                              rng.choice(self.kernels), rng.choice(self.expands), rng.choice(self.connections))
@@ -239,7 +239,7 @@ class NetworkSpace:
 
     def sample_distinct(self, n: int, rng: random.Random | int | None = None,
                         exclude: Iterable[str] = ()) -> list["NetworkArch"]:
-        return distinct_samples(self.sample, n, _rng(rng), exclude)
+        return distinct_samples(self.sample, n, as_rng(rng), exclude)
 
     def largest(self) -> "NetworkArch":
         n = max(self.stage_counts)
@@ -260,7 +260,7 @@ class NetworkSpace:
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
         check_arch_space(data, self, {"ops", "kernels", "expands", "depths", "width"}, source)
-        _check_fields(data, {"space", "resolution", "stages"}, ("resolution", "stages"), source, ArchError)
+        check_fields(data, {"space", "resolution", "stages"}, ("resolution", "stages"), source, ArchError)
         raw = data["stages"]
         if not isinstance(raw, list):
             raise ArchError(f"{source}: field 'stages' must be a list of stage objects")
@@ -270,12 +270,12 @@ class NetworkSpace:
             where = f"{source}: stages[{i}]"
             if not isinstance(s, dict):
                 raise ArchError(f"{where} must be an object with {sorted(keys)}")
-            _check_fields(s, keys, tuple(sorted(keys)), where, ArchError)
+            check_fields(s, keys, tuple(sorted(keys)), where, ArchError)
             if not isinstance(s["type"], str) or not isinstance(s["connection"], str):
                 raise ArchError(f"{where}: 'type' and 'connection' must be names")
-            stages.append(Stage(s["type"], *(_number(s[k], int, f"{where}: field {k!r}", ArchError)
+            stages.append(Stage(s["type"], *(read_number(s[k], int, f"{where}: field {k!r}", ArchError)
                                              for k in ("depth", "width", "kernel", "expand")), s["connection"]))
-        arch = NetworkArch(self, _number(data["resolution"], int, f"{source}: field 'resolution'", ArchError),
+        arch = NetworkArch(self, read_number(data["resolution"], int, f"{source}: field 'resolution'", ArchError),
                            tuple(stages))
         arch.validate(source)
         return arch
@@ -459,7 +459,7 @@ class NetworkArch:
     def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "NetworkArch":
         """Each gene redrawn with probability ``prob``, then, with the same probability each, a topology move:
         add or remove a layer in a stage, rewire a stage (another connection pattern), add or drop a stage."""
-        rng, sp = _rng(rng), self.space
+        rng, sp = as_rng(rng), self.space
         genes = self.genes()
         ub = sp.gene_upper_bounds()
         genes = [rng.randint(0, u) if rng.random() < prob else g for g, u in zip(genes, ub)]
@@ -484,7 +484,7 @@ class NetworkArch:
 
     def crossover(self, other: "NetworkArch", rng: random.Random | int | None = None) -> "NetworkArch":
         """Stage by stage from either parent (a stage position only one has comes with the stage count)."""
-        rng = _rng(rng)
+        rng = as_rng(rng)
         n = len(self.stages) if rng.random() < 0.5 else len(other.stages)
         pool = [(a, b) for a, b in zip(self.stages + (None,) * n, other.stages + (None,) * n)][:n]
         stages = tuple((a if b is None else b if a is None else (a if rng.random() < 0.5 else b)) for a, b in pool)

@@ -3,8 +3,8 @@ genes are cached). Run: pytest tests/benchmarks --benchmark-enable"""
 import random
 
 from hwnas.latency.lut import LUT
-from hwnas.latency.predict import LatencyPredictor
-from hwnas.spaces.space import get_space
+from hwnas.latency.predict import MBv3LatencyPredictor
+from hwnas.spaces.base import get_space
 
 from conftest import ROOT
 
@@ -15,7 +15,7 @@ def _setup():
     lut = LUT.load(ROOT / "luts" / "amd-epyc-2c_ort-cpu_mbv3.json")
     space = get_space("mbv3")
     rng = random.Random(0)
-    return LatencyPredictor(lut, space), [space.sample(rng) for _ in range(N)]
+    return MBv3LatencyPredictor(lut, space), [space.sample(rng) for _ in range(N)]
 
 
 def _report(benchmark, what):

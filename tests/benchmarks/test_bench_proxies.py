@@ -6,7 +6,7 @@ import pytest
 
 from hwnas.evaluate import create_evaluator
 from hwnas.evaluate.proxies import PROXIES
-from hwnas.spaces.space import get_space
+from hwnas.spaces.base import get_space
 
 
 @pytest.mark.parametrize("proxy", sorted(PROXIES))

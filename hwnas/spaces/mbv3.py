@@ -1,97 +1,38 @@
-"""Search spaces (MobileNetV3 / Once-for-All style) and the architectures in them.
+"""The MobileNetV3 (Once-for-All style) kind of search space, ``"kind": "mbv3"`` (the default).
 
-A :class:`SearchSpace` says which choices exist (depth per stage, kernel and
-expand ratio per block, input resolution, width multiplier); an :class:`Arch`
-is one point in it. ``Arch.layers()`` turns the point into layer descriptors,
+A :class:`MBv3Space` says which choices exist (depth per stage, kernel and
+expand ratio per block, input resolution, width multiplier); an :class:`MBv3Arch`
+is one point in it. ``MBv3Arch.layers()`` turns the point into layer descriptors,
 which is all the rest of hwnas needs to know about a network.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
 import random
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from hwnas.core import jsonio
-from hwnas.core.errors import InputError
-from hwnas.core.registry import Registry
+from hwnas.spaces.base import (SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
+                               check_fields, checked_resolutions, distinct_samples, read_fields, read_list,
+                               read_number, read_string, read_structured)
 from hwnas.spaces.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
-SPACES_DIR = Path(__file__).parent  # the shipped space files lie beside the code that reads them
 _GENE_BYTES = attrgetter("_gene_bytes")
 
 
-class SpaceError(InputError):
-    """A search-space definition is malformed; the message names the field."""
-
-
-class ArchError(InputError):
-    """An architecture does not fit its space; the message names the field and the allowed values."""
-
-
-# A space file's "kind" -> its space class (``from_dict(data, source)``, the Space protocol); outside packages
-# add kinds under the hwnas.spaces entry-point group. The cell kind imports torch: named here, loaded when read.
-SPACES = Registry("space", "hwnas.spaces", SpaceError, label="space kind")
-SPACES.register("cell", "hwnas.spaces.cells:CellSpace")
-SPACES.register("network", "hwnas.spaces.network:NetworkSpace")
-SPACES.register("darts", "hwnas.spaces.darts:DartsSpace")
-SPACES.register("mixed", "hwnas.spaces.mixed:MixedSpace")
-
-
-@dataclass(frozen=True)
-class KindParts:
-    """What a space kind brings besides its space and arch classes: one record on the space class (``parts``),
-    so no module outside the kind tests for its name or type. The parts live in the layers above spaces, so
-    they are named as ``"module:attr"`` and loaded the first time they are asked for (:func:`kind_part`).
-
-    ``latency_predictor``: a dense fast path, ``cls(lut, space, calibrated)`` (None: the generic sum over
-    ``layers()``, :class:`hwnas.latency.predict.LayerSumPredictor`); ``supernet``: the weight-sharing supernet,
-    ``cls(space, width)`` (None: the kind has none, the ``supernet`` evaluator refuses it);
-    ``supernet_sampling``: its default path sampling; ``gene_ops``: the space varies whole gene matrices at once
-    (``gene_matrix``, ``crossover_genes``, ``mutate_genes``, ``canonical_genes``, ``archs_from_genes``,
-    ``gene_ids``: the evolutionary strategies' vectorised path); ``progressive_caps``: ``fn(space, phase,
-    phases) -> [highest gene index]`` for the ``progressive`` strategy's schedule (None: it caps MACs instead)."""
-
-    latency_predictor: str | None = None
-    supernet: str | None = None
-    supernet_sampling: str = "uniform"
-    gene_ops: bool = False
-    progressive_caps: str | None = None
-
-
-def layer_costs(layers: Sequence[Any]) -> tuple[int, int]:
-    """(multiply-accumulates, parameters) of a network's layers: the one count every report, record, baseline
-    and strategy uses, whatever the kind (``arch.layers()``)."""
-    return sum(d.macs for d in layers), sum(d.params for d in layers)
-
-
-def macs_m(arch: Any) -> float:
-    """An arch's multiply-accumulates in millions (see :func:`layer_costs`)."""
-    return layer_costs(arch.layers())[0] / 1e6
-
-
-def progressive_caps(space: "SearchSpace", phase: int, phases: int) -> list[int]:
+def progressive_caps(space: "MBv3Space", phase: int, phases: int) -> list[int]:
     """The MobileNetV3 kind's schedule for ``progressive``: in phase ``phase`` of ``phases`` each depth, kernel
     and expand gene of ``n`` choices may go up to index ``ceil((phase+1)(n-1)/phases)`` (choices are listed
     small to large); resolution and width are free throughout."""
     ub = space.gene_upper_bounds()
     return ub[:2] + [math.ceil((phase + 1) * u / phases) for u in ub[2:]]
-
-
-def kind_part(space: Any, name: str) -> Any:
-    """The loaded part ``name`` of ``space``'s kind (see :class:`KindParts`), or None where the kind has none."""
-    ref = getattr(getattr(space, "parts", None) or KindParts(), name)
-    if not isinstance(ref, str) or ":" not in ref:
-        return ref
-    module, attr = ref.split(":", 1)
-    return getattr(importlib.import_module(module), attr)
 
 
 # -- space ---------------------------------------------------------------------
@@ -105,14 +46,14 @@ class StageSpec:
 
 @SPACES.register("mbv3")
 @dataclass(frozen=True)
-class SearchSpace:
+class MBv3Space:
     """A MobileNetV3 (Once-for-All style) space: stages of MBConv blocks, a depth, kernel and expand choice per
     block, input resolutions and width multipliers."""
 
     kind = "mbv3"  # a class attribute, not a field: to_dict and the digest stay as they were
-    parts = KindParts(latency_predictor="hwnas.latency.predict:LatencyPredictor",
-                      supernet="hwnas.evaluate.supernet:Supernet", gene_ops=True,
-                      progressive_caps="hwnas.spaces.space:progressive_caps")
+    parts = KindParts(latency_predictor="hwnas.latency.predict:MBv3LatencyPredictor",
+                      supernet="hwnas.evaluate.mbv3_supernet:MBv3Supernet", gene_ops=True,
+                      progressive_caps="hwnas.spaces.mbv3:progressive_caps")
     name: str
     stages: tuple[StageSpec, ...]
     depths: tuple[int, ...] = (2, 3, 4)
@@ -133,24 +74,24 @@ class SearchSpace:
 
     # -- loading -------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, source: str = "space") -> "SearchSpace":
+    def from_dict(cls, data: Any, source: str = "space") -> "MBv3Space":
         if isinstance(data, dict):
             kind = data.get("kind", "mbv3")
             if kind != "mbv3":
                 raise SpaceError(f"{source}: a space of kind {kind!r} is not a MobileNetV3 space; read it with "
-                                 f"hwnas.spaces.space.space_from_dict / get_space")
+                                 f"hwnas.spaces.base.space_from_dict / get_space")
             data = {k: v for k, v in data.items() if k != "kind"}
 
         def convert(name: str, value: Any, where: str) -> Any:
             if name == "stages":
-                return tuple(_stage_from_dict(s, f"{source}: stages[{i}]") for i, s in enumerate(_as_list(value, where)))
+                return tuple(_stage_from_dict(s, f"{source}: stages[{i}]") for i, s in enumerate(read_list(value, where)))
             if name in ("depths", "kernels", "resolutions", "expands", "width_mults"):
                 kind = float if name in ("expands", "width_mults") else int
-                vals = tuple(_number(v, kind, f"{where}[{i}]") for i, v in enumerate(_as_list(value, where)))
+                vals = tuple(read_number(v, kind, f"{where}[{i}]") for i, v in enumerate(read_list(value, where)))
                 return tuple(float(v) for v in vals) if name == "width_mults" else vals
             if name in ("name", "description", "stem_act", "first_act", "head_act"):
-                return _string(value, where)
-            return _number(value, int, where)
+                return read_string(value, where)
+            return read_number(value, int, where)
 
         return read_fields(cls, data, source, ("name", "stages"), convert)
 
@@ -195,13 +136,13 @@ class SearchSpace:
             raise err(f"resolution {min(self.resolutions)} is smaller than the total stride {reduction}")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "SearchSpace":
+    def from_file(cls, path: str | Path) -> "MBv3Space":
         path = Path(path)
         if not path.exists() or path.is_dir():
             raise SpaceError(f"space file {str(path)!r} " + ("is a directory" if path.is_dir() else "does not exist"))
-        return cls.from_dict(_read_structured(path), source=str(path))
+        return cls.from_dict(read_structured(path), source=str(path))
 
-    def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "SearchSpace":
+    def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "MBv3Space":
         """This space at other input resolutions (e.g. ``mbv3`` at 32 px for small images), named
         ``<name>-r<res>[-<res>...]`` so that its LUTs, checkpoints and caches never mix with the original's."""
         return at_resolutions(self, resolutions, num_classes)
@@ -237,7 +178,7 @@ class SearchSpace:
             head=w(self.head_width) if width_mult > 1.0 else self.head_width,
         )
 
-    def layers(self, arch: "Arch") -> list[LayerDesc]:
+    def layers(self, arch: "MBv3Arch") -> list[LayerDesc]:
         ch = self.channels(arch.width)
         r = arch.resolution
         out = [LayerDesc("conv", self.in_channels, ch["stem"], r, kernel=3, stride=2, act=self.stem_act)]
@@ -264,17 +205,17 @@ class SearchSpace:
                 for k in self.kernels:
                     for e in self.expands:
                         # a max-depth arch with one (k, e) everywhere holds every block position
-                        arch = Arch(self, res, wm, tuple((k,) * self.max_depth for _ in self.stages),
+                        arch = MBv3Arch(self, res, wm, tuple((k,) * self.max_depth for _ in self.stages),
                                     tuple((e,) * self.max_depth for _ in self.stages))
                         for d in self.layers(arch):
                             seen.setdefault(d.key, d)
         return list(seen.values())
 
     # -- architectures -------------------------------------------------------
-    def sample(self, rng: random.Random | int | None = None) -> "Arch":
-        rng = _rng(rng)
+    def sample(self, rng: random.Random | int | None = None) -> "MBv3Arch":
+        rng = as_rng(rng)
         depths = [rng.choice(self.depths) for _ in self.stages]
-        return Arch(
+        return MBv3Arch(
             self,
             rng.choice(self.resolutions),
             rng.choice(self.width_mults),
@@ -283,28 +224,28 @@ class SearchSpace:
         )
 
     def sample_distinct(self, n: int, rng: random.Random | int | None = None,
-                        exclude: Iterable[str] = ()) -> list["Arch"]:
+                        exclude: Iterable[str] = ()) -> list["MBv3Arch"]:
         """Up to ``n`` distinct random archs whose ids are not in ``exclude`` (fewer only if the space is
         nearly exhausted: 50 draws per wanted arch at most)."""
-        return distinct_samples(self.sample, n, _rng(rng), exclude)
+        return distinct_samples(self.sample, n, as_rng(rng), exclude)
 
-    def smallest(self) -> "Arch":
+    def smallest(self) -> "MBv3Arch":
         d = min(self.depths)
-        return Arch(self, min(self.resolutions), min(self.width_mults),
+        return MBv3Arch(self, min(self.resolutions), min(self.width_mults),
                     tuple((min(self.kernels),) * d for _ in self.stages),
                     tuple((min(self.expands),) * d for _ in self.stages))
 
-    def largest(self) -> "Arch":
+    def largest(self) -> "MBv3Arch":
         d = self.max_depth
-        return Arch(self, max(self.resolutions), max(self.width_mults),
+        return MBv3Arch(self, max(self.resolutions), max(self.width_mults),
                     tuple((max(self.kernels),) * d for _ in self.stages),
                     tuple((max(self.expands),) * d for _ in self.stages))
 
-    def arch_from_dict(self, data: Any, source: str = "arch") -> "Arch":
+    def arch_from_dict(self, data: Any, source: str = "arch") -> "MBv3Arch":
         if not isinstance(data, dict):
             raise ArchError(f"{source}: expected a JSON object, got {type(data).__name__}")
         check_arch_space(data, self, {"ops"}, source)
-        _check_fields(data, {"space", "space_digest", "resolution", "width", "kernels", "expands", "depths", "id"},
+        check_fields(data, {"space", "space_digest", "resolution", "width", "kernels", "expands", "depths", "id"},
                       (), source, ArchError)
         for req in ("resolution", "kernels", "expands"):
             if req not in data:
@@ -314,13 +255,13 @@ class SearchSpace:
             if not isinstance(stages, list) or not all(isinstance(b, list) for b in stages):
                 raise ArchError(f"{source}: {name!r} must be a list (one per stage) of lists of numbers, "
                                 f"got {stages!r:.80}")
-            return tuple(tuple(_number(v, kind, f"{source}: {name}[{i}][{j}]", ArchError) for j, v in enumerate(b))
+            return tuple(tuple(read_number(v, kind, f"{source}: {name}[{i}][{j}]", ArchError) for j, v in enumerate(b))
                          for i, b in enumerate(stages))
 
         kernels, expands = per_stage("kernels", int), per_stage("expands", float)
-        resolution = _number(data["resolution"], int, f"{source}: resolution", ArchError)
-        width = float(_number(data.get("width", 1.0), float, f"{source}: width", ArchError))
-        arch = Arch(self, resolution, width, kernels, expands)
+        resolution = read_number(data["resolution"], int, f"{source}: resolution", ArchError)
+        width = float(read_number(data.get("width", 1.0), float, f"{source}: width", ArchError))
+        arch = MBv3Arch(self, resolution, width, kernels, expands)
         depths = data.get("depths", list(arch.depths))
         if not isinstance(depths, list):
             raise ArchError(f"{source}: 'depths' must be a list with one number per stage, got {depths!r:.80}")
@@ -329,26 +270,26 @@ class SearchSpace:
         arch.validate(source)
         return arch
 
-    def load_arch(self, path: str | Path) -> "Arch":
+    def load_arch(self, path: str | Path) -> "MBv3Arch":
         return self.arch_from_dict(jsonio.loads_file(path, ArchError, "architecture file"), source=str(path))
 
     # -- integer genes (for generic optimisers such as pymoo) ----------------
     def gene_upper_bounds(self) -> list[int]:
-        """Inclusive upper bound of each gene; lower bounds are 0. See :meth:`Arch.genes`."""
+        """Inclusive upper bound of each gene; lower bounds are 0. See :meth:`MBv3Arch.genes`."""
         n, d = len(self.stages), self.max_depth
         return ([len(self.resolutions) - 1, len(self.width_mults) - 1] + [len(self.depths) - 1] * n
                 + [len(self.kernels) - 1, len(self.expands) - 1] * (n * d))
 
-    def from_genes(self, genes: Iterable[int]) -> "Arch":
+    def from_genes(self, genes: Iterable[int]) -> "MBv3Arch":
         g = [int(v) for v in genes]
         n, d = len(self.stages), self.max_depth
         depths = [self.depths[i] for i in g[2:2 + n]]
         blocks = g[2 + n:]
         kernels = tuple(tuple(self.kernels[blocks[2 * (s * d + i)]] for i in range(depths[s])) for s in range(n))
         expands = tuple(tuple(self.expands[blocks[2 * (s * d + i) + 1]] for i in range(depths[s])) for s in range(n))
-        return Arch(self, self.resolutions[g[0]], self.width_mults[g[1]], kernels, expands)
+        return MBv3Arch(self, self.resolutions[g[0]], self.width_mults[g[1]], kernels, expands)
 
-    def gene_matrix(self, archs: Sequence["Arch"], compact: bool = False) -> np.ndarray:
+    def gene_matrix(self, archs: Sequence["MBv3Arch"], compact: bool = False) -> np.ndarray:
         """The genes of many archs, [N, genes] intp (``compact``: the smallest integer type that holds them,
         read-only): their cached bytes joined, one numpy conversion."""
         raw = np.frombuffer(b"".join(map(_GENE_BYTES, archs)), self._gene_dtype)
@@ -367,7 +308,7 @@ class SearchSpace:
                      (self.resolutions, self.width_mults, self.depths, self.kernels, self.expands))
 
     def canonical_genes(self, G: np.ndarray) -> np.ndarray:
-        """``G`` [N, genes] with the block genes past each stage's depth set to 0, as :meth:`Arch.genes`
+        """``G`` [N, genes] with the block genes past each stage's depth set to 0, as :meth:`MBv3Arch.genes`
         has them: then one arch is one row, and rows compare (and dedupe) as archs do."""
         G = np.array(G, dtype=np.intp, copy=True).reshape(-1, len(self.gene_upper_bounds()))
         S, D = len(self.stages), self.max_depth
@@ -379,7 +320,7 @@ class SearchSpace:
     @cached_property
     def _gene_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Choice ``g`` of gene column ``c`` (resolution, width, depths) is ``values[g + offset[c]]``; its JSON
-        text, as :meth:`Arch.to_json` writes it, is ``texts[g + offset[c]]`` (object arrays: one gather maps
+        text, as :meth:`MBv3Arch.to_json` writes it, is ``texts[g + offset[c]]`` (object arrays: one gather maps
         a matrix)."""
         groups = (self.resolutions, self.width_mults, self.depths)
         starts = np.cumsum([0] + [len(g) for g in groups])
@@ -420,7 +361,7 @@ class SearchSpace:
             out.append(codes)
         return out[0], out[1]
 
-    def archs_from_genes(self, G: np.ndarray, ids: Sequence[str] | None = None) -> list["Arch"]:
+    def archs_from_genes(self, G: np.ndarray, ids: Sequence[str] | None = None) -> list["MBv3Arch"]:
         """``[self.from_genes(g) for g in G]``, faster, with each arch's gene row (and ``ids``, when given:
         :meth:`gene_ids` of the same rows) already cached. Rows must lie within :meth:`gene_upper_bounds`."""
         G = self.canonical_genes(G)
@@ -431,7 +372,7 @@ class SearchSpace:
         (kv, _), (ev, _) = self._stage_memo
         out = []
         for n, ((r, w), ks, es) in enumerate(zip(values[G[:, :2] + offset[:2]].tolist(), kc, ec)):
-            a = Arch(self, r, w, tuple(map(kv.__getitem__, ks)), tuple(map(ev.__getitem__, es)))
+            a = MBv3Arch(self, r, w, tuple(map(kv.__getitem__, ks)), tuple(map(ev.__getitem__, es)))
             a.__dict__["_gene_bytes"] = data[n * width:(n + 1) * width]  # what the cached property would compute
             if ids is not None:
                 a.__dict__["id"] = ids[n]
@@ -456,7 +397,7 @@ class SearchSpace:
         return out
 
     def crossover_genes(self, A: np.ndarray, B: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """:meth:`Arch.crossover` of rows ``A[i]`` and ``B[i]`` for every ``i`` at once: resolution, width and
+        """:meth:`MBv3Arch.crossover` of rows ``A[i]`` and ``B[i]`` for every ``i`` at once: resolution, width and
         each stage's depth from either parent; each block (kernel and expand together) from either parent
         when both have it, else from the one that has it."""
         A, B = np.asarray(A, np.intp), np.asarray(B, np.intp)
@@ -471,7 +412,7 @@ class SearchSpace:
         return self.canonical_genes(C)
 
     def mutate_genes(self, G: np.ndarray, prob: float, rng: np.random.Generator) -> np.ndarray:
-        """:meth:`Arch.mutate` of every row at once: each gene drawn again with probability ``prob``; the
+        """:meth:`MBv3Arch.mutate` of every row at once: each gene drawn again with probability ``prob``; the
         blocks a deeper stage gains are drawn at random."""
         G = np.array(G, dtype=np.intp, copy=True)
         n, S, D = len(G), len(self.stages), self.max_depth
@@ -485,7 +426,7 @@ class SearchSpace:
         G[rows, 2 + S + cols] = rng.integers(0, ub[2 + S + cols] + 1)
         return self.canonical_genes(G)
 
-    def encode_many(self, archs: Sequence["Arch"]) -> np.ndarray:
+    def encode_many(self, archs: Sequence["MBv3Arch"]) -> np.ndarray:
         """One-hot encodings of many archs, [N, encoding_size] float32, built from their genes with numpy.
 
         Layout per stage and block slot: kernel one-hot then expand one-hot (zeros past the stage's
@@ -513,10 +454,10 @@ class SearchSpace:
 
 # -- arch ----------------------------------------------------------------------
 @dataclass(frozen=True)
-class Arch:
+class MBv3Arch:
     """One network of a space. ``kernels[s]`` and ``expands[s]`` list the active blocks of stage ``s``."""
 
-    space: SearchSpace = field(compare=False, repr=False)
+    space: MBv3Space = field(compare=False, repr=False)
     resolution: int
     width: float
     kernels: tuple[tuple[int, ...], ...]
@@ -593,9 +534,9 @@ class Arch:
         return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
 
     # -- variation -----------------------------------------------------------
-    def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "Arch":
+    def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "MBv3Arch":
         """Resample each gene with probability ``prob``; a changed depth adds sampled blocks or drops the last."""
-        rng, sp = _rng(rng), self.space
+        rng, sp = as_rng(rng), self.space
         res = rng.choice(sp.resolutions) if rng.random() < prob else self.resolution
         width = rng.choice(sp.width_mults) if rng.random() < prob else self.width
         kernels, expands = [], []
@@ -611,11 +552,11 @@ class Arch:
             es = [rng.choice(sp.expands) if rng.random() < prob else e for e in es]
             kernels.append(tuple(ks))
             expands.append(tuple(es))
-        return Arch(sp, res, width, tuple(kernels), tuple(expands))
+        return MBv3Arch(sp, res, width, tuple(kernels), tuple(expands))
 
-    def crossover(self, other: "Arch", rng: random.Random | int | None = None) -> "Arch":
+    def crossover(self, other: "MBv3Arch", rng: random.Random | int | None = None) -> "MBv3Arch":
         """Uniform crossover: each gene from either parent; a block that only one parent has comes from it."""
-        rng = _rng(rng)
+        rng = as_rng(rng)
         pick = lambda a, b: a if rng.random() < 0.5 else b  # noqa: E731
         kernels, expands = [], []
         for ka, ea, kb, eb in zip(self.kernels, self.expands, other.kernels, other.expands):
@@ -627,7 +568,7 @@ class Arch:
                 es.append((ea, eb)[src][i])
             kernels.append(tuple(ks))
             expands.append(tuple(es))
-        return Arch(self.space, pick(self.resolution, other.resolution), pick(self.width, other.width),
+        return MBv3Arch(self.space, pick(self.resolution, other.resolution), pick(self.width, other.width),
                     tuple(kernels), tuple(expands))
 
     def genes(self) -> list[int]:
@@ -650,7 +591,7 @@ class Arch:
 
     @cached_property
     def _gene_bytes(self) -> bytes:
-        """The genes as the bytes of one row of :meth:`SearchSpace.gene_matrix`."""
+        """The genes as the bytes of one row of :meth:`MBv3Space.gene_matrix`."""
         dtype = self.space._gene_dtype
         return bytes(self._genes) if dtype is np.uint8 else np.asarray(self._genes, dtype).tobytes()
 
@@ -658,155 +599,6 @@ class Arch:
         """Fixed-length one-hot vector (inactive blocks are all zero) for accuracy/latency predictors."""
         return self.space.encode_many([self])[0].tolist()
 
-
-def canonical_arch(arch: Any) -> Any:
-    """The representative of ``arch``'s equivalence class where its kind defines one (``CellArch.canonical``:
-    dead edges set to ``none``); every MobileNetV3 arch is its own (its genes are canonical already)."""
-    canonical = getattr(arch, "canonical", None)
-    return canonical() if canonical is not None else arch
-
-
-# -- registry of shipped spaces ------------------------------------------------
-def list_spaces() -> list[str]:
-    return sorted(p.stem for p in SPACES_DIR.glob("*.json"))
-
-
-@runtime_checkable
-class SpaceArch(Protocol):
-    """One network of a space, of any kind: what search, the predictor, evaluators, finalize and reports use.
-
-    Frozen dataclasses with a ``resolution`` field (``dataclasses.replace(arch, resolution=r)`` moves one
-    to another input size)."""
-
-    space: Any
-    resolution: int
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def summary(self) -> str: ...
-    def describe(self) -> str: ...                          # the report's line for it
-    def report_fields(self) -> dict[str, Any]: ...          # kind-specific fields of `hwnas predict --json`
-    def validate(self, source: str = "arch") -> None: ...
-    def layers(self) -> list[LayerDesc]: ...               # the LUT keys: what latency is predicted from
-    def mutate(self, rng: Any = None, prob: float = 0.1) -> "SpaceArch": ...
-    def crossover(self, other: Any, rng: Any = None) -> "SpaceArch": ...
-    def genes(self) -> list[int]: ...
-    def encode(self) -> list[float]: ...
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class Space(Protocol):
-    """A search space of any kind (``mbv3``: :class:`SearchSpace`; ``cell``: :class:`hwnas.spaces.cells.CellSpace`).
-
-    A new kind implements this and a ``from_dict``/``validate`` pair, and registers its class in :data:`SPACES`;
-    the predictor then prices it generically from ``layers()`` (:class:`hwnas.latency.predict.LayerSumPredictor`).
-    Its optional parts (a fast predictor, a supernet) are the class's ``parts`` (:class:`KindParts`)."""
-
-    name: str
-    kind: str
-    resolutions: tuple[int, ...]
-    in_channels: int
-    num_classes: int
-
-    @property
-    def digest(self) -> str: ...
-    @property
-    def encoding_size(self) -> int: ...
-    def to_dict(self) -> dict[str, Any]: ...
-    def sample(self, rng: Any = None) -> Any: ...
-    def sample_distinct(self, n: int, rng: Any = None, exclude: Iterable[str] = ()) -> list[Any]: ...
-    def smallest(self) -> Any: ...
-    def largest(self) -> Any: ...
-    def layers(self, arch: Any) -> list[LayerDesc]: ...
-    def all_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerDesc]: ...
-    def arch_from_dict(self, data: Any, source: str = "arch") -> Any: ...
-    def load_arch(self, path: str | Path) -> Any: ...
-    def gene_upper_bounds(self) -> list[int]: ...
-    def from_genes(self, genes: Iterable[int]) -> Any: ...
-    def encode_many(self, archs: Sequence[Any]) -> np.ndarray: ...
-    def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> Any: ...
-
-
-def checked_resolutions(space: Any, resolutions: Iterable[int] | None) -> tuple[int, ...]:
-    """``resolutions`` (default: all of the space's), each one the space allows, or a SpaceError naming them."""
-    resolutions = tuple(resolutions) if resolutions is not None else tuple(space.resolutions)
-    bad = [r for r in resolutions if r not in space.resolutions]
-    if bad:
-        raise SpaceError(f"resolutions {bad} are not in space {space.name!r}; choose from {list(space.resolutions)}")
-    return resolutions
-
-
-def space_from_dict(data: Any, source: str = "space") -> Any:
-    """A space of the kind its ``"kind"`` field names: ``mbv3`` (the default), ``cell``, or a kind an
-    installed package registers in the ``hwnas.spaces`` entry-point group."""
-    kind = data.get("kind", "mbv3") if isinstance(data, dict) else "mbv3"
-    try:
-        cls = SPACES.get(kind)
-    except SpaceError as e:
-        raise SpaceError(f"{source}: {e}") from e.__cause__  # a plugin that failed to load keeps its cause
-    return cls.from_dict(data, source)
-
-
-def get_space(name_or_path: str | Path) -> Any:
-    """A shipped space by name (``mbv3``, ``demo``, ``cell-demo``) or a custom space file (JSON/TOML/YAML)."""
-    p = Path(name_or_path)
-    if not (p.suffix.lower() in (".json", ".toml", ".yaml", ".yml") or p.is_file()):
-        p = SPACES_DIR / f"{name_or_path}.json"
-        if not p.is_file():
-            raise SpaceError(f"unknown space {str(name_or_path)!r}; shipped spaces: {list_spaces()} "
-                             f"(or pass a space file)")
-    if not p.exists() or p.is_dir():
-        raise SpaceError(f"space file {str(p)!r} " + ("is a directory" if p.is_dir() else "does not exist"))
-    return space_from_dict(_read_structured(p), source=str(p))
-
-
-def distinct_samples(sample: Any, n: int, rng: random.Random, exclude: Iterable[str] = ()) -> list[Any]:
-    """Up to ``n`` distinct archs drawn by ``sample(rng)`` whose ids are not in ``exclude`` (50 draws per
-    wanted arch at most): any kind of space samples distinct archs with this."""
-    seen, out = set(exclude), []
-    for _ in range(50 * n):
-        if len(out) == n:
-            break
-        a = sample(rng)
-        if a.id not in seen:
-            seen.add(a.id)
-            out.append(a)
-    return out
-
-
-def at_resolutions(space: Any, resolutions: Iterable[int], num_classes: int | None = None) -> Any:
-    """``space`` (of any kind) at other input resolutions, renamed ``<name>-r<res>[-<res>...]``."""
-    res = sorted({int(r) for r in resolutions})
-    if not res:
-        raise SpaceError("with_resolutions: give at least one resolution")
-    d = {**space.to_dict(), "name": f"{space.name}-r{'-'.join(map(str, res))}", "resolutions": res}
-    if num_classes is not None:
-        d["num_classes"] = int(num_classes)
-    return space_from_dict(d, source=f"{space.name} at resolutions {res}")
-
-
-def read_fields(cls: type, data: Any, source: str, required: tuple[str, ...], convert: Any) -> Any:
-    """A space dataclass from a file's object: only ``cls``'s fields, the ``required`` ones present, each
-    given field read by ``convert(name, value, where)``; then validated. Every kind of space loads so."""
-    if not isinstance(data, dict):
-        raise SpaceError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
-    _check_fields(data, {f.name for f in fields(cls)}, required, source, SpaceError)
-    space = cls(**{f.name: convert(f.name, data[f.name], f"{source}: field {f.name!r}")
-                   for f in fields(cls) if f.name in data})
-    space.validate(source)
-    return space
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise SpaceError(f"{where} must be a string, got {value!r}")
-    return value
-
-
-def _rng(rng: random.Random | int | None) -> random.Random:
-    return rng if isinstance(rng, random.Random) else random.Random(rng)
 
 
 def _prod(values: Iterable[int]) -> int:
@@ -816,66 +608,12 @@ def _prod(values: Iterable[int]) -> int:
     return out
 
 
-def _as_num(v: Any) -> float | int:
-    f = float(v)
-    return int(f) if f.is_integer() else f
-
-
-def _as_list(value: Any, where: str) -> list:
-    if not isinstance(value, (list, tuple)):
-        raise SpaceError(f"{where} must be a list, got {value!r}")
-    return list(value)
-
-
-def _number(value: Any, kind: type, where: str, error: type[Exception] = SpaceError) -> Any:
-    """A finite JSON number (a bool is not one); for ``int``, a whole one (3.0 is 3, 3.5 is refused)."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or (kind is int and not float(value).is_integer())):
-        raise error(f"{where} must be {'a whole number' if kind is int else 'a finite number'}, got {value!r:.40}")
-    return int(value) if kind is int else _as_num(value)
-
-
-def check_arch_space(data: dict, space: Any, foreign_fields: set[str], source: str) -> None:
-    """An arch of another space (named by its "space" field, or recognised by fields only another kind has)
-    is refused as that, naming both spaces and their kinds, before its fields are checked one by one."""
-    named = data.get("space", space.name)
-    other = sorted(foreign_fields & set(data))
-    if named == space.name and not other:
-        return
-    if named != space.name:
-        kind = _shipped_kind(named)
-        what = f"space {named!r}" + (f" (kind {kind})" if kind else "")
-    else:
-        what = f"another kind of space (it has {other})"
-    raise ArchError(f"{source}: arch is for {what}, not {space.name!r} (kind {space.kind}); give it with "
-                    f"the matching space (--space / --space-file, or a LUT built for it)")
-
-
-def _shipped_kind(name: Any) -> str | None:
-    """The kind of the shipped space ``name``, if it is one."""
-    try:
-        if isinstance(name, str) and name in list_spaces():
-            return get_space(name).kind
-    except (SpaceError, OSError):
-        pass
-    return None
-
-
-def _check_fields(data: dict, allowed: set[str], required: tuple[str, ...], where: str, error: type) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise error(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    for req in required:
-        if req not in data:
-            raise error(f"{where}: missing required field {req!r}")
-
-
 def _stage_from_dict(data: Any, where: str) -> StageSpec:
     if not isinstance(data, dict):
         raise SpaceError(f"{where} must be an object with width, stride, act, se; got {data!r}")
-    _check_fields(data, {"width", "stride", "act", "se"}, ("width", "stride"), where, SpaceError)
-    width = _number(data["width"], int, f"{where}.width")
-    stride = _number(data["stride"], int, f"{where}.stride")
+    check_fields(data, {"width", "stride", "act", "se"}, ("width", "stride"), where, SpaceError)
+    width = read_number(data["width"], int, f"{where}.width")
+    stride = read_number(data["stride"], int, f"{where}.stride")
     act = data.get("act", "hswish")
     se = data.get("se", False)
     if width < 1:
@@ -888,53 +626,4 @@ def _stage_from_dict(data: Any, where: str) -> StageSpec:
         raise SpaceError(f"{where}.se must be true or false, got {se!r}")
     return StageSpec(width, stride, act, se)
 
-
-def _read_structured(path: Path) -> Any:
-    """A space file's content: JSON strictly (jsonio), TOML, or YAML with the extra installed."""
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        return jsonio.loads_file(path, SpaceError, "space file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SpaceError(f"{path}: not UTF-8 text (byte {e.start}); expected a space file") from None
-    try:
-        if suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
-            return tomllib.loads(text)
-        try:
-            import yaml
-        except ModuleNotFoundError:
-            raise SpaceError(f"{path}: YAML space files need PyYAML: pip install 'hwnas[yaml]' "
-                             f"(or write the space as JSON/TOML)") from None
-        return yaml.load(text, Loader=_unique_key_loader(yaml, path))
-    except SpaceError:
-        raise
-    except RecursionError:
-        raise SpaceError(f"{path}: nested too deeply to be a space file") from None
-    except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
-        raise SpaceError(f"{path}: could not parse ({type(e).__name__}: {_first_line(e)})") from None
-
-
-def _unique_key_loader(yaml: Any, path: Path) -> Any:
-    """PyYAML's safe loader, refusing a key given twice in one mapping (safe_load keeps the last, silently)."""
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    raise SpaceError(f"{path}: line {key_node.start_mark.line + 1}: {jsonio.DuplicateKeyError(key)}")
-                seen.add(key)
-            return super().construct_mapping(node, deep)
-
-    return UniqueKeyLoader
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).splitlines() or [""])[0][:200]
 
