@@ -49,3 +49,20 @@ def test_scale_grows_to_the_largest_step_under_the_budget(my_lut, tmp_path, caps
     assert predictor.predict(scaled) <= budget
     assert main(["scale", "--lut", str(my_lut / "lut.json"), "--arch", str(tmp_path / "base.json"),
                  "--budget-ms", str(budget), "--alpha-beta-gamma", "1.2,x", "--out", str(out)]) == 2
+
+
+def test_mbv3_scales_on_its_shipped_lut():
+    """The MobileNetV3 kind scales too: depth per stage, width multiplier and resolution, snapped to the
+    space's choices, priced by the shipped LUT."""
+    from conftest import ROOT
+
+    lut = LUT.load(ROOT / "luts" / "amd-epyc-2c_ort-cpu_mbv3.json")
+    sp = lut.search_space()
+    predictor = latency_predictor(lut)
+    base = sp.smallest()
+    grown = base.scaled(2.0, 1.0, 1.5)
+    grown.validate()
+    assert all(d >= b for d, b in zip(grown.depths, base.depths)) and grown.resolution > base.resolution
+    budget = predictor.predict(base) * 1.6
+    r = compound_scale(predictor, base, budget, [(1.2, 1.1, 1.15)])
+    assert base.id != r.pick.arch.id and r.pick.predicted_ms <= budget

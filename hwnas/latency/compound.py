@@ -72,7 +72,7 @@ def compound_scale(predictor: Any, base: Any, budget_ms: float,
     the slowest that fits (the most of the budget used)."""
     if not hasattr(base, "scaled"):
         raise ScalingError(f"a {base.space.kind} arch cannot be compound-scaled (its kind has no scaled()); "
-                           f"macro kinds (network) can")
+                           f"macro kinds (mbv3, network) can")
     if not budget_ms > 0:
         raise ScalingError(f"the budget must be a positive number of ms, got {budget_ms}")
     base_ms = float(predictor.predict(base))

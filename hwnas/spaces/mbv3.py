@@ -471,6 +471,23 @@ class MBv3Arch:
     def depths(self) -> tuple[int, ...]:
         return tuple(len(k) for k in self.kernels)
 
+    def scaled(self, depth: float, width: float, resolution: float) -> "MBv3Arch":
+        """Compound scaling (EfficientNet): each stage's depth x ``depth`` (added blocks repeat the stage's last
+        block's kernel and expansion; removed ones are its last), the width multiplier x ``width`` and the
+        resolution x ``resolution``, each snapped to the nearest value the space allows (ties upward)."""
+        sp = self.space
+
+        def nearest(choices: Sequence[float], target: float) -> Any:
+            return min(choices, key=lambda v: (abs(v - target), -v))
+
+        kernels, expands = [], []
+        for ks, es in zip(self.kernels, self.expands):
+            d = nearest(sp.depths, len(ks) * depth)
+            kernels.append(tuple(ks[:d]) + (ks[-1],) * (d - len(ks)))
+            expands.append(tuple(es[:d]) + (es[-1],) * (d - len(es)))
+        return MBv3Arch(sp, nearest(sp.resolutions, self.resolution * resolution),
+                        nearest(sp.width_mults, self.width * width), tuple(kernels), tuple(expands))
+
     def validate(self, source: str = "arch") -> None:
         sp = self.space
 
