@@ -25,8 +25,8 @@ def test_shipped_cell_space_is_read_by_kind(cells, tmp_path):
     demo = get_space("demo").to_dict()
     (tmp_path / "m.json").write_text(json.dumps({**demo, "kind": "mbv3"}))
     assert get_space(tmp_path / "m.json").digest == get_space("demo").digest
-    (tmp_path / "x.json").write_text(json.dumps({**demo, "kind": "darts"}))
-    with pytest.raises(SpaceError, match="unknown space kind 'darts'"):
+    (tmp_path / "x.json").write_text(json.dumps({**demo, "kind": "nasbench301"}))
+    with pytest.raises(SpaceError, match="unknown space kind 'nasbench301'"):
         get_space(tmp_path / "x.json")
 
 
@@ -297,3 +297,38 @@ def test_the_fast_path_agrees_on_a_two_node_cell_whose_lut_has_no_adds():
     fast, slow = CellLatencyPredictor(lut, two), LayerSumPredictor(lut, two)
     assert np.allclose(fast.predict_many(archs), slow.predict_many(archs), rtol=0, atol=1e-9)
     assert fast.fastest()[1] == pytest.approx(min(slow.predict_many(archs)))
+
+
+def test_nb201_computes_every_non_none_edge_as_its_reference_code():
+    """``dead_edges: computed`` (the shipped ``nb201``): an edge on no path to the output still runs and is
+    priced, as in the networks NAS-Bench-201's latency benchmarks timed; the default (pruned) is unchanged,
+    down to the digest its LUTs and arch ids carry."""
+    nb, cell = get_space("nb201"), get_space("cell")
+    text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|none~2|"
+    a, b = nb.arch_from_text(text), cell.arch_from_text(text)
+    assert [d.op for d in a.layers()].count("rcb") == 5 * 3 * 3  # conv3x3 twice and conv1x1 in 15 cells
+    assert [d.op for d in b.layers()].count("rcb") == 0  # pruned: only the skip reaches the output
+    assert a.canonical() is a and b.canonical().ops == ("none",) * 3 + ("skip", "none", "none")
+    model = a.build()
+    assert sum(p.numel() for p in model.parameters()) == sum(d.params for d in a.layers())
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert get_space("cell-demo").digest == "d0224d01cd3e" and "dead_edges" not in cell.to_dict()
+    with pytest.raises(SpaceError, match="'dead_edges' must be 'pruned'"):
+        CellSpace.from_dict({**cell.to_dict(), "dead_edges": "maybe"}, "c.json")
+
+
+def test_nb201_fast_predictor_agrees_with_the_layer_sum(tmp_path):
+    import numpy as np
+
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import LayerSumPredictor, latency_predictor
+    from hwnas.measuring.profiling import build_lut
+    from hwnas.profilers.base import TimingPolicy
+
+    nb = get_space("nb201")
+    build_lut("ort-cpu", nb, tmp_path / "lut.json", profiler_options={"policy": TimingPolicy.quick()},
+              calibrate=False, progress=False, command="pytest", processes=0)
+    lut = LUT.load(tmp_path / "lut.json")
+    archs = nb.sample_distinct(300, random.Random(0))
+    assert np.allclose(latency_predictor(lut).predict_many(archs), LayerSumPredictor(lut).predict_many(archs),
+                       rtol=0, atol=1e-9)

@@ -57,13 +57,14 @@ class CellSpace:
     num_classes: int = 10
     description: str = ""
     kind: str = "cell"
+    dead_edges: str = "pruned"  # or "computed": every non-none edge runs, as NAS-Bench-201's own code builds it
     parts = KindParts(latency_predictor="hwnas.latency.predict:CellLatencyPredictor",  # not a field: a ClassVar
                       supernet="hwnas.evaluate.cell_supernet:CellSupernet", supernet_sampling="fair")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "CellSpace":
         def convert(name: str, value: Any, where: str) -> Any:
-            if name in ("name", "description", "kind"):
+            if name in ("name", "description", "kind", "dead_edges"):
                 return read_string(value, where)
             if name == "ops":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -105,12 +106,21 @@ class CellSpace:
                       f"{reduction}")
         if self.in_channels < 1 or self.num_classes < 2:
             raise err("in_channels must be >= 1 and num_classes >= 2")
+        if self.dead_edges not in ("pruned", "computed"):
+            raise err(f"field 'dead_edges' must be 'pruned' (edges on no input-to-output path are not run) or "
+                      f"'computed' (every non-none edge runs, as NAS-Bench-201's reference code), got "
+                      f"{self.dead_edges!r}")
 
     def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "CellSpace":
         return at_resolutions(self, resolutions, num_classes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+        """The space as its file says it; ``dead_edges`` only when not the default (so a pruned space's
+        digest, and its archs' ids, are what they were before the field existed)."""
+        out = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+        if out["dead_edges"] == "pruned":
+            del out["dead_edges"]
+        return out
 
     @cached_property
     def digest(self) -> str:
@@ -346,10 +356,14 @@ def edge_op(name: str, c: int) -> nn.Module:
 
 
 def live_mask(space: CellSpace, on: np.ndarray) -> np.ndarray:
-    """Live edges [N, E] of many cells at once, from which edges are not ``none`` (``on`` [N, E] bool): an
-    edge is live when it lies on a path of such edges from the input to the output node. Edges off every
-    such path change nothing the network computes, so they are neither run nor priced."""
+    """The edges that run [N, E] in many cells at once, from which edges are not ``none`` (``on`` [N, E]
+    bool). In a ``pruned`` space (the default) an edge is live when it lies on a path of such edges from the
+    input to the output node: edges off every such path change nothing the network computes, so they are
+    neither run nor priced. In a ``computed`` space every non-``none`` edge runs (NAS-Bench-201's own code:
+    what the devices of its latency benchmarks ran), live or not."""
     on = np.asarray(on, dtype=bool).reshape(-1, len(space.edges))
+    if getattr(space, "dead_edges", "pruned") == "computed":
+        return on.copy()
     fwd = np.zeros((len(on), space.nodes), bool)
     fwd[:, 0] = True
     for e, (j, i) in enumerate(space.edges):  # edges come in order of their target node
@@ -436,7 +450,8 @@ def run_cell(x: torch.Tensor, nodes: int, steps: Sequence[tuple[int, int, nn.Mod
     ``to``; the last node is the output, zeros when no path reaches it (NAS-Bench-201)."""
     states: list[torch.Tensor | None] = [x] + [None] * (nodes - 1)
     for j, i, module in steps:
-        y = module(states[i])
+        src = states[i]
+        y = module(src if src is not None else torch.zeros_like(x))  # a node nothing fed is zeros (computed edges)
         states[j] = y if states[j] is None else states[j] + y
     out = states[-1]
     return out if out is not None else torch.zeros_like(x)
@@ -456,7 +471,7 @@ class CellNetwork(nn.Module):
         self.body = nn.Sequential(*layers, *head)
         # a cell with no path outputs zeros, so the network's output is the head applied to zeros of the
         # last stage's shape, whatever the input: computed so, the network costs what it is priced at
-        self.constant = not arch.connected
+        self.constant = not any(arch.live)  # no edge runs (pruned: no path to the output)
         self._head_from = len(layers)
         self._last = stage_shapes(sp, arch.resolution)[-1]
 
