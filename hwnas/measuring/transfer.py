@@ -401,20 +401,6 @@ def space_extremes(space, resolutions: Sequence[int]) -> list[Any]:
     return out
 
 
-def parse_duration(text: str) -> float:
-    """'60s', '2m', '1.5h' or plain seconds: a time budget in seconds (> 0)."""
-    t = str(text).strip().lower()
-    mult = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
-    num = t[:-1] if mult else t
-    try:
-        v = float(num) * (mult or 1.0)
-    except ValueError:
-        raise ValueError(f"expected a duration such as 60s, 2m or 90, got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"expected a duration > 0, got {text!r}")
-    return v
-
-
 def feature_rows(entries_ms: np.ndarray, C: np.ndarray, io: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Raw predictor features (FEATURES) of networks under a set of block costs."""
     return np.column_stack([C @ entries_ms, io, n, np.ones(len(n))])
