@@ -17,8 +17,9 @@ from hwnas.latency.lut import LUT, LUTError
 from hwnas.measuring.measure import profiler_options
 from hwnas.latency.predict import latency_predictor
 from hwnas.measuring.profiling import build_lut
-from hwnas.measuring.transfer import (PROGRESS_SUFFIX, Design, choose_networks, fit_transfer, block_type, feature_rows,
-                            recalibrated_donor, space_extremes, transfer_lut)
+from hwnas.measuring.transfer import PROGRESS_SUFFIX, transfer_lut
+from hwnas.measuring.transfer_fit import (Design, block_type, choose_networks, feature_rows, fit_transfer,
+                                          recalibrated_donor, space_extremes)
 
 from conftest import ROOT, saved
 

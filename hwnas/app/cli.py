@@ -79,14 +79,13 @@ def finite_positive(text: str) -> float:
 
 
 def duration(text: str) -> float:
-    """A duration with its unit (90s, 30m, 2h, 1h30m), in seconds."""
-    from hwnas.core.errors import SearchError
-    from hwnas.search.termination import parse_duration
+    """A duration in seconds: plain seconds or with units (90, 90s, 30m, 2h, 1h30m; hwnas.core.durations)."""
+    from hwnas.core.durations import DurationError, parse_duration
 
     try:
         return parse_duration(text)
-    except SearchError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--time-budget {text!r}: ")) from None
+    except DurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def pin_choice(text: str) -> str:
@@ -275,7 +274,8 @@ def _refuse_paired_offline(args: argparse.Namespace) -> None:
 def _transfer(args: argparse.Namespace) -> int:
     """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
     from hwnas.spaces.base import get_space
-    from hwnas.measuring.transfer import parse_duration, transfer_lut
+    from hwnas.core.durations import parse_duration
+    from hwnas.measuring.transfer import transfer_lut
 
     for flag, given in (("--import-timings", args.import_timings), ("--export-bundle", args.export_bundle),
                         ("--paired", args.paired), ("--recalibrate", args.recalibrate),

@@ -8,7 +8,6 @@ elapsed time stored with them), so a resumed run stops exactly where the same ru
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -128,22 +127,6 @@ def check_termination(max_evaluations: Any, time_budget_s: Any, stop_when_stalle
     if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(time_budget_s, (int, float))
                                       or not math.isfinite(time_budget_s) or time_budget_s <= 0):
         raise SearchError(f"--time-budget must be a positive duration, got {time_budget_s!r}")
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``90s``, ``30m``, ``2h``, ``1.5d``, or combined ``1h30m``, in seconds. A bare number is refused: it
-    could mean seconds or hours."""
-    t = str(text).strip().lower()
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", t)
-    if not t or not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([smhd])", "", t).strip():
-        raise SearchError(f"--time-budget {text!r}: give a duration with a unit, e.g. 90s, 30m, 2h or 1h30m")
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise SearchError(f"--time-budget {text!r} must be more than 0")
-    return seconds
 
 
 def format_duration(seconds: float) -> str:
