@@ -214,8 +214,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return _export_bundle(args)
     if args.transfer_from:
         return _transfer(args)
-    if args.networks is not None or args.time_budget is not None:
-        raise CLIError("--networks and --time-budget go with --transfer-from DONOR_LUT")
+    if args.networks is not None or args.time_budget is not None or args.measurements or args.suggest is not None:
+        raise CLIError("--networks, --time-budget, --measurements and --suggest go with --transfer-from DONOR_LUT")
     if not args.profiler or not args.out:
         raise CLIError("profile needs --profiler NAME and --out FILE (or --list)")
     space = _space(args)
@@ -284,17 +284,48 @@ def _transfer(args: argparse.Namespace) -> int:
             raise CLIError(f"{flag} does not go with --transfer-from (a transfer measures whole networks here and "
                            f"fits; drop {flag}, or drop --transfer-from to build the LUT in full)")
     if not args.out:
-        raise CLIError("--transfer-from needs --out FILE (the transfer LUT to write)")
+        raise CLIError("--transfer-from needs --out FILE (the transfer LUT to write; with --suggest, the CSV)")
+    space = get_space(args.space_file) if args.space_file else get_space(args.space) if args.space else None
+    if args.measurements or args.suggest is not None:
+        return _transfer_offline(args, space)
     budget = None
     if args.time_budget is not None:
         try:
             budget = parse_duration(args.time_budget)
         except ValueError as e:
             raise CLIError(f"--time-budget: {e}") from None
-    space = get_space(args.space_file) if args.space_file else get_space(args.space) if args.space else None
     r = transfer_lut(args.transfer_from, args.profiler, args.out, space=space, networks=args.networks or 20,
                      resolutions=args.resolutions, profiler_options=_profiler_options(args), processes=args.processes,
                      seed=args.seed, time_budget_s=budget, force=args.force, command=_command())
+    for line in r.lines():
+        print(line)
+    if warning := r.warning():
+        print(warning, file=sys.stderr)
+    return EXIT_OK
+
+
+def _transfer_offline(args: argparse.Namespace, space) -> int:
+    """``--measurements FILE`` (a LUT from timings measured elsewhere) or ``--suggest N`` (which networks to
+    measure there): nothing is measured on this machine."""
+    from hwnas.measuring.measurements import suggest_networks, transfer_from_measurements
+
+    if args.measurements and args.suggest is not None:
+        raise CLIError("--measurements and --suggest are two steps: first --suggest N --out list.csv, measure those "
+                       "networks on the device, then --measurements list.csv --out LUT")
+    for flag, given in (("--networks", args.networks), ("--time-budget", args.time_budget),
+                        ("--device", getattr(args, "agent_url", None))):
+        if given is not None:
+            raise CLIError(f"{flag} measures on a device; with --measurements/--suggest nothing is measured here: "
+                           f"drop {flag}")
+    if args.suggest is not None:
+        chosen = suggest_networks(args.transfer_from, args.suggest, args.out, space=space, seed=args.seed,
+                                  resolutions=args.resolutions)
+        print(f"wrote {args.out}: {len(chosen)} networks (arch,ms with ms empty); time each on the device with your "
+              f"tool, fill in ms, then: hwnas profile --transfer-from {args.transfer_from} --measurements "
+              f"{args.out} --out LUT")
+        return EXIT_OK
+    r = transfer_from_measurements(args.transfer_from, args.measurements, args.out, profiler_name=args.profiler,
+                                   space=space, seed=args.seed, command=_command(), force=args.force)
     for line in r.lines():
         print(line)
     if warning := r.warning():
@@ -683,6 +714,8 @@ hwnas profile --profiler ort-mobile --space demo --export-bundle bundle/      # 
 hwnas profile --profiler ort-mobile --space demo --import-timings timings.json --out luts/phone.json
 hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_demo.json --networks 20 --out luts/here_demo.json
 hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_mbv3.json --profiler torch-cpu --time-budget 90s --out t.json
+hwnas profile --transfer-from luts/DONOR.json --suggest 20 --out list.csv        # networks to time on a device hwnas cannot reach
+hwnas profile --transfer-from luts/DONOR.json --measurements list.csv --out luts/phone.json   # ... from your timings
 (interrupted? run the same command again: it resumes)""")
     _add_profiler_flags(p, required=False)
     _add_space(p, default=None)
@@ -695,6 +728,12 @@ hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_mbv3.json --profiler torc
     p.add_argument("--time-budget", metavar="DURATION",
                    help="with --transfer-from: device time for the whole transfer (60s, 2m); what the networks leave "
                         "goes to measuring the blocks the fit is least sure of, then it refits")
+    p.add_argument("--measurements", type=Path, metavar="CSV",
+                   help="with --transfer-from: fit from latencies you measured elsewhere (a CSV 'arch,ms': an arch "
+                        "file, inline arch JSON or a NAS-Bench-201 string, and milliseconds), nothing measured here")
+    p.add_argument("--suggest", type=int, metavar="N",
+                   help="with --transfer-from: write to --out a CSV of the N networks the fit learns most from, for "
+                        "you to time on a device hwnas cannot reach (then --measurements)")
     p.add_argument("--list", action="store_true", help="list profilers, available or not (with the reason)")
     p.add_argument("--resolutions", type=int, nargs="+", help="only these input resolutions [default: all]")
     p.add_argument("--out", type=file_path, help="LUT file to write (resumed when it exists)")

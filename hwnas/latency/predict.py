@@ -376,7 +376,8 @@ class CellLatencyPredictor(LayerSumPredictor):
         per_stage = np.where(live[:, None, :, None], cost, 0.0).sum(axis=2)      # [N, S, 3]; dead edges: free
         per_stage += np.where(adds[:, None, None] > 0, adds[:, None, None] * self._add[r], 0.0)
         feats = self._fixed[r] + self.space.cells_per_stage * per_stage.sum(axis=1)
-        feats[~live.any(axis=1)] = 0.0  # no path: a constant network, priced at nothing (CellArch.layers())
+        if self.space.dead_edges == "pruned":  # no path: a constant network, priced at nothing (CellArch.layers())
+            feats[~live.any(axis=1)] = 0.0
         return np.concatenate([feats, np.ones((len(G), 1))], axis=1)
 
     def features_many(self, archs: Sequence) -> np.ndarray:

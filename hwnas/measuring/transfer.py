@@ -101,11 +101,16 @@ class TransferResult:
     seconds: float
     fit: dict[str, Any]
     donor_transferred_from: str | None = None  # the donor is itself a transfer LUT: its own donor
+    measurements: str | None = None  # the networks' timings came from this file (measured elsewhere)
 
     def lines(self) -> list[str]:
         """What ``hwnas profile --transfer-from`` prints on stdout."""
         loo = (f"leave-one-out MAPE {self.loo_mape_pct:.1f} %, {self.loo_within_10_pct:.0f} % of networks within "
                f"+-10 %" if self.networks > 1 else "no leave-one-out error with one network")
+        if self.measurements:
+            return [f"LUT {self.path}: transferred from {self.donor} with {self.networks} networks timed elsewhere "
+                    f"({self.measurements}); {loo}; the device takes {self.fit['rho']:.3f}x the donor's time "
+                    f"overall{self._model()}"]
         d = self.device_seconds
         blocks = f", {self.blocks_measured} blocks measured individually" if self.blocks_measured else ""
         return [f"LUT {self.path}: transferred from {self.donor} with {self.networks} networks measured here "
@@ -129,9 +134,12 @@ class TransferResult:
                    if self.donor_transferred_from else None)
         if self.networks <= 1 or self.loo_mape_pct <= POOR_FIT_PCT:
             return chained
+        more = (f"time more networks there (hwnas profile --transfer-from {self.donor} --suggest {2 * self.networks} "
+                f"lists good ones), or a donor closer to that device" if self.measurements else
+                f"measure more networks (--networks {2 * self.networks}, the measured ones are kept), add --time-budget "
+                f"to measure blocks, or build the LUT in full (drop --transfer-from)")
         poor = (f"WARNING: the transfer predicts networks it did not see only within {self.loo_mape_pct:.1f} % "
-                f"(above {POOR_FIT_PCT:.0f} %): measure more networks (--networks {2 * self.networks}, the measured "
-                f"ones are kept), add --time-budget to measure blocks, or build the LUT in full (drop --transfer-from)")
+                f"(above {POOR_FIT_PCT:.0f} %): {more}")
         return f"{chained}\n{poor}" if chained else poor
 
 
@@ -267,7 +275,7 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
     from hwnas.core import jsonio
     from hwnas.measuring.sampling import sample_archs
     from hwnas.core.files import atomic_write_text
-    from hwnas.latency.lut import LUT, content_digest, content_table, now_iso
+    from hwnas.latency.lut import LUT
     from hwnas.measuring.measure import arch_measurer, available_profiler, in_process_settings, profiler_options as popts
     from hwnas.measuring.profiling import entry_from
 
@@ -401,6 +409,36 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
             log(f"transfer: the {len(chosen)} networks and the drift reference took {time_budget_s - left:.0f} s of "
                 f"--time-budget {time_budget_s:.0f} s; no blocks refined")
 
+    device_s = {"networks": round(net_s, 1), "reference": round(float(state.get("reference_seconds", 0.0)), 1),
+                "blocks": round(sum(float(e.get("seconds", 0.0)) for e in blocks.values()), 1)}
+    device_s["total"] = round(sum(device_s.values()), 1)
+    lut.settings = {**settings, "isolation": (f"{processes} fresh process(es) per network, lowest median kept"
+                                              if processes else "in one process"),
+                    "transfer": f"fitted from {donor_path.name} and {len(chosen)} networks measured here"}
+    result = write_transfer_lut(lut, donor, donor_path, design, chosen, rows, blocks, fit, y, seed=seed,
+                                processes=processes, resolutions=resolutions, time_budget_s=time_budget_s,
+                                device_s=device_s, out=out, measured_now=len(todo), resumed=resumed, start=start)
+    try:
+        ppath.unlink()
+    except FileNotFoundError:
+        pass
+    return result
+
+
+def write_transfer_lut(lut, donor, donor_path, design: Design, chosen: Sequence[Any], rows: dict[str, dict],
+                       blocks: dict[str, dict], fit: TransferFit, y: np.ndarray, *, seed: int, processes: int,
+                       resolutions: Sequence[int], time_budget_s: float | None, device_s: dict[str, float], out,
+                       measured_now: int, resumed: int, start: float,
+                       source: dict[str, Any] | None = None) -> TransferResult:
+    """The transfer's model (the per-type fit, or the donor's blocks recalibrated, by leave-one-out error) written
+    into ``lut`` at ``out`` with its provenance: what networks measured here (``rows``) or given by the user
+    (``source``: the measurements file) it was fitted to."""
+    import time
+
+    from hwnas.latency.lut import LUT, content_digest, content_table, now_iso
+
+    keys = design.keys
+    C, io, nb = design.counts(chosen)
     # -- which model: the per-type fit, or the donor's blocks under a refitted calibration -------------------
     # The per-type fit holds the calibration-only refit as a special case but is ridge-regularised toward the
     # donor; where the devices differ mostly in per-network overhead (ort-cpu -> torch-cpu: 76 % within +-10 %
@@ -442,9 +480,6 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
         "uncalibrated_mape_pct": round(float(np.mean(np.abs(F[:, 0] - y) / y) * 100), 3),
         "fitted": now_iso(), "complete": True}
     lut.calibration["loo_mape_pct"] = {k: v for k, v in loo_scores.items() if v is not None}
-    device_s = {"networks": round(net_s, 1), "reference": round(float(state.get("reference_seconds", 0.0)), 1),
-                "blocks": round(sum(float(e.get("seconds", 0.0)) for e in blocks.values()), 1)}
-    device_s["total"] = round(sum(device_s.values()), 1)
     summary = fit.summary(design)
     loo = (fit.loo_mape_pct, fit.loo_within_10_pct, fit.loo_errors_pct)
     if use_recal:
@@ -453,9 +488,6 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
                    "fit_mape_pct": lut.calibration["fit_mape_pct"],
                    "per_type_fit": {k: v for k, v in summary.items() if k != "model"}}
         loo = (recal.loo_mape_pct, recal.loo_within_10_pct, recal.loo_errors_pct)
-    lut.settings = {**settings, "isolation": (f"{processes} fresh process(es) per network, lowest median kept"
-                                              if processes else "in one process"),
-                    "transfer": f"fitted from {donor_path.name} and {len(chosen)} networks measured here"}
     lut.transfer = {
         "donor": {"path": str(donor_path), "profiler": donor.profiler, "label": _device_label(donor),
                   "cpu_model": donor.fingerprint.get("cpu_model"), "cpu_flags": donor.fingerprint.get("cpu_flags"),
@@ -466,16 +498,15 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
         "loo_within_10_pct": round(loo[1], 1) if math.isfinite(loo[1]) else None,
         "loo_errors_pct": loo[2], **{k: v for k, v in summary.items() if not k.startswith("loo")},
         "measured_blocks": sorted(blocks), "time_budget_s": time_budget_s, "device_seconds": device_s,
-        "created": now_iso()}
+        **({"measurements": source} if source else {}), "created": now_iso()}
     lut.save(out)
     LUT.load(out)  # what was written reads back (the calibration predicts > 0 ms for its own networks)
-    try:
-        ppath.unlink()
-    except FileNotFoundError:
-        pass
-    return TransferResult(out, str(donor_path), len(chosen), len(todo), resumed, len(blocks),
+    return TransferResult(out, str(donor_path), len(chosen), measured_now, resumed, len(blocks),
                           loo[0], loo[1], device_s, time.perf_counter() - start, summary,
-                          donor.transfer["donor"].get("path") if donor.transfer else None)
+                          donor.transfer["donor"].get("path") if donor.transfer else None,
+                          source["file"] if source else None)
+
+
 
 
 def _scaled_entry(donor_entry: dict[str, Any], ms: Any, **extra: Any) -> dict[str, Any]:

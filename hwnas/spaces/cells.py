@@ -401,8 +401,8 @@ def network_layers(space: CellSpace, ops: Sequence[str], resolution: int) -> lis
 
     None for a network whose cell has no path from input to output: its output is a constant (the head
     applied to zeros), which graph runtimes fold away and :class:`CellNetwork` computes without the input."""
-    if not any(live_edges(space, ops)):
-        return []
+    if not any(live_edges(space, ops)) and space.dead_edges == "pruned":
+        return []  # computed (NAS-Bench-201's code): stem, reductions and head still run on the zeros
     stem, reductions, head = fixed_layers(space, resolution)
     out = [stem]
     for s, (c, r) in enumerate(stage_shapes(space, resolution)):
@@ -471,7 +471,8 @@ class CellNetwork(nn.Module):
         self.body = nn.Sequential(*layers, *head)
         # a cell with no path outputs zeros, so the network's output is the head applied to zeros of the
         # last stage's shape, whatever the input: computed so, the network costs what it is priced at
-        self.constant = not any(arch.live)  # no edge runs (pruned: no path to the output)
+        # pruned: no path to the output, so the network is the head on zeros; computed: everything still runs
+        self.constant = not any(arch.live) and sp.dead_edges == "pruned"
         self._head_from = len(layers)
         self._last = stage_shapes(sp, arch.resolution)[-1]
 
