@@ -9,7 +9,7 @@ import torch
 from hwnas.latency.lut import LUT
 from hwnas.latency.predict import LayerSumPredictor, latency_predictor
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.darts import DartsArch, DartsSpace
+from hwnas.spaces.darts import DartsSpace
 from hwnas.spaces.base import ArchError, SpaceError, get_space, list_spaces
 
 # DARTS's published second-order genotype (DARTS_V2 in its genotypes.py)

@@ -104,7 +104,7 @@ def snip(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
 MECO_BATCH = 8
 
 
-def meco(arch: Arch, seed: int = 0, batch: Batch | None = None) -> float:
+def meco(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
     """MeCo (Jiang et al., NeurIPS 2023): the sum over the network's feature maps of the smallest eigenvalue of
     the Pearson correlation matrix between their channels, from one forward pass of the untrained network.
 
