@@ -18,8 +18,8 @@ from hwnas.spaces.blocks import LayerDesc
 from hwnas.core.errors import InputError
 from hwnas.latency.predict import FEATURES
 from hwnas.measuring.transfer_fit import (MODEL, RECALIBRATED, Design, TransferFit, block_uncertainty,
-                                          choose_networks, feature_rows, fit_transfer, recalibrated_donor,
-                                          space_extremes)
+                                          choose_networks, feature_rows, fit_transfer, space_extremes,
+                                          transfer_model)
 
 POOL = 600               # candidate networks the N are chosen from
 MAX_NETWORKS = 200        # beyond this a transfer times more than a full build of demo/mbv3 does
@@ -439,14 +439,8 @@ def write_transfer_lut(lut, donor, donor_path, design: Design, chosen: Sequence[
 
     keys = design.keys
     C, io, nb = design.counts(chosen)
-    # -- which model: the per-type fit, or the donor's blocks under a refitted calibration -------------------
-    # The per-type fit holds the calibration-only refit as a special case but is ridge-regularised toward the
-    # donor; where the devices differ mostly in per-network overhead (ort-cpu -> torch-cpu: 76 % within +-10 %
-    # against the refit's 100 % at N = 20, docs/fidelity/transfer_demo_ort-cpu_to_torch-cpu.json) the prior
-    # costs more than it gives. Both are judged the same way, by leave-one-out error over the N networks, and
-    # the better one is written. Individually measured blocks (--time-budget) only the per-type fit can use.
-    recal = recalibrated_donor(design, C, io, nb, y) if not blocks else None
-    use_recal = recal is not None and (not math.isfinite(fit.loo_mape_pct) or recal.loo_mape_pct < fit.loo_mape_pct)
+    model = transfer_model(design, C, io, nb, y, fit, measured_blocks=bool(blocks))
+    recal, use_recal = model.recalibration, model.recalibrated
     # -- the LUT: every block of the space, fitted (or measured), and the transfer's calibration -------------
     if use_recal:
         for j, k in enumerate(keys):  # entries in this device's ms; the donor's spread scaled alike

@@ -32,6 +32,7 @@ range and the block types, and a transfer with more networks re-uses the earlier
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -299,6 +300,34 @@ def recalibrated_donor(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndar
     a = np.abs(errs)
     return Recalibration(model, coef, block, scores, mape, float(np.mean(a <= 10.0) * 100),
                          [round(e, 3) for e in errs], rho)
+
+
+@dataclass
+class TransferModel:
+    """The model a transfer writes: block costs (ms, this device) and the calibration over their features."""
+
+    block_ms: np.ndarray
+    coef: np.ndarray
+    recalibration: "Recalibration | None"  # the donor's blocks recalibrated (None with measured blocks)
+    recalibrated: bool                     # ... and it won on leave-one-out: it is the model
+
+    def predict(self, C: np.ndarray, io: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return feature_rows(self.block_ms, C, io, n) @ self.coef
+
+
+def transfer_model(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndarray, y: np.ndarray,
+                   fit: TransferFit, measured_blocks: bool = False) -> TransferModel:
+    """Which model: the per-type fit, or the donor's blocks under a refitted calibration. The per-type fit
+    holds the calibration-only refit as a special case but is ridge-regularised toward the donor; where the
+    devices differ mostly in per-network overhead (ort-cpu -> torch-cpu: 76 % within +-10 % against the
+    refit's 100 % at N = 20, docs/fidelity/transfer_demo_ort-cpu_to_torch-cpu.json) the prior costs more than
+    it gives. Both are judged the same way, by leave-one-out error over the N networks, and the better one is
+    taken. Individually measured blocks (``measured_blocks``) only the per-type fit can use."""
+    recal = recalibrated_donor(design, C, io, n, y) if not measured_blocks else None
+    if recal is not None and (not math.isfinite(fit.loo_mape_pct) or recal.loo_mape_pct < fit.loo_mape_pct):
+        return TransferModel(np.asarray(recal.block_ms, float), np.asarray(recal.coef, float), recal, True)
+    return TransferModel(design.block_ms(fit.theta), np.asarray(design.calibration_coef(fit.theta), float), recal,
+                         False)
 
 
 def _plausible(design: Design, theta: np.ndarray, Xn: np.ndarray, offset: np.ndarray) -> bool:
