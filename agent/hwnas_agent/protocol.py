@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import socket
 import struct
+import time
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
@@ -69,9 +71,16 @@ def check_proof(token: bytes, role: str, mine: str, theirs: str, got: Any) -> bo
     return isinstance(got, str) and hmac.compare_digest(proof(token, role, theirs, mine), got)
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, deadline: Optional[float] = None) -> bytes:
+    """``n`` bytes; with ``deadline`` (a time.monotonic() value) all of them by then, however they trickle in
+    (socket.timeout past it): a per-read timeout alone lets a peer sending one byte at a time stay forever."""
     chunks, left = [], n
     while left:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("the deadline for this frame passed")
+            sock.settimeout(remaining)
         chunk = sock.recv(min(left, 1 << 20))
         if not chunk:
             raise ConnectionError("the other side closed the connection")
@@ -91,26 +100,45 @@ def send(sock: socket.socket, header: dict, payload: bytes = b"") -> None:
         sock.sendall(payload)
 
 
-def recv(sock: socket.socket, max_payload: int = 0) -> Tuple[dict, bytes]:
-    """One frame: (header, payload). ProtocolError for anything malformed or over the limits."""
-    head = _recv_exact(sock, 8)
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ProtocolError(f"request header holds {text[:20]}, not a finite number (JSON numbers of a request "
+                            f"are finite)")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ProtocolError(f"request header holds {name}, not a finite number (strict JSON has no NaN/Infinity)")
+
+
+def recv(sock: socket.socket, max_payload: int = 0, deadline: Optional[float] = None,
+         strict: bool = False) -> Tuple[dict, bytes]:
+    """One frame: (header, payload). ProtocolError for anything malformed or over the limits. ``deadline``: the
+    whole frame by then (time.monotonic()); ``strict`` (the agent reading requests): NaN, Infinity and numbers
+    that overflow to infinity are refused too."""
+    head = _recv_exact(sock, 8, deadline)
     if head[:4] != MAGIC:
         raise ProtocolError("not an hwnas-agent frame (wrong magic bytes)")
     (size,) = struct.unpack(">I", head[4:])
     if size > MAX_HEADER:
         raise ProtocolError(f"request header of {size} bytes exceeds the limit of {MAX_HEADER}")
+    body = _recv_exact(sock, size, deadline)
+    hooks: dict[str, Any] = {"parse_float": _finite, "parse_constant": _no_constant} if strict else {}
     try:
-        header = json.loads(_recv_exact(sock, size))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        header = json.loads(body, **hooks)
+    except RecursionError:  # a header of 64 KiB may nest 32,000 levels; the decoder recurses once per level
+        raise ProtocolError("request header is nested too deeply to be a request") from None
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError; an integer of over 4,300 digits
         raise ProtocolError(f"request header is not JSON: {e}") from None
     if not isinstance(header, dict):
         raise ProtocolError("request header is not a JSON object")
     n = header.get("payload", 0)
-    if not isinstance(n, int) or n < 0:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ProtocolError("payload size is not a non-negative integer")
     if n > max_payload:
         raise ProtocolError(f"payload of {n} bytes exceeds the limit of {max_payload} bytes")
-    return header, (_recv_exact(sock, n) if n else b"")
+    return header, (_recv_exact(sock, n, deadline) if n else b"")
 
 
 def digest(data: bytes) -> str:

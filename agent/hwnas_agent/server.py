@@ -23,13 +23,28 @@ from typing import Any, Optional
 from hwnas_agent import FEATURES, PROTOCOL, __version__, device
 from hwnas_agent.protocol import (ProtocolError, check_proof, digest, is_digest, model_format, nonce, proof, recv,
                                   send)
-from hwnas_agent.worker import Worker, WorkerError
+from hwnas_agent.worker import Worker, WorkerDied, WorkerError
 
 MiB = 1024 * 1024
 
 
 def log(msg: str) -> None:
     print(f"[hwnas-agent {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+MAX_THREADS = 1024
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _reply(conn: socket.socket, header: dict) -> None:
+    """A last answer before closing: the client may be gone already, which is no error of ours."""
+    try:
+        send(conn, header)
+    except (OSError, ProtocolError):
+        pass
 
 
 class ModelStore:
@@ -76,7 +91,7 @@ class Handler(socketserver.BaseRequestHandler):
         conn.settimeout(self.server.idle_timeout)
         peer = f"{self.client_address[0]}:{self.client_address[1]}"
         if not self.server.slots.acquire(blocking=False):
-            send(conn, {"ok": False, "error": "the agent is busy with the most connections it takes; retry later"})
+            _reply(conn, {"ok": False, "error": "the agent is busy with the most connections it takes; retry later"})
             return
         worker: Optional[Worker] = None
         try:
@@ -84,10 +99,10 @@ class Handler(socketserver.BaseRequestHandler):
                 return
             while True:
                 try:
-                    header, payload = recv(conn, self.server.max_file_bytes)
+                    header, payload = recv(conn, self.server.max_file_bytes, strict=True)
                 except ProtocolError as e:
                     log(f"{peer}: refused a malformed request ({e}); closing the connection")
-                    send(conn, {"ok": False, "error": f"refused: {e}"})
+                    _reply(conn, {"ok": False, "error": f"refused: {e}"})
                     return
                 op = header.get("op")
                 if op == "bye":
@@ -96,14 +111,21 @@ class Handler(socketserver.BaseRequestHandler):
                     reply, worker = self._answer(op, header, payload, worker)
                 except WorkerError as e:
                     reply = {"ok": False, "error": str(e)}
-                except RuntimeError as e:  # the worker died: a new one for the next request
+                except (ValueError, TypeError, KeyError, OverflowError) as e:  # a field of the wrong type or value
+                    reply = {"ok": False, "error": f"bad request {op!r}: {type(e).__name__}: {e}"}
+                except WorkerDied as e:  # a new worker for the next request
                     worker = None
                     reply = {"ok": False, "error": str(e)}
-                except (ValueError, TypeError, KeyError) as e:  # a field of the wrong type or value
-                    reply = {"ok": False, "error": f"bad request {op!r}: {type(e).__name__}: {e}"}
+                except Exception as e:  # noqa: BLE001 - an agent bug: answered in one line, never a dropped client
+                    log(f"{peer}: internal error answering {op!r} ({type(e).__name__}: {e}); closing the connection")
+                    _reply(conn, {"ok": False, "error": f"internal error of the agent answering {op!r} "
+                                                        f"({type(e).__name__}: {e}); it serves on: connect again"})
+                    return
                 send(conn, reply)
-        except (ConnectionError, socket.timeout, OSError):
+        except (ConnectionError, socket.timeout):
             pass  # the client went away (or idled past the timeout): its worker goes with it
+        except OSError as e:  # the socket failed under us (a reset): nothing left to answer on
+            log(f"{peer}: connection lost ({e.strerror or e})")
         finally:
             if worker is not None:
                 worker.close()
@@ -114,10 +136,10 @@ class Handler(socketserver.BaseRequestHandler):
         send(conn, {"agent": "hwnas-agent", "protocol": PROTOCOL, "version": __version__, "features": list(FEATURES),
                     "nonce": mine})
         try:
-            header, _ = recv(conn, 0)
+            header, _ = recv(conn, 0, strict=True)
         except ProtocolError as e:
             log(f"{peer}: refused before authentication ({e})")
-            send(conn, {"ok": False, "error": f"refused: {e}"})
+            _reply(conn, {"ok": False, "error": f"refused: {e}"})
             return False
         theirs = header.get("nonce")
         if header.get("op") != "auth" or not isinstance(theirs, str) or not (16 <= len(theirs) <= 128) \
@@ -171,7 +193,12 @@ class Handler(socketserver.BaseRequestHandler):
                     return {"ok": False, "error": "the pairing reference model is not here: send it first ('put')",
                             "missing": True}, worker
                 settings = {**settings, "pair": {"path": str(ref), "calm_ms": pair.get("calm_ms")}}
-            threads, pin = int(settings.get("threads", 1)), settings.get("pin", "auto")
+            threads, pin = settings.get("threads", 1), settings.get("pin", "auto")
+            if not _whole(threads, 1, MAX_THREADS):
+                return {"ok": False, "error": f"settings.threads must be a whole number from 1 to {MAX_THREADS}, "
+                                              f"got {threads!r:.40}"}, worker
+            if not (pin is None or pin == "auto" or _whole(pin, 0, 65535)):
+                return {"ok": False, "error": f"settings.pin must be null, 'auto' or a CPU index, got {pin!r:.40}"}, worker
             with self.server.device_lock:
                 if worker is not None and (worker.threads, worker.pin) != (threads, pin):
                     worker.close()

@@ -34,7 +34,11 @@ class Worker:
         self.proc = subprocess.Popen([*python_command(), "-m", "hwnas_agent.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
         self.threads, self.pin = threads, pin
-        self.pinning = self.call({"op": "prepare", "threads": threads, "pin": pin})["pinning"]
+        try:
+            self.pinning = self.call({"op": "prepare", "threads": threads, "pin": pin})["pinning"]
+        except BaseException:  # not pinned as asked (a CPU this device lacks): no process is left behind
+            self.close()
+            raise
 
     def call(self, job: dict) -> dict:
         try:
@@ -45,7 +49,7 @@ class Worker:
             line = ""
         if not line:
             code = self.proc.poll()
-            raise RuntimeError(f"the measuring worker process died (exit code {code})")
+            raise WorkerDied(f"the measuring worker process died (exit code {code})")
         reply = json.loads(line)
         if not reply.get("ok"):
             raise WorkerError(reply.get("error", "unknown worker error"))
@@ -66,6 +70,10 @@ class Worker:
 
 class WorkerError(RuntimeError):
     """The worker could not time a file (the model does not load, a provider is missing, ...): its message."""
+
+
+class WorkerDied(RuntimeError):
+    """The worker process is gone (killed, out of memory): the next request gets a new one."""
 
 
 def _serve(stdin, stdout) -> None:

@@ -1,0 +1,125 @@
+"""The device agent's security and robustness holes of issue 47, each on a real ``hwnas-agent serve`` process of
+the torch-free venv over a real loopback socket (127.0.0.1 only; every loop bounded in count and time).
+
+1. a symbolic link in the agent's store was a model: opened, timed, and its target's mtime set (outside the work dir)
+2. connections that never log in took the authenticated slots (600 s each): a real client was told "busy"
+3. a deeply nested JSON header, ``threads: 1e999``: a traceback in the agent and the client dropped without a reply
+4. start-up options not checked (negative sizes, NaN timeouts, /dev/zero or a FIFO as token file, a file as workdir)
+5. a full disk on the device: the connection dropped with no reply and a temp file left in the store
+"""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hwnas_agent.client import AgentClient, AgentError
+from hwnas_agent.protocol import MAGIC, recv
+from test_agent import Agent, tiny_onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = {"threads": 1, "pin": None, "policy": {"max_time_s": 0.02, "min_time_s": 0.01, "warmup_s": 0.005}}
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tok") / "token"
+    path.write_text("0123456789abcdef-security-token\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def agent(agent_venv, tmp_path_factory, token):
+    a = Agent(agent_venv, tmp_path_factory.mktemp("agent-work"), token).start()
+    yield a
+    a.kill()
+
+
+def _frame(body: bytes) -> bytes:
+    return MAGIC + struct.pack(">I", len(body)) + body
+
+
+def _closed(sock: socket.socket, within: float) -> bool:
+    """True when the agent closes ``sock`` (EOF or reset) within ``within`` s; whatever it sends first is read."""
+    sock.settimeout(within)
+    end = time.monotonic() + within
+    try:
+        while time.monotonic() < end:
+            if not sock.recv(65536):
+                return True
+    except (ConnectionError, OSError) as e:
+        return not isinstance(e, socket.timeout)
+    return False
+
+
+def _stderr_so_far(agent: Agent) -> str:
+    """What the agent logged so far (its stderr is a pipe: read without blocking)."""
+    import fcntl
+
+    fd = agent.proc.stderr.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    try:
+        return agent.proc.stderr.read() or ""
+    except (BlockingIOError, TypeError):
+        return ""
+
+
+# 3. malformed requests: an error reply, the connection closed cleanly, the agent serving on -----------------------
+
+DEEP = b"[" * 30_000 + b"]" * 30_000  # 60 KB: under the 64 KiB header limit, 30,000 levels deep
+
+
+def test_a_deeply_nested_header_before_login_is_answered_and_closed(agent, token):
+    with socket.create_connection(("127.0.0.1", agent.port), timeout=10) as s:
+        recv(s)  # the hello
+        s.sendall(_frame(DEEP))
+        reply, _ = recv(s)
+        assert not reply["ok"] and "nested too deeply" in reply["error"], reply
+        assert _closed(s, 10)
+    c = AgentClient(agent.url, token).connect()
+    assert c.fingerprint()["cpu_count"] >= 1
+    c.close()
+
+
+@pytest.mark.parametrize("body, said", [
+    (DEEP, "nested too deeply"),
+    (b'{"op":"has","sha256":' + b"[" * 20_000 + b"]" * 20_000 + b"}", "nested too deeply"),
+    (b'{"op":"time","sha256":"' + b"0" * 64 + b'","settings":{"threads":1e999}}', "not a finite number"),
+    (b'{"op":"time","sha256":"' + b"0" * 64 + b'","settings":{"threads":NaN}}', "not a finite number"),
+    (b'{"op":"fingerprint","x":' + b"9" * 5000 + b"}", "not JSON"),
+])
+def test_a_malformed_header_after_login_is_answered_and_closed(agent, token, body, said):
+    c = AgentClient(agent.url, token).connect()
+    try:
+        c.sock.sendall(_frame(body))
+        reply, _ = recv(c.sock)
+        assert not reply["ok"] and said in reply["error"], reply
+        assert _closed(c.sock, 10)
+    finally:
+        c.close()
+    c = AgentClient(agent.url, token).connect()
+    assert c.fingerprint()["cpu_count"] >= 1  # the agent serves on
+    c.close()
+
+
+def test_bad_settings_of_a_stored_model_get_an_error_and_the_connection_goes_on(agent, token, tmp_path):
+    """A thread count or pin of the wrong kind was an OverflowError (inf) in the agent, or a worker process
+    left running (Worker() raised after starting it)."""
+    data = tiny_onnx(tmp_path).read_bytes()
+    c = AgentClient(agent.url, token).connect()
+    try:
+        sha = c.upload(data)
+        for settings, said in (({"threads": 1e300}, "settings.threads"), ({"threads": 0}, "settings.threads"),
+                               ({"threads": True}, "settings.threads"), ({"threads": 1, "pin": 1e300}, "settings.pin"),
+                               ({"threads": 1, "pin": [1]}, "settings.pin")):
+            r = c.request({"op": "time", "sha256": sha, "settings": settings})
+            assert not r["ok"] and said in r["error"], (settings, r)
+        assert c.request({"op": "time", "sha256": sha, "settings": QUICK})["ok"]
+    finally:
+        c.close()
+    assert "Traceback" not in _stderr_so_far(agent)
