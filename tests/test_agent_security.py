@@ -9,6 +9,7 @@ the torch-free venv over a real loopback socket (127.0.0.1 only; every loop boun
 """
 import os
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from hwnas_agent.client import AgentClient, AgentError
-from hwnas_agent.protocol import MAGIC, recv
+from hwnas_agent.protocol import MAGIC, digest, recv, send
 from test_agent import Agent, tiny_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,49 @@ def _stderr_so_far(agent: Agent) -> str:
         return agent.proc.stderr.read() or ""
     except (BlockingIOError, TypeError):
         return ""
+
+
+# 1. symbolic links (and anything else the agent did not write) in its store ---------------------------------------
+
+def test_a_symlink_in_the_store_is_never_opened_timed_or_touched(agent, token, tmp_path):
+    data = tiny_onnx(tmp_path).read_bytes()
+    sha = digest(data)
+    outside = tmp_path / "outside.onnx"  # the right bytes even: the link, not the content, is what is refused
+    outside.write_bytes(data)
+    os.utime(outside, (1_000_000_000, 1_000_000_000))
+    models = agent.workdir / "models"
+    link = models / f"{sha}.onnx"
+    link.symlink_to(outside)
+    c = AgentClient(agent.url, token).connect()
+    try:
+        assert c.request({"op": "has", "sha256": [sha]})["have"] == [False]
+        r = c.request({"op": "time", "sha256": sha, "settings": QUICK})
+        assert not r["ok"] and r.get("missing"), r
+        # the pairing reference as a link: refused the same way
+        r = c.request({"op": "time", "sha256": sha, "settings": {**QUICK, "pair": {"sha256": sha, "calm_ms": 1.0}}})
+        assert not r["ok"] and r.get("missing"), r
+        assert outside.stat().st_mtime == 1_000_000_000 and outside.read_bytes() == data
+        # a regular file whose bytes are not the digest it is named by is not that model either
+        other = b"\x08" + os.urandom(64)
+        (models / f"{digest(other)}.onnx").write_bytes(data)
+        assert c.request({"op": "has", "sha256": [digest(other)]})["have"] == [False]
+        # a hard link to a file elsewhere (a utime would change the outside file): not one the agent wrote
+        hard_src = models.parent / "elsewhere.onnx"
+        hard_src.write_bytes(other)
+        os.utime(hard_src, (1_000_000_000, 1_000_000_000))
+        os.unlink(models / f"{digest(other)}.onnx")
+        os.link(hard_src, models / f"{digest(other)}.onnx")
+        assert c.request({"op": "has", "sha256": [digest(other)]})["have"] == [False]
+        assert hard_src.stat().st_mtime == 1_000_000_000
+        # sent for real, the model replaces the link with a file of the agent's own; the outside file is untouched
+        reply = c.time(data, QUICK)
+        assert reply["measurement"]["median_ms"] > 0
+        assert not link.is_symlink() and stat.S_ISREG(link.lstat().st_mode) and link.read_bytes() == data
+        assert outside.stat().st_mtime == 1_000_000_000
+        assert c.request({"op": "has", "sha256": [sha]})["have"] == [True]
+    finally:
+        c.close()
+    assert "Traceback" not in _stderr_so_far(agent)
 
 
 # 3. malformed requests: an error reply, the connection closed cleanly, the agent serving on -----------------------

@@ -11,9 +11,11 @@ at a time on the device (a lock), so two clients never time against each other.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import socketserver
+import stat
 import sys
 import threading
 import time
@@ -47,40 +49,139 @@ def _reply(conn: socket.socket, header: dict) -> None:
         pass
 
 
+FORMATS = ("onnx", "ort")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIR_FD = os.open in os.supports_dir_fd and os.replace in os.supports_dir_fd and os.unlink in os.supports_dir_fd
+
+
 class ModelStore:
-    """Model files named by their digest under ``root``; the oldest are removed past ``max_bytes``."""
+    """Model files named by their digest under ``root``; the oldest are removed past ``max_bytes``.
+
+    A name here is a model only when it is a regular file the agent wrote: not a symbolic link (opened with
+    O_NOFOLLOW, the store's folder too), not a hard link to a file elsewhere (one link), this user's, and holding
+    exactly the bytes its digest names. Anything else under a model's name (put there by hand or by another
+    program) is not a model: ``has`` says no, ``time`` says to send it, and a ``put`` replaces the name with a file
+    of the agent's own. Every write, rename, removal and mtime of the store goes through a descriptor of the
+    store's folder and of files the agent opened itself, so nothing outside the work directory is touched."""
 
     def __init__(self, root: Path, max_bytes: int):
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.lock = threading.Lock()
+        self._checked: dict[str, tuple] = {}  # digest -> (dev, ino, size, mtime) of the file whose bytes matched
+        self.dir_fd: Optional[int] = None
+        if _DIR_FD:
+            self.dir_fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
 
-    def path(self, sha: str) -> Optional[Path]:
-        for fmt in ("onnx", "ort"):
-            p = self.root / f"{sha}.{fmt}"
-            if p.is_file():
-                return p
+    def _name(self, name: str) -> "str | Path":
+        return name if self.dir_fd is not None else self.root / name
+
+    def _open(self, name: str, flags: int, mode: int = 0o600) -> int:
+        if self.dir_fd is not None:
+            return os.open(name, flags | _NOFOLLOW, mode, dir_fd=self.dir_fd)
+        return os.open(self.root / name, flags | _NOFOLLOW, mode)
+
+    def _mine(self, st: os.stat_result) -> bool:
+        return (stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+                and (not hasattr(os, "geteuid") or st.st_uid == os.geteuid()))
+
+    def find(self, sha: str, touch: bool = False) -> Optional[Path]:
+        """The model file named ``sha`` when the store holds it as a file of its own with those bytes, else None.
+        ``touch``: mark it recently used (its mtime, set through the descriptor of the file itself)."""
+        for fmt in FORMATS:
+            name = f"{sha}.{fmt}"
+            try:
+                fd = self._open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            except FileNotFoundError:
+                continue
+            except OSError as e:  # ELOOP: a symbolic link; EACCES: not ours to read
+                log(f"{name} in the store is not a model this agent wrote ({e.strerror or e}); ignored")
+                continue
+            try:
+                st = os.fstat(fd)
+                if not self._mine(st):
+                    log(f"{name} in the store is not a file this agent wrote (a "
+                        f"{'hard link' if stat.S_ISREG(st.st_mode) else 'special file'} or another user's); ignored")
+                    continue
+                key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                if self._checked.get(sha) != key:
+                    h = hashlib.sha256()
+                    while True:
+                        chunk = os.read(fd, 1 << 20)
+                        if not chunk:
+                            break
+                        h.update(chunk)
+                    if h.hexdigest() != sha:
+                        log(f"{name} in the store does not hold the bytes its name says (changed since); ignored")
+                        continue
+                if touch and os.utime in os.supports_fd:
+                    os.utime(fd)
+                    st = os.fstat(fd)
+                self._checked[sha] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                return self.root / name
+            finally:
+                os.close(fd)
         return None
 
-    def put(self, sha: str, fmt: str, data: bytes) -> Path:
-        dest = self.root / f"{sha}.{fmt}"
-        with self.lock:
-            tmp = self.root / f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, dest)
-            self._evict(keep=dest)
-        return dest
+    def path(self, sha: str) -> Optional[Path]:
+        return self.find(sha)
 
-    def _evict(self, keep: Path) -> None:
-        files = sorted((p for p in self.root.iterdir() if p.suffix in (".onnx", ".ort")), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        for p in files:
+    def put(self, sha: str, fmt: str, data: bytes) -> Path:
+        """Store ``data`` as ``sha.fmt``: written to a new temporary file of the store (never an existing name),
+        then renamed over the name, which replaces whatever was there (a link is replaced, not followed). On an
+        error (a full disk) the temporary file is removed and the error raised."""
+        name = f"{sha}.{fmt}"
+        with self.lock:
+            tmp = f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
+            try:
+                fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+                if self.dir_fd is not None:
+                    os.replace(tmp, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+                else:
+                    os.replace(self.root / tmp, self.root / name)
+            except BaseException:
+                self._unlink(tmp)
+                raise
+            self._checked.pop(sha, None)
+            self._evict(keep=name)
+        return self.root / name
+
+    def _unlink(self, name: str) -> None:
+        try:
+            if self.dir_fd is not None:
+                os.unlink(name, dir_fd=self.dir_fd)
+            else:
+                os.unlink(self.root / name)
+        except OSError:
+            pass
+
+    def _evict(self, keep: str) -> None:
+        files = []
+        with os.scandir(self.dir_fd if self.dir_fd is not None else self.root) as it:
+            for e in it:
+                if e.name.endswith((".onnx", ".ort")) and e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    files.append((st.st_mtime, e.name, st.st_size))
+        files.sort()
+        total = sum(size for _, _, size in files)
+        for _, name, size in files:
             if total <= self.max_bytes:
                 break
-            if p != keep:
-                total -= p.stat().st_size
-                p.unlink(missing_ok=True)
+            if name != keep:
+                total -= size
+                self._unlink(name)
+
+    def close(self) -> None:
+        if self.dir_fd is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -180,7 +281,7 @@ class Handler(socketserver.BaseRequestHandler):
             if not is_digest(sha):
                 return {"ok": False, "error": "refused: 'time' names a model by the SHA-256 it was sent under, "
                                               "not by a path"}, worker
-            path = store.path(sha)
+            path = store.find(sha, touch=True)  # recently used: kept by the store's eviction
             if path is None:
                 return {"ok": False, "error": f"no model {sha[:12]} here: send it first ('put')",
                         "missing": True}, worker
@@ -188,11 +289,12 @@ class Handler(socketserver.BaseRequestHandler):
                 return {"ok": False, "error": "'time' needs a settings object"}, worker
             pair = settings.get("pair")
             if pair is not None:  # the reference model timed in alternation: named by digest, like the item
-                ref = store.path(pair.get("sha256")) if isinstance(pair, dict) and is_digest(pair.get("sha256")) else None
+                ref_sha = pair.get("sha256") if isinstance(pair, dict) else None
+                ref = store.find(ref_sha, touch=True) if is_digest(ref_sha) else None
                 if ref is None:
                     return {"ok": False, "error": "the pairing reference model is not here: send it first ('put')",
                             "missing": True}, worker
-                settings = {**settings, "pair": {"path": str(ref), "calm_ms": pair.get("calm_ms")}}
+                settings = {**settings, "pair": {"path": str(ref), "sha256": ref_sha, "calm_ms": pair.get("calm_ms")}}
             threads, pin = settings.get("threads", 1), settings.get("pin", "auto")
             if not _whole(threads, 1, MAX_THREADS):
                 return {"ok": False, "error": f"settings.threads must be a whole number from 1 to {MAX_THREADS}, "
@@ -205,8 +307,7 @@ class Handler(socketserver.BaseRequestHandler):
                     worker = None
                 if worker is None:
                     worker = Worker(threads, pin)
-                os.utime(path)  # recently used: kept by the store's eviction
-                reply = worker.time(path, settings)
+                reply = worker.time(path, settings, sha)  # the worker checks the bytes it loads against sha
             return {"ok": True, "measurement": reply["measurement"], "providers": reply["providers"],
                     "pinning": worker.pinning}, worker
         return {"ok": False, "error": f"unknown request {op!r}; this agent (protocol {PROTOCOL}) knows "
@@ -227,3 +328,7 @@ class AgentServer(socketserver.ThreadingTCPServer):
         self.device_lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(max_connections)
         super().__init__((host, port), Handler)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.store.close()

@@ -55,8 +55,10 @@ class Worker:
             raise WorkerError(reply.get("error", "unknown worker error"))
         return reply
 
-    def time(self, path: Path, settings: dict) -> dict:
-        return self.call({"op": "time", "path": str(path), "settings": settings})
+    def time(self, path: Path, settings: dict, sha256: Optional[str] = None) -> dict:
+        """Time the model file at ``path``; with ``sha256`` the worker loads it only as a regular file (no link)
+        whose bytes have that digest (what the agent checked may not be swapped before the worker opens it)."""
+        return self.call({"op": "time", "path": str(path), "sha256": sha256, "settings": settings})
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -89,7 +91,7 @@ def _serve(stdin, stdout) -> None:
                     pinning = device.pin(job.get("pin"), int(job.get("threads", 1)))
                 reply = {"ok": True, "pinning": pinning}
             elif job.get("op") == "time":
-                m, providers = time_model(job["path"], job.get("settings") or {})
+                m, providers = time_model(job["path"], job.get("settings") or {}, job.get("sha256"))
                 reply = {"ok": True, "measurement": m.to_dict(), "providers": providers}
             else:
                 reply = {"ok": False, "error": f"unknown worker job {job.get('op')!r}"}
