@@ -167,3 +167,62 @@ def test_bad_settings_of_a_stored_model_get_an_error_and_the_connection_goes_on(
     finally:
         c.close()
     assert "Traceback" not in _stderr_so_far(agent)
+
+
+# 4. start-up options: each refused at start in one line naming it, exit 2 -----------------------------------------
+
+def _serve_cli(*args: str) -> subprocess.CompletedProcess:
+    """``hwnas-agent serve ...`` bounded in time (an option accepted by mistake would serve until killed) and in
+    memory (a token file read without end was a MemoryError)."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    return subprocess.run([sys.executable, "-m", "hwnas_agent", "serve", "--port", "0", *args], capture_output=True,
+                          text=True, cwd=ROOT / "agent", timeout=30, preexec_fn=limit)
+
+
+def _fifo(tmp: Path) -> str:
+    os.mkfifo(tmp / "fifo", 0o600)
+    return str(tmp / "fifo")
+
+
+def _a_file(tmp: Path) -> str:
+    (tmp / "file").write_text("mine\n")
+    return str(tmp / "file")
+
+
+def _models_a_file(tmp: Path) -> str:
+    (tmp / "wd").mkdir()
+    (tmp / "wd" / "models").write_text("mine\n")
+    return str(tmp / "wd")
+
+
+SERVE_CASES = [
+    (lambda t: ["--max-file-mb", "-1"], "argument --max-file-mb: expected a whole number of MiB >= 1, got '-1'"),
+    (lambda t: ["--max-file-mb", "0"], "argument --max-file-mb: expected a whole number of MiB >= 1, got '0'"),
+    (lambda t: ["--max-store-mb", "-5"], "argument --max-store-mb: expected a whole number of MiB >= 1"),
+    (lambda t: ["--idle-timeout", "nan"], "argument --idle-timeout: expected a number of seconds > 0"),
+    (lambda t: ["--idle-timeout", "-1"], "argument --idle-timeout: expected a number of seconds > 0"),
+    (lambda t: ["--idle-timeout", "inf"], "argument --idle-timeout: expected a number of seconds > 0"),
+    (lambda t: ["--token-file", "/dev/zero"], "argument --token-file: the token file '/dev/zero' is a character "
+                                              "device, not a regular file"),
+    (lambda t: ["--token-file", _fifo(t)], "is a FIFO (named pipe), not a regular file"),
+    (lambda t: ["--workdir", _a_file(t)], "argument --workdir: TMP/file is a file, not a directory; give a directory"),
+    (lambda t: ["--workdir", _models_a_file(t)], "argument --workdir: TMP/wd/models is a file, not a directory"),
+]
+
+
+@pytest.mark.parametrize("args_of, said", SERVE_CASES, ids=[c[1][:40] for c in SERVE_CASES])
+def test_a_start_up_option_that_cannot_work_is_refused_in_one_line(args_of, said, tmp_path, token):
+    args = args_of(tmp_path)
+    if "--token-file" not in args:
+        args += ["--token-file", str(token)]
+    if "--workdir" not in args:
+        args += ["--workdir", str(tmp_path / "work")]
+    r = _serve_cli(*args)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+    assert lines[0].startswith("hwnas-agent serve: error: ") and said.replace("TMP", str(tmp_path)) in lines[0], lines
+    assert "(see `hwnas-agent serve --help`)" in lines[0] and "listening" not in r.stdout

@@ -21,6 +21,7 @@ from typing import Any, Optional, Tuple
 MAGIC = b"HWNA"
 MAX_HEADER = 64 * 1024
 MIN_TOKEN = 16
+MAX_TOKEN_FILE = 4096  # bytes: `hwnas-agent token` writes 65
 
 
 class ProtocolError(RuntimeError):
@@ -38,13 +39,27 @@ def read_token(path: "str | Path", private: bool = True) -> bytes:
     if Path(path).is_dir():
         raise ValueError(f"the token file {str(path)!r} is a directory; give the file itself (e.g. "
                          f"{Path(path) / 'hwnas-agent-token'}, written by `hwnas-agent token --out FILE`)")
-    try:
-        token = Path(path).read_bytes().strip()
-        mode = os.stat(path).st_mode
+    try:  # O_NONBLOCK: a FIFO opens at once (and is then refused) instead of waiting for a writer forever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         fix = (f"create one with `hwnas-agent token --out {path}`" if e.errno == errno.ENOENT
                else "check its permissions and path")
         raise ValueError(f"cannot read the token file {str(path)!r}: {e.strerror or e}; {fix}") from None
+    try:
+        st = os.fstat(fd)
+        mode = st.st_mode
+        if not stat.S_ISREG(mode):  # /dev/zero was read until MemoryError, a FIFO waited forever
+            raise ValueError(f"the token file {str(path)!r} is {_kind(mode)}, not a regular file; give the file "
+                             f"`hwnas-agent token --out FILE` wrote")
+        if st.st_size > MAX_TOKEN_FILE:
+            raise ValueError(f"the token file {str(path)!r} has {st.st_size:,} bytes; a token file is one line of at "
+                             f"most {MAX_TOKEN_FILE:,} bytes (`hwnas-agent token --out FILE` writes one)")
+        token = os.read(fd, MAX_TOKEN_FILE + 1).strip()
+    except OSError as e:
+        raise ValueError(f"cannot read the token file {str(path)!r}: {e.strerror or e}; check its permissions "
+                         f"and path") from None
+    finally:
+        os.close(fd)
     if private and os.name == "posix" and mode & 0o077:
         raise ValueError(f"the token file {str(path)!r} is open to other users (mode {stat.S_IMODE(mode):03o}); "
                          f"make it private: chmod 600 {path}")
@@ -52,6 +67,16 @@ def read_token(path: "str | Path", private: bool = True) -> bytes:
         raise ValueError(f"the token in {str(path)!r} has {len(token)} characters; use at least {MIN_TOKEN} "
                          f"(`hwnas-agent token --out {path}` writes a random one)")
     return token
+
+
+def _kind(mode: int) -> str:
+    import stat
+
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def new_token() -> str:
