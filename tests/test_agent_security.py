@@ -113,6 +113,94 @@ def test_a_symlink_in_the_store_is_never_opened_timed_or_touched(agent, token, t
     assert "Traceback" not in _stderr_so_far(agent)
 
 
+# 2. connections that never log in ---------------------------------------------------------------------------------
+
+def _idle(port: int, n: int) -> list:
+    """``n`` connections that read the agent's hello and then say nothing (before the fix: each held a slot)."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        socks.append(s)
+        recv(s)  # the hello (or, once over a cap, the refusal): the agent's thread for it has started
+    return socks
+
+
+def test_connections_that_never_log_in_do_not_lock_out_a_client_that_does(agent_venv, tmp_path, token):
+    a = Agent(agent_venv, tmp_path / "work", token).start()  # the defaults: 8 logged-in clients, 32 logging in
+    idle = []
+    try:
+        idle = _idle(a.port, 12)  # more than the 8 measuring slots
+        c = AgentClient(a.url, token).connect()  # was: "busy with the most connections it takes; retry later"
+        assert c.fingerprint()["cpu_count"] >= 1
+        c.close()
+    finally:
+        for s in idle:
+            s.close()
+        a.kill()
+
+
+def test_a_client_that_never_finishes_logging_in_is_cut_off_at_the_handshake_deadline(agent_venv, tmp_path, token):
+    a = Agent(agent_venv, tmp_path / "work", token, "--handshake-timeout", "1.5").start()
+    try:
+        silent = _idle(a.port, 1)[0]
+        trickle = _idle(a.port, 1)[0]
+        frame = _frame(b'{"op":"auth","protocol":1,"nonce":"' + b"0" * 32 + b'","proof":"' + b"0" * 64 + b'"}')
+        t0 = time.monotonic()
+        cut = False
+        for i in range(50):  # one byte every 0.1 s: each read is quick, the whole handshake is not
+            try:
+                trickle.sendall(frame[i:i + 1])
+            except OSError:
+                cut = True
+                break
+            trickle.settimeout(0.1)
+            try:
+                if trickle.recv(1) == b"":
+                    cut = True
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                cut = True
+                break
+        took = time.monotonic() - t0
+        assert cut and 1.0 < took < 4.0, (cut, took)
+        assert _closed(silent, 5)
+        trickle.close()
+        silent.close()
+        c = AgentClient(a.url, token).connect()
+        assert c.fingerprint()["cpu_count"] >= 1 and a.proc.poll() is None
+        c.close()
+    finally:
+        a.kill()
+    log = a.proc.stderr.read()
+    assert "did not log in within 1.5 s (--handshake-timeout)" in log and "Traceback" not in log, log
+
+
+def test_connections_logging_in_are_capped_apart_from_the_logged_in_clients(agent_venv, tmp_path, token):
+    a = Agent(agent_venv, tmp_path / "work", token, "--max-handshakes", "3", "--handshake-timeout", "2").start()
+    idle = []
+    try:
+        c = AgentClient(a.url, token).connect()  # logged in before the flood: not counted against it
+        idle = _idle(a.port, 3)
+        with socket.create_connection(("127.0.0.1", a.port), timeout=10) as s:  # a fourth: refused at once
+            reply, _ = recv(s)
+            assert not reply["ok"] and "3 connections logging in already; retry in 2 s" in reply["error"], reply
+            assert _closed(s, 5)
+        with pytest.raises(AgentError, match="refused the connection: the agent has 3 connections logging in"):
+            AgentClient(a.url, token).connect()
+        assert c.fingerprint()["cpu_count"] >= 1  # the logged-in client is served all along
+        assert all(_closed(s, 5) for s in idle)  # cut off at their deadline: the places are free again
+        d = AgentClient(a.url, token).connect()
+        assert d.fingerprint()["cpu_count"] >= 1
+        d.close()
+        c.close()
+    finally:
+        for s in idle:
+            s.close()
+        a.kill()
+
+
 # 3. malformed requests: an error reply, the connection closed cleanly, the agent serving on -----------------------
 
 DEEP = b"[" * 30_000 + b"]" * 30_000  # 60 KB: under the 64 KiB header limit, 30,000 levels deep
@@ -206,6 +294,9 @@ SERVE_CASES = [
     (lambda t: ["--idle-timeout", "nan"], "argument --idle-timeout: expected a number of seconds > 0"),
     (lambda t: ["--idle-timeout", "-1"], "argument --idle-timeout: expected a number of seconds > 0"),
     (lambda t: ["--idle-timeout", "inf"], "argument --idle-timeout: expected a number of seconds > 0"),
+    (lambda t: ["--handshake-timeout", "0"], "argument --handshake-timeout: expected a number of seconds > 0"),
+    (lambda t: ["--handshake-timeout", "nan"], "argument --handshake-timeout: expected a number of seconds > 0"),
+    (lambda t: ["--max-handshakes", "0"], "argument --max-handshakes: expected a whole number >= 1, got '0'"),
     (lambda t: ["--token-file", "/dev/zero"], "argument --token-file: the token file '/dev/zero' is a character "
                                               "device, not a regular file"),
     (lambda t: ["--token-file", _fifo(t)], "is a FIFO (named pipe), not a regular file"),

@@ -59,7 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
     workdir = _workdir(Path(args.workdir or Path.home() / ".cache" / "hwnas-agent").resolve())
     try:
         server = AgentServer(args.host, args.port, token, workdir, max_file_bytes=args.max_file_mb * MiB,
-                             max_store_bytes=args.max_store_mb * MiB, idle_timeout=args.idle_timeout)
+                             max_store_bytes=args.max_store_mb * MiB, idle_timeout=args.idle_timeout,
+                             handshake_timeout=args.handshake_timeout, max_handshakes=args.max_handshakes)
     except OSError as e:  # the port is taken or privileged, the host is not an address of this device
         raise OSError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; give another --port (0 picks a "
                       f"free one) or an address of this device as --host (127.0.0.1, 0.0.0.0)") from None
@@ -132,6 +133,18 @@ def _whole_mb(text: str) -> int:
     return value
 
 
+def _whole(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
+        return value
+    return parse
+
+
 def _seconds(high: float):
     def parse(text: str) -> float:
         try:
@@ -165,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-store-mb", type=_whole_mb, default=2048, help="model files kept before the oldest go [2048]")
     s.add_argument("--idle-timeout", type=_seconds(7 * 86400), default=600.0,
                    help="close a logged-in connection idle this long, s [600]")
+    s.add_argument("--handshake-timeout", type=_seconds(600), default=10.0,
+                   help="a connection must log in (prove the token) within this long in all, s [10]")
+    s.add_argument("--max-handshakes", type=_whole(1), default=32,
+                   help="connections logging in at once, apart from the 8 logged-in clients [32]")
     s.set_defaults(fn=_serve, parser=s)
     r = sub.add_parser("run", help="time an offline bundle (from hwnas profile --export-bundle); resumable")
     r.add_argument("bundle", help="the bundle directory (with manifest.json)")

@@ -61,6 +61,9 @@ class AgentClient:
         self.sock = sock
         try:
             hello, _ = recv(sock)
+            if hello.get("ok") is False and isinstance(hello.get("error"), str):  # too many logging in: busy
+                self.close()
+                raise AgentError(f"the device agent at {self.url} refused the connection: {hello['error']}")
             if hello.get("agent") != "hwnas-agent":
                 raise AgentError(f"{self.url} is not an hwnas agent")
             if hello.get("protocol") != PROTOCOL:

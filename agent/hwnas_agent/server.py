@@ -189,15 +189,35 @@ class Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         conn: socket.socket = self.request
-        conn.settimeout(self.server.idle_timeout)
+        srv = self.server
         peer = f"{self.client_address[0]}:{self.client_address[1]}"
-        if not self.server.slots.acquire(blocking=False):
-            _reply(conn, {"ok": False, "error": "the agent is busy with the most connections it takes; retry later"})
+        # Before login a connection holds one of --max-handshakes places (not a measuring slot) for at most
+        # --handshake-timeout s in all, however slowly its bytes trickle in: a few silent or one-byte-a-second
+        # clients used to take every slot for 600 s each and lock out the real one.
+        if not srv.handshakes.acquire(blocking=False):
+            log(f"{peer}: refused: {srv.max_handshakes} connections are logging in already (--max-handshakes)")
+            conn.settimeout(1.0)
+            _reply(conn, {"ok": False, "error": f"the agent has {srv.max_handshakes} connections logging in already; "
+                                                f"retry in {srv.handshake_timeout:g} s"})
             return
+        try:
+            conn.settimeout(srv.handshake_timeout)
+            if not self._authenticate(conn, peer, time.monotonic() + srv.handshake_timeout):
+                return
+        except socket.timeout:
+            log(f"{peer}: did not log in within {srv.handshake_timeout:g} s (--handshake-timeout); closed")
+            return
+        except OSError:  # ConnectionError too: it went away before logging in
+            return
+        except Exception as e:  # noqa: BLE001 - an agent bug: one line in the log, the agent serves on
+            log(f"{peer}: internal error before login ({type(e).__name__}: {e}); closed")
+            return
+        finally:
+            srv.handshakes.release()
+        # logged in, holding one of the measuring slots (taken by _authenticate)
+        conn.settimeout(srv.idle_timeout)
         worker: Optional[Worker] = None
         try:
-            if not self._authenticate(conn, peer):
-                return
             while True:
                 try:
                     header, payload = recv(conn, self.server.max_file_bytes, strict=True)
@@ -232,12 +252,14 @@ class Handler(socketserver.BaseRequestHandler):
                 worker.close()
             self.server.slots.release()
 
-    def _authenticate(self, conn: socket.socket, peer: str) -> bool:
+    def _authenticate(self, conn: socket.socket, peer: str, deadline: float) -> bool:
+        """The challenge-response, all of it by ``deadline``; True when the client proved it holds the token and
+        got one of the measuring slots (the caller releases it)."""
         mine = nonce()
         send(conn, {"agent": "hwnas-agent", "protocol": PROTOCOL, "version": __version__, "features": list(FEATURES),
                     "nonce": mine})
         try:
-            header, _ = recv(conn, 0, strict=True)
+            header, _ = recv(conn, 0, deadline=deadline, strict=True)
         except ProtocolError as e:
             log(f"{peer}: refused before authentication ({e})")
             _reply(conn, {"ok": False, "error": f"refused: {e}"})
@@ -247,14 +269,23 @@ class Handler(socketserver.BaseRequestHandler):
                 or not check_proof(self.server.token, "client", mine, theirs, header.get("proof")):
             time.sleep(0.2)  # slows guessing
             log(f"{peer}: authentication failed")
-            send(conn, {"ok": False, "error": "authentication failed: this agent holds another token "
-                                              "(give the host the agent's --token-file)"})
+            _reply(conn, {"ok": False, "error": "authentication failed: this agent holds another token "
+                                                "(give the host the agent's --token-file)"})
             return False
         if header.get("protocol") != PROTOCOL:
-            send(conn, {"ok": False, "error": f"protocol {header.get('protocol')} != the agent's {PROTOCOL}: "
-                                              f"install matching versions of hwnas and hwnas-agent"})
+            _reply(conn, {"ok": False, "error": f"protocol {header.get('protocol')} != the agent's {PROTOCOL}: "
+                                                f"install matching versions of hwnas and hwnas-agent"})
             return False
-        send(conn, {"ok": True, "proof": proof(self.server.token, "server", mine, theirs)})
+        if not self.server.slots.acquire(blocking=False):
+            log(f"{peer}: refused: {self.server.max_connections} clients are logged in already")
+            _reply(conn, {"ok": False, "error": f"the agent is busy with the most clients it takes "
+                                                f"({self.server.max_connections}); retry later"})
+            return False
+        try:
+            send(conn, {"ok": True, "proof": proof(self.server.token, "server", mine, theirs)})
+        except BaseException:
+            self.server.slots.release()
+            raise
         return True
 
     def _answer(self, op: Any, header: dict, payload: bytes, worker: Optional[Worker]) -> tuple[dict, Optional[Worker]]:
@@ -319,14 +350,17 @@ class AgentServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
     def __init__(self, host: str, port: int, token: bytes, workdir: Path, max_file_bytes: int = 256 * MiB,
-                 max_store_bytes: int = 2048 * MiB, idle_timeout: float = 600.0, max_connections: int = 8):
+                 max_store_bytes: int = 2048 * MiB, idle_timeout: float = 600.0, max_connections: int = 8,
+                 handshake_timeout: float = 10.0, max_handshakes: int = 32):
         self.token = token
         self.workdir = workdir
         self.store = ModelStore(workdir / "models", max_store_bytes)
         self.max_file_bytes = max_file_bytes
         self.idle_timeout = idle_timeout
         self.device_lock = threading.Lock()
-        self.slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections, self.slots = max_connections, threading.BoundedSemaphore(max_connections)
+        self.handshake_timeout = handshake_timeout
+        self.max_handshakes, self.handshakes = max_handshakes, threading.BoundedSemaphore(max_handshakes)
         super().__init__((host, port), Handler)
 
     def server_close(self) -> None:
