@@ -317,3 +317,34 @@ def test_a_start_up_option_that_cannot_work_is_refused_in_one_line(args_of, said
     assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
     assert lines[0].startswith("hwnas-agent serve: error: ") and said.replace("TMP", str(tmp_path)) in lines[0], lines
     assert "(see `hwnas-agent serve --help`)" in lines[0] and "listening" not in r.stdout
+
+
+# 5. a full disk on the device -------------------------------------------------------------------------------------
+
+def test_a_full_disk_on_the_device_is_answered_cleaned_up_and_named_on_the_host(agent_venv, token, tmp_path):
+    from fullfs import small_disk
+    from hwnas.profilers.base import ProfilerUnavailable
+    from hwnas.profilers._remote import RemoteDevice
+
+    big = b"\x08" + os.urandom(256 * 1024)  # looks like ONNX to the agent's first gate; larger than the disk
+    with small_disk(tmp_path / "disk", "128k") as resize:
+        a = Agent(agent_venv, tmp_path / "disk" / "work", token).start()
+        try:
+            c = AgentClient(a.url, token).connect()
+            with pytest.raises(AgentError) as e:
+                c.upload(big)
+            said = str(e.value)
+            assert "No space left on device" in said and "free space" in said and "check it is running" not in said
+            assert not [p for p in (a.workdir / "models").iterdir() if p.name.endswith(".tmp")]
+            assert c.fingerprint()["cpu_count"] >= 1  # the same connection goes on
+            # the host's profiler link names the cause too (it was "dropped the connection ...; check it is running")
+            with pytest.raises(ProfilerUnavailable, match="No space left on device"):
+                RemoteDevice(a.url, token).time(big, QUICK)
+            resize("4m")  # space freed: the same upload now works
+            assert c.upload(big) == digest(big) and (a.workdir / "models" / f"{digest(big)}.onnx").is_file()
+            c.close()
+            assert a.proc.poll() is None
+        finally:
+            a.kill()
+        log = a.proc.stderr.read()
+        assert "No space left on device" in log and "Traceback" not in log, log

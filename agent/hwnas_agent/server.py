@@ -305,7 +305,14 @@ class Handler(socketserver.BaseRequestHandler):
                 return {"ok": False, "error": "the payload does not match its SHA-256"}, worker
             if model_format(payload) != fmt:
                 return {"ok": False, "error": f"refused: the payload is not an {fmt.upper()} model file"}, worker
-            store.put(sha, fmt, payload)
+            try:
+                store.put(sha, fmt, payload)
+            except OSError as e:  # a full disk (ENOSPC, EDQUOT), a read-only one: said, not a dropped connection
+                log(f"could not store model {sha[:12]} ({len(payload):,} bytes) in {store.root}: {e.strerror or e}")
+                return {"ok": False, "error": f"could not store the model file ({len(payload):,} bytes) on the device: "
+                                              f"{e.strerror or e} (in {store.root}); free space there, or give the "
+                                              f"agent a --workdir on a disk with room or a lower --max-store-mb",
+                        "store_error": True}, worker
             return {"ok": True}, worker
         if op == "time":
             sha, settings = header.get("sha256"), header.get("settings")
