@@ -1,10 +1,14 @@
 """``hwnas-agent serve``: time model files sent by hwnas over an authenticated TCP connection.
 
-Security model: listens on 127.0.0.1 unless told ``--host``; every connection must prove it holds the shared
-token (challenge-response, the token never crosses the wire); requests are JSON frames with a size limit, and
-the only thing the agent ever does with a payload is store it as a model file, named by its SHA-256, inside its
-work directory, and have onnxruntime time it. Nothing is unpickled, executed or written elsewhere. A request it
-does not understand gets an error and the agent keeps serving.
+Security model (docs/profiling.md has it in full): listens on 127.0.0.1 unless told ``--host``; every connection
+must prove it holds the shared token (challenge-response, the token never crosses the wire) within
+``--handshake-timeout`` for the whole login, holding one of ``--max-handshakes`` places and no measuring slot
+until it has; requests are JSON frames with a size limit, read strictly (too deep, NaN, Infinity refused), their
+fields checked before use; the only thing the agent ever does with a payload is store it as a model file, named
+by its SHA-256, inside its work directory (ModelStore: no symbolic or hard link is followed or counted as a
+model, every name is checked against its digest), and have onnxruntime time it. Nothing is unpickled, executed
+or written elsewhere. A request it does not understand, or cannot serve (a full disk), gets an error and the
+agent keeps serving.
 
 Measuring: one connection = one fresh worker process (pinned, thread-limited, short-lived), and one measurement
 at a time on the device (a lock), so two clients never time against each other.
