@@ -32,3 +32,12 @@ def test_bad_input_through_the_real_command(index, tmp_path):
     what, argv_of = table.CASES[index]
     r = run_cli(*argv_of(tmp_path))
     assert r.returncode == 2 and "Traceback" not in r.stderr, (what, r.stderr)
+
+
+@pytest.mark.parametrize("what, argv_of", table.AGENT_CASES, ids=[c[0] for c in table.AGENT_CASES])
+def test_bad_agent_option_is_one_line_naming_it_and_exit_2(what, argv_of):
+    """hwnas-agent serve's start-up options (issue 47): a real process each, bounded in time and memory."""
+    code, msg = table.run_agent_case(argv_of)  # all of stderr's lines
+    flag = what.split()[2]
+    assert code == 2 and msg.startswith(f"hwnas-agent serve: error: argument {flag}: "), (what, code, msg)
+    assert "\n" not in msg and "Traceback" not in msg and msg.endswith("(see `hwnas-agent serve --help`)"), msg

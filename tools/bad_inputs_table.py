@@ -218,6 +218,174 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
 ]
 
 
+# The device agent (issue 47). Start-up options of `hwnas-agent serve`: refused in one line, exit 2.
+def _agent_token(tmp: Path) -> str:
+    p = Path(_token(tmp))
+    p.chmod(0o600)
+    return str(p)
+
+
+def _fifo(tmp: Path) -> str:
+    os.mkfifo(tmp / "fifo", 0o600)
+    return str(tmp / "fifo")
+
+
+def _serve(tmp: Path, *args: str) -> list[str]:
+    """``hwnas-agent serve`` with ``args``, a private token and a work dir in ``tmp`` unless ``args`` give them."""
+    argv = ["serve", "--port", "0", *args]
+    if "--token-file" not in args:
+        argv += ["--token-file", _agent_token(tmp)]
+    if "--workdir" not in args:
+        argv += ["--workdir", str(tmp / "work")]
+    return argv
+
+
+AGENT_CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
+    ("hwnas-agent serve --max-file-mb -1", lambda t: _serve(t, "--max-file-mb", "-1")),
+    ("hwnas-agent serve --max-store-mb 0", lambda t: _serve(t, "--max-store-mb", "0")),
+    ("hwnas-agent serve --idle-timeout nan", lambda t: _serve(t, "--idle-timeout", "nan")),
+    ("hwnas-agent serve --idle-timeout -1", lambda t: _serve(t, "--idle-timeout", "-1")),
+    ("hwnas-agent serve --handshake-timeout 0", lambda t: _serve(t, "--handshake-timeout", "0")),
+    ("hwnas-agent serve --max-handshakes 0", lambda t: _serve(t, "--max-handshakes", "0")),
+    ("hwnas-agent serve --token-file /dev/zero", lambda t: _serve(t, "--token-file", "/dev/zero")),
+    ("hwnas-agent serve --token-file a FIFO", lambda t: _serve(t, "--token-file", _fifo(t))),
+    ("hwnas-agent serve --token-file readable by others", lambda t: _serve(t, "--token-file", _token(t))),
+    ("hwnas-agent serve --workdir a file", lambda t: _serve(t, "--workdir", _file(t))),
+    ("hwnas-agent serve --port 99999", lambda t: _serve(t, "--port", "99999")),
+]
+
+
+def run_agent_case(argv_of: Callable[[Path], list[str]]) -> tuple[int, str]:
+    """A case of :data:`AGENT_CASES` as a real ``python -m hwnas_agent`` process (bounded: 60 s, 4 GiB)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    with tempfile.TemporaryDirectory(prefix="hwnas-bad-") as tmp:
+        argv = argv_of(Path(tmp))
+        r = subprocess.run([sys.executable, "-m", "hwnas_agent", *argv], capture_output=True, text=True,
+                           cwd=ROOT / "agent", timeout=60, preexec_fn=limit)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]  # all of them: the rule is one
+        return r.returncode, "\n".join(lines) if lines else r.stdout.strip()
+
+
+def agent_request_rows() -> list[tuple[str, str]]:
+    """What a running agent answers to the bad requests of issue 47: (request, what happens). A real
+    ``hwnas-agent serve`` on 127.0.0.1 with a 2 s handshake deadline and 3 places for connections logging in."""
+    import socket
+    import struct
+    import time
+
+    from hwnas_agent.client import AgentClient, AgentError
+    from hwnas_agent.protocol import MAGIC, digest, recv
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hwnas-bad-") as tmp:
+        t = Path(tmp)
+        token = _agent_token(t)
+        proc = subprocess.Popen([sys.executable, "-m", "hwnas_agent", *_serve(t, "--token-file", token,
+                                                                             "--handshake-timeout", "2",
+                                                                             "--max-handshakes", "3")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT / "agent")
+        try:
+            port = int(proc.stdout.readline().split("127.0.0.1:")[1].split()[0])
+            url = f"tcp://127.0.0.1:{port}"
+
+            def frame(body: bytes) -> bytes:
+                return MAGIC + struct.pack(">I", len(body)) + body
+
+            def raw(body: bytes, login: bool) -> str:
+                c = AgentClient(url, token).connect() if login else None
+                s = c.sock if c else socket.create_connection(("127.0.0.1", port), timeout=10)
+                if not login:
+                    recv(s)
+                s.sendall(frame(body))
+                reply, _ = recv(s)
+                closed = s.recv(1) == b""
+                s.close()
+                return f"{reply['error']}{' (connection closed)' if closed else ''}"
+
+            deep = b"[" * 30_000 + b"]" * 30_000
+            rows.append(("a JSON header nested 30,000 deep, before login", raw(deep, False)))
+            rows.append(("a JSON header nested 30,000 deep, after login", raw(deep, True)))
+            rows.append(('settings {"threads": 1e999}', raw(b'{"op":"time","sha256":"' + b"0" * 64
+                                                            + b'","settings":{"threads":1e999}}', True)))
+            data = b"\x08\x07" + b"0" * 64
+            sha = digest(data)
+            (t / "outside.onnx").write_bytes(data)
+            os.utime(t / "outside.onnx", (1e9, 1e9))
+            (t / "work" / "models" / f"{sha}.onnx").symlink_to(t / "outside.onnx")
+            c = AgentClient(url, token).connect()
+            have = c.request({"op": "has", "sha256": [sha]})["have"]
+            timed = c.request({"op": "time", "sha256": sha, "settings": {}})["error"]
+            touched = (t / "outside.onnx").stat().st_mtime != 1e9
+            rows.append(("a model's name in the store a symbolic link to a file elsewhere",
+                         f"has: {have}; time: {timed}; the file elsewhere "
+                         + ("TOUCHED (its mtime changed)" if touched else "is not timed and its mtime is unchanged")))
+            rows.append(('settings {"threads": 1e300} (a stored model)',
+                         c.request({"op": "time", "sha256": c.upload(data), "settings": {"threads": 1e300}})["error"]))
+            c.close()
+            t0 = time.monotonic()
+            silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+            for s in silent:
+                recv(s)
+            try:
+                AgentClient(url, token).connect()
+                busy = "logged in"
+            except AgentError as e:
+                busy = str(e).replace(url, "tcp://127.0.0.1:PORT")
+            for s in silent:
+                s.settimeout(10)
+                s.recv(1)
+                s.close()
+            rows.append(("a 4th connection while 3 (--max-handshakes) have not logged in", busy))
+            rows.append(("a connection that never logs in (or sends a byte a second)",
+                         f"closed {time.monotonic() - t0:.1f} s after it connected (--handshake-timeout 2 here; "
+                         f"default 10), holding no measuring slot meanwhile"))
+        finally:
+            proc.kill()
+            proc.wait()
+    rows.append(("a model file on a full disk", _full_disk_put()))
+    return rows
+
+
+def _full_disk_put() -> str:
+    """A 256 KiB model file sent to an agent whose --workdir is a 128 KiB tmpfs (mounting needs root)."""
+    from hwnas_agent.client import AgentClient, AgentError
+
+    with tempfile.TemporaryDirectory(prefix="hwnas-bad-") as tmp:
+        t = Path(tmp)
+        disk = t / "disk"
+        disk.mkdir()
+        m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], capture_output=True,
+                           text=True)
+        if m.returncode != 0:
+            return f"(not run here: mounting a small tmpfs needs root: {m.stderr.strip()})"
+        try:
+            token = _agent_token(t)
+            proc = subprocess.Popen([sys.executable, "-m", "hwnas_agent", *_serve(t, "--token-file", token,
+                                                                                 "--workdir", str(disk / "work"))],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT / "agent")
+            try:
+                port = int(proc.stdout.readline().split("127.0.0.1:")[1].split()[0])
+                c = AgentClient(f"tcp://127.0.0.1:{port}", token).connect()
+                try:
+                    c.upload(b"\x08" + b"0" * 256 * 1024)
+                    said = "stored"
+                except AgentError as e:
+                    said = str(e).split(": ", 1)[1].replace(str(disk), "DISK")
+                left = [p.name for p in (disk / "work" / "models").iterdir()]
+                alive = c.fingerprint() and "the connection goes on"
+                c.close()
+                return f"{said} ({'no temp file left' if not left else f'left: {left}'}; {alive})"
+            finally:
+                proc.kill()
+                proc.wait()
+        finally:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 def run_case(argv_of: Callable[[Path], list[str]]) -> tuple[int, str]:
     with tempfile.TemporaryDirectory(prefix="hwnas-bad-") as tmp:
         argv = argv_of(Path(tmp))
@@ -239,8 +407,31 @@ def main() -> int:
         import re
         msg = re.sub(r"/tmp/hwnas-bad-[^/\s'\"]+", "TMP", msg)
         print(f"| {what} | {code} | {msg} |", flush=True)
+    print_agent()
     return 0
 
 
+def print_agent() -> None:
+    import re
+
+    print("\n## hwnas-agent serve\n")
+    print("Its start-up options, each a real `python -m hwnas_agent serve ...` (`tests/test_bad_inputs.py` asserts "
+          "every row: exit code 2, one line naming the option, no traceback):\n")
+    print("| input | exit | message |\n|---|---|---|")
+    for what, argv_of in AGENT_CASES:
+        code, msg = run_agent_case(argv_of)
+        msg = re.sub(r"/tmp/hwnas-bad-[^/\s'\"]+", "TMP", msg.replace("|", "\\|").replace("\n", " / "))
+        print(f"| {what} | {code} | {msg} |", flush=True)
+    print("\nBad requests to a running agent, on a real agent over 127.0.0.1 (`tests/test_agent_security.py` "
+          "asserts each): every one is answered, and the agent serves on.\n")
+    print("| request | what the agent does |\n|---|---|")
+    for what, said in agent_request_rows():
+        said = re.sub(r"/tmp/hwnas-bad-[^/\s'\"]+", "TMP", said.replace("|", "\\|"))
+        print(f"| {what} | {said} |", flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--agent"]:  # only the agent's section (a minute, not the whole table's runs)
+        print_agent()
+        sys.exit(0)
     sys.exit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -21,16 +22,45 @@ on the host:  hwnas profile --profiler ort-cpu --space demo --out luts/board.jso
 """
 
 
+class OptionError(ValueError):
+    """A start-up option that cannot work: ``hwnas-agent serve: error: argument OPTION: what to do`` (exit 2)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"argument {option}: {message}")
+
+
+def _workdir(path: Path) -> Path:
+    """The work directory and its model store, created when missing; a file, or one that cannot be created, is
+    refused naming --workdir (it was only "[Errno 17] File exists")."""
+    models = path / "models"
+    for p in (path, models):
+        if p.exists() and not p.is_dir():
+            raise OptionError("--workdir", f"{p} is a file, not a directory; give a directory (it is created) or "
+                                           f"move the file away")
+    if models.is_symlink():
+        raise OptionError("--workdir", f"{models} is a symbolic link; the agent keeps its model files in a "
+                                       f"directory of its own: remove the link")
+    try:
+        models.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError("--workdir", f"cannot create {models} ({e.strerror or e}); give a directory this user "
+                                       f"can write") from None
+    return path
+
+
 def _serve(args: argparse.Namespace) -> int:
     from hwnas_agent.protocol import read_token
     from hwnas_agent.server import MiB, AgentServer, log
 
-    token = read_token(args.token_file)
-    workdir = Path(args.workdir or Path.home() / ".cache" / "hwnas-agent").resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        token = read_token(args.token_file)
+    except ValueError as e:
+        raise OptionError("--token-file", str(e)) from None
+    workdir = _workdir(Path(args.workdir or Path.home() / ".cache" / "hwnas-agent").resolve())
     try:
         server = AgentServer(args.host, args.port, token, workdir, max_file_bytes=args.max_file_mb * MiB,
-                             max_store_bytes=args.max_store_mb * MiB, idle_timeout=args.idle_timeout)
+                             max_store_bytes=args.max_store_mb * MiB, idle_timeout=args.idle_timeout,
+                             handshake_timeout=args.handshake_timeout, max_handshakes=args.max_handshakes)
     except OSError as e:  # the port is taken or privileged, the host is not an address of this device
         raise OSError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; give another --port (0 picks a "
                       f"free one) or an address of this device as --host (127.0.0.1, 0.0.0.0)") from None
@@ -93,9 +123,50 @@ def _port(text: str) -> int:
     return value
 
 
+def _whole_mb(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB >= 1, got {text!r}")
+    return value
+
+
+def _whole(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+def _seconds(high: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and at most {high:g}, got {text!r}")
+        return value
+    return parse
+
+
+class AgentParser(argparse.ArgumentParser):
+    """A refused flag is one line naming it and where help is, exit 2 (as hwnas's own commands)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hwnas-agent", description="Time model files on this device for hwnas.",
-                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = AgentParser(prog="hwnas-agent", description="Time model files on this device for hwnas.",
+                    epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"hwnas-agent {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve timing requests over TCP (authenticated)")
@@ -103,10 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on [127.0.0.1: this device only]")
     s.add_argument("--token-file", required=True, help="file with the shared token (hwnas-agent token --out FILE)")
     s.add_argument("--workdir", help="where received model files are kept [~/.cache/hwnas-agent]")
-    s.add_argument("--max-file-mb", type=int, default=256, help="largest model file accepted [256]")
-    s.add_argument("--max-store-mb", type=int, default=2048, help="model files kept before the oldest go [2048]")
-    s.add_argument("--idle-timeout", type=float, default=600.0, help="close a connection idle this long, s [600]")
-    s.set_defaults(fn=_serve)
+    s.add_argument("--max-file-mb", type=_whole_mb, default=256, help="largest model file accepted [256]")
+    s.add_argument("--max-store-mb", type=_whole_mb, default=2048, help="model files kept before the oldest go [2048]")
+    s.add_argument("--idle-timeout", type=_seconds(7 * 86400), default=600.0,
+                   help="close a logged-in connection idle this long, s [600]")
+    s.add_argument("--handshake-timeout", type=_seconds(600), default=10.0,
+                   help="a connection must log in (prove the token) within this long in all, s [10]")
+    s.add_argument("--max-handshakes", type=_whole(1), default=32,
+                   help="connections logging in at once, apart from the 8 logged-in clients [32]")
+    s.set_defaults(fn=_serve, parser=s)
     r = sub.add_parser("run", help="time an offline bundle (from hwnas profile --export-bundle); resumable")
     r.add_argument("bundle", help="the bundle directory (with manifest.json)")
     r.add_argument("--out", required=True, help="timings file to write (continued when it exists)")
@@ -125,6 +201,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except OptionError as e:
+        args.parser.error(str(e))
     except (ValueError, OSError) as e:
         print(f"hwnas-agent: {e}", file=sys.stderr)
         return 2

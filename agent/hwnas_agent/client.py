@@ -61,6 +61,9 @@ class AgentClient:
         self.sock = sock
         try:
             hello, _ = recv(sock)
+            if hello.get("ok") is False and isinstance(hello.get("error"), str):  # too many logging in: busy
+                self.close()
+                raise AgentError(f"the device agent at {self.url} refused the connection: {hello['error']}")
             if hello.get("agent") != "hwnas-agent":
                 raise AgentError(f"{self.url} is not an hwnas agent")
             if hello.get("protocol") != PROTOCOL:
@@ -97,6 +100,10 @@ class AgentClient:
             if retry and not isinstance(e, (ProtocolError, socket.timeout)):
                 self.close()
                 return self.request(header, payload, retry=False)
+            if payload:  # an agent of before issue 47 dropped a model file its disk had no room for, silently
+                raise self._lost(f"dropped the connection while receiving a model file of {len(payload):,} bytes "
+                                 f"({e}); its log says why (a full disk under its --workdir, a file over its "
+                                 f"--max-file-mb)") from None
             raise self._lost(f"dropped the connection ({e})") from None
         return reply
 

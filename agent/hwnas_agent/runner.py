@@ -1,8 +1,11 @@
 """Time one model file with ONNX Runtime: the session settings hwnas's ORT profilers use, no silent fallback."""
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -16,8 +19,31 @@ class FallbackError(RuntimeError):
     """ONNX Runtime took other execution providers than were asked for (by itself it only warns)."""
 
 
-def session(path: "str | Path", settings: dict[str, Any]):
-    """An InferenceSession for ``path`` with ``settings``: threads, opt_level, format ("onnx"/"ort"), providers."""
+def read_checked(path: "str | Path", sha256: str) -> bytes:
+    """The bytes of the model file at ``path``, opened without following a symbolic link, only when it is a regular
+    file whose bytes have the digest ``sha256`` (the agent's store names files by it)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{Path(path).name} is not a regular file; not a model this agent stored")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{Path(path).name} no longer holds the model {sha256[:12]} (changed on the device); "
+                         f"send it again")
+    return data
+
+
+def session(path: "str | Path", settings: dict[str, Any], sha256: Optional[str] = None):
+    """An InferenceSession for ``path`` with ``settings``: threads, opt_level, format ("onnx"/"ort"), providers.
+    ``sha256``: load the checked bytes (:func:`read_checked`), not the path."""
     import onnxruntime as ort
 
     threads = int(settings.get("threads", 1))
@@ -34,7 +60,8 @@ def session(path: "str | Path", settings: dict[str, Any]):
             raise ValueError(f"opt_level must be one of {sorted(LEVELS)}, got {level!r}")
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
     providers: Sequence[str] = settings.get("providers") or ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=list(providers))
+    model = read_checked(path, sha256) if sha256 is not None else str(path)
+    sess = ort.InferenceSession(model, sess_options=so, providers=list(providers))
     missing = [p for p in providers if p not in sess.get_providers()]
     if missing:
         raise FallbackError(f"ONNX Runtime on this device did not use {missing} (it runs on {sess.get_providers()}; "
@@ -62,7 +89,8 @@ def _pair(settings: dict[str, Any]) -> Any:
     calm = float(pair["calm_ms"])
     if not calm > 0:
         raise ValueError("pair.calm_ms must be > 0")
-    ref = session(pair["path"], {"threads": settings.get("threads", 1), "opt_level": "all", "format": "onnx"})
+    ref = session(pair["path"], {"threads": settings.get("threads", 1), "opt_level": "all", "format": "onnx"},
+                  pair.get("sha256"))
     ref_feed = feed_for(ref)
     ref_names = [o.name for o in ref.get_outputs()]
     return (lambda: ref.run(ref_names, ref_feed)), calm
@@ -78,9 +106,11 @@ def policy_of(value: Any) -> TimingPolicy:
     return TimingPolicy.of({**{f: getattr(p, f) for f in p.__dataclass_fields__}, **cap})
 
 
-def time_model(path: "str | Path", settings: dict[str, Any]) -> tuple[Measurement, list[str]]:
-    """Time the model at ``path``; returns the measurement and the providers that ran it."""
-    sess = session(path, settings)
+def time_model(path: "str | Path", settings: dict[str, Any],
+               sha256: Optional[str] = None) -> tuple[Measurement, list[str]]:
+    """Time the model at ``path`` (with ``sha256``: only a regular file with those bytes); returns the measurement
+    and the providers that ran it."""
+    sess = session(path, settings, sha256)
     feed = feed_for(sess)
     names = [o.name for o in sess.get_outputs()]
     m = time_maybe_paired(lambda: sess.run(names, feed), policy_of(settings.get("policy")), _pair(settings))

@@ -34,7 +34,11 @@ class Worker:
         self.proc = subprocess.Popen([*python_command(), "-m", "hwnas_agent.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
         self.threads, self.pin = threads, pin
-        self.pinning = self.call({"op": "prepare", "threads": threads, "pin": pin})["pinning"]
+        try:
+            self.pinning = self.call({"op": "prepare", "threads": threads, "pin": pin})["pinning"]
+        except BaseException:  # not pinned as asked (a CPU this device lacks): no process is left behind
+            self.close()
+            raise
 
     def call(self, job: dict) -> dict:
         try:
@@ -45,14 +49,16 @@ class Worker:
             line = ""
         if not line:
             code = self.proc.poll()
-            raise RuntimeError(f"the measuring worker process died (exit code {code})")
+            raise WorkerDied(f"the measuring worker process died (exit code {code})")
         reply = json.loads(line)
         if not reply.get("ok"):
             raise WorkerError(reply.get("error", "unknown worker error"))
         return reply
 
-    def time(self, path: Path, settings: dict) -> dict:
-        return self.call({"op": "time", "path": str(path), "settings": settings})
+    def time(self, path: Path, settings: dict, sha256: Optional[str] = None) -> dict:
+        """Time the model file at ``path``; with ``sha256`` the worker loads it only as a regular file (no link)
+        whose bytes have that digest (what the agent checked may not be swapped before the worker opens it)."""
+        return self.call({"op": "time", "path": str(path), "sha256": sha256, "settings": settings})
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -68,6 +74,10 @@ class WorkerError(RuntimeError):
     """The worker could not time a file (the model does not load, a provider is missing, ...): its message."""
 
 
+class WorkerDied(RuntimeError):
+    """The worker process is gone (killed, out of memory): the next request gets a new one."""
+
+
 def _serve(stdin, stdout) -> None:
     from hwnas_agent.runner import time_model
 
@@ -81,7 +91,7 @@ def _serve(stdin, stdout) -> None:
                     pinning = device.pin(job.get("pin"), int(job.get("threads", 1)))
                 reply = {"ok": True, "pinning": pinning}
             elif job.get("op") == "time":
-                m, providers = time_model(job["path"], job.get("settings") or {})
+                m, providers = time_model(job["path"], job.get("settings") or {}, job.get("sha256"))
                 reply = {"ok": True, "measurement": m.to_dict(), "providers": providers}
             else:
                 reply = {"ok": False, "error": f"unknown worker job {job.get('op')!r}"}
