@@ -43,6 +43,42 @@ class SearchResult:
     resumed_from: int | None
     stopped: dict[str, Any] | None = None  # why the run stopped (hwnas.search.termination.Stop.to_dict)
     outside: dict[str, Any] | None = None  # evaluations outside each constraint (see outside_summary)
+    evaluator: str = "proxy:synflow"       # what the accuracy objective holds (score_label)
+    lut_notes: str = ""                     # the LUT's precision (int8) and provenance, for the best's line
+
+    def lines(self, out: str | None = None) -> list[str]:
+        """What ``hwnas search`` prints: what was evaluated, the best under the constraints, why it stopped, the
+        evaluations outside the constraints, the outputs (under ``out``, as the user wrote it; default ``self.out``)."""
+        hv = self.history[-1]["hypervolume"] if self.history else 0.0
+        lines = [f"search done: {self.evaluations} archs evaluated in {self.seconds:.1f} s"
+                 + (f" (resumed at generation {self.resumed_from})" if self.resumed_from is not None else "")
+                 + f"; front of {len(self.front)} feasible archs; hypervolume {hv:.4g}"]
+        if self.best:
+            b, notes = self.best, self.lut_notes
+            lines.append(f"best under the constraints: {b.arch_id}  {score_label(self.evaluator)} {b.accuracy:.4g}  "
+                         f"predicted {b.latency_ms:.3f} ms{f' ({notes})' if notes else ''}  {b.params_m:.2f} M params  "
+                         f"{b.macs_m:.0f} MMACs")
+        else:
+            lines.append("no architecture met every constraint; the front is empty (see history.json)")
+        if self.stopped:
+            lines.append(f"stopped: {self.stopped['message']}")
+        if self.outside and self.outside["total"]:
+            total, later = self.outside["total"], self.outside["after_first_generation"]
+            lines.append("evaluations outside the constraints: " + ", ".join(
+                f"{k} {total[k]} ({later[k]} after the first generation)" for k in total))
+        lines.append(f"outputs: {self.out if out is None else out}/front.json, front.csv, history.json, best.json, "
+                     f"run.sqlite")
+        return lines
+
+
+def score_label(evaluator: str) -> str:
+    """What the accuracy objective holds: an accuracy (%) for trained weights, else the proxy's own score."""
+    return f"{evaluator.split(':', 1)[1]} score" if evaluator.startswith("proxy:") else "accuracy"
+
+
+def lut_notes(lut: LUT) -> str:
+    """The LUT's precision (when int8) and provenance, as the best arch's line shows them."""
+    return ", ".join(x for x in ("int8" if lut.precision == "int8" else "", lut.provenance) if x)
 
 
 def check_budget(predictor: Predictor, budget_ms: float | None) -> tuple[Any, float]:
@@ -553,7 +589,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
         if str(h["generation"]) in outside:
             h["outside"] = outside[str(h["generation"])]
     result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from,
-                          stopped, outside_summary(outside, problem.constraints))
+                          stopped, outside_summary(outside, problem.constraints), evaluator, lut_notes(plan.lut))
     write_outputs(result, plan.config, store)
     store.mark_complete({"generations": len(history), "evaluations": len(archive)})
     return result
