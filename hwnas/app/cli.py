@@ -432,22 +432,21 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.search import Constraints, run_search
+    from hwnas.search import Constraints, SearchConfig, run_search
 
     space = _space(args) if args.space_file else None
     constraints = Constraints(budget_ms=args.budget_ms, max_params_m=args.max_params_m,
                               max_memory_mb=args.max_memory_mb, min_accuracy=args.min_accuracy,
                               max_layers=args.max_layers, max_macs_m=args.max_macs_m)
-    ev_opts = _key_values(args.evaluator_option, "--evaluator-option")
-    result = run_search(args.lut, args.out, evaluator=args.evaluator, evaluator_options=ev_opts,
-                        strategy=args.strategy,
-                        strategy_options=_key_values(args.strategy_option, "--strategy-option"),
-                        population=args.population, generations=args.generations, seed=args.seed,
-                        constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
-                        workers=args.workers, command=_command(), executor=args.executor,
-                        ray_address=args.ray_address, salvage=args.salvage, max_evaluations=args.max_evaluations,
-                        time_budget_s=args.time_budget, stop_when_stalled=args.stop_when_stalled,
-                        proposals=args.proposals)
+    config = SearchConfig(
+        evaluator=args.evaluator, evaluator_options=_key_values(args.evaluator_option, "--evaluator-option"),
+        strategy=args.strategy, strategy_options=_key_values(args.strategy_option, "--strategy-option"),
+        population=args.population, generations=args.generations, seed=args.seed, constraints=constraints,
+        objectives=args.objectives, space=space, workers=args.workers, executor=args.executor,
+        ray_address=args.ray_address, max_evaluations=args.max_evaluations, time_budget_s=args.time_budget,
+        stop_when_stalled=args.stop_when_stalled, proposals=args.proposals, resume=args.resume,
+        salvage=args.salvage, command=_command())
+    result = run_search(args.lut, args.out, config)
     for line in result.lines(out=args.out):
         print(line)
     return EXIT_OK if result.best else EXIT_FAIL
