@@ -21,6 +21,6 @@ if (_root / "agent" / "hwnas_agent" / "__init__.py").is_file():
     del _util, _sys
 del _Path, _root
 
-from hwnas import _imports  # noqa: E402 - hwnas.profilers in a source checkout, and the old module paths
+from hwnas import _imports  # noqa: E402 - hwnas.profilers in a source checkout
 
 _imports.install()

@@ -123,3 +123,19 @@ def test_one_mac_count_for_every_kind():
         layers = arch.layers()
         assert layer_costs(layers) == (sum(d.macs for d in layers), sum(d.params for d in layers))
         assert macs_m(arch) == sum(d.macs for d in layers) / 1e6
+
+
+def test_search_result_prints_its_own_summary(tmp_path):
+    """hwnas search prints SearchResult.lines(): the CLI neither formats the result nor reloads the LUT."""
+    from hwnas.search.run import SearchResult, score_label
+
+    r = SearchResult(tmp_path / "run", [], None, [], 3, 1.04, None, {"message": "2 generations run"},
+                     {"total": {"latency_ms": 2}, "after_first_generation": {"latency_ms": 0}})
+    assert r.lines(out="runs/x/") == [
+        "search done: 3 archs evaluated in 1.0 s; front of 0 feasible archs; hypervolume 0",
+        "no architecture met every constraint; the front is empty (see history.json)",
+        "stopped: 2 generations run",
+        "evaluations outside the constraints: latency_ms 2 (0 after the first generation)",
+        "outputs: runs/x//front.json, front.csv, history.json, best.json, run.sqlite"]
+    assert r.lines()[-1].startswith(f"outputs: {tmp_path / 'run'}/front.json")
+    assert score_label("proxy:synflow") == "synflow score" and score_label("supernet") == "accuracy"

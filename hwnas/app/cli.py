@@ -467,50 +467,24 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.search import Constraints, run_search
+    from hwnas.search import Constraints, SearchConfig, run_search
 
     space = _space(args) if args.space_file else None
     constraints = Constraints(budget_ms=args.budget_ms, max_params_m=args.max_params_m,
                               max_memory_mb=args.max_memory_mb, min_accuracy=args.min_accuracy,
                               max_layers=args.max_layers, max_macs_m=args.max_macs_m)
-    ev_opts = _key_values(args.evaluator_option, "--evaluator-option")
-    result = run_search(args.lut, args.out, evaluator=args.evaluator, evaluator_options=ev_opts,
-                        strategy=args.strategy,
-                        strategy_options=_key_values(args.strategy_option, "--strategy-option"),
-                        population=args.population, generations=args.generations, seed=args.seed,
-                        constraints=constraints, objectives=args.objectives, space=space, resume=args.resume,
-                        workers=args.workers, command=_command(), executor=args.executor,
-                        ray_address=args.ray_address, salvage=args.salvage, max_evaluations=args.max_evaluations,
-                        time_budget_s=args.time_budget, stop_when_stalled=args.stop_when_stalled,
-                        proposals=args.proposals)
-    hv = result.history[-1]["hypervolume"] if result.history else 0.0
-    print(f"search done: {result.evaluations} archs evaluated in {result.seconds:.1f} s"
-          + (f" (resumed at generation {result.resumed_from})" if result.resumed_from is not None else "")
-          + f"; front of {len(result.front)} feasible archs; hypervolume {hv:.4g}")
-    if result.best:
-        b = result.best
-        from hwnas.latency.lut import LUT
-
-        used = LUT.load(args.lut)
-        notes = ", ".join(x for x in ("int8" if used.precision == "int8" else "", used.provenance) if x)
-        print(f"best under the constraints: {b.arch_id}  {score_label(args.evaluator)} {b.accuracy:.4g}  "
-              f"predicted {b.latency_ms:.3f} ms{f' ({notes})' if notes else ''}  {b.params_m:.2f} M params  "
-              f"{b.macs_m:.0f} MMACs")
-    else:
-        print("no architecture met every constraint; the front is empty (see history.json)")
-    if result.stopped:
-        print(f"stopped: {result.stopped['message']}")
-    if result.outside and result.outside["total"]:
-        total, later = result.outside["total"], result.outside["after_first_generation"]
-        print("evaluations outside the constraints: " + ", ".join(
-            f"{k} {total[k]} ({later[k]} after the first generation)" for k in total))
-    print(f"outputs: {args.out}/front.json, front.csv, history.json, best.json, run.sqlite")
+    config = SearchConfig(
+        evaluator=args.evaluator, evaluator_options=_key_values(args.evaluator_option, "--evaluator-option"),
+        strategy=args.strategy, strategy_options=_key_values(args.strategy_option, "--strategy-option"),
+        population=args.population, generations=args.generations, seed=args.seed, constraints=constraints,
+        objectives=args.objectives, space=space, workers=args.workers, executor=args.executor,
+        ray_address=args.ray_address, max_evaluations=args.max_evaluations, time_budget_s=args.time_budget,
+        stop_when_stalled=args.stop_when_stalled, proposals=args.proposals, resume=args.resume,
+        salvage=args.salvage, command=_command())
+    result = run_search(args.lut, args.out, config)
+    for line in result.lines(out=args.out):
+        print(line)
     return EXIT_OK if result.best else EXIT_FAIL
-
-
-def score_label(evaluator: str) -> str:
-    """What the accuracy objective holds: an accuracy (%) for trained weights, else the proxy's own score."""
-    return f"{evaluator.split(':', 1)[1]} score" if evaluator.startswith("proxy:") else "accuracy"
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +32,34 @@ class InfeasibleBudgetError(InputError):
     """No architecture of the space can meet the latency budget."""
 
 
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every choice of one search, in one place: what ``hwnas search``'s flags set and ``run_search`` takes
+    (by this record or its fields as keywords); ``plan_search`` checks them all before ``--out`` is made."""
+
+    evaluator: str = "proxy:meco"  # the best measured evaluator (docs/evaluators.md)
+    evaluator_options: dict[str, Any] | None = None
+    strategy: str = "nsga2"
+    strategy_options: dict[str, Any] | None = None
+    population: int = 50
+    generations: int = 20
+    seed: int = 0
+    constraints: Constraints = field(default_factory=Constraints)
+    objectives: Sequence[str] = ("accuracy", "latency_ms")
+    space: Space | None = None
+    workers: int = 1
+    executor: str = "local"
+    ray_address: str | None = None
+    max_evaluations: int | None = None
+    time_budget_s: float | None = None
+    stop_when_stalled: int | None = None
+    proposals: str = "feasible"
+    resume: bool = False
+    salvage: bool = False
+    progress: bool = True
+    command: str | None = None
+
+
 @dataclass
 class SearchResult:
     out: Path
@@ -43,6 +71,42 @@ class SearchResult:
     resumed_from: int | None
     stopped: dict[str, Any] | None = None  # why the run stopped (hwnas.search.termination.Stop.to_dict)
     outside: dict[str, Any] | None = None  # evaluations outside each constraint (see outside_summary)
+    evaluator: str = "proxy:meco"          # what the accuracy objective holds (score_label)
+    lut_notes: str = ""                     # the LUT's precision (int8) and provenance, for the best's line
+
+    def lines(self, out: str | None = None) -> list[str]:
+        """What ``hwnas search`` prints: what was evaluated, the best under the constraints, why it stopped, the
+        evaluations outside the constraints, the outputs (under ``out``, as the user wrote it; default ``self.out``)."""
+        hv = self.history[-1]["hypervolume"] if self.history else 0.0
+        lines = [f"search done: {self.evaluations} archs evaluated in {self.seconds:.1f} s"
+                 + (f" (resumed at generation {self.resumed_from})" if self.resumed_from is not None else "")
+                 + f"; front of {len(self.front)} feasible archs; hypervolume {hv:.4g}"]
+        if self.best:
+            b, notes = self.best, self.lut_notes
+            lines.append(f"best under the constraints: {b.arch_id}  {score_label(self.evaluator)} {b.accuracy:.4g}  "
+                         f"predicted {b.latency_ms:.3f} ms{f' ({notes})' if notes else ''}  {b.params_m:.2f} M params  "
+                         f"{b.macs_m:.0f} MMACs")
+        else:
+            lines.append("no architecture met every constraint; the front is empty (see history.json)")
+        if self.stopped:
+            lines.append(f"stopped: {self.stopped['message']}")
+        if self.outside and self.outside["total"]:
+            total, later = self.outside["total"], self.outside["after_first_generation"]
+            lines.append("evaluations outside the constraints: " + ", ".join(
+                f"{k} {total[k]} ({later[k]} after the first generation)" for k in total))
+        lines.append(f"outputs: {self.out if out is None else out}/front.json, front.csv, history.json, best.json, "
+                     f"run.sqlite")
+        return lines
+
+
+def score_label(evaluator: str) -> str:
+    """What the accuracy objective holds: an accuracy (%) for trained weights, else the proxy's own score."""
+    return f"{evaluator.split(':', 1)[1]} score" if evaluator.startswith("proxy:") else "accuracy"
+
+
+def lut_notes(lut: LUT) -> str:
+    """The LUT's precision (when int8) and provenance, as the best arch's line shows them."""
+    return ", ".join(x for x in ("int8" if lut.precision == "int8" else "", lut.provenance) if x)
 
 
 def check_budget(predictor: Predictor, budget_ms: float | None) -> tuple[Any, float]:
@@ -161,16 +225,16 @@ def make_evaluator(name: str, options: dict[str, Any]) -> Any:
                          f"give them as --evaluator-option KEY=VALUE (see `hwnas search --help`)") from None
 
 
-def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict[str, Any] | None, strategy: str,
-                population: int, generations: int, seed: int, constraints: Constraints, objectives: Sequence[str],
-                space: Space | None, workers: int, strategy_options: dict[str, Any] | None,
-                executor: str = "local", ray_address: str | None = None, max_evaluations: int | None = None,
-                time_budget_s: float | None = None, stop_when_stalled: int | None = None,
-                proposals: str = "feasible") -> SearchPlan:
+def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
     """Check every argument and build every object. Nothing may fail after --out is made: a typo that
     failed later left a run.sqlite that neither the corrected command nor --resume could use."""
+    c = config
+    (evaluator, evaluator_options, strategy, population, generations, seed, constraints, objectives, space, workers,
+     strategy_options, proposals) = (c.evaluator, c.evaluator_options, c.strategy, c.population, c.generations,
+                                     c.seed, c.constraints, c.objectives, c.space, c.workers, c.strategy_options,
+                                     c.proposals)
     check_counts(population, generations, workers, seed)
-    termination = Termination.of(generations, max_evaluations, time_budget_s, stop_when_stalled)
+    termination = Termination.of(generations, c.max_evaluations, c.time_budget_s, c.stop_when_stalled)
     if proposals not in PROPOSALS:
         raise SearchError(f"--proposals must be one of {', '.join(PROPOSALS)}, got {proposals!r}")
     check_constraints(constraints)
@@ -183,7 +247,7 @@ def plan_search(lut_path: str | Path, *, evaluator: str, evaluator_options: dict
     check_static_limits(feasibility, space, seed)
     problem = Problem(predictor, None, constraints, objectives)
     strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
-    dispatcher = make_dispatcher(workers, executor, ray_address)
+    dispatcher = make_dispatcher(workers, c.executor, c.ray_address)
     inner = make_evaluator(evaluator, evaluator_options or {})
     if hasattr(inner, "check_space"):  # e.g. a supernet checkpoint of another space: refused before --out is made
         inner.check_space(space)
@@ -341,16 +405,12 @@ def discard_new_run(out: Path, made_out: bool) -> None:
             pass
 
 
-def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy:meco",
-               evaluator_options: dict[str, Any] | None = None, strategy: str = "nsga2", population: int = 50,
-               generations: int = 20, seed: int = 0, constraints: Constraints = Constraints(),
-               objectives: Sequence[str] = ("accuracy", "latency_ms"), space: Space | None = None,
-               resume: bool = False, workers: int = 1, progress: bool = True, command: str | None = None,
-               strategy_options: dict[str, Any] | None = None, executor: str = "local",
-               ray_address: str | None = None, salvage: bool = False, max_evaluations: int | None = None,
-               time_budget_s: float | None = None, stop_when_stalled: int | None = None,
-               proposals: str = "feasible") -> SearchResult:
-    """``executor``: ``local`` (``workers`` 1: this process; more: a process pool) or ``ray`` (a local Ray,
+def run_search(lut_path: str | Path, out: str | Path, config: SearchConfig | None = None, /,
+               **options: Any) -> SearchResult:
+    """Search the LUT's space into ``out`` as ``config`` says (a :class:`SearchConfig`; ``options``: its fields by
+    name, over ``config`` or the defaults).
+
+    ``executor``: ``local`` (``workers`` 1: this process; more: a process pool) or ``ray`` (a local Ray,
     or the cluster at ``ray_address``). Every finished evaluation is stored at once; ``resume`` continues
     a killed run without evaluating anything again. ``salvage`` (a resume): a damaged run store is kept
     aside and what is readable of it copied into a new one, which is then resumed.
@@ -362,13 +422,11 @@ def run_search(lut_path: str | Path, out: str | Path, *, evaluator: str = "proxy
     evaluating (LUT latency, params, MACs, memory, layers); ``any`` lets every strategy propose from its own distribution unchecked (archs outside are evaluated and
     ranked by their violation), as runs did before this option."""
     start = time.perf_counter()
+    config = replace(config, **options) if config is not None else SearchConfig(**options)
     out = Path(out)
-    resume = resume or salvage
-    plan = plan_search(lut_path, evaluator=evaluator, evaluator_options=evaluator_options, strategy=strategy,
-                       population=population, generations=generations, seed=seed, constraints=constraints,
-                       objectives=objectives, space=space, workers=workers, strategy_options=strategy_options,
-                       executor=executor, ray_address=ray_address, max_evaluations=max_evaluations,
-                       time_budget_s=time_budget_s, stop_when_stalled=stop_when_stalled, proposals=proposals)
+    salvage, progress, command = config.salvage, config.progress, config.command
+    resume = config.resume or salvage
+    plan = plan_search(lut_path, config)
     check_out(out, resume)
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -553,7 +611,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
         if str(h["generation"]) in outside:
             h["outside"] = outside[str(h["generation"])]
     result = SearchResult(out, front, best, history, len(archive), time.perf_counter() - start, resumed_from,
-                          stopped, outside_summary(outside, problem.constraints))
+                          stopped, outside_summary(outside, problem.constraints), evaluator, lut_notes(plan.lut))
     write_outputs(result, plan.config, store)
     store.mark_complete({"generations": len(history), "evaluations": len(archive)})
     return result
