@@ -332,3 +332,19 @@ def test_nb201_fast_predictor_agrees_with_the_layer_sum(tmp_path):
     archs = nb.sample_distinct(300, random.Random(0))
     assert np.allclose(latency_predictor(lut).predict_many(archs), LayerSumPredictor(lut).predict_many(archs),
                        rtol=0, atol=1e-9)
+
+
+def test_computed_zeros_stay_data_dependent_so_onnx_keeps_the_network(tmp_path):
+    """NAS-Bench-201's ``none`` is ``x * 0``: a network of all-none cells still runs its stem, reductions and
+    head on the input. Built with constant zeros instead, ONNX export and the runtime would fold it to a
+    constant (measured at 3 µs where its LUT sum was 175 µs)."""
+    import onnx
+
+    a = get_space("nb201").arch_from_text("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    ops = [d.op for d in a.layers()]
+    assert [o for o in ops if o != "add"] == ["conv", "resblock", "resblock", "poolhead"]
+    assert ops.count("add") == 15 * 3  # every node sums all its inputs, none edges' x * 0 included
+    x = torch.randn(1, 3, 32, 32)
+    torch.onnx.export(a.build().eval(), (x,), str(tmp_path / "m.onnx"), opset_version=17, dynamo=False)
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert ops.count("Conv") >= 5  # stem, two reduction blocks of two convs and a shortcut each

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from hwnas.spaces.cells import Cell, CellArch, CellNetwork, CellSpace, edge_op, live_edges, run_cell
+from hwnas.spaces.cells import Cell, CellArch, CellNetwork, CellSpace, ZeroOp, edge_op, live_edges, run_cell
 from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate.supernet import SAMPLINGS, CheckpointError
 
@@ -39,8 +39,10 @@ class SuperCell(nn.Module):
     def forward(self, x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
         # only the edges on a path from input to output run, as in Cell: the others change no output
         sp = self.space
-        return run_cell(x, sp.nodes, [(j, i, choice[op]) for (j, i), choice, op, live
-                                      in zip(sp.edges, self.choices, ops, live_edges(sp, ops)) if live])
+        computed = sp.dead_edges == "computed"
+        return run_cell(x, sp.nodes, [(j, i, ZeroOp() if op == "none" else choice[op]) for (j, i), choice, op, live
+                                      in zip(sp.edges, self.choices, ops, live_edges(sp, ops))
+                                      if live or (computed and op == "none")], computed)
 
     def relaxed(self, x: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
         """Every edge a mixture of its ops, ``weights[e][k]`` for the space's ``ops[k]`` (``none`` adds
@@ -61,13 +63,14 @@ class SuperCell(nn.Module):
             return lambda t: r * sum(w[k] * choice[op](t) for k, op in enumerate(sp.ops) if op != "none")
 
         return run_cell(x, sp.nodes, [(j, i, mixed(choice, w, reach[i])) for (j, i), choice, w
-                                      in zip(sp.edges, self.choices, weights)])
+                                      in zip(sp.edges, self.choices, weights)], sp.dead_edges == "computed")
 
     def copy_into(self, cell: Cell) -> None:
         """Load the shared weights of the ops ``cell`` holds into it (its ``edges``/``ops`` pairs)."""
         index = {edge: e for e, edge in enumerate(self.space.edges)}
         for (j, i, op), module in zip(cell.edges, cell.ops):
-            module.load_state_dict(self.choices[index[(j, i)]][op].state_dict())
+            if op != "none":  # a computed space's none (x * 0) has no weights
+                module.load_state_dict(self.choices[index[(j, i)]][op].state_dict())
 
 
 class CellSupernet(nn.Module):

@@ -378,10 +378,22 @@ def live_mask(space: CellSpace, on: np.ndarray) -> np.ndarray:
 
 
 def node_adds(space: CellSpace, live: np.ndarray) -> np.ndarray:
-    """Adds per cell [N]: one per live input of a node beyond its first."""
+    """Adds per cell [N]: one per live input of a node beyond its first. With computed edges every edge is an
+    input, ``none`` too (NAS-Bench-201 sums ``x * 0`` into the node): edges minus non-input nodes, per cell."""
+    live = np.asarray(live).reshape(-1, len(space.edges))
+    if getattr(space, "dead_edges", "pruned") == "computed":
+        return np.full(len(live), len(space.edges) - (space.nodes - 1))
     into = np.zeros((len(space.edges), space.nodes), int)
     into[np.arange(len(space.edges)), [j for j, _ in space.edges]] = 1
     return np.maximum(live.astype(int) @ into - 1, 0).sum(axis=1)
+
+
+class ZeroOp(nn.Module):
+    """NAS-Bench-201's ``none`` where edges are computed: ``x * 0``, so a node that only ``none`` edges leave
+    still feeds the output and a graph exporter cannot drop what computed it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.0
 
 
 def live_edges(space: CellSpace, ops: Sequence[str]) -> list[bool]:
@@ -436,25 +448,34 @@ class Cell(nn.Module):
     def __init__(self, space: CellSpace, ops: Sequence[str], c: int):
         super().__init__()
         self.nodes = space.nodes
-        self.edges = [(j, i, op) for (j, i), op in zip(space.edges, ops) if op != "none"]
-        self.live = [live for op, live in zip(ops, live_edges(space, ops)) if op != "none"]
-        self.ops = nn.ModuleList(edge_op(op, c) for _, _, op in self.edges)
+        self.computed = space.dead_edges == "computed"
+        self.edges = [(j, i, op) for (j, i), op in zip(space.edges, ops) if op != "none" or self.computed]
+        self.live = [live or self.computed for op, live in zip(ops, live_edges(space, ops))
+                     if op != "none" or self.computed]
+        self.ops = nn.ModuleList(ZeroOp() if op == "none" else edge_op(op, c) for _, _, op in self.edges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return run_cell(x, self.nodes, [(j, i, op) for (j, i, _), op, live in zip(self.edges, self.ops, self.live)
-                                        if live])
+                                        if live], self.computed)
 
 
-def run_cell(x: torch.Tensor, nodes: int, steps: Sequence[tuple[int, int, nn.Module]]) -> torch.Tensor:
-    """A cell's DAG: each ``(to, from, module)`` step (the live edges, in order) adds its output into node
-    ``to``; the last node is the output, zeros when no path reaches it (NAS-Bench-201)."""
+def run_cell(x: torch.Tensor, nodes: int, steps: Sequence[tuple[int, int, nn.Module]],
+             computed: bool = False) -> torch.Tensor:
+    """A cell's DAG: each ``(to, from, module)`` step (the edges that run, in order) adds its output into node
+    ``to``; the last node is the output. A node no edge feeds is zeros (NAS-Bench-201): with ``computed``
+    edges it is ``x * 0``, as NAS-Bench-201's ``none`` computes it, so that what follows still depends on the
+    input (a constant zeros tensor would let a graph runtime fold the rest of the network away, and the
+    network that ran would not be the one its benchmarks timed)."""
+    def zeros() -> torch.Tensor:
+        return x * 0.0 if computed else torch.zeros_like(x)
+
     states: list[torch.Tensor | None] = [x] + [None] * (nodes - 1)
     for j, i, module in steps:
         src = states[i]
-        y = module(src if src is not None else torch.zeros_like(x))  # a node nothing fed is zeros (computed edges)
+        y = module(src if src is not None else zeros())
         states[j] = y if states[j] is None else states[j] + y
     out = states[-1]
-    return out if out is not None else torch.zeros_like(x)
+    return out if out is not None else zeros()
 
 
 class CellNetwork(nn.Module):
