@@ -252,6 +252,21 @@ def read_list(value: Any, where: str) -> list:
     return list(value)
 
 
+def read_ints(value: Any, where: str) -> tuple[int, ...]:
+    """A space file's non-empty list of whole numbers (widths, depths, resolutions ...), as a tuple."""
+    if not isinstance(value, list) or not value:
+        raise SpaceError(f"{where} must be a non-empty list of whole numbers, got {value!r:.60}")
+    return tuple(read_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def plain_fields(obj: Any) -> dict[str, Any]:
+    """A space dataclass as its file writes it: every field, tuples (nested too) as lists."""
+    def plain(v: Any) -> Any:
+        return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+    return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+
+
 def read_number(value: Any, kind: type, where: str, error: type[Exception] = SpaceError) -> Any:
     """A finite JSON number (a bool is not one); for ``int``, a whole one (3.0 is 3, 3.5 is refused)."""
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -29,7 +29,8 @@ from torch import nn
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.spaces.cells import Cell, CellSpace, cell_layers, live_edges
-from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, check_fields, read_number, as_rng, read_string,
+from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, as_rng, check_fields, plain_fields,
+                                read_ints, read_number, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, get_space,
                                 read_fields)
 
@@ -53,20 +54,15 @@ class MixedSpace:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "MixedSpace":
-        def ints(value: Any, where: str) -> tuple[int, ...]:
-            if not isinstance(value, list) or not value:
-                raise SpaceError(f"{where} must be a non-empty list of whole numbers, got {value!r:.60}")
-            return tuple(read_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
-
         def convert(name: str, value: Any, where: str) -> Any:
             if name in ("name", "description", "kind", "cell"):
                 return read_string(value, where)
             if name == "widths":
                 if not isinstance(value, list) or not value or not all(isinstance(v, list) for v in value):
                     raise SpaceError(f"{where} must list one width list per stage position, got {value!r:.60}")
-                return tuple(ints(v, f"{where}[{i}]") for i, v in enumerate(value))
+                return tuple(read_ints(v, f"{where}[{i}]") for i, v in enumerate(value))
             if name in ("stage_counts", "depths", "resolutions"):
-                return ints(value, where)
+                return read_ints(value, where)
             return read_number(value, int, where)
 
         return read_fields(cls, data, source, ("name", "kind", "cell", "stage_counts", "widths"), convert)
@@ -123,10 +119,7 @@ class MixedSpace:
         return at_resolutions(self, resolutions, num_classes)
 
     def to_dict(self) -> dict[str, Any]:
-        def plain(v: Any) -> Any:
-            return [plain(x) for x in v] if isinstance(v, tuple) else v
-
-        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+        return plain_fields(self)
 
     @cached_property
     def digest(self) -> str:

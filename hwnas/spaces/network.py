@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -41,7 +41,8 @@ from torch import nn
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import ACTIVATIONS, LayerDesc, make_divisible
-from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, check_fields, read_number, as_rng, read_string,
+from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, as_rng, check_fields, plain_fields,
+                                read_ints, read_number, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, read_fields)
 
 LAYER_TYPES = ("conv", "dwsep", "bottleneck", "mbconv", "attention")
@@ -81,11 +82,6 @@ class NetworkSpace:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "NetworkSpace":
-        def ints(value: Any, where: str) -> tuple[int, ...]:
-            if not isinstance(value, list) or not value:
-                raise SpaceError(f"{where} must be a non-empty list of whole numbers, got {value!r:.60}")
-            return tuple(read_number(v, int, f"{where}[{i}]") for i, v in enumerate(value))
-
         def strings(value: Any, where: str) -> tuple[str, ...]:
             if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
                 raise SpaceError(f"{where} must be a non-empty list of names, got {value!r:.60}")
@@ -106,13 +102,13 @@ class NetworkSpace:
                     raise SpaceError(f"{where} must be true or false, got {value!r:.40}")
                 return value
             if name == "widths":
-                return per_stage(value, where, ints)
+                return per_stage(value, where, read_ints)
             if name == "layer_types":
                 return per_stage(value, where, strings)
             if name == "connections":
                 return strings(value, where)
             if name in ("stage_counts", "strides", "depths", "kernels", "expands", "resolutions"):
-                return ints(value, where)
+                return read_ints(value, where)
             return read_number(value, int, where)
 
         return read_fields(cls, data, source, ("name", "kind", "stage_counts", "strides", "widths", "layer_types"),
@@ -167,10 +163,7 @@ class NetworkSpace:
         return at_resolutions(self, resolutions, num_classes)
 
     def to_dict(self) -> dict[str, Any]:
-        def plain(v: Any) -> Any:
-            return [plain(x) for x in v] if isinstance(v, tuple) else v
-
-        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+        return plain_fields(self)
 
     @cached_property
     def digest(self) -> str:
