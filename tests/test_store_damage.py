@@ -86,7 +86,8 @@ def test_salvage_of_an_intact_store_resumes_it(demo_lut_path, reference, tmp_pat
 
 def test_the_command_says_the_way_out(demo_lut_path, reference, tmp_path):
     out = _damaged(reference, tmp_path, _page_of(reference / "run.sqlite", "evals"))
-    common = ["search", "--lut", str(demo_lut_path), "--population", "8", "--generations", "3", "--out", str(out)]
+    common = ["search", "--lut", str(demo_lut_path), "--evaluator", ARGS["evaluator"], "--population", "8",
+              "--generations", "3", "--out", str(out)]
     r = cli_here(*common, "--resume")
     assert r.returncode == 2 and "internal error" not in r.stderr and "--resume --salvage" in r.stderr, r.stderr
     ok = cli_here(*common, "--resume", "--salvage")
