@@ -34,6 +34,18 @@ def _model(arch: SpaceArch, seed: int) -> nn.Module:
     return build_model(arch)
 
 
+def _forward_hooked(model: nn.Module, modules: list[nn.Module], hook: Any, x: torch.Tensor) -> None:
+    """One forward pass without gradients with ``hook`` on ``modules`` (removed after, whatever happens): how
+    the proxies that read feature maps see them."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _weights(model: nn.Module) -> list[torch.Tensor]:
     """Conv and linear weights: what SNIP and GradNorm score (BN affine excluded, as in the papers)."""
     return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -72,13 +84,7 @@ def naswot(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
         K.add_(c @ c.T + (1 - c) @ (1 - c).T)
 
     acts = tuple(ACTIVATIONS.values())
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, acts)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    _forward_hooked(model, [m for m in model.modules() if isinstance(m, acts)], hook, x)
     sign, logdet = torch.linalg.slogdet(K)
     return float(logdet) if float(sign) > 0 else NO_SIGNAL
 
@@ -131,15 +137,9 @@ def meco(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
         corr = torch.nan_to_num(torch.corrcoef(f), nan=0.0, posinf=0.0, neginf=0.0)
         total += float(torch.linalg.eigvalsh(corr)[0])
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if next(m.children(), None) is None]
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(MECO_BATCH, arch.space.in_channels, arch.resolution, arch.resolution, generator=g)
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    _forward_hooked(model, [m for m in model.modules() if next(m.children(), None) is None], hook, x)
     return total
 
 

@@ -442,22 +442,20 @@ def write_transfer_lut(lut, donor, donor_path, design: Design, chosen: Sequence[
     model = transfer_model(design, C, io, nb, y, fit, measured_blocks=bool(blocks))
     recal, use_recal = model.recalibration, model.recalibrated
     # -- the LUT: every block of the space, fitted (or measured), and the transfer's calibration -------------
+    coef = model.coef
     if use_recal:
         for j, k in enumerate(keys):  # entries in this device's ms; the donor's spread scaled alike
-            lut.entries[k] = _scaled_entry(donor.entries[k], recal.block_ms[j])
-        coef = recal.coef
+            lut.entries[k] = _scaled_entry(donor.entries[k], model.block_ms[j])
         model_name = f"transfer:{recal.model}"
         loo_scores = {"transfer": round(fit.loo_mape_pct, 3) if math.isfinite(fit.loo_mape_pct) else None,
                       **recal.scores}
     else:
-        est = design.block_ms(fit.theta)
         sd = block_uncertainty(design, fit)
         for j, k in enumerate(keys):
             if k in blocks:
                 lut.entries[k] = dict(blocks[k])
                 continue
-            lut.entries[k] = _scaled_entry(donor.entries[k], est[j], sd_ms=round(float(sd[j]), 6))
-        coef = design.calibration_coef(fit.theta)
+            lut.entries[k] = _scaled_entry(donor.entries[k], model.block_ms[j], sd_ms=round(float(sd[j]), 6))
         model_name = "transfer"
         loo_scores = {"transfer": round(fit.loo_mape_pct, 3) if math.isfinite(fit.loo_mape_pct) else None}
         if recal is not None:
