@@ -5,6 +5,8 @@ Once-for-All style) and ``cells.py`` (NAS-Bench-201-style cells).
 """
 from __future__ import annotations
 
+import hashlib
+
 import importlib
 import math
 import random
@@ -250,6 +252,12 @@ def read_list(value: Any, where: str) -> list:
     if not isinstance(value, (list, tuple)):
         raise SpaceError(f"{where} must be a list, got {value!r}")
     return list(value)
+
+
+def arch_id(arch: Any) -> str:
+    """The 12-hex id of an arch of any kind: its space's digest and its canonical JSON, hashed (what runs,
+    caches and reports key an arch by)."""
+    return hashlib.sha256(f"{arch.space.digest}:{arch.to_json()}".encode()).hexdigest()[:12]
 
 
 def read_ints(value: Any, where: str) -> tuple[int, ...]:

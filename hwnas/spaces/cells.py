@@ -32,7 +32,7 @@ from hwnas.spaces import blocks
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.base import (SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
+from hwnas.spaces.base import (arch_id, SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
                                check_fields, checked_resolutions, distinct_samples, read_fields, read_number,
                                read_string)
 
@@ -263,7 +263,7 @@ class CellArch:
 
     @cached_property
     def id(self) -> str:
-        return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
+        return arch_id(self)
 
     @property
     def connected(self) -> bool:

@@ -33,7 +33,7 @@ from torch import nn
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, check_fields, read_number, as_rng, read_string,
+from hwnas.spaces.base import (arch_id, KindParts, SPACES, ArchError, SpaceError, check_fields, read_number, as_rng, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, read_fields)
 
 OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
@@ -362,7 +362,7 @@ class DartsArch:
 
     @cached_property
     def id(self) -> str:
-        return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
+        return arch_id(self)
 
     @property
     def summary(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from hwnas.core import jsonio
-from hwnas.spaces.base import (SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
+from hwnas.spaces.base import (arch_id, SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
                                check_fields, checked_resolutions, distinct_samples, read_fields, read_list,
                                read_number, read_string, read_structured)
 from hwnas.spaces.blocks import ACTIVATIONS, LayerDesc, make_divisible
@@ -548,7 +548,7 @@ class MBv3Arch:
     @cached_property
     def id(self) -> str:
         """Stable short id: hash of the canonical JSON and the space's digest."""
-        return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
+        return arch_id(self)
 
     # -- variation -----------------------------------------------------------
     def mutate(self, rng: random.Random | int | None = None, prob: float = 0.1) -> "MBv3Arch":

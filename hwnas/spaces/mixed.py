@@ -29,7 +29,7 @@ from torch import nn
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.spaces.cells import Cell, CellSpace, cell_layers, live_edges
-from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, as_rng, check_fields, plain_fields,
+from hwnas.spaces.base import (arch_id, KindParts, SPACES, ArchError, SpaceError, as_rng, check_fields, plain_fields,
                                 read_ints, read_number, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, get_space,
                                 read_fields)
@@ -284,7 +284,7 @@ class MixedArch:
 
     @cached_property
     def id(self) -> str:
-        return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
+        return arch_id(self)
 
     @property
     def summary(self) -> str:

@@ -41,7 +41,7 @@ from torch import nn
 
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import ACTIVATIONS, LayerDesc, make_divisible
-from hwnas.spaces.base import (KindParts, SPACES, ArchError, SpaceError, as_rng, check_fields, plain_fields,
+from hwnas.spaces.base import (arch_id, KindParts, SPACES, ArchError, SpaceError, as_rng, check_fields, plain_fields,
                                 read_ints, read_number, read_string,
                                 at_resolutions, check_arch_space, checked_resolutions, distinct_samples, read_fields)
 
@@ -420,7 +420,7 @@ class NetworkArch:
 
     @cached_property
     def id(self) -> str:
-        return hashlib.sha256(f"{self.space.digest}:{self.to_json()}".encode()).hexdigest()[:12]
+        return arch_id(self)
 
     @property
     def summary(self) -> str:
