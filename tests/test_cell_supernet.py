@@ -105,7 +105,8 @@ def test_fair_training_is_deterministic_and_cell_only(tmp_path, cells, mbv3):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert read_checkpoint(tmp_path / "a.pt")["config"]["sampling"] == "fair"
     with pytest.raises(CheckpointError, match="sampling fair is for cell spaces"):
-        train_supernet(mbv3, tmp_path / "m.pt", cfg, device="cpu", progress=False)
+        train_supernet(mbv3.with_resolutions(mbv3.resolutions, num_classes=10), tmp_path / "m.pt", cfg, device="cpu",
+                       progress=False)
     with pytest.raises(CheckpointError, match="sampling must be one of"):
         SupernetConfig(sampling="greedy")
 

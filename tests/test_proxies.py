@@ -10,13 +10,23 @@ from hwnas.evaluate.proxies import PROXIES, synflow
 @pytest.mark.parametrize("proxy", sorted(PROXIES))
 def test_proxy_is_finite_and_seeded(demo, proxy):
     """(How long a proxy takes is in tests/benchmarks/test_bench_proxies.py, not asserted here.)"""
-    ev = create_evaluator(f"proxy:{proxy}", seed=0)
+    data = {"data": "digits"} if PROXIES[proxy][1] else {}
+    ev = create_evaluator(f"proxy:{proxy}", seed=0, **data)
     archs = [demo.sample(0), demo.largest()]
     scores = ev.evaluate(archs)
     assert all(math.isfinite(s) for s in scores)
-    assert create_evaluator(f"proxy:{proxy}", seed=0).evaluate(archs) == scores
-    assert create_evaluator(f"proxy:{proxy}", seed=1).evaluate(archs) != scores
+    assert create_evaluator(f"proxy:{proxy}", seed=0, **data).evaluate(archs) == scores
+    assert create_evaluator(f"proxy:{proxy}", seed=1, **data).evaluate(archs) != scores
     assert scores[0] != scores[1]
+
+
+@pytest.mark.parametrize("name", ["proxy:snip", "proxy:vote", "train"])
+def test_an_evaluator_that_reads_images_is_given_them_or_says_so(demo, name):
+    """No silent data set: an evaluator that reads images and was given none names the flag, before any work."""
+    from hwnas.evaluate.data import DataError
+
+    with pytest.raises(DataError, match=r"reads images but no data set was given: add --data DATA"):
+        create_evaluator(name).evaluate([demo.smallest()])
 
 
 def test_data_proxies_record_their_data(demo, tiny_data):

@@ -247,7 +247,7 @@ def _space(bad):
 @pytest.mark.parametrize("make, error, begins, lists", [
     (_profiler, "ProfilerConfigError", "profiler torch-cpu", "threads (default 1), pin_cpu (default None)"),
     (_strategy, "SearchError", "strategy nsga2", "mutate_prob (default None), crossover_prob (default 0.9)"),
-    (_evaluator, "EvaluatorError", "evaluator train", "data (default 'digits'), split_seed (default 0)"),
+    (_evaluator, "EvaluatorError", "evaluator train", "data (default None), split_seed (default 0)"),
     (_space, "SpaceError", "space kind cell", "name (required), channels (default (16, 32, 64))"),
 ], ids=["profiler", "strategy", "evaluator", "space"])
 def test_an_option_no_plugin_takes_is_refused_in_one_wording_for_every_kind(make, error, begins, lists):

@@ -480,7 +480,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         objectives=args.objectives, space=space, workers=args.workers, executor=args.executor,
         ray_address=args.ray_address, max_evaluations=args.max_evaluations, time_budget_s=args.time_budget,
         stop_when_stalled=args.stop_when_stalled, proposals=args.proposals, resume=args.resume,
-        salvage=args.salvage, command=_command())
+        salvage=args.salvage, command=_command(), data=args.data)
     result = run_search(args.lut, args.out, config)
     for line in result.lines(out=args.out):
         print(line)
@@ -788,6 +788,10 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="a strategy's own option, e.g. mutate_prob=0.05, crossover_prob=0.8 (nsga2), sample_size=10 "
                         "(evolution), lr=0.005 (reinforce); repeatable; an unknown key is refused with the list")
+    p.add_argument("--data", metavar="DATA",
+                   help="the images the model is for (fashion-small, an .npz, an image folder ...): an evaluator that "
+                        "reads data reads them, and finalize trains and tests the pick on them; checked against the "
+                        "space's class count before anything runs [none: data-free evaluators only]")
     p.add_argument("--population", type=positive_int, default=50)
     p.add_argument("--generations", type=positive_int, default=20)
     p.add_argument("--seed", type=seed_int, default=0)
@@ -826,10 +830,10 @@ hwnas supernet --space demo --data digits --epochs 20 --out runs/supernet-demo.p
 hwnas supernet --space cell-demo --data fashion-mnist --data-limit 1000 --epochs 12 --out runs/supernet-cell.pt
 hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --out runs/sn.pt --resume""")
     _add_space(p, default="demo")
-    p.add_argument("--data", default="digits",
-                   help="digits, fashion-small (embedded), fashion-mnist (Debian's dataset-fashion-mnist), "
-                        "idx:DIR (MNIST-style IDX files), an .npz (x: N x H x W x C uint8, y), a CIFAR python "
-                        "directory or an image folder [digits]")
+    p.add_argument("--data", required=True,
+                   help="the images to train on (required: hwnas picks none for you): fashion-small, digits "
+                        "(embedded), fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR (MNIST-style IDX "
+                        "files), an .npz (x: N x H x W x C uint8, y), a CIFAR python directory or an image folder")
     p.add_argument("--split-seed", type=seed_int, default=0, help="seed of the train/val/test split [0]")
     p.add_argument("--data-limit", type=positive_int, metavar="N",
                    help="keep N images per class (stratified, seeded) before the train/val split; an official "
@@ -879,7 +883,7 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--processes", type=int, default=2,
                    help="measure in N fresh processes, keep the lowest median (as the LUT was built) [2]")
     p.add_argument("--checkpoint", type=Path, help="supernet checkpoint [the run's]")
-    p.add_argument("--data", help="data set [the supernet's]")
+    p.add_argument("--data", help="data set to test (and, for a run with no supernet, train) the pick on [the run's]")
     p.add_argument("--lut", type=Path, help="LUT file [the run's]")
     p.add_argument("--force", action="store_true",
                    help="replace the bundle in --out as a whole (swapped in only once complete)")

@@ -479,9 +479,12 @@ class Splits:
         return cfg if self.limit is None else {**cfg, "data_limit": self.limit}
 
     def check_space(self, in_channels: int, num_classes: int) -> None:
-        if self.num_classes > num_classes:
+        """The space's networks must output one logit per class of the data: more would train (and ship) a
+        classifier of classes that do not exist, fewer could not be trained at all."""
+        if self.num_classes != num_classes:
             raise DataError(f"data set {self.spec!r} has {self.num_classes} classes but the space's networks "
-                            f"output {num_classes}; set num_classes to {self.num_classes} in the space file")
+                            f"output {num_classes}; set \"num_classes\": {self.num_classes} in the space file "
+                            f"(a copy of a shipped one: hwnas/spaces/NAME.json)")
         c = self.train.x.shape[-1]
         if c != in_channels and not (c == 1 and in_channels == 3):
             raise DataError(f"data set {self.spec!r} has {c}-channel images but the space takes {in_channels}")
@@ -554,8 +557,18 @@ def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndar
     return mean.astype(np.float32), np.maximum(np.sqrt(sq / count), 1e-3).astype(np.float32)
 
 
+def require_data(data: str | None, who: str) -> str:
+    """``data`` if given; otherwise a one-line error. hwnas never picks a data set for the user: a silent
+    default trained networks on handwritten digits when the user meant their own images."""
+    if data is None or not str(data).strip():
+        raise DataError(f"{who} reads images but no data set was given: add --data DATA (fashion-small, "
+                        f"digits, fashion-mnist, idx:DIR, an .npz, a CIFAR directory or an image folder), or use a "
+                        f"data-free evaluator (proxy:meco, proxy:synflow)")
+    return str(data)
+
+
 @lru_cache(maxsize=8)
-def load_data(spec: str = "digits", seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15,
+def load_data(spec: str, seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15,
               limit: int | None = None) -> Splits:
     """Load ``spec`` and split it (stratified by class, seeded). Formats with a test part keep it as test.
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from hwnas.spaces.blocks import ACTIVATIONS, build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
-from hwnas.evaluate.data import Splits, load_data
+from hwnas.evaluate.data import Splits, load_data, require_data
 from hwnas.spaces.base import SpaceArch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -155,7 +155,7 @@ PROXIES: dict[str, tuple[Callable[..., float], bool]] = {  # name -> (function, 
 class ProxyEvaluator:
     """One zero-cost proxy behind the Evaluator interface (``proxy:NAME``)."""
 
-    def __init__(self, proxy: str, seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64,
+    def __init__(self, proxy: str, seed: int = 0, data: str | None = None, split_seed: int = 0, batch_size: int = 64,
                  data_limit: int | None = None):
         if proxy not in PROXIES:
             raise EvaluatorError(f"unknown proxy {proxy!r}; available: {sorted(PROXIES)}")
@@ -167,9 +167,12 @@ class ProxyEvaluator:
     def config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"proxy": self.proxy, "seed": self.seed, "torch": torch.__version__}
         if self.needs_data:
-            splits = load_data(self.data, self.split_seed, limit=self.data_limit)
+            splits = self._splits()
             cfg.update(splits.config(), batch_size=self.batch_size)
         return cfg
+
+    def _splits(self) -> Splits:
+        return load_data(require_data(self.data, self.name), self.split_seed, limit=self.data_limit)
 
     def batch(self, splits: Splits, arch: SpaceArch) -> Batch:
         g = torch.Generator().manual_seed(self.seed)
@@ -177,7 +180,7 @@ class ProxyEvaluator:
         return splits.inputs(x, arch.resolution, arch.space.in_channels), y
 
     def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
-        splits = load_data(self.data, self.split_seed, limit=self.data_limit) if self.needs_data else None
+        splits = self._splits() if self.needs_data else None
         if splits is not None and archs:
             splits.check_space(archs[0].space.in_channels, archs[0].space.num_classes)
         out = []
@@ -188,7 +191,7 @@ class ProxyEvaluator:
 
 
 def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
-    def make(seed: int = 0, data: str = "digits", split_seed: int = 0, batch_size: int = 64,
+    def make(seed: int = 0, data: str | None = None, split_seed: int = 0, batch_size: int = 64,
              data_limit: int | None = None) -> ProxyEvaluator:
         if not PROXIES[proxy][1]:  # data-free: data options do not change its score
             return ProxyEvaluator(proxy, seed=seed)

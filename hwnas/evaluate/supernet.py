@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from hwnas.core.errors import InputError
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
-from hwnas.evaluate.data import Splits, load_data
+from hwnas.evaluate.data import Splits, load_data, require_data
 from hwnas.evaluate.device import cpu_layout, deterministic, device_of, resolve_device, to_cpu
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
 from hwnas.core.files import atomic_write
@@ -65,7 +65,7 @@ def default_sampling(space: Any) -> str:
 class SupernetConfig:
     """Everything that decides the trained weights (stored in the checkpoint; resume must match)."""
 
-    data: str = "digits"
+    data: str | None = None  # required: hwnas never picks a data set for the user
     split_seed: int = 0
     data_limit: int | None = None  # images per class kept before the train/val/test split (None: all)
     epochs: int = 30
@@ -162,7 +162,7 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
 
     out = Path(out)
     start = time.perf_counter()
-    splits = load_data(config.data, config.split_seed, limit=config.data_limit)
+    splits = load_data(require_data(config.data, "training a supernet"), config.split_seed, limit=config.data_limit)
     splits.check_space(space.in_channels, space.num_classes)
     dev = resolve_device(device)
     deterministic(dev)

@@ -15,7 +15,7 @@ from torch import nn
 
 from hwnas.spaces.blocks import build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
-from hwnas.evaluate.data import Splits, load_data
+from hwnas.evaluate.data import Splits, load_data, require_data
 from hwnas.evaluate.device import deterministic, resolve_device
 from hwnas.evaluate.scoring import accuracy, recalibrate_bn
 from hwnas.spaces.base import SpaceArch
@@ -85,7 +85,7 @@ class EarlyStoppingEvaluator:
 
     name = "train"
 
-    def __init__(self, data: str = "digits", split_seed: int = 0, max_epochs: int = 12, patience: int = 3,
+    def __init__(self, data: str | None = None, split_seed: int = 0, max_epochs: int = 12, patience: int = 3,
                  batch_size: int = 64, lr: float = 0.1, seed: int = 0, data_limit: int | None = None,
                  part: str = "val", device: str = "auto"):
         resolve_device(device)  # a device that is not there fails here, before any training
@@ -103,13 +103,16 @@ class EarlyStoppingEvaluator:
             raise EvaluatorError(f"train lr= must be a finite number > 0, got {lr!r}")
 
     def config(self) -> dict[str, Any]:
-        return {**load_data(self.data, self.split_seed, limit=self.data_limit).config(), "max_epochs": self.max_epochs,
+        return {**self._splits().config(), "max_epochs": self.max_epochs,
                 "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
                 "torch": torch.__version__, **({} if self.part == "val" else {"part": self.part}),
                 **({} if resolve_device(self.device).type == "cpu" else {"device": resolve_device(self.device).type})}
 
+    def _splits(self) -> Splits:
+        return load_data(require_data(self.data, "the train evaluator"), self.split_seed, limit=self.data_limit)
+
     def evaluate(self, archs: Sequence[SpaceArch]) -> list[float]:
-        splits = load_data(self.data, self.split_seed, limit=self.data_limit)
+        splits = self._splits()
         out = []
         for a in archs:
             splits.check_space(a.space.in_channels, a.space.num_classes)

@@ -42,7 +42,7 @@ class VoteEvaluator:
     """Mean percentile of each member proxy against a reference sample of the space."""
 
     def __init__(self, proxies: str | Sequence[str] = DEFAULT_MEMBERS, reference: int = 64, seed: int = 0,
-                 data: str = "digits", split_seed: int = 0, batch_size: int = 64, data_limit: int | None = None):
+                 data: str | None = None, split_seed: int = 0, batch_size: int = 64, data_limit: int | None = None):
         members = tuple(p.strip() for p in proxies.split(",")) if isinstance(proxies, str) else tuple(proxies)
         unknown = [p for p in members if p not in PROXIES]
         if len(members) < 2 or unknown:

@@ -16,6 +16,7 @@ from hwnas.evaluate.train import train_arch
 from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
 from hwnas.finalize.mobile import int8_checks, quant_settings_for, quantize_int8, to_ort_format
 from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
+from hwnas.finalize.preprocess import embed_in_onnx, preprocessing_for, read_from_model, write_bundle_preprocessing
 from hwnas.finalize.result import FinalizeResult
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import latency_verdict, measure_artifact
@@ -85,6 +86,9 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
 
     onnx_path = stage / "model.onnx"
     export_info = export(model, arch, onnx_path)
+    pre = preprocessing_for(splits, arch, export_info["input"]["name"], export_info["output"]["name"])
+    embed_in_onnx(onnx_path, pre)  # before the .ort and int8 files are made from it: they carry it too
+    write_bundle_preprocessing(stage, pre)
     x_val, _ = splits.tensors("val", arch.resolution, ch)
     parity = check_parity(model, onnx_path, x_val[:parity_images], parity_atol)
     log(f"ONNX: checker and shape inference passed; parity on {parity['images']} validation images: "
@@ -121,7 +125,9 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
         "format": REPORT_FORMAT, "version": 1, "created": now_iso(),
         "run": str(run.path.resolve()), "pick": pick, "arch_id": arch.id, "arch": arch.to_dict(),
         "params_m": params / 1e6, "macs_m": macs / 1e6,
-        "weights": weights, "data": splits.config(), "accuracy": acc, "onnx": export_info, "parity": parity,
+        "weights": weights, "data": splits.config(), "classes": list(pre.classes),
+        "preprocess": "preprocess.json (also in every model's metadata, key hwnas.preprocess); predict.py applies it",
+        "accuracy": acc, "onnx": export_info, "parity": parity,
         "latency": latency, "int8": quant,
         "files": bundle_files(stage),
         "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint,
@@ -166,6 +172,8 @@ def _int8_model(onnx_path: Path, stage: Path, splits: Any, arch: SpaceArch, lut:
     settings = quant_settings_for(lut)
     q_path = stage / "model.int8.onnx"
     quant = quantize_int8(onnx_path, q_path, splits, arch, settings=settings)
+    if read_from_model(q_path) is None:  # the quantizer may drop metadata_props: the int8 model says it too
+        embed_in_onnx(q_path, preprocessing_for(splits, arch))
     quant.update(int8_checks(q_path, onnx_path, splits, arch))
     q_ort = to_ort_format(q_path, stage, "model.int8.ort", int8_target(settings.activations))
     log(f"int8: {settings.activations} activations, {settings.weights} weights per channel, reduce_range "

@@ -168,7 +168,7 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
     out.append(f"| budget | {_ms(lat['budget_ms'])} (the verdict uses the raw measured median) |")
     out += ["", "## Accuracy", "", "| | % |", "|---|---|",
             f"| search score ({acc['evaluator']}) | {acc['search_score']:.2f} |",
-            f"| validation, inherited weights | {acc['val_inherited']:.2f} |"]
+            f"| validation, {_weights_said(r['weights'])} | {acc['val_inherited']:.2f} |"]
     if "val_finetuned" in acc:
         out.append(f"| validation after {r['weights'].get('finetune_epochs')} fine-tuning epoch(s) | "
                    f"{acc['val_finetuned']:.2f} |")
@@ -199,7 +199,7 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
             f"shape inference passed",
             f"- parity with PyTorch on {p['images']} validation images: max |diff| {p['max_abs_diff']:.2e} "
             f"(tolerance {p['tolerance']:g}), top-1 agrees on {p['top1_agree']}/{p['images']}",
-            f"- files: {', '.join(r['files'])}", "",
+            f"- files: {', '.join(r['files'])}", "", *_using_it(r),
             "## How it was made", "",
             f"- command: `{r['command']}`", f"- run: `{r['run']}`",
             f"- LUT: `{r['lut']['path']}` ({r['lut']['profiler']})",
@@ -209,6 +209,27 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
             f"- created {r['created']} in {r['seconds']} s", ""]
     out.append("![front](pareto.png)" if png_note is None else f"(pareto.png not drawn: {png_note})")
     return "\n".join(out) + "\n"
+
+
+def _weights_said(weights: dict[str, Any]) -> str:
+    """What the first accuracy row measured: weights inherited from a supernet, or a training from scratch."""
+    if weights.get("source") == "supernet":
+        return "weights inherited from the supernet"
+    return f"trained from scratch ({weights.get('epochs', '?')} epochs)"
+
+
+def _using_it(r: dict[str, Any]) -> list[str]:
+    """How to feed the model (bundles from before preprocess.json have no such section)."""
+    if "classes" not in r:
+        return []
+    classes = r["classes"]
+    shown = ", ".join(f"{i} `{c}`" for i, c in enumerate(classes[:20])) + (" ..." if len(classes) > 20 else "")
+    return ["## Using it", "",
+            "- `python predict.py IMAGE.png` classifies image files (onnxruntime, numpy and Pillow only)",
+            "- the preprocessing (scale to 0..1, the training split's per-channel mean/std, bilinear resize to the "
+            "input size) and the class names are in `preprocess.json` and in every model's metadata "
+            "(key `hwnas.preprocess`)",
+            f"- output index → class: {shown}", ""]
 
 
 def write_bundle_report(report: dict[str, Any], run: Any, out: Path) -> None:

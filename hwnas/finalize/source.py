@@ -117,14 +117,20 @@ def inherited_model(run: Run, arch: SpaceArch, checkpoint: str | Path | None, sp
                                      limit=blob["config"].get("data_limit") if (data or trained_on) == trained_on
                                      else None)
         net.check(arch)
+        splits.check_space(arch.space.in_channels, arch.space.num_classes)
         ch = arch.space.in_channels
         recalibrate_bn(net, lambda x: net(x, arch), splits, arch.resolution, ch, batches=4, seed=seed)
         model = net.extract(arch).eval()
         return model, splits, {"source": "supernet", "checkpoint": str(Path(ckpt).resolve()),
                                "supernet_epochs": blob["epochs_done"]}
-    searched_on = ev_cfg.get("data", "digits")
+    searched_on = ev_cfg.get("data") or run.config.get("data")
+    if data is None and searched_on is None:
+        raise FinalizeError(f"run {run.path} was searched with {run.config.get('evaluator')}, which reads no images, "
+                            f"and records no data set; give --data DATA, the images the model is for (finalize "
+                            f"trains the pick on them from scratch: the run has no supernet)")
     splits = splits or load_data(data or searched_on, ev_cfg.get("split_seed", 0),
                                  limit=ev_cfg.get("data_limit") if (data or searched_on) == searched_on else None)
+    splits.check_space(arch.space.in_channels, arch.space.num_classes)
     r = train_arch(arch, splits, max_epochs=12, patience=3, seed=seed)
     return r.model, splits, {"source": "trained from scratch (the run used no supernet)",
                              "epochs": r.epochs_run}

@@ -58,6 +58,8 @@ class SearchConfig:
     salvage: bool = False
     progress: bool = True
     command: str | None = None
+    data: str | None = None  # the images the search is for: evaluators that read data read them, finalize trains
+    # and tests the pick on them (recorded in the run; checked against the space's class count before --out)
 
 
 @dataclass
@@ -225,6 +227,25 @@ def make_evaluator(name: str, options: dict[str, Any]) -> Any:
                          f"give them as --evaluator-option KEY=VALUE (see `hwnas search --help`)") from None
 
 
+def with_search_data(data: str | None, evaluator: str, options: dict[str, Any], space: Space) -> dict[str, Any]:
+    """The evaluator's options with the search's ``--data`` in them (where it takes a data set), after checking
+    the data loads and has one class per output of the space's networks: refused before --out is made."""
+    if data is None:
+        return options
+    given = options.get("data")
+    if given is not None and str(given) != data:
+        raise SearchError(f"--data {data} and --evaluator-option data={given} name two data sets; give one")
+    from hwnas.evaluate.base import EVALUATORS
+    from hwnas.evaluate.data import load_data
+
+    load_data(data, int(options.get("split_seed", 0)), limit=options.get("data_limit")).check_space(
+        space.in_channels, space.num_classes)
+    takes = EVALUATORS.options(evaluator)
+    if takes is None or "data" in takes:
+        options["data"] = data
+    return options
+
+
 def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
     """Check every argument and build every object. Nothing may fail after --out is made: a typo that
     failed later left a run.sqlite that neither the corrected command nor --resume could use."""
@@ -248,7 +269,8 @@ def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
     problem = Problem(predictor, None, constraints, objectives)
     strat = create_strategy(strategy, space, population=population, seed=seed, **(strategy_options or {}))
     dispatcher = make_dispatcher(workers, c.executor, c.ray_address)
-    inner = make_evaluator(evaluator, evaluator_options or {})
+    evaluator_options = with_search_data(c.data, evaluator, dict(evaluator_options or {}), space)
+    inner = make_evaluator(evaluator, evaluator_options)
     if hasattr(inner, "check_space"):  # e.g. a supernet checkpoint of another space: refused before --out is made
         inner.check_space(space)
     strat.bind(predictor=predictor, evaluator=inner, constraints=constraints, objectives=tuple(objectives))
@@ -267,6 +289,8 @@ def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
               # a resume must not silently continue with another model (see open_run)
               "strategy_defaults": json_values(options_of(strategy)), "population": population,
               "seed": seed, "constraints": constraints.to_dict(), "objectives": list(objectives)}
+    if c.data is not None:  # only when given (the configs of runs before --data are as they were)
+        config["data"] = c.data
     if feasibility.active:  # only where it changes what is proposed (unconstrained runs' configs are as they were)
         config["proposals"] = proposals
     return SearchPlan(lut, space, predictor, fastest, inner, strat, problem, dispatcher, config, table, termination,
