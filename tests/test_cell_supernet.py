@@ -173,5 +173,5 @@ def test_a_cell_search_finalizes_with_parity_ort_and_a_measured_verdict(trained,
     assert report.report["parity"]["top1_agree"] == report.report["parity"]["images"] and report.report["parity"]["max_abs_diff"] < 1e-4
     assert (tmp_path / "final" / "model.onnx").is_file() and (tmp_path / "final" / "model.ort").is_file()
     lat = report.report["latency"]
-    assert lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0 and lat["verdict"] in ("PASS", "FAIL")
+    assert lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0 and lat["verdict"] in ("PASS", "FAIL", "UNCERTAIN")
     assert "cell edge ops" in (tmp_path / "final" / "report.md").read_text()

@@ -120,8 +120,8 @@ def test_finalize_cli_errors_and_report(tiny_run, tmp_path):
     r = cli_here("finalize", str(tmp_path), "--out", str(tmp_path / "d"))
     assert r.returncode == 2 and "not a search run" in r.stderr
     r = run_cli("finalize", str(tiny_run), "--out", str(tmp_path / "d"), "--processes", "0")
-    assert r.returncode in (0, 1), r.stderr
-    assert ("PASS" in r.stdout) == (r.returncode == 0) and "measured median" in r.stdout
+    assert r.returncode in (0, 1, 5), r.stderr  # 5: UNCERTAIN, measured twice and too noisy to tell
+    assert r.stdout.splitlines()[-2].startswith({0: "PASS", 1: "FAIL", 5: "UNCERTAIN"}[r.returncode] + ": measured median")
     assert (tmp_path / "d" / "model.onnx").is_file()
     r = cli_here("report", str(tmp_path / "d"))
     assert r.returncode == 0 and "report.md" in r.stdout

@@ -88,12 +88,12 @@ def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(newcom
 
     out, rc, stdout = newcomer_demo["out"], newcomer_demo["rc"], newcomer_demo["stdout"]
     assert newcomer_demo["after"] == newcomer_demo["before"]
-    assert rc in (0, 1), stdout[-3000:]  # 1 = measured over the budget (FAIL), still a full bundle
+    assert rc in (0, 1, 5), stdout[-3000:]  # 1 FAIL (over the budget), 5 UNCERTAIN (too noisy): still a full bundle
     assert "shipped LUTs ignored" in stdout and f"building {out}/lut_ort-cpu_demo.json" in stdout
     for step in ("[1/4] LUT", "[2/4] supernet", "[3/4] search", "[4/4] finalize"):
         assert step in stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["verdict"] in ("PASS", "FAIL") and (summary["verdict"] == "PASS") == (rc == 0)
+    assert summary["verdict"] == {0: "PASS", 1: "FAIL", 5: "UNCERTAIN"}[rc]
     assert summary["front_size"] >= 1 and summary["measured_ms"] > 0 and summary["peak_rss_mib"] > 0
     for f in ("model.onnx", "model.ort", "report.json", "report.md"):
         assert (out / "final" / f).is_file(), f
@@ -110,7 +110,7 @@ def test_demo_without_a_matching_lut_runs_end_to_end_unpinned_and_resumes(newcom
     lut_before = measured()
     monkeypatch.setenv("HWNAS_IGNORE_SHIPPED_LUTS", "1")  # as in the first run
     r2 = run_cli("demo", "--out", str(out), *NEWCOMER_ARGS, timeout=900)
-    assert r2.returncode in (0, 1), (r2.stdout[-2000:], r2.stderr[-2000:])  # verdict measured afresh: may flip
+    assert r2.returncode in (0, 1, 5), (r2.stdout[-2000:], r2.stderr[-2000:])  # verdict measured afresh: may flip
     assert "resuming (or reusing)" in r2.stdout and "already trained" in r2.stdout
     assert "was begun with --quick: it goes on that way" in r2.stdout
     assert measured() == lut_before  # complete: nothing measured again
@@ -130,7 +130,7 @@ def test_demo_on_a_machine_no_shipped_lut_matches_transfers_and_reuses_it(tmp_pa
     monkeypatch.setenv("HWNAS_IGNORE_SHIPPED_LUTS", "match")  # no match here, whatever this CPU; donors kept
     out = tmp_path / "demo"
     r = run_cli("demo", "--out", str(out), *NEWCOMER_ARGS, "--quick", timeout=900)
-    assert r.returncode in (0, 1), (r.stdout[-3000:], r.stderr[-2000:])  # 1 = measured over the budget
+    assert r.returncode in (0, 1, 5), (r.stdout[-3000:], r.stderr[-2000:])  # 1 = measured over the budget
     assert "no shipped ort-cpu LUT matches this machine; transferring from" in r.stdout
     lut_path = out / "lut_ort-cpu_demo_transfer.json"
     lut = LUT.load(lut_path)
@@ -141,6 +141,6 @@ def test_demo_on_a_machine_no_shipped_lut_matches_transfers_and_reuses_it(tmp_pa
     assert "transferred from" in r.stdout.splitlines()[-2]  # the verdict line says where the prediction came from
     before = lut_path.read_bytes()
     r2 = run_cli("demo", "--out", str(out), *NEWCOMER_ARGS, "--quick", timeout=900)
-    assert r2.returncode in (0, 1), (r2.stdout[-3000:], r2.stderr[-2000:])
+    assert r2.returncode in (0, 1, 5), (r2.stdout[-3000:], r2.stderr[-2000:])
     assert f"[1/4] LUT: reusing {lut_path}, transferred from" in r2.stdout and "already trained" in r2.stdout
     assert lut_path.read_bytes() == before

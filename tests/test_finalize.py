@@ -43,7 +43,11 @@ def test_verdict_is_from_the_measured_median(bundle):
     lat = r.report["latency"]
     m = lat["measured"]
     assert m["median_ms"] > 0 and m["p10_ms"] <= m["median_ms"] <= m["p90_ms"]
-    assert lat["verdict"] == ("PASS" if m["median_ms"] <= lat["budget_ms"] else "FAIL")
+    from hwnas.finalize.verdict import decide
+    from hwnas.profilers import Measurement
+
+    assert lat["verdict"] == decide(Measurement(**m), lat["budget_ms"]).verdict  # PASS, FAIL, or UNCERTAIN if noisy
+    assert (lat["verdict"] == "UNCERTAIN") == bool(lat["uncertain"])
     assert lat["profiler"] == "ort-cpu" and lat["predicted_ms"] is None  # the LUT is torch-cpu: not comparable
     assert "profiler" in lat["fingerprint_diff"]  # and the report says why
     assert "WARNING" in (bundle[0] / "report.md").read_text()
@@ -240,3 +244,86 @@ def test_the_verdict_spreads_its_processes_over_a_span(quick_policy):
     seen.clear()
     _calm(measure, 2, cv_threshold=1.0, span_s=0.0)
     assert len(seen) == 2  # no span asked: the pair (and its agreement rule) only
+
+
+# -- verdicts that say when they are unsure (issue 44 item 5) -------------------------------------------------
+
+def test_decide_passes_and_fails_only_what_the_measurement_can_tell():
+    from hwnas.finalize.verdict import decide
+    from hwnas.profilers import Measurement
+
+    quiet = Measurement.from_samples([0.100, 0.101, 0.099, 0.100, 0.102, 0.100, 0.098, 0.101, 0.100, 0.099], 20)
+    assert decide(quiet, 0.12).verdict == "PASS" and decide(quiet, 0.09).verdict == "FAIL"
+    assert decide(quiet, None).verdict == "NO BUDGET" and decide(quiet, 0.12).spread == ()
+    # the budget inside p10-p90: calls fall on both sides of it, the median alone cannot decide
+    d = decide(quiet, 0.1005)
+    assert d.verdict == "UNCERTAIN" and d.spread == ("the budget 0.1005 ms lies inside p10-p90 0.099-0.101 ms",)
+    assert "--margin" in d.advice and "idle" in d.advice
+    # the issue's report: p10 0.071, p90 0.094, CV 163.9 % judged PASS against 0.12 ms without a word
+    tail = Measurement.from_samples([0.071, 0.072, 0.073, 0.074, 0.075, 0.075, 0.076, 0.080, 0.090, 0.094, 1.2], 20)
+    assert tail.cv > 1.5 and tail.p90_ms < 0.12
+    d = decide(tail, 0.12)
+    assert d.verdict == "UNCERTAIN" and d.spread[0].startswith("CV ") and "over 25 %" in d.spread[0]
+    # a noisy body (robust CV) is uncertain, below the limit given it is not
+    body = Measurement.from_samples([0.08, 0.09, 0.10, 0.11, 0.12, 0.10, 0.085, 0.115, 0.095, 0.105], 20)
+    assert body.robust_cv > 0.10 and decide(body, 0.2).verdict == "UNCERTAIN"
+    assert decide(body, 0.2, robust_cv_limit=0.5, cv_limit=0.5).verdict == "PASS"
+
+
+def test_finalize_of_a_3_objective_run_with_a_margin_is_uncertain_when_too_noisy(tiny_supernet, demo_lut_path,
+                                                                              tmp_path):
+    """End to end (CLI, real measurements): with --max-cv 0 every real measurement is too noisy, so finalize
+    measures twice, says UNCERTAIN with the spread and what to do, exits 5; the report says how far below the
+    budget the pick is and the margin the search kept; the 3-objective front is drawn as points; the log holds
+    plain lines (stderr is a pipe here), never a carriage return."""
+    from conftest import run_cli
+
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import latency_predictor
+    from hwnas.search import Constraints, run_search
+
+    p = latency_predictor(LUT.load(demo_lut_path))
+    fastest = p.fastest()[1]
+    budget = fastest * 3
+    run = tmp_path / "run"
+    run_search(demo_lut_path, run, evaluator="supernet", evaluator_options={"checkpoint": str(tiny_supernet[0])},
+               population=6, generations=2, seed=0, objectives=("accuracy", "latency_ms", "params_m"),
+               constraints=Constraints(budget_ms=budget, margin=0.05), progress=False, command="pytest")
+    out = tmp_path / "dist"
+    r = run_cli("finalize", str(run), "--out", str(out), "--processes", "0", "--max-cv", "0")
+    assert r.returncode == 5, (r.stdout[-2000:], r.stderr[-2000:])
+    assert r.stdout.splitlines()[-2].startswith("UNCERTAIN: measured median")
+    assert "measured twice, too noisy to judge (robust CV" in r.stdout and "--margin" in r.stdout
+    assert "measuring once more" in r.stdout and "the search kept a 5 % margin" in r.stdout
+    assert "\r" not in r.stdout + r.stderr
+    lat = json.loads((out / "report.json").read_text())["latency"]
+    assert lat["verdict"] == "UNCERTAIN" and lat["uncertain"]["spread"] and lat["first_measurement"]["n"] > 0
+    below = lat["below_budget"]
+    assert below["margin"] == 0.05 and below["predicted_ms"] == pytest.approx(budget - lat["predicted_ms"])
+    assert below["predicted_pct"] >= 5 - 1e-9  # the search kept the pick 5 % under the budget
+    assert below["measured_ms"] == pytest.approx(budget - lat["measured"]["median_ms"])
+    md = (out / "report.md").read_text()
+    assert "**UNCERTAIN**" in md and "Below the budget of" in md and "first measurement (too noisy" in md
+    # the pareto plot of 3 objectives: projections, points only (no line through the front)
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hwnas.finalize.report import projections_figure
+
+    runobj = read_run(run)
+    fig = projections_figure(plt, list(runobj.evals.values()), runobj.front, runobj.config["objectives"],
+                             runobj.config["constraints"], runobj.evals[lat_pick(out)], measured_ms=1.0)
+    try:
+        assert len(fig.axes) == 2  # accuracy against latency, against params
+        for ax in fig.axes:  # the one line on a panel is a limit (axvline: two points at one x)
+            assert all(len(set(line.get_xdata())) == 1 for line in ax.get_lines())
+    finally:
+        plt.close(fig)
+    assert (out / "pareto.png").is_file()
+
+
+def lat_pick(out):
+    return json.loads((out / "report.json").read_text())["arch_id"]

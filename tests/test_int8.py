@@ -182,7 +182,10 @@ def test_finalize_of_an_int8_search_judges_the_int8_model(int8_run, tmp_path):
     lut = LUT.load(lut_path)
     arch = lut.search_space().arch_from_dict(r.report["arch"])
     assert lat["predicted_ms"] == pytest.approx(latency_predictor(lut, arch.space).predict(arch))
-    assert lat["verdict"] == ("PASS" if lat["measured"]["median_ms"] <= lat["budget_ms"] else "FAIL")
+    from hwnas.finalize.verdict import decide
+    from hwnas.profilers import Measurement
+
+    assert lat["verdict"] == decide(Measurement(**lat["measured"]), lat["budget_ms"]).verdict  # UNCERTAIN if noisy
     assert q["target"] is True and q["calibration_data"].endswith("training images")
     assert q["settings"] == {k: v for k, v in lut.settings["quantization"].items() if k != "calibration_data"}
     assert 0 <= q["top1_agreement_pct"] <= 100 and q["accuracy_delta_pct"] == pytest.approx(

@@ -85,7 +85,7 @@ def test_supernet_search_finalize_report_as_in_readme(tmp_path):
                            ("hwnas finalize", "measured median"), ("hwnas report", "report.md")):
         cmd = small(guide_commands(prefix)[0])
         r = run_readme(cmd, tmp_path)
-        ok = (0, 1) if prefix in ("hwnas search --lut luts/amd-epyc-2c_ort-cpu_demo.json", "hwnas finalize") else (0,)
+        ok = (0, 1, 5) if prefix in ("hwnas search --lut luts/amd-epyc-2c_ort-cpu_demo.json", "hwnas finalize") else (0,)
         assert r.returncode in ok, f"{cmd}\n{r.stderr[-2000:]}"  # 1 = over the budget after 1 epoch / 8 archs
         assert expect in r.stdout, (cmd, r.stdout)
     bundle = next((tmp_path / "dist").iterdir())

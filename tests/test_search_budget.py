@@ -264,3 +264,48 @@ def test_progressive_runs_on_cell_demo_and_widens(tmp_path):
     b = _search(CELL, tmp_path / "b", strategy="progressive", evaluator="proxy:synflow", generations=4,
                 strategy_options={"generations_per_phase": 1})
     assert a.front and [r.arch_id for r in a.front] == [r.arch_id for r in b.front]
+
+
+# -- a safety margin below the budget (issue 44 item 5) ------------------------------------------------------
+
+def test_margin_keeps_every_pick_below_the_budget_less_the_margin_and_is_recorded(tmp_path):
+    from conftest import run_cli
+
+    budget = _tight_budget(DEMO, 0.5)
+    out = tmp_path / "r"
+    r = run_cli("search", "--lut", str(DEMO), "--evaluator", "proxy:synflow", "--population", "8", "--generations",
+                "3", "--budget-ms", f"{budget:.6f}", "--margin", "10%", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    made = json.loads((out / "front.json").read_text())
+    assert made["config"]["constraints"] == {"budget_ms": pytest.approx(budget, rel=1e-6), "margin": 0.1}
+    assert made["front"] and all(f["latency_ms"] <= budget * 0.9 + 1e-12 for f in made["front"])
+    # the same search without a margin finds archs between budget x 0.9 and the budget: the margin excluded them
+    plain = _search(DEMO, tmp_path / "plain", constraints=Constraints(budget_ms=budget))
+    store = RunStore(out / "run.sqlite", readonly=True)
+    try:
+        evals = store.evals("proxy:synflow")
+    finally:
+        store.close()
+    within = [e for e in evals.values() if budget * 0.9 < e.latency_ms <= budget]
+    assert all(r.latency_ms <= budget for r in plain.front)
+    assert not any(f["arch_id"] in {e.arch_id for e in within} for f in made["front"])
+
+
+def test_margin_flag_takes_a_percentage_or_a_fraction_and_refuses_the_rest(tmp_path):
+    from conftest import cli_here
+
+    from hwnas.app.cli import margin_fraction
+
+    assert margin_fraction("5%") == pytest.approx(0.05) and margin_fraction("0.05") == 0.05
+    assert margin_fraction(" 12.5% ") == pytest.approx(0.125) and margin_fraction("0") == 0.0
+    for bad, says in (("5", "did you mean 5%?"), ("100%", "below 100%"), ("-1%", "from 0%"), ("x", "a percentage"),
+                      ("nan", "a percentage")):
+        r = cli_here("search", "--lut", str(DEMO), "--budget-ms", "1", f"--margin={bad}", "--out", str(tmp_path / "b"))
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+    r = cli_here("search", "--lut", str(DEMO), "--margin", "5%", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "give --budget-ms too" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    fastest = latency_predictor(LUT.load(DEMO)).fastest()[1]
+    r = cli_here("search", "--lut", str(DEMO), "--budget-ms", f"{fastest * 1.01:.6f}", "--margin", "20%",
+                 "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "less the --margin of 20 %" in r.stderr and "Lower --margin" in r.stderr, r.stderr
+    assert not (tmp_path / "b").exists()

@@ -215,7 +215,7 @@ def test_sample_predict_search_finalize_on_a_kind_from_this_file(chain, tmp_path
     summary = finalize(tmp_path / "run", tmp_path / "dist", processes=0, data="digits", parity_images=16,
                        log=lambda *a, **k: None)
     report = (tmp_path / "dist" / "report.md").read_text()
-    assert summary.report["latency"]["verdict"] in ("PASS", "FAIL") and summary.report["latency"]["measured"]["median_ms"] > 0
+    assert summary.report["latency"]["verdict"] in ("PASS", "FAIL", "UNCERTAIN") and summary.report["latency"]["measured"]["median_ms"] > 0
     assert "chain kernels [" in report  # the kind's own describe(), with no branch for it in report.py
 
 

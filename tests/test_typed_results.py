@@ -139,3 +139,14 @@ def test_search_result_prints_its_own_summary(tmp_path):
         "outputs: runs/x//front.json, front.csv, history.json, best.json, run.sqlite"]
     assert r.lines()[-1].startswith(f"outputs: {tmp_path / 'run'}/front.json")
     assert score_label("proxy:synflow") == "synflow score" and score_label("supernet") == "accuracy"
+
+
+def test_an_uncertain_verdict_line_gives_the_spread_and_what_to_do():
+    lat = {**_latency(), "budget_ms": 0.1, "verdict": "UNCERTAIN", "gap_ms": 0.0,
+           "uncertain": {"spread": ["the budget 0.1 ms lies inside p10-p90 0.099-0.101 ms"],
+                         "advice": "measure on an idle device"}}
+    v = LatencyVerdict.of(lat)
+    assert v.uncertain and not v.failed
+    assert v.line().startswith("UNCERTAIN: measured median 0.100 ms")
+    assert v.line().endswith("measured twice, too noisy to judge (the budget 0.1 ms lies inside p10-p90 "
+                             "0.099-0.101 ms): measure on an idle device")

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 a check failed (e.g. a verdict), 2 bad input (file,
 flag, architecture, LUT), 3 the requested profiler/provider is unavailable here,
-4 an internal error (a bug: one line, the traceback written to a file),
+4 an internal error (a bug: one line, the traceback written to a file), 5 a verdict
+too uncertain to give (finalize: the latency measured twice was too noisy to tell PASS from FAIL),
 130 interrupted (work saved so far is kept), 141 the reader of stdout went away (`| head`: nothing said).
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from hwnas.core import jsonio
 from hwnas.core.errors import (EXIT_BROKEN_PIPE, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
-                               HwnasError)
+                               EXIT_UNCERTAIN, HwnasError)
 
 
 class CLIError(HwnasError):
@@ -75,6 +76,20 @@ def finite_positive(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}"
                                          + ("; leave the flag out for no limit" if math.isinf(value) else ""))
+    return value
+
+
+def margin_fraction(text: str) -> float:
+    """A safety margin as a percentage (``5%``) or a fraction (``0.05``), from 0 up to but not including 100 %."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage (5%) or a fraction (0.05), got {text!r}") from None
+    if not math.isfinite(value) or not 0 <= value < 1:
+        hint = f" (did you mean {t}%?)" if not t.endswith("%") and math.isfinite(value) and 1 <= value < 100 else ""
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0% to below 100% or a fraction from 0 to "
+                                         f"below 1, got {text!r}{hint}")
     return value
 
 
@@ -190,6 +205,17 @@ def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> No
                    help="time every block and network at batch N (torch-cuda, torch-cuda-graph); the LUT records it "
                         "and its predictions are ms per batch of N [1; with --lut: the LUT's]")
     _add_device_flags(p)
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (bars on a terminal, a few plain lines elsewhere) and no step-by-step log: only "
+                        "the result, warnings and errors")
+
+
+def _log(args: argparse.Namespace) -> Callable[[str], None]:
+    """What a command's step-by-step log goes to: print, or nothing with --quiet."""
+    return (lambda _line: None) if getattr(args, "quiet", False) else print
 
 
 def _add_device_flags(p: argparse.ArgumentParser) -> None:
@@ -472,7 +498,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     space = _space(args) if args.space_file else None
     constraints = Constraints(budget_ms=args.budget_ms, max_params_m=args.max_params_m,
                               max_memory_mb=args.max_memory_mb, min_accuracy=args.min_accuracy,
-                              max_layers=args.max_layers, max_macs_m=args.max_macs_m)
+                              max_layers=args.max_layers, max_macs_m=args.max_macs_m, margin=args.margin)
     config = SearchConfig(
         evaluator=args.evaluator, evaluator_options=_key_values(args.evaluator_option, "--evaluator-option"),
         strategy=args.strategy, strategy_options=_key_values(args.strategy_option, "--strategy-option"),
@@ -605,7 +631,7 @@ def cmd_predictor(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.out} already exists; choose another --out or add --force")
     space = space_from_dict(read_checkpoint(args.checkpoint)["space"], source=f"{args.checkpoint}: space")
     sn = create_evaluator("supernet", checkpoint=str(args.checkpoint))
-    print(f"scoring {args.archs} random archs of {space.name!r} with the supernet, then fitting the MLP ...")
+    _log(args)(f"scoring {args.archs} random archs of {space.name!r} with the supernet, then fitting the MLP ...")
     predictor, fit, _ = fit_on_evaluator(space, sn, args.archs, seed=args.seed, epochs=args.epochs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     predictor.save(args.out)
@@ -620,10 +646,11 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
     r = finalize(args.run, args.out, pick=args.pick, finetune_epochs=args.finetune_epochs, int8=args.int8,
                  profiler=args.profiler, force=args.force, processes=args.processes, checkpoint=args.checkpoint,
-                 data=args.data, lut=args.lut, command=_command(), accept_lut_change=args.accept_lut_change)
+                 data=args.data, lut=args.lut, command=_command(), accept_lut_change=args.accept_lut_change,
+                 max_cv=args.max_cv, log=_log(args))
     for line in r.lines():
         print(line)
-    return EXIT_FAIL if r.latency.failed else EXIT_OK
+    return EXIT_FAIL if r.latency.failed else EXIT_UNCERTAIN if r.latency.uncertain else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -639,8 +666,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
                        generations=args.generations, seed=args.seed, force=args.force, command=_command(),
-                       quick=args.quick, space_name=args.space, data=args.data, full_lut=args.full_lut)
-    return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
+                       quick=args.quick, space_name=args.space, data=args.data, full_lut=args.full_lut,
+                       log=_log(args))
+    if args.quiet:  # the log said nothing: the result in one line
+        print(f"{summary['verdict']}: pick {summary['pick']}, measured {summary['measured_ms']:.3f} ms (budget "
+              f"{summary['budget_ms']:g} ms), test accuracy {summary['test_accuracy']:.2f} %; report: "
+              f"{summary['report']}")
+    return {"FAIL": EXIT_FAIL, "UNCERTAIN": EXIT_UNCERTAIN}.get(summary["verdict"], EXIT_OK)
 
 
 def _command() -> str:
@@ -730,6 +762,7 @@ hwnas profile --transfer-from luts/DONOR.json --measurements list.csv --out luts
                    help="measure each block in N passes of fresh processes, keep the lowest median; "
                         "0 = all in this process (faster, less robust) [2]")
     p.add_argument("--seed", type=seed_int, default=0, help="seed for the calibration archs [0]")
+    _add_quiet(p)
 
     p = add("predict", cmd_predict, "predict network latency from a LUT",
             """
@@ -766,6 +799,7 @@ hwnas measure --profiler ort-cpu model.onnx""")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-drift-check", action="store_true",
                    help="with --lut: skip re-measuring the LUT's reference networks first (saves a few seconds)")
+    _add_quiet(p)
 
     p = add("search", cmd_search, "multi-objective search (accuracy up, latency down) under constraints",
             """
@@ -777,6 +811,10 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--space", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", type=dir_path, required=True, help="run directory")
     p.add_argument("--budget-ms", type=finite_positive, help="latency budget (predicted ms on the LUT's device)")
+    p.add_argument("--margin", type=margin_fraction, metavar="PCT",
+                   help="with --budget-ms: a safety margin below the budget, 5%% or 0.05: every pick is predicted "
+                        "at or under budget x (1 - margin), so the measured latency has room for the LUT's error "
+                        "(recorded in the run; finalize says how far below the budget the pick is) [none]")
     p.add_argument("--evaluator", default="proxy:meco",
                    help="accuracy evaluator (hwnas plugins --kind evaluator); the default is data-free and the best "
                         "measured one on public ground truth (docs/evaluators.md) [proxy:meco]")
@@ -823,6 +861,7 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
                    help="stop when the run's wall time (every session, --resume included) reaches it: 90s, 30m, 2h")
     p.add_argument("--stop-when-stalled", type=positive_int, metavar="K",
                    help="stop when the front's hypervolume has not grown for K generations")
+    _add_quiet(p)
 
     p = add("supernet", cmd_supernet, "train a weight-sharing supernet of a space on a data set (resumable)",
             """
@@ -855,6 +894,7 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
     p.add_argument("--out", type=file_path, required=True, help="checkpoint file (rewritten every epoch)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--force", action="store_true", help="start over even if --out exists")
+    _add_quiet(p)
 
     p = add("predictor", cmd_predictor, "fit the accuracy predictor (an MLP on Arch.encode()) to supernet accuracy",
             """
@@ -866,12 +906,14 @@ then: hwnas search ... --evaluator predictor --evaluator-option path=runs/predic
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", type=file_path, required=True, help="predictor file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out")
+    _add_quiet(p)
 
     p = add("finalize", cmd_finalize, "export a searched arch to ONNX, prove parity, and MEASURE it against the budget",
             """
 hwnas finalize runs/demo/search --out dist/demo
 hwnas finalize runs/mbv3-8ms --pick 3fa2c81b09de --int8 --finetune-epochs 2 --out dist/mbv3-8ms --force
-exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX parity failed), 2 bad input""")
+exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX parity failed), 2 bad input,
+5 UNCERTAIN (measured twice, too noisy to tell: the budget inside the measurement's p10-p90, or its CV too high)""")
     p.add_argument("run", type=Path, help="run directory of `hwnas search`")
     p.add_argument("--out", type=dir_path, required=True, help="bundle directory (model.onnx, model.ort, report.*)")
     p.add_argument("--pick", default="best", help="best (most accurate feasible arch) or an ARCH_ID of the run")
@@ -882,6 +924,10 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--profiler", help="measure with this profiler [the LUT's]")
     p.add_argument("--processes", type=int, default=2,
                    help="measure in N fresh processes, keep the lowest median (as the LUT was built) [2]")
+    p.add_argument("--max-cv", type=margin_fraction, default=0.10, metavar="PCT",
+                   help="a measurement whose robust CV is over this (or whose p10-p90 holds the budget, or whose CV "
+                        "is over 25 %%) cannot decide the verdict: it is measured once more, then UNCERTAIN (exit 5) "
+                        "if still so; 10%% or 0.10 [10%%]")
     p.add_argument("--checkpoint", type=Path, help="supernet checkpoint [the run's]")
     p.add_argument("--data", help="data set to test (and, for a run with no supernet, train) the pick on [the run's]")
     p.add_argument("--lut", type=Path, help="LUT file [the run's]")
@@ -891,6 +937,7 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--accept-lut-change", action="store_true",
                    help="go on with a LUT whose content is not the one the run was searched with (refused "
                         "otherwise); the report records the mismatch")
+    _add_quiet(p)
 
     p = add("report", cmd_report, "re-render report.md and pareto.png of a finalize bundle or a search run",
             """
@@ -923,6 +970,7 @@ hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
                    help="when no shipped LUT matches this machine, build one block by block (minutes) instead of "
                         "transferring one from a shipped LUT of the same profiler and space (about a minute)")
     _add_device_flags(p)
+    _add_quiet(p)
 
     p = add("score", cmd_score, "score a list of architectures with an accuracy evaluator (higher = predicted "
             "more accurate): what predict is for latency",
@@ -943,7 +991,8 @@ hwnas score --space demo --archs archs.jsonl --evaluator proxy:naswot --data fas
                         "npz:FILE ...); none: data-free evaluators only")
     p.add_argument("--json", type=file_path, metavar="OUT",
                    help="write {evaluator, config, results: [{arch_id, score}, ...]} here, in the order given")
-    p.add_argument("--quiet", action="store_true", help="with --json: print only where the scores went")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress; with --json, print only where the scores went")
 
     p = add("scale", cmd_scale, "compound scaling (EfficientNet): grow a base arch's depth, width and resolution "
             "together to the largest step whose LUT-predicted latency fits the budget",
@@ -964,6 +1013,7 @@ hwnas scale --lut luts/LUT.json --arch base.json --budget-ms 0.1 --alpha-beta-ga
                         "budget [proxy:meco]")
     p.add_argument("--data", help="data set for an evaluator that reads data")
     p.add_argument("--out", type=file_path, required=True, help="the scaled arch (JSON), an arch of the same kind")
+    _add_quiet(p)
 
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")
@@ -1001,7 +1051,9 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return EXIT_OK
     from hwnas.core.errors import describe_os_error
+    from hwnas.core.progress import set_quiet
 
+    set_quiet(bool(getattr(args, "quiet", False)))
     try:
         if getattr(args, "agent_url", None) is not None:
             if not args.agent_url.strip():  # an unset shell variable: --device "$BOARD" measured here, silently

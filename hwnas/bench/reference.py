@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from hwnas.core.progress import progress as progress_bar
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
 from hwnas.core.metrics import kendall_tau, kendall_tau_top, kendall_tau_within, spearman_rho
@@ -123,8 +123,9 @@ def train_reference(archs: Sequence[SpaceArch], recipe: Recipe, seeds: Sequence[
         store = jsonio.loads_file(path, InputError, "reference cache")
     # arch by arch, every seed of one before the next: a run cut short leaves complete pairs
     todo = [(s, a) for a, s in itertools.product(archs, seeds) if _key(s, a) not in store["scores"]]
-    bar = tqdm(total=len(seeds) * len(archs), initial=len(seeds) * len(archs) - len(todo), unit="training",
-               desc=f"reference: {len(archs)} archs x {len(seeds)} seed(s)", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(seeds) * len(archs), initial=len(seeds) * len(archs) - len(todo), unit="training",
+                       desc=f"reference: {len(archs)} archs x {len(seeds)} seed(s)", disable=not progress,
+                       dynamic_ncols=True)
 
     def keep(seed: int, arch: SpaceArch, acc: float, cpu_s: float) -> None:
         store["scores"][_key(seed, arch)] = round(float(acc), 4)

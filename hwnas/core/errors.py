@@ -14,8 +14,10 @@ Anything else escaping a command is a bug in hwnas: exit 4, with the traceback w
 from __future__ import annotations
 
 # what a command exits with (hwnas.app.cli): 0 done, 1 a check failed, 2 bad input, 3 the device or runtime is not
-# available here, 4 a bug in hwnas, 130 interrupted, 141 its reader closed the pipe
+# available here, 4 a bug in hwnas, 5 a verdict that cannot be given (finalize: measured twice, too noisy to tell
+# PASS from FAIL), 130 interrupted, 141 its reader closed the pipe
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_UNCERTAIN = 5
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 

@@ -24,8 +24,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from hwnas.core.progress import milestone, progress as progress_bar
 from hwnas.core.errors import InputError
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data, require_data
@@ -202,8 +202,8 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
                               f"{getattr(space, 'kind', '?')}: use uniform")
     teach = config.distill or not fair  # fair without distillation: no largest-arch pass (FairNAS)
     total = config.epochs * steps_per_epoch
-    bar = tqdm(total=total, initial=first_epoch * steps_per_epoch, desc="training supernet", unit="step",
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=total, initial=first_epoch * steps_per_epoch, desc="training supernet", unit="step",
+                       disable=not progress, dynamic_ncols=True, every=0)  # lines: one per epoch (milestone below)
     try:
         last = config.epochs if stop_after is None else min(config.epochs, stop_after)
         for epoch in range(first_epoch, last):
@@ -246,6 +246,9 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
             history.append(row)
             bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{row['loss']:.3f}",
                             val=f"{row['val_acc_largest']:.1f}/{row['val_acc_smallest']:.1f}%")
+            milestone(bar, f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.3f}, train accuracy "
+                           f"{row['train_acc']:.1f} %, validation accuracy largest {row['val_acc_largest']:.1f} %, "
+                           f"smallest {row['val_acc_smallest']:.1f} %")
             checkpoint = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "space": space.to_dict(),
                           "width": net.width, "config": asdict(config), "data": splits.config(),
                           "state": to_cpu(net.state_dict()), "optimizer": to_cpu(opt.state_dict()),

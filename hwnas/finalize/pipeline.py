@@ -19,7 +19,7 @@ from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_a
 from hwnas.finalize.preprocess import embed_in_onnx, preprocessing_for, read_from_model, write_bundle_preprocessing
 from hwnas.finalize.result import FinalizeResult
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
-from hwnas.finalize.verdict import latency_verdict, measure_artifact
+from hwnas.finalize.verdict import NOISY_ROBUST_CV, latency_verdict, measure_artifact
 from hwnas.core.files import atomic_write_text
 from hwnas.latency.lut import LUT, now_iso
 from hwnas.search.runs import Run, read_run
@@ -32,12 +32,13 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
              int8: bool = False, profiler: str | None = None, force: bool = False, processes: int = 2,
              checkpoint: str | Path | None = None, data: str | None = None, lut: str | Path | None = None,
              parity_images: int = 64, parity_atol: float = PARITY_ATOL, seed: int = 0, command: str | None = None,
-             log: Any = print, accept_lut_change: bool = False) -> FinalizeResult:
+             log: Any = print, accept_lut_change: bool = False, max_cv: float = NOISY_ROBUST_CV) -> FinalizeResult:
     """Build the bundle in a directory beside ``out`` and move it into place only when every step and
     check passed: a failure (parity, a measurement, Ctrl-C) leaves the old bundle, or nothing.
 
     ``accept_lut_change``: go on with a LUT whose content is not the one the run was searched with (refused
-    otherwise, before any export)."""
+    otherwise, before any export); ``max_cv``: the robust CV over which a measurement is too noisy for a verdict
+    (hwnas.finalize.verdict.decide)."""
     start = time.perf_counter()
     run = read_run(run_dir)
     record = pick_record(run, pick)
@@ -53,7 +54,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
                               int8=int8, profiler_name=profiler or lut_obj.profiler, processes=processes,
                               checkpoint=checkpoint, data=data, parity_images=parity_images,
                               parity_atol=parity_atol, seed=seed, command=command, log=log, start=start,
-                              lut_match=lut_match)
+                              lut_match=lut_match, max_cv=max_cv)
         publish(stage, out)
     return FinalizeResult(out, report)
 
@@ -62,7 +63,7 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
                  finetune_epochs: int, int8: bool, profiler_name: str, processes: int,
                  checkpoint: str | Path | None, data: str | None, parity_images: int, parity_atol: float,
                  seed: int, command: str | None, log: Any, start: float,
-                 lut_match: dict[str, Any] | None = None) -> dict[str, Any]:
+                 lut_match: dict[str, Any] | None = None, max_cv: float = NOISY_ROBUST_CV) -> dict[str, Any]:
     """Every file of the bundle into ``stage`` (paths in the report name ``out``, where it will be);
     ``lut_match``: the LUT's content digest against the run's (``check_lut_for_run``), for the report."""
     from hwnas import __version__
@@ -102,10 +103,12 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
         quant.update(target=True, measured=None,
                      note="the latency verdict above is this int8 model's (the LUT is int8)")
         latency, m, fingerprint_here = latency_verdict(lut_obj, profiler_name, arch, model, q_path, q_ort, out,
-                                                       run.budget_ms, processes, log)
+                                                       run.budget_ms, processes, log, margin=run.margin,
+                                                       max_cv=max_cv)
     else:
         latency, m, fingerprint_here = latency_verdict(lut_obj, profiler_name, arch, model, onnx_path, ort_path,
-                                                       out, run.budget_ms, processes, log)
+                                                       out, run.budget_ms, processes, log, margin=run.margin,
+                                                       max_cv=max_cv)
     if int8 and quant is None:
         q_path, _, quant = _int8_model(onnx_path, stage, splits, arch, lut_obj, log)
         quant["target"] = False

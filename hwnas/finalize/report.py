@@ -67,9 +67,11 @@ LIMITS = {"latency_ms": "budget_ms", "params_m": "max_params_m", "macs_m": "max_
 
 def plot_projections(path: Path, evaluated: Sequence[SearchRecord], front: Sequence[SearchRecord],
                      objectives: Sequence[str], constraints: dict[str, Any], pick: SearchRecord | None = None,
-                     title: str = "") -> str | None:
+                     title: str = "", measured_ms: float | None = None, pick_label: str = "best") -> str | None:
     """A front of more than two objectives, drawn as its 2-D projections: accuracy against each cost, one
-    panel each (a front point may look dominated in one panel: it is better in another). None when drawn."""
+    panel each, points only (a front point may look dominated in one panel: it is better in another, so no line
+    joins them). ``pick`` as a star (``pick_label``), its ``measured_ms`` as a diamond on the latency panel.
+    None when drawn."""
     try:
         import matplotlib
 
@@ -77,6 +79,18 @@ def plot_projections(path: Path, evaluated: Sequence[SearchRecord], front: Seque
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install 'hwnas[plot]')"
+    fig = projections_figure(plt, evaluated, front, objectives, constraints, pick, title, measured_ms, pick_label)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
+    return None
+
+
+def projections_figure(plt: Any, evaluated: Sequence[SearchRecord], front: Sequence[SearchRecord],
+                       objectives: Sequence[str], constraints: dict[str, Any], pick: SearchRecord | None = None,
+                       title: str = "", measured_ms: float | None = None, pick_label: str = "best") -> Any:
+    """The figure of :func:`plot_projections` (``plt``: matplotlib.pyplot), not yet saved."""
     costs = [o for o in objectives if o != "accuracy"]
     fig, axes = plt.subplots(1, len(costs), figsize=(4.2 * len(costs), 4.2), dpi=110, sharey=True, squeeze=False)
     for ax, o in zip(axes[0], costs):
@@ -91,18 +105,17 @@ def plot_projections(path: Path, evaluated: Sequence[SearchRecord], front: Seque
             ax.axvline(limit, c="tab:red", ls="--", label=f"limit {limit:g}")
         if pick is not None:
             ax.scatter([getattr(pick, o)], [pick.accuracy], marker="*", s=220, c="gold", edgecolors="k", zorder=5,
-                       label=f"best {pick.arch_id}")
+                       label=f"{pick_label} {pick.arch_id}" + (" (predicted)" if o == "latency_ms" else ""))
+            if measured_ms is not None and o == "latency_ms":
+                ax.scatter([measured_ms], [pick.accuracy], marker="D", s=60, c="tab:green", edgecolors="k",
+                           zorder=5, label=f"{pick_label} measured {measured_ms:.3f} ms")
         ax.set_xlabel(LABELS.get(o, o))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("accuracy (search evaluator)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    finally:
-        plt.close(fig)
-    return None
+    return fig
 
 
 def _ms(v: float | None) -> str:
@@ -134,9 +147,19 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
     elif verdict == "FAIL":
         line = (f"**FAIL** — measured median {m['median_ms']:.3f} ms is over the budget of {lat['budget_ms']:g} ms "
                 f"by {lat['gap_ms']:.3f} ms ({lat['gap_ms'] / lat['budget_ms'] * 100:.1f} %)")
+    elif verdict == "UNCERTAIN":
+        u = lat.get("uncertain") or {}
+        line = (f"**UNCERTAIN** — measured median {m['median_ms']:.3f} ms against the budget of "
+                f"{lat['budget_ms']:g} ms, but the measurement was too noisy to decide, twice: "
+                f"{'; '.join(u.get('spread') or [])}. What to do: {u.get('advice')}.")
     else:
         line = f"no latency budget was set; measured median {m['median_ms']:.3f} ms"
     out = [f"# hwnas finalize report — arch `{r['arch_id']}`", "", line, ""]
+    if lat.get("below_budget"):
+        from hwnas.finalize.result import below_budget_line
+
+        text = below_budget_line(lat["budget_ms"], lat["below_budget"])
+        out += [text[0].upper() + text[1:] + ".", ""]
     lut = r.get("lut") or {}
     if lut.get("matches_run") is False:
         out += [f"> **WARNING: finalized with a LUT that is not the one the run was searched with** (content digest "
@@ -166,6 +189,10 @@ def render_bundle_md(r: dict[str, Any], png_note: str | None = None) -> str:
         out.append(f"| prediction error, corrected for drift | {lat['prediction_error_drift_corrected_pct']:+.1f} % |")
         out.append(f"| drift since the LUT was built | {drift['describe']} |")
     out.append(f"| budget | {_ms(lat['budget_ms'])} (the verdict uses the raw measured median) |")
+    if lat.get("first_measurement"):
+        f = lat["first_measurement"]
+        out.append(f"| first measurement (too noisy, repeated) | median {f['median_ms']:.3f} ms, p10 / p90 "
+                   f"{f['p10_ms']:.3f} / {f['p90_ms']:.3f} ms, CV {f['cv'] * 100:.1f} % |")
     out += ["", "## Accuracy", "", "| | % |", "|---|---|",
             f"| search score ({acc['evaluator']}) | {acc['search_score']:.2f} |",
             f"| validation, {_weights_said(r['weights'])} | {acc['val_inherited']:.2f} |"]
@@ -233,11 +260,21 @@ def _using_it(r: dict[str, Any]) -> list[str]:
 
 
 def write_bundle_report(report: dict[str, Any], run: Any, out: Path) -> None:
-    pick = (report["arch_id"], report["latency"]["predicted_ms"] if report["latency"]["predicted_ms"] is not None
-            else report["latency"]["measured"]["median_ms"], report["accuracy"]["search_score"])
-    note = plot_front(out / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick,
-                      report["latency"]["measured"]["median_ms"],
-                      title=f"{run.path.name}: {report['latency']['profiler']}, pick {report['arch_id']}")
+    """report.md and pareto.png: a front of 2 objectives as a line, of more as points in 2-D projections (a line
+    through a 3-objective front projected on accuracy-latency zigzags: its points are not ordered there)."""
+    measured = report["latency"]["measured"]["median_ms"]
+    objectives = run.config.get("objectives") or ["accuracy", "latency_ms"]
+    title = f"{run.path.name}: {report['latency']['profiler']}, pick {report['arch_id']}"
+    if len(objectives) > 2:
+        note = plot_projections(out / "pareto.png", list(run.evals.values()), run.front, objectives,
+                                run.config.get("constraints", {}), run.evals.get(report["arch_id"]),
+                                title=f"{title}; front in {len(objectives)} objectives, 2-D projections",
+                                measured_ms=measured, pick_label="pick")
+    else:
+        pick = (report["arch_id"], report["latency"]["predicted_ms"] if report["latency"]["predicted_ms"] is not None
+                else measured, report["accuracy"]["search_score"])
+        note = plot_front(out / "pareto.png", list(run.evals.values()), run.front, run.budget_ms, pick, measured,
+                          title=title)
     atomic_write_text(out / "report.md", render_bundle_md(report, note))
 
 

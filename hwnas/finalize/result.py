@@ -13,7 +13,7 @@ from typing import Any
 class LatencyVerdict:
     """The measured latency of the shipped model against the budget and the LUT's prediction."""
 
-    verdict: str                    # PASS, FAIL or NO BUDGET (the raw median against the budget, never corrected)
+    verdict: str                    # PASS, FAIL, UNCERTAIN (too noisy to tell) or NO BUDGET (the raw median, never corrected)
     profiler: str
     precision: str
     measured_ms: float
@@ -26,6 +26,8 @@ class LatencyVerdict:
     budget_ms: float | None
     gap_ms: float | None
     provenance: str | None = None   # "transferred from ..." for a transfer LUT
+    spread: tuple[str, ...] = ()    # UNCERTAIN: what made the measurement undecided
+    advice: str | None = None       # UNCERTAIN: what to do
 
     @classmethod
     def of(cls, latency: dict[str, Any], provenance: str | None = None) -> "LatencyVerdict":
@@ -34,11 +36,17 @@ class LatencyVerdict:
                    measured_ms=m["median_ms"], p10_ms=m["p10_ms"], p90_ms=m["p90_ms"], cv=m["cv"],
                    predicted_ms=latency["predicted_ms"], prediction_error_pct=latency["prediction_error_pct"],
                    drift_corrected_error_pct=latency.get("prediction_error_drift_corrected_pct"),
-                   budget_ms=latency["budget_ms"], gap_ms=latency["gap_ms"], provenance=provenance or None)
+                   budget_ms=latency["budget_ms"], gap_ms=latency["gap_ms"], provenance=provenance or None,
+                   spread=tuple((latency.get("uncertain") or {}).get("spread") or ()),
+                   advice=(latency.get("uncertain") or {}).get("advice"))
 
     @property
     def failed(self) -> bool:
         return self.verdict == "FAIL"
+
+    @property
+    def uncertain(self) -> bool:
+        return self.verdict == "UNCERTAIN"
 
     def line(self) -> str:
         """``PASS: measured median ... with PROFILER; predicted ... (error; drift-corrected; provenance), budget``."""
@@ -53,7 +61,9 @@ class LatencyVerdict:
         budget = f"{self.budget_ms:g} ms" if self.budget_ms is not None else "none"
         return (f"{self.verdict}: measured median {self.measured_ms:.3f} ms (p10 {self.p10_ms:.3f}, p90 "
                 f"{self.p90_ms:.3f}, CV {self.cv * 100:.1f} %) with {self.profiler}; {pred}budget {budget}"
-                + (f"; over by {self.gap_ms:.3f} ms" if self.failed else ""))
+                + (f"; over by {self.gap_ms:.3f} ms" if self.failed else "")
+                + (f"; measured twice, too noisy to judge ({'; '.join(self.spread)}): {self.advice}"
+                   if self.uncertain else ""))
 
 
 @dataclass(frozen=True)
@@ -94,3 +104,14 @@ class FinalizeResult:
                        f"({q['accuracy_delta_pct']:+.2f}), top-1 agreement {q['top1_agreement_pct']:.1f} %")
         out.append(f"test accuracy {self.test_accuracy:.2f} %; bundle: {self.out}/ ({', '.join(self.files)})")
         return out
+
+
+def below_budget_line(budget_ms: float, below: dict[str, Any]) -> str:
+    """``below the budget of 0.12 ms: predicted 0.006 ms (5.0 %), measured ... (the search kept a 5 % margin)``."""
+    def part(kind: str) -> str:
+        return f"{kind} {below[kind + '_ms']:.3f} ms ({below[kind + '_pct']:.1f} %)"
+
+    parts = [part(k) for k in ("predicted", "measured") if below.get(k + "_ms") is not None]
+    margin = below.get("margin")
+    return (f"below the budget of {budget_ms:g} ms: {', '.join(parts)} (negative: over it); "
+            + (f"the search kept a {margin * 100:g} % margin" if margin else "the search kept no margin (--margin)"))

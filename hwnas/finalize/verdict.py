@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from hwnas.core.metrics import error_pct
+from hwnas.finalize.result import below_budget_line
 from hwnas.latency.lut import LUT
 from hwnas.latency.predict import latency_predictor
 from hwnas.measuring.profiling import retry_while_noisy
@@ -20,9 +22,12 @@ from hwnas.profilers import capability, get_profiler_class
 
 def latency_verdict(lut: LUT, profiler_name: str, arch: SpaceArch, model: nn.Module, onnx_path: Path, ort_path: Path,
                     out: Path, budget: float | None, processes: int,
-                    log: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+                    log: Any, margin: float | None = None, max_cv: float | None = None) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """Measure what the device runs (the ``.ort`` file for a profiler that ``measures_ort_format``, else the
-    ONNX file or, for one that does not measure files, the module) and judge the raw median against the budget.
+    ONNX file or, for one that does not measure files, the module) and judge the raw median against the budget:
+    a measurement too noisy to decide (``decide``) is repeated once, and UNCERTAIN when still so. ``margin``: the
+    safety margin the search kept below the budget (reported with how far below the budget the pick is);
+    ``max_cv``: the robust CV over which a measurement is too noisy [NOISY_ROBUST_CV].
 
     Returns (the report's latency section, the measurement, this device's fingerprint); paths in the report
     name ``out``, where the bundle will be."""
@@ -36,13 +41,88 @@ def latency_verdict(lut: LUT, profiler_name: str, arch: SpaceArch, model: nn.Mod
     log(f"measuring {measured_on.name} with {profiler_name} ({max(processes, 1)} process(es)) ...")
     m, what, diff, fingerprint_here = measure_artifact(lut, profiler_name, measured_on, model, arch, processes,
                                                        shown_as=out / measured_on.name)
-    verdict = "NO BUDGET" if budget is None else ("PASS" if m.median_ms <= budget else "FAIL")  # raw, never corrected
+    limit = NOISY_ROBUST_CV if max_cv is None else max_cv
+    decision = decide(m, budget, limit)
+    first = None
+    if decision.verdict == UNCERTAIN:  # too noisy for this budget: once more, then say so rather than guess
+        log(f"the measurement cannot decide against the budget {budget:g} ms ({'; '.join(decision.spread)}); "
+            f"measuring once more ...")
+        first = m
+        m, *_ = measure_artifact(lut, profiler_name, measured_on, model, arch, processes,
+                                 shown_as=out / measured_on.name, warn=False)
+        decision = decide(m, budget, limit)
+        if decision.verdict == UNCERTAIN:
+            log(f"still noisy ({'; '.join(decision.spread)}): the verdict is UNCERTAIN")
     latency = {"profiler": profiler_name, "precision": lut.precision, "measured_file": what, "measured": m.to_dict(),
-               "predicted_ms": predicted, "budget_ms": budget, "verdict": verdict,
+               "predicted_ms": predicted, "budget_ms": budget, "verdict": decision.verdict,
                "prediction_error_pct": None if predicted is None else error_pct(predicted, m.median_ms),
                "gap_ms": None if budget is None else m.median_ms - budget, "fingerprint_diff": diff,
+               **decision.to_dict(first),
+               **headroom(budget, predicted, m.median_ms, margin, log),
                **drift_of_prediction(lut, predicted, m.median_ms, processes, log)}
     return latency, m, fingerprint_here
+
+
+UNCERTAIN = "UNCERTAIN"
+# A measurement decides a verdict when its spread is small and the budget lies outside it. Robust CV (1.4826 MAD /
+# median) over 10 %: the body of the samples is noisy (a quiet CPU gives 1-3 %); CV (std / mean) over 25 %: a heavy
+# tail of slow calls (seen: CV 163.9 % with p10-p90 0.071-0.094 ms, judged PASS without a word).
+NOISY_ROBUST_CV = 0.10
+NOISY_CV = 0.25
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict and, when the measurement could not give one, why (``spread``) and what to do (``advice``)."""
+
+    verdict: str                    # PASS, FAIL, UNCERTAIN or NO BUDGET
+    spread: tuple[str, ...] = ()    # what made it undecided (empty for PASS/FAIL/NO BUDGET)
+
+    @property
+    def advice(self) -> str | None:
+        if self.verdict != UNCERTAIN:
+            return None
+        return ("measure on an idle device (stop other work, pin the process), then run finalize again with --force; "
+                "or search again with a safety margin (hwnas search --margin 5%) so the pick lies clear of the budget")
+
+    def to_dict(self, first: Any = None) -> dict[str, Any]:
+        """The report's fields: the spread and advice when UNCERTAIN, the first measurement when it was repeated."""
+        return {"uncertain": None if self.verdict != UNCERTAIN else {"spread": list(self.spread),
+                                                                      "advice": self.advice},
+                "first_measurement": None if first is None else first.to_dict()}
+
+
+def decide(m: Any, budget_ms: float | None, robust_cv_limit: float = NOISY_ROBUST_CV,
+           cv_limit: float = NOISY_CV) -> Decision:
+    """PASS (median within the budget), FAIL, or UNCERTAIN when the measurement ``m`` (median_ms, p10_ms, p90_ms,
+    cv, robust_cv) cannot tell: its spread is wide (robust CV or CV over its limit) or the budget lies inside its
+    p10-p90 (the calls fall on both sides of it). The median is judged raw, never corrected."""
+    if budget_ms is None:
+        return Decision("NO BUDGET")
+    spread = []
+    if m.robust_cv > robust_cv_limit:
+        spread.append(f"robust CV {m.robust_cv * 100:.1f} % over {robust_cv_limit * 100:g} %")
+    if m.cv > cv_limit:
+        spread.append(f"CV {m.cv * 100:.1f} % over {cv_limit * 100:g} %")
+    if m.p10_ms <= budget_ms <= m.p90_ms:
+        spread.append(f"the budget {budget_ms:g} ms lies inside p10-p90 {m.p10_ms:.3f}-{m.p90_ms:.3f} ms")
+    if spread:
+        return Decision(UNCERTAIN, tuple(spread))
+    return Decision("PASS" if m.median_ms <= budget_ms else "FAIL")
+
+
+def headroom(budget_ms: float | None, predicted_ms: float | None, measured_ms: float, margin: float | None,
+             log: Any) -> dict[str, Any]:
+    """How far below the budget the pick is, predicted and measured (negative: over it), and the safety margin the
+    search kept (``hwnas search --margin``); logged in one line."""
+    if budget_ms is None:
+        return {"below_budget": None}
+    below = {"margin": margin, "measured_ms": budget_ms - measured_ms,
+             "measured_pct": (budget_ms - measured_ms) / budget_ms * 100,
+             "predicted_ms": None if predicted_ms is None else budget_ms - predicted_ms,
+             "predicted_pct": None if predicted_ms is None else (budget_ms - predicted_ms) / budget_ms * 100}
+    log(below_budget_line(budget_ms, below))
+    return {"below_budget": below}
 
 
 def measure_artifact(lut: LUT, profiler_name: str, path: Path, model: nn.Module, arch: SpaceArch,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm.auto import tqdm
 
+from hwnas.core.progress import progress as progress_bar
 from hwnas.core import jsonio
 from hwnas.spaces.blocks import build_model
 from hwnas.measuring.replay import BundleError
@@ -75,8 +75,8 @@ def export_bundle(profiler_name: str, space: Any, out_dir: str | Path, *, resolu
     items = _items(space, resolutions, calib_archs, seed, passes, calibrate)
     from hwnas_agent.protocol import digest
 
-    for item_id, n, what in tqdm(items, desc=f"exporting the bundle ({profiler_name})", unit="model",
-                                 disable=not progress, dynamic_ncols=True):
+    for item_id, n, what in progress_bar(items, desc=f"exporting the bundle ({profiler_name})", unit="model",
+                                         disable=not progress, dynamic_ncols=True):
         if item_id.startswith("arch:"):
             module, shape, kind = build_model(what), (1, space.in_channels, what.resolution, what.resolution), "network"
         else:

@@ -18,8 +18,8 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from hwnas.core.progress import progress as progress_bar
 from hwnas.latency.lut import LUT, now_iso
 from hwnas.measuring.measure import arch_measurer
 from hwnas.measuring.sampling import sample_archs  # noqa: F401 - re-exported: calibration networks
@@ -120,8 +120,9 @@ def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs
     lut.calibration = calib
     todo = [a for a in archs if a.id not in rows]
     passes = max(1, processes)
-    bar = tqdm(desc=f"calibrating {lut.profiler} ({len(todo)} whole networks x {passes} process(es))", unit="net",
-               total=len(todo) * passes, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(desc=f"calibrating {lut.profiler} ({len(todo)} whole networks x {passes} process(es))",
+                       unit="net",
+                       total=len(todo) * passes, disable=not progress, dynamic_ncols=True)
     measure = arch_measurer(profiler_name, options, processes, bar)
     step = SAVE_EVERY if processes > 0 else 1
     try:

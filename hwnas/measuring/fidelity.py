@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from hwnas.core.progress import progress as progress_bar
 from hwnas.measuring.sampling import sample_archs
 from hwnas.measuring.drift import NO_REFERENCE, check_drift, combine
 from hwnas.latency.lut import LUT
@@ -117,9 +117,9 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
     diff = warn_if_foreign(lut, profiler_for(lut, **options))
     before = check_drift(lut, options) if drift else None
     rounds = max(1, rounds)
-    bar = tqdm(desc=f"measuring {len(archs)} networks x {rounds} round(s) x {max(1, processes)} process(es) "
-                    f"({lut.profiler})", unit="net", total=len(archs) * max(1, processes) * rounds,
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(desc=f"measuring {len(archs)} networks x {rounds} round(s) x {max(1, processes)} process(es) "
+                            f"({lut.profiler})", unit="net", total=len(archs) * max(1, processes) * rounds,
+                       disable=not progress, dynamic_ncols=True)
     measure = arch_measurer(lut.profiler, options, processes, bar)
     per_round = []
     for r in range(rounds):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tqdm.auto import tqdm
 
+from hwnas.core.progress import progress as progress_bar
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measuring.measure import available_profiler, in_process_settings
@@ -190,8 +190,8 @@ def build_lut(profiler_name: str, space: Space, out: str | Path, *, resolutions:
             lut.save(out)
             state["last_save"] = time.perf_counter()
 
-    bar = tqdm(total=len(descs) * passes, initial=resumed, desc=f"profiling {profiler_name}",
-               unit="block", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(descs) * passes, initial=resumed, desc=f"profiling {profiler_name}",
+                       unit="block", disable=not progress, dynamic_ncols=True)
     try:
         lut.save(out)
         if processes <= 0:

@@ -270,7 +270,7 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
     import time
     from pathlib import Path
 
-    from tqdm.auto import tqdm
+    from hwnas.core.progress import progress as progress_bar
 
     from hwnas.core import jsonio
     from hwnas.measuring.sampling import sample_archs
@@ -326,8 +326,9 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
     if resumed:
         log(f"transfer: {resumed} of {len(chosen)} networks already measured on this device; measuring "
             f"{len(todo)}")
-    bar = tqdm(desc=f"transfer {profiler_name}: measuring {len(todo)} networks x {passes} process(es)", unit="net",
-               total=len(todo) * passes, disable=not progress or not todo, dynamic_ncols=True)
+    bar = progress_bar(desc=f"transfer {profiler_name}: measuring {len(todo)} networks x {passes} process(es)",
+                       unit="net",
+                       total=len(todo) * passes, disable=not progress or not todo, dynamic_ncols=True)
     measure = arch_measurer(profiler_name, options, processes, bar)
     step = 10 if processes > 0 else 1
     try:
@@ -375,8 +376,8 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
         pool_C, _, _ = design.counts(pool[:200])
         freq = pool_C.mean(axis=0)
         per_block = None
-        rbar = tqdm(desc=f"refining: blocks the transfer is least sure of ({left:.0f} s left)", unit="block",
-                    disable=not progress or left <= 0, dynamic_ncols=True)
+        rbar = progress_bar(desc=f"refining: blocks the transfer is least sure of ({left:.0f} s left)", unit="block",
+                            disable=not progress or left <= 0, dynamic_ncols=True)
         try:
             while left > 0:
                 cap = None if max_refine_blocks is None else max_refine_blocks - refined_now

@@ -96,7 +96,7 @@ class Differentiable(Strategy):
                               f"{evaluator.data!r} has {len(self._splits.train)} and {len(self._splits.val)}")
         self._fixed, self._searched = fixed, net.searchable_genes()
         self._bounds = sp.gene_upper_bounds()
-        self._predictor, self._budget = predictor, constraints.budget_ms
+        self._predictor, self._budget = predictor, constraints.latency_limit_ms
         # the supernet's largest arch at this resolution (a cell space's is all conv3x3: not its last ops)
         self._scale = self._budget or float(predictor.predict(sp.from_genes(fixed)))
         if self.alpha is None:

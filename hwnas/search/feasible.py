@@ -31,6 +31,8 @@ class Feasibility:
     def __init__(self, predictor: Any, constraints: Constraints):
         self.predictor, self.constraints = predictor, constraints
         self.limits = {k: getattr(constraints, k) for k in STATIC if getattr(constraints, k) is not None}
+        if "budget_ms" in self.limits:  # the budget less the safety margin (--margin)
+            self.limits["budget_ms"] = constraints.latency_limit_ms
         self._anchor: Any = None
 
     @property

@@ -149,7 +149,7 @@ class PredictorGuided(ArchiveStrategy):
         pts = np.concatenate([seen, np.column_stack([mu, exact])])
         span = np.ptp(pts, 0) + 1e-9
         ref = (float(pts[:, 0].max() + 0.1 * span[0]), float(pts[:, 1].max() + 0.1 * span[1]))
-        budget = getattr(self._exact[1], "budget_ms", None)
+        budget = getattr(self._exact[1], "latency_limit_ms", None)
         if objectives[oi] == "latency_ms" and budget:
             ref = (ref[0], float(budget))
         picked: list[int] = []

@@ -25,14 +25,22 @@ class Constraints:
     max_memory_mb: float | None = None
     min_accuracy: float | None = None
     max_layers: int | None = None
-    max_macs_m: float | None = None  # last: Constraints(...) given by position keeps its meaning
+    max_macs_m: float | None = None  # Constraints(...) given by position keeps its meaning: new fields go last
+    margin: float | None = None      # a safety margin below the budget, a fraction: latency <= budget x (1 - margin)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    @property
+    def latency_limit_ms(self) -> float | None:
+        """What the search holds latency to: the budget less the safety margin (``hwnas search --margin``)."""
+        if self.budget_ms is None or not self.margin:
+            return self.budget_ms
+        return self.budget_ms * (1.0 - self.margin)
+
     def violation(self, r: SearchRecord) -> float:
         v = 0.0
-        for limit, value in ((self.budget_ms, r.latency_ms), (self.max_params_m, r.params_m),
+        for limit, value in ((self.latency_limit_ms, r.latency_ms), (self.max_params_m, r.params_m),
                              (self.max_memory_mb, r.memory_mb), (self.max_layers, r.layers),
                              (self.max_macs_m, r.macs_m)):
             if limit is not None and value > limit:

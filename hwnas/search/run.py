@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from hwnas.core.progress import progress as progress_bar, write as write_progress
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError, SearchError
 from hwnas.evaluate import CachedEvaluator, create_evaluator
@@ -111,13 +111,17 @@ def lut_notes(lut: LUT) -> str:
     return ", ".join(x for x in ("int8" if lut.precision == "int8" else "", lut.provenance) if x)
 
 
-def check_budget(predictor: Predictor, budget_ms: float | None) -> tuple[Any, float]:
+def check_budget(predictor: Predictor, budget_ms: float | None, margin: float | None = None) -> tuple[Any, float]:
+    """``budget_ms``: the limit the search keeps to (the budget less ``margin``, a fraction, when given)."""
     arch, fastest = predictor.fastest()
     if budget_ms is not None and budget_ms < fastest:
+        what = (f"the latency budget less the --margin of {margin * 100:g} % ({budget_ms:.4g} ms)" if margin
+                else f"the latency budget {budget_ms:g} ms")
+        fix = "lower --margin or raise --budget-ms" if margin else f"raise --budget-ms to at least {fastest:.3f}"
         raise InfeasibleBudgetError(
-            f"the latency budget {budget_ms:g} ms is below the fastest architecture this space allows: "
+            f"{what} is below the fastest architecture this space allows: "
             f"{fastest:.3f} ms predicted ({predictor.lut.label}; arch {arch.id}, resolution {arch.resolution}, "
-            f"{arch.summary}). Raise --budget-ms to at least {fastest:.3f}, or search a smaller space.")
+            f"{arch.summary}). {fix[0].upper() + fix[1:]}, or search a smaller space.")
     return arch, fastest
 
 
@@ -151,7 +155,7 @@ def hv_reference(records: Sequence[SearchRecord], problem: Problem) -> list[floa
     """Bounds of the hypervolume, fixed at the first generation: the lowest accuracy seen, each cost's
     constraint (else 1.1 x the largest seen)."""
     c = problem.constraints
-    limit = {"latency_ms": c.budget_ms, "params_m": c.max_params_m, "macs_m": c.max_macs_m,
+    limit = {"latency_ms": c.latency_limit_ms, "params_m": c.max_params_m, "macs_m": c.max_macs_m,
              "memory_mb": c.max_memory_mb}
     ref = [-min(r.accuracy for r in records)]
     for o in hv_columns(problem.objectives)[1:]:
@@ -204,6 +208,11 @@ def check_constraints(constraints: Constraints) -> None:
         value = getattr(constraints, name)
         if value is not None and not value > 0:
             raise SearchError(f"--{name.replace('_', '-')} must be > 0, got {value!r}")
+    margin = constraints.margin
+    if margin is not None and not 0 <= margin < 1:
+        raise SearchError(f"--margin must be a fraction of the budget from 0 to below 1 (5% or 0.05), got {margin!r}")
+    if margin and constraints.budget_ms is None:
+        raise SearchError("--margin keeps the pick below the latency budget by that fraction: give --budget-ms too")
 
 
 def searchable_space(lut: LUT, lut_path: str | Path, space: Space | None) -> Space:
@@ -263,7 +272,7 @@ def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
     space = searchable_space(lut, lut_path, space)
     check_population(space, population, generations)
     predictor = latency_predictor(lut, space)
-    fastest = check_budget(predictor, constraints.budget_ms)
+    fastest = check_budget(predictor, constraints.latency_limit_ms, constraints.margin)
     feasibility = Feasibility(predictor, constraints)
     check_static_limits(feasibility, space, seed)
     problem = Problem(predictor, None, constraints, objectives)
@@ -536,7 +545,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
 
     def on_failure(arch: Any, message: str) -> None:
         store.add_failure(evaluator, arch.to_dict(), arch.id, message)
-        tqdm.write(f"evaluation failed, arch {arch.id} recorded as failed (not retried): {message}", file=sys.stderr)
+        write_progress(f"evaluation failed, arch {arch.id} recorded as failed (not retried): {message}", shown["bar"])
 
     shown: dict[str, Any] = {"bar": None, "done": 0}
 
@@ -568,8 +577,8 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
     outside = store.get_meta("outside") or {}  # generation -> {constraint: evaluations outside it}
     hvs = [h["hypervolume"] for h in store.history()]
     total = termination.criteria[0].n
-    bar = tqdm(desc=f"search {strategy}", unit="gen", disable=not progress, dynamic_ncols=True, initial=first_gen,
-               total=total)
+    bar = progress_bar(desc=f"search {strategy}", unit="gen", disable=not progress, dynamic_ncols=True,
+                       initial=first_gen, total=total, every=1)  # a line per generation where progress is lines
     shown["bar"] = bar if progress else None
     gen = first_gen
     # the archs of the committed generations, failed ones too: what the evaluation cap counts (an evaluation
@@ -618,9 +627,9 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
             outside[str(gen)] = outside_counts([r for r in fresh if not r.failed], problem.constraints)
             store.commit_generation(gen, strategy, members, strat.state_dict(), hv, best_acc, len(archive),
                                     meta={"elapsed_s": elapsed(), "outside": outside})
-            bar.update(1)
             bar.set_postfix(best=f"{best_acc:.4g}" if best_acc is not None else "none feasible", hv=f"{hv:.4g}",
                             refresh=False)
+            bar.update(1)  # after the postfix: where progress is lines, the generation's line carries it
             gen += 1
     finally:
         bar.close()

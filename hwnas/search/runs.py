@@ -37,6 +37,11 @@ class Run:
     def budget_ms(self) -> float | None:
         return self.config.get("constraints", {}).get("budget_ms")
 
+    @property
+    def margin(self) -> float | None:
+        """The safety margin below the budget the pick was kept to (``hwnas search --margin``), as a fraction."""
+        return self.config.get("constraints", {}).get("margin")
+
 
 def read_run(run_dir: str | Path) -> Run:
     """The finished run in ``run_dir`` (``hwnas search --out``), read-only; RunError saying what to do if not."""
