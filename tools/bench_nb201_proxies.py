@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwnas.bench.nb201 import run_nb201_bench  # noqa: E402
+from hwnas.bench.nb201 import DEFAULT_EVALUATORS, run_nb201_bench  # noqa: E402
 from hwnas.core import jsonio  # noqa: E402
 
 
@@ -25,11 +25,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="unique networks to score [1000]")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sample [0]")
-    ap.add_argument("--evaluator", action="append", help="data-free evaluator, repeatable [proxy:synflow, proxy:meco]")
+    ap.add_argument("--evaluator", action="append", help="data-free evaluator, with options as 'NAME KEY=VALUE', repeatable "
+                                                           f"[{', '.join(DEFAULT_EVALUATORS)}]")
     ap.add_argument("--data-dir", type=Path, help="folder of the ground-truth files [shared/data beside the checkout]")
     ap.add_argument("--json", type=Path, help="write every score and the table here")
     a = ap.parse_args()
-    bench = run_nb201_bench(a.n, a.seed, a.evaluator or ("proxy:synflow", "proxy:meco"), a.data_dir,
+    bench = run_nb201_bench(a.n, a.seed, a.evaluator or DEFAULT_EVALUATORS, a.data_dir,
                             progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"NAS-Bench-201, {a.n} unique networks (seed {a.seed}); pairs within 5 % latency: "
           + ", ".join(f"{d} {p}" for d, p in bench.pairs_near_latency.items()))

@@ -116,7 +116,19 @@ def size_scores(archs: Sequence[Any]) -> dict[str, list[float]]:
     return {"params": [float(p) for _, p in costs], "macs": [float(m) for m, _ in costs]}
 
 
-def run_nb201_bench(n: int = 1000, seed: int = 0, evaluators: Sequence[str] = ("proxy:synflow", "proxy:meco"),
+DEFAULT_EVALUATORS = ("proxy:synflow", "proxy:meco", "proxy:vote proxies=meco,macs")
+
+
+def evaluator_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"NAME KEY=VALUE ..."`` -> (NAME, options): an evaluator with options, as one word list."""
+    name, *pairs = spec.split()
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise InputError(f"evaluator {spec!r}: options are KEY=VALUE, got {bad[0]!r}")
+    return name, dict(p.split("=", 1) for p in pairs)
+
+
+def run_nb201_bench(n: int = 1000, seed: int = 0, evaluators: Sequence[str] = DEFAULT_EVALUATORS,
                     data_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> Nb201Bench:
     """Score ``n`` unique NAS-Bench-201 networks (drawn with ``seed``) with each data-free evaluator and the size
     baselines; rank correlations against the three data sets' accuracies, and within latency bins."""
@@ -131,7 +143,7 @@ def run_nb201_bench(n: int = 1000, seed: int = 0, evaluators: Sequence[str] = ("
     scores: dict[str, list[float]] = size_scores(archs)
     secs = {k: 0.0 for k in scores}
     for name in evaluators:
-        ev = create_evaluator(name)
+        ev = create_evaluator(evaluator_spec(name)[0], **evaluator_spec(name)[1])
         if getattr(ev, "needs_data", False):
             raise InputError(f"{name} needs data, and CIFAR images are not available here: data-free evaluators only")
         t0 = time.perf_counter()

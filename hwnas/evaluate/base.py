@@ -35,7 +35,7 @@ for _name, _target in {"predictor": "hwnas.evaluate.predictor:PredictorEvaluator
                        "train": "hwnas.evaluate.train:EarlyStoppingEvaluator",
                        "proxy:vote": "hwnas.evaluate.vote:VoteEvaluator",
                        **{f"proxy:{p}": f"hwnas.evaluate.proxies:proxy_{p}"
-                          for p in ("synflow", "meco", "naswot", "grad_norm", "snip")}}.items():
+                          for p in ("synflow", "meco", "macs", "params", "naswot", "grad_norm", "snip")}}.items():
     EVALUATORS.register(_name, _target)
 _REGISTRY = EVALUATORS._builtins  # name -> factory (or its lazy "module:attr"); tests patch one in here
 

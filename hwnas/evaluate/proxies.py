@@ -17,7 +17,7 @@ from torch import nn
 from hwnas.spaces.blocks import ACTIVATIONS, build_model
 from hwnas.evaluate.base import EvaluatorError, register_evaluator
 from hwnas.evaluate.data import Splits, load_data, require_data
-from hwnas.spaces.base import SpaceArch
+from hwnas.spaces.base import SpaceArch, layer_costs
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # The score of a network with no signal at all (zero gradients, a singular kernel): log of the smallest
@@ -143,9 +143,24 @@ def meco(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
     return total
 
 
+def macs(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
+    """Size: the multiply-accumulates of one image, from the kind's layer list (no network is built). The
+    baseline every accuracy evaluator must beat, and a member a vote can combine with one that sees more."""
+    return float(layer_costs(arch.layers())[0])
+
+
+def params(arch: SpaceArch, seed: int = 0, batch: Batch | None = None) -> float:
+    """Size: the parameter count, from the kind's layer list."""
+    return float(layer_costs(arch.layers())[1])
+
+
+SIZE_PROXIES = ("macs", "params")  # no network, no data: the size baselines, scored as proxies
+
 PROXIES: dict[str, tuple[Callable[..., float], bool]] = {  # name -> (function, needs data)
     "synflow": (synflow, False),
     "meco": (meco, False),
+    "macs": (macs, False),
+    "params": (params, False),
     "naswot": (naswot, True),
     "grad_norm": (grad_norm, True),
     "snip": (snip, True),
@@ -209,6 +224,8 @@ def _factory(proxy: str) -> Callable[..., ProxyEvaluator]:
 # names it; its signature is what the registry checks options against (a typo is refused, not dropped)
 proxy_synflow = register_evaluator("proxy:synflow")(_factory("synflow"))
 proxy_meco = register_evaluator("proxy:meco")(_factory("meco"))
+proxy_macs = register_evaluator("proxy:macs")(_factory("macs"))
+proxy_params = register_evaluator("proxy:params")(_factory("params"))
 proxy_naswot = register_evaluator("proxy:naswot")(_factory("naswot"))
 proxy_grad_norm = register_evaluator("proxy:grad_norm")(_factory("grad_norm"))
 proxy_snip = register_evaluator("proxy:snip")(_factory("snip"))
