@@ -101,3 +101,18 @@ def test_a_population_larger_than_the_space_is_refused_and_a_large_search_says_i
 
     check_population(get_space("cell-demo"), 2000, 6)
     assert "note: up to 12,000 evaluations" in capsys.readouterr().err
+
+
+# -- issue 47 -----------------------------------------------------------------
+def test_a_search_on_a_lut_of_overflowing_numbers_names_the_field_not_coverage(tmp_path):
+    """Entries of 1e308 each pass a finite check, but any arch's sum is inf: the search said "the LUT does not
+    cover this architecture ... Fill it with ...". The LUT file and its field are named instead, before any work."""
+    data = json.loads((LUTS / "amd-epyc-2c_ort-cpu_demo.json").read_text())
+    for e in data["entries"].values():
+        e["median_ms"] = 1e308
+    lut = tmp_path / "lut.json"
+    lut.write_text(json.dumps(data))
+    line = _error(cli_here("search", "--lut", str(lut), "--population", "4", "--generations", "1",
+                           "--out", str(tmp_path / "r")), str(lut), "median_ms=1e+308", "at most")
+    assert "cover" not in line and "Fill" not in line
+    assert not (tmp_path / "r").exists()

@@ -44,6 +44,10 @@ def _first_entry(d: dict) -> dict:
     return d["entries"][sorted(d["entries"])[0]]
 
 
+def _all_entries(**changes) -> Callable[[dict], None]:
+    return lambda d: [e.update(changes) for e in d["entries"].values()]
+
+
 def _space_with(tmp: Path, **changes) -> str:
     data = json.loads((ROOT / "hwnas" / "spaces" / "demo.json").read_text())
     data.update(changes)
@@ -215,6 +219,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("measure --device '' (an unset variable)", lambda t: ["measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "", "--token-file", _token(t)]),
     ("plugins --kind nonsense", lambda t: ["plugins", "--kind", "nonsense"]),
     ("search --population 100000 on cell-demo", lambda t: ["search", "--lut", CELL_LUT, "--population", "100000", "--generations", "1", "--out", str(t / "r")]),
+    # issue 47, items 6-10
+    ("LUT entries all 1e308 (their sum is inf)", lambda t: ["predict", "--lut", _lut_with(t, _all_entries(median_ms=1e308)), "--sample", "1"]),
+    ("search on a LUT whose entries are 1e308", lambda t: ["search", "--lut", _lut_with(t, _all_entries(median_ms=1e308)), "--population", "4", "--generations", "1", "--out", str(t / "r")]),
+    ("LUT calibration coef 1e308", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"].update(coef=[1e308, 0, 0, 0])), "--sample", "1"]),
+    ("LUT calibration.data median_ms -1", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"]["data"][0]["measured"].update(median_ms=-1)), "--sample", "1"]),
 ]
 
 
