@@ -66,6 +66,25 @@ def seed_int(text: str) -> int:
     return value
 
 
+MAX_SAMPLE = 100_000  # archs one `predict --sample` lists: each is sampled, priced and printed (about 10^4 a second)
+
+
+def sample_count(text: str) -> int:
+    """``predict --sample N``: 0 (not given) to :data:`MAX_SAMPLE`. 10,000,000 printed nothing for minutes while
+    every arch was sampled in memory first."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    if value > MAX_SAMPLE:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SAMPLE:,} archs a call (each is sampled, priced and "
+                                         f"printed), got {value:,}; ask for fewer, or run it again with other --seed "
+                                         f"values for more")
+    return value
+
+
 def finite_positive(text: str) -> float:
     """A finite number > 0 (a budget or a limit: nan would switch the constraint off, inf means none)."""
     try:
@@ -361,10 +380,15 @@ def _load_archs(args: argparse.Namespace, space) -> list:
 
         return [space.arch_from_dict(data, source=where) for p in args.arch
                 for where, data in jsonio.loads_records(p, ArchError, "architecture file")]
+    return list(_sampled(args, space))
+
+
+def _sampled(args: argparse.Namespace, space):
+    """``--sample N`` random archs, one at a time (``predict`` prints them as they come)."""
     import random
 
     rng = random.Random(args.seed)
-    return [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.sample)]
+    return (_at_resolution(space.sample(rng), args.resolution) for _ in range(args.sample))
 
 
 def _at_resolution(arch, resolution: int | None):
@@ -407,22 +431,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     lut = LUT.load(args.lut[0])
     space = _space(args, lut)
     predictor = latency_predictor(lut, space)
-    archs = _load_archs(args, space)
-    feats = predictor.features_many(archs)  # once: the prediction and the raw LUT sum both come from it
-    preds = predictor.calibration.apply(feats)
-    rows = [{"arch_id": a.id, "resolution": a.resolution, "summary": a.summary, "predicted_ms": round(float(p), 4),
-             "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(macs_m(a), 1),
-             **a.report_fields()}
-            for a, p, f in zip(archs, preds, feats)]
+
+    def rows_of(archs: list) -> list[dict]:
+        feats = predictor.features_many(archs)  # once: the prediction and the raw LUT sum both come from it
+        preds = predictor.calibration.apply(feats)
+        return [{"arch_id": a.id, "resolution": a.resolution, "summary": a.summary,
+                 "predicted_ms": round(float(p), 4), "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(macs_m(a), 1),
+                 **a.report_fields()}
+                for a, p, f in zip(archs, preds, feats)]
+
     if args.json:
+        rows = rows_of(_load_archs(args, space))
         print(jsonio.dumps({"lut": str(args.lut[0]), "profiler": lut.profiler, "precision": lut.precision,
                             "calibration": predictor.calibration.model, "lut_provenance": lut.provenance or None,
                             "predictions": rows}, indent=1))
         return EXIT_OK
-    print(f"predicted latency ({lut.label}, {lut.precision}; calibration: {predictor.calibration.model})")
-    for r in rows:
-        print(f"  {r['arch_id']}  res {r['resolution']:3d}  {r['summary']}  {r['macs_m']:7.1f} MMACs  "
-              f"predicted {r['predicted_ms']:8.3f} ms  (LUT sum {r['lut_sum_ms']:.3f} ms)")
+    import itertools
+
+    # sampled archs are priced and printed 1,000 at a time: the first lines come at once, not after all of them
+    todo = iter(_sampled(args, space)) if args.sample and not args.arch and not getattr(args, "archs", None) \
+        else iter(_load_archs(args, space))
+    archs: list = []
+    first = True
+    while chunk := list(itertools.islice(todo, 1000)):
+        rows = rows_of(chunk)
+        if first:
+            print(f"predicted latency ({lut.label}, {lut.precision}; calibration: {predictor.calibration.model})")
+            first = False
+        for r in rows:
+            print(f"  {r['arch_id']}  res {r['resolution']:3d}  {r['summary']}  {r['macs_m']:7.1f} MMACs  "
+                  f"predicted {r['predicted_ms']:8.3f} ms  (LUT sum {r['lut_sum_ms']:.3f} ms)")
+        sys.stdout.flush()
+        if args.breakdown:
+            archs += chunk
     if args.breakdown:
         for a in archs:
             print(f"\n{a.id} per block (LUT medians, uncalibrated):")
@@ -743,7 +784,8 @@ hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --jso
     p.add_argument("--archs", type=Path, metavar="FILE",
                    help="a list of archs in one file: a JSON list, JSON Lines, or for a cell space NAS-Bench-201 "
                         "strings one a line")
-    p.add_argument("--sample", type=int, default=0, help="predict N random archs instead")
+    p.add_argument("--sample", type=sample_count, default=0,
+                   help=f"predict N random archs instead (at most {MAX_SAMPLE:,}; printed as they are priced)")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--breakdown", action="store_true", help="print each block's LUT latency")
