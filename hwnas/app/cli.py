@@ -151,10 +151,10 @@ def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None
 
 
 def _space(args: argparse.Namespace, lut=None):
-    from hwnas.spaces.base import get_space
+    from hwnas.spaces.base import get_space, load_space_file
 
     if getattr(args, "space_file", None):
-        return get_space(args.space_file)
+        return load_space_file(args.space_file)
     if lut is not None and getattr(args, "space", None) in (None, lut.space.get("name")):
         return lut.search_space()
     return get_space(args.space or "mbv3")
@@ -292,7 +292,7 @@ def _refuse_paired_offline(args: argparse.Namespace) -> None:
 
 def _transfer(args: argparse.Namespace) -> int:
     """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
-    from hwnas.spaces.base import get_space
+    from hwnas.spaces.base import get_space, load_space_file
     from hwnas.core.durations import parse_duration
     from hwnas.measuring.transfer import transfer_lut
 
@@ -304,7 +304,7 @@ def _transfer(args: argparse.Namespace) -> int:
                            f"fits; drop {flag}, or drop --transfer-from to build the LUT in full)")
     if not args.out:
         raise CLIError("--transfer-from needs --out FILE (the transfer LUT to write; with --suggest, the CSV)")
-    space = get_space(args.space_file) if args.space_file else get_space(args.space) if args.space else None
+    space = load_space_file(args.space_file) if args.space_file else get_space(args.space) if args.space else None
     if args.measurements or args.suggest is not None:
         return _transfer_offline(args, space)
     budget = None
@@ -1025,7 +1025,8 @@ hwnas plugins --kind profiler --json""")
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _main(argv)
-        sys.stdout.flush()  # here, not at exit: a closed pipe is then still ours to handle
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not at exit: a closed pipe is then still ours to handle
         return code
     except BrokenPipeError:  # `hwnas plugins | head -1`: the reader left; say nothing, as cat and ls do
         _quiet_stdout()
@@ -1038,6 +1039,11 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
+    said = _unusable_process_state()
+    if said:  # before any import of torch (which dies in oneMKL without a current directory) or any work
+        if sys.stderr is not None:
+            print(f"hwnas {args.command}: error: {said}", file=sys.stderr)
+        return EXIT_INPUT
     from hwnas.core.errors import describe_os_error
 
     try:
@@ -1075,6 +1081,21 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"hwnas {args.command}: internal error: {type(e).__name__}: {_one_line(str(e))} "
               f"(traceback written to {where}; please report it with that file)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _unusable_process_state() -> str | None:
+    """What this process was started without that every command needs: a current directory (deleted under a
+    shell that stayed in it: torch then fails to load inside oneMKL, naming a library), a standard output (``>&-``:
+    the results had nowhere to go and the flush raised AttributeError). None when both are there."""
+    try:
+        os.getcwd()
+    except OSError:
+        return ("the current directory no longer exists (deleted, or its file system unmounted); cd to an existing "
+                "directory and run the command again")
+    if sys.stdout is None:
+        return ("standard output is closed (started with >&-), so the results would go nowhere; give it somewhere "
+                "to go (> FILE, or > /dev/null to discard them)")
+    return None
 
 
 def _quiet_stdout() -> None:
