@@ -1,6 +1,7 @@
 """One search run: space + LUT predictor + evaluator + constraints + strategy -> stored, resumable front."""
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -557,6 +558,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
     # the archs of the committed generations, failed ones too: what the evaluation cap counts (an evaluation
     # stored by a generation killed part-way counts when its generation is replayed, as it did uninterrupted)
     evaluated = set(store.evaluated_ids())
+    takes_limit = "limit" in inspect.signature(strat.propose).parameters
     try:  # closed on an error too: the error line must start a line of its own, not follow the bar
         while True:
             done = Progress(gen, len(evaluated), elapsed(), hvs)
@@ -565,7 +567,8 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
                 break
             shown["done"] = 0
             left = termination.remaining(done)
-            archs = strat.propose(left)  # no more than can be evaluated: the cap holds before the work
+            # no more than can be evaluated: the cap holds before the work (a plugin's own propose() may not take it)
+            archs = strat.propose(left) if takes_limit else strat.propose()
             # equivalent proposals (a cell's dead edges) are evaluated, stored and listed once, as their
             # canonical arch; the strategy is told about what it proposed
             networks = [canonical_arch(a) for a in archs]
