@@ -242,6 +242,15 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("search on a LUT whose entries are 1e308", lambda t: ["search", "--lut", _lut_with(t, _all_entries(median_ms=1e308)), "--population", "4", "--generations", "1", "--out", str(t / "r")]),
     ("LUT calibration coef 1e308", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"].update(coef=[1e308, 0, 0, 0])), "--sample", "1"]),
     ("profile --measurements 10^5x faster than the donor (no plausible fit)", lambda t: ["profile", "--transfer-from", L, "--measurements", _measurements(t, 1e-5), "--out", str(t / "t.json")]),
+    ("predict --sample 10000000", lambda t: ["predict", "--lut", L, "--sample", "10000000"]),
+    ("predict --lut /dev/zero", lambda t: ["predict", "--lut", "/dev/zero", "--sample", "1"]),
+    ("predict --lut /dev/urandom", lambda t: ["predict", "--lut", "/dev/urandom", "--sample", "1"]),
+    ("predict --lut a FIFO", lambda t: ["predict", "--lut", _fifo(t), "--sample", "1"]),
+    ("predict --arch /dev/zero", lambda t: ["predict", "--lut", L, "--arch", "/dev/zero"]),
+    ("predict --arch a FIFO", lambda t: ["predict", "--lut", L, "--arch", _fifo(t)]),
+    ("sample --space-file /dev/zero", lambda t: ["sample", "--space-file", "/dev/zero"]),
+    ("sample --space-file a directory", lambda t: ["sample", "--space-file", str(t)]),
+    ("search --objectives accuracy accuracy latency_ms", lambda t: ["search", "--lut", L, "--objectives", "accuracy", "accuracy", "latency_ms", "--out", str(t / "r")]),
     ("LUT calibration.data median_ms -1", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"]["data"][0]["measured"].update(median_ms=-1)), "--sample", "1"]),
 ]
 
