@@ -211,3 +211,29 @@ def test_a_token_file_other_users_can_read_is_refused_on_the_host_too(tmp_path):
                  "tcp://127.0.0.1:9", "--token-file", str(token))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "open to other users (mode 644); make it private: chmod 600" in r.stderr, r.stderr
+
+
+def test_a_closed_stdout_and_a_deleted_current_directory_are_said_in_one_line(tmp_path):
+    """Issue 47: `hwnas sample ... >&-` exited 1 with AttributeError 'NoneType' object has no attribute 'flush';
+    run from a deleted directory, torch died inside oneMKL ("Cannot load .../libtorch_cpu.so"), with no word on
+    the directory. Real processes: stdout closed (fd 1 not open), and a current directory removed under them."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "hwnas", "sample", "--space", "demo"]
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, timeout=300,
+                       pass_fds=(), preexec_fn=lambda: os.close(1))
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1, r.stderr
+    assert err[0].startswith("hwnas sample: error: standard output is closed") and "> /dev/null" in err[0], err
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    r = subprocess.run(f"cd {gone} && rmdir {gone} && exec {sys.executable} -m hwnas sample --space demo",
+                       shell=True, capture_output=True, text=True, env=env, timeout=300)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1, r.stderr
+    assert err[0].startswith("hwnas sample: error: the current directory no longer exists") and "cd to" in err[0]

@@ -150,3 +150,34 @@ def test_a_batch_mixing_equal_spaces_with_other_choice_lists_is_priced_arch_by_a
         alone = [pred.predict(a) for a in ours]
         mixed = pred.predict_many(ours[:3] + theirs)
         assert mixed[3:].tolist() == pytest.approx(alone, rel=1e-12), name
+
+
+@pytest.mark.parametrize("field", ["entries", "calibration"])
+def test_a_prediction_that_overflows_is_an_error_naming_the_file_and_field(field, tmp_path):
+    """Issue 47: numbers that pass a finite check (1e308) but whose sum is inf gave `predicted inf ms`, exit 0,
+    and a search blamed coverage. LUT.load refuses them now; a LUT changed in memory (no load) is caught at the
+    prediction, on every path (dense fast path, gene rows, generic layer sum), naming the file and the field."""
+    from hwnas.latency.lut import LUTError
+    from hwnas.latency.predict import LayerSumPredictor
+
+    from conftest import ROOT
+
+    path = tmp_path / "lut.json"
+    path.write_bytes((ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json").read_bytes())
+    lut = LUT.load(path)
+    if field == "entries":
+        for e in lut.entries.values():
+            e["median_ms"] = 1e308
+        said = "its 'entries' (median_ms)"
+    else:
+        lut.calibration = {**lut.calibration, "coef": [1e308, 0.0, 1e308, 0.0]}
+        said = "its field 'calibration' (coef)"
+    space = lut.search_space()
+    arch = space.sample(random.Random(0))
+    for predictor in (MBv3LatencyPredictor(lut), LayerSumPredictor(lut)):
+        with pytest.raises(LUTError) as e:
+            predictor.predict(arch)
+        assert str(e.value).startswith(f"{path}: the predicted latency") and said in str(e.value), str(e.value)
+        assert not isinstance(e.value, MissingEntriesError)
+    with pytest.raises(LUTError, match="not a finite number"):
+        MBv3LatencyPredictor(lut).predict_genes(np.array([arch.genes()]))

@@ -75,3 +75,17 @@ def test_a_dict_with_a_field_of_the_wrong_type_is_refused_naming_it(record):
         SearchRecord.from_dict({**d, "latency_ms": None}, "front[0]")
     with pytest.raises(RecordError, match="layers"):
         SearchRecord.from_dict({**d, "layers": True})
+
+
+def test_an_objective_given_twice_is_refused_before_the_run_is_made(tmp_path):
+    """Issue 47: `--objectives accuracy accuracy latency_ms` was stored as given (accuracy weighed twice in the
+    hypervolume and the crowding). Refused in one line by the real command, before --out is made."""
+    from conftest import ROOT, cli_here
+
+    r = cli_here("search", "--lut", str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_demo.json"), "--objectives",
+                 "accuracy", "accuracy", "latency_ms", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2, r.stderr
+    assert "objective(s) ['accuracy'] given twice" in r.stderr and "--objectives accuracy latency_ms" in r.stderr
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(InputError, match="given twice"):
+        Problem(None, None, Constraints(), ("accuracy", "latency_ms", "params_m", "latency_ms"))

@@ -101,3 +101,45 @@ def test_a_population_larger_than_the_space_is_refused_and_a_large_search_says_i
 
     check_population(get_space("cell-demo"), 2000, 6)
     assert "note: up to 12,000 evaluations" in capsys.readouterr().err
+
+
+# -- issue 47 -----------------------------------------------------------------
+def test_a_search_on_a_lut_of_overflowing_numbers_names_the_field_not_coverage(tmp_path):
+    """Entries of 1e308 each pass a finite check, but any arch's sum is inf: the search said "the LUT does not
+    cover this architecture ... Fill it with ...". The LUT file and its field are named instead, before any work."""
+    data = json.loads((LUTS / "amd-epyc-2c_ort-cpu_demo.json").read_text())
+    for e in data["entries"].values():
+        e["median_ms"] = 1e308
+    lut = tmp_path / "lut.json"
+    lut.write_text(json.dumps(data))
+    line = _error(cli_here("search", "--lut", str(lut), "--population", "4", "--generations", "1",
+                           "--out", str(tmp_path / "r")), str(lut), "median_ms=1e+308", "at most")
+    assert "cover" not in line and "Fill" not in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_evaluation_cap_holds_before_the_proposals_are_made(tmp_path, capsys):
+    """`--population 100000 --max-evaluations 5` proposed the whole first generation, one arch at a time, before
+    evaluating any (minutes), and its note said "up to 2,000,000 evaluations". The strategy now makes no more
+    proposals than can be evaluated (its stored state has seen 2 archs, not the population), and the note counts
+    the cap."""
+    from hwnas.search.run import check_population
+    from hwnas.search.store import RunStore
+    from hwnas.spaces.base import get_space
+
+    for strategy in ("nsga2", "random"):
+        out = tmp_path / strategy
+        r = cli_here("search", "--lut", DEMO_LUT, "--evaluator", "proxy:synflow", "--strategy", strategy,
+                     "--population", "3000", "--max-evaluations", "2", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        assert "stopped: 2 evaluations reached (--max-evaluations)" in r.stdout
+        store = RunStore(out / "run.sqlite")
+        try:
+            gen, state = store.last_generation()
+        finally:
+            store.close()
+        assert gen == 0 and len(state["seen"]) == 2, (strategy, len(state["seen"]))
+    check_population(get_space("demo"), 100_000, 100_000, max_evaluations=5)
+    assert "note" not in capsys.readouterr().err
+    check_population(get_space("demo"), 100_000, 20, max_evaluations=20_000)
+    assert "note: up to 20,000 evaluations (--max-evaluations" in capsys.readouterr().err

@@ -342,3 +342,76 @@ def test_a_transfer_lut_as_donor_is_recorded_and_warned_about(tmp_path, quick_do
     assert LUT.load(second).transfer["donor"]["transferred_from"] == str(quick_donor)
     assert "is itself a transfer" in r.warning() and "a donor built in full" in r.warning()
     assert "transferred_from" not in LUT.load(first).transfer["donor"]
+
+
+# -- issue 47 item 7: a fit that is not physically plausible is never written as a LUT -------------------------
+def _eight_networks_of_the_shipped_demo_donor():
+    """The 8 networks a transfer from the shipped demo LUT measures (seed 0), with latencies that grow as the square
+    of their MACs: what a busy host's timings did to a resumed transfer. The unconstrained per-type fit prices every
+    block type at a negative share of the donor's time (-0.09x), its blocks kept > 0 ms by the MAC term alone."""
+    from hwnas.measuring.transfer import POOL, check_donor
+
+    donor = LUT.load(SHIPPED_DEMO)
+    space = donor.search_space()
+    res = tuple(space.resolutions)
+    keys = check_donor(donor, SHIPPED_DEMO, space, res, donor.profiler, donor.fingerprint)
+    design = Design(donor, space, keys)
+    archs = choose_networks(design, sample_archs(space, POOL, 0, res, extremes=False), space_extremes(space, res), 8)
+    C, io_, nb = design.counts(archs)
+    macs = C @ design.macs
+    y = np.round((macs / macs.mean()) ** 2 * design.prior(C, io_, nb).mean(), 6)
+    return donor, design, archs, C, io_, nb, y
+
+
+def test_an_implausible_per_type_fit_is_refit_under_constraints_or_replaced():
+    from hwnas.measuring.transfer_fit import transfer_model
+
+    donor, design, archs, C, io_, nb, y = _eight_networks_of_the_shipped_demo_donor()
+    fit = fit_transfer(design, C, io_, nb, y)
+    summary = fit.summary(design)
+    assert summary["rho"] > 0 and min(summary["type_scale"].values()) > 0, summary
+    model = transfer_model(design, C, io_, nb, y, fit)
+    assert np.all(model.block_ms >= 1e-3 * design.d)  # transfer_fit.MIN_RATIO
+
+
+def test_a_resumed_transfer_whose_timings_fit_only_nonsense_writes_a_plausible_lut_or_none(tmp_path, quick_policy):
+    """The issue's run: a transfer killed and resumed, its saved timings those of a busy host. Resumed from the
+    progress file (nothing measured again), the real CLI writes a LUT whose every block type costs a positive share
+    of the donor's time; timings no plausible fit explains (a device 10^5x faster) are refused, nothing written."""
+    from hwnas.measuring.measure import available_profiler
+
+    donor, design, archs, C, io_, nb, y = _eight_networks_of_the_shipped_demo_donor()
+    opts = profiler_options(1, pin_cpu=None, policy=quick_policy)
+    prof = available_profiler("torch-cpu", opts)
+    settings = prof.settings() if hasattr(prof, "settings") else {}
+
+    def progress(out, ys):
+        rows = {a.id: {"arch_id": a.id, "arch": a.to_dict(), "measured": {"median_ms": float(v)}, "seconds": 0.1}
+                for a, v in zip(archs, ys)}
+        (tmp_path / (out.name + PROGRESS_SUFFIX)).write_text(json.dumps({
+            "format": "hwnas-transfer-progress", "profiler": "torch-cpu", "fingerprint": prof.fingerprint(),
+            "space": donor.space, "policy": settings.get("policy"), "rows": rows, "blocks": {}, "reference": None}))
+
+    out = tmp_path / "t.json"
+    progress(out, y)
+    said = []
+    r = transfer_lut(SHIPPED_DEMO, "torch-cpu", out, networks=8, processes=0, reference=False,
+                     profiler_options=opts, progress=False, log=said.append)
+    assert (r.resumed, r.measured_now) == (8, 0), said
+    lut = LUT.load(out)
+    t = lut.transfer
+    if t["model"] != "donor-blocks-recalibrated":
+        assert t["rho"] > 0 and min(t["type_scale"].values()) > 0, t
+    ratio = [lut.entries[k]["median_ms"] / donor.entries[k]["median_ms"] for k in design.keys]
+    assert min(ratio) >= 1e-3, min(ratio)
+    out2 = tmp_path / "t2.json"
+    progress(out2, y * 1e-5)
+    with pytest.raises(Exception) as e:
+        transfer_lut(SHIPPED_DEMO, "torch-cpu", out2, networks=8, processes=0, reference=False,
+                     profiler_options=opts, progress=False)
+    from hwnas.measuring.transfer import TransferError
+
+    assert isinstance(e.value, TransferError), e.value
+    msg = str(e.value)
+    assert "fit no physically plausible LUT" in msg and "--force" in msg and "nothing was written" in msg, msg
+    assert not out2.exists() and (tmp_path / (out2.name + PROGRESS_SUFFIX)).exists()

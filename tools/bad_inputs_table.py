@@ -44,6 +44,28 @@ def _first_entry(d: dict) -> dict:
     return d["entries"][sorted(d["entries"])[0]]
 
 
+def _all_entries(**changes) -> Callable[[dict], None]:
+    return lambda d: [e.update(changes) for e in d["entries"].values()]
+
+
+def _measurements(tmp: Path, scale: float) -> str:
+    """A measurements CSV of the 5 networks --suggest picks from the demo LUT, each the donor's prediction x scale."""
+    import csv
+
+    from hwnas.latency.lut import LUT
+    from hwnas.latency.predict import latency_predictor
+    from hwnas.measuring.measurements import suggest_networks
+
+    lut = LUT.load(DEMO_LUT)
+    predictor = latency_predictor(lut, lut.search_space())
+    archs = suggest_networks(DEMO_LUT, 5, tmp / "suggested.csv")
+    with open(tmp / "m.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch", "ms"])
+        w.writerows([a.to_json(), f"{predictor.predict(a) * scale:.6g}"] for a in archs)
+    return str(tmp / "m.csv")
+
+
 def _space_with(tmp: Path, **changes) -> str:
     data = json.loads((ROOT / "hwnas" / "spaces" / "demo.json").read_text())
     data.update(changes)
@@ -215,6 +237,21 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("measure --device '' (an unset variable)", lambda t: ["measure", "--profiler", "ort-cpu", "--space", "demo", "--sample", "1", "--device", "", "--token-file", _token(t)]),
     ("plugins --kind nonsense", lambda t: ["plugins", "--kind", "nonsense"]),
     ("search --population 100000 on cell-demo", lambda t: ["search", "--lut", CELL_LUT, "--population", "100000", "--generations", "1", "--out", str(t / "r")]),
+    # issue 47, items 6-10
+    ("LUT entries all 1e308 (their sum is inf)", lambda t: ["predict", "--lut", _lut_with(t, _all_entries(median_ms=1e308)), "--sample", "1"]),
+    ("search on a LUT whose entries are 1e308", lambda t: ["search", "--lut", _lut_with(t, _all_entries(median_ms=1e308)), "--population", "4", "--generations", "1", "--out", str(t / "r")]),
+    ("LUT calibration coef 1e308", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"].update(coef=[1e308, 0, 0, 0])), "--sample", "1"]),
+    ("profile --measurements 10^5x faster than the donor (no plausible fit)", lambda t: ["profile", "--transfer-from", L, "--measurements", _measurements(t, 1e-5), "--out", str(t / "t.json")]),
+    ("predict --sample 10000000", lambda t: ["predict", "--lut", L, "--sample", "10000000"]),
+    ("predict --lut /dev/zero", lambda t: ["predict", "--lut", "/dev/zero", "--sample", "1"]),
+    ("predict --lut /dev/urandom", lambda t: ["predict", "--lut", "/dev/urandom", "--sample", "1"]),
+    ("predict --lut a FIFO", lambda t: ["predict", "--lut", _fifo(t), "--sample", "1"]),
+    ("predict --arch /dev/zero", lambda t: ["predict", "--lut", L, "--arch", "/dev/zero"]),
+    ("predict --arch a FIFO", lambda t: ["predict", "--lut", L, "--arch", _fifo(t)]),
+    ("sample --space-file /dev/zero", lambda t: ["sample", "--space-file", "/dev/zero"]),
+    ("sample --space-file a directory", lambda t: ["sample", "--space-file", str(t)]),
+    ("search --objectives accuracy accuracy latency_ms", lambda t: ["search", "--lut", L, "--objectives", "accuracy", "accuracy", "latency_ms", "--out", str(t / "r")]),
+    ("LUT calibration.data median_ms -1", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"]["data"][0]["measured"].update(median_ms=-1)), "--sample", "1"]),
 ]
 
 

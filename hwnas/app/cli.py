@@ -67,6 +67,25 @@ def seed_int(text: str) -> int:
     return value
 
 
+MAX_SAMPLE = 100_000  # archs one `predict --sample` lists: each is sampled, priced and printed (about 10^4 a second)
+
+
+def sample_count(text: str) -> int:
+    """``predict --sample N``: 0 (not given) to :data:`MAX_SAMPLE`. 10,000,000 printed nothing for minutes while
+    every arch was sampled in memory first."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    if value > MAX_SAMPLE:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SAMPLE:,} archs a call (each is sampled, priced and "
+                                         f"printed), got {value:,}; ask for fewer, or run it again with other --seed "
+                                         f"values for more")
+    return value
+
+
 def finite_positive(text: str) -> float:
     """A finite number > 0 (a budget or a limit: nan would switch the constraint off, inf means none)."""
     try:
@@ -147,10 +166,10 @@ def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None
 
 
 def _space(args: argparse.Namespace, lut=None):
-    from hwnas.spaces.base import get_space
+    from hwnas.spaces.base import get_space, load_space_file
 
     if getattr(args, "space_file", None):
-        return get_space(args.space_file)
+        return load_space_file(args.space_file)
     if lut is not None and getattr(args, "space", None) in (None, lut.space.get("name")):
         return lut.search_space()
     return get_space(args.space or "mbv3")
@@ -299,7 +318,7 @@ def _refuse_paired_offline(args: argparse.Namespace) -> None:
 
 def _transfer(args: argparse.Namespace) -> int:
     """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
-    from hwnas.spaces.base import get_space
+    from hwnas.spaces.base import get_space, load_space_file
     from hwnas.core.durations import parse_duration
     from hwnas.measuring.transfer import transfer_lut
 
@@ -311,7 +330,7 @@ def _transfer(args: argparse.Namespace) -> int:
                            f"fits; drop {flag}, or drop --transfer-from to build the LUT in full)")
     if not args.out:
         raise CLIError("--transfer-from needs --out FILE (the transfer LUT to write; with --suggest, the CSV)")
-    space = get_space(args.space_file) if args.space_file else get_space(args.space) if args.space else None
+    space = load_space_file(args.space_file) if args.space_file else get_space(args.space) if args.space else None
     if args.measurements or args.suggest is not None:
         return _transfer_offline(args, space)
     budget = None
@@ -387,10 +406,15 @@ def _load_archs(args: argparse.Namespace, space) -> list:
 
         return [space.arch_from_dict(data, source=where) for p in args.arch
                 for where, data in jsonio.loads_records(p, ArchError, "architecture file")]
+    return list(_sampled(args, space))
+
+
+def _sampled(args: argparse.Namespace, space):
+    """``--sample N`` random archs, one at a time (``predict`` prints them as they come)."""
     import random
 
     rng = random.Random(args.seed)
-    return [_at_resolution(space.sample(rng), args.resolution) for _ in range(args.sample)]
+    return (_at_resolution(space.sample(rng), args.resolution) for _ in range(args.sample))
 
 
 def _at_resolution(arch, resolution: int | None):
@@ -433,22 +457,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     lut = LUT.load(args.lut[0])
     space = _space(args, lut)
     predictor = latency_predictor(lut, space)
-    archs = _load_archs(args, space)
-    feats = predictor.features_many(archs)  # once: the prediction and the raw LUT sum both come from it
-    preds = predictor.calibration.apply(feats)
-    rows = [{"arch_id": a.id, "resolution": a.resolution, "summary": a.summary, "predicted_ms": round(float(p), 4),
-             "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(macs_m(a), 1),
-             **a.report_fields()}
-            for a, p, f in zip(archs, preds, feats)]
+
+    def rows_of(archs: list) -> list[dict]:
+        feats = predictor.features_many(archs)  # once: the prediction and the raw LUT sum both come from it
+        preds = predictor.calibration.apply(feats)
+        return [{"arch_id": a.id, "resolution": a.resolution, "summary": a.summary,
+                 "predicted_ms": round(float(p), 4), "lut_sum_ms": round(float(f[0]), 4), "macs_m": round(macs_m(a), 1),
+                 **a.report_fields()}
+                for a, p, f in zip(archs, preds, feats)]
+
     if args.json:
+        rows = rows_of(_load_archs(args, space))
         print(jsonio.dumps({"lut": str(args.lut[0]), "profiler": lut.profiler, "precision": lut.precision,
                             "calibration": predictor.calibration.model, "lut_provenance": lut.provenance or None,
                             "predictions": rows}, indent=1))
         return EXIT_OK
-    print(f"predicted latency ({lut.label}, {lut.precision}; calibration: {predictor.calibration.model})")
-    for r in rows:
-        print(f"  {r['arch_id']}  res {r['resolution']:3d}  {r['summary']}  {r['macs_m']:7.1f} MMACs  "
-              f"predicted {r['predicted_ms']:8.3f} ms  (LUT sum {r['lut_sum_ms']:.3f} ms)")
+    import itertools
+
+    # sampled archs are priced and printed 1,000 at a time: the first lines come at once, not after all of them
+    todo = iter(_sampled(args, space)) if args.sample and not args.arch and not getattr(args, "archs", None) \
+        else iter(_load_archs(args, space))
+    archs: list = []
+    first = True
+    while chunk := list(itertools.islice(todo, 1000)):
+        rows = rows_of(chunk)
+        if first:
+            print(f"predicted latency ({lut.label}, {lut.precision}; calibration: {predictor.calibration.model})")
+            first = False
+        for r in rows:
+            print(f"  {r['arch_id']}  res {r['resolution']:3d}  {r['summary']}  {r['macs_m']:7.1f} MMACs  "
+                  f"predicted {r['predicted_ms']:8.3f} ms  (LUT sum {r['lut_sum_ms']:.3f} ms)")
+        sys.stdout.flush()
+        if args.breakdown:
+            archs += chunk
     if args.breakdown:
         for a in archs:
             print(f"\n{a.id} per block (LUT medians, uncalibrated):")
@@ -776,7 +817,8 @@ hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --jso
     p.add_argument("--archs", type=Path, metavar="FILE",
                    help="a list of archs in one file: a JSON list, JSON Lines, or for a cell space NAS-Bench-201 "
                         "strings one a line")
-    p.add_argument("--sample", type=int, default=0, help="predict N random archs instead")
+    p.add_argument("--sample", type=sample_count, default=0,
+                   help=f"predict N random archs instead (at most {MAX_SAMPLE:,}; printed as they are priced)")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--breakdown", action="store_true", help="print each block's LUT latency")
@@ -1037,7 +1079,8 @@ hwnas plugins --kind profiler --json""")
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _main(argv)
-        sys.stdout.flush()  # here, not at exit: a closed pipe is then still ours to handle
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not at exit: a closed pipe is then still ours to handle
         return code
     except BrokenPipeError:  # `hwnas plugins | head -1`: the reader left; say nothing, as cat and ls do
         _quiet_stdout()
@@ -1050,6 +1093,11 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
+    said = _unusable_process_state()
+    if said:  # before any import of torch (which dies in oneMKL without a current directory) or any work
+        if sys.stderr is not None:
+            print(f"hwnas {args.command}: error: {said}", file=sys.stderr)
+        return EXIT_INPUT
     from hwnas.core.errors import describe_os_error
     from hwnas.core.progress import set_quiet
 
@@ -1089,6 +1137,21 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"hwnas {args.command}: internal error: {type(e).__name__}: {_one_line(str(e))} "
               f"(traceback written to {where}; please report it with that file)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _unusable_process_state() -> str | None:
+    """What this process was started without that every command needs: a current directory (deleted under a
+    shell that stayed in it: torch then fails to load inside oneMKL, naming a library), a standard output (``>&-``:
+    the results had nowhere to go and the flush raised AttributeError). None when both are there."""
+    try:
+        os.getcwd()
+    except OSError:
+        return ("the current directory no longer exists (deleted, or its file system unmounted); cd to an existing "
+                "directory and run the command again")
+    if sys.stdout is None:
+        return ("standard output is closed (started with >&-), so the results would go nowhere; give it somewhere "
+                "to go (> FILE, or > /dev/null to discard them)")
+    return None
 
 
 def _quiet_stdout() -> None:

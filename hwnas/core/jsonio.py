@@ -68,12 +68,37 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def special_file(path: str | Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a directory ("a character device" such
+    as /dev/zero, "a named pipe (FIFO)", "a socket", "a block device"), else None. Nothing is opened."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "a special file"
+
+
 def path_problem(path: str | Path, what: str, form: str = "a file") -> str | None:
     """Why ``path`` cannot be read as ``what`` where "does not exist" would mislead (and advise making a file
     there): a directory, a symbolic link that loops, or one that points nowhere. None: a file, or nothing."""
     path = Path(path)
     if path.is_dir():
         return f"{path} is a directory; expected {what} ({form})"
+    kind = special_file(path)
+    if kind:  # /dev/zero read until memory ran out, a FIFO blocked forever; both were said to "not exist"
+        return f"{path} is {kind}, not a regular file; expected {what} ({form})"
     if os.path.islink(path) and not path.exists():
         try:
             os.stat(path)

@@ -36,6 +36,12 @@ FEATURES = ("lut_sum_ms", "io_melems", "blocks", "one")
 
 REQUIRED = ("format", "schema_version", "profiler", "settings", "fingerprint", "created", "command", "space", "entries")
 # Fingerprint fields that change latency; the others (OS patch level, numpy) are informative only.
+# The range of every number a LUT holds (issue 47: entries or coefficients of 1e308 are finite, yet their sum is inf).
+# No block or network hwnas prices takes 1,000 s; a calibration coefficient (a scale, ms per Melem, ms per block, ms)
+# of a million is no fit of any device. Within them, a prediction of thousands of blocks stays far from overflow.
+MAX_MS = 1e6
+MAX_COEF = 1e6
+MAX_N = 10**9
 DEVICE_FIELDS = ("cpu_model", "cpu_flags", "cpu_count", "machine", "profiler", "threads", "torch", "onnxruntime",
                  "providers_used", "providers_requested", "opt_level", "gpu", "gpu_capability", "cuda")
 
@@ -254,12 +260,15 @@ def _check_entry(key: str, entry: Any, source: str) -> None:
     if missing:
         raise LUTError(f"{source}: entry {key!r} lacks {missing}")
     med = entry["median_ms"]
-    if not _finite(med) or med <= 0:
-        raise LUTError(f"{source}: entry {key!r} has median_ms={med!r}; latencies must be positive numbers")
+    if not _finite(med) or med <= 0 or med > MAX_MS:
+        raise LUTError(f"{source}: entry {key!r} has median_ms={med!r}; latencies must be positive numbers of at "
+                       f"most {MAX_MS:g} ms. The file was edited or is corrupt: rebuild the entry (same profile "
+                       f"command, --force for the whole LUT)")
     for name in ENTRY_FIELDS[1:]:
         v = entry[name]
-        if not _finite(v) or v < 0 or (name == "n" and (v < 1 or float(v) != int(v))):
-            want = "a whole number >= 1" if name == "n" else "a finite number >= 0"
+        top = MAX_N if name == "n" else MAX_MS
+        if not _finite(v) or v < 0 or v > top or (name == "n" and (v < 1 or float(v) != int(v))):
+            want = f"a whole number from 1 to {MAX_N:g}" if name == "n" else f"a number from 0 to {MAX_MS:g}"
             raise LUTError(f"{source}: entry {key!r} has {name}={v!r}; it must be {want}. The file was edited or "
                            f"is corrupt: rebuild the entry (same profile command, --force for the whole LUT)")
 
@@ -282,13 +291,26 @@ def _check_calibration(calib: Any, source: str) -> None:
         return  # not fitted (yet): the predictor uses the plain block sum
     if not isinstance(coef, list) or len(coef) != len(FEATURES) or not all(_finite(c) for c in coef):
         raise bad(f"has coef={coef!r:.80}; it must list {len(FEATURES)} finite numbers, one per {list(FEATURES)}")
+    if any(abs(c) > MAX_COEF for c in coef):
+        raise bad(f"has coef={coef!r:.120}; each must lie within ±{MAX_COEF:g} (no device's fit is that large)")
     if coef[0] <= 0:
         raise bad(f"scales the block sum by {coef[0]!r}; the scale must be > 0")
-    for row in calib.get("data", []) if isinstance(calib.get("data"), list) else []:
+    data = calib.get("data", [])
+    if not isinstance(data, list):
+        raise bad(f"has 'data' of type {type(data).__name__}; it must be a list of the networks it was fitted on")
+    for i, row in enumerate(data):
         feats = row.get("features") if isinstance(row, dict) else None
-        if isinstance(feats, list) and len(feats) == len(coef) and all(_finite(f) for f in feats):
-            if sum(c * f for c, f in zip(coef, feats)) <= 0:
-                raise bad(f"predicts <= 0 ms for network {row.get('arch_id')!r} it was fitted on")
+        measured = row.get("measured") if isinstance(row, dict) else None
+        if (not isinstance(feats, list) or len(feats) != len(coef)
+                or not all(_finite(f) and 0 <= f <= MAX_MS for f in feats)):
+            raise bad(f"data[{i}] has features={feats!r:.80}; they must list {len(coef)} numbers from 0 to "
+                      f"{MAX_MS:g}, one per {list(FEATURES)}")
+        med = measured.get("median_ms") if isinstance(measured, dict) else None
+        if not _finite(med) or med <= 0 or med > MAX_MS:
+            raise bad(f"data[{i}] (network {row.get('arch_id')!r}) has measured.median_ms={med!r}; a measured "
+                      f"latency must be a positive number of at most {MAX_MS:g} ms")
+        if sum(c * f for c, f in zip(coef, feats)) <= 0:
+            raise bad(f"predicts <= 0 ms for network {row.get('arch_id')!r} it was fitted on")
 
 
 def fingerprint_diff(a: dict[str, Any], b: dict[str, Any], fields: tuple[str, ...] = DEVICE_FIELDS) -> dict[str, tuple]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from hwnas.core.errors import InputError
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.latency.lut import FEATURES, LUT
+from hwnas.latency.lut import FEATURES, LUT, LUTError
 from hwnas.spaces.base import kind_part
 from hwnas.spaces.mbv3 import MBv3Arch, MBv3Space
 
@@ -45,22 +45,39 @@ def io_melems(d: LayerDesc) -> float:
     return (d.cin * d.res**2 + out) / 1e6
 
 
+def not_finite_error(lut: LUT, ms: float, lut_sum_finite: bool, arch_id: str | None = None) -> LUTError:
+    """A prediction that overflowed (or is NaN with every block present): an error naming the LUT file and the
+    field whose numbers made it, never ``predicted inf ms`` (issue 47)."""
+    where = "its 'entries' (median_ms)" if not lut_sum_finite else "its field 'calibration' (coef)"
+    of = f" for arch {arch_id}" if arch_id else ""
+    return LUTError(f"{lut.path or 'the LUT'}: the predicted latency{of} is {ms} ms, not a finite number: "
+                    f"{where} hold numbers too large to add up; the file was edited or is corrupt: rebuild it "
+                    f"(hwnas profile ... --force), or refit its calibration (--recalibrate)")
+
+
 @dataclass(frozen=True)
 class Calibration:
     """``measured ≈ features @ coef`` over :data:`FEATURES`; identity when the LUT has none."""
 
     coef: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     model: str = "none"
+    lut: LUT | None = field(default=None, compare=False, repr=False)  # named in the error of a non-finite result
 
     @classmethod
     def from_lut(cls, lut: LUT) -> "Calibration":
         c = lut.calibration
         if not c or not c.get("coef"):
-            return cls()
-        return cls(tuple(float(v) for v in c["coef"]), c.get("model", "?"))  # type: ignore[arg-type]
+            return cls(lut=lut)
+        return cls(tuple(float(v) for v in c["coef"]), c.get("model", "?"), lut)  # type: ignore[arg-type]
 
     def apply(self, feats: np.ndarray) -> np.ndarray:
-        return feats @ np.asarray(self.coef)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = feats @ np.asarray(self.coef)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise not_finite_error(self.lut or LUT("?", {}, {}, {}), float(out[i]), bool(np.isfinite(feats[i, 0])))
+        return out
 
 
 class MBv3LatencyPredictor:
@@ -70,7 +87,7 @@ class MBv3LatencyPredictor:
     def __init__(self, lut: LUT, space: MBv3Space | None = None, calibrated: bool = True):
         self.lut = lut
         self.space = space or lut.search_space()
-        self.calibration = Calibration.from_lut(lut) if calibrated else Calibration()
+        self.calibration = Calibration.from_lut(lut) if calibrated else Calibration(lut=lut)
         sp = self.space
         S, D = len(sp.stages), sp.max_depth
         shape = (len(sp.resolutions), len(sp.width_mults), S, 2, len(sp.kernels), len(sp.expands))
@@ -104,9 +121,10 @@ class MBv3LatencyPredictor:
         self._tables_coef = self.calibration.coef
         R, W, S, K, E = len(sp.resolutions), len(sp.width_mults), len(sp.stages), len(sp.kernels), len(sp.expands)
         table = np.zeros((R * W, S * 2, K * E + 1))
-        table[..., :K * E] = (self._blk @ coef[:3]).reshape(R * W, S * 2, K * E)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is said by the prediction, naming the LUT
+            table[..., :K * E] = (self._blk @ coef[:3]).reshape(R * W, S * 2, K * E)
+            self._lat_fixed = (self._fixed @ coef[:3] + coef[3]).ravel()
         self._lat_blocks = table.ravel()
-        self._lat_fixed = (self._fixed @ coef[:3] + coef[3]).ravel()
         # per block slot (stage s, position i): its offset in a (resolution, width) slice of the table
         self._slot_offset = ((np.arange(S)[:, None] * 2 + self._pos[None, :]) * (K * E + 1)).ravel()
 
@@ -187,12 +205,20 @@ class MBv3LatencyPredictor:
         active = np.arange(D)[None, None, :] < depth[:, :, None]  # [N, S, D]
         ke = np.where(active.reshape(len(G), S * D), G[:, o::2].astype(np.intp) * E + G[:, o + 1::2], KE1 - 1)
         idx = (rw * (S * 2 * KE1))[:, None] + self._slot_offset + ke
-        out = self._lat_fixed[rw] + self._lat_blocks[idx].sum(1)
-        bad = np.isnan(out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._lat_fixed[rw] + self._lat_blocks[idx].sum(1)
+        bad = ~np.isfinite(out)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            self._raise_missing(archs[i] if archs is not None else sp.from_genes(G[i]))
+            arch = archs[i] if archs is not None else sp.from_genes(G[i])
+            if not self.lut.missing([d.key for d in arch.layers()]):  # every block there: the numbers overflowed
+                raise not_finite_error(self.lut, float(out[i]), self._lut_sum_finite(arch), arch.id)
+            self._raise_missing(arch)
         return out
+
+    def _lut_sum_finite(self, arch: MBv3Arch) -> bool:
+        with np.errstate(over="ignore"):
+            return bool(np.isfinite(sum(self.lut.median(d.key) for d in arch.layers())))
 
     def predict(self, arch: MBv3Arch) -> float:
         return float(self.predict_many([arch])[0])
@@ -275,7 +301,7 @@ class LayerSumPredictor:
     def __init__(self, lut: LUT, space=None, calibrated: bool = True):
         self.lut = lut
         self.space = space or lut.search_space()
-        self.calibration = Calibration.from_lut(lut) if calibrated else Calibration()
+        self.calibration = Calibration.from_lut(lut) if calibrated else Calibration(lut=lut)
         self._cache: dict[str, tuple[float, float, float]] = {}  # layer key -> (ms, io Melems, 1)
 
     def _layer(self, d: LayerDesc) -> tuple[float, float, float]:
@@ -291,7 +317,8 @@ class LayerSumPredictor:
         for n, a in enumerate(archs):
             if a.resolution not in self.space.resolutions:
                 raise MissingEntriesError([], self.fill_command())
-            out[n, :3] = np.sum([self._layer(d) for d in a.layers()], axis=0)
+            with np.errstate(over="ignore"):  # an overflow is said by Calibration.apply, naming the LUT
+                out[n, :3] = np.sum([self._layer(d) for d in a.layers()], axis=0)
             if np.isnan(out[n, 0]):
                 self._raise_missing(a)
         return out

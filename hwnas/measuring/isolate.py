@@ -11,6 +11,7 @@ result: interference only ever adds time.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -61,6 +62,33 @@ def _worker(profiler_name: str, options: dict[str, Any], kind: str, items: Seque
     return [measure_arch(profiler, space.arch_from_dict(a)).to_dict() for a in items]
 
 
+def die_with_parent(parent: int) -> None:
+    """A measuring worker's initializer: end when the process that started it ends. A transfer killed mid-way
+    left its worker timing for 30-50 s more with parent 1 (and multiprocessing's resource tracker alive as long,
+    since the worker held its pipe). Linux: the kernel sends SIGKILL when the parent goes (PR_SET_PDEATHSIG);
+    elsewhere a thread checks every second. A parent already gone before this ran: exit now."""
+    import os
+    import signal
+
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:  # 1: PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):  # no prctl (macOS): watch the parent instead
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
@@ -92,7 +120,8 @@ def measure_isolated(profiler_name: str, options: dict[str, Any], kind: str, ite
     def one_pass(p: int, todo: list[int]) -> None:
         order = todo[::-1] if p % 2 == 1 else list(todo)
         size = chunk if p % 2 == 0 else max(1, chunk - chunk // 3)  # shift chunk boundaries between passes
-        with ProcessPoolExecutor(1, mp_context=ctx, max_tasks_per_child=1) as pool:
+        with ProcessPoolExecutor(1, mp_context=ctx, max_tasks_per_child=1, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for idx in _chunks(order, size):
                 results = pool.submit(_worker, profiler_name, options, kind, [items[i] for i in idx],
                                       space_dict).result()

@@ -40,6 +40,11 @@ class MeasurementsError(TransferError):
 def read_measurements(path: str | Path, space: Any) -> tuple[list[Any], np.ndarray, str]:
     """The distinct archs of the file, their latencies (ms; the median of repeated rows) and the file's digest."""
     path = Path(path)
+    from hwnas.core.jsonio import path_problem
+
+    problem = path_problem(path, "a measurements file", "a CSV with a header 'arch,ms'")
+    if problem:  # a directory, /dev/zero, a FIFO, a dangling link: said as such, not "does not exist"
+        raise MeasurementsError(problem)
     if not path.is_file():
         raise MeasurementsError(f"measurements file {str(path)!r} " +
                                 ("is a directory" if path.is_dir() else "does not exist") +

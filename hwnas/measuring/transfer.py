@@ -17,7 +17,7 @@ import numpy as np
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.core.errors import InputError
 from hwnas.latency.predict import FEATURES
-from hwnas.measuring.transfer_fit import (MODEL, RECALIBRATED, Design, TransferFit, block_uncertainty,
+from hwnas.measuring.transfer_fit import (MODEL, RECALIBRATED, Design, ImplausibleFit, TransferFit, block_uncertainty,
                                           choose_networks, feature_rows, fit_transfer, space_extremes,
                                           transfer_model)
 
@@ -440,7 +440,18 @@ def write_transfer_lut(lut, donor, donor_path, design: Design, chosen: Sequence[
 
     keys = design.keys
     C, io, nb = design.counts(chosen)
-    model = transfer_model(design, C, io, nb, y, fit, measured_blocks=bool(blocks))
+    try:
+        model = transfer_model(design, C, io, nb, y, fit, measured_blocks=bool(blocks))
+    except ImplausibleFit as e:  # never written as a LUT: what the networks say is not a device
+        n = len(chosen)
+        again = (f"check its ms column (milliseconds, one network each, the device quiet while timing), or time "
+                 f"more networks there (--suggest {2 * n} lists good ones)" if source else
+                 f"measure them again on a quiet device (the same command with --force: the {n} timings kept in "
+                 f"{_progress_path(out)} are the ones at fault), or more of them (--networks {2 * n}), or build the "
+                 f"LUT in full (drop --transfer-from)")
+        raise TransferError(f"the {n} networks {'in ' + source['file'] if source else 'measured here'} fit no "
+                            f"physically plausible LUT from the donor {donor_path}: {e} (the constrained fit and the "
+                            f"calibration-only refit alike); nothing was written to {out}: {again}") from None
     recal, use_recal = model.recalibration, model.recalibrated
     # -- the LUT: every block of the space, fitted (or measured), and the transfer's calibration -------------
     coef = model.coef

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hwnas.core.errors import InputError
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.latency.predict import FEATURES, io_melems
 
@@ -45,6 +46,14 @@ LAMBDA_TYPES = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 1e4)
 LAMBDA_ADDITIVE = (0.01, 0.1, 1.0, 10.0, 1e4)
 MODEL = "per-type-ridge"
 RECALIBRATED = "donor-blocks-recalibrated"  # the donor's blocks, scaled, under hwnas.measuring.calibrate's model
+# The least share of the donor's time a transferred block may take. A transfer goes CPU to CPU or GPU to GPU: no
+# such pair is 1000x apart, and a fit that says so (a block of 1.1e-05 ms, issue 47) has fitted noise.
+MIN_RATIO = 1e-3
+
+
+class ImplausibleFit(InputError):
+    """No fit of the networks is physically plausible (a per-type scale <= 0, a block next to free): nothing
+    may be written as a LUT. hwnas.measuring.transfer says what to do."""
 
 
 def block_type(d: LayerDesc) -> str:
@@ -170,6 +179,7 @@ class TransferFit:
     loo_errors_pct: list[float]
     cov: np.ndarray = field(repr=False)
     types: list[str] = field(default_factory=list)
+    implausible: str | None = None  # why even the most constrained fit is not physically plausible (None: it is)
 
     @property
     def rho(self) -> float:
@@ -219,12 +229,16 @@ def fit_transfer(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndarray, y
             score = float(np.mean(errs_a)) if N > 1 else 0.0
             if best is None or score < best[0] - 1e-9:
                 best = (score, lt, la, theta, errs)
-    if best is None:  # nothing plausible: the donor scaled by one factor (rho alone) always is
+    why = None
+    if best is None:  # nothing plausible: the donor scaled by one factor (rho alone), the most constrained fit
         lt = la = 1e12
         pen = design.penalties(lt, la)
         theta = _solve(X, t, w, pen, prior)
         errs = [((Xn[i] @ theta + offset[i]) - y[i]) / y[i] * 100 for i in range(N)]
         best = (float(np.mean(np.abs(errs))), lt, la, theta, errs)
+        why = implausible(design, design.block_ms(theta), type_scales(design, theta)) or (
+            None if _plausible(design, theta, Xn, offset) else
+            "it prices a network it was fitted on at <= 0 ms, or its isolation factor is <= 0.05")
     score, lt, la, theta, errs = best
     pen = design.penalties(lt, la)
     r = (X @ theta - t) * w
@@ -236,7 +250,7 @@ def fit_transfer(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndarray, y
     errs_a = np.abs(errs)
     return TransferFit(theta, (lt, la), score if N > 1 else float("nan"),
                        float(np.mean(errs_a <= 10.0) * 100) if N > 1 else float("nan"),
-                       float(np.mean(fit_err)), [round(float(e), 3) for e in errs], cov, list(design.types))
+                       float(np.mean(fit_err)), [round(float(e), 3) for e in errs], cov, list(design.types), why)
 
 
 @dataclass(frozen=True)
@@ -294,7 +308,11 @@ def recalibrated_donor(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndar
             if mape_m < best[0]:
                 best = (mape_m, "donor+macs", np.array([1.0, *sol[2:]]), block, float(sol[0]), errs_m)
     mape, model, coef, block, rho, errs = best
-    if np.any(block <= 0):
+    if implausible(design, block) is not None and model != "scale":  # a boundary fit that prices blocks at ~0 ms
+        coef = fit(F, y, "scale")
+        errs = _loo_errors(F, y, lambda f, t: fit(f, t, "scale"))
+        mape, model, block, rho = float(np.mean(np.abs(errs))), "scale", design.d * coef[0], float(coef[0])
+    if implausible(design, block) is not None:
         return None
     coef = np.array([1.0, *coef[1:]])  # the block sum's scale lives in block_ms
     a = np.abs(errs)
@@ -323,16 +341,42 @@ def transfer_model(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndarray,
     refit's 100 % at N = 20, docs/fidelity/transfer_demo_ort-cpu_to_torch-cpu.json) the prior costs more than
     it gives. Both are judged the same way, by leave-one-out error over the N networks, and the better one is
     taken. Individually measured blocks (``measured_blocks``) only the per-type fit can use."""
-    recal = recalibrated_donor(design, C, io, n, y) if not measured_blocks else None
-    if recal is not None and (not math.isfinite(fit.loo_mape_pct) or recal.loo_mape_pct < fit.loo_mape_pct):
+    recal = recalibrated_donor(design, C, io, n, y) if not measured_blocks else None  # None unless plausible
+    why = fit.implausible or implausible(design, design.block_ms(fit.theta), type_scales(design, fit.theta))
+    if recal is not None and (why or not math.isfinite(fit.loo_mape_pct) or recal.loo_mape_pct < fit.loo_mape_pct):
         return TransferModel(np.asarray(recal.block_ms, float), np.asarray(recal.coef, float), recal, True)
+    if why:  # neither model is physically plausible: no LUT (hwnas.measuring.transfer says what to do)
+        raise ImplausibleFit(why)
     return TransferModel(design.block_ms(fit.theta), np.asarray(design.calibration_coef(fit.theta), float), recal,
                          False)
 
 
 def _plausible(design: Design, theta: np.ndarray, Xn: np.ndarray, offset: np.ndarray) -> bool:
-    return bool(1.0 + theta[1] > 0.05 and np.all(design.block_ms(theta) > 0) and np.all(Xn @ theta + offset > 0)
-                and design.calibration_coef(theta)[0] > 0)
+    return bool(1.0 + theta[1] > 0.05 and np.all(Xn @ theta + offset > 0) and design.calibration_coef(theta)[0] > 0
+                and implausible(design, design.block_ms(theta), type_scales(design, theta)) is None)
+
+
+def type_scales(design: Design, theta: np.ndarray) -> dict[str, float]:
+    """Each block type's scale of the donor's time under ``theta`` (rho + its deviation)."""
+    return {t: float(theta[0] + theta[2 + i]) for i, t in enumerate(design.types)}
+
+
+def implausible(design: Design, block_ms: np.ndarray, scales: dict[str, float] | None = None) -> str | None:
+    """Why a transferred LUT is not physically plausible, or None: a per-type scale <= 0 (a block type whose cost
+    here falls as the donor's rises: the MAC term alone kept its blocks > 0, issue 47), or a block priced below
+    :data:`MIN_RATIO` of the donor's time (or not at all)."""
+    bad = {t: v for t, v in (scales or {}).items() if not v > 0}
+    if bad:
+        shown = ", ".join(f"{t} {v:.3g}x" for t, v in list(bad.items())[:3]) + (" …" if len(bad) > 3 else "")
+        return (f"{len(bad)} of {len(scales or {})} block types would take a negative or zero share of the donor's "
+                f"time ({shown})")
+    block_ms = np.asarray(block_ms, float)
+    ratio = np.where(np.isfinite(block_ms), block_ms, -np.inf) / design.d
+    j = int(np.argmin(ratio))
+    if not ratio[j] >= MIN_RATIO:
+        return (f"block {design.keys[j]} would take {block_ms[j]:.3g} ms, {ratio[j]:.3g}x the donor's "
+                f"{design.d[j]:.4g} ms")
+    return None
 
 
 def block_uncertainty(design: Design, fit: TransferFit) -> np.ndarray:

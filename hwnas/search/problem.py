@@ -56,6 +56,10 @@ class Problem:
         unknown = [o for o in objectives if o not in OBJECTIVES]
         if unknown or "accuracy" not in objectives or "latency_ms" not in objectives:
             raise SearchError(f"objectives must include accuracy and latency_ms, from {list(OBJECTIVES)}; got {objectives}")
+        twice = sorted({o for o in objectives if list(objectives).count(o) > 1})
+        if twice:  # stored as given, a duplicate weighed twice in the hypervolume and the crowding distance
+            raise SearchError(f"objective(s) {twice} given twice in {list(objectives)}; give each once, e.g. "
+                              f"--objectives {' '.join(dict.fromkeys(objectives))}")
         self.predictor, self.evaluator, self.constraints = predictor, evaluator, constraints
         self.objectives = tuple(objectives)
 

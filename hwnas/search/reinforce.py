@@ -116,7 +116,7 @@ class Reinforce(Strategy):
 
     def ask(self) -> list[SpaceArch]:
         self._genes = {}
-        batch = iter(self._sample(self.population))
+        batch = iter(self._sample(self._capped(self.population)))
         # the batch first; an arch proposed before is replaced by fresh draws (a converged policy repeats)
         return self._fresh(lambda: next(batch, None) or self._sample(1)[0], self.population)
 

@@ -1,6 +1,7 @@
 """One search run: space + LUT predictor + evaluator + constraints + strategy -> stored, resumable front."""
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -180,18 +181,24 @@ class SearchPlan:
     feasibility: Feasibility | None = None   # the constraints checkable before evaluating, when proposals keep to them
 
 
-def check_population(space: Any, population: int, generations: int) -> None:
+def check_population(space: Any, population: int, generations: int, max_evaluations: int | None = None) -> None:
     """A population larger than the space holds archs is refused (each generation would ask for more distinct
-    archs than exist); a search of more than 10,000 evaluations says what it may cost first."""
+    archs than exist); a search of more than 10,000 evaluations (``max_evaluations`` caps them) says what it may
+    cost first."""
     size = space.size() if hasattr(space, "size") else None
     if size is not None and population > size:
         raise SearchError(f"--population {population:,} is more than the {size:,} archs space {space.name!r} holds; "
                           f"give --population {size:,} or less (--strategy random with a population of {size:,} "
                           f"and --generations 1 evaluates every arch)")
-    if population * generations > 10_000:
-        print(f"note: up to {population * generations:,} evaluations ({population:,} per generation for "
-              f"{generations:,} generations); each is stored as it finishes, and the bar shows how many of the "
-              f"current generation are done", file=sys.stderr)
+    total = population * generations
+    if max_evaluations is not None and max_evaluations < total:
+        total = max_evaluations
+        how = f"--max-evaluations; {population:,} per generation, the last one cut to fit"
+    else:
+        how = f"{population:,} per generation for {generations:,} generations"
+    if total > 10_000:
+        print(f"note: up to {total:,} evaluations ({how}); each is stored as it finishes, and the bar shows how "
+              f"many of the current generation are done", file=sys.stderr)
 
 
 def check_counts(population: int, generations: int, workers: int, seed: int = 0) -> None:
@@ -270,7 +277,7 @@ def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
     check_constraints(constraints)
     lut = LUT.load(lut_path)
     space = searchable_space(lut, lut_path, space)
-    check_population(space, population, generations)
+    check_population(space, population, generations, c.max_evaluations)
     predictor = latency_predictor(lut, space)
     fastest = check_budget(predictor, constraints.latency_limit_ms, constraints.margin)
     feasibility = Feasibility(predictor, constraints)
@@ -584,6 +591,7 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
     # the archs of the committed generations, failed ones too: what the evaluation cap counts (an evaluation
     # stored by a generation killed part-way counts when its generation is replayed, as it did uninterrupted)
     evaluated = set(store.evaluated_ids())
+    takes_limit = "limit" in inspect.signature(strat.propose).parameters
     try:  # closed on an error too: the error line must start a line of its own, not follow the bar
         while True:
             done = Progress(gen, len(evaluated), elapsed(), hvs)
@@ -591,11 +599,12 @@ def search_loop(store: RunStore, plan: SearchPlan, out: Path, termination: Termi
             if stop is not None:
                 break
             shown["done"] = 0
-            archs = strat.propose()
+            left = termination.remaining(done)
+            # no more than can be evaluated: the cap holds before the work (a plugin's own propose() may not take it)
+            archs = strat.propose(left) if takes_limit else strat.propose()
             # equivalent proposals (a cell's dead edges) are evaluated, stored and listed once, as their
             # canonical arch; the strategy is told about what it proposed
             networks = [canonical_arch(a) for a in archs]
-            left = termination.remaining(done)
             if left is not None:  # the evaluation cap: the proposals that would evaluate past it are not made
                 keep, new = [], set()
                 for a, n in zip(archs, networks):

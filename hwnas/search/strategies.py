@@ -121,11 +121,19 @@ class Strategy:
         arch's layers tell before any evaluation). The run calls it when a checkable constraint is set."""
         self.feasibility = feasibility if feasibility is not None and feasibility.active else None
 
-    def propose(self) -> list[SpaceArch]:
+    def propose(self, limit: int | None = None) -> list[SpaceArch]:
         """:meth:`ask`, then every proposal still outside the checkable constraints repaired: the built-in
         strategies resample inside ``ask`` already (their own distribution, then a bounded repair), so this
-        catches what a strategy proposes by other means (Optuna's trials, a plugin's ``ask``)."""
-        archs = self.ask()
+        catches what a strategy proposes by other means (Optuna's trials, a plugin's ``ask``).
+
+        ``limit``: at most this many evaluations are left (--max-evaluations): the built-in strategies then make
+        no more proposals than that (a --population of 100,000 under a cap of 5 made 100,000 first, one at a
+        time, for minutes before evaluating any); a plugin's ``ask`` may make more, which the run cuts."""
+        self._limit = limit
+        try:
+            archs = self.ask()
+        finally:
+            self._limit = None
         if self.feasibility is None or not archs:
             return archs
         v = self.feasibility.violations(archs)
@@ -148,10 +156,17 @@ class Strategy:
         return repair(arch, feas.violation, self.rng, self.mutate_prob, feas.anchor(), seen)
 
     # -- helpers -------------------------------------------------------------
+    def _capped(self, n: int) -> int:
+        """``n`` proposals, or fewer when :meth:`propose` was given a smaller ``limit``."""
+        limit = getattr(self, "_limit", None)
+        return n if limit is None else max(0, min(n, limit))
+
     def _fresh(self, make: Callable[[], SpaceArch], n: int) -> list[SpaceArch]:
         """``n`` archs from ``make`` not proposed before (falls back to repeats in a tiny space). Restricted
         (:meth:`restrict`): an arch outside the checkable constraints is drawn again from ``make`` (the
-        strategy's own distribution), up to 50 times, and the least violating draw then repaired."""
+        strategy's own distribution), up to 50 times, and the least violating draw then repaired. At most
+        :meth:`propose`'s ``limit``."""
+        n = self._capped(n)
         if self.feasibility is not None:
             return self._fresh_within(make, n)
         out: list[SpaceArch] = []
@@ -200,7 +215,9 @@ class Strategy:
     def _fresh_genes(self, make: Callable[[int], np.ndarray], n: int) -> list[SpaceArch]:
         """:meth:`_fresh` on gene matrices: ``make(k)`` proposes ``k`` canonical gene rows at once, twice as many
         as archs are still wanted; rows whose arch was proposed before are passed over. After 50 rounds, what
-        is still wanted is filled with repeats (a tiny space). Only the archs kept are made."""
+        is still wanted is filled with repeats (a tiny space). Only the archs kept are made. At most
+        :meth:`propose`'s ``limit``."""
+        n = self._capped(n)
         kept: list[np.ndarray] = []
         ids: list[str] = []
         if len(self._id_cache) > 1 << 18:  # a memo only: bounded, so a long run's memory stays that of `seen`

@@ -184,8 +184,19 @@ def get_space(name_or_path: str | Path) -> Any:
         if not p.is_file():
             raise SpaceError(f"unknown space {str(name_or_path)!r}; shipped spaces: {list_spaces()} "
                              f"(or pass a space file)")
-    if not p.exists() or p.is_dir():
-        raise SpaceError(f"space file {str(p)!r} " + ("is a directory" if p.is_dir() else "does not exist"))
+    return load_space_file(p)
+
+
+def load_space_file(path: str | Path) -> Any:
+    """A custom space file (``--space-file``), always as a file: a directory or /dev/zero given there was looked up
+    as a shipped space's name ("unknown space")."""
+    p = Path(path)
+    problem = jsonio.path_problem(p, "a space file", "JSON, TOML or YAML")
+    if problem:
+        raise SpaceError(problem)
+    if not p.is_file():
+        raise SpaceError(f"space file {str(p)!r} does not exist; give a space file (JSON, TOML or YAML), or --space "
+                         f"NAME for a shipped one ({', '.join(list_spaces())})")
     return space_from_dict(read_structured(p), source=str(p))
 
 

@@ -137,9 +137,14 @@ class MBv3Space:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "MBv3Space":
+        from hwnas.core.jsonio import path_problem
+
         path = Path(path)
-        if not path.exists() or path.is_dir():
-            raise SpaceError(f"space file {str(path)!r} " + ("is a directory" if path.is_dir() else "does not exist"))
+        problem = path_problem(path, "a space file", "JSON, TOML or YAML")  # a directory, /dev/zero, a FIFO
+        if problem:
+            raise SpaceError(problem)
+        if not path.is_file():
+            raise SpaceError(f"space file {str(path)!r} does not exist")
         return cls.from_dict(read_structured(path), source=str(path))
 
     def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "MBv3Space":
