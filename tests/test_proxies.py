@@ -4,7 +4,7 @@ import pytest
 
 from hwnas.evaluate.base import EvaluatorError
 from hwnas.evaluate import create_evaluator
-from hwnas.evaluate.proxies import PROXIES, synflow
+from hwnas.evaluate.proxies import PROXIES, SIZE_PROXIES, synflow
 
 
 @pytest.mark.parametrize("proxy", sorted(PROXIES))
@@ -16,7 +16,8 @@ def test_proxy_is_finite_and_seeded(demo, proxy):
     scores = ev.evaluate(archs)
     assert all(math.isfinite(s) for s in scores)
     assert create_evaluator(f"proxy:{proxy}", seed=0, **data).evaluate(archs) == scores
-    assert create_evaluator(f"proxy:{proxy}", seed=1, **data).evaluate(archs) != scores
+    if proxy not in SIZE_PROXIES:  # size does not depend on the seed
+        assert create_evaluator(f"proxy:{proxy}", seed=1, **data).evaluate(archs) != scores
     assert scores[0] != scores[1]
 
 
@@ -83,3 +84,12 @@ def test_meco_counts_each_feature_map_once():
 
     assert proxies.meco(Flat(True)) == pytest.approx(proxies.meco(Flat(False)))
     assert proxies.meco(Flat(False)) > 0
+
+
+def test_size_proxies_are_the_layer_counts(demo):
+    from hwnas.spaces.base import layer_costs
+
+    a = demo.largest()
+    macs, params = layer_costs(a.layers())
+    assert create_evaluator("proxy:macs").evaluate([a]) == [float(macs)]
+    assert create_evaluator("proxy:params").evaluate([a]) == [float(params)]
