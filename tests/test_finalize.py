@@ -327,3 +327,19 @@ def test_finalize_of_a_3_objective_run_with_a_margin_is_uncertain_when_too_noisy
 
 def lat_pick(out):
     return json.loads((out / "report.json").read_text())["arch_id"]
+
+
+def test_a_data_free_run_without_data_asks_for_it(demo_lut_path, tmp_path):
+    """No silent data set: a run searched with a data-free evaluator and no --data records none, so finalize
+    (which must train its pick) asks for --data, before any export; with --data it trains on that data."""
+    from hwnas.search import run_search
+
+    run_search(demo_lut_path, tmp_path / "run", evaluator="proxy:meco", population=4, generations=1, seed=0,
+               progress=False)
+    with pytest.raises(FinalizeError, match=r"was searched with proxy:meco, which reads no images, and records no "
+                                            r"data set; give --data DATA"):
+        finalize(tmp_path / "run", tmp_path / "dist", processes=0, log=lambda s: None)
+    assert not (tmp_path / "dist").exists()
+    run_search(demo_lut_path, tmp_path / "run2", evaluator="proxy:meco", population=4, generations=1, seed=0,
+               progress=False, data="digits")
+    assert read_run(tmp_path / "run2").config["data"] == "digits"

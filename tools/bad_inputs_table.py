@@ -22,6 +22,16 @@ GOOD_ARCH = {"space": "demo", "resolution": 24, "width": 1.0, "kernels": [[3], [
              "expands": [[2], [2], [2], [2]]}
 
 
+def _npz_classes(tmp: Path, k: int) -> str:
+    """A user's .npz of k classes (10 tiny grey images each)."""
+    import numpy as np
+
+    p = tmp / f"classes{k}.npz"
+    rng = np.random.default_rng(0)
+    np.savez(p, x=rng.integers(0, 255, (10 * k, 8, 8), dtype=np.uint8), y=np.repeat(np.arange(k), 10))
+    return str(p)
+
+
 def _arch(tmp: Path, text: str | bytes) -> str:
     p = tmp / "arch.json"
     p.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -251,6 +261,12 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("sample --space-file /dev/zero", lambda t: ["sample", "--space-file", "/dev/zero"]),
     ("sample --space-file a directory", lambda t: ["sample", "--space-file", str(t)]),
     ("search --objectives accuracy accuracy latency_ms", lambda t: ["search", "--lut", L, "--objectives", "accuracy", "accuracy", "latency_ms", "--out", str(t / "r")]),
+    # issue 44: no silent data set, class counts that match
+    ("search --evaluator proxy:naswot with no --data", lambda t: ["search", "--lut", L, "--evaluator", "proxy:naswot", "--population", "4", "--generations", "1", "--out", str(t / "r")]),
+    ("search --data of 3 classes on a 10-class space", lambda t: ["search", "--lut", L, "--data", _npz_classes(t, 3), "--population", "4", "--generations", "1", "--out", str(t / "r")]),
+    ("search --data X --evaluator-option data=Y", lambda t: ["search", "--lut", L, "--data", "digits", "--evaluator", "proxy:naswot", "--evaluator-option", "data=fashion-small", "--out", str(t / "r")]),
+    ("supernet with no --data", lambda t: ["supernet", "--space", "demo", "--out", str(t / "sn.pt")]),
+    ("score --evaluator train with no --data", lambda t: ["score", "--space", "demo", "--archs", _arch(t, json.dumps([GOOD_ARCH])), "--evaluator", "train"]),
     ("LUT calibration.data median_ms -1", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"]["data"][0]["measured"].update(median_ms=-1)), "--sample", "1"]),
 ]
 
