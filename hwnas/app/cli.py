@@ -73,12 +73,7 @@ MAX_SAMPLE = 100_000  # archs one `predict --sample` lists: each is sampled, pri
 def sample_count(text: str) -> int:
     """``predict --sample N``: 0 (not given) to :data:`MAX_SAMPLE`. 10,000,000 printed nothing for minutes while
     every arch was sampled in memory first."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    value = positive_int(text) if text.strip() != "0" else 0
     if value > MAX_SAMPLE:
         raise argparse.ArgumentTypeError(f"expected at most {MAX_SAMPLE:,} archs a call (each is sampled, priced and "
                                          f"printed), got {value:,}; ask for fewer, or run it again with other --seed "
