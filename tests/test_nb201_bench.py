@@ -27,6 +27,7 @@ def test_pinned_figures_on_30_networks(bench):
     assert rho["macs"]["cifar10"] == pytest.approx(0.8615, abs=2e-3)  # one op's params and MACs scale together
     assert rho["proxy:synflow"]["cifar10"] == pytest.approx(0.8385, abs=5e-3)
     assert rho["proxy:meco"]["cifar10"] == pytest.approx(0.9190, abs=5e-3)
+    assert rho["proxy:vote proxies=meco,macs"]["cifar10"] == pytest.approx(0.9182, abs=5e-3)
 
 
 def test_meco_beats_size_overall_and_within_latency_bins(bench):
@@ -34,4 +35,7 @@ def test_meco_beats_size_overall_and_within_latency_bins(bench):
     for data in ("cifar10", "cifar100", "imagenet16-120"):
         assert rows["proxy:meco"].spearman[data] > max(rows["params"].spearman[data], rows["macs"].spearman[data])
     assert rows["proxy:meco"].near_mean > rows["params"].near_mean + 0.05
+    vote = rows["proxy:vote proxies=meco,macs"]  # MeCo voted with size: still more than size, in bins too
+    assert vote.spearman["cifar10"] > rows["macs"].spearman["cifar10"] + 0.05
+    assert vote.near_mean > rows["macs"].near_mean + 0.05
     assert all(p >= 10 for p in bench.pairs_near_latency.values())
