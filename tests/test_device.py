@@ -28,7 +28,8 @@ def test_unknown_devices_are_refused_with_the_choices(spec):
 def test_cuda_without_a_gpu_says_what_torch_sees():
     with pytest.raises(EvaluatorError, match="sees no CUDA GPU.*--device cpu"):
         resolve_device("cuda")
-    r = run_cli("supernet", "--space", "demo", "--device", "cuda", "--epochs", "1", "--out", "/tmp/never.pt")
+    r = run_cli("supernet", "--space", "demo", "--data", "digits", "--device", "cuda", "--epochs", "1", "--out",
+                "/tmp/never.pt")
     assert r.returncode == 2 and "sees no CUDA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 

@@ -12,7 +12,7 @@ from hwnas.spaces.base import get_space
 @pytest.mark.parametrize("proxy", sorted(PROXIES))
 def test_proxy_seconds_per_demo_arch(benchmark, proxy):
     space = get_space("demo")
-    ev = create_evaluator(f"proxy:{proxy}", seed=0)
+    ev = create_evaluator(f"proxy:{proxy}", seed=0, **({"data": "digits"} if PROXIES[proxy][1] else {}))
     archs = [space.sample(0), space.largest()]
     ev.evaluate(archs[:1])  # warm: data loading, first-call allocations
     scores = benchmark(ev.evaluate, archs)
