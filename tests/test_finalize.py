@@ -301,7 +301,8 @@ def test_finalize_of_a_3_objective_run_with_a_margin_is_uncertain_when_too_noisy
     below = lat["below_budget"]
     assert below["margin"] == 0.05 and below["predicted_ms"] == pytest.approx(budget - lat["predicted_ms"])
     assert below["predicted_pct"] >= 5 - 1e-9  # the search kept the pick 5 % under the budget
-    assert below["measured_ms"] == pytest.approx(budget - lat["measured"]["median_ms"])
+    # the report's measured median is rounded for reading; the distance is from the unrounded one
+    assert below["measured_ms"] == pytest.approx(budget - lat["measured"]["median_ms"], abs=1e-5)
     md = (out / "report.md").read_text()
     assert "**UNCERTAIN**" in md and "Below the budget of" in md and "first measurement (too noisy" in md
     # the pareto plot of 3 objectives: projections, points only (no line through the front)
