@@ -257,7 +257,7 @@ def test_finalize_measures_its_verdict_on_the_device(device_lut, agent, token, t
     with target_device(agent.url, str(token)):
         report = finalize(run, tmp_path / "dist", processes=1, log=lambda *a, **k: None)
     lat = report.report["latency"]
-    assert lat["verdict"] in ("PASS", "FAIL") and lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0
+    assert lat["verdict"] in ("PASS", "FAIL", "UNCERTAIN") and lat["measured"]["median_ms"] > 0 and lat["predicted_ms"] > 0
     assert lat["fingerprint_diff"] == {}  # the device that measured is the LUT's device
     onnx = (tmp_path / "dist" / "model.onnx").read_bytes()
     assert (agent.workdir / "models" / f"{digest(onnx)}.onnx").is_file()  # the file the verdict timed went there
