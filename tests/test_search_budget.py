@@ -294,10 +294,10 @@ def test_margin_keeps_every_pick_below_the_budget_less_the_margin_and_is_recorde
 def test_margin_flag_takes_a_percentage_or_a_fraction_and_refuses_the_rest(tmp_path):
     from conftest import cli_here
 
-    from hwnas.app.cli import margin_fraction
+    from hwnas.app.cli import fraction_or_percent
 
-    assert margin_fraction("5%") == pytest.approx(0.05) and margin_fraction("0.05") == 0.05
-    assert margin_fraction(" 12.5% ") == pytest.approx(0.125) and margin_fraction("0") == 0.0
+    assert fraction_or_percent("5%") == pytest.approx(0.05) and fraction_or_percent("0.05") == 0.05
+    assert fraction_or_percent(" 12.5% ") == pytest.approx(0.125) and fraction_or_percent("0") == 0.0
     for bad, says in (("5", "did you mean 5%?"), ("100%", "below 100%"), ("-1%", "from 0%"), ("x", "a percentage"),
                       ("nan", "a percentage")):
         r = cli_here("search", "--lut", str(DEMO), "--budget-ms", "1", f"--margin={bad}", "--out", str(tmp_path / "b"))

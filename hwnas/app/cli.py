@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from hwnas.core import jsonio
 from hwnas.core.errors import (EXIT_BROKEN_PIPE, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
@@ -93,7 +93,7 @@ def finite_positive(text: str) -> float:
     return value
 
 
-def margin_fraction(text: str) -> float:
+def fraction_or_percent(text: str) -> float:
     """A safety margin as a percentage (``5%``) or a fraction (``0.05``), from 0 up to but not including 100 %."""
     t = text.strip()
     try:
@@ -392,6 +392,12 @@ def _export_bundle(args: argparse.Namespace) -> int:
 
 
 def _load_archs(args: argparse.Namespace, space) -> list:
+    return list(_archs(args, space))
+
+
+def _archs(args: argparse.Namespace, space) -> Iterable:
+    """The archs of ``--archs``, ``--arch`` or ``--sample N``; sampled ones one at a time (``predict`` prints
+    them as they come)."""
     if getattr(args, "archs", None):  # one list file: JSON list, JSON Lines, or the kind's text form a line
         from hwnas.spaces.archlist import read_arch_list
 
@@ -401,11 +407,6 @@ def _load_archs(args: argparse.Namespace, space) -> list:
 
         return [space.arch_from_dict(data, source=where) for p in args.arch
                 for where, data in jsonio.loads_records(p, ArchError, "architecture file")]
-    return list(_sampled(args, space))
-
-
-def _sampled(args: argparse.Namespace, space):
-    """``--sample N`` random archs, one at a time (``predict`` prints them as they come)."""
     import random
 
     rng = random.Random(args.seed)
@@ -470,8 +471,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import itertools
 
     # sampled archs are priced and printed 1,000 at a time: the first lines come at once, not after all of them
-    todo = iter(_sampled(args, space)) if args.sample and not args.arch and not getattr(args, "archs", None) \
-        else iter(_load_archs(args, space))
+    todo = iter(_archs(args, space))
     archs: list = []
     first = True
     while chunk := list(itertools.islice(todo, 1000)):
@@ -848,7 +848,7 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--space", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", type=dir_path, required=True, help="run directory")
     p.add_argument("--budget-ms", type=finite_positive, help="latency budget (predicted ms on the LUT's device)")
-    p.add_argument("--margin", type=margin_fraction, metavar="PCT",
+    p.add_argument("--margin", type=fraction_or_percent, metavar="PCT",
                    help="with --budget-ms: a safety margin below the budget, 5%% or 0.05: every pick is predicted "
                         "at or under budget x (1 - margin), so the measured latency has room for the LUT's error "
                         "(recorded in the run; finalize says how far below the budget the pick is) [none]")
@@ -961,7 +961,7 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--profiler", help="measure with this profiler [the LUT's]")
     p.add_argument("--processes", type=int, default=2,
                    help="measure in N fresh processes, keep the lowest median (as the LUT was built) [2]")
-    p.add_argument("--max-cv", type=margin_fraction, default=0.10, metavar="PCT",
+    p.add_argument("--max-cv", type=fraction_or_percent, default=0.10, metavar="PCT",
                    help="a measurement whose robust CV is over this (or whose p10-p90 holds the budget, or whose CV "
                         "is over 25 %%) cannot decide the verdict: it is measured once more, then UNCERTAIN (exit 5) "
                         "if still so; 10%% or 0.10 [10%%]")

@@ -19,15 +19,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def load_recipe(model: Path) -> dict:
-    """preprocess.json beside the model, else the model's metadata."""
+def load_recipe(model: Path, session) -> dict:
+    """preprocess.json beside the model, else the metadata of the model's (open) ONNX Runtime ``session``."""
     beside = model.parent / "preprocess.json"
     if beside.is_file():
         return json.loads(beside.read_text())
-    import onnxruntime as ort
-
-    meta = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_modelmeta()
-    text = meta.custom_metadata_map.get("hwnas.preprocess")
+    text = session.get_modelmeta().custom_metadata_map.get("hwnas.preprocess")
     if text is None:
         raise SystemExit(f"predict.py: {model} holds no hwnas.preprocess metadata and there is no preprocess.json "
                          f"beside it; use the bundle hwnas finalize wrote")
@@ -69,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if not a.model.is_file():
         print(f"predict.py: model {a.model} not found; give --model", file=sys.stderr)
         return 2
-    recipe = load_recipe(a.model)
     sess = ort.InferenceSession(str(a.model), providers=["CPUExecutionProvider"])
+    recipe = load_recipe(a.model, sess)
     classes = recipe["classes"]
     for path in a.images:
         try:

@@ -16,7 +16,7 @@ from hwnas.evaluate.train import train_arch
 from hwnas.finalize.bundle import REPORT_FORMAT, bundle_files, check_out, publish, staging_dir
 from hwnas.finalize.mobile import int8_checks, quant_settings_for, quantize_int8, to_ort_format
 from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
-from hwnas.finalize.preprocess import embed_in_onnx, preprocessing_for, read_from_model, write_bundle_preprocessing
+from hwnas.finalize.preprocess import embed_in_onnx, preprocessing_for, write_bundle_preprocessing
 from hwnas.finalize.result import FinalizeResult
 from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import NOISY_ROBUST_CV, latency_verdict, measure_artifact
@@ -175,8 +175,7 @@ def _int8_model(onnx_path: Path, stage: Path, splits: Any, arch: SpaceArch, lut:
     settings = quant_settings_for(lut)
     q_path = stage / "model.int8.onnx"
     quant = quantize_int8(onnx_path, q_path, splits, arch, settings=settings)
-    if read_from_model(q_path) is None:  # the quantizer may drop metadata_props: the int8 model says it too
-        embed_in_onnx(q_path, preprocessing_for(splits, arch))
+    embed_in_onnx(q_path, preprocessing_for(splits, arch))  # whatever the quantizer kept of metadata_props
     quant.update(int8_checks(q_path, onnx_path, splits, arch))
     q_ort = to_ort_format(q_path, stage, "model.int8.ort", int8_target(settings.activations))
     log(f"int8: {settings.activations} activations, {settings.weights} weights per channel, reduce_range "

@@ -45,12 +45,12 @@ def io_melems(d: LayerDesc) -> float:
     return (d.cin * d.res**2 + out) / 1e6
 
 
-def not_finite_error(lut: LUT, ms: float, lut_sum_finite: bool, arch_id: str | None = None) -> LUTError:
+def not_finite_error(lut: LUT | None, ms: float, lut_sum_finite: bool, arch_id: str | None = None) -> LUTError:
     """A prediction that overflowed (or is NaN with every block present): an error naming the LUT file and the
     field whose numbers made it, never ``predicted inf ms`` (issue 47)."""
     where = "its 'entries' (median_ms)" if not lut_sum_finite else "its field 'calibration' (coef)"
     of = f" for arch {arch_id}" if arch_id else ""
-    return LUTError(f"{lut.path or 'the LUT'}: the predicted latency{of} is {ms} ms, not a finite number: "
+    return LUTError(f"{getattr(lut, 'path', None) or 'the LUT'}: the predicted latency{of} is {ms} ms, not a finite number: "
                     f"{where} hold numbers too large to add up; the file was edited or is corrupt: rebuild it "
                     f"(hwnas profile ... --force), or refit its calibration (--recalibrate)")
 
@@ -76,7 +76,7 @@ class Calibration:
         bad = ~np.isfinite(out)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise not_finite_error(self.lut or LUT("?", {}, {}, {}), float(out[i]), bool(np.isfinite(feats[i, 0])))
+            raise not_finite_error(self.lut, float(out[i]), bool(np.isfinite(feats[i, 0])))
         return out
 
 

@@ -67,7 +67,6 @@ def die_with_parent(parent: int) -> None:
     left its worker timing for 30-50 s more with parent 1 (and multiprocessing's resource tracker alive as long,
     since the worker held its pipe). Linux: the kernel sends SIGKILL when the parent goes (PR_SET_PDEATHSIG);
     elsewhere a thread checks every second. A parent already gone before this ran: exit now."""
-    import os
     import signal
 
     try:

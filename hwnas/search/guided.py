@@ -110,12 +110,10 @@ class PredictorGuided(ArchiveStrategy):
         """Bound: the first generation (nothing to learn from yet) spread evenly over the values of the exact
         objective (latency when it is one) among random archs that meet the constraints, so no evaluation is
         spent over the budget and the front's whole range is sampled from the start."""
-        before, limit = set(self.seen), getattr(self, "_limit", None)
-        self._limit = None  # the pool is not what is proposed: 20 per proposal wanted (propose's limit, if less)
-        try:
-            pool = self._fresh(lambda: self.space.sample(self.rng), 20 * min(self.population, limit or self.population))
-        finally:
-            self._limit = limit
+        before = set(self.seen)
+        wanted = self._capped(self.population) or self.population  # propose's limit, if less
+        # the pool is not what is proposed: 20 archs per proposal wanted
+        pool = self._fresh(lambda: self.space.sample(self.rng), 20 * wanted, capped=False)
         self.seen = before  # only what is picked below counts as proposed
         objectives = self._exact[2]
         F, cv = self._exact_scores(pool, np.full((len(pool), len(objectives)), -np.inf))

@@ -161,12 +161,12 @@ class Strategy:
         limit = getattr(self, "_limit", None)
         return n if limit is None else max(0, min(n, limit))
 
-    def _fresh(self, make: Callable[[], SpaceArch], n: int) -> list[SpaceArch]:
+    def _fresh(self, make: Callable[[], SpaceArch], n: int, capped: bool = True) -> list[SpaceArch]:
         """``n`` archs from ``make`` not proposed before (falls back to repeats in a tiny space). Restricted
         (:meth:`restrict`): an arch outside the checkable constraints is drawn again from ``make`` (the
         strategy's own distribution), up to 50 times, and the least violating draw then repaired. At most
-        :meth:`propose`'s ``limit``."""
-        n = self._capped(n)
+        :meth:`propose`'s ``limit`` unless not ``capped`` (a pool to pick proposals from, not the proposals)."""
+        n = self._capped(n) if capped else n
         if self.feasibility is not None:
             return self._fresh_within(make, n)
         out: list[SpaceArch] = []

@@ -190,6 +190,11 @@ def get_space(name_or_path: str | Path) -> Any:
 def load_space_file(path: str | Path) -> Any:
     """A custom space file (``--space-file``), always as a file: a directory or /dev/zero given there was looked up
     as a shipped space's name ("unknown space")."""
+    return space_from_dict(read_space_file(path), source=str(path))
+
+
+def read_space_file(path: str | Path) -> dict:
+    """The fields of a space file; a directory, /dev/zero, a FIFO or a missing file is a one-line SpaceError."""
     p = Path(path)
     problem = jsonio.path_problem(p, "a space file", "JSON, TOML or YAML")
     if problem:
@@ -197,7 +202,7 @@ def load_space_file(path: str | Path) -> Any:
     if not p.is_file():
         raise SpaceError(f"space file {str(p)!r} does not exist; give a space file (JSON, TOML or YAML), or --space "
                          f"NAME for a shipped one ({', '.join(list_spaces())})")
-    return space_from_dict(read_structured(p), source=str(p))
+    return read_structured(p)
 
 
 def distinct_samples(sample: Any, n: int, rng: random.Random, exclude: Iterable[str] = ()) -> list[Any]:

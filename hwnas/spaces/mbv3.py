@@ -21,7 +21,7 @@ import numpy as np
 from hwnas.core import jsonio
 from hwnas.spaces.base import (arch_id, SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
                                check_fields, checked_resolutions, distinct_samples, read_fields, read_list,
-                               read_number, read_string, read_structured)
+                               read_number, read_space_file, read_string)
 from hwnas.spaces.blocks import ACTIVATIONS, LayerDesc, make_divisible
 
 _GENE_BYTES = attrgetter("_gene_bytes")
@@ -137,15 +137,7 @@ class MBv3Space:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "MBv3Space":
-        from hwnas.core.jsonio import path_problem
-
-        path = Path(path)
-        problem = path_problem(path, "a space file", "JSON, TOML or YAML")  # a directory, /dev/zero, a FIFO
-        if problem:
-            raise SpaceError(problem)
-        if not path.is_file():
-            raise SpaceError(f"space file {str(path)!r} does not exist")
-        return cls.from_dict(read_structured(path), source=str(path))
+        return cls.from_dict(read_space_file(path), source=str(path))
 
     def with_resolutions(self, resolutions: Iterable[int], num_classes: int | None = None) -> "MBv3Space":
         """This space at other input resolutions (e.g. ``mbv3`` at 32 px for small images), named
