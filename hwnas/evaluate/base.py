@@ -34,6 +34,7 @@ for _name, _target in {"predictor": "hwnas.evaluate.predictor:PredictorEvaluator
                        "supernet": "hwnas.evaluate.supernet:SupernetEvaluator",
                        "train": "hwnas.evaluate.train:EarlyStoppingEvaluator",
                        "proxy:vote": "hwnas.evaluate.vote:VoteEvaluator",
+                       "multifidelity": "hwnas.evaluate.multifidelity:MultiFidelityEvaluator",
                        **{f"proxy:{p}": f"hwnas.evaluate.proxies:proxy_{p}"
                           for p in ("synflow", "meco", "macs", "params", "naswot", "grad_norm", "snip")}}.items():
     EVALUATORS.register(_name, _target)

@@ -21,11 +21,16 @@ errors (``hwnas.search.runs.RunError``), so ``except FinalizeError`` catches a b
 
 
 def pick_record(run: Run, pick: str = "best") -> SearchRecord:
-    """``best``: the best feasible arch of the front (``hwnas.search.pareto.best_record``, as ``best.json``);
-    otherwise an arch id from the run."""
+    """``best``: the pick of the run's refinement (``refine.json``, ``hwnas search --refine``) if it has one, else
+    the best feasible arch of the front (``hwnas.search.pareto.best_record``, as ``best.json``); otherwise an
+    arch id from the run."""
     if pick == "best":
         from hwnas.search.pareto import best_record
+        from hwnas.search.refine import refined_pick
 
+        refined = refined_pick(run.path)  # hwnas search --refine re-ranked the best candidates: its pick
+        if refined is not None and refined in run.evals:
+            return run.evals[refined]
         best = best_record(run.front)
         if best is None:
             raise FinalizeError(f"{run.path}: the front is empty (no architecture met every constraint); "

@@ -61,6 +61,8 @@ class SearchConfig:
     command: str | None = None
     data: str | None = None  # the images the search is for: evaluators that read data read them, finalize trains
     # and tests the pick on them (recorded in the run; checked against the space's class count before --out)
+    refine: int = 0           # then train the K best feasible archs briefly and re-rank them (hwnas.search.refine)
+    refine_epochs: int = 2
 
 
 @dataclass
@@ -76,6 +78,7 @@ class SearchResult:
     outside: dict[str, Any] | None = None  # evaluations outside each constraint (see outside_summary)
     evaluator: str = "proxy:meco"          # what the accuracy objective holds (score_label)
     lut_notes: str = ""                     # the LUT's precision (int8) and provenance, for the best's line
+    refined: Any = None                     # hwnas.search.refine.RefineResult with --refine
 
     def lines(self, out: str | None = None) -> list[str]:
         """What ``hwnas search`` prints: what was evaluated, the best under the constraints, why it stopped, the
@@ -97,8 +100,10 @@ class SearchResult:
             total, later = self.outside["total"], self.outside["after_first_generation"]
             lines.append("evaluations outside the constraints: " + ", ".join(
                 f"{k} {total[k]} ({later[k]} after the first generation)" for k in total))
+        if self.refined is not None:
+            lines.extend(self.refined.lines())
         lines.append(f"outputs: {self.out if out is None else out}/front.json, front.csv, history.json, best.json, "
-                     f"run.sqlite")
+                     f"run.sqlite{', refine.json' if self.refined is not None else ''}")
         return lines
 
 
@@ -287,6 +292,14 @@ def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
     dispatcher = make_dispatcher(workers, c.executor, c.ray_address)
     evaluator_options = with_search_data(c.data, evaluator, dict(evaluator_options or {}), space)
     inner = make_evaluator(evaluator, evaluator_options)
+    if getattr(inner, "relative", False):
+        raise SearchError(f"--evaluator {evaluator} ranks a list relative to itself, so a search cannot compare its "
+                          f"scores across generations; search with a cheap evaluator and re-rank the best with "
+                          f"--refine K (e.g. --evaluator proxy:naswot --refine 8)")
+    if c.refine:
+        from hwnas.search.refine import check_refine
+
+        check_refine(c.refine, c.refine_epochs, c.data or evaluator_options.get("data"))
     if hasattr(inner, "check_space"):  # e.g. a supernet checkpoint of another space: refused before --out is made
         inner.check_space(space)
     strat.bind(predictor=predictor, evaluator=inner, constraints=constraints, objectives=tuple(objectives))
@@ -490,7 +503,7 @@ def run_search(lut_path: str | Path, out: str | Path, config: SearchConfig | Non
             open_run(store, plan.config, resume, plan.lut_table)
             store.set_meta("commands", (store.get_meta("commands") or []) + [command or " ".join(sys.argv)])
             try:
-                return search_loop(store, plan, out, plan.termination, progress, start)
+                result = search_loop(store, plan, out, plan.termination, progress, start)
             finally:
                 plan.dispatcher.close()
         except Exception as e:
@@ -506,6 +519,12 @@ def run_search(lut_path: str | Path, out: str | Path, config: SearchConfig | Non
             raise
         finally:
             store.close()
+        if config.refine:
+            from hwnas.search.refine import refine_run
+
+            result.refined = refine_run(out, config.refine, config.refine_epochs, config.data, config.seed,
+                                        command=command, log=print if progress else (lambda s: None))
+        return result
 
 
 def disk_full(out: Path, e: BaseException, kept: bool) -> DiskFullError:
