@@ -50,7 +50,7 @@ def small_space():
                                   "expands": [2, 3]})
 
 
-NEWCOMER_ARGS = ("--epochs", "1", "--population", "6", "--generations", "1")
+NEWCOMER_ARGS = ("--space", "demo", "--epochs", "1", "--population", "6", "--generations", "1")  # the supernet path
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def test_the_donor_is_the_shipped_device_closest_to_this_one(monkeypatch):
                         (avx512, "intel-xeon-avx512-2c_ort-cpu_demo.json"),
                         (laptop, "amd-epyc-2c_ort-cpu_demo.json")):
         monkeypatch.setattr(demo, "this_fingerprint", lambda name, here=here: here)
-        assert demo.donor_lut("ort-cpu").name == donor, here["cpu_model"]
+        assert demo.donor_lut("ort-cpu", "demo").name == donor, here["cpu_model"]
 
 
 def test_force_deletes_only_a_directory_the_demo_made(tmp_path):
@@ -144,3 +144,23 @@ def test_demo_on_a_machine_no_shipped_lut_matches_transfers_and_reuses_it(tmp_pa
     assert r2.returncode in (0, 1, 5), (r2.stdout[-3000:], r2.stderr[-2000:])
     assert f"[1/4] LUT: reusing {lut_path}, transferred from" in r2.stdout and "already trained" in r2.stdout
     assert lut_path.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_demo_on_network_demo_searches_with_naswot_refines_and_says_what_its_accuracy_axis_is_worth(tmp_path):
+    """The default demo: network-demo, NASWOT on the data for every arch, the best under the budget trained
+    briefly and re-ranked, finalize of the refined pick, and a last line with the accuracy axis's measured worth.
+    Whatever this machine is: a matching shipped LUT, a transfer from the closest one, or a build."""
+    out = tmp_path / "demo"
+    r = run_cli("demo", "--out", str(out), "--population", "6", "--generations", "1", "--refine", "2",
+                "--refine-epochs", "1", "--quick", timeout=1500)
+    assert r.returncode in (0, 1, 5), (r.stdout[-3000:], r.stderr[-2000:])
+    for step in ("[1/4] LUT", "[2/4] search", "proxy:naswot on fashion-small", "[3/4] refine", "[4/4] finalize"):
+        assert step in r.stdout, step
+    refined = json.loads((out / "search" / "refine.json").read_text())
+    assert len(refined["trained"]) == 2 and refined["config"]["epochs"] == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["space"] == "network-demo" and summary["pick"] == refined["pick"]
+    assert summary["accuracy_axis"].startswith("accuracy axis: multifidelity ranked network-demo's 30")
+    assert summary["accuracy_axis"] in r.stdout and "MACs" in summary["accuracy_axis"]
+    assert (out / "final" / "model.onnx").is_file() and not (out / "supernet.pt").exists()

@@ -76,6 +76,8 @@ def main() -> None:
     ap.add_argument("--json", help="write every score and the table here")
     ap.add_argument("--lut", type=Path, help="LUT of the space pricing the archs for the tau within latency bins "
                                              "[a shipped ort-cpu LUT of the space, if there is one]")
+    ap.add_argument("--multifidelity", type=int, default=0, metavar="EPOCHS",
+                    help="add the multifidelity evaluator's row: NASWOT and an EPOCHS-epoch training [0: off]")
     ap.add_argument("--no-supernet", action="store_true", help="skip the supernet and the predictor (proxies only)")
     ap.add_argument("--no-predictor", action="store_true",
                     help="skip the accuracy predictor (it scores --predictor-archs archs with the supernet: minutes)")
@@ -94,7 +96,7 @@ def main() -> None:
                                 with_predictor=not a.no_predictor,
                                 bn_batches=a.bn_batches,
                                 reference_dir=Path(a.reference_dir) if a.reference_dir else None,
-                                latency_lut=a.lut or shipped_lut(space))
+                                latency_lut=a.lut or shipped_lut(space), multifidelity_epochs=a.multifidelity)
     print(f"\n{bench.n_archs} archs of space {space.name!r} on {bench.data!r}, seed {a.seed}; reference: {recipe.describe()}")
     print(format_table(bench))
     if bench.supernet.get("peak_rss_mib"):

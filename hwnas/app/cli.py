@@ -704,7 +704,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = run_demo(args.out, profiler=args.profiler, epochs=args.epochs, population=args.population,
                        generations=args.generations, seed=args.seed, force=args.force, command=_command(),
                        quick=args.quick, space_name=args.space, data=args.data, full_lut=args.full_lut,
-                       log=_log(args))
+                       refine_top=args.refine, refine_epochs=args.refine_epochs, log=_log(args))
     if args.quiet:  # the log said nothing: the result in one line
         print(f"{summary['verdict']}: pick {summary['pick']}, measured {summary['measured_ms']:.3f} ms (budget "
               f"{summary['budget_ms']:g} ms), test accuracy {summary['test_accuracy']:.2f} %; report: "
@@ -990,20 +990,27 @@ hwnas report dist/demo          # a finalize bundle (has report.json)
 hwnas report runs/demo/search   # a search run""")
     p.add_argument("path", type=Path)
 
-    p = add("demo", cmd_demo, "the whole pipeline on embedded Fashion-MNIST: LUT, supernet, search, finalize",
+    p = add("demo", cmd_demo, "the whole pipeline on embedded Fashion-MNIST: LUT, accuracy, search, finalize",
             """
-hwnas demo                       # ~5 min on 2 CPU cores (plus ~2 min for a LUT when none matches); outputs in runs/demo
-hwnas demo --data digits --out runs/demo-digits   # the small 8x8 digits instead (~3 min)
-hwnas demo --out runs/demo2 --epochs 15 --profiler ort-mobile
+hwnas demo                       # ~3-4 min on 2 CPU cores (plus ~2 min when a LUT must be transferred); outputs in runs/demo
+hwnas demo --space demo --out runs/demo-mbv3   # the MobileNetV3-style space with a 10-epoch supernet (~4-5 min)
+hwnas demo --out runs/demo2 --refine 8 --profiler ort-mobile
 (interrupted? run the same command again: every step resumes)""")
-    p.add_argument("--out", type=dir_path, default=Path("runs/demo"))
+    p.add_argument("--out", type=dir_path, default=Path("runs/demo"), help="where every step writes [runs/demo]")
     p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda | torch-cuda-graph [ort-cpu]")
-    p.add_argument("--space", default="demo", choices=["demo", "cell-demo"],
-                   help="demo (MobileNetV3-style blocks) or cell-demo (NAS-Bench-201-style cells) [demo]")
+    p.add_argument("--space", default="network-demo", choices=["network-demo", "demo", "cell-demo"],
+                   help="network-demo (stages of conv / depthwise-separable / bottleneck / inverted-residual / "
+                        "attention layers; accuracy by NASWOT, then the best under the budget trained briefly and "
+                        "re-ranked), demo (MobileNetV3-style blocks) or cell-demo (NAS-Bench-201-style cells): "
+                        "accuracy by a supernet [network-demo]")
     p.add_argument("--data", default="fashion-small",
                    help="fashion-small (embedded stratified Fashion-MNIST subset, 600 images per class) or digits "
                         "(embedded, 8x8), or any --data of `hwnas supernet` [fashion-small]")
-    p.add_argument("--epochs", type=positive_int, default=10, help="supernet training epochs [10]")
+    p.add_argument("--epochs", type=positive_int, default=10, help="supernet training epochs (demo, cell-demo) [10]")
+    p.add_argument("--refine", type=positive_int, default=6, metavar="K",
+                   help="network-demo: candidates under the budget trained briefly and re-ranked [6]")
+    p.add_argument("--refine-epochs", type=positive_int, default=2, metavar="E",
+                   help="network-demo: epochs of each of those trainings [2]")
     p.add_argument("--population", type=positive_int, default=24)
     p.add_argument("--generations", type=positive_int, default=10)
     p.add_argument("--seed", type=seed_int, default=0)

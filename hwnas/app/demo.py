@@ -1,9 +1,13 @@
-"""``hwnas demo``: the whole pipeline on an embedded data set and a demo-size space (``demo`` or ``cell-demo``).
+"""``hwnas demo``: the whole pipeline on an embedded data set and a demo-size space.
 
 LUT (the shipped one when its fingerprint matches this machine's profiler; else one
 transferred from a shipped LUT of the same profiler and space with 20 networks measured
-here, hwnas.measuring.transfer; else, or with ``full_lut``, built here) -> supernet -> search under a budget inside the space's latency range
--> finalize with a measured verdict. Every step resumes when run again.
+here, hwnas.measuring.transfer; else, or with ``full_lut``, built here) -> accuracy ->
+search under a budget inside the space's latency range -> finalize with a measured verdict.
+The accuracy axis is the one measured to rank the space best (docs/evaluators.md): on
+``network-demo`` (the default) NASWOT from one batch, then the best candidates under the
+budget trained briefly and re-ranked (``--refine``); on ``demo`` and ``cell-demo`` a
+weight-sharing supernet. Every step resumes when run again.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from hwnas.core.files import atomic_write_text
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.profilers._host import peak_rss_mib
 
-SPACE = "demo"
+SPACE = "network-demo"
 DATA = "fashion-small"  # embedded Fashion-MNIST subset: archs differ by points on it (digits: by noise)
 DEMO_THREADS = 1  # the demo's LUTs (shipped or built here) are one thread, pinned by the default rule
 IGNORE_SHIPPED_ENV = "HWNAS_IGNORE_SHIPPED_LUTS"  # "1": as on a device with no shipped LUT to use or transfer from;
@@ -58,6 +62,8 @@ def demo_profiler_options(quick: bool) -> dict[str, Any]:
 
 
 BUDGET_FRACTION = 0.35  # of the way from the fastest to the largest arch's predicted latency
+REFINE_TOP = 6          # candidates the refine step trains (a space with no supernet): ~10 s each on 2 cores
+REFINE_EVALUATOR = "proxy:naswot"  # the cheap fidelity: one batch of the data, no training
 MARKER = ".hwnas-demo"  # in every --out the demo made: the only directories --force may delete
 
 
@@ -174,6 +180,44 @@ def donor_lut(profiler_name: str, space_name: str = SPACE) -> Path | None:
     return None if best is None else best[1]
 
 
+def accuracy_axis_line(space_name: str, evaluator: str) -> str:
+    """What the demo's accuracy axis is worth, from the committed benchmark of its space (tools/bench_evaluators.py,
+    docs/evaluators.md): Kendall tau of ``evaluator``'s row against archs trained from scratch, beside the
+    reference's own seed-to-seed agreement and the size baselines. "" when no benchmark is found (an installed
+    package without docs/)."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    rows: dict[str, dict[str, Any]] = {}
+    n, supernet_epochs = None, None
+    for suffix in ("_baselines", "", f"_{evaluator}"):  # later files win: the evaluator's own benchmark last
+        f = docs / f"evaluators_fashion-mnist_{space_name}{suffix}.json"
+        try:
+            bench = jsonio.loads_file(f, InputError, "an evaluator benchmark")
+        except InputError:
+            continue
+        rows.update({r["evaluator"]: r for r in bench.get("rows", [])})
+        n = bench.get("n_archs", n)
+        if any(r["evaluator"] == "supernet" for r in bench.get("rows", [])):
+            supernet_epochs = (bench.get("supernet") or {}).get("epochs")
+    row = next((r for name, r in rows.items() if name.split(" ")[0] == evaluator), None)
+    ceiling = rows.get("train seed 0 vs 1")
+    if row is None or ceiling is None:
+        return ""
+
+    def tau(r: dict[str, Any] | None, key: str = "kendall_tau") -> str:
+        return "n/a" if r is None or r.get(key) is None else f"{r[key]:.2f}"
+
+    near = (f", within 5 % latency {tau(row, 'tau_near_latency')} (MACs {tau(rows.get('MACs alone'), 'tau_near_latency')})"
+            if row.get("tau_near_latency") is not None else "")
+    res = rows.get("resolution alone")
+    label = (f"a {supernet_epochs}-epoch supernet" if row["evaluator"] == "supernet" and supernet_epochs
+             else row["evaluator"])
+    return (f"accuracy axis: {label} ranked {space_name}'s {n} benchmark archs (Fashion-MNIST, trained from "
+            f"scratch) at Kendall tau {tau(row)}{near}; the trainings' own seeds agree at {tau(ceiling)}; size alone: "
+            f"MACs {tau(rows.get('MACs alone'))}, params {tau(rows.get('params alone'))}"
+            + (f", resolution {tau(res)}" if res is not None and res.get("kendall_tau") else "")
+            + " (docs/evaluators.md)")
+
+
 def begun_quick(lut_path: Path) -> bool | None:
     """Whether the demo's LUT at ``lut_path`` was begun with ``--quick`` (its timing policy); None: no such
     file, or one ``build_lut`` will refuse with its own clear error."""
@@ -191,10 +235,13 @@ def begun_quick(lut_path: Path) -> bool | None:
 def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: int = 10, population: int = 24,
              generations: int = 10, seed: int = 0, force: bool = False, command: str | None = None,
              log: Callable[[str], None] = print, quick: bool = False, space_name: str = SPACE,
-             data: str = DATA, full_lut: bool = False) -> dict[str, Any]:
+             data: str = DATA, full_lut: bool = False, refine_top: int = REFINE_TOP,
+             refine_epochs: int = 2) -> dict[str, Any]:
     """The whole pipeline; ``quick`` times a LUT built here with short runs (previews, tests: noisier).
     ``full_lut``: build the LUT here block by block even when a shipped LUT could be transferred from.
-    ``space_name``: ``demo`` (MobileNetV3-style) or ``cell-demo`` (NAS-Bench-201-style cells)."""
+    ``space_name``: ``network-demo`` (stages of conv/dwsep/bottleneck/mbconv/attention layers; accuracy by NASWOT
+    then short trainings of the best), ``demo`` (MobileNetV3-style) or ``cell-demo`` (NAS-Bench-201-style cells):
+    accuracy by a supernet of ``epochs`` epochs."""
     from dataclasses import asdict
 
     from hwnas.evaluate.supernet import SupernetConfig, default_sampling, read_checkpoint, stored_config, train_supernet
@@ -202,7 +249,8 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     from hwnas.latency.predict import latency_predictor
     from hwnas.measuring.profiling import build_lut
     from hwnas.search import Constraints, run_search
-    from hwnas.spaces.base import get_space
+    from hwnas.search.refine import refine_run
+    from hwnas.spaces.base import get_space, kind_part
 
     start = time.perf_counter()
     out = Path(out)
@@ -259,39 +307,60 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
         log(f"      {warning}")
     steps["lut_s"] = time.perf_counter() - t
 
-    # 2. supernet
-    t = time.perf_counter()
-    ckpt = out / "supernet.pt"
-    cfg = SupernetConfig(data=data, epochs=epochs, seed=seed, sampling=default_sampling(space))
-    done = False
-    if ckpt.exists():
-        blob = read_checkpoint(ckpt)
-        done = blob["epochs_done"] == epochs and stored_config(blob) == asdict(cfg)
-    if done:
-        log(f"[2/4] supernet: {ckpt} already trained ({epochs} epochs)")
-    else:
-        log(f"[2/4] supernet: training {epochs} epochs on {data} (sandwich rule + in-place distillation)")
-        train_supernet(space, ckpt, cfg, resume=True, command=command)
-    hist = read_checkpoint(ckpt)["history"][-1]
-    log(f"      validation accuracy: largest {hist['val_acc_largest']:.1f} %, smallest {hist['val_acc_smallest']:.1f} %")
-    steps["supernet_s"] = time.perf_counter() - t
-
-    # 3. search under a budget inside the space's latency range
-    t = time.perf_counter()
     lut = LUT.load(lut_path)
     predictor = latency_predictor(lut, space)
     _, fastest = predictor.fastest()
     largest = predictor.predict(space.largest())
     budget = round(fastest + BUDGET_FRACTION * (largest - fastest), 3)
-    log(f"[3/4] search: predicted latency range of the space {fastest:.3f}-{largest:.3f} ms ({profiler}); "
-        f"budget {budget:.3f} ms ({BUDGET_FRACTION:.0%} of the way up)")
     run_dir = out / "search"
-    result = run_search(lut_path, run_dir, evaluator="supernet", evaluator_options={"checkpoint": str(ckpt)},
-                        population=population, generations=generations, seed=seed,
-                        constraints=Constraints(budget_ms=budget), resume=(run_dir / "run.sqlite").exists(),
-                        command=command)
-    log(f"      {result.evaluations} archs evaluated; front of {len(result.front)}")
-    steps["search_s"] = time.perf_counter() - t
+    search_args = dict(population=population, generations=generations, seed=seed,
+                       constraints=Constraints(budget_ms=budget), resume=(run_dir / "run.sqlite").exists(),
+                       command=command)
+    budget_line = (f"predicted latency range of the space {fastest:.3f}-{largest:.3f} ms ({profiler}); "
+                   f"budget {budget:.3f} ms ({BUDGET_FRACTION:.0%} of the way up)")
+    if kind_part(space, "supernet") is None:
+        # 2. a cheap score for every arch the search proposes, 3. the best under the budget trained briefly
+        t = time.perf_counter()
+        log(f"[2/4] search: {budget_line}; accuracy by {REFINE_EVALUATOR} on {data} (one batch, no training)")
+        result = run_search(lut_path, run_dir, evaluator=REFINE_EVALUATOR, data=data, **search_args)
+        log(f"      {result.evaluations} archs evaluated; front of {len(result.front)}")
+        steps["search_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        log(f"[3/4] refine: the {refine_top} best under the budget trained {refine_epochs} epochs each and "
+            f"re-ranked (mean rank of the two fidelities)")
+        refined = refine_run(run_dir, refine_top, refine_epochs, data, seed, command=command,
+                             log=lambda s: log(f"      {s}"))
+        log(f"      pick {refined.pick}" + (" (the search's best too)" if refined.pick == refined.search_best
+                                            else f" (the search's best by its score alone: {refined.search_best})"))
+        steps["refine_s"] = time.perf_counter() - t
+        accuracy_axis = accuracy_axis_line(space_name, "multifidelity")
+    else:
+        # 2. supernet
+        t = time.perf_counter()
+        ckpt = out / "supernet.pt"
+        cfg = SupernetConfig(data=data, epochs=epochs, seed=seed, sampling=default_sampling(space))
+        done = False
+        if ckpt.exists():
+            blob = read_checkpoint(ckpt)
+            done = blob["epochs_done"] == epochs and stored_config(blob) == asdict(cfg)
+        if done:
+            log(f"[2/4] supernet: {ckpt} already trained ({epochs} epochs)")
+        else:
+            log(f"[2/4] supernet: training {epochs} epochs on {data} (sandwich rule + in-place distillation)")
+            train_supernet(space, ckpt, cfg, resume=True, command=command)
+        hist = read_checkpoint(ckpt)["history"][-1]
+        log(f"      validation accuracy: largest {hist['val_acc_largest']:.1f} %, smallest "
+            f"{hist['val_acc_smallest']:.1f} %")
+        steps["supernet_s"] = time.perf_counter() - t
+
+        # 3. search under a budget inside the space's latency range
+        t = time.perf_counter()
+        log(f"[3/4] search: {budget_line}")
+        result = run_search(lut_path, run_dir, evaluator="supernet", evaluator_options={"checkpoint": str(ckpt)},
+                            **search_args)
+        log(f"      {result.evaluations} archs evaluated; front of {len(result.front)}")
+        steps["search_s"] = time.perf_counter() - t
+        accuracy_axis = accuracy_axis_line(space_name, "supernet")
 
     # 4. finalize
     t = time.perf_counter()
@@ -300,7 +369,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     steps["finalize_s"] = time.perf_counter() - t
 
     lat = report.latency
-    summary = {
+    summary = {"space": space_name, "accuracy_axis": accuracy_axis,
         "front_size": len(result.front), "pick": report.arch_id, "budget_ms": budget,
         "predicted_ms": lat.predicted_ms, "measured_ms": lat.measured_ms, "verdict": lat.verdict,
         "test_accuracy": report.test_accuracy, "report": str(out / "final" / "report.md"),
@@ -313,5 +382,7 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
     log("")
     log(f"front: {summary['front_size']} archs; pick {summary['pick']}: test accuracy {summary['test_accuracy']:.2f} %")
     log(lat.line())
+    if accuracy_axis:
+        log(accuracy_axis)
     log(f"report: {summary['report']}  (wall time {summary['wall_s']:.0f} s, peak RSS {summary['peak_rss_mib']:.0f} MiB)")
     return summary

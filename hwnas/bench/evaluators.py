@@ -113,7 +113,7 @@ def run_evaluator_bench(space: Space, workdir: Path, recipe: Recipe = Recipe(), 
                         vote_reference: int = 64, with_supernet: bool = True,
                         saved_only: bool = False, bn_batches: int = 4,
                         reference_dir: Path | None = None, with_predictor: bool = True,
-                        latency_lut: Path | None = None) -> EvaluatorBench:
+                        latency_lut: Path | None = None, multifidelity_epochs: int = 0) -> EvaluatorBench:
     """Rank ``n_archs`` archs of ``space`` with every evaluator and compare with the reference (``recipe``,
     the mean over ``reference_seeds`` training seeds 0, 1, ...). With 2+ seeds the tau between two seeds'
     rankings is reported too: the noise ceiling no cheap evaluator can be expected to beat.
@@ -168,6 +168,13 @@ def run_evaluator_bench(space: Space, workdir: Path, recipe: Recipe = Recipe(), 
                            f"(usable in a search)")
     notes[f"proxy:vote {','.join(SIZE_VOTE)}"] = (f"mean percentile of {' and '.join(SIZE_VOTE)} vs "
                                                   f"{vote_reference} reference archs: MeCo combined with size")
+    if multifidelity_epochs:
+        ev = create_evaluator("multifidelity", data=data, data_limit=limit, epochs=multifidelity_epochs, seed=seed)
+        t = time.perf_counter()
+        scores["multifidelity"] = ev.evaluate(archs)
+        secs["multifidelity"] = (time.perf_counter() - t) / n_archs
+        notes["multifidelity"] = (f"mean rank of naswot and a {multifidelity_epochs}-epoch training (validation split) "
+                                  f"over these archs")
     costs = [layer_costs(a.layers()) for a in archs]
     for name, values, note in (("MACs alone", [float(m) for m, _ in costs], "size baseline: more MACs, higher score"),
                                ("params alone", [float(p) for _, p in costs], "size baseline: more parameters"),
