@@ -105,6 +105,20 @@ def test_image_folder(tmp_path):
         load_images(str(tmp_path))
 
 
+def test_a_16_bit_image_folder_is_read_at_its_brightness_not_clipped(tmp_path):
+    """Issue 47's sweep: 16-bit grey PNGs were converted with Pillow's convert("L"), which clips every value
+    over 255 (a 16-bit image all but white), so a model trained on them saw none of their detail."""
+    Image = pytest.importorskip("PIL.Image")
+    x, y = digits_arrays()
+    for i in range(20):
+        d = tmp_path / f"class_{y[i]}"
+        d.mkdir(exist_ok=True)
+        Image.fromarray(x[i, :, :, 0].astype(np.uint16) * 257).save(d / f"{i}.png")
+    images, _ = load_images(str(tmp_path))
+    order = sorted(range(20), key=lambda i: (f"class_{y[i]}", f"{i}.png"))
+    assert np.array_equal(images.x[:, :, :, 0], x[order, :, :, 0])
+
+
 @pytest.mark.parametrize("x, y, match", [
     (np.zeros((10, 8, 8, 5), np.uint8), np.arange(10) % 2, "C 1 or 3"),
     (np.zeros((10, 8, 8, 1), np.float32), np.arange(10) % 2, "uint8"),

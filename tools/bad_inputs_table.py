@@ -166,7 +166,56 @@ def _timings(tmp: Path, results) -> str:
                                                     "manifest": manifest, "results": results}).encode())
 
 
+def _measurements_edited(tmp: Path, edit: Callable[[list[list[str]]], None]) -> str:
+    """The 5-network measurements CSV of :func:`_measurements` (the donor's own predictions) with its rows
+    (``[arch, ms]`` lists, the header left out) changed by ``edit``."""
+    import csv
+
+    p = Path(_measurements(tmp, 1.0))
+    rows = list(csv.reader(p.open()))
+    body = rows[1:]
+    edit(body)
+    with open(p, "w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *body])
+    return str(p)
+
+
+def _shipped_space(tmp: Path, name: str, **changes) -> str:
+    data = json.loads((ROOT / "hwnas" / "spaces" / f"{name}.json").read_text())
+    data.update(changes)
+    p = tmp / "space.json"
+    p.write_text(json.dumps(data))
+    return str(p)
+
+
+def _self_naming_mixed(tmp: Path) -> str:
+    return _shipped_space(tmp, "mixed-demo", cell=str(tmp / "space.json"))
+
+
+def _network_base(tmp: Path) -> str:
+    """A network-demo arch (what `hwnas sample --space network-demo --seed 1` writes)."""
+    import random
+
+    from hwnas.spaces.base import get_space
+
+    p = tmp / "base.json"
+    p.write_text(get_space("network-demo").sample(random.Random(1)).to_json())
+    return str(p)
+
+
+def _scale(tmp: Path, *args: str, out: str | None = None) -> list[str]:
+    base = _network_base(tmp)
+    return ["scale", "--lut", NET_LUT, "--arch", base, "--budget-ms", "1", "--evaluator", "none", "--quiet",
+            "--out", out or str(tmp / "scaled.json"), *args]
+
+
 L = str(DEMO_LUT)
+NET_LUT = str(ROOT / "luts" / "amd-epyc-avx512-2c_ort-cpu_network-demo.json")
+DARTS4 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+          "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+          "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+          "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
+          "reduce_concat=[2, 3, 4, 5])\n")
 CELL_LUT = str(ROOT / "luts" / "amd-epyc-2c_ort-cpu_cell-demo.json")
 DEMO_SPACE = (ROOT / "hwnas" / "spaces" / "demo.json").read_text()
 # (what, argv builder)
@@ -268,6 +317,20 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("supernet with no --data", lambda t: ["supernet", "--space", "demo", "--out", str(t / "sn.pt")]),
     ("score --evaluator train with no --data", lambda t: ["score", "--space", "demo", "--archs", _arch(t, json.dumps([GOOD_ARCH])), "--evaluator", "train"]),
     ("LUT calibration.data median_ms -1", lambda t: ["predict", "--lut", _lut_with(t, lambda d: d["calibration"]["data"][0]["measured"].update(median_ms=-1)), "--sample", "1"]),
+    # issue 47: the sweep of this turn's surfaces (space kinds, --measurements/--suggest, score, scale)
+    ("network space attention_heads 0", lambda t: ["sample", "--space-file", _shipped_space(t, "network-demo", attention_heads=0)]),
+    ("mixed space whose cell names its own file", lambda t: ["sample", "--space-file", _self_naming_mixed(t)]),
+    ("cell space with ops ['none'] only", lambda t: ["sample", "--space-file", _shipped_space(t, "nb201", ops=["none"])]),
+    ("DARTS's 4-node genotype on darts-demo (3 nodes)", lambda t: ["score", "--space", "darts-demo", "--data", "none", "--archs", _bytes(t, "g.txt", DARTS4.encode())]),
+    ("profile --measurements a row of 1e308 ms", lambda t: ["profile", "--transfer-from", L, "--measurements", _measurements_edited(t, lambda rows: rows[0].__setitem__(1, "1e308")), "--out", str(t / "t.json")]),
+    ("profile --measurements every row 9e5 ms (a fit past the LUT's bounds)", lambda t: ["profile", "--transfer-from", L, "--measurements", _measurements_edited(t, lambda rows: [r.__setitem__(1, "9e5") for r in rows]), "--out", str(t / "t.json")]),
+    ("profile --measurements one network twice, 1000x apart", lambda t: ["profile", "--transfer-from", L, "--measurements", _measurements_edited(t, lambda rows: rows.append([rows[0][0], str(float(rows[0][1]) * 1000)])), "--out", str(t / "t.json")]),
+    ("profile --suggest --out an existing (filled-in) list", lambda t: ["profile", "--transfer-from", L, "--suggest", "3", "--out", _bytes(t, "list.csv", b"arch,ms\nmine,1.0\n")]),
+    ("score --json the --archs file itself", lambda t: ["score", "--space", "demo", "--data", "none", "--archs", _arch(t, json.dumps([GOOD_ARCH])), "--json", str(t / "arch.json")]),
+    ("scale --out the --arch file itself", lambda t: _scale(t, out=str(t / "base.json"))),
+    ("scale --alpha-beta-gamma nan,1.1,1.15", lambda t: _scale(t, "--alpha-beta-gamma", "nan,1.1,1.15")),
+    ("scale --alpha-beta-gamma 1,1,1", lambda t: _scale(t, "--alpha-beta-gamma", "1,1,1")),
+    ("scale --alpha-beta-gamma with --grid", lambda t: _scale(t, "--alpha-beta-gamma", "1.2,1.1,1.15", "--grid")),
 ]
 
 

@@ -359,7 +359,7 @@ def _transfer_offline(args: argparse.Namespace, space) -> int:
                            f"drop {flag}")
     if args.suggest is not None:
         chosen = suggest_networks(args.transfer_from, args.suggest, args.out, space=space, seed=args.seed,
-                                  resolutions=args.resolutions)
+                                  resolutions=args.resolutions, force=args.force)
         print(f"wrote {args.out}: {len(chosen)} networks (arch,ms with ms empty); time each on the device with your "
               f"tool, fill in ms, then: hwnas profile --transfer-from {args.transfer_from} --measurements "
               f"{args.out} --out LUT")
@@ -587,6 +587,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from hwnas.spaces.archlist import read_arch_list
 
     space = _space(args)
+    if args.json:
+        from hwnas.core.files import refuse_overwriting_inputs
+
+        refuse_overwriting_inputs(args.json, "--json", {"--archs": args.archs})
     archs = read_arch_list(space, args.archs)
     result = score_archs(archs, args.evaluator, _key_values(args.evaluator_option, "--evaluator-option"),
                          data=args.data)
@@ -608,6 +612,12 @@ def cmd_scale(args: argparse.Namespace) -> int:
     from hwnas.latency.lut import LUT
     from hwnas.latency.predict import latency_predictor
 
+    from hwnas.core.files import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(args.out, "--out", {"--arch": args.arch, "--lut": args.lut,
+                                                  "--space-file": args.space_file})
+    if args.alpha_beta_gamma and args.grid:
+        raise CLIError("--alpha-beta-gamma scales with those coefficients only and --grid searches the grid: give one")
     lut = LUT.load(args.lut)
     space = _space(args, lut)
     predictor = latency_predictor(lut, space)

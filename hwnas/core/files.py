@@ -75,3 +75,22 @@ def fsync_dir(folder: Path) -> None:
         pass  # some file systems refuse fsync on a directory; the rename itself has happened
     finally:
         os.close(fd)
+
+
+def refuse_overwriting_inputs(out: str | Path, out_flag: str, inputs: dict[str, Any]) -> None:
+    """An InputError when the output ``out`` (given as ``out_flag``) is one of the command's input files
+    (``inputs``: flag -> path or None): writing it would replace what the user gave, e.g. ``hwnas score --json``
+    over its ``--archs`` list. Links and relative paths count as the file they reach."""
+    from hwnas.core.errors import InputError
+
+    target = Path(out)
+    for flag, given in inputs.items():
+        if given is None:
+            continue
+        try:
+            same = target.exists() and os.path.samefile(target, given)
+        except OSError:  # an input that is not there is said by whoever reads it
+            same = False
+        if same:
+            raise InputError(f"{out_flag} {out} is the {flag} file itself: writing it would replace your input; "
+                             f"give {out_flag} another path")

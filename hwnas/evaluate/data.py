@@ -380,8 +380,11 @@ def _from_folder(path: Path) -> ImageSet:
                 continue
             try:
                 with Image.open(f) as im:
-                    im = im.convert("L") if im.mode in ("L", "1", "I;16") else im.convert("RGB")
-                    arr = np.asarray(im, np.uint8)
+                    if im.mode.startswith("I;16"):  # 16-bit grey: to 0..255 (/257); convert("L") clips at 255
+                        arr = np.round(np.asarray(im, np.float64) / 257).astype(np.uint8)
+                    else:
+                        im = im.convert("L") if im.mode in ("L", "1") else im.convert("RGB")
+                        arr = np.asarray(im, np.uint8)
             except OSError as e:
                 from hwnas.evaluate.base import transient
 

@@ -7,6 +7,7 @@ to the values its space allows, so the LUT prices every candidate.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -81,8 +82,11 @@ def compound_scale(predictor: Any, base: Any, budget_ms: float,
                            f"compound scaling only grows it; start from a smaller base")
     rows = []
     for a, b, g in coefficients or grid():
-        if a < 1 or b < 1 or g < 1:
-            raise ScalingError(f"alpha, beta, gamma must be >= 1 (scaling up), got {a}, {b}, {g}")
+        if not all(math.isfinite(v) and v >= 1 for v in (a, b, g)):  # NaN passes a "< 1" test
+            raise ScalingError(f"alpha, beta, gamma must be finite numbers >= 1 (scaling up), got {a}, {b}, {g}")
+        if a == b == g == 1:
+            raise ScalingError("alpha, beta, gamma 1, 1, 1 grow nothing (every phi gives the base arch): give at "
+                               "least one above 1, e.g. 1.2,1.1,1.15 (EfficientNet's, alpha*beta^2*gamma^2 ~ 2)")
         fits = [(0.0, base, base_ms)]
         saturated = True
         for phi in PHIS[1:]:

@@ -24,13 +24,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hwnas.latency.lut import LUT
+from hwnas.latency.lut import LUT, MAX_MS
 from hwnas.measuring.transfer import POOL, TransferError, TransferResult, check_donor, write_transfer_lut
 from hwnas.measuring.transfer_fit import Design, choose_networks, fit_transfer, space_extremes
 from hwnas.spaces.base import ArchError
 
 MAX_ROWS = 100_000
 MIN_NETWORKS = 3  # fewer cannot give a leave-one-out error
+MAX_REPEAT_SPREAD = 10.0  # a network's rows more than 10x apart are two different things (a unit, a network), not noise
 
 
 class MeasurementsError(TransferError):
@@ -63,6 +64,7 @@ def read_measurements(path: str | Path, space: Any) -> tuple[list[Any], np.ndarr
                                 f"network a row: arch (an arch file, inline JSON, or a NAS-Bench-201 string), ms")
     reader.fieldnames = header
     by_id: dict[str, tuple[Any, list[float]]] = {}
+    rows_of: dict[str, list[int]] = {}
     for n, row in enumerate(reader, start=2):  # row 1 is the header
         if n - 1 > MAX_ROWS:
             raise MeasurementsError(f"{path}: more than {MAX_ROWS:,} rows")
@@ -73,9 +75,19 @@ def read_measurements(path: str | Path, space: Any) -> tuple[list[Any], np.ndarr
             ms = float(ms_text)
         except ValueError:
             raise MeasurementsError(f"{where}: ms {ms_text!r} is not a number; give the latency in milliseconds") from None
-        if not math.isfinite(ms) or ms <= 0:
-            raise MeasurementsError(f"{where}: ms {ms_text} must be a finite latency above 0")
+        if not math.isfinite(ms) or ms <= 0 or ms > MAX_MS:
+            raise MeasurementsError(f"{where}: ms {ms_text} must be a finite latency above 0 and at most {MAX_MS:g} "
+                                    f"(milliseconds)")
         by_id.setdefault(arch.id, (arch, []))[1].append(ms)
+        rows_of.setdefault(arch.id, []).append(n)
+        seen = by_id[arch.id][1]
+        if max(seen) > MAX_REPEAT_SPREAD * min(seen):
+            lo, hi = seen.index(min(seen)), seen.index(max(seen))
+            raise MeasurementsError(
+                f"{path} rows {rows_of[arch.id][lo]} and {rows_of[arch.id][hi]} time the same network {arch.id} at "
+                f"{min(seen):g} and {max(seen):g} ms ({max(seen) / min(seen):.3g}x apart): a network's repeated rows "
+                f"count at their median, and these cannot both be right (another unit? another network?); fix or "
+                f"remove the wrong one")
     if len(by_id) < MIN_NETWORKS:
         raise MeasurementsError(f"{path}: {len(by_id)} distinct network(s); a fit needs at least {MIN_NETWORKS} "
                                 f"(20 give about the fidelity of a full LUT: hwnas profile --transfer-from DONOR "
@@ -147,13 +159,18 @@ def transfer_from_measurements(donor_path: str | Path, measurements: str | Path,
 
 
 def suggest_networks(donor_path: str | Path, n: int, out: str | Path, *, space: Any = None, seed: int = 0,
-                     resolutions: Sequence[int] | None = None) -> list[Any]:
+                     resolutions: Sequence[int] | None = None, force: bool = False) -> list[Any]:
     """The ``n`` networks a transfer from the donor learns most from (spanning the space's latency range and
     its block types, as ``--networks`` chooses them), written as a CSV ``arch,ms`` with ``ms`` empty for the
-    user to fill on the device; the archs in the kind's text form where it has one, else inline JSON."""
+    user to fill on the device; the archs in the kind's text form where it has one, else inline JSON. An existing
+    ``out`` (the list the user may have filled in already) is replaced only with ``force``."""
     from hwnas.core.files import atomic_write_text
     from hwnas.measuring.sampling import sample_archs
 
+    out = Path(out)
+    if out.exists() and not force:
+        raise TransferError(f"--out {out} exists (a list you may have filled in with your timings); give another "
+                            f"file, or --force to replace it")
     donor = LUT.load(donor_path)
     space = space or donor.search_space()
     resolutions = tuple(resolutions) if resolutions else tuple(space.resolutions)

@@ -434,9 +434,11 @@ def write_transfer_lut(lut, donor, donor_path, design: Design, chosen: Sequence[
     """The transfer's model (the per-type fit, or the donor's blocks recalibrated, by leave-one-out error) written
     into ``lut`` at ``out`` with its provenance: what networks measured here (``rows``) or given by the user
     (``source``: the measurements file) it was fitted to."""
+    import json
     import time
 
-    from hwnas.latency.lut import LUT, content_digest, content_table, now_iso
+    from hwnas.core import jsonio
+    from hwnas.latency.lut import LUT, LUTError, content_digest, content_table, now_iso
 
     keys = design.keys
     C, io, nb = design.counts(chosen)
@@ -503,6 +505,13 @@ def write_transfer_lut(lut, donor, donor_path, design: Design, chosen: Sequence[
         "loo_errors_pct": loo[2], **{k: v for k, v in summary.items() if not k.startswith("loo")},
         "measured_blocks": sorted(blocks), "time_budget_s": time_budget_s, "device_seconds": device_s,
         **({"measurements": source} if source else {}), "created": now_iso()}
+    try:  # what would be written must read back, or nothing is written (a fit past the LUT's bounds)
+        LUT.from_dict(json.loads(jsonio.dumps(lut.to_dict())), source=str(out))
+    except LUTError as e:
+        n = len(chosen)
+        raise TransferError(f"the {n} networks {'in ' + source['file'] if source else 'measured here'} fit a LUT "
+                            f"hwnas cannot use ({str(e).split(': ', 1)[-1].split('; the file was')[0]}); nothing was "
+                            f"written to {out}: check its ms column (milliseconds, one network each)") from None
     lut.save(out)
     LUT.load(out)  # what was written reads back (the calibration predicts > 0 ms for its own networks)
     return TransferResult(out, str(donor_path), len(chosen), measured_now, resumed, len(blocks),

@@ -423,14 +423,19 @@ def choose_networks(design: Design, pool: Sequence[Any], extremes: Sequence[Any]
     order = rest[np.argsort(p0[rest], kind="stable")]
     rank = np.empty(len(cand))
     rank[order] = np.arange(len(order)) / max(1, len(order) - 1)
-    for q, half in _vdc_quantiles(max(0, n - len(chosen))):
-        free = [i for i in order if i not in chosen]
-        if not free:
+    taken = np.zeros(len(cand), bool)
+    taken[chosen] = True
+    for q, half in _vdc_quantiles(max(0, n - len(chosen))):  # arrays, not lists: --suggest 10000 is seconds
+        free = order[~taken[order]]
+        if not len(free):
             break
-        window = [i for i in free if abs(rank[i] - q) <= half] or free
+        window = free[np.abs(rank[free] - q) <= half]
+        window = window if len(window) else free
         inv = np.linalg.inv(info)
-        gains = [float(rows[i] @ inv @ rows[i]) for i in window]
-        take(window[int(np.argmax(gains))])
+        gains = np.einsum("ij,jk,ik->i", rows[window], inv, rows[window])
+        i = int(window[int(np.argmax(gains))])
+        taken[i] = True
+        take(i)
     return [cand[i] for i in chosen]
 
 

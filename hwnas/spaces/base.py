@@ -187,10 +187,26 @@ def get_space(name_or_path: str | Path) -> Any:
     return load_space_file(p)
 
 
+_LOADING: list[Path] = []  # the space files being read, outermost first: a space naming another (mixed's 'cell')
+
+
 def load_space_file(path: str | Path) -> Any:
     """A custom space file (``--space-file``), always as a file: a directory or /dev/zero given there was looked up
-    as a shipped space's name ("unknown space")."""
-    return space_from_dict(read_space_file(path), source=str(path))
+    as a shipped space's name ("unknown space"). A space that names itself, directly or through others (a mixed
+    space's ``cell``), is a one-line SpaceError, not endless recursion."""
+    try:
+        key = Path(path).resolve()
+    except (OSError, RuntimeError):  # a link loop: read_space_file says so
+        key = Path(path)
+    if key in _LOADING:
+        chain = " -> ".join(str(p) for p in _LOADING[_LOADING.index(key):] + [key])
+        raise SpaceError(f"the space names itself ({chain}); a mixed space's 'cell' must name a "
+                         f"cell space (a shipped name such as cell-demo, or another cell space file)")
+    _LOADING.append(key)
+    try:
+        return space_from_dict(read_space_file(path), source=str(path))
+    finally:
+        _LOADING.pop()
 
 
 def read_space_file(path: str | Path) -> dict:

@@ -95,6 +95,9 @@ class CellSpace:
         unknown = [o for o in self.ops if o not in OPS]
         if unknown or len(set(self.ops)) != len(self.ops) or not self.ops:
             raise err(f"field 'ops' must list distinct operations from {list(OPS)}, got {list(self.ops)}")
+        if set(self.ops) == {"none"}:
+            raise err("field 'ops' lists only 'none': every cell would cut its input off, so every network would ignore "
+                      "its image; add an operation that connects (skip, conv1x1, conv3x3, avgpool3x3)")
         reduction = 2 ** (len(self.channels) - 1)
         if not self.resolutions or min(self.resolutions) < max(8, reduction):
             raise err(f"field 'resolutions' must list sizes >= {max(8, reduction)} (the total stride "

@@ -226,6 +226,11 @@ class DartsSpace:
             kw = {k.arg: k.value for k in call.keywords}
             cells = {name: tuple((str(op), int(j)) for op, j in ast.literal_eval(kw[name])) for name in CELL_TYPES}
             for name in CELL_TYPES:
+                if len(cells[name]) != 2 * self.nodes:  # said before the concat, which follows from the node count
+                    raise ArchError(f"{source}: {name} lists {len(cells[name])} (op, input) pairs, a cell of "
+                                    f"{len(cells[name]) / 2:g} nodes; this space's cells have {self.nodes} nodes "
+                                    f"({2 * self.nodes} pairs): give a genotype searched in this space, or a space "
+                                    f"file with \"nodes\": {len(cells[name]) / 2:g}")
                 concat = kw.get(f"{name}_concat")
                 if concat is not None:
                     want = f"range(2, {self.nodes + 2})"

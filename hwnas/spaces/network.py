@@ -131,6 +131,8 @@ class NetworkSpace:
                       f"'strides'), got {len(self.widths)} and {len(self.layer_types)}")
         if any(not 1 <= c <= n for c in self.stage_counts) or len(set(self.stage_counts)) != len(self.stage_counts):
             raise err(f"field 'stage_counts' must list distinct stage counts 1..{n}, got {list(self.stage_counts)}")
+        if self.attention_heads < 1:  # before the widths are divided by it
+            raise err(f"field 'attention_heads' must be a whole number >= 1, got {self.attention_heads}")
         for p, (ws, ts) in enumerate(zip(self.widths, self.layer_types)):
             if any(w < 1 or w > 4096 for w in ws) or len(set(ws)) != len(ws):
                 raise err(f"field 'widths'[{p}] must list distinct widths 1..4096, got {list(ws)}")
