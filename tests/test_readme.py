@@ -3,6 +3,7 @@
 The guide docs/quickstart.md holds every step; the README's quick start is its short form, and every
 command of it is one of the guide's word for word (checked below), so running the guide's commands runs
 the README's too."""
+import json
 import re
 import shlex
 
@@ -90,3 +91,20 @@ def test_supernet_search_finalize_report_as_in_readme(tmp_path):
         assert expect in r.stdout, (cmd, r.stdout)
     bundle = next((tmp_path / "dist").iterdir())
     assert {"model.onnx", "model.ort", "model.int8.onnx", "report.json", "report.md"} <= {p.name for p in bundle.iterdir()}
+
+
+@pytest.mark.slow
+def test_refine_search_as_in_the_guide_then_finalize_takes_the_refined_pick(tmp_path):
+    """The guide's multi-fidelity search (NASWOT, then the best under the budget trained and re-ranked), with
+    toy settings, and finalize of its refined pick."""
+    cmd = guide_commands("hwnas search --lut luts/amd-epyc-avx512-2c_ort-cpu_network-demo.json")[0]
+    cmd = small(cmd).replace("--out runs/", f"--out {tmp_path}/").replace("--refine 6", "--refine 2 --refine-epochs 1")
+    cmd += " --population 4 --generations 2"  # the guide's run with toy settings
+    r = run_readme(cmd, tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    assert "refined pick:" in r.stdout
+    run_dir = tmp_path / "net-0.13ms"
+    pick = json.loads((run_dir / "refine.json").read_text())["pick"]
+    f = run_cli("finalize", str(run_dir), "--out", str(tmp_path / "dist"), "--processes", "1", cwd=tmp_path)
+    assert f.returncode in (0, 1, 5), f.stderr[-2000:]
+    assert json.loads((tmp_path / "dist" / "report.json").read_text())["arch_id"] == pick
