@@ -143,3 +143,13 @@ def test_the_evaluation_cap_holds_before_the_proposals_are_made(tmp_path, capsys
     assert "note" not in capsys.readouterr().err
     check_population(get_space("demo"), 100_000, 20, max_evaluations=20_000)
     assert "note: up to 20,000 evaluations (--max-evaluations" in capsys.readouterr().err
+
+
+def test_search_data_none_means_data_free_as_score_s_does(demo_lut_path, tmp_path):
+    r = cli_here("search", "--lut", str(demo_lut_path), "--evaluator", "proxy:macs", "--data", "none",
+                 "--population", "4", "--generations", "1", "--out", str(tmp_path / "run"))
+    assert r.returncode in (0, 1), r.stderr
+    assert "data" not in json.loads((tmp_path / "run" / "best.json").read_text())["config"]
+    r = cli_here("search", "--lut", str(demo_lut_path), "--evaluator", "proxy:naswot", "--data", "none",
+                 "--population", "4", "--generations", "1", "--out", str(tmp_path / "run2"))
+    assert r.returncode == 2 and "--data" in r.stderr and not (tmp_path / "run2").exists()

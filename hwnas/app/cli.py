@@ -542,8 +542,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         objectives=args.objectives, space=space, workers=args.workers, executor=args.executor,
         ray_address=args.ray_address, max_evaluations=args.max_evaluations, time_budget_s=args.time_budget,
         stop_when_stalled=args.stop_when_stalled, proposals=args.proposals, resume=args.resume,
-        salvage=args.salvage, command=_command(), data=args.data, refine=args.refine,
-        refine_epochs=args.refine_epochs)
+        salvage=args.salvage, command=_command(), data=None if args.data == "none" else args.data,  # as score's
+        refine=args.refine, refine_epochs=args.refine_epochs)
     result = run_search(args.lut, args.out, config)
     for line in result.lines(out=args.out):
         print(line)
@@ -877,7 +877,7 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
     p.add_argument("--data", metavar="DATA",
                    help="the images the model is for (fashion-small, an .npz, an image folder ...): an evaluator that "
                         "reads data reads them, and finalize trains and tests the pick on them; checked against the "
-                        "space's class count before anything runs [none: data-free evaluators only]")
+                        "space's class count before anything runs; `none`: data-free evaluators only [none]")
     p.add_argument("--refine", type=positive_int, default=0, metavar="K",
                    help="after the search, train the K best archs under the constraints briefly from scratch on "
                         "--data and re-rank them by the mean rank of their score and that accuracy (the "
