@@ -273,8 +273,9 @@ def doc_plugins() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 @pytest.fixture
 def my_package(tmp_path, monkeypatch, forget_modules):
     modules, groups = doc_plugins()
-    assert set(modules) == {"my_package.npu", "my_package.climb", "my_package.macs", "my_package.nb201"}
-    assert set(groups) == set(r.group for r in registries())
+    assert set(modules) == {"my_package.npu", "my_package.climb", "my_package.macs", "my_package.nb201",
+                            "my_package.chain"}
+    assert set(groups) == {r.group for r in registries()} | {"hwnas.blocks"}  # block types: the chain kind's
     install(tmp_path / "site", monkeypatch, "my-package", groups, modules)
     return tmp_path
 
@@ -329,7 +330,7 @@ def test_hwnas_plugins_lists_every_kind_with_where_it_came_from(my_package):
     rows = {tuple(line.split()[:2]): line for line in r.stdout.splitlines()}
     for kind, name in BUILTINS:
         assert re.match(rf"{kind} +{re.escape(name)} +builtin +(available|unavailable: )", rows[kind, name])
-    for kind, name in (("strategy", "climb"), ("evaluator", "macs"), ("space", "nb201")):
+    for kind, name in (("strategy", "climb"), ("evaluator", "macs"), ("space", "nb201"), ("space", "chain")):
         assert re.match(rf"{kind} +{name} +my-package +available$", rows[kind, name]), rows[kind, name]
     # the page's NPU example needs its SDK, absent here: listed with the reason, hiding nothing
     assert re.match(r"profiler +my-npu +my-package +unavailable: failed to load: ModuleNotFoundError: "

@@ -197,7 +197,7 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
     ch = space.in_channels
     largest, smallest = net.largest(), net.smallest()
     fair = config.sampling == "fair"
-    if fair and not getattr(net, "fair_sampling", True):  # the kind's supernet says it has no fair sampling
+    if fair and not getattr(net, "fair_sampling", False):  # only a supernet that says so samples fairly (cells)
         raise CheckpointError(f"sampling fair is for cell spaces; space {space.name!r} is of kind "
                               f"{getattr(space, 'kind', '?')}: use uniform")
     teach = config.distill or not fair  # fair without distillation: no largest-arch pass (FairNAS)
@@ -250,7 +250,7 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
                            f"{row['train_acc']:.1f} %, validation accuracy largest {row['val_acc_largest']:.1f} %, "
                            f"smallest {row['val_acc_smallest']:.1f} %")
             checkpoint = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "space": space.to_dict(),
-                          "width": net.width, "config": asdict(config), "data": splits.config(),
+                          "width": getattr(net, "width", None), "config": asdict(config), "data": splits.config(),
                           "state": to_cpu(net.state_dict()), "optimizer": to_cpu(opt.state_dict()),
                           "scheduler": sched.state_dict(),
                           "epochs_done": epoch + 1, "history": history, "hwnas_version": __version__,

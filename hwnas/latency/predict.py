@@ -8,6 +8,7 @@ the hot path of a search.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
@@ -345,16 +346,24 @@ class LayerSumPredictor:
 
     def fastest(self) -> tuple[object, float]:
         """The arch with the lowest predicted latency, exactly: every arch of the space is priced
-        (spaces offer ``all_archs()``; a cell-demo space has 15,625), at the resolutions the LUT covers."""
+        (``all_archs()`` where the space offers it, else every gene vector up to ``gene_upper_bounds()``:
+        any kind; a cell-demo space has 15,625), at the resolutions the LUT covers."""
         covered = set(covered_resolutions(self.lut, self.space))
         if not covered:
             raise MissingEntriesError([], self.fill_command())
-        if not hasattr(self.space, "all_archs") or getattr(self.space, "size", lambda: 0)() > FASTEST_EXACT_LIMIT:
-            raise SpaceTooLarge(f"space {self.space.name!r} cannot list all its archs (no all_archs(), or more than "
-                                f"{FASTEST_EXACT_LIMIT:,}): give its kind a fast path with its own fastest()")
+        sp = self.space
+        if hasattr(sp, "all_archs"):
+            size, archs = getattr(sp, "size", lambda: 0)(), sp.all_archs
+        else:  # the Space protocol's genes: a plugin kind needs nothing more to be searched
+            bounds = sp.gene_upper_bounds()
+            size = math.prod(u + 1 for u in bounds)
+            archs = lambda: map(sp.from_genes, itertools.product(*(range(u + 1) for u in bounds)))  # noqa: E731
+        if size > FASTEST_EXACT_LIMIT:
+            raise SpaceTooLarge(f"space {sp.name!r} has {size:,} archs, more than the {FASTEST_EXACT_LIMIT:,} priced "
+                                f"one by one to find the fastest: give its kind a fast path with its own fastest()")
         best, best_ms = None, np.inf
         batch: list = []
-        for a in self.space.all_archs():
+        for a in archs():
             if a.resolution in covered:
                 batch.append(a)
             if len(batch) == 4096:

@@ -81,6 +81,10 @@ class Differentiable(Strategy):
             raise SearchError(f"strategy option resolution={res!r} is not a resolution the search covers: "
                               f"{list(sp.resolutions)}")
         net, _ = load_supernet(evaluator.checkpoint)
+        if not hasattr(net, "relaxed_forward"):  # an optional part of a kind's supernet (a plugin's may lack it)
+            raise SearchError(f"strategy differentiable needs a supernet that relaxes its choices (relaxed_forward); "
+                              f"the one of space {sp.name!r} (kind {getattr(sp, 'kind', '?')}) has none: use another "
+                              f"strategy with --evaluator supernet")
         fixed = net.largest().genes()  # the genes no forward pass chooses: width (mbv3) from the supernet
         fixed[0] = sp.resolutions.index(res)  # gene 0 is the resolution in every kind of space
         try:

@@ -53,7 +53,10 @@ class KindParts:
 
     ``latency_predictor``: a dense fast path, ``cls(lut, space, calibrated)`` (None: the generic sum over
     ``layers()``, :class:`hwnas.latency.predict.LayerSumPredictor`); ``supernet``: the weight-sharing supernet,
-    ``cls(space, width)`` (None: the kind has none, the ``supernet`` evaluator refuses it);
+    ``cls(space, width)``, an ``nn.Module`` with ``largest()``, ``smallest()``, ``students(rng, n, sampling)``,
+    ``check(arch)``, ``forward(x, arch)`` and ``extract(arch)`` (optional: ``width``, ``fair_sampling = True``,
+    ``relaxed_forward``/``searchable_genes`` for the differentiable strategy) (None: the kind has none, the
+    ``supernet`` evaluator refuses it);
     ``supernet_sampling``: its default path sampling; ``gene_ops``: the space varies whole gene matrices at once
     (``gene_matrix``, ``crossover_genes``, ``mutate_genes``, ``canonical_genes``, ``archs_from_genes``,
     ``gene_ids``: the evolutionary strategies' vectorised path); ``progressive_caps``: ``fn(space, phase,
