@@ -141,7 +141,7 @@ def test_cli_trains_a_cell_supernet(tmp_path):
     out = tmp_path / "sn.pt"
     r = cli_here("supernet", "--space", "cell-demo", "--data", DATA, "--data-limit", "10", "--epochs", "1",
                  "--batch-size", "32", "--random-subnets", "1", "--sampling", "connected", "--no-distill",
-                 "--device", "cpu", "--out", str(out))
+                 "--compute", "cpu", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "largest" in r.stdout
     blob = read_checkpoint(out)
@@ -152,7 +152,7 @@ def test_cli_trains_a_cell_space_fair_and_mbv3_uniform_by_default(tmp_path):
     for space, expected in (("cell-demo", "fair"), ("demo", "uniform")):
         out = tmp_path / f"{space}.pt"
         r = cli_here("supernet", "--space", space, "--data", DATA, "--data-limit", "5", "--epochs", "1",
-                     "--batch-size", "32", "--device", "cpu", "--out", str(out))
+                     "--batch-size", "32", "--compute", "cpu", "--out", str(out))
         assert r.returncode == 0, r.stderr
         assert read_checkpoint(out)["config"]["sampling"] == expected
 

@@ -237,3 +237,60 @@ def test_a_closed_stdout_and_a_deleted_current_directory_are_said_in_one_line(tm
     err = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(err) == 1, r.stderr
     assert err[0].startswith("hwnas sample: error: the current directory no longer exists") and "cd to" in err[0]
+
+
+def test_every_flag_of_every_command_has_help():
+    """`hwnas CMD --help` explains every flag: a flag without help is one the user must guess at."""
+    import argparse
+
+    from hwnas.app.cli import build_parser
+
+    def lacking(parser, where):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from lacking(sub, name)
+            elif not isinstance(action, argparse._HelpAction) and not (action.help or "").strip():
+                yield f"{where} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(lacking(build_parser(), "hwnas")) == []
+
+
+def test_deprecated_spellings_warn_and_name_the_new_flag():
+    """One meaning per flag: --device names an agent; the torch device is --compute; --wall-time and --device-time
+    say whose time. The old spellings work for one release, with a warning line."""
+    from hwnas.app.cli import build_parser
+
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        args = build_parser().parse_args(["supernet", "--data", "digits", "--device", "cpu", "--out", "sn.pt"])
+        assert args.compute == "cpu"
+        args = build_parser().parse_args(["search", "--lut", "L", "--out", "o", "--time-budget", "1h30m"])
+        assert args.wall_time == 5400
+        args = build_parser().parse_args(["profile", "--transfer-from", "L", "--time-budget", "90"])
+        assert args.device_time == 90
+    said = err.getvalue().splitlines()
+    assert said == ["hwnas supernet: warning: --device is deprecated, use --compute (the old spelling is accepted "
+                    "until the next release)",
+                    "hwnas search: warning: --time-budget is deprecated, use --wall-time (the old spelling is "
+                    "accepted until the next release)",
+                    "hwnas profile: warning: --time-budget is deprecated, use --device-time (the old spelling is "
+                    "accepted until the next release)"]
+    assert build_parser().parse_args(["supernet", "--data", "d", "--out", "o"]).compute == "auto"
+
+
+def test_plugins_options_lists_an_evaluators_strategys_and_profilers_options():
+    r = cli_here("plugins", "--options", "supernet")
+    assert r.returncode == 0 and "--evaluator-option KEY=VALUE" in r.stdout, r.stdout
+    assert "  checkpoint  (required)" in r.stdout and "  batch_size  default 64" in r.stdout
+    r = cli_here("plugins", "--options", "nsga2")
+    assert r.returncode == 0 and "crossover_prob  default 0.9" in r.stdout and "population" not in r.stdout
+    r = cli_here("plugins", "--options", "ort-cpu", "--kind", "profiler", "--json")
+    got = json.loads(r.stdout)
+    assert got[0]["kind"] == "profiler" and got[0]["options"]["threads"] == 1 and got[0]["required"] == []
+    r = cli_here("plugins", "--options", "nope")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no plugin named 'nope'" in r.stderr
+    assert "nsga2" in r.stderr

@@ -119,6 +119,46 @@ def test_a_16_bit_image_folder_is_read_at_its_brightness_not_clipped(tmp_path):
     assert np.array_equal(images.x[:, :, :, 0], x[order, :, :, 0])
 
 
+def _png_split(root, split, classes, n, start=0):
+    Image = pytest.importorskip("PIL.Image")
+    x, y = digits_arrays()
+    for c in classes:
+        d = root / split / c
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(x[start + i, :, :, 0]).save(d / f"{i}.png")
+
+
+def test_image_folder_with_train_and_test_folders_uses_them_as_the_splits(tmp_path):
+    """root/train/CLASS/*.png and root/test/CLASS/*.png (torchvision ImageFolder users' layout): the folders are
+    the splits, val comes from train by the split seed, and the data config says so."""
+    _png_split(tmp_path, "train", ["cat", "dog", "fox"], 10)
+    _png_split(tmp_path, "test", ["cat", "dog", "fox"], 4, start=100)
+    s = load_data(str(tmp_path), seed=3)
+    assert s.train.classes == ("cat", "dog", "fox") and len(s.test) == 12 and len(s.train) + len(s.val) == 30
+    assert s.num_classes == 3 and len(s.val) > 0
+    assert s.config()["splits_from"] == {"train": "train/", "test": "test/", "val": "train/ (15% of it, split seed 3)"}
+    _png_split(tmp_path, "val", ["cat", "dog", "fox"], 2, start=200)
+    s = load_data.__wrapped__(str(tmp_path), seed=3)  # not the cached load of the folder before val/ was added
+    assert (len(s.train), len(s.val), len(s.test)) == (30, 6, 12)
+    assert s.config()["splits_from"]["val"] == "val/"
+
+
+def test_split_folders_whose_classes_differ_are_one_line(tmp_path):
+    _png_split(tmp_path, "train", ["cat", "dog", "fox"], 4)
+    _png_split(tmp_path, "test", ["cat", "dog", "owl"], 2)
+    with pytest.raises(DataError, match=r"classes differ \(test/ lacks fox; test/ has owl, which train/ lacks\)"):
+        load_images(str(tmp_path))
+    import json
+
+    from conftest import ROOT, cli_here
+
+    space = json.loads((ROOT / "hwnas" / "spaces" / "demo.json").read_text())
+    (tmp_path / "space.json").write_text(json.dumps({**space, "num_classes": "data"}))
+    r = cli_here("sample", "--space-file", str(tmp_path / "space.json"), "--data", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "test/ lacks fox" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("x, y, match", [
     (np.zeros((10, 8, 8, 5), np.uint8), np.arange(10) % 2, "C 1 or 3"),
     (np.zeros((10, 8, 8, 1), np.float32), np.arange(10) % 2, "uint8"),

@@ -1,4 +1,4 @@
-"""hwnas/evaluate/device.py: --device auto takes a GPU only when there is one; a missing one is a clear error."""
+"""hwnas/evaluate/device.py: --compute auto takes a GPU only when there is one; a missing one is a clear error."""
 import pytest
 import torch
 
@@ -26,11 +26,16 @@ def test_unknown_devices_are_refused_with_the_choices(spec):
 
 @pytest.mark.skipif(cuda, reason="checks the error on a machine without a CUDA GPU")
 def test_cuda_without_a_gpu_says_what_torch_sees():
-    with pytest.raises(EvaluatorError, match="sees no CUDA GPU.*--device cpu"):
+    with pytest.raises(EvaluatorError, match="sees no CUDA GPU.*--compute cpu"):
         resolve_device("cuda")
-    r = run_cli("supernet", "--space", "demo", "--data", "digits", "--device", "cuda", "--epochs", "1", "--out",
+    r = run_cli("supernet", "--space", "demo", "--data", "digits", "--compute", "cuda", "--epochs", "1", "--out",
                 "/tmp/never.pt")
     assert r.returncode == 2 and "sees no CUDA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # the old spelling still works for one release, with a warning line naming the new one
+    r = run_cli("supernet", "--space", "demo", "--data", "digits", "--device", "cuda", "--epochs", "1", "--out",
+                "/tmp/never.pt")
+    assert r.returncode == 2 and "sees no CUDA GPU" in r.stderr, r.stderr
+    assert "warning: --device is deprecated, use --compute" in r.stderr
 
 
 def test_checkpoint_state_goes_to_the_cpu():

@@ -24,7 +24,7 @@ def test_the_plan_lists_every_step_in_order_and_writes_nothing(tmp_path):
     assert "--profiler torch-cuda-graph --space demo --precision fp32 --batch-size 1" in lines["lut-graph-b1"]
     assert "--batch-size 32" in lines["lut-graph-b32"] and "--profiler torch-cuda " in lines["lut-eager-b1"]
     assert "bench_fidelity.py" in lines["fid-graph-b1"] and "--n 30" in lines["fid-graph-b1"]
-    assert "--device cuda" in lines["supernet-gpu"] and "--device cpu" in lines["supernet-cpu"]
+    assert "--compute cuda" in lines["supernet-gpu"] and "--compute cpu" in lines["supernet-cpu"]
     assert "--resolutions 224" in lines["lut-mbv3-graph-b1"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 

@@ -48,7 +48,7 @@ def test_a_search_into_a_log_file_writes_a_line_per_generation_and_quiet_writes_
 
 def test_supernet_training_into_a_log_file_says_each_epochs_accuracy(tmp_path, tiny_data):
     r = run_cli("supernet", "--space", "demo", "--data", tiny_data, "--epochs", "2", "--data-limit", "20",
-                "--device", "cpu", "--out", str(tmp_path / "sn.pt"))
+                "--compute", "cpu", "--out", str(tmp_path / "sn.pt"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "\r" not in r.stderr + r.stdout
     epochs = [line for line in r.stderr.splitlines() if line.startswith("training supernet: epoch ")]

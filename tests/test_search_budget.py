@@ -157,15 +157,31 @@ def test_termination_flags_on_the_command_line(tmp_path):
                 "40", "--max-evaluations", "10", "--time-budget", "2h", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "stopped: 10 evaluations reached (--max-evaluations)" in r.stdout
-    for bad, says in (("--time-budget=2x", "expected a duration such as 90 (seconds), 90s"), ("--max-evaluations=0", "whole number"),
+    # the old spelling of --wall-time still works for one release, with a warning line naming the new one
+    assert "warning: --time-budget is deprecated, use --wall-time" in r.stderr
+    for bad, says in (("--wall-time=2x", "expected a duration such as 90 (seconds), 90s"),
+                      ("--time-budget=2x", "expected a duration such as 90 (seconds), 90s"),
+                      ("--max-evaluations=0", "whole number"),
                       ("--stop-when-stalled=x", "whole number")):
         r = run_cli("search", "--lut", str(DEMO), bad, "--out", str(tmp_path / "bad"))
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) <= 2, r.stderr
         assert not (tmp_path / "bad").exists()
 
 
+def test_wall_time_and_device_time_read_one_grammar():
+    """search --wall-time and profile --device-time: the one parser (hwnas.core.durations), a bad value one line."""
+    from conftest import cli_here
+
+    for args in (("search", "--lut", str(DEMO), "--out", "/tmp/never", "--wall-time", "10x"),
+                 ("profile", "--transfer-from", str(DEMO), "--out", "/tmp/never.json", "--device-time", "10x"),
+                 ("profile", "--transfer-from", str(DEMO), "--out", "/tmp/never.json", "--time-budget", "0")):
+        r = cli_here(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "expected a duration" in r.stderr, r.stderr
+        assert f"argument {args[-2]}" in r.stderr
+
+
 def test_parse_duration():
-    """One grammar for search's and profile's --time-budget: plain seconds, or numbers with units."""
+    """One grammar for search's --wall-time and profile's --device-time: plain seconds, or numbers with units."""
     from hwnas.core.durations import DurationError, parse_duration
 
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90s") == 90

@@ -84,6 +84,20 @@ def _space_with(tmp: Path, **changes) -> str:
     return str(p)
 
 
+def _split_folders(tmp: Path, test_classes: tuple[str, ...]) -> str:
+    """An image folder laid out root/train/CLASS/*.png, root/test/CLASS/*.png (3 tiny grey PNGs a class)."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp / "images"
+    for split, classes in (("train", ("cat", "dog")), ("test", test_classes)):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(root / split / c / f"{i}.png")
+    return str(root)
+
+
 def _report_without(tmp: Path, key: str) -> str:
     d = tmp / "bundle"
     d.mkdir()
@@ -285,7 +299,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("search --evaluator train max_epochs=0", lambda t: ["search", "--lut", L, "--evaluator", "train", "--evaluator-option", "max_epochs=0", "--out", str(t / "r")]),
     # the sweep of transfer, int8, the agent (after issue 28)
     ("profile --transfer-from --networks 0", lambda t: ["profile", "--transfer-from", L, "--networks", "0", "--out", str(t / "t.json")]),
-    ("profile --transfer-from --time-budget 10x", lambda t: ["profile", "--transfer-from", L, "--time-budget", "10x", "--out", str(t / "t.json")]),
+    ("profile --transfer-from --device-time 10x", lambda t: ["profile", "--transfer-from", L, "--device-time", "10x", "--out", str(t / "t.json")]),
     ("profile --transfer-from a donor of another space", lambda t: ["profile", "--transfer-from", CELL_LUT, "--space", "demo", "--out", str(t / "t.json")]),
     ("profile --transfer-from an int8 donor, fp32 here", lambda t: ["profile", "--transfer-from", _lut_with(t, lambda d: d["settings"].update(precision="int8")), "--out", str(t / "t.json")]),
     ("profile --transfer-from, progress file a directory", lambda t: ["profile", "--transfer-from", L, "--networks", "1", "--out", _progress_dir(t)]),
@@ -331,6 +345,13 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("scale --alpha-beta-gamma nan,1.1,1.15", lambda t: _scale(t, "--alpha-beta-gamma", "nan,1.1,1.15")),
     ("scale --alpha-beta-gamma 1,1,1", lambda t: _scale(t, "--alpha-beta-gamma", "1,1,1")),
     ("scale --alpha-beta-gamma with --grid", lambda t: _scale(t, "--alpha-beta-gamma", "1.2,1.1,1.15", "--grid")),
+    # issue 44: a LUT derived for another space, a space's class count from the data, split folders; issue 41: flags
+    ("profile --lut BASE for BASE's own space", lambda t: ["profile", "--lut", L, "--space", "demo", "--out", str(t / "d.json")]),
+    ("profile --lut BASE --transfer-from", lambda t: ["profile", "--lut", L, "--space-file", _space_with(t, num_classes=3), "--transfer-from", L, "--out", str(t / "d.json")]),
+    ("space \"num_classes\": \"data\" without --data", lambda t: ["sample", "--space-file", _space_with(t, num_classes="data")]),
+    ("image folder whose train/ and test/ classes differ", lambda t: ["sample", "--space-file", _space_with(t, num_classes="data"), "--data", _split_folders(t, ("cat", "owl"))]),
+    ("search --wall-time 10x", lambda t: ["search", "--lut", L, "--wall-time", "10x", "--out", str(t / "r")]),
+    ("plugins --options an unknown name", lambda t: ["plugins", "--options", "nope"]),
 ]
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The GPU paths of training, run once for real: supernet steps/s on a device, and a short ``--device auto`` training.
+"""The GPU paths of training, run once for real: supernet steps/s on a device, and a short ``--compute auto`` training.
 
-    python tools/bench_gpu_training.py supernet --device cuda --out steps_cuda.json   # one epoch, steps/s
-    python tools/bench_gpu_training.py supernet --device cpu --out steps_cpu.json
+    python tools/bench_gpu_training.py supernet --compute cuda --out steps_cuda.json   # one epoch, steps/s
+    python tools/bench_gpu_training.py supernet --compute cpu --out steps_cpu.json
     python tools/bench_gpu_training.py train --out train_auto.json                      # train_arch, device auto
 
 steps/s is the epoch's training steps over the whole ``train_supernet`` call (its validation included), so
@@ -27,7 +27,7 @@ def supernet(args: argparse.Namespace) -> dict:
     cfg = SupernetConfig(data=args.data, epochs=1, batch_size=args.batch_size, data_limit=args.data_limit)
     steps = max(1, len(load_data(cfg.data, cfg.split_seed, limit=cfg.data_limit).train) // cfg.batch_size)
     ckpt = args.out.with_suffix(".pt")
-    r = train_supernet(space, ckpt, cfg, force=True, progress=False, command=" ".join(sys.argv), device=args.device)
+    r = train_supernet(space, ckpt, cfg, force=True, progress=False, command=" ".join(sys.argv), device=args.compute)
     ckpt.unlink(missing_ok=True)  # the weights are not the point; the speed is
     return {"what": "supernet, 1 epoch", "space": args.space, "data": args.data, "batch_size": args.batch_size,
             "device": r.device, "steps": steps, "seconds": round(r.seconds, 3),
@@ -44,7 +44,7 @@ def train(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     r = train_arch(space.smallest(), load_data(args.data, limit=args.data_limit), max_epochs=args.epochs,
                    patience=0, device="auto")
-    return {"what": f"train_arch, smallest {args.space} arch, {args.epochs} epoch(s), --device auto",
+    return {"what": f"train_arch, smallest {args.space} arch, {args.epochs} epoch(s), --compute auto",
             "resolved_device": str(resolve_device("auto")), "model_returned_on": str(device_of(r.model)),
             "seconds": round(time.perf_counter() - t0, 3), "best_val_acc": r.best_val_acc,
             "epochs_run": r.epochs_run}
@@ -53,7 +53,7 @@ def train(args: argparse.Namespace) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["supernet", "train"])
-    ap.add_argument("--device", default="auto", help="supernet: auto, cpu, cuda [auto]")
+    ap.add_argument("--compute", default="auto", help="supernet: where to train: auto, cpu, cuda [auto]")
     ap.add_argument("--space", default="demo")
     ap.add_argument("--data", default="fashion-small")
     ap.add_argument("--data-limit", type=int, default=None, help="images per class [all]")

@@ -117,6 +117,23 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class DeprecatedFlag(argparse.Action):
+    """An old spelling of a flag, accepted for one release: its value goes where the new flag's does, and a warning
+    line on stderr names the new spelling (one meaning per flag: ``--device`` is an agent's address, ``--compute``
+    the torch device; ``--wall-time`` and ``--device-time`` say whose time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str, **kwargs: Any):
+        self.new = new
+        kwargs.setdefault("help", f"deprecated spelling of {new} (accepted until the next release)")
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: warning: {option_string} is deprecated, use {self.new} (the old spelling is accepted "
+              f"until the next release)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def pin_choice(text: str) -> str:
     """'auto', 'none' or a CPU index (checked against this process's CPUs when measuring)."""
     if text in ("auto", "none") or (text.isdigit()):
@@ -160,11 +177,30 @@ def _add_space(p: argparse.ArgumentParser, default: str | None = "mbv3") -> None
     p.add_argument("--space-file", type=Path, help="custom space definition (JSON/TOML/YAML); overrides --space")
 
 
+def _add_space_data(p: argparse.ArgumentParser) -> None:
+    """``--data`` on a command that reads no images: only for a space file whose class count is the data's."""
+    p.add_argument("--data", metavar="DATA",
+                   help="only for a --space-file that says \"num_classes\": \"data\": the data set whose class "
+                        "count it takes (as given to search, supernet and finalize)")
+
+
+def _space_file(args: argparse.Namespace):
+    """``--space-file``, its ``"num_classes": "data"`` resolved with ``--data`` (loaded together, never apart)."""
+    from hwnas.spaces.base import classes_from_data, load_space_file
+
+    data = getattr(args, "data", None)
+    if data and classes_from_data(args.space_file):
+        from hwnas.evaluate.data import load_space_for_data
+
+        return load_space_for_data(args.space_file, data, getattr(args, "split_seed", 0) or 0)
+    return load_space_file(args.space_file)
+
+
 def _space(args: argparse.Namespace, lut=None):
-    from hwnas.spaces.base import get_space, load_space_file
+    from hwnas.spaces.base import get_space
 
     if getattr(args, "space_file", None):
-        return load_space_file(args.space_file)
+        return _space_file(args)
     if lut is not None and getattr(args, "space", None) in (None, lut.space.get("name")):
         return lut.search_space()
     return get_space(args.space or "mbv3")
@@ -233,7 +269,7 @@ def _log(args: argparse.Namespace) -> Callable[[str], None]:
 
 
 def _add_device_flags(p: argparse.ArgumentParser) -> None:
-    # dest agent_url: `--device` of supernet/train names the torch device (cpu, cuda, auto), not an agent
+    # dest agent_url: `--device` names a device agent everywhere (the torch device is `supernet --compute`)
     p.add_argument("--device", dest="agent_url", metavar="tcp://HOST:PORT",
                    help="measure on that device through its hwnas-agent (ORT profilers) instead of on this host")
     p.add_argument("--token-file", help="the agent's shared token file (with --device)")
@@ -252,10 +288,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     _refuse_paired_offline(args)  # before any work: an export would otherwise write a whole unpaired bundle
     if args.export_bundle:
         return _export_bundle(args)
+    if args.lut:
+        return _derive(args)
     if args.transfer_from:
         return _transfer(args)
-    if args.networks is not None or args.time_budget is not None or args.measurements or args.suggest is not None:
-        raise CLIError("--networks, --time-budget, --measurements and --suggest go with --transfer-from DONOR_LUT")
+    if args.networks is not None or args.device_time is not None or args.measurements or args.suggest is not None:
+        raise CLIError("--networks, --device-time, --measurements and --suggest go with --transfer-from DONOR_LUT")
     if not args.profiler or not args.out:
         raise CLIError("profile needs --profiler NAME and --out FILE (or --list)")
     space = _space(args)
@@ -311,10 +349,38 @@ def _refuse_paired_offline(args: argparse.Namespace) -> None:
                            f"are unpaired: give another --out (or --force to start it over), or {PAIRED_OFFLINE}")
 
 
+def _derive(args: argparse.Namespace) -> int:
+    """``profile --lut BASE --space-file NEW --out LUT``: the blocks NEW shares with BASE copied, the rest measured."""
+    from hwnas.measuring.derive import derive_lut
+
+    for flag, given in (("--transfer-from", args.transfer_from), ("--import-timings", args.import_timings),
+                        ("--export-bundle", args.export_bundle), ("--paired", args.paired),
+                        ("--recalibrate", args.recalibrate), ("--networks", args.networks),
+                        ("--measurements", args.measurements), ("--suggest", args.suggest),
+                        ("--precision", args.precision), ("--batch-size", args.profile_batch_size)):
+        if given not in (None, False):
+            raise CLIError(f"{flag} does not go with --lut BASE (a derive copies BASE's blocks and measures the "
+                           f"others as BASE was built); drop {flag}")
+    if not args.out:
+        raise CLIError("--lut BASE needs --out FILE (the derived LUT to write) and --space-file or --space (the new "
+                       "space)")
+    if not args.space_file and not args.space:
+        raise CLIError("--lut BASE derives a LUT for another space: give it with --space-file FILE (or --space NAME)")
+    r = derive_lut(args.lut, _space(args), args.out, profiler_name=args.profiler, resolutions=args.resolutions,
+                   quick=args.quick, command=_command(), force=args.force, cv_threshold=args.cv_threshold,
+                   calibrate=not args.no_calibrate, calib_archs=args.calib_archs, seed=args.seed,
+                   processes=args.processes, progress=not args.quiet,
+                   threads=None if args.threads == 1 else args.threads)
+    for line in r.lines():
+        print(line)
+    if warning := r.warning():
+        print(warning, file=sys.stderr)
+    return EXIT_OK
+
+
 def _transfer(args: argparse.Namespace) -> int:
     """``profile --transfer-from DONOR --networks N``: a LUT fitted from the donor and N networks measured here."""
-    from hwnas.spaces.base import get_space, load_space_file
-    from hwnas.core.durations import parse_duration
+    from hwnas.spaces.base import get_space
     from hwnas.measuring.transfer import transfer_lut
 
     for flag, given in (("--import-timings", args.import_timings), ("--export-bundle", args.export_bundle),
@@ -325,18 +391,12 @@ def _transfer(args: argparse.Namespace) -> int:
                            f"fits; drop {flag}, or drop --transfer-from to build the LUT in full)")
     if not args.out:
         raise CLIError("--transfer-from needs --out FILE (the transfer LUT to write; with --suggest, the CSV)")
-    space = load_space_file(args.space_file) if args.space_file else get_space(args.space) if args.space else None
+    space = _space_file(args) if args.space_file else get_space(args.space) if args.space else None
     if args.measurements or args.suggest is not None:
         return _transfer_offline(args, space)
-    budget = None
-    if args.time_budget is not None:
-        try:
-            budget = parse_duration(args.time_budget)
-        except ValueError as e:
-            raise CLIError(f"--time-budget: {e}") from None
     r = transfer_lut(args.transfer_from, args.profiler, args.out, space=space, networks=args.networks or 20,
                      resolutions=args.resolutions, profiler_options=_profiler_options(args), processes=args.processes,
-                     seed=args.seed, time_budget_s=budget, force=args.force, command=_command())
+                     seed=args.seed, time_budget_s=args.device_time, force=args.force, command=_command())
     for line in r.lines():
         print(line)
     if warning := r.warning():
@@ -352,7 +412,7 @@ def _transfer_offline(args: argparse.Namespace, space) -> int:
     if args.measurements and args.suggest is not None:
         raise CLIError("--measurements and --suggest are two steps: first --suggest N --out list.csv, measure those "
                        "networks on the device, then --measurements list.csv --out LUT")
-    for flag, given in (("--networks", args.networks), ("--time-budget", args.time_budget),
+    for flag, given in (("--networks", args.networks), ("--device-time", args.device_time),
                         ("--device", getattr(args, "agent_url", None))):
         if given is not None:
             raise CLIError(f"{flag} measures on a device; with --measurements/--suggest nothing is measured here: "
@@ -429,8 +489,15 @@ PLUGIN_KINDS = ("profiler", "strategy", "evaluator", "space")  # hwnas.core.regi
 def cmd_plugins(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from hwnas.core.registry import registries
+    from hwnas.core.registry import plugin_options, registries
 
+    if args.options:
+        found = plugin_options(args.options, args.kind)
+        if args.json:
+            print(json.dumps([f.to_dict() for f in found], indent=2, default=repr))
+            return EXIT_OK
+        print("\n".join(line for f in found for line in f.lines()))
+        return EXIT_OK
     infos = [info for registry in registries(args.kind) for info in registry.infos()]
     if args.json:
         print(json.dumps([asdict(i) for i in infos], indent=2))
@@ -540,7 +607,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         strategy=args.strategy, strategy_options=_key_values(args.strategy_option, "--strategy-option"),
         population=args.population, generations=args.generations, seed=args.seed, constraints=constraints,
         objectives=args.objectives, space=space, workers=args.workers, executor=args.executor,
-        ray_address=args.ray_address, max_evaluations=args.max_evaluations, time_budget_s=args.time_budget,
+        ray_address=args.ray_address, max_evaluations=args.max_evaluations, time_budget_s=args.wall_time,
         stop_when_stalled=args.stop_when_stalled, proposals=args.proposals, resume=args.resume,
         salvage=args.salvage, command=_command(), data=None if args.data == "none" else args.data,  # as score's
         refine=args.refine, refine_epochs=args.refine_epochs)
@@ -657,7 +724,7 @@ def cmd_supernet(args: argparse.Namespace) -> int:
                          # cell-demo, docs/bench-evaluators.md)
                          sampling=args.sampling or default_sampling(space))
     r = train_supernet(space, args.out, cfg, resume=args.resume, force=args.force, command=_command(),
-                       device=args.device)
+                       device=args.compute)
     last = r.history[-1] if r.history else {}
     print(f"supernet {args.out}: {r.epochs_done} epochs" + (f" (resumed after {r.resumed_from})" if r.resumed_from
                                                            else "") + f" in {r.seconds:.0f} s on {r.device}; "
@@ -766,21 +833,29 @@ hwnas profile --profiler ort-mobile --space demo --export-bundle bundle/      # 
   hwnas-agent run bundle/ --out timings.json                                 # ... and back here:
 hwnas profile --profiler ort-mobile --space demo --import-timings timings.json --out luts/phone.json
 hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_demo.json --networks 20 --out luts/here_demo.json
-hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_mbv3.json --profiler torch-cpu --time-budget 90s --out t.json
+hwnas profile --transfer-from luts/amd-epyc-2c_ort-cpu_mbv3.json --profiler torch-cpu --device-time 90s --out t.json
+hwnas profile --lut luts/amd-epyc-avx512-2c_ort-cpu_demo.json --space-file demo-3-classes.json --out luts/demo3.json
 hwnas profile --transfer-from luts/DONOR.json --suggest 20 --out list.csv        # networks to time on a device hwnas cannot reach
 hwnas profile --transfer-from luts/DONOR.json --measurements list.csv --out luts/phone.json   # ... from your timings
 (interrupted? run the same command again: it resumes)""")
     _add_profiler_flags(p, required=False)
     _add_space(p, default=None)
+    _add_space_data(p)
+    p.add_argument("--lut", type=Path, metavar="BASE_LUT",
+                   help="derive: a LUT of this device whose space differs from --space/--space-file by a few blocks "
+                        "(another num_classes, say): measure only the blocks BASE_LUT lacks, copy the rest, then "
+                        "calibrate on networks of the new space; the LUT records BASE_LUT's path and digest")
     p.add_argument("--transfer-from", type=Path, metavar="DONOR_LUT",
                    help="few-shot: fit this device's LUT from a LUT of another device (same space, CPU to CPU or GPU "
                         "to GPU) and --networks whole networks measured here, instead of timing every block")
     p.add_argument("--networks", type=positive_int, metavar="N",
                    help="with --transfer-from: whole networks to measure (chosen to span the space's latency range "
                         "and block types) [20]")
-    p.add_argument("--time-budget", metavar="DURATION",
-                   help="with --transfer-from: device time for the whole transfer (60s, 2m); what the networks leave "
-                        "goes to measuring the blocks the fit is least sure of, then it refits")
+    p.add_argument("--device-time", type=duration, metavar="DURATION",
+                   help="with --transfer-from: the device's time for the whole transfer (90, 90s, 2m, 1h30m); what "
+                        "the networks leave goes to measuring the blocks the fit is least sure of, then it refits")
+    p.add_argument("--time-budget", dest="device_time", type=duration, metavar="DURATION", action=DeprecatedFlag,
+                   new="--device-time")
     p.add_argument("--measurements", type=Path, metavar="CSV",
                    help="with --transfer-from: fit from latencies you measured elsewhere (a CSV 'arch,ms': an arch "
                         "file, inline arch JSON or a NAS-Bench-201 string, and milliseconds), nothing measured here")
@@ -819,6 +894,7 @@ hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --jso
                    help="LUT file; twice or more (--lut fp32.json --lut int8.json) compares them per network and, "
                         "with --breakdown, per block")
     _add_space(p, default=None)
+    _add_space_data(p)
     p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
     p.add_argument("--archs", type=Path, metavar="FILE",
                    help="a list of archs in one file: a JSON list, JSON Lines, or for a cell space NAS-Bench-201 "
@@ -826,7 +902,7 @@ hwnas predict --lut luts/amd-epyc-2c_ort-cpu_mbv3.json --sample 5 --seed 0 --jso
     p.add_argument("--sample", type=sample_count, default=0,
                    help=f"predict N random archs instead (at most {MAX_SAMPLE:,}; printed as they are priced)")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the sampled archs (--sample) [0]")
     p.add_argument("--breakdown", action="store_true", help="print each block's LUT latency")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -838,13 +914,14 @@ hwnas measure --profiler ort-cpu model.onnx""")
     _add_profiler_flags(p, required=False)
     p.add_argument("--lut", type=Path, help="use this LUT's profiler and settings and report the prediction error")
     _add_space(p, default=None)
+    _add_space_data(p)
     p.add_argument("--arch", type=Path, nargs="+", help="architecture JSON file(s)")
     p.add_argument("--sample", type=int, default=0, help="measure N random archs")
     p.add_argument("--processes", type=int, default=1,
                    help="measure each arch in N fresh processes, keep the lowest median; 0 = this process [1]")
     p.add_argument("--resolution", type=int, help="input resolution of the sampled archs [random]")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the sampled archs (--sample) [0]")
+    p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     p.add_argument("--no-drift-check", action="store_true",
                    help="with --lut: skip re-measuring the LUT's reference networks first (saves a few seconds)")
     _add_quiet(p)
@@ -885,9 +962,9 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
                         "finalize takes [0: off]")
     p.add_argument("--refine-epochs", type=positive_int, default=2, metavar="E",
                    help="epochs of each --refine training [2]")
-    p.add_argument("--population", type=positive_int, default=50)
-    p.add_argument("--generations", type=positive_int, default=20)
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--population", type=positive_int, default=50, help="archs per generation [50]")
+    p.add_argument("--generations", type=positive_int, default=20, help="generations to run [20]")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the strategy (the same seed, the same run) [0]")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="parallel evaluations: local processes, or Ray actors with --executor ray (there 1 = one "
                         "per CPU of the cluster) [1]")
@@ -912,8 +989,11 @@ hwnas search ... --out runs/mbv3-8ms --resume      # after an interruption: same
                         "latency, params, MACs, memory, layers); any: unchecked, as before [feasible]")
     p.add_argument("--max-evaluations", type=positive_int, metavar="N",
                    help="stop after N evaluations (the last generation is cut to fit)")
-    p.add_argument("--time-budget", type=duration, metavar="DURATION",
-                   help="stop when the run's wall time (every session, --resume included) reaches it: 90s, 30m, 2h")
+    p.add_argument("--wall-time", type=duration, metavar="DURATION",
+                   help="stop when the run's wall time (every session, --resume included) reaches it: 90, 90s, 30m, "
+                        "2h, 1h30m")
+    p.add_argument("--time-budget", dest="wall_time", type=duration, metavar="DURATION", action=DeprecatedFlag,
+                   new="--wall-time")
     p.add_argument("--stop-when-stalled", type=positive_int, metavar="K",
                    help="stop when the front's hypervolume has not grown for K generations")
     _add_quiet(p)
@@ -932,9 +1012,9 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
     p.add_argument("--data-limit", type=positive_int, metavar="N",
                    help="keep N images per class (stratified, seeded) before the train/val split; an official "
                         "test set is kept whole: quick runs [all]")
-    p.add_argument("--epochs", type=positive_int, default=20)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=finite_positive, default=0.1)
+    p.add_argument("--epochs", type=positive_int, default=20, help="training epochs [20]")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="training batch size [64]")
+    p.add_argument("--lr", type=finite_positive, default=0.1, help="learning rate of SGD (Nesterov momentum; scheduled) [0.1]")
     p.add_argument("--random-subnets", type=int, default=2, help="random subnets per step besides largest/smallest")
     p.add_argument("--sampling", choices=["uniform", "connected", "fair"], default=None,
                    help="random subnets: uniform, or connected only (a cell space's archs whose output some "
@@ -943,9 +1023,13 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
                         "the all-conv3x3 teacher pass) [fair for a cell space, else uniform]")
     p.add_argument("--no-distill", action="store_true",
                    help="random subnets learn the labels, not the largest subnet's soft labels")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--device", default="auto",
-                   help="auto (a CUDA GPU when torch sees one, else every CPU core), cpu, cuda or cuda:N [auto]")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the weights and the subnets sampled [0]")
+    p.add_argument("--compute", default="auto", metavar="auto|cpu|cuda|cuda:N",
+                   help="where to train: auto (a CUDA GPU when torch sees one, else every CPU core), cpu, cuda or "
+                        "cuda:N [auto]")
+    p.add_argument("--device", dest="compute", action=DeprecatedFlag, new="--compute",
+                   help="deprecated spelling of --compute (accepted until the next release; --device elsewhere names "
+                        "a device agent)")
     p.add_argument("--out", type=file_path, required=True, help="checkpoint file (rewritten every epoch)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--force", action="store_true", help="start over even if --out exists")
@@ -958,7 +1042,7 @@ then: hwnas search ... --evaluator predictor --evaluator-option path=runs/predic
     p.add_argument("--checkpoint", type=Path, required=True, help="trained supernet (hwnas supernet)")
     p.add_argument("--archs", type=positive_int, default=200, help="random archs to score and fit on (20 %% held out) [200]")
     p.add_argument("--epochs", type=positive_int, default=300, help="MLP training epochs [300]")
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the archs scored and of the MLP [0]")
     p.add_argument("--out", type=file_path, required=True, help="predictor file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     _add_quiet(p)
@@ -998,7 +1082,7 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
             """
 hwnas report dist/demo          # a finalize bundle (has report.json)
 hwnas report runs/demo/search   # a search run""")
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="a finalize bundle (with report.json) or a search run directory")
 
     p = add("demo", cmd_demo, "the whole pipeline on embedded Fashion-MNIST: LUT, accuracy, search, finalize",
             """
@@ -1006,7 +1090,7 @@ hwnas demo                       # ~3-4 min on 2 CPU cores (plus ~2 min when a L
 hwnas demo --space demo --out runs/demo-mbv3   # the MobileNetV3-style space with a 10-epoch supernet (~4-5 min)
 hwnas demo --out runs/demo2 --refine 8 --profiler ort-mobile
 (interrupted? run the same command again: every step resumes)""")
-    p.add_argument("--out", type=dir_path, default=Path("runs/demo"), help="where every step writes [runs/demo]")
+    p.add_argument("--out", type=dir_path, default=Path("runs/demo"), help="directory of every step's outputs [runs/demo]")
     p.add_argument("--profiler", default="ort-cpu", help="ort-cpu | ort-mobile | torch-cpu | torch-cuda | torch-cuda-graph [ort-cpu]")
     p.add_argument("--space", default="network-demo", choices=["network-demo", "demo", "cell-demo"],
                    help="network-demo (stages of conv / depthwise-separable / bottleneck / inverted-residual / "
@@ -1021,9 +1105,9 @@ hwnas demo --out runs/demo2 --refine 8 --profiler ort-mobile
                    help="network-demo: candidates under the budget trained briefly and re-ranked [6]")
     p.add_argument("--refine-epochs", type=positive_int, default=2, metavar="E",
                    help="network-demo: epochs of each of those trainings [2]")
-    p.add_argument("--population", type=positive_int, default=24)
-    p.add_argument("--generations", type=positive_int, default=10)
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--population", type=positive_int, default=24, help="search: archs per generation [24]")
+    p.add_argument("--generations", type=positive_int, default=10, help="search: generations [10]")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of every step (supernet or refine, search) [0]")
     p.add_argument("--force", action="store_true", help="start every step over")
     p.add_argument("--quick", action="store_true",
                    help="if a LUT must be built here: short timing runs, one pass (~4x faster to build, noisier); "
@@ -1080,18 +1164,23 @@ hwnas scale --lut luts/LUT.json --arch base.json --budget-ms 0.1 --alpha-beta-ga
     p = add("sample", cmd_sample, "write random architecture(s) of a space as JSON",
             "hwnas sample --space mbv3 --seed 1 --out arch.json")
     _add_space(p)
-    p.add_argument("--n", type=positive_int, default=1)
+    _add_space_data(p)
+    p.add_argument("--n", type=positive_int, default=1, help="how many archs (more than 1: JSON Lines, one a line) [1]")
     p.add_argument("--resolution", type=int, help="input resolution [random]")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--out", type=file_path)
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the sampling [0]")
+    p.add_argument("--out", type=file_path, help="write here instead of printing")
 
     p = add("plugins", cmd_plugins, "list every profiler, strategy, evaluator and space kind: built in or from "
             "which installed package, and whether it loads (a profiler: whether it can run here, or why not)",
             """
 hwnas plugins
 hwnas plugins --kind strategy
-hwnas plugins --kind profiler --json""")
+hwnas plugins --kind profiler --json
+hwnas plugins --options supernet            # an evaluator's --evaluator-option keys and their defaults""")
     p.add_argument("--kind", choices=PLUGIN_KINDS, help="only plugins of this kind")
+    p.add_argument("--options", metavar="NAME",
+                   help="list the options plugin NAME takes (an evaluator's --evaluator-option keys, a strategy's "
+                        "--strategy-option keys, a profiler's) with their defaults, from its registry")
     p.add_argument("--json", action="store_true", help="one JSON list (with each plugin's module:attr target)")
     return parser
 

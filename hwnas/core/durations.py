@@ -1,4 +1,4 @@
-"""One grammar for a duration the user types (``hwnas search --time-budget``, ``hwnas profile --time-budget``):
+"""One grammar for a duration the user types (``hwnas search --wall-time``, ``hwnas profile --device-time``):
 plain seconds (``90``, ``1.5``) or numbers with units (``90s``, ``5m``, ``2h``, ``1.5d``, combined ``1h30m``)."""
 from __future__ import annotations
 

@@ -199,3 +199,52 @@ def registries(kind: str | None = None) -> list[Registry]:
     if kind is not None and kind not in HOMES:
         raise ValueError(f"unknown plugin kind {kind!r}; choose from {list(HOMES)}")
     return [resolve(home) for k, home in HOMES.items() if kind in (None, k)]
+
+
+# how each kind's options are given on the command line (``hwnas plugins --options NAME`` says it)
+HOW_SET = {"evaluator": "--evaluator-option KEY=VALUE (hwnas search, score)",
+           "strategy": "--strategy-option KEY=VALUE (hwnas search)",
+           "profiler": "the profiler flags (--threads, --pin-cpu, --quick, --precision, --batch-size, --device)",
+           "space": "the fields of a space file"}
+
+
+@dataclass(frozen=True)
+class PluginOptions:
+    """A plugin's keyword options with their defaults (``REQUIRED`` where it has none), read from its constructor's
+    signature as ``Registry.create`` checks them; ``options`` None: it takes any keyword."""
+
+    kind: str
+    name: str
+    target: str
+    options: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``hwnas plugins --options NAME --json``: a required option's default is null, and it is in ``required``."""
+        opts = self.options
+        return {"kind": self.kind, "name": self.name, "target": self.target,
+                "options": None if opts is None else {k: None if v is REQUIRED else v for k, v in opts.items()},
+                "required": [] if opts is None else [k for k, v in opts.items() if v is REQUIRED]}
+
+    def lines(self) -> list[str]:
+        """What ``hwnas plugins --options NAME`` prints."""
+        head = f"{self.kind} {self.name} ({self.target}), set with {HOW_SET.get(self.kind, 'its options')}:"
+        if self.options is None:
+            return [head, "  any KEY=VALUE (it takes **kwargs: no list to show)"]
+        if not self.options:
+            return [head, "  no options"]
+        width = max(len(k) for k in self.options)
+        return [head, *(f"  {k:{width}s}  " + ("(required)" if v is REQUIRED else f"default {v!r}")
+                        for k, v in self.options.items())]
+
+
+def plugin_options(name: str, kind: str | None = None) -> list[PluginOptions]:
+    """The options of every plugin named ``name`` (of ``kind``, or of any kind but spaces, whose "options" are a
+    file's fields); an unknown name is an InputError listing the names there are."""
+    from hwnas.core.errors import InputError
+
+    regs = [r for r in registries(kind) if kind is not None or r.kind != "space"]
+    found = [PluginOptions(r.kind, name, r.where(name)[1], r.options(name)) for r in regs if name in r]
+    if not found:
+        known = "; ".join(f"{r.kind}: {', '.join(r.names())}" for r in regs)
+        raise InputError(f"no {kind or 'plugin'} named {name!r}; there are {known} (hwnas plugins lists them)")
+    return found

@@ -22,7 +22,9 @@ Formats (``load_data(spec)``):
 * a CIFAR-10/100 "python version" directory (``data_batch_*``/``test_batch`` or
   ``train``/``test``): its own test part is our test split. Its pickles are read
   with an unpickler that admits only what CIFAR batches contain.
-* an ImageFolder directory (``root/CLASS/*.png|jpg…``; needs Pillow).
+* an ImageFolder directory (``root/CLASS/*.png|jpg…``; needs Pillow), or one with its splits as folders, as
+  torchvision's ImageFolder users lay them out: ``root/train/CLASS/…`` and ``root/test/CLASS/…``, optionally
+  ``root/val/CLASS/…`` (without it, val is taken from train by the split seed); the class folders must agree.
 
 ``load_data(..., limit=N)`` keeps N images per class of the training part (all
 but an official test part), stratified and seeded, before splitting: quick runs.
@@ -405,6 +407,37 @@ def _from_folder(path: Path) -> ImageSet:
     return ImageSet(np.stack(xs), np.asarray(ys, np.int64), tuple(d.name for d in class_dirs), str(path))
 
 
+SPLIT_DIRS = ("train", "val", "test")  # torchvision ImageFolder users' layout: root/train/CLASS/*.png, root/test/...
+
+
+def split_folders(path: Path) -> dict[str, Path] | None:
+    """The split sub-folders of an image folder laid out as ``root/train/CLASS/…`` and ``root/test/CLASS/…``
+    (``root/val/CLASS/…`` optional), or None for a plain ``root/CLASS/…`` folder."""
+    found = {name: path / name for name in SPLIT_DIRS if (path / name).is_dir()}
+    if "train" not in found or "test" not in found:
+        return None
+    others = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in found)
+    if others:
+        raise DataError(f"{path}: has split folders ({', '.join(found)}) and other folders beside them "
+                        f"({', '.join(others)}); put every class inside train/, test/ (and val/), or use a folder of "
+                        f"class folders only")
+    return found
+
+
+def _from_split_folders(path: Path, found: dict[str, Path]) -> dict[str, ImageSet]:
+    """Each split folder read as an image folder; their class folders must be the same (class i is one class)."""
+    parts = {name: _from_folder(folder) for name, folder in found.items()}
+    names = {name: set(p.classes) for name, p in parts.items()}
+    for name, classes in names.items():
+        if classes != names["train"]:
+            lacks, extra = sorted(names["train"] - classes), sorted(classes - names["train"])
+            said = "; ".join(x for x in (f"{name}/ lacks {', '.join(lacks)}" if lacks else "",
+                                         f"{name}/ has {', '.join(extra)}, which train/ lacks" if extra else "") if x)
+            raise DataError(f"{path}: the splits' classes differ ({said}); give train/, test/ and val/ the same "
+                            f"class folders")
+    return {name: ImageSet(p.x, p.y, p.classes, f"{path} ({name}/)") for name, p in parts.items()}
+
+
 def _read(spec: str) -> tuple[ImageSet, ImageSet | None]:
     """The unvalidated images of ``spec`` and its official test part, if the format has one."""
     if spec in EMBEDDED:
@@ -425,17 +458,31 @@ def _read(spec: str) -> tuple[ImageSet, ImageSet | None]:
     return _from_folder(path), None
 
 
+def _checked_part(part: ImageSet, images: ImageSet, spec: str, name: str) -> ImageSet:
+    part = validate(part, f"{spec} ({name} part)")
+    if part.x.shape[1:] != images.x.shape[1:]:
+        raise DataError(f"{spec}: {name} images are {part.x.shape[1:]} (H x W x C) but training images "
+                        f"{images.x.shape[1:]}; both parts need one size")
+    return part
+
+
+def load_parts(spec: str) -> dict[str, ImageSet]:
+    """Read a data set as its parts: ``train`` always, ``test`` when the format has an official test part, ``val``
+    when it has an official validation part (an image folder with ``train/``, ``val/``, ``test/``)."""
+    if split_folders_of(spec):
+        path = Path(spec).expanduser()
+        raw = _from_split_folders(path, split_folders(path) or {})
+    else:
+        images, test = _read(spec)
+        raw = {"train": images, **({"test": test} if test is not None else {})}
+    train = validate(raw["train"], spec)
+    return {"train": train, **{name: _checked_part(p, train, spec, name) for name, p in raw.items() if name != "train"}}
+
+
 def load_images(spec: str) -> tuple[ImageSet, ImageSet | None]:
     """Read a data set; the second item is its own test part when the format has one."""
-    images, test = _read(spec)
-    images = validate(images, spec)
-    if test is None:
-        return images, None
-    test = validate(test, f"{spec} (test part)")
-    if test.x.shape[1:] != images.x.shape[1:]:
-        raise DataError(f"{spec}: test images are {test.x.shape[1:]} (H x W x C) but training images "
-                        f"{images.x.shape[1:]}; both parts need one size")
-    return images, test
+    parts = load_parts(spec)
+    return parts["train"], parts.get("test")
 
 
 def _stratified(y: np.ndarray, fracs: tuple[float, ...], rng: np.random.Generator) -> list[np.ndarray]:
@@ -461,6 +508,9 @@ class Splits:
     mean: np.ndarray  # per image channel, 0..1 scale, from the train split
     std: np.ndarray
     limit: int | None = None  # images per class kept of the training part (None: all)
+    # where each split came from, for data whose splits are folders (root/train, root/val, root/test); None: the
+    # format's own rule (a test part kept whole, the rest split by the seed)
+    parts: dict[str, str] | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -479,6 +529,7 @@ class Splits:
     def config(self) -> dict:
         cfg = {"data": self.spec, "split_seed": self.seed, "sizes": [len(self.train), len(self.val), len(self.test)],
                "data_digest": self.digest}
+        cfg = cfg if self.parts is None else {**cfg, "splits_from": dict(self.parts)}
         return cfg if self.limit is None else {**cfg, "data_limit": self.limit}
 
     def check_space(self, in_channels: int, num_classes: int) -> None:
@@ -578,7 +629,8 @@ def load_data(spec: str, seed: int = 0, val_frac: float = 0.15, test_frac: float
     ``limit``: keep at most that many images per class of the training part (everything but an
     official test part) before splitting; the official test part stays whole.
     """
-    images, test = load_images(spec)
+    loaded = load_parts(spec)
+    images, test, val = loaded["train"], loaded.get("test"), loaded.get("val")
     rng = np.random.default_rng(seed)
     if limit is not None:
         if int(limit) < 1:
@@ -589,8 +641,32 @@ def load_data(spec: str, seed: int = 0, val_frac: float = 0.15, test_frac: float
             raise DataError(f"{spec}: every class needs at least 3 images to fill train, val and test")
         tr, va, te = _stratified(images.y, (1 - val_frac - test_frac, val_frac, test_frac), rng)
         train, val, test = images.subset(tr), images.subset(va), images.subset(te)
-    else:
+    elif val is None:
         tr, va = _stratified(images.y, (1 - val_frac, val_frac), rng)
         train, val = images.subset(tr), images.subset(va)
+    else:  # every split given as a folder: used as it is
+        train = images
+    parts = None
+    if split_folders_of(spec):
+        parts = {"train": "train/", "test": "test/",
+                 "val": "val/" if "val" in loaded else f"train/ ({val_frac:.0%} of it, split seed {seed})"}
     mean, std = channel_stats(train.x)
-    return Splits(spec, seed, train, val, test, mean, std, limit=limit)
+    return Splits(spec, seed, train, val, test, mean, std, limit=limit, parts=parts)
+
+
+def split_folders_of(spec: str) -> bool:
+    """Whether ``spec`` is an image folder whose splits are folders (``train/``, ``test/``, maybe ``val/``)."""
+    path = Path(spec).expanduser()
+    return (spec not in EMBEDDED and spec not in IDX_SOURCES and not spec.startswith("idx:") and path.is_dir()
+            and not _is_cifar(path) and split_folders(path) is not None)
+
+
+def load_space_for_data(path: str | Path, data: str | None, split_seed: int = 0) -> Any:
+    """The space file at ``path``, its ``"num_classes": "data"`` (if it says so) resolved to the class count of
+    ``data``: the space and the data are loaded together, so the networks output one logit per class of the
+    images they are for. Without data such a file is a one-line error naming --data."""
+    from hwnas.spaces.base import classes_from_data, load_space_file
+
+    if data is None or str(data).strip() in ("", "none") or not classes_from_data(path):
+        return load_space_file(path)
+    return load_space_file(path, num_classes=load_data(str(data), split_seed).num_classes, data=str(data))

@@ -1,4 +1,4 @@
-"""Where training runs: ``--device auto`` takes the GPU when torch sees one, else the CPU.
+"""Where training runs: ``--compute auto`` takes the GPU when torch sees one, else the CPU.
 
 Training (supernet, short training) is the one place hwnas wants a GPU; latency is measured on the
 device the LUT was built for, never here. On the CPU, training uses every core this process may
@@ -32,8 +32,8 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
             raise EvaluatorError(f"device {spec!r} is not one of {CHOICES}")
         if not torch.cuda.is_available():
             raise EvaluatorError(f"device {spec!r}: torch {torch.__version__} sees no CUDA GPU (built with CUDA "
-                                 f"{torch.version.cuda or 'none'}); use --device cpu, or auto to take a GPU only "
-                                 f"when there is one")
+                                 f"{torch.version.cuda or 'none'}); use --compute cpu (an evaluator: device=cpu), "
+                                 f"or auto to take a GPU only when there is one")
         if int(index) >= torch.cuda.device_count():
             raise EvaluatorError(f"device {spec!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s) "
                                  f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")

@@ -9,7 +9,8 @@ JSON, one object::
      "entries": {"<layer key>": {"median_ms": .., "p10_ms": .., "p90_ms": .., "std_ms": .., "cv": .., "n": ..}},
      "calibration": null | {...},
      "reference": null | {...a few whole networks measured in several fresh processes: see hwnas.measuring.drift},
-     "transfer": null | {...a LUT fitted from a donor LUT and a few networks measured here: see hwnas.measuring.transfer}}
+     "transfer": null | {...a LUT fitted from a donor LUT and a few networks measured here: see hwnas.measuring.transfer},
+     "derived": {...absent unless its blocks were copied from a base LUT of another space: see hwnas.measuring.derive}}
 
 Writes are atomic (temp file + rename), so a killed profiling run leaves either
 the previous or the new file, never half of one.
@@ -87,6 +88,24 @@ def _check_transfer(t: Any, source: str) -> None:
         raise bad("has a 'loo_mape_pct' that is not a finite number >= 0 (or null)")
 
 
+def _check_derived(d: Any, source: str) -> None:
+    """A derived LUT's record (hwnas.measuring.derive): the base LUT's path and digest, the blocks measured here."""
+    def bad(what: str) -> LUTError:
+        return LUTError(f"{source}: field 'derived' {what}; the file was edited or is corrupt: derive it again "
+                        f"(hwnas profile --lut BASE --space-file SPACE --out {source} --force)")
+
+    if not isinstance(d, dict):
+        raise bad("must be an object")
+    base = d.get("base")
+    if not isinstance(base, dict) or not isinstance(base.get("path"), str) or not isinstance(base.get("digest"), str):
+        raise bad("needs 'base', an object naming the base LUT's 'path' and 'digest'")
+    measured, copied = d.get("measured"), d.get("copied")
+    if not isinstance(measured, list) or not all(isinstance(k, str) for k in measured):
+        raise bad("needs 'measured', the list of the block keys measured here")
+    if not isinstance(copied, int) or isinstance(copied, bool) or copied < 0:
+        raise bad("needs 'copied', a whole number >= 0 of blocks copied from the base")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -101,6 +120,7 @@ class LUT:
     calibration: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None   # set when fitted from a donor LUT (hwnas.measuring.transfer), not built
+    derived: dict[str, Any] | None = None    # set when its blocks were copied from a base LUT (hwnas.measuring.derive)
     command: str = ""
     created: str = field(default_factory=now_iso)
     updated: str = ""
@@ -176,6 +196,7 @@ class LUT:
             "calibration": self.calibration,
             "reference": self.reference,
             **({"transfer": self.transfer} if self.transfer else {}),
+            **({"derived": self.derived} if self.derived else {}),
         }
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -216,6 +237,9 @@ class LUT:
         transfer = data.get("transfer")
         if transfer is not None:
             _check_transfer(transfer, source)
+        derived = data.get("derived")
+        if derived is not None:
+            _check_derived(derived, source)
         batch = data["settings"].get("batch_size", 1)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise LUTError(f"{source}: settings.batch_size must be a whole number >= 1, got {batch!r}; the file was "
@@ -229,7 +253,7 @@ class LUT:
         return cls(
             profiler=data["profiler"], settings=data["settings"], fingerprint=data["fingerprint"],
             space=data["space"], entries=dict(data["entries"]), calibration=calib, reference=ref,
-            transfer=transfer, command=data["command"],
+            transfer=transfer, derived=derived, command=data["command"],
             created=data["created"], updated=data.get("updated", ""), hwnas_version=data.get("hwnas_version", ""),
             _parsed=(data["space"], parsed),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shlex
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
@@ -481,17 +482,24 @@ def latency_predictor(lut: LUT, space=None, calibrated: bool = True) -> Predicto
 
 
 def fill_command(lut: LUT, space, resolutions: Sequence[int] | None = None) -> str:
-    """The command that fills the LUT's missing entries (for ``space``, at ``resolutions``)."""
-    from hwnas.spaces.base import get_space, list_spaces
+    """The exact command that fills the LUT's missing entries (for ``space``, at ``resolutions``): ``profile --out``
+    the same LUT for its own space; for another space (a new class count, a few other blocks) a LUT derived from
+    this one (``profile --lut``), which measures only the blocks it lacks and copies the rest."""
+    from hwnas.spaces.base import get_space, list_spaces, space_file_of
 
     shipped = space.name in list_spaces() and get_space(space.name).to_dict() == space.to_dict()
-    space_arg = f"--space {space.name}" if shipped else "--space-file SPACE.json"
+    source = space_file_of(space)
+    space_arg = (f"--space {space.name}" if shipped else
+                 f"--space-file {shlex.quote(source[0])}" + (f" --data {shlex.quote(source[1])}" if source[1] else "")
+                 if source else "--space-file SPACE.json")
     res = f" --resolutions {' '.join(str(r) for r in resolutions)}" if resolutions else ""
-    threads = lut.settings.get("threads", 1)
     out = lut.path or Path("LUT.json")
-    if lut.space != space.to_dict():  # profile fills a LUT only with blocks of its own space: a new file
-        out = Path(out).with_name(f"{Path(out).stem}_{space.name}.json")
-    return f"hwnas profile --profiler {lut.profiler} {space_arg}{res} --threads {threads} --out {out}"
+    if lut.space != space.to_dict():  # profile fills a LUT only with blocks of its own space: derive a new file
+        new = Path(out).with_name(f"{Path(out).stem}_{space.name}.json")
+        return f"hwnas profile --lut {shlex.quote(str(out))} {space_arg}{res} --out {shlex.quote(str(new))}"
+    threads = lut.settings.get("threads", 1)
+    return (f"hwnas profile --profiler {lut.profiler} {space_arg}{res} --threads {threads} "
+            f"--out {shlex.quote(str(out))}")
 
 
 def covered_resolutions(lut: LUT, space) -> tuple[int, ...]:

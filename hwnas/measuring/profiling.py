@@ -112,7 +112,9 @@ def open_lut(out: Path, profiler: Any, space: Space, command: str, force: bool) 
         diff = fingerprint_diff(lut.fingerprint, fp)
         problems += [f"{k}: file has {a!r}, this run {b!r}" for k, (a, b) in diff.items()]
         if lut.space != space.to_dict():
-            problems.append(f"search space differs (file: {lut.space.get('name')!r}, this run: {space.name!r})")
+            problems.append(f"search space differs (file: {lut.space.get('name')!r}, this run: {space.name!r}; to "
+                            f"reuse its blocks for this space: hwnas profile --lut {out} --space-file SPACE "
+                            f"--out NEW_LUT measures only the blocks it lacks)")
         if problems:
             raise LUTError(f"{out} exists but was built differently, so entries cannot be mixed: "
                            + "; ".join(problems) + ". Choose another --out, or --force to start over.")

@@ -3,7 +3,7 @@
 Building a LUT costs every block of the space timed in fresh processes plus tens of whole networks (demo: ~4.5 min,
 mbv3 on torch-cpu: 22 min on 2 cores, far longer through an agent on a slow board). A donor LUT already knows
 which blocks cost more than which; what changes between devices is mostly *how much*. This module chooses the
-donor (``donor_closeness``), measures the chosen networks (and, within ``--time-budget``, the blocks the fit is
+donor (``donor_closeness``), measures the chosen networks (and, within ``--device-time``, the blocks the fit is
 least sure of), resumes, and writes the LUT; the model and its fit are :mod:`hwnas.measuring.transfer_fit`.
 """
 from __future__ import annotations
@@ -64,7 +64,9 @@ def check_donor(donor, donor_path, space, resolutions: Sequence[int], profiler_n
         raise TransferError(
             f"donor {donor_path} is a LUT of space {d.get('name')!r} (kind {d.get('kind', 'mbv3')}), this transfer is "
             f"for space {space.name!r}: give a donor LUT of that space, or leave out --space/--space-file (the "
-            f"transfer then uses the donor's space)")
+            f"transfer then uses the donor's space); a space that differs by a few blocks (another num_classes): "
+            f"transfer the donor's space, then derive from that LUT (hwnas profile --lut LUT --space-file SPACE "
+            f"--out NEW_LUT: only the blocks it lacks are measured)")
     dk, hk = device_kind(donor.fingerprint), device_kind(here)
     if dk != hk:
         raise TransferError(
@@ -136,7 +138,7 @@ class TransferResult:
             return chained
         more = (f"time more networks there (hwnas profile --transfer-from {self.donor} --suggest {2 * self.networks} "
                 f"lists good ones), or a donor closer to that device" if self.measurements else
-                f"measure more networks (--networks {2 * self.networks}, the measured ones are kept), add --time-budget "
+                f"measure more networks (--networks {2 * self.networks}, the measured ones are kept), add --device-time "
                 f"to measure blocks, or build the LUT in full (drop --transfer-from)")
         poor = (f"WARNING: the transfer predicts networks it did not see only within {self.loo_mape_pct:.1f} % "
                 f"(above {POOR_FIT_PCT:.0f} %): {more}")
@@ -408,7 +410,7 @@ def transfer_lut(donor_path, profiler_name: str | None, out, *, space=None, netw
             rbar.close()
         if refined_now == 0 and left <= 0:
             log(f"transfer: the {len(chosen)} networks and the drift reference took {time_budget_s - left:.0f} s of "
-                f"--time-budget {time_budget_s:.0f} s; no blocks refined")
+                f"--device-time {time_budget_s:.0f} s; no blocks refined")
 
     device_s = {"networks": round(net_s, 1), "reference": round(float(state.get("reference_seconds", 0.0)), 1),
                 "blocks": round(sum(float(e.get("seconds", 0.0)) for e in blocks.values()), 1)}

@@ -19,7 +19,7 @@ blocks. So the transfer model, linear in its parameters and fitted on the N netw
 * ``b', c', d'``: the donor's calibration terms (boundary elements, block count, constant) times rho, plus
   penalised deviations: the per-call and between-block glue of another runtime (torch vs ORT);
 * ``isolation``: how an isolated block relates to the same block in a network, the donor's ``a`` as prior;
-  only blocks measured individually (``--time-budget``) can move it.
+  only blocks measured individually (``--device-time``) can move it.
 
 The two ridge strengths (types, additive terms) are chosen by leave-one-out error over the networks, among fits
 that price every block and network > 0; a grid point of 1e4 nests "the donor scaled by one factor". Rows are

@@ -232,8 +232,10 @@ def searchable_space(lut: LUT, lut_path: str | Path, space: Space | None) -> Spa
     space = space or lut.search_space()
     covered = covered_resolutions(lut, space)
     if not covered:
-        raise InfeasibleBudgetError(f"{lut_path} covers no resolution of space {space.name!r} completely; "
-                                    f"build it with {latency_predictor(lut, space).fill_command()}")
+        missing = lut.missing(list(dict.fromkeys(d.key for d in space.all_layers())))
+        raise InfeasibleBudgetError(f"{lut_path} covers no resolution of space {space.name!r} completely (it lacks "
+                                    f"{len(missing)} of its blocks, e.g. {missing[0] if missing else '?'}); fill "
+                                    f"them with {latency_predictor(lut, space).fill_command()}")
     if covered != space.resolutions:
         print(f"note: {lut_path} covers resolutions {list(covered)} only; searching those", file=sys.stderr)
         space = replace(space, resolutions=covered)

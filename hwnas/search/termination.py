@@ -66,7 +66,7 @@ class TimeBudget:
 
     def stop(self, p: Progress) -> Stop | None:
         return Stop("time_budget", f"time budget {format_duration(self.seconds)} spent "
-                    f"({format_duration(p.elapsed_s)} elapsed, --time-budget)") if p.elapsed_s >= self.seconds else None
+                    f"({format_duration(p.elapsed_s)} elapsed, --wall-time)") if p.elapsed_s >= self.seconds else None
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def check_termination(max_evaluations: Any, time_budget_s: Any, stop_when_stalle
             raise SearchError(f"--{name} must be an integer >= 1, got {value!r}")
     if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(time_budget_s, (int, float))
                                       or not math.isfinite(time_budget_s) or time_budget_s <= 0):
-        raise SearchError(f"--time-budget must be a positive duration, got {time_budget_s!r}")
+        raise SearchError(f"--wall-time must be a positive duration, got {time_budget_s!r}")
 
 
 def format_duration(seconds: float) -> str:

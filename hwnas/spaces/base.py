@@ -191,12 +191,25 @@ def get_space(name_or_path: str | Path) -> Any:
 
 
 _LOADING: list[Path] = []  # the space files being read, outermost first: a space naming another (mixed's 'cell')
+DATA_CLASSES = "data"  # "num_classes": "data" in a space file: as many classes as the data given with --data
+
+# each space read from a file: its digest -> (the file, the --data its class count came from), so a message
+# (hwnas.latency.predict.fill_command) can name the exact command that reads the same space again
+_FILES: dict[str, tuple[str, str | None]] = {}
 
 
-def load_space_file(path: str | Path) -> Any:
+def classes_from_data(path: str | Path) -> bool:
+    """Whether the space file says ``"num_classes": "data"`` (its class count is the data set's)."""
+    fields = read_space_file(path)
+    return isinstance(fields, dict) and fields.get("num_classes") == DATA_CLASSES
+
+
+def load_space_file(path: str | Path, num_classes: int | None = None, data: str | None = None) -> Any:
     """A custom space file (``--space-file``), always as a file: a directory or /dev/zero given there was looked up
-    as a shipped space's name ("unknown space"). A space that names itself, directly or through others (a mixed
-    space's ``cell``), is a one-line SpaceError, not endless recursion."""
+    as a shipped space's name ("unknown space"). A file saying ``"num_classes": "data"`` takes ``num_classes``
+    (the class count of ``data``, resolved where the data are loaded: hwnas.evaluate.data.load_space_for_data);
+    without it that is a SpaceError naming --data. A space that names itself, directly or through others (a
+    mixed space's ``cell``), is a one-line SpaceError, not endless recursion."""
     try:
         key = Path(path).resolve()
     except (OSError, RuntimeError):  # a link loop: read_space_file says so
@@ -205,11 +218,27 @@ def load_space_file(path: str | Path) -> Any:
         chain = " -> ".join(str(p) for p in _LOADING[_LOADING.index(key):] + [key])
         raise SpaceError(f"the space names itself ({chain}); a mixed space's 'cell' must name a "
                          f"cell space (a shipped name such as cell-demo, or another cell space file)")
+    fields = read_space_file(path)
+    if isinstance(fields, dict) and fields.get("num_classes") == DATA_CLASSES:
+        if num_classes is None:
+            raise SpaceError(f"{path}: \"num_classes\": \"data\" takes the class count of the data set, and none "
+                             f"was given: add --data DATA (the images the model is for), or write the count in the "
+                             f"file (\"num_classes\": N)")
+        fields = {**fields, "num_classes": int(num_classes)}
+    else:
+        data = None  # the file's own count: the data play no part in what the space is
     _LOADING.append(key)
     try:
-        return space_from_dict(read_space_file(path), source=str(path))
+        space = space_from_dict(fields, source=str(path))
     finally:
         _LOADING.pop()
+    _FILES[space.digest] = (str(path), data)
+    return space
+
+
+def space_file_of(space: Any) -> tuple[str, str | None] | None:
+    """(the file, the --data it needs) this very space was read from in this process, else None."""
+    return _FILES.get(space.digest)
 
 
 def read_space_file(path: str | Path) -> dict:
