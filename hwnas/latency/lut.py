@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hwnas.core import jsonio
 from hwnas.core.errors import InputError
@@ -51,11 +51,15 @@ class LUTError(InputError):
     """A LUT file is missing, corrupt, foreign or from another schema; the message says what to do."""
 
 
+def _record_error(source: str, field: str, fix: str) -> Callable[[str], LUTError]:
+    """The one wording of a damaged record of a LUT file: which field, what is wrong with it, and ``fix``."""
+    return lambda what: LUTError(f"{source}: field '{field}' {what}; the file was edited or is corrupt: {fix}")
+
+
 def _check_reference(ref: Any, source: str) -> None:
     """The drift reference (hwnas.measuring.drift): a few arch dicts and their positive, finite medians."""
-    def bad(what: str) -> LUTError:
-        return LUTError(f"{source}: field 'reference' {what}; the file was edited or is corrupt: "
-                        f"rebuild the LUT, or delete the 'reference' field (drift checks then use calibration)")
+    bad = _record_error(source, "reference", "rebuild the LUT, or delete the 'reference' field (drift checks then "
+                                             "use calibration)")
 
     if not isinstance(ref, dict):
         raise bad("must be an object or null")
@@ -72,9 +76,8 @@ def _check_reference(ref: Any, source: str) -> None:
 
 def _check_transfer(t: Any, source: str) -> None:
     """A transfer LUT's record (hwnas.measuring.transfer): its donor, how many networks, the leave-one-out error."""
-    def bad(what: str) -> LUTError:
-        return LUTError(f"{source}: field 'transfer' {what}; the file was edited or is corrupt: transfer it again "
-                        f"(hwnas profile --transfer-from DONOR --networks N --out {source} --force)")
+    bad = _record_error(source, "transfer", f"transfer it again (hwnas profile --transfer-from DONOR --networks N "
+                                            f"--out {source} --force)")
 
     if not isinstance(t, dict):
         raise bad("must be an object or null")
@@ -90,9 +93,8 @@ def _check_transfer(t: Any, source: str) -> None:
 
 def _check_derived(d: Any, source: str) -> None:
     """A derived LUT's record (hwnas.measuring.derive): the base LUT's path and digest, the blocks measured here."""
-    def bad(what: str) -> LUTError:
-        return LUTError(f"{source}: field 'derived' {what}; the file was edited or is corrupt: derive it again "
-                        f"(hwnas profile --lut BASE --space-file SPACE --out {source} --force)")
+    bad = _record_error(source, "derived", f"derive it again (hwnas profile --lut BASE --space-file SPACE "
+                                           f"--out {source} --force)")
 
     if not isinstance(d, dict):
         raise bad("must be an object")
