@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,11 +75,15 @@ def refine_candidates(evals: dict[str, SearchRecord], constraints: Constraints, 
     return sorted(ok, key=best_key, reverse=True)[:top]
 
 
-def check_refine(top: Any, epochs: Any, data: str | None) -> None:
-    """Refuse a refinement that cannot run, before a search begins: counts, and data to train on."""
+def _check_counts(top: Any, epochs: Any) -> None:
     for name, value, least in (("--refine", top, 2), ("--refine-epochs", epochs, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise RefineError(f"{name} must be a whole number >= {least}, got {value!r}")
+
+
+def check_refine(top: Any, epochs: Any, data: str | None) -> None:
+    """Refuse a refinement that cannot run, before a search begins: counts, and data to train on."""
+    _check_counts(top, epochs)
     if data is None:
         raise RefineError("--refine trains the best candidates: give --data DATA, the images the model is for")
 
@@ -91,7 +96,7 @@ def refine_run(run_dir: str | Path, top: int = 8, epochs: int = DEFAULT_EPOCHS, 
     from hwnas.evaluate.train import EarlyStoppingEvaluator
     from hwnas.search.runs import read_run
 
-    check_refine(top, epochs, "given")  # the data is looked for below, in the run too
+    _check_counts(top, epochs)  # the data is looked for below, in the run too
     start = time.perf_counter()
     run = read_run(run_dir)
     ev_cfg = run.config.get("evaluator_config") or {}
@@ -145,8 +150,6 @@ def _saved_trainings(path: Path, config: dict[str, Any]) -> dict[str, float]:
 
 def _write(path: Path, config: dict[str, Any], trained: dict[str, float], pick: str | None,
            cands: list[RefineCandidate], command: str | None) -> None:
-    import sys
-
     atomic_write_text(path, jsonio.dumps({"config": config, "trained": trained, "pick": pick,
                                           "candidates": [asdict(c) for c in cands],
                                           "command": command or " ".join(sys.argv)}, indent=1))
