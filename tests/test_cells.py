@@ -342,9 +342,18 @@ def test_computed_zeros_stay_data_dependent_so_onnx_keeps_the_network(tmp_path):
 
     a = get_space("nb201").arch_from_text("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     ops = [d.op for d in a.layers()]
-    assert [o for o in ops if o != "add"] == ["conv", "resblock", "resblock", "poolhead"]
+    assert [o for o in ops if o not in ("add", "zero")] == ["conv", "resblock", "resblock", "poolhead"]
     assert ops.count("add") == 15 * 3  # every node sums all its inputs, none edges' x * 0 included
+    assert ops.count("zero") == 15 * 3  # ... and x * 0 is a priced block, once per node none edges leave
     x = torch.randn(1, 3, 32, 32)
     torch.onnx.export(a.build().eval(), (x,), str(tmp_path / "m.onnx"), opset_version=17, dynamo=False)
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    graph = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert graph.count("Mul") == ops.count("zero")  # the exporter computes x * 0 once per source: as priced
+    ops = graph
+    for text in ("|none~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",   # sources 0 and 2
+                 "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_1x1~2|"):
+        b = get_space("nb201").arch_from_text(text)
+        torch.onnx.export(b.build().eval(), (x,), str(tmp_path / "b.onnx"), opset_version=17, dynamo=False)
+        muls = [n.op_type for n in onnx.load(str(tmp_path / "b.onnx")).graph.node].count("Mul")
+        assert muls == [d.op for d in b.layers()].count("zero") == 15 * 2
     assert ops.count("Conv") >= 5  # stem, two reduction blocks of two convs and a shortcut each

@@ -14,7 +14,7 @@ import numpy as np
 from hwnas.latency.lut import FEATURES, LUT
 from hwnas.latency.predict import LayerSumPredictor, MissingEntriesError, covered_resolutions
 from hwnas.spaces.blocks import LayerDesc
-from hwnas.spaces.cells import edge_desc, live_mask, node_adds
+from hwnas.spaces.cells import edge_desc, live_mask, node_adds, zero_blocks
 
 
 class MixedLatencyPredictor(LayerSumPredictor):
@@ -27,6 +27,7 @@ class MixedLatencyPredictor(LayerSumPredictor):
         self._red = np.full((R, P, W, W, 3), np.nan)    # [res, stage, previous width, width]
         self._op = np.zeros((R, P, W, O, 3))
         self._add = np.full((R, P, W, 3), np.nan)
+        self._zero = np.zeros((R, P, W, 3))  # a computed micro space's x * 0 per source node (pruned: never)
         self._head = np.full((R, P, W, 3), np.nan)
         for ri, res in enumerate(sp.resolutions):
             r = res
@@ -41,6 +42,8 @@ class MixedLatencyPredictor(LayerSumPredictor):
                         d = edge_desc(op, w, r)
                         self._op[ri, p, wi, oi] = self._layer(d) if d is not None else (0.0, 0.0, 0.0)
                     self._add[ri, p, wi] = self._layer(LayerDesc("add", w, w, r, act="none"))
+                    if sp.micro.dead_edges == "computed":
+                        self._zero[ri, p, wi] = self._layer(LayerDesc("zero", w, w, r, act="none"))
                     self._head[ri, p, wi] = self._layer(sp.head(w, r)) if p + 1 in sp.stage_counts else nan3
                 r //= 2
 
@@ -57,12 +60,14 @@ class MixedLatencyPredictor(LayerSumPredictor):
         none = sp.ops.index("none") if "none" in sp.ops else -1
         live = live_mask(sp.micro, ops != none)
         adds = node_adds(sp.micro, live)
+        zeros = zero_blocks(sp.micro, ops == none)
         feats = self._stem[ri, wi[:, 0]].copy()
         rows = np.arange(n)
         for p in range(P):
             on = count > p
             cost = self._op[ri[:, None], p, wi[:, p][:, None], ops]                  # [N, E, 3]
-            cell = np.where(live[:, :, None], cost, 0.0).sum(axis=1) + adds[:, None] * self._add[ri, p, wi[:, p]]
+            cell = (np.where(live[:, :, None], cost, 0.0).sum(axis=1) + adds[:, None] * self._add[ri, p, wi[:, p]]
+                    + zeros[:, None] * self._zero[ri, p, wi[:, p]])
             stage = depth[:, p, None] * cell
             if p:
                 stage = stage + self._red[ri, p, wi[:, p - 1], wi[:, p]]
@@ -98,6 +103,7 @@ class MixedLatencyPredictor(LayerSumPredictor):
         none = sp.ops.index("none") if "none" in sp.ops else -1
         live = live_mask(sp.micro, cells != none)
         adds = node_adds(sp.micro, live)
+        zeros = zero_blocks(sp.micro, cells == none)
         dmin, dmax = min(sp.depths), max(sp.depths)
         best_cell, best_res, best_ms = None, None, np.inf
         for res in covered:
@@ -106,7 +112,8 @@ class MixedLatencyPredictor(LayerSumPredictor):
             for p, ws in enumerate(sp.widths):
                 stage = []
                 for wi in range(len(ws)):
-                    cost = np.where(live, (self._op[ri, p, wi] @ w)[cells], 0.0).sum(axis=1) + adds * (self._add[ri, p, wi] @ w)
+                    cost = (np.where(live, (self._op[ri, p, wi] @ w)[cells], 0.0).sum(axis=1)
+                            + adds * (self._add[ri, p, wi] @ w) + zeros * (self._zero[ri, p, wi] @ w))
                     cells_cost = np.where(cost >= 0, dmin * cost, dmax * cost)
                     into = self._stem[ri, wi] @ w if p == 0 else np.min(
                         [prev[vi] + self._red[ri, p, vi, wi] @ w for vi in range(len(sp.widths[p - 1]))], axis=0)

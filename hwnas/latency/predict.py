@@ -378,8 +378,9 @@ class LayerSumPredictor:
 class CellLatencyPredictor(LayerSumPredictor):
     """The cell space's fast path: the same model as the layer sum (tested to agree to 1e-9), on gene
     matrices. A cell network's features are its fixed blocks (stem, reductions, head) plus, per stage and
-    cell, each live edge's op and one ``add`` per extra node input; live edges are found for all archs at
-    once with boolean reachability over the nodes."""
+    cell, each live edge's op, one ``add`` per extra node input and (computed edges) one ``zero`` per node
+    that ``none`` edges leave; live edges are found for all archs at once with boolean reachability over the
+    nodes."""
 
     def __init__(self, lut: LUT, space=None, calibrated: bool = True):
         super().__init__(lut, space, calibrated)
@@ -390,6 +391,8 @@ class CellLatencyPredictor(LayerSumPredictor):
         self._fixed = np.zeros((R, 3))
         self._op = np.zeros((R, S, O, 3))    # per edge op at a stage: ms, io Melems, blocks (skip/none: 0)
         self._add = np.zeros((R, S, 3))
+        self._zero = np.zeros((R, S, 3))      # a computed space's x * 0 per source node (pruned: never)
+        computed = sp.dead_edges == "computed"
         for ri, r in enumerate(sp.resolutions):
             stem, reductions, head = fixed_layers(sp, r)
             self._fixed[ri] = np.sum([self._layer(d) for d in [stem, *reductions, head]], axis=0)
@@ -399,19 +402,23 @@ class CellLatencyPredictor(LayerSumPredictor):
                     if d is not None:
                         self._op[ri, si, oi] = self._layer(d)
                 self._add[ri, si] = self._layer(LayerDesc("add", c, c, rs, act="none"))
+                if computed:
+                    self._zero[ri, si] = self._layer(LayerDesc("zero", c, c, rs, act="none"))
         self._none = sp.ops.index("none") if "none" in sp.ops else -1
 
     def features_from_genes(self, G: np.ndarray) -> np.ndarray:
         """Raw features [N, 4] of gene rows [N, 1 + edges] (resolution index, op index per edge)."""
-        from hwnas.spaces.cells import live_mask, node_adds
+        from hwnas.spaces.cells import live_mask, node_adds, zero_blocks
 
         G = np.asarray(G, dtype=np.intp)
         r, ops = G[:, 0], G[:, 1:]
         live = live_mask(self.space, ops != self._none)
         adds = node_adds(self.space, live)
+        zeros = zero_blocks(self.space, ops == self._none)
         cost = self._op[r[:, None, None], np.arange(self._op.shape[1])[None, :, None], ops[:, None, :]]
         per_stage = np.where(live[:, None, :, None], cost, 0.0).sum(axis=2)      # [N, S, 3]; dead edges: free
         per_stage += np.where(adds[:, None, None] > 0, adds[:, None, None] * self._add[r], 0.0)
+        per_stage += np.where(zeros[:, None, None] > 0, zeros[:, None, None] * self._zero[r], 0.0)
         feats = self._fixed[r] + self.space.cells_per_stage * per_stage.sum(axis=1)
         if self.space.dead_edges == "pruned":  # no path: a constant network, priced at nothing (CellArch.layers())
             feats[~live.any(axis=1)] = 0.0

@@ -58,6 +58,7 @@ def _block_types():
         reg.register(name, f"hwnas.spaces.network_blocks:{name.upper()}")
     for name in ("sepconv", "dilconv", "maxpool", "factreduce", "gaphead"):  # the DARTS kind's
         reg.register(name, f"hwnas.spaces.darts_blocks:{name.upper()}")
+    reg.register("zero", "hwnas.spaces.cells:ZERO")  # a computed cell edge's none (x * 0)
     return reg
 
 

@@ -31,7 +31,7 @@ from torch import nn
 from hwnas.spaces import blocks
 
 from hwnas.core import jsonio
-from hwnas.spaces.blocks import LayerDesc
+from hwnas.spaces.blocks import BlockType, LayerDesc
 from hwnas.spaces.base import (arch_id, SPACES, ArchError, KindParts, SpaceError, as_rng, at_resolutions, check_arch_space,
                                check_fields, checked_resolutions, distinct_samples, read_fields, read_number,
                                read_string)
@@ -142,10 +142,10 @@ class CellSpace:
         """Every distinct block any arch of the space can contain at ``resolutions`` (the keys a full LUT needs)."""
         resolutions = checked_resolutions(self, resolutions)
         seen: dict[str, LayerDesc] = {}
-        every_op = [op for op in self.ops if op != "none"]
+        every_op = [op for op in self.ops if op != "none" or self.dead_edges == "computed"]
         for res in resolutions:
             # one arch per op with that op on every edge holds every (op, stage) block; "add" needs >= 2 live
-            # inputs at a node, which any all-same-op cell (op != none) has
+            # inputs at a node, which any all-same-op cell (op != none, or computed edges) has
             for op in every_op:
                 for d in network_layers(self, (op,) * len(self.edges), res):
                     seen.setdefault(d.key, d)
@@ -344,7 +344,8 @@ EDGE_DESC = {"conv1x1": ("rcb", 1, "relu"), "conv3x3": ("rcb", 3, "relu"), "avgp
 
 
 def edge_desc(name: str, c: int, res: int) -> LayerDesc | None:
-    """The block an edge runs at ``c`` channels and ``res`` pixels; None for ``skip`` and ``none`` (free)."""
+    """The block an edge runs at ``c`` channels and ``res`` pixels; None for ``skip`` and ``none`` (free; a
+    computed space's ``none`` is priced per source node, :func:`zero_blocks`)."""
     if name in ("skip", "none"):
         return None
     if name not in EDGE_DESC:
@@ -399,16 +400,37 @@ class ZeroOp(nn.Module):
         return x * 0.0
 
 
+# the block a computed ``none`` edge is priced as (hwnas.spaces.blocks registers it under "zero")
+ZERO = BlockType(build=lambda d: ZeroOp(), macs=lambda d: 0, params=lambda d: 0, strided=False)
+
+
 def live_edges(space: CellSpace, ops: Sequence[str]) -> list[bool]:
     """Per edge of one cell: live or not (:func:`live_mask`)."""
     return live_mask(space, np.array([op != "none" for op in ops]))[0].tolist()
 
 
+def zero_blocks(space: CellSpace, none: np.ndarray) -> np.ndarray:
+    """``zero`` blocks per cell [N] from which edges are ``none`` (``none`` [N, E] bool). Where edges are computed,
+    ``none`` is NAS-Bench-201's ``x * 0``: a kernel every device runs (on a GPU at batch 1 as dear as any small
+    op), so it is a block, timed and priced like the others. The exported graph computes ``x * 0`` once per
+    source node however many ``none`` edges leave it (the exporter merges the identical products), so one
+    block per node with a ``none`` edge out of it. 0 in a pruned space (``none`` runs nothing)."""
+    none = np.asarray(none, dtype=bool).reshape(-1, len(space.edges))
+    if getattr(space, "dead_edges", "pruned") != "computed":
+        return np.zeros(len(none), int)
+    out_of = np.zeros((len(space.edges), space.nodes), int)
+    out_of[np.arange(len(space.edges)), [i for _, i in space.edges]] = 1
+    return ((none.astype(int) @ out_of) > 0).sum(axis=1)
+
+
 def cell_layers(space: CellSpace, ops: Sequence[str], c: int, res: int) -> list[LayerDesc]:
-    """The priced blocks of one cell: each live edge's op, and one ``add`` per extra input of a node."""
+    """The priced blocks of one cell: each live edge's op, one ``add`` per extra input of a node, and where
+    edges are computed one ``zero`` per node that ``none`` edges leave (:func:`zero_blocks`)."""
     live = live_mask(space, np.array([op != "none" for op in ops]))
     out = [d for op, on in zip(ops, live[0]) if on and (d := edge_desc(op, c, res)) is not None]
-    return out + [LayerDesc("add", c, c, res, act="none")] * int(node_adds(space, live)[0])
+    zeros = int(zero_blocks(space, np.array([op == "none" for op in ops]))[0])
+    return (out + [LayerDesc("add", c, c, res, act="none")] * int(node_adds(space, live)[0])
+            + [LayerDesc("zero", c, c, res, act="none")] * zeros)
 
 
 def network_layers(space: CellSpace, ops: Sequence[str], resolution: int) -> list[LayerDesc]:
@@ -455,7 +477,7 @@ class Cell(nn.Module):
         self.edges = [(j, i, op) for (j, i), op in zip(space.edges, ops) if op != "none" or self.computed]
         self.live = [live or self.computed for op, live in zip(ops, live_edges(space, ops))
                      if op != "none" or self.computed]
-        self.ops = nn.ModuleList(ZeroOp() if op == "none" else edge_op(op, c) for _, _, op in self.edges)
+        self.ops = nn.ModuleList(ZeroOp() if op == "none" else edge_op(op, c) for _, _, op in self.edges)  # = ZERO's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return run_cell(x, self.nodes, [(j, i, op) for (j, i, _), op, live in zip(self.edges, self.ops, self.live)

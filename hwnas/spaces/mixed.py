@@ -142,7 +142,7 @@ class MixedSpace:
 
     def all_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerDesc]:
         seen: dict[str, LayerDesc] = {}
-        every_op = [op for op in self.ops if op != "none"]
+        every_op = [op for op in self.ops if op != "none" or self.micro.dead_edges == "computed"]  # (x * 0 blocks)
         for res in checked_resolutions(self, resolutions):
             r = res
             for p, ws in enumerate(self.widths):
