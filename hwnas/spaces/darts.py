@@ -57,7 +57,8 @@ class DartsSpace:
     num_classes: int = 10
     description: str = ""
     kind: str = "darts"
-    parts = KindParts(latency_predictor="hwnas.latency.darts_predict:DartsLatencyPredictor")
+    parts = KindParts(latency_predictor="hwnas.latency.darts_predict:DartsLatencyPredictor",
+                      supernet="hwnas.evaluate.darts_supernet:DartsSupernet")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "DartsSpace":
