@@ -6,7 +6,8 @@ from the largest. A subnet's BN statistics are recalibrated on training batches 
 because running statistics shared across subnets fit none of them.
 
 The kinds' supernets live in their own modules: ``hwnas.evaluate.mbv3_supernet.MBv3Supernet`` (elastic depth,
-kernel and expand, Once-for-All style) and ``hwnas.evaluate.cell_supernet.CellSupernet``; training,
+kernel and expand, Once-for-All style), ``hwnas.evaluate.cell_supernet.CellSupernet`` and
+``hwnas.evaluate.darts_supernet.DartsSupernet`` (DARTS's search cells); training,
 checkpoints, loading and the evaluator below serve every kind through the methods they share (``largest``,
 ``smallest``, ``students``, ``check``, ``forward``, ``extract``).
 """
@@ -80,7 +81,7 @@ class SupernetConfig:
     width: float | None = None
     distill: bool = True         # random subnets learn the largest's soft labels (False: the true labels)
     sampling: str = "uniform"    # random subnets: "uniform", or "connected" (cell spaces: skip dead cells),
-    #                              or "fair" (cell spaces: FairNAS, one subnet per op, every op once a step)
+    #                              or "fair" (cell, darts spaces: FairNAS, one subnet per op, every op once a step)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -198,7 +199,8 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
     largest, smallest = net.largest(), net.smallest()
     fair = config.sampling == "fair"
     if fair and not getattr(net, "fair_sampling", False):  # only a supernet that says so samples fairly (cells)
-        raise CheckpointError(f"sampling fair is for cell spaces; space {space.name!r} is of kind "
+        raise CheckpointError(f"sampling fair is for cell spaces (the kinds whose supernet draws one path per op: "
+                              f"cell, darts); space {space.name!r} is of kind "
                               f"{getattr(space, 'kind', '?')}: use uniform")
     teach = config.distill or not fair  # fair without distillation: no largest-arch pass (FairNAS)
     total = config.epochs * steps_per_epoch
