@@ -38,10 +38,8 @@ import torch
 from torch import nn
 
 from hwnas.evaluate.base import EvaluatorError
-from hwnas.evaluate.supernet import SAMPLINGS, CheckpointError
+from hwnas.evaluate.supernet import SAMPLINGS, check_arch_space
 from hwnas.spaces.darts import CELL_TYPES, CellPosition, DartsArch, DartsCell, DartsNetwork, DartsSpace
-
-_IGNORED = ("resolutions", "name", "description")  # weights fit any input size; names are labels
 
 
 class DartsSuperCell(nn.Module):
@@ -133,14 +131,7 @@ class DartsSupernet(nn.Module):
 
     # -- running and extracting ------------------------------------------------------
     def check(self, arch: DartsArch) -> None:
-        theirs = getattr(arch, "space", None)
-        mine = {k: v for k, v in self.space.to_dict().items() if k not in _IGNORED}
-        other = {} if theirs is None else {k: v for k, v in theirs.to_dict().items() if k not in _IGNORED}
-        if not isinstance(arch, DartsArch) or mine != other:
-            diff = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
-            raise CheckpointError(f"arch {getattr(arch, 'id', '?')} comes from space "
-                                  f"{getattr(theirs, 'name', '?')!r}, which differs from the supernet's space "
-                                  f"{self.space.name!r} in {', '.join(diff)}")
+        check_arch_space(self.space, arch, DartsArch)
 
     def forward(self, x: torch.Tensor, arch: DartsArch) -> torch.Tensor:
         s0 = s1 = self.stem(x)

@@ -47,6 +47,21 @@ class CheckpointError(InputError):
     """A supernet checkpoint is missing, corrupt, foreign or does not match the request."""
 
 
+SPACE_LABELS = ("resolutions", "name", "description")  # a supernet's weights fit any input size; names are labels
+
+
+def check_arch_space(space: Any, arch: Any, arch_type: type) -> None:
+    """Refuse, naming the fields that differ, an arch that is not an ``arch_type`` of ``space`` (up to its
+    ``SPACE_LABELS``): a supernet holds the weights of its own space's archs only."""
+    theirs = getattr(arch, "space", None)
+    mine = {k: v for k, v in space.to_dict().items() if k not in SPACE_LABELS}
+    other = {} if theirs is None else {k: v for k, v in theirs.to_dict().items() if k not in SPACE_LABELS}
+    if not isinstance(arch, arch_type) or mine != other:
+        diff = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
+        raise CheckpointError(f"arch {getattr(arch, 'id', '?')} comes from space {getattr(theirs, 'name', '?')!r}, "
+                              f"which differs from the supernet's space {space.name!r} in {', '.join(diff)}")
+
+
 def build_supernet(space: Any, width: float | None = None) -> nn.Module:
     """The weight-sharing supernet of ``space``'s kind (its ``parts.supernet``: ``MBv3Supernet`` for mbv3,
     ``CellSupernet`` for cells); a kind without one is refused with what to use instead."""
@@ -338,9 +353,8 @@ class SupernetEvaluator:
         """Refuse, before the search starts, a checkpoint whose supernet is of another space than the searched one
         (it failed on the first arch, naming the arch rather than the checkpoint)."""
         mine = space_from_dict(self._space, source=f"{self.checkpoint}: space")
-        ignore = ("resolutions", "name", "description")
-        a = {k: v for k, v in mine.to_dict().items() if k not in ignore}
-        b = {k: v for k, v in space.to_dict().items() if k not in ignore}
+        a = {k: v for k, v in mine.to_dict().items() if k not in SPACE_LABELS}
+        b = {k: v for k, v in space.to_dict().items() if k not in SPACE_LABELS}
         if mine.kind == space.kind and a == b:
             return
         how = (f" (they differ in {', '.join(sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)))})"
