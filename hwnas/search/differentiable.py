@@ -75,6 +75,7 @@ class Differentiable(Strategy):
         self.alpha: list[list[float]] | None = None  # logits per searched gene, set by bind
         self.path: list[dict[str, Any]] = []  # what each lambda derived (in the state and in the run's history)
         self._net: Any = None
+        self._own = False  # the supernet relaxes its own choices (relaxed_choices, derive, log_prob), set by bind
 
     # -- wiring: the run gives the strategy its predictor, evaluator and constraints -------------
     def bind(self, *, predictor: Any, evaluator: Any, constraints: Any, objectives: Sequence[str] = ()) -> None:
@@ -113,6 +114,10 @@ class Differentiable(Strategy):
         self._bounds = sp.gene_upper_bounds()
         # the relaxed choices: the supernet's own (DARTS's edges), else one per searched gene, keyed by it
         own = hasattr(net, "relaxed_choices")
+        if own and not (hasattr(net, "derive") and hasattr(net, "log_prob")):
+            raise SearchError(f"the supernet of space {sp.name!r} relaxes its own choices (relaxed_choices) but "
+                              f"cannot map them to genes: it needs derive() and log_prob() too")
+        self._own = own
         self._sizes = list(net.relaxed_choices()) if own else [self._bounds[g] + 1 for g in self._searched]
         self._keys = list(range(len(self._sizes))) if own else list(self._searched)
         self._predictor, self._budget = predictor, constraints.latency_limit_ms
@@ -130,7 +135,7 @@ class Differentiable(Strategy):
     def _derive(self, weights: Sequence[np.ndarray]) -> list[int]:
         """The genes the choices' weights pick: the supernet's own derivation where it has one (DARTS: a
         node's two strongest edges), else the strongest option of each searched gene."""
-        if hasattr(self._net, "derive"):
+        if self._own:
             return list(self._net.derive(weights, self._fixed))
         genes = list(self._fixed)
         for g, w in zip(self._searched, weights):
@@ -139,7 +144,7 @@ class Differentiable(Strategy):
 
     def _log_prob(self, genes: Sequence[int], logp: Sequence[np.ndarray]) -> float:
         """Log-probability of ``genes`` under the learnt distribution (the supernet's where it has one)."""
-        if hasattr(self._net, "log_prob"):
+        if self._own:
             return float(self._net.log_prob(genes, logp))
         return float(sum(lp[genes[g]] for g, lp in zip(self._searched, logp)))
 
