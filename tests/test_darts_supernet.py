@@ -135,8 +135,9 @@ def test_fair_students_run_every_op_once_at_every_node_and_position(space, net):
 
 @pytest.mark.slow
 def test_a_differentiable_search_on_darts_demo_picks_archs_under_the_budget(space, tmp_path):
-    """A supernet trained one epoch on 160 real Fashion-MNIST images, then two generations of the
-    differentiable strategy with the shipped LUT and a budget a third of the way from fastest to largest."""
+    """A supernet trained one epoch on 170 real Fashion-MNIST images, two generations of the differentiable
+    strategy with the shipped LUT and a budget a third of the way from fastest to largest, and finalize of
+    its pick (export, parity, a measurement)."""
     from hwnas.evaluate import create_evaluator
     from hwnas.latency.lut import LUT
     from hwnas.latency.predict import latency_predictor
@@ -169,3 +170,12 @@ def test_a_differentiable_search_on_darts_demo_picks_archs_under_the_budget(spac
         assert r.latency_ms <= budget
         arch = space.arch_from_dict(r.arch)
         assert arch.id == r.arch_id and space.arch_from_text(arch.genotype) == arch
+
+    # the pick is a genotype like any other: finalize extracts, exports and measures it
+    from hwnas.finalize.pipeline import finalize
+
+    done = finalize(tmp_path / "run", tmp_path / "dist", processes=0, parity_images=16, log=lambda *a, **k: None)
+    parity = done.report["parity"]
+    assert done.report["arch_id"] == result.best.arch_id
+    assert parity["top1_agree"] == parity["images"] and parity["max_abs_diff"] < 1e-4
+    assert done.report["latency"]["measured"]["median_ms"] > 0
