@@ -9,9 +9,9 @@ choices' weights pick) and ``log_prob(genes, logp)`` (a genotype's log-probabili
 an op or ``none``, a node keeping its two strongest (``hwnas.evaluate.darts_supernet``). The strategy never
 looks further into a kind. One step:
 
-* **architecture step** (a validation batch): Gumbel-softmax(alpha / T) weights per gene mix every
-  choice in the supernet's ``relaxed_forward`` (MBv3: masked largest blocks and a depth-weighted sum;
-  cells: DARTS's mixed edges); loss = cross-entropy + lambda * E[latency] / scale; Adam on alpha.
+* **architecture step** (a validation batch): Gumbel-softmax(alpha / T) weights per choice mix every
+  option in the supernet's ``relaxed_forward`` (MBv3: masked largest blocks and a depth-weighted sum;
+  cells: DARTS's mixed edges; darts: every node's mixed edges from all its predecessors); loss = cross-entropy + lambda * E[latency] / scale; Adam on alpha.
   (A straight-through single path, as GDAS, was tried first: behind BatchNorm its gate's gradient is
   almost nil, 1e-4 against the latency term's 1e-2, and every lambda collapsed to the smallest arch.)
 * **weight step** (a training batch): one arch drawn from the same distribution (derived from a
@@ -72,7 +72,7 @@ class Differentiable(Strategy):
         self.arch_lr, self.weight_lr, self.temperature = float(arch_lr), float(weight_lr), float(temperature)
         self.batch_size, self.relinearize, self.resolution = int(batch_size), int(relinearize), resolution
         self.generation = 0
-        self.alpha: list[list[float]] | None = None  # logits per searched gene, set by bind
+        self.alpha: list[list[float]] | None = None  # logits per relaxed choice, set by bind
         self.path: list[dict[str, Any]] = []  # what each lambda derived (in the state and in the run's history)
         self._net: Any = None
         self._own = False  # the supernet relaxes its own choices (relaxed_choices, derive, log_prob), set by bind
