@@ -106,7 +106,7 @@ def test_expected_latency_is_exact_one_change_from_the_mode(demo_lut_path, tiny_
     s.bind(predictor=pred, evaluator=create_evaluator("supernet", checkpoint=str(tiny_supernet[0])),
            constraints=Constraints())
     mode = s._mode()
-    base, delta = s._linearize(mode)
+    base, delta = s._linearize(s._probs())
     assert base == pytest.approx(pred.predict(pred.space.from_genes(mode)), rel=1e-9)
     k, g = 3, s._searched[3]
     changed = list(mode)

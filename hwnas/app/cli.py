@@ -1018,9 +1018,10 @@ hwnas supernet --space-file my_space.json --data ~/data/cifar-10-batches-py --ou
     p.add_argument("--random-subnets", type=int, default=2, help="random subnets per step besides largest/smallest")
     p.add_argument("--sampling", choices=["uniform", "connected", "fair"], default=None,
                    help="random subnets: uniform, or connected only (a cell space's archs whose output some "
-                        "path reaches), or fair (cell spaces: FairNAS, one subnet per op, every op of every "
-                        "edge in exactly one of them each step; strict fairness needs --no-distill, which drops "
-                        "the all-conv3x3 teacher pass) [fair for a cell space, else uniform]")
+                        "path reaches), or fair (cell and darts spaces: FairNAS, one subnet per op, every op of every "
+                        "edge (darts: of every node's input position) in exactly one of them each step; strict "
+                        "fairness needs --no-distill, which drops the largest arch's teacher pass) [fair for a "
+                        "cell space, else uniform]")
     p.add_argument("--no-distill", action="store_true",
                    help="random subnets learn the labels, not the largest subnet's soft labels")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the weights and the subnets sampled [0]")

@@ -22,9 +22,7 @@ from torch import nn
 
 from hwnas.spaces.cells import Cell, CellArch, CellNetwork, CellSpace, ZeroOp, edge_op, live_edges, run_cell
 from hwnas.evaluate.base import EvaluatorError
-from hwnas.evaluate.supernet import SAMPLINGS, CheckpointError
-
-_IGNORED = ("resolutions", "name", "description")  # weights fit any input size; names are labels
+from hwnas.evaluate.supernet import SAMPLINGS, check_arch_space
 
 
 class SuperCell(nn.Module):
@@ -124,14 +122,7 @@ class CellSupernet(nn.Module):
 
     # -- running and extracting ------------------------------------------------------
     def check(self, arch: CellArch) -> None:
-        theirs = getattr(arch, "space", None)
-        mine = {k: v for k, v in self.space.to_dict().items() if k not in _IGNORED}
-        other = {} if theirs is None else {k: v for k, v in theirs.to_dict().items() if k not in _IGNORED}
-        if not isinstance(arch, CellArch) or mine != other:
-            diff = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
-            raise CheckpointError(f"arch {getattr(arch, 'id', '?')} comes from space "
-                                  f"{getattr(theirs, 'name', '?')!r}, which differs from the supernet's space "
-                                  f"{self.space.name!r} in {', '.join(diff)}")
+        check_arch_space(self.space, arch, CellArch)
 
     def forward(self, x: torch.Tensor, arch: CellArch) -> torch.Tensor:
         for m in self.body:

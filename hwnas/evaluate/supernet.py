@@ -6,7 +6,8 @@ from the largest. A subnet's BN statistics are recalibrated on training batches 
 because running statistics shared across subnets fit none of them.
 
 The kinds' supernets live in their own modules: ``hwnas.evaluate.mbv3_supernet.MBv3Supernet`` (elastic depth,
-kernel and expand, Once-for-All style) and ``hwnas.evaluate.cell_supernet.CellSupernet``; training,
+kernel and expand, Once-for-All style), ``hwnas.evaluate.cell_supernet.CellSupernet`` and
+``hwnas.evaluate.darts_supernet.DartsSupernet`` (DARTS's search cells); training,
 checkpoints, loading and the evaluator below serve every kind through the methods they share (``largest``,
 ``smallest``, ``students``, ``check``, ``forward``, ``extract``).
 """
@@ -46,6 +47,21 @@ class CheckpointError(InputError):
     """A supernet checkpoint is missing, corrupt, foreign or does not match the request."""
 
 
+SPACE_LABELS = ("resolutions", "name", "description")  # a supernet's weights fit any input size; names are labels
+
+
+def check_arch_space(space: Any, arch: Any, arch_type: type) -> None:
+    """Refuse, naming the fields that differ, an arch that is not an ``arch_type`` of ``space`` (up to its
+    ``SPACE_LABELS``): a supernet holds the weights of its own space's archs only."""
+    theirs = getattr(arch, "space", None)
+    mine = {k: v for k, v in space.to_dict().items() if k not in SPACE_LABELS}
+    other = {} if theirs is None else {k: v for k, v in theirs.to_dict().items() if k not in SPACE_LABELS}
+    if not isinstance(arch, arch_type) or mine != other:
+        diff = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
+        raise CheckpointError(f"arch {getattr(arch, 'id', '?')} comes from space {getattr(theirs, 'name', '?')!r}, "
+                              f"which differs from the supernet's space {space.name!r} in {', '.join(diff)}")
+
+
 def build_supernet(space: Any, width: float | None = None) -> nn.Module:
     """The weight-sharing supernet of ``space``'s kind (its ``parts.supernet``: ``MBv3Supernet`` for mbv3,
     ``CellSupernet`` for cells); a kind without one is refused with what to use instead."""
@@ -80,7 +96,7 @@ class SupernetConfig:
     width: float | None = None
     distill: bool = True         # random subnets learn the largest's soft labels (False: the true labels)
     sampling: str = "uniform"    # random subnets: "uniform", or "connected" (cell spaces: skip dead cells),
-    #                              or "fair" (cell spaces: FairNAS, one subnet per op, every op once a step)
+    #                              or "fair" (cell, darts spaces: FairNAS, one subnet per op, every op once a step)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -198,7 +214,8 @@ def train_supernet(space: Any, out: str | Path, config: SupernetConfig = Superne
     largest, smallest = net.largest(), net.smallest()
     fair = config.sampling == "fair"
     if fair and not getattr(net, "fair_sampling", False):  # only a supernet that says so samples fairly (cells)
-        raise CheckpointError(f"sampling fair is for cell spaces; space {space.name!r} is of kind "
+        raise CheckpointError(f"sampling fair is for cell spaces (the kinds whose supernet draws one path per op: "
+                              f"cell, darts); space {space.name!r} is of kind "
                               f"{getattr(space, 'kind', '?')}: use uniform")
     teach = config.distill or not fair  # fair without distillation: no largest-arch pass (FairNAS)
     total = config.epochs * steps_per_epoch
@@ -336,9 +353,8 @@ class SupernetEvaluator:
         """Refuse, before the search starts, a checkpoint whose supernet is of another space than the searched one
         (it failed on the first arch, naming the arch rather than the checkpoint)."""
         mine = space_from_dict(self._space, source=f"{self.checkpoint}: space")
-        ignore = ("resolutions", "name", "description")
-        a = {k: v for k, v in mine.to_dict().items() if k not in ignore}
-        b = {k: v for k, v in space.to_dict().items() if k not in ignore}
+        a = {k: v for k, v in mine.to_dict().items() if k not in SPACE_LABELS}
+        b = {k: v for k, v in space.to_dict().items() if k not in SPACE_LABELS}
         if mine.kind == space.kind and a == b:
             return
         how = (f" (they differ in {', '.join(sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)))})"

@@ -2,20 +2,26 @@
 architecture and weight steps, FBNet's Gumbel-softmax relaxation with the expected latency from the LUT
 as a loss term, FBNetV2's masks so that every kernel/expand/depth choice of a block runs in one pass.
 
-Every searched gene ``g`` (``net.searchable_genes()``: depths, kernels, expands; a cell's edge ops) has
-logits ``alpha_g``. One step:
+Every relaxed choice has logits ``alpha``: by default one choice per searched gene (``net.searchable_genes()``:
+depths, kernels, expands; a cell's edge ops), its argmax the gene. A supernet whose choices are not genes
+says so with ``relaxed_choices()`` (how many options each has), ``derive(weights, genes)`` (the genes the
+choices' weights pick) and ``log_prob(genes, logp)`` (a genotype's log-probability): DARTS's edges, each
+an op or ``none``, a node keeping its two strongest (``hwnas.evaluate.darts_supernet``). The strategy never
+looks further into a kind. One step:
 
-* **architecture step** (a validation batch): Gumbel-softmax(alpha / T) weights per gene mix every
-  choice in the supernet's ``relaxed_forward`` (MBv3: masked largest blocks and a depth-weighted sum;
-  cells: DARTS's mixed edges); loss = cross-entropy + lambda * E[latency] / scale; Adam on alpha.
+* **architecture step** (a validation batch): Gumbel-softmax(alpha / T) weights per choice mix every
+  option in the supernet's ``relaxed_forward`` (MBv3: masked largest blocks and a depth-weighted sum;
+  cells: DARTS's mixed edges; darts: every node's mixed edges from all its predecessors); loss = cross-entropy + lambda * E[latency] / scale; Adam on alpha.
   (A straight-through single path, as GDAS, was tried first: behind BatchNorm its gate's gradient is
   almost nil, 1e-4 against the latency term's 1e-2, and every lambda collapsed to the smallest arch.)
-* **weight step** (a training batch): one arch drawn from the same distribution, cross-entropy on the
-  labels, SGD on the weights: the single paths the evaluator scores stay trained.
+* **weight step** (a training batch): one arch drawn from the same distribution (derived from a
+  Gumbel-softmax draw), cross-entropy on the labels, SGD on the weights: the single paths the evaluator
+  scores stay trained.
 
 ``E[latency] = latency(mode) + sum_g sum_c p_gc * delta_gc``, where ``delta_gc`` is the predicted change
-of setting gene ``g`` to ``c`` in the most likely arch (recomputed every ``relinearize`` steps from the
-LUT predictor's ``predict_many``): exact one change away from that arch, its first-order term further
+of pinning choice ``g`` to ``c`` in the most likely arch (for a gene: setting it; for a DARTS edge: the
+node rewired to keep it, or to drop it for ``none``), recomputed every ``relinearize`` steps from the
+LUT predictor's ``predict_many``: exact one change away from that arch, its first-order term further
 off, and it needs nothing of the predictor but predictions, so it serves every kind of space.
 ``scale`` is the budget (or, without one, the latency of the supernet's largest arch): lambda is unit-free.
 
@@ -43,6 +49,11 @@ from hwnas.search.strategies import Strategy, generation_seed, register_strategy
 from hwnas.spaces.base import canonical_arch
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 @register_strategy("differentiable")
 class Differentiable(Strategy):
     """Gradient-based search of the relaxed choices (see the module docstring); needs ``--evaluator
@@ -61,9 +72,10 @@ class Differentiable(Strategy):
         self.arch_lr, self.weight_lr, self.temperature = float(arch_lr), float(weight_lr), float(temperature)
         self.batch_size, self.relinearize, self.resolution = int(batch_size), int(relinearize), resolution
         self.generation = 0
-        self.alpha: list[list[float]] | None = None  # logits per searched gene, set by bind
+        self.alpha: list[list[float]] | None = None  # logits per relaxed choice, set by bind
         self.path: list[dict[str, Any]] = []  # what each lambda derived (in the state and in the run's history)
         self._net: Any = None
+        self._own = False  # the supernet relaxes its own choices (relaxed_choices, derive, log_prob), set by bind
 
     # -- wiring: the run gives the strategy its predictor, evaluator and constraints -------------
     def bind(self, *, predictor: Any, evaluator: Any, constraints: Any, objectives: Sequence[str] = ()) -> None:
@@ -100,11 +112,19 @@ class Differentiable(Strategy):
                               f"{evaluator.data!r} has {len(self._splits.train)} and {len(self._splits.val)}")
         self._fixed, self._searched = fixed, net.searchable_genes()
         self._bounds = sp.gene_upper_bounds()
+        # the relaxed choices: the supernet's own (DARTS's edges), else one per searched gene, keyed by it
+        own = hasattr(net, "relaxed_choices")
+        if own and not (hasattr(net, "derive") and hasattr(net, "log_prob")):
+            raise SearchError(f"the supernet of space {sp.name!r} relaxes its own choices (relaxed_choices) but "
+                              f"cannot map them to genes: it needs derive() and log_prob() too")
+        self._own = own
+        self._sizes = list(net.relaxed_choices()) if own else [self._bounds[g] + 1 for g in self._searched]
+        self._keys = list(range(len(self._sizes))) if own else list(self._searched)
         self._predictor, self._budget = predictor, constraints.latency_limit_ms
         # the supernet's largest arch at this resolution (a cell space's is all conv3x3: not its last ops)
         self._scale = self._budget or float(predictor.predict(sp.from_genes(fixed)))
         if self.alpha is None:
-            self.alpha = [[0.0] * (self._bounds[g] + 1) for g in self._searched]
+            self.alpha = [[0.0] * n for n in self._sizes]
 
     def _check_bound(self) -> None:
         if self._net is None:
@@ -112,30 +132,41 @@ class Differentiable(Strategy):
                               "(hwnas search ... --evaluator supernet); call bind() when driving it by hand")
 
     # -- the relaxed choices ---------------------------------------------------------------------
-    def _genes(self, choices: Sequence[int]) -> list[int]:
+    def _derive(self, weights: Sequence[np.ndarray]) -> list[int]:
+        """The genes the choices' weights pick: the supernet's own derivation where it has one (DARTS: a
+        node's two strongest edges), else the strongest option of each searched gene."""
+        if self._own:
+            return list(self._net.derive(weights, self._fixed))
         genes = list(self._fixed)
-        for g, c in zip(self._searched, choices):
-            genes[g] = int(c)
+        for g, w in zip(self._searched, weights):
+            genes[g] = int(np.argmax(w))
         return genes
 
+    def _log_prob(self, genes: Sequence[int], logp: Sequence[np.ndarray]) -> float:
+        """Log-probability of ``genes`` under the learnt distribution (the supernet's where it has one)."""
+        if self._own:
+            return float(self._net.log_prob(genes, logp))
+        return float(sum(lp[genes[g]] for g, lp in zip(self._searched, logp)))
+
     def _probs(self) -> list[np.ndarray]:
-        """softmax(alpha) per searched gene: the learnt distribution."""
-        return [np.exp(a - a.max()) / np.exp(a - a.max()).sum() for a in map(np.asarray, self.alpha)]
+        """softmax(alpha) per relaxed choice: the learnt distribution."""
+        return [_softmax(np.asarray(a, float)) for a in self.alpha]
 
     def _mode(self) -> list[int]:
-        return self._genes([int(np.argmax(a)) for a in self.alpha])
+        return self._derive(self._probs())
 
-    def _linearize(self, mode: list[int]) -> tuple[float, list[torch.Tensor]]:
-        """The mode's latency and, per searched gene, the change each choice makes to it (ms)."""
-        archs, where = [self.space.from_genes(mode)], []
-        for k, g in enumerate(self._searched):
-            for c in range(self._bounds[g] + 1):
-                genes = list(mode)
-                genes[g] = c
+    def _linearize(self, probs: Sequence[np.ndarray]) -> tuple[float, list[torch.Tensor]]:
+        """The latency of the arch ``probs`` derive (the mode) and, per relaxed choice, the change pinning
+        it to each option makes to it (ms)."""
+        archs, where = [self.space.from_genes(self._derive(probs))], []
+        for k, n in enumerate(self._sizes):
+            for c in range(n):
+                pinned = list(probs)
+                pinned[k] = np.eye(n)[c]
                 where.append((k, c))
-                archs.append(self.space.from_genes(genes))
+                archs.append(self.space.from_genes(self._derive(pinned)))
         ms = np.asarray(self._predictor.predict_many(archs), float)
-        delta = [np.zeros(self._bounds[g] + 1) for g in self._searched]
+        delta = [np.zeros(n) for n in self._sizes]
         for (k, c), v in zip(where, ms[1:]):
             delta[k][c] = v - ms[0]
         return float(ms[0]), [torch.as_tensor(d, dtype=torch.float32) for d in delta]
@@ -165,9 +196,9 @@ class Differentiable(Strategy):
         res, ch = sp.resolutions[self._fixed[0]], sp.in_channels
         for step in range(self.steps):
             if step % self.relinearize == 0:
-                base, delta = self._linearize(self._genes([int(a.argmax()) for a in alpha]))
+                base, delta = self._linearize([F.softmax(a.detach(), dim=0).numpy() for a in alpha])
             x, y = next(val)
-            weights = {g: w.to(dev) for g, w in zip(self._searched, self._gumbel(alpha, gen))}
+            weights = {key: w.to(dev) for key, w in zip(self._keys, self._gumbel(alpha, gen))}
             logits = net.relaxed_forward(self._splits.inputs(x, res, ch).to(dev), weights)
             expected = base + sum((F.softmax(a, dim=0) * d).sum() for a, d in zip(alpha, delta))
             loss = F.cross_entropy(logits, y.to(dev)) + self.lam * expected / self._scale
@@ -178,7 +209,7 @@ class Differentiable(Strategy):
             if self.weight_lr > 0:
                 x, y = next(train)
                 with torch.no_grad():  # a single path, as the evaluator runs archs
-                    genes = self._genes([int(w.argmax()) for w in self._gumbel(alpha, gen)])
+                    genes = self._derive([w.numpy() for w in self._gumbel(alpha, gen)])
                 net.zero_grad(set_to_none=True)
                 F.cross_entropy(net(self._splits.inputs(x, res, ch).to(dev), sp.from_genes(genes)),
                                 y.to(dev)).backward()
@@ -187,27 +218,28 @@ class Differentiable(Strategy):
         self.alpha = [a.detach().tolist() for a in alpha]
 
     def _project(self, genes: list[int]) -> list[int] | None:
-        """Greedy repair of a derived arch that misses the budget: change one gene at a time, choosing the
-        change that gives up the least log-probability per ms it saves; None when nothing brings it under."""
+        """Greedy repair of a derived arch that misses the budget: change one searched gene at a time,
+        choosing the change that gives up the least log-probability per ms it saves; None when nothing brings
+        it under."""
         logp = [np.log(p) for p in self._probs()]
         genes = list(genes)
         for _ in range(sum(self._bounds) + 1):
             now = float(self._predictor.predict(self.space.from_genes(genes)))
             if now <= self._budget:
                 return genes
-            moves = [(k, g, c) for k, g in enumerate(self._searched) for c in range(self._bounds[g] + 1)
-                     if c != genes[g]]
-            archs = []
-            for _, g, c in moves:
-                changed = list(genes)
-                changed[g] = c
-                archs.append(self.space.from_genes(changed))
-            saved = now - np.asarray(self._predictor.predict_many(archs), float)
+            moves = [(g, c) for g in self._searched for c in range(self._bounds[g] + 1) if c != genes[g]]
+            changed = []
+            for g, c in moves:
+                changed.append(list(genes))
+                changed[-1][g] = c
+            ms = self._predictor.predict_many([self.space.from_genes(c) for c in changed])
+            saved = now - np.asarray(ms, float)
             if not (saved > 1e-12).any():
                 return None
-            cost = np.array([max(logp[k][genes[g]] - logp[k][c], 0.0) for k, g, c in moves]) + 1e-3
+            here = self._log_prob(genes, logp)
+            cost = np.array([max(here - self._log_prob(c, logp), 0.0) for c in changed]) + 1e-3
             score = np.where(saved > 1e-12, saved / cost, -np.inf)
-            _, g, c = moves[int(np.argmax(score))]
+            g, c = moves[int(np.argmax(score))]
             genes[g] = c
         return None
 
@@ -228,8 +260,9 @@ class Differentiable(Strategy):
         rng = self._np_rng()
         probs = self._probs()
 
-        def sample() -> Any:
-            return self.space.from_genes(self._genes([rng.choice(len(p), p=p) for p in probs]))
+        def sample() -> Any:  # Gumbel-max: the derivation of a perturbed softmax is a draw of the distribution
+            perturbed = [np.log(np.maximum(p, 1e-300)) + rng.gumbel(size=len(p)) for p in probs]
+            return self.space.from_genes(self._derive([_softmax(z) for z in perturbed]))
 
         out, ids = [], set()  # by network: a cell's dead-edge variants are one (canonical_arch)
         for a in itertools.chain(wanted, (sample() for _ in range(50 * self.population))):

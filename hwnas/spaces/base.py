@@ -55,7 +55,8 @@ class KindParts:
     ``layers()``, :class:`hwnas.latency.predict.LayerSumPredictor`); ``supernet``: the weight-sharing supernet,
     ``cls(space, width)``, an ``nn.Module`` with ``largest()``, ``smallest()``, ``students(rng, n, sampling)``,
     ``check(arch)``, ``forward(x, arch)`` and ``extract(arch)`` (optional: ``width``, ``fair_sampling = True``,
-    ``relaxed_forward``/``searchable_genes`` for the differentiable strategy) (None: the kind has none, the
+    ``relaxed_forward``/``searchable_genes`` for the differentiable strategy, and ``relaxed_choices``/``derive``/
+    ``log_prob`` where its relaxed choices are not the genes, as DARTS's edges) (None: the kind has none, the
     ``supernet`` evaluator refuses it);
     ``supernet_sampling``: its default path sampling; ``gene_ops``: the space varies whole gene matrices at once
     (``gene_matrix``, ``crossover_genes``, ``mutate_genes``, ``canonical_genes``, ``archs_from_genes``,

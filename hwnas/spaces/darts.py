@@ -4,13 +4,13 @@ A cell has two input nodes (the outputs of the two cells before it, preprocessed
 ReLU-conv-BN, or DARTS's factorized reduction after a reduction cell) and ``nodes`` intermediate nodes;
 each intermediate node sums two operations, each on an earlier node (two different ones), chosen from
 ``sep_conv_3x3/5x5``, ``dil_conv_3x3/5x5``, ``max_pool_3x3``, ``avg_pool_3x3``, ``skip_connect`` (a
-genotype never holds ``none``: that is the relaxation's, see below). The cell's output concatenates its
-intermediate nodes (``nodes`` x ``C`` channels). The network: a 3x3 conv-BN stem to ``stem_multiplier`` x
-``C``, ``cells`` cells with reduction cells (stride 2 on the input nodes, ``C`` doubled) at 1/3 and 2/3 of
-the depth, global pooling and a linear classifier. Space files say ``"kind": "darts"``; an arch is a
-genotype, written as DARTS writes it (``"normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ...]``, two
-``[op, input]`` pairs per node, inputs 0 and 1 the cell's inputs) or read from DARTS's own
-``Genotype(normal=[...], reduce=[...])`` text.
+genotype never holds ``none``: that is the supernet's relaxation's, ``hwnas.evaluate.darts_supernet``).
+The cell's output concatenates its intermediate nodes (``nodes`` x ``C`` channels). The network: a 3x3
+conv-BN stem to ``stem_multiplier`` x ``C``, ``cells`` cells with reduction cells (stride 2 on the input
+nodes, ``C`` doubled) at 1/3 and 2/3 of the depth, global pooling and a linear classifier. Space files say
+``"kind": "darts"``; an arch is a genotype, written as DARTS writes it (``"normal": [["sep_conv_3x3", 0],
+["sep_conv_3x3", 1], ...]``, two ``[op, input]`` pairs per node, inputs 0 and 1 the cell's inputs) or read
+from DARTS's own ``Genotype(normal=[...], reduce=[...])`` text.
 
 Latency: the sum of the blocks' LUT entries (stem, per cell its preprocessing, each operation at its
 stride, one ``add`` per node, the ``concat``; the head), calibrated; ``skip_connect`` is free except at
@@ -57,7 +57,8 @@ class DartsSpace:
     num_classes: int = 10
     description: str = ""
     kind: str = "darts"
-    parts = KindParts(latency_predictor="hwnas.latency.darts_predict:DartsLatencyPredictor")
+    parts = KindParts(latency_predictor="hwnas.latency.darts_predict:DartsLatencyPredictor",
+                      supernet="hwnas.evaluate.darts_supernet:DartsSupernet")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "space") -> "DartsSpace":
