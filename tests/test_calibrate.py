@@ -130,3 +130,30 @@ def test_a_calibration_that_fits_its_own_networks_poorly_warns():
     assert calibration_warning({**busy, "loo_mape_pct": {"boundary": 2.0}}) is None
     assert calibration_warning({**busy, "loo_mape_pct": {"boundary": POOR_FIT_PCT}}) is None
     assert calibration_warning({**busy, "complete": False}) is None and calibration_warning(None) is None
+
+
+def test_a_lut_filled_in_refits_its_calibration_on_the_networks_it_measured(demo, demo_lut_path, quick_policy,
+                                                                            tmp_path):
+    """A block measured after the calibration (a LUT filled in for a block its space gained, or re-measured)
+    makes the fit stale, not the whole networks: they are kept and the fit is redone on their new features."""
+    from hwnas.measuring.profiling import build_lut
+
+    out = tmp_path / "lut.json"
+    out.write_bytes(demo_lut_path.read_bytes())
+    lut = LUT.load(out)
+    calibrate_lut(lut, "torch-cpu", {"policy": quick_policy}, n_archs=6, seed=0, resolutions=[24], progress=False,
+                  processes=0)
+    before = LUT.load(out)
+    row = before.calibration["data"][0]
+    arch = demo.arch_from_dict(row["arch"])
+    gone = next(d.key for d in arch.layers() if d.op == "mbconv")
+    del before.entries[gone]
+    before.save(out)
+    build_lut("torch-cpu", demo, out, resolutions=[24], profiler_options={"policy": quick_policy},
+              calib_archs=6, progress=False, command="pytest", processes=0, reference=False)
+    after = LUT.load(out)
+    assert gone in after.entries and after.calibration["complete"]
+    assert [r["measured"] for r in after.calibration["data"]] == [r["measured"] for r in before.calibration["data"]]
+    changed = [r["features"][0] for r in after.calibration["data"] if r["arch_id"] == row["arch_id"]]
+    assert changed == [pytest.approx(MBv3LatencyPredictor(after, calibrated=False).features_many([arch])[0][0],
+                                     abs=1e-6)]

@@ -93,6 +93,16 @@ def calibration_warning(calib: dict[str, Any] | None) -> str | None:
 SAVE_EVERY = 10
 
 
+def measured_only(calib: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A calibration whose blocks changed (measured anew, or added: a LUT filled in): its fit is stale, its
+    measured networks are not (a network's latency does not depend on how its blocks were timed), so they
+    are kept for :func:`calibrate_lut` to refit on their recomputed features instead of measuring them again."""
+    if not calib:
+        return None
+    keep = ("seed", "n_archs", "processes", "features", "data")
+    return {**{k: calib[k] for k in keep if k in calib}, "complete": False}
+
+
 def resumable_rows(lut: LUT, archs: Sequence[Any], seed: int) -> dict[str, dict[str, Any]]:
     """Rows of an earlier (maybe killed) calibration that this one would measure again: same seed, same archs."""
     prev = lut.calibration or {}
@@ -109,12 +119,18 @@ def calibrate_lut(lut: LUT, profiler_name: str, options: dict[str, Any], n_archs
 
     Each network is measured in ``processes`` fresh processes and keeps its lowest median (0: in
     this process). Measurements are saved into the LUT as they come (``save``), and networks already
-    measured with the same seed are kept: a killed calibration resumes where it stopped.
+    measured with the same seed are kept (their features recomputed): a killed calibration resumes where it
+    stopped, and a LUT whose blocks changed is refitted without measuring its networks again.
     """
     space = lut.search_space()
     predictor = latency_predictor(lut, space, calibrated=False)
     archs = sample_archs(space, n_archs, seed, resolutions)
     rows = resumable_rows(lut, archs, seed)
+    if rows:  # features from the blocks as they are now (some may have been measured since)
+        by_id = {a.id: a for a in archs}
+        kept = [by_id[k] for k in rows]
+        for arch, f in zip(kept, predictor.features_many(kept)):
+            rows[arch.id] = {**rows[arch.id], "features": [round(float(v), 6) for v in f]}
     calib: dict[str, Any] = {"seed": seed, "n_archs": n_archs, "processes": processes, "features": list(FEATURES),
                              "data": list(rows.values()), "complete": False}
     lut.calibration = calib

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 
 
 from hwnas.core.progress import progress as progress_bar
+from hwnas.measuring.calibrate import measured_only
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
 from hwnas.measuring.measure import available_profiler, in_process_settings
@@ -187,7 +188,7 @@ def build_lut(profiler_name: str, space: Space, out: str | Path, *, resolutions:
             lut.entries[key] = {**entry_from(m, attempts), "passes": pass_no}
         else:
             old["passes"] = pass_no
-        lut.calibration = None  # new measurements make an old calibration stale
+        lut.calibration = measured_only(lut.calibration)  # new measurements: refit, keeping the measured networks
         if time.perf_counter() - state["last_save"] > 1.0:
             lut.save(out)
             state["last_save"] = time.perf_counter()
