@@ -757,8 +757,10 @@ def cmd_predictor(args: argparse.Namespace) -> int:
 
 def cmd_finalize(args: argparse.Namespace) -> int:
     from hwnas.finalize import finalize
+    from hwnas.finalize.source import TRAIN_EPOCHS
 
-    r = finalize(args.run, args.out, pick=args.pick, finetune_epochs=args.finetune_epochs, int8=args.int8,
+    r = finalize(args.run, args.out, pick=args.pick, finetune_epochs=args.finetune_epochs,
+                 train_epochs=args.train_epochs or TRAIN_EPOCHS, int8=args.int8,
                  profiler=args.profiler, force=args.force, processes=args.processes, checkpoint=args.checkpoint,
                  data=args.data, lut=args.lut, command=_command(), accept_lut_change=args.accept_lut_change,
                  max_cv=args.max_cv, log=_log(args))
@@ -1058,6 +1060,9 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
     p.add_argument("--out", type=dir_path, required=True, help="bundle directory (model.onnx, model.ort, report.*)")
     p.add_argument("--pick", default="best", help="best (most accurate feasible arch) or an ARCH_ID of the run")
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the inherited weights E epochs [0]")
+    p.add_argument("--train-epochs", type=positive_int, metavar="E",
+                   help="for a run with no supernet: train the pick from scratch at most E epochs (early stopping "
+                        "on the validation split) [12, the reference recipe's]")
     p.add_argument("--int8", action="store_true",
                    help="also write a static QDQ int8 model, with accuracy and latency (implied by an int8 LUT, "
                         "whose int8 model is then the one judged)")

@@ -18,7 +18,7 @@ from hwnas.finalize.mobile import int8_checks, quant_settings_for, quantize_int8
 from hwnas.finalize.onnx_export import PARITY_ATOL, check_parity, export, onnx_accuracy
 from hwnas.finalize.preprocess import embed_in_onnx, preprocessing_for, write_bundle_preprocessing
 from hwnas.finalize.result import FinalizeResult
-from hwnas.finalize.source import check_lut_for_run, inherited_model, pick_record, resolve_lut
+from hwnas.finalize.source import TRAIN_EPOCHS, check_lut_for_run, inherited_model, pick_record, resolve_lut
 from hwnas.finalize.verdict import NOISY_ROBUST_CV, latency_verdict, measure_artifact
 from hwnas.core.files import atomic_write_text
 from hwnas.latency.lut import LUT, now_iso
@@ -29,6 +29,7 @@ from hwnas.profilers import capability, get_profiler_class
 
 
 def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_epochs: int = 0,
+             train_epochs: int = TRAIN_EPOCHS,
              int8: bool = False, profiler: str | None = None, force: bool = False, processes: int = 2,
              checkpoint: str | Path | None = None, data: str | None = None, lut: str | Path | None = None,
              parity_images: int = 64, parity_atol: float = PARITY_ATOL, seed: int = 0, command: str | None = None,
@@ -36,7 +37,8 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     """Build the bundle in a directory beside ``out`` and move it into place only when every step and
     check passed: a failure (parity, a measurement, Ctrl-C) leaves the old bundle, or nothing.
 
-    ``accept_lut_change``: go on with a LUT whose content is not the one the run was searched with (refused
+    ``train_epochs``: how long a pick is trained from scratch when the run has no supernet (early stopping on
+    the validation split). ``accept_lut_change``: go on with a LUT whose content is not the one the run was searched with (refused
     otherwise, before any export); ``max_cv``: the robust CV over which a measurement is too noisy for a verdict
     (hwnas.finalize.verdict.decide)."""
     start = time.perf_counter()
@@ -51,6 +53,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
     log(f"finalizing arch {arch.id} (resolution {arch.resolution}, {arch.summary}) from {run.path}")
     with staging_dir(out, log) as stage:
         report = build_bundle(run, record, arch, lut_obj, stage, out, pick=pick, finetune_epochs=finetune_epochs,
+                              train_epochs=train_epochs,
                               int8=int8, profiler_name=profiler or lut_obj.profiler, processes=processes,
                               checkpoint=checkpoint, data=data, parity_images=parity_images,
                               parity_atol=parity_atol, seed=seed, command=command, log=log, start=start,
@@ -60,7 +63,7 @@ def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_
 
 
 def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, stage: Path, out: Path, *, pick: str,
-                 finetune_epochs: int, int8: bool, profiler_name: str, processes: int,
+                 finetune_epochs: int, int8: bool, profiler_name: str, processes: int, train_epochs: int,
                  checkpoint: str | Path | None, data: str | None, parity_images: int, parity_atol: float,
                  seed: int, command: str | None, log: Any, start: float,
                  lut_match: dict[str, Any] | None = None, max_cv: float = NOISY_ROBUST_CV) -> dict[str, Any]:
@@ -69,7 +72,7 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
     from hwnas import __version__
 
     space = run.space
-    model, splits, weights = inherited_model(run, arch, checkpoint, None, data, seed)
+    model, splits, weights = inherited_model(run, arch, checkpoint, None, data, seed, train_epochs)
     ch = space.in_channels
     acc: dict[str, Any] = {"search_score": record.accuracy, "evaluator": run.config.get("evaluator")}
     acc["val_inherited"] = accuracy(model, splits, "val", arch.resolution, ch)

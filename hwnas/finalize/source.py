@@ -20,6 +20,10 @@ FinalizeError = RunError
 errors (``hwnas.search.runs.RunError``), so ``except FinalizeError`` catches a bad run directory too."""
 
 
+
+# Epochs a pick is trained from scratch when its run has no supernet: the reference recipe's (docs/reference).
+TRAIN_EPOCHS = 12
+
 def pick_record(run: Run, pick: str = "best") -> SearchRecord:
     """``best``: the pick of the run's refinement (``refine.json``, ``hwnas search --refine``) if it has one, else
     the best feasible arch of the front (``hwnas.search.pareto.best_record``, as ``best.json``); otherwise an
@@ -99,9 +103,11 @@ def check_lut_for_run(run: Run, lut: LUT, record: SearchRecord, arch: SpaceArch,
 
 
 def inherited_model(run: Run, arch: SpaceArch, checkpoint: str | Path | None, splits: Splits | None,
-                    data: str | None, seed: int = 0) -> tuple[nn.Module, Splits, dict[str, Any]]:
-    """The arch with the supernet's weights (BN recalibrated); or trained from scratch when the run
-    has no supernet (e.g. a proxy search) and none is given."""
+                    data: str | None, seed: int = 0,
+                    train_epochs: int = TRAIN_EPOCHS) -> tuple[nn.Module, Splits, dict[str, Any]]:
+    """The arch with the supernet's weights (BN recalibrated); or trained from scratch, at most ``train_epochs``
+    epochs (early stopping on the validation split), when the run has no supernet (e.g. a proxy search) and
+    none is given."""
     ev_cfg = run.config.get("evaluator_config", {})
     ckpt = checkpoint or ev_cfg.get("checkpoint")
     if ckpt:
@@ -136,6 +142,6 @@ def inherited_model(run: Run, arch: SpaceArch, checkpoint: str | Path | None, sp
     splits = splits or load_data(data or searched_on, ev_cfg.get("split_seed", 0),
                                  limit=ev_cfg.get("data_limit") if (data or searched_on) == searched_on else None)
     splits.check_space(arch.space.in_channels, arch.space.num_classes)
-    r = train_arch(arch, splits, max_epochs=12, patience=3, seed=seed)
+    r = train_arch(arch, splits, max_epochs=train_epochs, patience=min(3, train_epochs), seed=seed)
     return r.model, splits, {"source": "trained from scratch (the run used no supernet)",
                              "epochs": r.epochs_run}
