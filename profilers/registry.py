@@ -22,6 +22,8 @@ BUILTIN = {  # named here, not by decorators in their modules: nothing of a prof
     "torch-cuda-graph": "hwnas.profilers.torch_cuda:TorchCUDAGraphProfiler",
     "ort-cpu": "hwnas.profilers.ort_cpu:OrtCPUProfiler",
     "ort-mobile": "hwnas.profilers.ort_mobile:OrtMobileProfiler",
+    "openvino-cpu": "hwnas.profilers.openvino_cpu:OpenVINOCPUProfiler",
+    "litert-cpu": "hwnas.profilers.litert_cpu:LiteRTCPUProfiler",
 }
 PROFILERS = Registry("profiler", GROUP, ProfilerConfigError, available=lambda cls: cls().availability())
 for _name, _target in BUILTIN.items():
