@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.profilers._remote import DeviceFileProfiler
-from hwnas.profilers.base import Measurement, ProfilerUnavailable, time_callable
+from hwnas.profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable, time_callable
 from hwnas_agent import litert_runtime as lr
 
 INSTALL = "pip install 'hwnas[litert]' (or: pip install ai-edge-litert)"
@@ -59,7 +59,7 @@ class LiteRTCPUProfiler(DeviceFileProfiler):
     """LiteRT's Interpreter on the CPU, ``threads`` threads, XNNPACK delegate on (``xnnpack=False``: off)."""
 
     name = "litert-cpu"
-    measures_onnx_files = True  # measure_onnx times .tflite files (the capability's name predates other formats)
+    measures_tflite_files = True  # measure_onnx(path) times .tflite files; ONNX files it does not run
     precisions = ("fp32",)
     runtime = "ai_edge_litert"
 
@@ -98,5 +98,7 @@ class LiteRTCPUProfiler(DeviceFileProfiler):
 
     def measure_onnx(self, path: str | Path) -> Measurement:
         """Time a ``.tflite`` file with these settings (its input shape is fixed)."""
+        if Path(path).suffix.lower() != ".tflite":
+            raise ProfilerConfigError(f"litert-cpu times .tflite files, not {Path(path).name}")
         with self.applied():
             return self._time(Path(path).read_bytes())

@@ -42,6 +42,12 @@ def create_profiler(name: str, **options: Any) -> Profiler:
     if capability(profiler, "measures_ort_format") and not capability(profiler, "measures_onnx_files"):
         raise TypeError(f"profiler {name!r} says it measures .ort files (measures_ort_format) but not model files "
                         f"(measures_onnx_files); set both")
+    if capability(profiler, "measures_openvino_ir") and not capability(profiler, "measures_onnx_files"):
+        raise TypeError(f"profiler {name!r} says it measures OpenVINO IR (measures_openvino_ir) but not model files "
+                        f"(measures_onnx_files); set both")
+    if capability(profiler, "measures_tflite_files") and not callable(getattr(profiler, "measure_onnx", None)):
+        raise TypeError(f"profiler {name!r} says it measures .tflite files (measures_tflite_files) but has no "
+                        f"measure_onnx(path)")
     if capability(profiler, "measures_onnx_files") and not callable(getattr(profiler, "measure_onnx", None)):
         raise TypeError(f"profiler {name!r} says it measures ONNX files (measures_onnx_files) but has no "
                         f"measure_onnx(path)")

@@ -7,7 +7,7 @@ import torch
 from hwnas.profilers import ProfilerConfigError
 from hwnas.spaces.blocks import LayerDesc
 from hwnas.profilers import ProviderFallbackError, create_profiler, get_profiler_class, list_profilers
-from hwnas.profilers.base import Measurement, Profiler
+from hwnas.profilers.base import Measurement, Profiler, ProfilerUnavailable
 from hwnas.profilers.registry import BUILTIN
 
 BLOCK = LayerDesc("mbconv", 16, 16, 16, kernel=3, stride=1, mid=48, se=True, act="hswish")
@@ -26,7 +26,10 @@ def test_every_builtin_measures_a_real_block(name, quick_policy):
     _skip_unless_available(name)
     profiler = create_profiler(name, policy=quick_policy)
     assert isinstance(profiler, Profiler) and profiler.name == name
-    m = profiler.measure(BLOCK.build(), BLOCK.input_shape)
+    try:
+        m = profiler.measure(BLOCK.build(), BLOCK.input_shape)
+    except ProfilerUnavailable as e:  # litert-cpu without its converter: it times .tflite files only (its own tests)
+        pytest.skip(f"{name} cannot time PyTorch blocks here: {e}")
     assert isinstance(m, Measurement)
     assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
     assert m.n >= 5 and m.std_ms >= 0 and m.cv >= 0
