@@ -90,20 +90,24 @@ class BaseProfiler:
 
 
 CAPABILITIES = ("measures_onnx_files", "measures_ort_format", "measures_openvino_ir", "measures_tflite_files")
-FILE_KINDS = {".onnx": "measures_onnx_files", ".ort": "measures_ort_format", ".xml": "measures_openvino_ir",
+FILE_KINDS = {".onnx": "measures_onnx_files", ".ort": "measures_onnx_files", ".xml": "measures_openvino_ir",
               ".tflite": "measures_tflite_files"}  # a model file's suffix -> the capability that times it
 
 
 def takes_file(profiler: Any, path: Any) -> bool:
-    """Whether ``profiler`` times the model file at ``path`` (by its suffix; any other suffix is taken as ONNX)."""
+    """Whether ``profiler`` times the model file at ``path`` (by its suffix; any other suffix is taken as ONNX).
+    An ``.ort`` file is ONNX Runtime's own: every profiler of ONNX files but OpenVINO's loads it (through ORT)."""
     from pathlib import Path
 
-    return capability(profiler, FILE_KINDS.get(Path(path).suffix.lower(), "measures_onnx_files"))
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ort" and capability(profiler, "measures_openvino_ir"):
+        return False
+    return capability(profiler, FILE_KINDS.get(suffix, "measures_onnx_files"))
 
 
 def file_kinds(profiler: Any) -> list[str]:
     """The model-file suffixes ``profiler`` times (for messages)."""
-    return [suffix for suffix, flag in FILE_KINDS.items() if capability(profiler, flag)]
+    return [suffix for suffix in FILE_KINDS if takes_file(profiler, f"model{suffix}")]
 
 
 def capability(profiler: Any, name: str) -> bool:

@@ -59,6 +59,7 @@ class LiteRTCPUProfiler(DeviceFileProfiler):
     """LiteRT's Interpreter on the CPU, ``threads`` threads, XNNPACK delegate on (``xnnpack=False``: off)."""
 
     name = "litert-cpu"
+    measures_onnx_files = False  # said, not left to capability()'s rule for plugins older than the flags
     measures_tflite_files = True  # measure_onnx(path) times .tflite files; ONNX files it does not run
     precisions = ("fp32",)
     runtime = "ai_edge_litert"

@@ -134,10 +134,12 @@ def test_capabilities_are_declared_and_kept(name):
     cls = get_profiler_class(name)
     assert issubclass(cls, BaseProfiler)
     onnx, ort = capability(cls, "measures_onnx_files"), capability(cls, "measures_ort_format")
-    assert onnx == name.startswith("ort-") and ort == (name == "ort-mobile")
+    ir, tflite = capability(cls, "measures_openvino_ir"), capability(cls, "measures_tflite_files")
+    assert onnx == (name.startswith("ort-") or name == "openvino-cpu") and ort == (name == "ort-mobile")
+    assert ir == (name == "openvino-cpu") and tflite == (name == "litert-cpu")
     assert not ort or onnx
-    if onnx:
-        assert isinstance(cls(), OnnxFileProfiler)
+    if onnx or tflite:
+        assert isinstance(cls(), OnnxFileProfiler) if onnx else callable(cls().measure_onnx)
     else:
         with pytest.raises(ProfilerConfigError, match="not ONNX files"):
             cls().measure_onnx("model.onnx")
