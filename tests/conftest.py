@@ -202,17 +202,28 @@ def pytest_terminal_summary(terminalreporter):
                                     f"an input error")
 
 
+RUNTIMES = ("openvino", "openvino.libs", "ai_edge_litert", "backports", "google", "ml_dtypes")  # optional on a device
+
+
 @pytest.fixture(scope="session")
 def agent_venv(tmp_path_factory) -> Path:
     """A venv with only onnxruntime, numpy, the optional runtimes OpenVINO and LiteRT when installed here (linked
     from this one, no download) and the agent's wheel."""
-    base = tmp_path_factory.mktemp("agent-venv")
+    return make_agent_venv(tmp_path_factory.mktemp("agent-venv"), RUNTIMES)
+
+
+@pytest.fixture(scope="session")
+def bare_agent_venv(tmp_path_factory) -> Path:
+    """An agent venv with onnxruntime only: a device without OpenVINO or LiteRT."""
+    return make_agent_venv(tmp_path_factory.mktemp("bare-agent-venv"), ())
+
+
+def make_agent_venv(base: Path, runtimes: tuple[str, ...]) -> Path:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
     host_site = Path(__import__("numpy").__file__).resolve().parents[1]
-    for name in ("numpy", "numpy.libs", "onnxruntime", "flatbuffers", "packaging", "sympy", "mpmath",
-                 "openvino", "openvino.libs", "ai_edge_litert", "backports", "google", "ml_dtypes"):
+    for name in ("numpy", "numpy.libs", "onnxruntime", "flatbuffers", "packaging", "sympy", "mpmath", *runtimes):
         if (host_site / name).exists():
             (site / name).symlink_to(host_site / name)
     wheels = base / "wheels"

@@ -1,0 +1,79 @@
+"""openvino-cpu and litert-cpu through the device agent, for real: the torch-free agent venv (OpenVINO and LiteRT
+linked in when installed here), a real agent process on a loopback socket, real files sent and timed there."""
+import pytest
+
+from _tflite import dense_hardswish
+from test_agent import Agent
+from hwnas.profilers import create_profiler
+from hwnas.spaces.blocks import LayerDesc
+
+BLOCK = LayerDesc("mbconv", 16, 16, 16, kernel=3, stride=1, mid=48, se=True, act="hswish")
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok") / "token"
+    path.write_text("0123456789abcdef-test-token\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def agent(agent_venv, tmp_path_factory, token):
+    a = Agent(agent_venv, tmp_path_factory.mktemp("agent-work"), token).start()
+    yield a
+    a.kill()
+
+
+def _runtime(agent, token, key):
+    from hwnas_agent.client import AgentClient
+
+    runtimes = AgentClient(agent.url, str(token)).connect().fingerprint().get("runtimes") or {}
+    if not runtimes.get(key):
+        pytest.skip(f"the agent's venv has no {key} (not installed here)")
+    return runtimes
+
+
+def test_openvino_cpu_times_a_block_and_an_ir_on_the_device(agent, token, quick_policy, tmp_path):
+    from hwnas.finalize.openvino_ir import export_ir
+    from hwnas.profilers._ort import export_onnx
+
+    runtimes = _runtime(agent, token, "openvino")
+    p = create_profiler("openvino-cpu", policy=quick_policy, device=agent.url, token_file=str(token))
+    assert p.availability() is None
+    assert p.measure(BLOCK.build(), BLOCK.input_shape).median_ms > 0
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_bytes(export_onnx(BLOCK.build(), BLOCK.input_shape))
+    xml, _ = export_ir(onnx_path, tmp_path)
+    before = len(list((agent.workdir / "models").glob("*.openvino")))
+    assert p.measure_onnx(xml).median_ms > 0
+    assert len(list((agent.workdir / "models").glob("*.openvino"))) == before + 1  # the packed IR went there
+    fp = p.fingerprint()
+    assert fp["openvino"] == runtimes["openvino"] and fp["openvino_device"] and fp["transport"].endswith(agent.url)
+
+
+def test_litert_cpu_times_a_tflite_file_on_the_device(agent, token, quick_policy, tmp_path):
+    runtimes = _runtime(agent, token, "ai_edge_litert")
+    path = tmp_path / "dense.tflite"
+    path.write_bytes(dense_hardswish()[0])
+    p = create_profiler("litert-cpu", policy=quick_policy, device=agent.url, token_file=str(token), threads=2)
+    assert p.measure_onnx(path).median_ms > 0
+    assert list((agent.workdir / "models").glob("*.tflite"))
+    fp = p.fingerprint()
+    assert fp["ai_edge_litert"] == runtimes["ai_edge_litert"] and fp["xnnpack"] is True and fp["threads"] == 2
+
+
+def test_a_device_without_the_runtimes_is_named_in_one_line(bare_agent_venv, tmp_path_factory, token, tmp_path):
+    from conftest import cli_here
+
+    bare = Agent(bare_agent_venv, tmp_path_factory.mktemp("bare-work"), token).start()
+    try:
+        for name, missing in (("openvino-cpu", "openvino"), ("litert-cpu", "ai_edge_litert")):
+            reason = create_profiler(name, device=bare.url, token_file=str(token)).availability()
+            assert f"has no {missing}" in reason and "pip install" in reason
+        path = tmp_path / "dense.tflite"
+        path.write_bytes(dense_hardswish()[0])
+        r = cli_here("measure", "--profiler", "litert-cpu", "--device", bare.url, "--token-file", str(token),
+                     str(path))
+        assert r.returncode == 3 and "has no ai_edge_litert" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    finally:
+        bare.kill()
