@@ -104,3 +104,18 @@ def test_a_quick_lut_of_a_small_space(small_space, quick_policy, tmp_path):
     lut = LUT.load(out)
     assert lut.profiler == "litert-cpu" and len(lut.entries) == len({d.key for d in small_space.all_layers([24])})
     assert all(e["median_ms"] > 0 for e in lut.entries.values()) and lut.settings["xnnpack"] is True
+
+
+def test_no_xnnpack_is_a_flag_and_a_litert_lut_keeps_it(tflite):
+    from types import SimpleNamespace
+
+    from hwnas.measuring.measure import lut_profiler_options
+
+    r = cli_here("measure", "--profiler", "litert-cpu", "--quick", "--no-xnnpack", "--json", str(tflite[0]))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["fingerprint"]["kernels"].startswith("built-in kernels")
+    lut = SimpleNamespace(settings={"threads": 1, "pinning": "not pinned", "xnnpack": False}, precision="fp32",
+                          batch_size=1, calibration=None, reference=None)
+    assert lut_profiler_options(lut)["xnnpack"] is False
+    r = cli_here("measure", "--profiler", "ort-cpu", "--no-xnnpack", str(tflite[0]))
+    assert r.returncode == 2 and "takes no option(s) ['xnnpack']" in r.stderr
