@@ -263,3 +263,14 @@ def my_lut(tmp_path_factory):
     build_lut("ort-cpu", get_space(d / "my.json"), d / "lut.json", profiler_options={"policy": TimingPolicy.quick()},
               calibrate=True, calib_archs=6, progress=False, command="pytest", processes=0)
     return d
+
+
+def quick_lut(profiler: str, space, out: Path, processes: int = 2) -> LUT:
+    """A quick-policy LUT of ``space`` at 24 px with ``profiler`` in ``processes`` fresh processes, checked whole:
+    every distinct block of the space timed, every median positive."""
+    build_lut(profiler, space, out, resolutions=[24], profiler_options={"policy": TimingPolicy.quick()},
+              calibrate=False, progress=False, command="pytest", processes=processes)
+    lut = LUT.load(out)
+    assert lut.profiler == profiler and len(lut.entries) == len({d.key for d in space.all_layers([24])})
+    assert all(e["median_ms"] > 0 for e in lut.entries.values())
+    return lut

@@ -3,25 +3,11 @@ linked in when installed here), a real agent process on a loopback socket, real 
 import pytest
 
 from _tflite import dense_hardswish
-from test_agent import Agent
+from test_agent import Agent, agent, token  # noqa: F401 - the agent process and its token, as test_agent runs them
 from hwnas.profilers import create_profiler
 from hwnas.spaces.blocks import LayerDesc
 
 BLOCK = LayerDesc("mbconv", 16, 16, 16, kernel=3, stride=1, mid=48, se=True, act="hswish")
-
-
-@pytest.fixture(scope="module")
-def token(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tok") / "token"
-    path.write_text("0123456789abcdef-test-token\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def agent(agent_venv, tmp_path_factory, token):
-    a = Agent(agent_venv, tmp_path_factory.mktemp("agent-work"), token).start()
-    yield a
-    a.kill()
 
 
 def _runtime(agent, token, key):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from _tflite import dense_hardswish, reference
-from conftest import cli_here
+from conftest import cli_here, quick_lut
 from hwnas.profilers import ProfilerConfigError, create_profiler, get_profiler_class
 from hwnas.spaces.blocks import LayerDesc
 
@@ -94,16 +94,9 @@ def test_a_block_is_converted_computes_what_torch_does_and_is_timed(quick_policy
 
 @needs_converter
 @pytest.mark.slow  # a whole LUT, every block converted
-def test_a_quick_lut_of_a_small_space(small_space, quick_policy, tmp_path):
-    from hwnas.latency.lut import LUT
-    from hwnas.measuring.profiling import build_lut
-
-    out = tmp_path / "litert.json"
-    build_lut("litert-cpu", small_space, out, resolutions=[24], profiler_options={"policy": quick_policy},
-              calibrate=False, progress=False, command="pytest", processes=2)
-    lut = LUT.load(out)
-    assert lut.profiler == "litert-cpu" and len(lut.entries) == len({d.key for d in small_space.all_layers([24])})
-    assert all(e["median_ms"] > 0 for e in lut.entries.values()) and lut.settings["xnnpack"] is True
+def test_a_quick_lut_of_a_small_space(small_space, tmp_path):
+    lut = quick_lut("litert-cpu", small_space, tmp_path / "litert.json")
+    assert lut.settings["xnnpack"] is True and lut.fingerprint["ai_edge_litert"]
 
 
 def test_no_xnnpack_is_a_flag_and_a_litert_lut_keeps_it(tflite):

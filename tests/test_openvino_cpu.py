@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli_here
+from conftest import cli_here, quick_lut
 from hwnas.profilers import create_profiler, get_profiler_class
 from hwnas.profilers._ort import export_onnx
 from hwnas.spaces.blocks import LayerDesc
@@ -74,16 +74,8 @@ def test_both_new_profilers_are_listed_with_their_availability():
 
 
 @pytest.mark.slow  # a whole LUT, fresh processes that must agree
-def test_a_quick_lut_of_a_small_space_in_fresh_processes(small_space, quick_policy, tmp_path):
-    from hwnas.latency.lut import LUT
-    from hwnas.measuring.profiling import build_lut
-
-    out = tmp_path / "ov.json"
-    build_lut("openvino-cpu", small_space, out, resolutions=[24], profiler_options={"policy": quick_policy},
-              calibrate=False, progress=False, command="pytest", processes=2)
-    lut = LUT.load(out)
-    assert lut.profiler == "openvino-cpu" and len(lut.entries) == len({d.key for d in small_space.all_layers([24])})
-    assert all(e["median_ms"] > 0 for e in lut.entries.values())
+def test_a_quick_lut_of_a_small_space_in_fresh_processes(small_space, tmp_path):
+    lut = quick_lut("openvino-cpu", small_space, tmp_path / "ov.json")
     assert lut.fingerprint["openvino"] and lut.settings["openvino_config"]["PERFORMANCE_HINT"] == "LATENCY"
 
 
