@@ -63,3 +63,40 @@ def test_a_device_without_the_runtimes_is_named_in_one_line(bare_agent_venv, tmp
         assert r.returncode == 3 and "has no ai_edge_litert" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     finally:
         bare.kill()
+
+
+def _converts(name):
+    from hwnas.profilers.litert_cpu import converter_version
+
+    return name != "litert-cpu" or converter_version() is not None
+
+
+@pytest.mark.slow  # a bundle exported, timed by the agent's own command, imported
+@pytest.mark.parametrize("name", ["openvino-cpu", "litert-cpu"])
+def test_an_offline_bundle_is_exported_timed_by_the_agent_and_imported(name, agent_venv, small_space, tmp_path):
+    """The offline path: blocks exported (litert-cpu: converted to .tflite, where litert-torch is) into a bundle,
+    timed on the device by `hwnas-agent run` with no hwnas there, the timings imported into a LUT."""
+    import json
+    import subprocess
+
+    from conftest import cli_here
+    from hwnas.latency.lut import LUT
+
+    if not _converts(name):
+        pytest.skip("litert-torch is not installed: a litert-cpu bundle's blocks cannot be converted here")
+    space_file = tmp_path / "space.json"
+    space_file.write_text(json.dumps(small_space.to_dict()))
+    flags = ["--profiler", name, "--space-file", str(space_file), "--resolutions", "24", "--quick", "--no-calibrate"]
+    r = cli_here("profile", *flags, "--export-bundle", str(tmp_path / "bundle"))
+    assert r.returncode == 0, r.stderr
+    fmt = {"openvino-cpu": "openvino", "litert-cpu": "tflite"}[name]
+    assert json.loads((tmp_path / "bundle" / "manifest.json").read_text())["settings"]["format"] == fmt
+    timings = tmp_path / "timings.json"
+    done = subprocess.run([str(agent_venv / "bin" / "python"), "-m", "hwnas_agent", "run", str(tmp_path / "bundle"),
+                           "--out", str(timings)], capture_output=True, text=True, cwd="/", timeout=600)
+    assert done.returncode == 0, done.stderr
+    r = cli_here("profile", *flags, "--import-timings", str(timings), "--out", str(tmp_path / "lut.json"))
+    assert r.returncode == 0, r.stderr
+    lut = LUT.load(tmp_path / "lut.json")
+    assert lut.profiler == name and len(lut.entries) == len({d.key for d in small_space.all_layers([24])})
+    assert all(e["median_ms"] > 0 for e in lut.entries.values())
