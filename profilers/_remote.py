@@ -121,6 +121,12 @@ class ReplayDevice:
     def fingerprint(self) -> dict[str, Any]:
         return dict(self.timings["device"])
 
+    def exported_with(self) -> dict[str, Any]:
+        """The profiler settings the bundle was exported with (e.g. which converter made its files)."""
+        manifest = self.timings.get("manifest")
+        settings = manifest.get("profiler_settings") if isinstance(manifest, dict) else None
+        return dict(settings) if isinstance(settings, dict) else {}
+
     def time(self, data: bytes, settings: dict[str, Any], reference: bytes | None = None) -> Measurement:
         raise ProfilerUnavailable(f"{self.path} holds the timings of its bundle only; this model is not in it "
                                   f"(export a bundle that has it: hwnas profile ... --export-bundle DIR)")

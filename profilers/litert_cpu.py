@@ -77,8 +77,15 @@ class LiteRTCPUProfiler(DeviceFileProfiler):
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), **self.runtime_settings(), "format": "tflite", "precision": "fp32",
-                "converter": f"{CONVERTER} {converter_version()}" if converter_version() else None,
-                **self.transport()}
+                "converter": self.converter(), **self.transport()}
+
+    def converter(self) -> str | None:
+        """What converts the blocks: litert-torch here, or, for an imported bundle's timings, what converted it
+        where it was exported; None when nothing converts (only given .tflite files are timed)."""
+        exported = getattr(self.remote, "exported_with", None)
+        if exported is not None and exported().get("converter"):
+            return exported()["converter"]
+        return f"{CONVERTER} {converter_version()}" if converter_version() else None
 
     def _device(self) -> dict[str, Any]:
         version = self.device_runtime().get("ai_edge_litert") if self.remote is not None else lr.version()

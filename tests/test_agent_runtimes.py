@@ -100,3 +100,5 @@ def test_an_offline_bundle_is_exported_timed_by_the_agent_and_imported(name, age
     lut = LUT.load(tmp_path / "lut.json")
     assert lut.profiler == name and len(lut.entries) == len({d.key for d in small_space.all_layers([24])})
     assert all(e["median_ms"] > 0 for e in lut.entries.values())
+    if name == "litert-cpu":  # the LUT names what converted its blocks where the bundle was exported
+        assert lut.settings["converter"].startswith("litert-torch ") and lut.fingerprint["ai_edge_litert"]
