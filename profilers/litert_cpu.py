@@ -20,7 +20,7 @@ from hwnas_agent import litert_runtime as lr
 
 INSTALL = "pip install 'hwnas[litert]' (or: pip install ai-edge-litert)"
 CONVERTER = "litert-torch"
-CONVERTER_INSTALL = ("pip install litert-torch -c constraints.txt (about 940 MB: jax, transformers; keeps the torch "
+CONVERTER_INSTALL = ("pip install litert-torch -c constraints.txt (about 935 MB: jaxlib, litert-converter, transformers; keeps the torch "
                      "pin); or convert elsewhere and time the .tflite files (docs/profiling.md, 'LiteRT')")
 
 
