@@ -18,6 +18,8 @@ class BaseProfiler:
     name = "base"
     measures_onnx_files = False  # measure_onnx(path) times an exported ONNX file
     measures_ort_format = False  # ... and .ort files, which is what the device runs
+    measures_openvino_ir = False  # ... and OpenVINO IR (model.xml beside model.bin), which finalize writes
+    measures_tflite_files = False  # measure_onnx(path) times .tflite files (LiteRT), not ONNX
 
     def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy: TimingPolicy | None = None):
         if threads < 1:
@@ -87,7 +89,25 @@ class BaseProfiler:
         raise ProfilerConfigError(f"profiler {self.name!r} times PyTorch modules, not ONNX files")
 
 
-CAPABILITIES = ("measures_onnx_files", "measures_ort_format")
+CAPABILITIES = ("measures_onnx_files", "measures_ort_format", "measures_openvino_ir", "measures_tflite_files")
+FILE_KINDS = {".onnx": "measures_onnx_files", ".ort": "measures_onnx_files", ".xml": "measures_openvino_ir",
+              ".tflite": "measures_tflite_files"}  # a model file's suffix -> the capability that times it
+
+
+def takes_file(profiler: Any, path: Any) -> bool:
+    """Whether ``profiler`` times the model file at ``path`` (by its suffix; any other suffix is taken as ONNX).
+    An ``.ort`` file is ONNX Runtime's own: every profiler of ONNX files but OpenVINO's loads it (through ORT)."""
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ort" and capability(profiler, "measures_openvino_ir"):
+        return False
+    return capability(profiler, FILE_KINDS.get(suffix, "measures_onnx_files"))
+
+
+def file_kinds(profiler: Any) -> list[str]:
+    """The model-file suffixes ``profiler`` times (for messages)."""
+    return [suffix for suffix in FILE_KINDS if takes_file(profiler, f"model{suffix}")]
 
 
 def capability(profiler: Any, name: str) -> bool:

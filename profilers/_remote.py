@@ -23,13 +23,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
+from hwnas.profilers._common import BaseProfiler
 from hwnas.profilers.base import Measurement, ProfilerConfigError, ProfilerUnavailable
 
 DEVICE_PINNING = "pinned on the device (the agent's rule: its last CPU)"
 
 
 class DeviceLink(Protocol):
-    """What a transport gives the ORT profilers (ort-cpu, ort-mobile: ``profiler.remote``)."""
+    """What a transport gives the file profilers (ort-cpu, ort-mobile, openvino-cpu, litert-cpu: ``profiler.remote``)."""
 
     url: str  # how the device is named in messages and in the LUT's settings["transport"]
 
@@ -120,6 +121,12 @@ class ReplayDevice:
     def fingerprint(self) -> dict[str, Any]:
         return dict(self.timings["device"])
 
+    def exported_with(self) -> dict[str, Any]:
+        """The profiler settings the bundle was exported with (e.g. which converter made its files)."""
+        manifest = self.timings.get("manifest")
+        settings = manifest.get("profiler_settings") if isinstance(manifest, dict) else None
+        return dict(settings) if isinstance(settings, dict) else {}
+
     def time(self, data: bytes, settings: dict[str, Any], reference: bytes | None = None) -> Measurement:
         raise ProfilerUnavailable(f"{self.path} holds the timings of its bundle only; this model is not in it "
                                   f"(export a bundle that has it: hwnas profile ... --export-bundle DIR)")
@@ -143,10 +150,64 @@ def device_link(device: str, token_file: str | Path | None) -> DeviceLink:
 
 
 def remote_settings(profiler: Any, fmt: str) -> dict[str, Any]:
-    """What the agent needs to time as ``profiler`` would here: threads, pinning, optimisation, providers, policy."""
+    """What the agent needs to time as ``profiler`` would here: threads, pinning, format, policy, and the runtime's
+    own settings (``runtime_settings()``: optimisation and providers for ORT, the XNNPACK switch for LiteRT)."""
     return {"threads": profiler.threads, "pin": "auto" if profiler.remote_pinned else None,
-            "opt_level": profiler.opt_level, "format": fmt, "providers": list(profiler.providers),
-            "policy": asdict(profiler.policy)}
+            **profiler.runtime_settings(), "format": fmt, "policy": asdict(profiler.policy)}
+
+
+class DeviceFileProfiler(BaseProfiler):
+    """A profiler of model files that times them here or, with ``device``, on that device's agent (a transport of
+    :func:`device_link`): the link, the pinning said of the device, the device's fingerprint. Subclasses give
+    ``runtime_settings`` and ``model_file``; ``runtime`` names the field of the agent's ``runtimes`` that must be
+    set for the device to time this profiler's files (None: onnxruntime, which every agent has)."""
+
+    runtime: str | None = None
+
+    def __init__(self, threads: int = 1, pin_cpu: int | None = None, policy: Any = None, device: str | None = None,
+                 token_file: str | None = None):
+        self.remote = device_link(device, token_file) if device else None
+        self.remote_pinned = pin_cpu is not None
+        super().__init__(threads, None if self.remote else pin_cpu, policy)
+        if self.remote is not None:
+            self._pinning = DEVICE_PINNING if self.remote_pinned else "not pinned"
+
+    def runtime_settings(self) -> dict[str, Any]:
+        return {}
+
+    def device_problem(self) -> str | None:
+        """None when there is no device or it can time this profiler's files, else why not."""
+        if self.remote is None:
+            return None
+        reason = self.remote.unreachable()
+        if reason or self.runtime is None:
+            return reason
+        if not (self.remote.fingerprint().get("runtimes") or {}).get(self.runtime):
+            return (f"the device at {self.remote.url} has no {self.runtime} (or its agent is older than this hwnas): "
+                    f"pip install {self.runtime.replace('_', '-')} ./agent there")
+        return None
+
+    def device_runtime(self) -> dict[str, Any]:
+        """The device's ``runtimes`` entries (the agent's fingerprint), lifted to the top of this fingerprint."""
+        return dict(self.remote.fingerprint().get("runtimes") or {}) if self.remote is not None else {}
+
+    def transport(self) -> dict[str, Any]:
+        return {"transport": f"hwnas-agent at {self.remote.url}"} if self.remote is not None else {}
+
+    def fingerprint(self) -> dict[str, Any]:
+        if self.remote is None:
+            return super().fingerprint()
+        return {**self.remote.fingerprint(), **host_tools(), "profiler": self.name, **self._device(),
+                **self.settings()}
+
+    def prepare(self) -> None:
+        if self.remote is not None:  # nothing to pin here: the device's worker is pinned by the agent
+            self._prepared = True
+            return
+        super().prepare()
+
+    def time_on_device(self, data: bytes, fmt: str) -> Measurement:
+        return self.remote.time(data, remote_settings(self, fmt))
 
 
 def host_tools() -> dict[str, Any]:

@@ -38,6 +38,9 @@ class Profiler(Protocol):
       (``hwnas measure model.onnx``; finalize then times its ONNX file, not the PyTorch module it came from);
     - ``measures_ort_format: bool`` -- what the device runs is the ORT-format model: ``measure_onnx`` also takes
       ``.ort`` files, and finalize times its ``model.ort``;
+    - ``measures_openvino_ir: bool`` -- ``measure_onnx`` also takes an OpenVINO IR (``model.xml``), which finalize
+      then writes beside its ONNX, checks and times;
+    - ``measures_tflite_files: bool`` -- ``measure_onnx`` times ``.tflite`` files (LiteRT) instead of ONNX;
     - ``settings() -> dict`` -- the settings part of the fingerprint (threads, pinning, timing policy);
     - ``prepare()`` -- apply pinning/threads for the rest of a measuring worker process's life;
     - ``applied()`` -- a context manager: those settings while measuring in this process, restored afterwards.

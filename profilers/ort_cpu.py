@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hwnas.profilers._common import BaseProfiler
 from hwnas.profilers._ort import (LEVELS, OPSET, export_onnx, make_session, session_options, session_runner,
                                   time_session)
 from hwnas.profilers._quant import PRECISIONS, QuantSettings, choose_settings, quantize_qdq, random_batches
-from hwnas.profilers._remote import DEVICE_PINNING, device_link, host_tools, remote_settings
+from hwnas.profilers._remote import DeviceFileProfiler, remote_settings
 from hwnas.profilers.base import Measurement, ProfilerConfigError
 
 
@@ -24,7 +23,7 @@ def ort_missing() -> str | None:
     return None
 
 
-class OrtCPUProfiler(BaseProfiler):
+class OrtCPUProfiler(DeviceFileProfiler):
     """ONNX Runtime on the CPU execution provider (full graph optimisation unless ``opt_level`` says else)."""
 
     name = "ort-cpu"
@@ -45,11 +44,7 @@ class OrtCPUProfiler(BaseProfiler):
             raise ProfilerConfigError("pairing needs both pair_with (a reference ONNX file) and pair_calm_ms > 0")
         self.pair_with, self.pair_calm_ms = pair_with, pair_calm_ms
         self._pair = None
-        self.remote = device_link(device, token_file) if device else None
-        self.remote_pinned = pin_cpu is not None
-        super().__init__(threads, None if self.remote else pin_cpu, policy)
-        if self.remote is not None:
-            self._pinning = DEVICE_PINNING if self.remote_pinned else "not pinned"
+        super().__init__(threads, pin_cpu, policy, device, token_file)
         if opt_level not in LEVELS:
             raise ProfilerConfigError(f"opt_level must be one of {sorted(LEVELS)}, got {opt_level!r}")
         self.opt_level = opt_level
@@ -61,7 +56,10 @@ class OrtCPUProfiler(BaseProfiler):
             self.providers = tuple(providers)
 
     def availability(self) -> str | None:
-        return ort_missing() or (self.remote.unreachable() if self.remote is not None else None)
+        return ort_missing() or self.device_problem()
+
+    def runtime_settings(self) -> dict[str, Any]:
+        return {"opt_level": self.opt_level, "providers": list(self.providers)}
 
     def pair(self) -> Any:
         """(reference callable, calm ms) for local timing when pairing, else None; the session made once."""
@@ -82,7 +80,7 @@ class OrtCPUProfiler(BaseProfiler):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "opt_level": self.opt_level, "opset": OPSET,
                 "providers_requested": list(self.providers), "format": "onnx", **self.precision_settings(),
-                **({"transport": f"hwnas-agent at {self.remote.url}"} if self.remote is not None else {})}
+                **self.transport()}
 
     def precision_settings(self) -> dict[str, Any]:
         """``precision``, and for int8 how blocks and networks are quantized (finalize quantizes alike)."""
@@ -113,24 +111,12 @@ class OrtCPUProfiler(BaseProfiler):
             return onnx_model
         return quantize_qdq(onnx_model, random_batches(input_shape), self.quant_settings())
 
-    def fingerprint(self) -> dict[str, Any]:
-        if self.remote is None:
-            return super().fingerprint()
-        return {**self.remote.fingerprint(), **host_tools(), "profiler": self.name, **self._device(),
-                **self.settings()}
-
     def _device(self) -> dict[str, Any]:
         if self.remote is not None:
             return {"device": "cpu", "providers_available": self.remote.fingerprint().get("providers_available")}
         import onnxruntime as ort
 
         return {"device": "cpu", "providers_available": ort.get_available_providers()}
-
-    def prepare(self) -> None:
-        if self.remote is not None:  # nothing to pin here: the device's worker is pinned by the agent
-            self._prepared = True
-            return
-        super().prepare()
 
     def session(self, model: bytes | str | Path):
         return make_session(model, self.providers, session_options(self.threads, self.opt_level))

@@ -22,6 +22,8 @@ BUILTIN = {  # named here, not by decorators in their modules: nothing of a prof
     "torch-cuda-graph": "hwnas.profilers.torch_cuda:TorchCUDAGraphProfiler",
     "ort-cpu": "hwnas.profilers.ort_cpu:OrtCPUProfiler",
     "ort-mobile": "hwnas.profilers.ort_mobile:OrtMobileProfiler",
+    "openvino-cpu": "hwnas.profilers.openvino_cpu:OpenVINOCPUProfiler",
+    "litert-cpu": "hwnas.profilers.litert_cpu:LiteRTCPUProfiler",
 }
 PROFILERS = Registry("profiler", GROUP, ProfilerConfigError, available=lambda cls: cls().availability())
 for _name, _target in BUILTIN.items():
@@ -40,6 +42,12 @@ def create_profiler(name: str, **options: Any) -> Profiler:
     if capability(profiler, "measures_ort_format") and not capability(profiler, "measures_onnx_files"):
         raise TypeError(f"profiler {name!r} says it measures .ort files (measures_ort_format) but not model files "
                         f"(measures_onnx_files); set both")
+    if capability(profiler, "measures_openvino_ir") and not capability(profiler, "measures_onnx_files"):
+        raise TypeError(f"profiler {name!r} says it measures OpenVINO IR (measures_openvino_ir) but not model files "
+                        f"(measures_onnx_files); set both")
+    if capability(profiler, "measures_tflite_files") and not callable(getattr(profiler, "measure_onnx", None)):
+        raise TypeError(f"profiler {name!r} says it measures .tflite files (measures_tflite_files) but has no "
+                        f"measure_onnx(path)")
     if capability(profiler, "measures_onnx_files") and not callable(getattr(profiler, "measure_onnx", None)):
         raise TypeError(f"profiler {name!r} says it measures ONNX files (measures_onnx_files) but has no "
                         f"measure_onnx(path)")

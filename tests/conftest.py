@@ -202,15 +202,28 @@ def pytest_terminal_summary(terminalreporter):
                                     f"an input error")
 
 
+RUNTIMES = ("openvino", "openvino.libs", "ai_edge_litert", "backports", "google", "ml_dtypes")  # optional on a device
+
+
 @pytest.fixture(scope="session")
 def agent_venv(tmp_path_factory) -> Path:
-    """A venv with only onnxruntime, numpy (linked from this one, no download) and the agent's wheel."""
-    base = tmp_path_factory.mktemp("agent-venv")
+    """A venv with only onnxruntime, numpy, the optional runtimes OpenVINO and LiteRT when installed here (linked
+    from this one, no download) and the agent's wheel."""
+    return make_agent_venv(tmp_path_factory.mktemp("agent-venv"), RUNTIMES)
+
+
+@pytest.fixture(scope="session")
+def bare_agent_venv(tmp_path_factory) -> Path:
+    """An agent venv with onnxruntime only: a device without OpenVINO or LiteRT."""
+    return make_agent_venv(tmp_path_factory.mktemp("bare-agent-venv"), ())
+
+
+def make_agent_venv(base: Path, runtimes: tuple[str, ...]) -> Path:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
     host_site = Path(__import__("numpy").__file__).resolve().parents[1]
-    for name in ("numpy", "numpy.libs", "onnxruntime", "flatbuffers", "packaging", "sympy", "mpmath"):
+    for name in ("numpy", "numpy.libs", "onnxruntime", "flatbuffers", "packaging", "sympy", "mpmath", *runtimes):
         if (host_site / name).exists():
             (site / name).symlink_to(host_site / name)
     wheels = base / "wheels"
@@ -250,3 +263,14 @@ def my_lut(tmp_path_factory):
     build_lut("ort-cpu", get_space(d / "my.json"), d / "lut.json", profiler_options={"policy": TimingPolicy.quick()},
               calibrate=True, calib_archs=6, progress=False, command="pytest", processes=0)
     return d
+
+
+def quick_lut(profiler: str, space, out: Path, processes: int = 2) -> LUT:
+    """A quick-policy LUT of ``space`` at 24 px with ``profiler`` in ``processes`` fresh processes, checked whole:
+    every distinct block of the space timed, every median positive."""
+    build_lut(profiler, space, out, resolutions=[24], profiler_options={"policy": TimingPolicy.quick()},
+              calibrate=False, progress=False, command="pytest", processes=processes)
+    lut = LUT.load(out)
+    assert lut.profiler == profiler and len(lut.entries) == len({d.key for d in space.all_layers([24])})
+    assert all(e["median_ms"] > 0 for e in lut.entries.values())
+    return lut

@@ -123,7 +123,7 @@ class AgentClient:
             return sha
         fmt = model_format(data)
         if fmt is None:
-            raise ValueError("not an ONNX or ORT-format model file")
+            raise ValueError("not an ONNX, ORT-format, .tflite or packed OpenVINO IR model file")
         if not self._checked({"op": "has", "sha256": [sha]})["have"][0]:
             self._checked({"op": "put", "sha256": sha, "format": fmt}, data)
         self.sent.add(sha)

@@ -1,6 +1,6 @@
 """What the device is (its fingerprint) and the process settings a measuring worker applies (pinning).
 
-Only the standard library, numpy and onnxruntime: this runs on boards and phones without torch. The field
+Only the standard library, numpy and onnxruntime (OpenVINO and LiteRT when installed): this runs on boards and phones without torch. The field
 names match hwnas's host fingerprint, so a LUT built through the agent compares with a later ``--device``
 command field by field (``hwnas.latency.lut.fingerprint_diff``).
 """
@@ -83,8 +83,21 @@ def fingerprint() -> dict[str, Any]:
     except ImportError:
         fp["onnxruntime"] = None
         fp["providers_available"] = []
+    fp["runtimes"] = runtimes()
     fp["thermal_c"] = thermal()
     return fp
+
+
+def runtimes() -> dict[str, Any]:
+    """The optional runtimes here beside onnxruntime (None: not installed), and what OpenVINO sees of the CPU. Kept
+    apart from the top-level fields: a profiler lifts its own runtime's into its fingerprint, so an ORT LUT is not
+    called foreign because the device later got OpenVINO."""
+    from hwnas_agent import litert_runtime, openvino_runtime
+
+    out: dict[str, Any] = {"openvino": openvino_runtime.version(), "ai_edge_litert": litert_runtime.version()}
+    if out["openvino"] is not None:
+        out.update(openvino_runtime.device_facts())
+    return out
 
 
 def allowed_cpus() -> list[int]:

@@ -175,10 +175,15 @@ def is_digest(value: Any) -> bool:
 
 
 def model_format(data: bytes) -> Optional[str]:
-    """"ort" for an ORT-format flatbuffer, "onnx" for what looks like an ONNX protobuf, else None.
-    A cheap first gate; onnxruntime loading the file is the real check."""
+    """"ort" for an ORT-format flatbuffer, "tflite" for a LiteRT one, "openvino" for a packed OpenVINO IR
+    (hwnas_agent.openvino_runtime.pack_ir), "onnx" for what looks like an ONNX protobuf, else None.
+    A cheap first gate; the runtime loading the file is the real check."""
     if len(data) >= 8 and data[4:8] == b"ORTM":
         return "ort"
+    if len(data) >= 8 and data[4:8] == b"TFL3":
+        return "tflite"
+    if data[:8] == b"HWNASIR1":
+        return "openvino"
     if len(data) >= 2 and data[0] == 0x08:  # field 1 (ir_version), varint: how every ONNX ModelProto starts
         return "onnx"
     return None

@@ -1,4 +1,5 @@
-"""Time one model file with ONNX Runtime: the session settings hwnas's ORT profilers use, no silent fallback."""
+"""Time one model file: with ONNX Runtime (the session settings hwnas's ORT profilers use, no silent fallback),
+OpenVINO (``format`` "openvino": hwnas_agent.openvino_runtime) or LiteRT ("tflite": hwnas_agent.litert_runtime)."""
 from __future__ import annotations
 
 import hashlib
@@ -109,9 +110,37 @@ def policy_of(value: Any) -> TimingPolicy:
 def time_model(path: "str | Path", settings: dict[str, Any],
                sha256: Optional[str] = None) -> tuple[Measurement, list[str]]:
     """Time the model at ``path`` (with ``sha256``: only a regular file with those bytes); returns the measurement
-    and the providers that ran it."""
+    and the providers (the runtime and its kernels) that ran it."""
+    fmt = settings.get("format", "onnx")
+    if fmt in OTHER_RUNTIMES:
+        if settings.get("pair"):
+            raise ValueError(f"paired measurements are timed with ONNX Runtime only, not format {fmt!r}")
+        data = read_checked(path, sha256) if sha256 is not None else Path(path).read_bytes()
+        run, ran_on = OTHER_RUNTIMES[fmt](data, settings)
+        return time_maybe_paired(run, policy_of(settings.get("policy")), None), ran_on
     sess = session(path, settings, sha256)
     feed = feed_for(sess)
     names = [o.name for o in sess.get_outputs()]
     m = time_maybe_paired(lambda: sess.run(names, feed), policy_of(settings.get("policy")), _pair(settings))
     return m, list(sess.get_providers())
+
+
+def _openvino(data: bytes, settings: dict[str, Any]) -> tuple[Any, list[str]]:
+    from hwnas_agent import openvino_runtime as ovr
+
+    if ovr.version() is None:
+        raise ValueError("openvino is not installed on this device: pip install openvino")
+    return ovr.runner(ovr.compile_model(data, int(settings.get("threads", 1)))), [f"OpenVINO {ovr.DEVICE}"]
+
+
+def _litert(data: bytes, settings: dict[str, Any]) -> tuple[Any, list[str]]:
+    from hwnas_agent import litert_runtime as lr
+
+    if lr.version() is None:
+        raise ValueError("ai-edge-litert is not installed on this device: pip install ai-edge-litert")
+    xnnpack = bool(settings.get("xnnpack", True))
+    it = lr.interpreter(data, int(settings.get("threads", 1)), xnnpack)
+    return lr.runner(it), ["LiteRT XNNPACK" if xnnpack else "LiteRT built-in kernels"]
+
+
+OTHER_RUNTIMES = {"openvino": _openvino, "tflite": _litert}  # format -> (runner, what ran it); others are ORT's

@@ -53,7 +53,7 @@ def _reply(conn: socket.socket, header: dict) -> None:
         pass
 
 
-FORMATS = ("onnx", "ort")
+FORMATS = ("onnx", "ort", "tflite", "openvino")  # what a stored model may be (its file name's suffix)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FD = os.open in os.supports_dir_fd and os.replace in os.supports_dir_fd and os.unlink in os.supports_dir_fd
 
@@ -170,7 +170,7 @@ class ModelStore:
         files = []
         with os.scandir(self.dir_fd if self.dir_fd is not None else self.root) as it:
             for e in it:
-                if e.name.endswith((".onnx", ".ort")) and e.is_file(follow_symlinks=False):
+                if e.name.endswith(tuple(f".{f}" for f in FORMATS)) and e.is_file(follow_symlinks=False):
                     st = e.stat(follow_symlinks=False)
                     files.append((st.st_mtime, e.name, st.st_size))
         files.sort()
@@ -303,8 +303,8 @@ class Handler(socketserver.BaseRequestHandler):
             return {"ok": True, "have": [store.path(s) is not None for s in shas]}, worker
         if op == "put":
             sha, fmt = header.get("sha256"), header.get("format")
-            if fmt not in ("onnx", "ort"):
-                return {"ok": False, "error": "'put' takes format 'onnx' or 'ort'"}, worker
+            if fmt not in FORMATS:
+                return {"ok": False, "error": f"'put' takes a format of {', '.join(FORMATS)}"}, worker
             if not is_digest(sha) or digest(payload) != sha:
                 return {"ok": False, "error": "the payload does not match its SHA-256"}, worker
             if model_format(payload) != fmt:

@@ -237,6 +237,8 @@ def _profiler_options(args: argparse.Namespace, lut=None) -> dict[str, Any]:
                          f"drop --batch-size (the LUT's, {lut.batch_size}, is used), or give a LUT built at it")
     elif batch not in (None, 1):
         flags["batch_size"] = batch  # batch 1 is every profiler's default (only torch-cuda* take another)
+    if getattr(args, "xnnpack", None) is False:
+        flags["xnnpack"] = False  # only litert-cpu takes it (others refuse the option by name)
     return profiler_options(**flags) if lut is None else lut_profiler_options(lut, **flags)
 
 
@@ -250,6 +252,9 @@ def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> No
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
                    help="time fp32 models, int8 ones (static QDQ, per-channel weights; ort-cpu, ort-mobile) or fp16 "
                         "ones (module.half(); torch-cuda, torch-cuda-graph) [fp32; with --lut: the LUT's]")
+    p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", default=None,
+                   help="litert-cpu: LiteRT's built-in kernels, without the XNNPACK delegate [XNNPACK on; with --lut: "
+                        "the LUT's]")
     # dest profile_batch_size: supernet's --batch-size is the training batch, not the profiler's
     p.add_argument("--batch-size", dest="profile_batch_size", type=positive_int, default=None, metavar="N",
                    help="time every block and network at batch N (torch-cuda, torch-cuda-graph); the LUT records it "

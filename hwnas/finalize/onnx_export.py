@@ -61,14 +61,19 @@ def ort_predict(sess, x: torch.Tensor) -> np.ndarray:
 
 def check_parity(model: nn.Module, onnx_path: Path, x: torch.Tensor, atol: float = PARITY_ATOL) -> dict[str, Any]:
     """ONNX Runtime vs PyTorch on real images: max |diff| <= atol and the same top-1 for every image."""
+    return check_outputs(model, ort_predict(ort_session(onnx_path), x), x, atol, "ONNX")
+
+
+def check_outputs(model: nn.Module, got: np.ndarray, x: torch.Tensor, atol: float, what: str) -> dict[str, Any]:
+    """The parity rule for any exported model (``what``: ONNX, OpenVINO IR): its outputs ``got`` on ``x`` against
+    PyTorch's, max |diff| <= atol and the same top-1 for every image; ParityError otherwise."""
     with torch.no_grad():
         ref = model.eval()(x).numpy()
-    got = ort_predict(ort_session(onnx_path), x)
     diff = float(np.abs(ref - got).max())
     same_top1 = int((ref.argmax(1) == got.argmax(1)).sum())
     result = {"images": len(x), "max_abs_diff": diff, "tolerance": atol, "top1_agree": same_top1}
     if diff > atol or same_top1 != len(x):
-        raise ParityError(f"ONNX output differs from PyTorch on {len(x)} validation images: max |diff| {diff:.3g} "
+        raise ParityError(f"{what} output differs from PyTorch on {len(x)} validation images: max |diff| {diff:.3g} "
                           f"(tolerance {atol:g}), top-1 agrees on {same_top1}/{len(x)}. The export is wrong; "
                           f"nothing was written as a final model")
     return result

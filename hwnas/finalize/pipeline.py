@@ -25,7 +25,7 @@ from hwnas.latency.lut import LUT, now_iso
 from hwnas.search.runs import Run, read_run
 from hwnas.search.records import SearchRecord
 from hwnas.spaces.base import SpaceArch, layer_costs
-from hwnas.profilers import capability, get_profiler_class
+from hwnas.profilers import ProfilerConfigError, capability, get_profiler_class
 
 
 def finalize(run_dir: str | Path, out: str | Path, pick: str = "best", finetune_epochs: int = 0,
@@ -99,6 +99,15 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
         f"max |diff| {parity['max_abs_diff']:.2e}, top-1 agrees on all")
     acc["onnx_test"] = onnx_accuracy(onnx_path, splits, "test", arch)
     ort_path = to_ort_format(onnx_path, stage)
+    ir_path, ir_info = None, None
+    if _runs_openvino_ir(profiler_name) or _runs_openvino_ir(lut_obj.profiler):
+        from hwnas.finalize.openvino_ir import check_ir_parity, export_ir
+
+        ir_path, ir_info = export_ir(onnx_path, stage)
+        ir_info["parity"] = check_ir_parity(model, ir_path, x_val[:parity_images], parity_atol)
+        log(f"OpenVINO IR: {ir_path.name}/{ir_path.with_suffix('.bin').name}; parity on "
+            f"{ir_info['parity']['images']} validation images: max |diff| {ir_info['parity']['max_abs_diff']:.2e}, "
+            f"top-1 agrees on all")
 
     quant = None
     if lut_obj.precision == "int8":  # the search priced int8: the int8 model is what is judged and shipped
@@ -111,7 +120,7 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
     else:
         latency, m, fingerprint_here = latency_verdict(lut_obj, profiler_name, arch, model, onnx_path, ort_path,
                                                        out, run.budget_ms, processes, log, margin=run.margin,
-                                                       max_cv=max_cv)
+                                                       max_cv=max_cv, ir_path=ir_path)
     if int8 and quant is None:
         q_path, _, quant = _int8_model(onnx_path, stage, splits, arch, lut_obj, log)
         quant["target"] = False
@@ -133,7 +142,7 @@ def build_bundle(run: Run, record: SearchRecord, arch: SpaceArch, lut_obj: LUT, 
         "params_m": params / 1e6, "macs_m": macs / 1e6,
         "weights": weights, "data": splits.config(), "classes": list(pre.classes),
         "preprocess": "preprocess.json (also in every model's metadata, key hwnas.preprocess); predict.py applies it",
-        "accuracy": acc, "onnx": export_info, "parity": parity,
+        "accuracy": acc, "onnx": export_info, "parity": parity, "openvino_ir": ir_info,
         "latency": latency, "int8": quant,
         "files": bundle_files(stage),
         "lut": {"path": str(lut_obj.path), "profiler": lut_obj.profiler, "fingerprint": lut_obj.fingerprint,
@@ -186,6 +195,15 @@ def _int8_model(onnx_path: Path, stage: Path, splits: Any, arch: SpaceArch, lut:
         f"%, {quant['accuracy_delta_pct']:+.2f}), top-1 agrees with fp32 on {quant['top1_agreement_pct']:.1f} % of "
         f"{quant['test_images']} test images")
     return q_path, q_ort, quant
+
+
+def _runs_openvino_ir(profiler_name: str) -> bool:
+    """Whether the profiler runs OpenVINO IR (then finalize writes model.xml beside model.onnx); False for a
+    LUT's profiler that is not installed here."""
+    try:
+        return capability(get_profiler_class(profiler_name), "measures_openvino_ir")
+    except ProfilerConfigError:
+        return False
 
 
 def _versions() -> dict[str, str]:

@@ -23,9 +23,11 @@ from hwnas.profilers import capability, get_profiler_class
 
 def latency_verdict(lut: LUT, profiler_name: str, arch: SpaceArch, model: nn.Module, onnx_path: Path, ort_path: Path,
                     out: Path, budget: float | None, processes: int,
-                    log: Any, margin: float | None = None, max_cv: float | None = None) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-    """Measure what the device runs (the ``.ort`` file for a profiler that ``measures_ort_format``, else the
-    ONNX file or, for one that does not measure files, the module) and judge the raw median against the budget:
+                    log: Any, margin: float | None = None, max_cv: float | None = None,
+                    ir_path: Path | None = None) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """Measure what the device runs (the ``.ort`` file for a profiler that ``measures_ort_format``, the OpenVINO IR
+    ``ir_path`` for one that ``measures_openvino_ir``, else the ONNX file or, for one that does not measure ONNX
+    files, the module) and judge the raw median against the budget:
     a measurement too noisy to decide (``decide``) is repeated once, and UNCERTAIN when still so. ``margin``: the
     safety margin the search kept below the budget (reported with how far below the budget the pick is);
     ``max_cv``: the robust CV over which a measurement is too noisy [NOISY_ROBUST_CV].
@@ -33,7 +35,9 @@ def latency_verdict(lut: LUT, profiler_name: str, arch: SpaceArch, model: nn.Mod
     Returns (the report's latency section, the measurement, this device's fingerprint); paths in the report
     name ``out``, where the bundle will be."""
     predicted = latency_predictor(lut, arch.space).predict(arch) if profiler_name == lut.profiler else None
-    measured_on = ort_path if capability(get_profiler_class(profiler_name), "measures_ort_format") else onnx_path
+    cls = get_profiler_class(profiler_name)
+    measured_on = (ort_path if capability(cls, "measures_ort_format") else
+                   ir_path if ir_path is not None and capability(cls, "measures_openvino_ir") else onnx_path)
     if capability(get_profiler_class(profiler_name), "measures_onnx_files"):  # the file timed is the LUT's precision
         from hwnas.measuring.precision import check_same, model_precision
 

@@ -44,7 +44,8 @@ MAX_MS = 1e6
 MAX_COEF = 1e6
 MAX_N = 10**9
 DEVICE_FIELDS = ("cpu_model", "cpu_flags", "cpu_count", "machine", "profiler", "threads", "torch", "onnxruntime",
-                 "providers_used", "providers_requested", "opt_level", "gpu", "gpu_capability", "cuda")
+                 "providers_used", "providers_requested", "opt_level", "gpu", "gpu_capability", "cuda",
+                 "openvino", "openvino_device", "ai_edge_litert", "xnnpack")
 
 
 class LUTError(InputError):

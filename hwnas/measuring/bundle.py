@@ -135,7 +135,7 @@ def check_timings(path: str | Path, profiler_name: str, space: Any, options: dic
         problems.append(f"its bundle was exported for profiler {manifest.get('profiler')!r}, not {profiler_name!r}")
     profiler = available_profiler(profiler_name, {**options, "device": REPLAY + str(path)})
     here = remote_settings(profiler, manifest["settings"].get("format", "onnx"))
-    diff = [k for k in ("threads", "pin", "opt_level", "format", "providers", "policy")
+    diff = [k for k in ("threads", "pin", "opt_level", "format", "providers", "xnnpack", "policy")
             if here.get(k) != manifest["settings"].get(k)]
     if diff:
         problems.append(f"its settings differ from this command's in {', '.join(diff)} (exported with "

@@ -61,8 +61,9 @@ def lut_profiler_options(lut: LUT, **overrides: Any) -> dict[str, Any]:
     # and batch 1 are every profiler's defaults, so not passed (profilers without the options keep working)
     precision = {"precision": lut.precision} if lut.precision != "fp32" else {}
     batch = {"batch_size": lut.batch_size} if lut.batch_size != 1 else {}
+    xnnpack = {"xnnpack": False} if lut.settings.get("xnnpack") is False else {}  # a litert-cpu LUT without XNNPACK
     return profiler_options(threads, overrides.pop("pin_cpu", AUTO_PIN if pinned else None),
-                            **{**pairing_options(lut), **precision, **batch, **overrides})
+                            **{**pairing_options(lut), **precision, **batch, **xnnpack, **overrides})
 
 
 def available_profiler(name: str, options: dict[str, Any] | None = None, label: str = "profiler") -> Profiler:

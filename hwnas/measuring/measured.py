@@ -70,7 +70,7 @@ def check_model_path(path: Path) -> None:
     """A model file to measure must be a file (said of the user's path, before any work)."""
     from hwnas.core.jsonio import path_problem
 
-    problem = path_problem(path, "a model file", "an .onnx or .ort file")
+    problem = path_problem(path, "a model file", "an .onnx, .ort, .xml (OpenVINO IR) or .tflite file")
     if problem:
         raise ModelFileError(problem)
     if not path.is_file():
@@ -87,7 +87,7 @@ def measure_targets(profiler_name: str, options: dict[str, Any], *, lut: LUT | N
     corrected for the device's change of speed. ``precision``: what the user said the model file is (without a
     LUT). ``log`` gets the foreign-device warning and the drift line while measuring."""
     from hwnas.measuring.measure import arch_measurer, available_profiler, warn_if_foreign
-    from hwnas.profilers import capability
+    from hwnas.profilers._common import file_kinds, takes_file
 
     profiler = available_profiler(profiler_name, options)
     notes: list[str] = []
@@ -107,9 +107,12 @@ def measure_targets(profiler_name: str, options: dict[str, Any], *, lut: LUT | N
     if model is not None:
         path = Path(model)
         check_model_path(path)
-        if not capability(profiler, "measures_onnx_files"):
+        if not file_kinds(profiler):
             raise ModelFileError(f"profiler {profiler_name!r} times torch modules, not ONNX files; use ort-cpu or "
                                  f"ort-mobile")
+        if not takes_file(profiler, path):
+            raise ModelFileError(f"profiler {profiler_name!r} times {' and '.join(file_kinds(profiler))} files, not "
+                                 f"{path.name}; give one of those, or a profiler that runs it (hwnas profile --list)")
         from hwnas.measuring.modelfile import check_model_file
         from hwnas.measuring.precision import check_file_for_lut, check_same, model_precision
 

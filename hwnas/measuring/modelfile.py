@@ -14,11 +14,15 @@ class ModelFileError(InputError):
     """A model file that cannot be measured as it is."""
 
 
-def check_model_file(path: str | Path) -> tuple[str, tuple[int, ...]]:
-    """(input name, fixed input shape) of the model at ``path``; ModelFileError saying what is wrong if none."""
+def check_model_file(path: str | Path) -> tuple[str, tuple[int, ...]] | None:
+    """(input name, fixed input shape) of the ONNX/ORT model at ``path``; ModelFileError saying what is wrong if
+    none. An OpenVINO IR (``.xml``) or a ``.tflite`` file is loaded by its own runtime instead (returns None)."""
     import onnxruntime as ort
 
     path = Path(path)
+    if path.suffix.lower() in OTHER_RUNTIMES:
+        OTHER_RUNTIMES[path.suffix.lower()](path)
+        return None
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the reason is in the exception; ORT's own log line would repeat it
     try:
@@ -37,3 +41,31 @@ def check_model_file(path: str | Path) -> tuple[str, tuple[int, ...]]:
         raise ModelFileError(f"{path}: input {inputs[0].name!r} has a dynamic shape {shape}; hwnas measure times a "
                              f"fixed shape: export it with fixed dimensions (e.g. 1x3x224x224)")
     return inputs[0].name, tuple(shape)
+
+
+def _check_ir(path: Path) -> None:
+    from hwnas_agent import openvino_runtime as ovr
+
+    if not path.with_suffix(".bin").is_file():
+        raise ModelFileError(f"{path}: an OpenVINO IR needs its weights {path.with_suffix('.bin').name} beside it")
+    try:
+        ovr.compile_model(ovr.read_ir_files(path), 1)
+    except Exception as e:  # openvino's RuntimeError for a bad XML, ours (ValueError) for two inputs or a dynamic shape
+        raise ModelFileError(f"{path}: not an OpenVINO IR hwnas can time ({_first_line(e)}); give the model.xml of a "
+                             f"finalize bundle (its model.bin beside it)") from None
+
+
+def _check_tflite(path: Path) -> None:
+    from hwnas_agent import litert_runtime as lr
+
+    try:
+        lr.interpreter(path.read_bytes(), 1)
+    except Exception as e:  # LiteRT's ValueError/RuntimeError for a bad flatbuffer, ours for two inputs
+        raise ModelFileError(f"{path}: not a .tflite model LiteRT can time ({_first_line(e)})") from None
+
+
+def _first_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+OTHER_RUNTIMES = {".xml": _check_ir, ".tflite": _check_tflite}  # suffix -> its runtime's check; others: ORT's
