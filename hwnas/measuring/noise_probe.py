@@ -165,7 +165,8 @@ class NoiseProbe:
         bound = (f"two measurements of one network agree within ±{AGREE_PCT:.0f} % about {self.fidelity_pct:.0f} % "
                  f"of the time")
         if not self.noisy:
-            return f"verdict: {self.cause}: {bound}; a LUT can be judged at ±{AGREE_PCT:.0f} % here"
+            beside = " even beside the neighbour" if self.cause == BUSY_NEIGHBOUR else ""
+            return f"verdict: {self.cause}: {bound}; a LUT can be judged at ±{AGREE_PCT:.0f} % here{beside}"
         why = (f"a busy neighbour ({self.host.describe()}): stop it or pin away from it (--pin-cpu), then probe "
                f"again" if self.cause == BUSY_NEIGHBOUR and self.host is not None else
                "the device's own noise (nothing else took the CPU): build with --paired or more --processes, or "
