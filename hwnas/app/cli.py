@@ -528,6 +528,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(args.lut) > 1:
         return _compare(args)
     lut = LUT.load(args.lut[0])
+    _warn_noisy(lut)
     space = _space(args, lut)
     predictor = latency_predictor(lut, space)
 
@@ -570,6 +571,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn_noisy(lut: Any) -> None:
+    """A LUT its build found noisy: said on stderr by every command that predicts with it, with the finishing
+    command (hwnas.latency.quality)."""
+    from hwnas.latency.quality import quality_warning
+
+    if warning := quality_warning(lut):
+        print(warning, file=sys.stderr)
+
+
 def _compare(args: argparse.Namespace) -> int:
     """``predict --lut A --lut B``: the LUTs' predictions side by side (hwnas.latency.compare)."""
     from hwnas.latency.compare import compare_luts, render
@@ -587,6 +597,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from hwnas.measuring.measured import measure_targets
 
     lut = LUT.load(args.lut) if args.lut else None
+    if lut is not None:
+        _warn_noisy(lut)
     name = args.profiler or (lut.profiler if lut else None)
     if not name:
         raise CLIError("measure needs --profiler NAME (or --lut FILE to use the LUT's profiler)")

@@ -9,7 +9,7 @@ import shlex
 from typing import Any, Iterable
 
 from hwnas.latency.lut import LUT, now_iso
-from hwnas.latency.quality import NOISY
+from hwnas.latency.quality import NOISY, noise_warning
 from hwnas.measuring.calibrate import POOR_FIT_PCT
 from hwnas.measuring.host_load import OWN_NOISE, HostLoad, HostSampler, classify
 
@@ -71,3 +71,13 @@ def record_noise(lut: LUT, keys: Iterable[str], host: HostLoad | None, calibrate
            if reasons else None}
     lut.settings["noise"] = rec
     return rec
+
+
+def build_warning(noise: dict[str, Any] | None, calibration: dict[str, Any] | None, path: Any = None) -> str | None:
+    """What a build (or the demo, for a LUT it built, reused or shipped) says on stderr: the LUT's own verdict
+    when it has one (cause and finishing command); else, for LUTs built before it, the calibration's warning."""
+    if noise is not None:
+        return noise_warning(noise, path)
+    from hwnas.measuring.calibrate import calibration_warning
+
+    return calibration_warning(calibration)

@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterable
 
 
 from hwnas.core.progress import progress as progress_bar
-from hwnas.measuring.build_noise import host_sampler, record_noise
+from hwnas.measuring.build_noise import build_warning, host_sampler, record_noise
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
-from hwnas.latency.quality import NOISY, noise_warning
+from hwnas.latency.quality import NOISY
 from hwnas.measuring.measure import available_profiler, in_process_settings
 from hwnas.spaces.base import Space
 from hwnas.profilers import Measurement
@@ -57,11 +57,7 @@ class LutBuildResult:
     def warning(self) -> str | None:
         """For stderr: the build's verdict on its own measurements when it made one, naming the cause and the
         command that finishes the job; else (a build that only resumed an older LUT) the calibration's."""
-        if self.noise is not None:
-            return noise_warning(self.noise, self.path)
-        from hwnas.measuring.calibrate import calibration_warning
-
-        return calibration_warning(self.calibration)
+        return build_warning(self.noise, self.calibration, self.path)
 
 
 
