@@ -127,9 +127,10 @@ class HostLoad:
 
 
 def summarize(first: ProcSample, last: ProcSample, per_proc: dict[ProcKey, int], own: set[ProcKey],
-              names: dict[ProcKey, str], loadavg_max: float, samples: int, tick_hz: float | None = None) -> HostLoad:
+              names: dict[ProcKey, str], loadavg_max: float, samples: int, tick_hz: float | None = None,
+              top: int = TOP) -> HostLoad:
     """A :class:`HostLoad` from the first and last samples (aggregates) and the CPU ticks each process used
-    between them (``per_proc``)."""
+    between them (``per_proc``); the ``top`` busiest other processes named."""
     hz = tick_hz or os.sysconf("SC_CLK_TCK")
     wall = max(last.t - first.t, 1e-9)
     d = [b - a for a, b in zip(first.cpu, last.cpu)]
@@ -140,8 +141,8 @@ def summarize(first: ProcSample, last: ProcSample, per_proc: dict[ProcKey, int],
     busy = busy_ticks * scale
     own_cores = sum(t for k, t in per_proc.items() if k in own) / hz / wall
     others = max(0.0, busy - own_cores)
-    top = sorted(((t, k) for k, t in per_proc.items() if k not in own and t > 0), reverse=True)[:TOP]
-    comps = tuple(Competitor(k[0], names.get(k, "?"), round(t / hz / wall, 3)) for t, k in top)
+    busiest = sorted(((t, k) for k, t in per_proc.items() if k not in own and t > 0), reverse=True)[:top]
+    comps = tuple(Competitor(k[0], names.get(k, "?"), round(t / hz / wall, 3)) for t, k in busiest)
     return HostLoad(round(wall, 3), last.cpus, round(busy, 3), round(own_cores, 3), round(others, 3),
                     round(steal / total * 100, 2), round(loadavg_max, 2), comps, samples)
 
@@ -152,7 +153,7 @@ def command_of(pid: int, name: str, root: str | Path = "/proc") -> str:
         raw = Path(root, str(pid), "cmdline").read_bytes()
     except OSError:
         return name
-    text = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    text = " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
     return (text[:77] + "...") if len(text) > 80 else (text or f"[{name}]")
 
 
@@ -164,6 +165,7 @@ class HostSampler:
 
     interval: float = INTERVAL_S
     root: str = "/proc"
+    top: int = TOP
     _first: ProcSample | None = field(default=None, init=False)
     _last: ProcSample | None = field(default=None, init=False)
     _per_proc: dict[ProcKey, int] = field(default_factory=dict, init=False)
@@ -211,7 +213,8 @@ class HostSampler:
     def result(self) -> HostLoad | None:
         if self._first is None or self._last is None or self._last is self._first:
             return None
-        return summarize(self._first, self._last, self._per_proc, self._own, self._names, self._load, self._n)
+        return summarize(self._first, self._last, self._per_proc, self._own, self._names, self._load, self._n,
+                         top=self.top)
 
 
 def classify(load: HostLoad | None, noisy: bool) -> str:
