@@ -147,3 +147,31 @@ def test_a_noisy_build_is_recorded_with_its_cause_and_the_command_that_finishes_
     rec = record_noise(fine, list(fine.entries), quiet_host, calibrated_now=True)
     assert rec["quality"] == "ok" and rec["finish"] is None and quality_warning(fine) is None
     assert "quality ok" in noise_note(rec) and quality_warning(_lut(tmp_path, [], None)) is None  # no record: old LUT
+
+
+@linux_only
+def test_a_build_beside_a_real_neighbour_records_it(small_space, quick_policy, tmp_path):
+    """A LUT built with a spinning process on its measuring CPU records the host it saw: busy neighbour, named."""
+    from hwnas.latency.lut import LUT
+    from hwnas.measuring.profiling import build_lut
+    from hwnas.profilers._host import auto_pin
+
+    cpu = auto_pin(1) if auto_pin(1) is not None else sorted(os.sched_getaffinity(0))[-1]
+    pid = spinner(cpu, 120)
+    try:
+        r = build_lut("torch-cpu", small_space, tmp_path / "l.json", resolutions=[24], calibrate=False,
+                      profiler_options={"policy": quick_policy}, progress=False, processes=0,
+                      command="hwnas profile --profiler torch-cpu --out l.json")
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    rec = LUT.load(tmp_path / "l.json").settings["noise"]
+    assert rec == r.noise and rec["cause"] == BUSY_NEIGHBOUR and rec["host"]["others_cores"] >= 0.25
+    assert rec["blocks_measured"] == len({d.key for d in small_space.all_layers([24])})
+    assert rec["quality"] in ("ok", "noisy") and (rec["finish"] is None) == (rec["quality"] == "ok")
+    if rec["quality"] == "noisy":  # the machine decides; either way the result says which
+        assert r.lines()[-1].startswith("LUT written but NOT trustworthy") and "--pin-cpu" in r.warning()
+    else:
+        assert r.warning() is None
