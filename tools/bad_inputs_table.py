@@ -352,6 +352,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("image folder whose train/ and test/ classes differ", lambda t: ["sample", "--space-file", _space_with(t, num_classes="data"), "--data", _split_folders(t, ("cat", "owl"))]),
     ("search --wall-time 10x", lambda t: ["search", "--lut", L, "--wall-time", "10x", "--out", str(t / "r")]),
     ("plugins --options an unknown name", lambda t: ["plugins", "--options", "nope"]),
+    # issue 49: the noise probe
+    ("probe --seconds 0", lambda t: ["probe", "--seconds", "0"]),
+    ("probe --seconds nan", lambda t: ["probe", "--seconds", "nan"]),
+    ("probe --profiler an unknown name", lambda t: ["probe", "--profiler", "nope", "--seconds", "1"]),
+    ("probe --space an unknown name", lambda t: ["probe", "--space", "nope", "--seconds", "1"]),
 ]
 
 

@@ -262,6 +262,16 @@ def _add_profiler_flags(p: argparse.ArgumentParser, required: bool = True) -> No
     _add_device_flags(p)
 
 
+def _add_probe_flags(p: argparse.ArgumentParser) -> None:
+    _add_profiler_flags(p, required=False)
+    p.set_defaults(profiler="ort-cpu")  # the probe needs one; ort-cpu times what most LUTs here are built with
+    _add_space(p)
+    _add_space_data(p)
+    p.add_argument("--seconds", type=finite_positive, default=15.0,
+                   help="how long to time the block and the network, alternately [15]")
+    p.add_argument("--json", type=file_path, metavar="OUT", help="also write the result, every window included, here")
+
+
 def _add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true",
                    help="no progress (bars on a terminal, a few plain lines elsewhere) and no step-by-step log: only "
@@ -523,6 +533,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(args.lut) > 1:
         return _compare(args)
     lut = LUT.load(args.lut[0])
+    _warn_noisy(lut)
     space = _space(args, lut)
     predictor = latency_predictor(lut, space)
 
@@ -565,6 +576,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn_noisy(lut: Any) -> None:
+    """A LUT its build found noisy: said on stderr by every command that predicts with it, with the finishing
+    command (hwnas.latency.quality)."""
+    from hwnas.latency.quality import quality_warning
+
+    if warning := quality_warning(lut):
+        print(warning, file=sys.stderr)
+
+
 def _compare(args: argparse.Namespace) -> int:
     """``predict --lut A --lut B``: the LUTs' predictions side by side (hwnas.latency.compare)."""
     from hwnas.latency.compare import compare_luts, render
@@ -582,6 +602,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from hwnas.measuring.measured import measure_targets
 
     lut = LUT.load(args.lut) if args.lut else None
+    if lut is not None:
+        _warn_noisy(lut)
     name = args.profiler or (lut.profiler if lut else None)
     if not name:
         raise CLIError("measure needs --profiler NAME (or --lut FILE to use the LUT's profiler)")
@@ -772,6 +794,20 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     for line in r.lines():
         print(line)
     return EXIT_FAIL if r.latency.failed else EXIT_UNCERTAIN if r.latency.uncertain else EXIT_OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """``hwnas probe``: how repeatable this device is at the space's scale, and whether a neighbour is the cause."""
+    from hwnas.measuring.noise_probe import probe
+
+    result = probe(args.profiler, _space(args), _profiler_options(args), seconds=args.seconds)
+    if args.json:
+        from hwnas.core.files import atomic_write_text
+
+        atomic_write_text(args.json, jsonio.dumps(result.to_dict(), indent=1) + "\n")
+    for line in result.lines():
+        print(line)
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -1088,6 +1124,14 @@ exit code: 0 PASS (or no budget), 1 FAIL (measured over the budget, or ONNX pari
                    help="go on with a LUT whose content is not the one the run was searched with (refused "
                         "otherwise); the report records the mismatch")
     _add_quiet(p)
+
+    p = add("probe", cmd_probe, "how repeatable latency is on this device (~15 s), and whether a busy neighbour or "
+                                "the device itself is the cause",
+            """
+hwnas probe                                   # ort-cpu, the mbv3 space, 15 s
+hwnas probe --profiler ort-cpu --space nb201 --seconds 20 --json probe.json
+hwnas probe --profiler torch-cpu --space demo --pin-cpu 0""")
+    _add_probe_flags(p)
 
     p = add("report", cmd_report, "re-render report.md and pareto.png of a finalize bundle or a search run",
             """

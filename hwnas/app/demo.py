@@ -301,9 +301,10 @@ def run_demo(out: str | Path = "runs/demo", profiler: str = "ort-cpu", epochs: i
                 f"(--force starts over)")
         build_lut(profiler, space, lut_path, profiler_options=demo_profiler_options(quick), calib_archs=20, seed=seed, command=command,
                   processes=passes)
-    from hwnas.measuring.calibrate import calibration_warning
+    from hwnas.measuring.build_noise import build_warning
 
-    warning = calibration_warning(LUT.load(lut_path).calibration)  # built now, reused or shipped
+    built = LUT.load(lut_path)
+    warning = build_warning(built.settings.get("noise"), built.calibration, lut_path)  # built now, reused or shipped
     if warning:
         log(f"      {warning}")
     steps["lut_s"] = time.perf_counter() - t

@@ -75,16 +75,17 @@ POOR_FIT_PCT = 10.0  # a calibration whose held-out error is above this cannot s
 
 def calibration_warning(calib: dict[str, Any] | None) -> str | None:
     """A warning when a finished calibration fits its own whole networks poorly (leave-one-out MAPE of the
-    chosen model above :data:`POOR_FIT_PCT`): seen when the device was busy while they were measured (some
-    networks timed in a slow spell), so predictions made with it are no better than that."""
+    chosen model above :data:`POOR_FIT_PCT`): seen when the device was busy or noisy while they were measured (some
+    networks timed in a slow spell), so predictions made with it are no better than that. For LUTs built before
+    the build judged itself (:mod:`hwnas.measuring.build_noise`, which also names the cause)."""
     if not calib or not calib.get("complete"):
         return None
     loo = (calib.get("loo_mape_pct") or {}).get(calib.get("model"))
     if loo is None or loo <= POOR_FIT_PCT:
         return None
     return (f"WARNING: the calibration predicts its own whole networks only within {loo:.1f} % (leave-one-out "
-            f"MAPE; above {POOR_FIT_PCT:.0f} %): likely measured while the device was busy. Measure again when "
-            f"it is quiet: the same command with --recalibrate")
+            f"MAPE; above {POOR_FIT_PCT:.0f} %): measured while the device was busy or noisy (`hwnas probe` says "
+            f"which). Measure again when it is quiet: the same command with --recalibrate")
 
 
 # Whole networks measured per call of the measurer, the LUT saved after each call. In fresh processes a

@@ -6,6 +6,7 @@ set: latency proportional to MACs, and to parameters.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -15,6 +16,9 @@ from hwnas.core.progress import progress as progress_bar
 from hwnas.measuring.sampling import sample_archs
 from hwnas.measuring.drift import NO_REFERENCE, check_drift, combine
 from hwnas.latency.lut import LUT
+from hwnas.latency.quality import noise_note, noise_of
+from hwnas.measuring.build_noise import host_sampler
+from hwnas.measuring.host_load import BUSY_NEIGHBOUR, HostLoad
 from hwnas.measuring.measure import arch_measurer, lut_profiler_options, profiler_for, warn_if_foreign
 from hwnas.core.metrics import error_pct, kendall_tau
 from hwnas.latency.predict import covered_resolutions, latency_predictor
@@ -61,6 +65,8 @@ class FidelityReport:
     precision: str = "fp32"                         # the LUT's: its networks are measured at it (int8: QDQ)
     provenance: str = ""                             # "transferred from ..." for a transfer LUT
     batch_size: int = 1                              # the LUT's: its networks are measured at it (ms per batch)
+    noise: dict[str, Any] | None = None              # the LUT's build's verdict on its own noise (build_noise)
+    host: dict[str, Any] | None = None               # who else used the CPU while this bench measured (host_load)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +87,12 @@ class FidelityReport:
         if self.repeatability is not None:
             lines.append("(the repeatability row compares two measurements of the same networks: no predictor can "
                          "be judged more precisely than it)")
+        if self.host is not None:
+            host = HostLoad.from_dict(self.host)
+            seen = BUSY_NEIGHBOUR if host.neighbour else "no busy neighbour"
+            lines.append(f"host during this bench: {seen} ({host.describe()})")
+        if note := noise_note(self.noise):
+            lines.append(note)
         if self.drift is None:
             lines.append(NO_REFERENCE)
         else:
@@ -122,13 +134,16 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
                        disable=not progress, dynamic_ncols=True)
     measure = arch_measurer(lut.profiler, options, processes, bar)
     per_round = []
-    for r in range(rounds):
-        order = list(range(len(archs)))[::(-1 if r % 2 else 1)]
-        got = measure([archs[i] for i in order])
-        y_r = np.empty(len(archs))
-        y_r[order] = [m.median_ms for m in got]
-        per_round.append(y_r)
+    sampler = host_sampler(options)
+    with sampler if sampler is not None else contextlib.nullcontext():
+        for r in range(rounds):
+            order = list(range(len(archs)))[::(-1 if r % 2 else 1)]
+            got = measure([archs[i] for i in order])
+            y_r = np.empty(len(archs))
+            y_r[order] = [m.median_ms for m in got]
+            per_round.append(y_r)
     bar.close()
+    host = sampler.result() if sampler is not None else None
     Y = np.vstack(per_round)
     y = Y.min(axis=0)
     after = check_drift(lut, options) if drift else None
@@ -156,4 +171,5 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
                           {k: list(v) for k, v in diff.items()}, rounds,
                           error_stats(Y[1], Y[0]) if rounds >= 2 else None,
                           {**d.to_dict(), "before": before.to_dict(), "after": after.to_dict()} if d else None,
-                          lut.precision, lut.provenance, lut.batch_size)
+                          lut.precision, lut.provenance, lut.batch_size, noise_of(lut),
+                          host.to_dict() if host is not None else None)

@@ -6,6 +6,7 @@ when the same command runs again.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 import time
@@ -15,9 +16,11 @@ from typing import Any, Callable, Iterable
 
 
 from hwnas.core.progress import progress as progress_bar
+from hwnas.measuring.build_noise import build_warning, host_sampler, record_noise
 from hwnas.measuring.calibrate import measured_only
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
+from hwnas.latency.quality import NOISY
 from hwnas.measuring.measure import available_profiler, in_process_settings
 from hwnas.spaces.base import Space
 from hwnas.profilers import Measurement
@@ -36,6 +39,7 @@ class LutBuildResult:
     seconds: float
     calibrated: bool
     calibration: dict[str, Any] | None = None
+    noise: dict[str, Any] | None = None  # the LUT's own verdict on its measurements (hwnas.measuring.build_noise)
 
     def lines(self) -> list[str]:
         """What ``hwnas profile`` prints on stdout."""
@@ -46,13 +50,15 @@ class LutBuildResult:
         if calib and calib.get("complete"):
             out.append(f"calibration: model {calib['model']}, fit MAPE {calib['fit_mape_pct']:.2f} % (uncalibrated "
                        f"LUT sum {calib['uncalibrated_mape_pct']:.2f} %) on {len(calib['data'])} whole networks")
+        if self.noise and self.noise.get("quality") == NOISY:  # exit 0, but the LUT is not called done
+            out.append(f"LUT written but NOT trustworthy (quality: noisy, cause: {self.noise['cause']}): see the "
+                       f"warning; finish with: {self.noise['finish']}")
         return out
 
     def warning(self) -> str | None:
-        """The calibration's own warning (it fits its networks poorly), for stderr."""
-        from hwnas.measuring.calibrate import calibration_warning
-
-        return calibration_warning(self.calibration)
+        """For stderr: the build's verdict on its own measurements when it made one, naming the cause and the
+        command that finishes the job; else (a build that only resumed an older LUT) the calibration's."""
+        return build_warning(self.noise, self.calibration, self.path)
 
 
 
@@ -193,71 +199,76 @@ def build_lut(profiler_name: str, space: Space, out: str | Path, *, resolutions:
             lut.save(out)
             state["last_save"] = time.perf_counter()
 
-    bar = progress_bar(total=len(descs) * passes, initial=resumed, desc=f"profiling {profiler_name}",
-                       unit="block", disable=not progress, dynamic_ncols=True)
-    try:
-        lut.save(out)
-        if processes <= 0:
-            with in_process_settings(profiler):  # restored afterwards: this process goes on (calibration, training)
-                for d in todo:
-                    bar.set_postfix_str(d.key, refresh=False)
-                    m, attempts = measure_stable(profiler, d.build(), d.input_shape, cv_threshold, retries)
-                    remeasured += attempts > 1
-                    keep(d.key, m, attempts, 1)
-                    bar.update(1)
-        else:
-            from hwnas.measuring.isolate import measure_isolated
+    sampler = host_sampler(options)  # who else used the CPU while this build measured (busy neighbour?)
+    with sampler if sampler is not None else contextlib.nullcontext():
+        bar = progress_bar(total=len(descs) * passes, initial=resumed, desc=f"profiling {profiler_name}",
+                           unit="block", disable=not progress, dynamic_ncols=True)
+        try:
+            lut.save(out)
+            if processes <= 0:
+                with in_process_settings(profiler):  # restored afterwards: this process goes on (calibration, training)
+                    for d in todo:
+                        bar.set_postfix_str(d.key, refresh=False)
+                        m, attempts = measure_stable(profiler, d.build(), d.input_shape, cv_threshold, retries)
+                        remeasured += attempts > 1
+                        keep(d.key, m, attempts, 1)
+                        bar.update(1)
+            else:
+                from hwnas.measuring.isolate import measure_isolated
 
-            for pass_no in range(1, passes + 1):
-                keys = [d.key for d in todo if lut.entries.get(d.key, {}).get("passes", 0) < pass_no]
-                if pass_no % 2 == 0:
-                    keys.reverse()
+                for pass_no in range(1, passes + 1):
+                    keys = [d.key for d in todo if lut.entries.get(d.key, {}).get("passes", 0) < pass_no]
+                    if pass_no % 2 == 0:
+                        keys.reverse()
 
-                def on_result(i: int, m: Measurement, _p: int, keys=keys, pass_no=pass_no) -> None:
-                    keep(keys[i], m, pass_no, pass_no)
-                    bar.update(1)
+                    def on_result(i: int, m: Measurement, _p: int, keys=keys, pass_no=pass_no) -> None:
+                        keep(keys[i], m, pass_no, pass_no)
+                        bar.update(1)
 
-                bar.set_postfix_str(f"pass {pass_no}/{passes}", refresh=False)
-                measure_isolated(profiler_name, options, "layer", keys, passes=1,
-                                 chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
-            # an entry still noisy after every pass, or whose passes disagree, gets one more isolated measurement
-            tolerance = agreement_tolerance(options)
-            noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold
-                     or (passes >= 2 and not agreeing(pass_medians.get(d.key, []), tolerance))]
-            if noisy and retries > 0:
-                bar.total += len(noisy)
-                bar.set_postfix_str(f"re-measuring {len(noisy)} noisy", refresh=False)
+                    bar.set_postfix_str(f"pass {pass_no}/{passes}", refresh=False)
+                    measure_isolated(profiler_name, options, "layer", keys, passes=1,
+                                     chunk=chunk if pass_no % 2 else max(1, chunk - chunk // 3), on_result=on_result)
+                # an entry still noisy after every pass, or whose passes disagree, gets one more isolated measurement
+                tolerance = agreement_tolerance(options)
+                noisy = [d.key for d in todo if lut.entries[d.key].get("robust_cv", 0.0) > cv_threshold
+                         or (passes >= 2 and not agreeing(pass_medians.get(d.key, []), tolerance))]
+                if noisy and retries > 0:
+                    bar.total += len(noisy)
+                    bar.set_postfix_str(f"re-measuring {len(noisy)} noisy", refresh=False)
 
-                def on_retry(i: int, m: Measurement, _p: int) -> None:
-                    keep(noisy[i], m, passes + 1, passes)
-                    entry = lut.entries[noisy[i]]  # recorded whichever measurement was kept
-                    entry["isolated_retries"] = entry.get("isolated_retries", 0) + 1
-                    bar.update(1)
+                    def on_retry(i: int, m: Measurement, _p: int) -> None:
+                        keep(noisy[i], m, passes + 1, passes)
+                        entry = lut.entries[noisy[i]]  # recorded whichever measurement was kept
+                        entry["isolated_retries"] = entry.get("isolated_retries", 0) + 1
+                        bar.update(1)
 
-                measure_isolated(profiler_name, options, "layer", noisy, passes=1, chunk=chunk, on_result=on_retry)
-            remeasured = sum(1 for d in descs if lut.entries[d.key].get("attempts", 1) > 1)
-    finally:
-        bar.close()
-        lut.save(out)  # also on Ctrl-C: everything measured so far is kept
-    calibrated = False
-    done = lut.calibration or {}
-    if calibrate and done.get("complete") and done.get("seed") == seed and len(done.get("data", [])) >= calib_archs:
-        calibrated = True  # nothing changed since the last calibration
-    elif calibrate:
-        from hwnas.measuring.calibrate import calibrate_lut
+                    measure_isolated(profiler_name, options, "layer", noisy, passes=1, chunk=chunk, on_result=on_retry)
+                remeasured = sum(1 for d in descs if lut.entries[d.key].get("attempts", 1) > 1)
+        finally:
+            bar.close()
+            lut.save(out)  # also on Ctrl-C: everything measured so far is kept
+        calibrated = calibrated_now = False
+        done = lut.calibration or {}
+        if calibrate and done.get("complete") and done.get("seed") == seed and len(done.get("data", [])) >= calib_archs:
+            calibrated = True  # nothing changed since the last calibration
+        elif calibrate:
+            from hwnas.measuring.calibrate import calibrate_lut
 
-        calibrate_lut(lut, profiler_name, options, n_archs=calib_archs, seed=seed, resolutions=resolutions,
-                      progress=progress, processes=processes)
-        calibrated = True
-        lut.reference = None  # measured again below, in the same state of the device as the calibration
-    if (calibrate if reference is None else reference) and lut.reference is None:
-        from hwnas.measuring.drift import REFERENCE_NETS, REFERENCE_PROCESSES, record_reference
+            calibrate_lut(lut, profiler_name, options, n_archs=calib_archs, seed=seed, resolutions=resolutions,
+                          progress=progress, processes=processes)
+            calibrated = calibrated_now = True
+            lut.reference = None  # measured again below, in the same state of the device as the calibration
+        if (calibrate if reference is None else reference) and lut.reference is None:
+            from hwnas.measuring.drift import REFERENCE_NETS, REFERENCE_PROCESSES, record_reference
 
-        if progress:
-            print(f"recording the drift reference: {REFERENCE_NETS} networks x {REFERENCE_PROCESSES} fresh processes "
-                  f"(more while two disagree)",
-                  file=sys.stderr)
-        record_reference(lut, options, seed=seed)
+            if progress:
+                print(f"recording the drift reference: {REFERENCE_NETS} networks x {REFERENCE_PROCESSES} fresh "
+                      f"processes (more while two disagree)", file=sys.stderr)
+            record_reference(lut, options, seed=seed)
+            lut.save(out)
+    if todo or calibrated_now:  # something was measured now: judge it (a build that only resumed keeps its record)
+        record_noise(lut, [d.key for d in todo], sampler.result() if sampler is not None else None, calibrated_now)
         lut.save(out)
     return LutBuildResult(out, len(lut.entries), len(descs) * passes - resumed, resumed, remeasured,
-                          time.perf_counter() - start, calibrated, lut.calibration or None)
+                          time.perf_counter() - start, calibrated, lut.calibration or None,
+                          lut.settings.get("noise"))

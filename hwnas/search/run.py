@@ -17,6 +17,7 @@ from hwnas.evaluate import CachedEvaluator, create_evaluator
 from hwnas.core.files import atomic_write_text
 from hwnas.latency.lut import LUT, content_digest, content_table, describe_change
 from hwnas.latency.predict import Predictor, covered_resolutions, latency_predictor
+from hwnas.latency.quality import quality_warning
 from hwnas.search.dispatch import make_dispatcher
 from hwnas.search.feasible import STATIC, Feasibility, outside_counts
 from hwnas.search.pareto import best_record, hypervolume, non_dominated_fronts
@@ -283,6 +284,8 @@ def plan_search(lut_path: str | Path, config: SearchConfig) -> SearchPlan:
         raise SearchError(f"--proposals must be one of {', '.join(PROPOSALS)}, got {proposals!r}")
     check_constraints(constraints)
     lut = LUT.load(lut_path)
+    if warning := quality_warning(lut):  # its build found it noisy: every latency below is no better than that
+        print(warning, file=sys.stderr)
     space = searchable_space(lut, lut_path, space)
     check_population(space, population, generations, c.max_evaluations)
     predictor = latency_predictor(lut, space)
