@@ -157,3 +157,28 @@ def test_a_lut_filled_in_refits_its_calibration_on_the_networks_it_measured(demo
     changed = [r["features"][0] for r in after.calibration["data"] if r["arch_id"] == row["arch_id"]]
     assert changed == [pytest.approx(MBv3LatencyPredictor(after, calibrated=False).features_many([arch])[0][0],
                                      abs=1e-6)]
+
+
+def test_a_calibration_network_caught_in_a_slow_spell_is_measured_once_more(demo, demo_lut_path, quick_policy,
+                                                                             tmp_path):
+    """A network whose samples spread widely (robust CV over RETRY_ROBUST_CV) is measured again and the lower
+    median kept, on a fresh calibration or on one resumed from the file; a calm row is left as it was."""
+    from hwnas.measuring.calibrate import RETRY_ROBUST_CV
+
+    lut = LUT.load(demo_lut_path)
+    lut.path = tmp_path / "lut.json"
+    opts = {"policy": quick_policy}
+    calib = calibrate_lut(lut, "torch-cpu", opts, n_archs=4, seed=0, resolutions=[24], progress=False, processes=0)
+    slow, calm = calib["data"][0], calib["data"][1]
+    slow["measured"] = {**slow["measured"], "median_ms": slow["measured"]["median_ms"] * 100,
+                        "robust_cv": RETRY_ROBUST_CV * 5}
+    slow.pop("retried", None)  # a quick policy on a busy test host may already have retried it once
+    calm["measured"] = {**calm["measured"], "robust_cv": 0.0}
+    calm_before = dict(calm["measured"])
+    lut.save()
+    again = calibrate_lut(LUT.load(lut.path), "torch-cpu", opts, n_archs=4, seed=0, resolutions=[24], progress=False,
+                          processes=0)
+    rows = {r["arch_id"]: r for r in again["data"]}
+    assert rows[slow["arch_id"]]["retried"]
+    assert rows[slow["arch_id"]]["measured"]["median_ms"] < slow["measured"]["median_ms"] / 10
+    assert rows[calm["arch_id"]]["measured"] == calm_before

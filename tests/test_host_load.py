@@ -112,11 +112,13 @@ def test_a_proc_stat_with_spaces_and_parentheses_in_the_name_is_read(tmp_path):
     assert read_sample(tmp_path / "missing") is None
 
 
-def _lut(tmp_path: Path, cvs: list[float], loo: float | None):
+def _lut(tmp_path: Path, cvs: list[float], loo: float | None, network_cvs: tuple[float, ...] = (0.5, 0.02)):
     from hwnas.latency.lut import LUT
 
     entries = {f"k{i}": {"median_ms": 1.0, "robust_cv": cv} for i, cv in enumerate(cvs)}
-    calib = {"complete": True, "model": "scale", "loo_mape_pct": {"scale": loo}} if loo is not None else None
+    rows = [{"arch_id": f"a{i}", "measured": {"median_ms": 1.0, "robust_cv": cv}} for i, cv in enumerate(network_cvs)]
+    calib = ({"complete": True, "model": "scale", "loo_mape_pct": {"scale": loo}, "data": rows} if loo is not None
+             else None)
     return LUT(profiler="ort-cpu", settings={}, fingerprint={}, space={}, entries=entries, calibration=calib,
                command="hwnas profile --profiler ort-cpu --space nb201 --out l.json --force", path=tmp_path / "l.json")
 
@@ -142,6 +144,12 @@ def test_a_noisy_build_is_recorded_with_its_cause_and_the_command_that_finishes_
     paired = _lut(tmp_path, [0.01], loo=25.0)
     paired.settings["pairing"] = {"calm_ms": 1.0}
     assert record_noise(paired, ["k0"], quiet_host, calibrated_now=True)["finish"].endswith("--recalibrate")
+
+    # calm blocks and calm networks, yet a poor fit: not noise (measuring again would change nothing)
+    misfit = _lut(tmp_path, [0.01, 0.02], loo=23.0, network_cvs=(0.02, 0.03, 0.01))
+    rec = record_noise(misfit, list(misfit.entries), quiet_host, calibrated_now=True)
+    assert rec["quality"] == "poor fit" and rec["cause"] == "not noise" and "bench_fidelity.py" in rec["finish"]
+    assert "not noise" in quality_warning(misfit) and "--paired" not in quality_warning(misfit)
 
     fine = _lut(tmp_path, [0.01, 0.02], loo=2.0)
     rec = record_noise(fine, list(fine.entries), quiet_host, calibrated_now=True)

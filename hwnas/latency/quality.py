@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 NOISY = "noisy"
+POOR_FIT = "poor fit"    # calm measurements, a poor calibration fit: the model, not the device
+NOT_NOISE = "not noise"  # its cause
 
 
 def noise_of(lut: Any) -> dict[str, Any] | None:
@@ -30,6 +32,11 @@ def _cause(rec: dict[str, Any]) -> str:
         return (f"cause: a busy neighbour: other processes used {others} while it was measured (top: {top}; "
                 f"{steal}). Stop them, or pin the measuring away from them (--pin-cpu N), then when the host is "
                 f"quiet finish with:")
+    if cause == NOT_NOISE:
+        return ("cause: not noise: every block and calibration network repeated calmly, so the sum of the blocks "
+                "does not describe these networks (the runtime fuses across blocks, or their costs do not add); "
+                "measuring again will not change it. Its predictions rank networks only as well as the fidelity "
+                "bench shows:")
     if cause == "own noise":
         return (f"cause: the device's own noise: no other process took the CPU ({others}; {steal}), so the device "
                 f"itself varies (frequency scaling, a noisy VM host, throttling). `hwnas probe` says how finely it can "
@@ -46,10 +53,10 @@ def quality_warning(lut: Any) -> str | None:
 
 def noise_warning(rec: dict[str, Any] | None, path: Any = None) -> str | None:
     """:func:`quality_warning` from the record itself (a build's result holds it before anyone loads the file)."""
-    if not rec or rec.get("quality") != NOISY:
+    if not rec or rec.get("quality") not in (NOISY, POOR_FIT):
         return None
     reasons = "; ".join(rec.get("reasons") or []) or "its measurements were noisy"
-    return (f"WARNING: {path or 'this LUT'} is not trustworthy (quality: noisy): {reasons}. {_cause(rec)}\n"
+    return (f"WARNING: {path or 'this LUT'} is not trustworthy (quality: {rec['quality']}): {reasons}. {_cause(rec)}\n"
             f"  {rec.get('finish') or 'the same hwnas profile command with --recalibrate'}")
 
 

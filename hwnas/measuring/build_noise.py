@@ -9,9 +9,9 @@ import shlex
 from typing import Any, Iterable
 
 from hwnas.latency.lut import LUT, now_iso
-from hwnas.latency.quality import NOISY, noise_warning
-from hwnas.measuring.calibrate import POOR_FIT_PCT
-from hwnas.measuring.host_load import OWN_NOISE, HostLoad, HostSampler, classify
+from hwnas.latency.quality import NOISY, NOT_NOISE, POOR_FIT, noise_warning
+from hwnas.measuring.calibrate import POOR_FIT_PCT, RETRY_ROBUST_CV
+from hwnas.measuring.host_load import BUSY_NEIGHBOUR, OWN_NOISE, HostLoad, HostSampler, classify
 
 NOISY_BLOCK_CV = 0.10         # a block whose kept measurement still spreads this much (robust CV) is noisy ...
 NOISY_BLOCKS_PCT = 10.0       # ... and a LUT with more than this share of such blocks is not trustworthy
@@ -39,6 +39,8 @@ def reasons_of(lut: LUT, keys: Iterable[str], calibrated_now: bool) -> tuple[lis
         else None
     if loo is not None:
         figures["calibration_loo_mape_pct"] = loo
+        rows = [r["measured"].get("robust_cv", 0.0) for r in calib.get("data", [])]
+        figures["noisy_networks_pct"] = round(100.0 * sum(cv > RETRY_ROBUST_CV for cv in rows) / max(1, len(rows)), 1)
         if loo > POOR_FIT_PCT:
             reasons.append(f"the calibration predicts its own whole networks only within {loo:.1f} % (leave-one-out "
                            f"MAPE; above {POOR_FIT_PCT:.0f} %)")
@@ -65,10 +67,16 @@ def record_noise(lut: LUT, keys: Iterable[str], host: HostLoad | None, calibrate
     reasons, figures = reasons_of(lut, list(keys), calibrated_now)
     cause = classify(host, bool(reasons))
     blocks_noisy = figures.get("noisy_blocks_pct", 0.0) > NOISY_BLOCKS_PCT
-    rec = {"quality": NOISY if reasons else "ok", "cause": cause, "reasons": reasons, **figures,
-           "host": host.to_dict() if host is not None else None, "measured": now_iso(),
-           "finish": finish_command(lut.command, blocks_noisy, cause, bool(lut.settings.get("pairing")))
-           if reasons else None}
+    calm = not blocks_noisy and figures.get("noisy_networks_pct", 0.0) <= NOISY_BLOCKS_PCT
+    quality = "ok" if not reasons else NOISY
+    finish = finish_command(lut.command, blocks_noisy, cause, bool(lut.settings.get("pairing"))) if reasons else None
+    if reasons and calm and cause != BUSY_NEIGHBOUR:
+        # every block and network repeated calmly, yet the fit is poor: the blocks' sum misses what the networks
+        # run as a whole (fusions across blocks, another cost structure). Measuring again changes nothing.
+        quality, cause = POOR_FIT, NOT_NOISE
+        finish = f"python tools/bench_fidelity.py --lut {lut.path} --n 50  # how well it ranks held-out networks"
+    rec = {"quality": quality, "cause": cause, "reasons": reasons, **figures,
+           "host": host.to_dict() if host is not None else None, "measured": now_iso(), "finish": finish}
     lut.settings["noise"] = rec
     return rec
 

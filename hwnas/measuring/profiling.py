@@ -20,7 +20,7 @@ from hwnas.measuring.build_noise import build_warning, host_sampler, record_nois
 from hwnas.measuring.calibrate import measured_only
 from hwnas.measuring.stability import agreeing, agreement_tolerance
 from hwnas.latency.lut import LUT, LUTError, fingerprint_diff
-from hwnas.latency.quality import NOISY
+from hwnas.latency.quality import NOISY, POOR_FIT
 from hwnas.measuring.measure import available_profiler, in_process_settings
 from hwnas.spaces.base import Space
 from hwnas.profilers import Measurement
@@ -53,6 +53,9 @@ class LutBuildResult:
         if self.noise and self.noise.get("quality") == NOISY:  # exit 0, but the LUT is not called done
             out.append(f"LUT written but NOT trustworthy (quality: noisy, cause: {self.noise['cause']}): see the "
                        f"warning; finish with: {self.noise['finish']}")
+        elif self.noise and self.noise.get("quality") == POOR_FIT:
+            out.append(f"LUT written; its calibration fits poorly though every measurement was calm (not noise): "
+                       f"judge it with: {self.noise['finish']}")
         return out
 
     def warning(self) -> str | None:
