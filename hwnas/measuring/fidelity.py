@@ -205,14 +205,14 @@ def run_fidelity(lut: LUT, n: int = 50, seed: int = 1, progress: bool = True, op
             a = proportional_fit(cal_costs[:, i], cal_y)
             methods[f"latency ∝ {cost} (baseline)"] = error_stats(a * costs[:, i], y)
     low_quantile = None
+    P10 = np.vstack(per_round_p10)
     if (low := low_quantile_lut(lut)) is not None:
-        P10 = np.vstack(per_round_p10)
         low_pred = latency_predictor(low, low.search_space()).predict_many(archs)
         low_quantile = {"model": low.calibration["model"], "fidelity": error_stats(low_pred, P10.min(axis=0)),
                         "repeatability": error_stats(P10[1], P10[0]) if rounds >= 2 else None}
     rows = [{"arch_id": a.id, "resolution": a.resolution, "measured_ms": round(float(m), 5),
              "measured_rounds_ms": [round(float(v), 5) for v in Y[:, i]],
-             "measured_rounds_p10_ms": [round(float(v), 5) for v in np.vstack(per_round_p10)[:, i]],
+             "measured_rounds_p10_ms": [round(float(v), 5) for v in P10[:, i]],
              "predicted_ms": round(float(p), 5), "error_pct": round(float(error_pct(p, m)), 3),
              "macs_m": round(c[0] / 1e6, 2)} for i, (a, m, p, c) in enumerate(zip(archs, y, preds, costs))]
     return FidelityReport(str(lut.path), lut.profiler, len(archs), seed, processes, methods, rows,
