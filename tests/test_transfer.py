@@ -18,8 +18,8 @@ from hwnas.measuring.measure import profiler_options
 from hwnas.latency.predict import latency_predictor
 from hwnas.measuring.profiling import build_lut
 from hwnas.measuring.transfer import PROGRESS_SUFFIX, transfer_lut
-from hwnas.measuring.transfer_fit import (Design, block_type, choose_networks, feature_rows, fit_transfer,
-                                          recalibrated_donor, space_extremes)
+from hwnas.measuring.transfer_fit import (Design, block_type, choose_networks, donor_plus_counts, feature_rows,
+                                          fit_transfer, recalibrated_donor, space_extremes)
 
 from conftest import ROOT, saved
 
@@ -116,6 +116,27 @@ def test_a_device_whose_compute_costs_more_is_fitted_by_the_donor_plus_a_cost_pe
     Ch, ioh, nh = design.counts(held)
     pred = feature_rows(recal.block_ms, Ch, ioh, nh) @ recal.coef
     assert pred == pytest.approx(Ch @ true_block + 0.5, rel=1e-6)
+
+def test_a_device_with_a_cost_per_op_the_donor_lacks_is_fitted_by_the_donor_plus_counts():
+    """A GPU at batch 256 against a CPU donor (HELP's data): a ridge over op counts alone ranked its networks at
+    0.98-0.999, the donor's blocks at 0.58. A device whose blocks cost part the donor's time, part a fixed cost per
+    block of each type: donor+counts finds it, and predicts networks it did not see, where the others miss."""
+    design, nets = _shipped_demo_design(20)
+    space = design.space
+    per_type = {t: 0.02 * (i + 1) for i, t in enumerate(design.types)}
+    true_block = 0.3 * design.d + design.T @ np.array([per_type[t] for t in design.types])
+    C, io_, n = design.counts(nets)
+    y = C @ true_block + 0.2
+    recal = recalibrated_donor(design, C, io_, n, y)
+    assert recal.model == "donor+counts" and recal.loo_mape_pct < 0.5, recal.scores
+    assert recal.scores["transfer:boundary"] > 2 * recal.loo_mape_pct
+    assert recal.coef[:3] == pytest.approx([1.0, 0.0, 0.0]) and np.all(recal.block_ms > 0)
+    held = sample_archs(space, 30, 1, exclude={x.id for x in nets}, extremes=False)
+    Ch, ioh, nh = design.counts(held)
+    pred = feature_rows(recal.block_ms, Ch, ioh, nh) @ recal.coef
+    assert pred == pytest.approx(Ch @ true_block + 0.2, rel=0.01)
+    assert donor_plus_counts(design, C[:5], y[:5]) is None  # fewer networks than its columns need
+
 
 def test_networks_span_the_latency_range_and_block_types_and_are_nested():
     donor = LUT.load(SHIPPED_DEMO)
