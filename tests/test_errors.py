@@ -39,7 +39,7 @@ def test_every_hwnas_error_is_under_the_one_root():
 
 
 def test_each_kind_carries_its_exit_code():
-    from hwnas.app.cli import CLIError
+    from hwnas.app.args import CLIError
     from hwnas.profilers import ProfilerConfigError, ProfilerUnavailable, ProviderFallbackError
 
     assert InputError.exit_code == EXIT_INPUT and CheckFailed.exit_code == EXIT_FAIL

@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from hwnas.app.cli import _profiler_options
+from hwnas.app.args import profiler_options_of
 from hwnas.latency.lut import LUT
 from hwnas.measuring.measure import lut_profiler_options, profiler_for, profiler_options
 from hwnas.profilers import ProfilerUnavailable
@@ -36,9 +36,9 @@ def _args(threads: int = 1, pin: str = "auto") -> argparse.Namespace:
 
 def test_cli_flags_at_their_defaults_mean_as_the_lut_was_built():
     lut = _lut(2, "not pinned")
-    assert _profiler_options(_args(), lut) == lut_profiler_options(lut)
-    assert _profiler_options(_args(3, "none"), lut) == {"threads": 3, "pin_cpu": None}
-    assert _profiler_options(_args()) == profiler_options()  # no LUT: the defaults of a new LUT
+    assert profiler_options_of(_args(), lut) == lut_profiler_options(lut)
+    assert profiler_options_of(_args(3, "none"), lut) == {"threads": 3, "pin_cpu": None}
+    assert profiler_options_of(_args()) == profiler_options()  # no LUT: the defaults of a new LUT
 
 
 def test_profiler_for_a_named_profiler_takes_the_lut_settings():

@@ -166,7 +166,7 @@ def test_every_kind_has_its_registry_and_group():
         "profiler": "hwnas.profilers", "strategy": "hwnas.strategies", "evaluator": "hwnas.evaluators",
         "space": "hwnas.spaces"}
     assert {k for k, _ in BUILTINS} == set(HOMES)
-    from hwnas.app.cli import PLUGIN_KINDS
+    from hwnas.app.commands.plugins import PLUGIN_KINDS
 
     assert list(PLUGIN_KINDS) == list(HOMES)  # the --kind choices, written out so the parser imports nothing
 

@@ -310,7 +310,7 @@ def test_margin_keeps_every_pick_below_the_budget_less_the_margin_and_is_recorde
 def test_margin_flag_takes_a_percentage_or_a_fraction_and_refuses_the_rest(tmp_path):
     from conftest import cli_here
 
-    from hwnas.app.cli import fraction_or_percent
+    from hwnas.app.args import fraction_or_percent
 
     assert fraction_or_percent("5%") == pytest.approx(0.05) and fraction_or_percent("0.05") == 0.05
     assert fraction_or_percent(" 12.5% ") == pytest.approx(0.125) and fraction_or_percent("0") == 0.0

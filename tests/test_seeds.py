@@ -6,7 +6,8 @@ import random
 import pytest
 
 from conftest import ROOT, cli_here
-from hwnas.app.cli import build_parser, seed_int
+from hwnas.app.args import seed_int
+from hwnas.app.cli import build_parser
 from hwnas.core.errors import SearchError
 from hwnas.search import run_search
 

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas.core import jsonio  # noqa: E402
-from hwnas.app.cli import _key_values  # noqa: E402
+from hwnas.app.args import key_values  # noqa: E402
 from hwnas.bench.reference import Recipe, workers_default  # noqa: E402
 from hwnas.bench.search_quality import format_quality, run_search_quality  # noqa: E402
 
@@ -51,7 +51,7 @@ def main() -> None:
         ap.error("--seeds must be 2 or more: the seed-to-seed spread is the bar to clear")
     if a.top < 1 or not 0 < a.tolerance < 1:
         ap.error("--top must be >= 1 and --tolerance in (0, 1)")
-    options = _key_values(a.evaluator_option, "--evaluator-option")
+    options = key_values(a.evaluator_option, "--evaluator-option")
     recipe = Recipe(a.data, a.data_limit or None, a.epochs)
     q = run_search_quality(a.lut, a.workdir, evaluator=a.evaluator, evaluator_options=options, recipe=recipe,
                            seeds=range(a.seeds), top=a.top, tolerance=a.tolerance, budget_ms=a.budget_ms,
