@@ -107,6 +107,11 @@ def _derive(args: argparse.Namespace) -> int:
                    calibrate=not args.no_calibrate, calib_archs=args.calib_archs, seed=args.seed,
                    processes=args.processes, progress=not args.quiet,
                    threads=None if args.threads == 1 else args.threads)
+    return _said(r)
+
+
+def _said(r) -> int:
+    """A derive or transfer result: its lines on stdout, its warning (a poor fit, a chained donor) on stderr."""
     for line in r.lines():
         print(line)
     if warning := r.warning():
@@ -133,11 +138,7 @@ def _transfer(args: argparse.Namespace) -> int:
     r = transfer_lut(args.transfer_from, args.profiler, args.out, space=space, networks=args.networks or 20,
                      resolutions=args.resolutions, profiler_options=profiler_options_of(args), processes=args.processes,
                      seed=args.seed, time_budget_s=args.device_time, force=args.force, command=command_line())
-    for line in r.lines():
-        print(line)
-    if warning := r.warning():
-        print(warning, file=sys.stderr)
-    return EXIT_OK
+    return _said(r)
 
 
 def _transfer_offline(args: argparse.Namespace, space) -> int:
@@ -162,11 +163,7 @@ def _transfer_offline(args: argparse.Namespace, space) -> int:
         return EXIT_OK
     r = transfer_from_measurements(args.transfer_from, args.measurements, args.out, profiler_name=args.profiler,
                                    space=space, seed=args.seed, command=command_line(), force=args.force)
-    for line in r.lines():
-        print(line)
-    if warning := r.warning():
-        print(warning, file=sys.stderr)
-    return EXIT_OK
+    return _said(r)
 
 
 def _export_bundle(args: argparse.Namespace) -> int:
