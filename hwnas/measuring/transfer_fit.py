@@ -297,13 +297,14 @@ def _counts_ridge(F: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     return np.concatenate([b[:-1] / sd, [b[-1] - float(np.sum(b[:-1] * mu / sd))]])
 
 
-def donor_plus_counts(design: Design, C: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, list[float]] | None:
+def donor_plus_counts(design: Design, C: np.ndarray,
+                      y: np.ndarray) -> tuple[float, np.ndarray, float, list[float]] | None:
     """``donor+counts``: each block the donor's cost times one factor plus a cost per block of its type (only
     types whose count differs between the networks: the others are one constant with the network's own), a
     ridge whose strength is chosen by leave-one-out. For a device whose per-op cost does not follow the donor's
     (a GPU at batch 256 against a CPU donor: on HELP's data a ridge over op counts alone ranked those at 0.98-0.999
-    where the donor's blocks did 0.58). Returns (LOO MAPE, block ms, LOO errors), or None: too few networks, or
-    no plausible fit (the factor <= 0, a block near free, a network <= 0 ms)."""
+    where the donor's blocks did 0.58). Returns (LOO MAPE, block ms, ms per network, LOO errors), or None: too few
+    networks, or no plausible fit (the factor <= 0, a block near free, a network <= 0 ms)."""
     CT = C @ design.T
     varying = CT.std(axis=0) > 0
     F = np.column_stack([C @ design.d, CT[:, varying], np.ones(len(y))])
@@ -320,7 +321,7 @@ def donor_plus_counts(design: Design, C: np.ndarray, y: np.ndarray) -> tuple[flo
     block = w[0] * design.d + design.T[:, varying] @ w[1:-1]
     if not (w[0] > 0 and np.all(F @ w > 0)) or implausible(design, block) is not None:
         return None
-    return score, np.concatenate([block, [w[-1]]]), errs
+    return score, block, float(w[-1]), errs
 
 
 def recalibrated_donor(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndarray,
@@ -352,11 +353,11 @@ def recalibrated_donor(design: Design, C: np.ndarray, io: np.ndarray, n: np.ndar
                 best = (mape_m, "donor+macs", np.array([1.0, *sol[2:]]), block, float(sol[0]), errs_m)
     counted = donor_plus_counts(design, C, y)
     if counted is not None:
-        mape_c, block_c, errs_c = counted
+        mape_c, block_c, const_c, errs_c = counted
         scores["transfer:donor+counts"] = round(mape_c, 3)
         if mape_c < best[0]:
-            rho_c = float(np.median((C @ block_c[:-1]) / (C @ design.d)))  # the networks' block sums, as others
-            best = (mape_c, "donor+counts", np.array([1.0, 0.0, 0.0, block_c[-1]]), block_c[:-1], rho_c, errs_c)
+            rho_c = float(np.median((C @ block_c) / (C @ design.d)))  # the networks' block sums, as the others
+            best = (mape_c, "donor+counts", np.array([1.0, 0.0, 0.0, const_c]), block_c, rho_c, errs_c)
     mape, model, coef, block, rho, errs = best
     if implausible(design, block) is not None and model != "scale":  # a boundary fit that prices blocks at ~0 ms
         coef = fit(F, y, "scale")
